@@ -1,0 +1,22 @@
+// Runtime CPU dispatch: kernels are compiled for several ISAs (GCC target attributes)
+// and the best one the running CPU supports is chosen once, at load time.
+#pragma once
+
+namespace loraplex {
+
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
+
+struct CpuFeatures {
+  bool avx2_fma = false;
+  bool avx512f = false;     // plus avx512bw/vl/dq
+  bool avx512bf16 = false;  // vdpbf16ps
+  Isa best = Isa::Scalar;
+};
+
+// Detected once; LORAPLEX_ISA=scalar|avx2|avx512|avx512bf16 caps the choice (for tests of every path).
+const CpuFeatures& cpu_features();
+Isa active_isa();
+void set_isa_cap(Isa cap);  // tests: force a lower path; never raises above what the CPU has
+const char* isa_name(Isa isa);
+
+}  // namespace loraplex

@@ -1,0 +1,53 @@
+#include "loraplex/cpu_features.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace loraplex {
+
+static CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  f.avx512f = f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
+#endif
+  f.best = f.avx512bf16 ? Isa::Avx512Bf16 : f.avx512f ? Isa::Avx512 : f.avx2_fma ? Isa::Avx2 : Isa::Scalar;
+  return f;
+}
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+static Isa parse_cap(const char* s) {
+  if (!s) return Isa::Avx512Bf16;
+  if (!std::strcmp(s, "scalar")) return Isa::Scalar;
+  if (!std::strcmp(s, "avx2")) return Isa::Avx2;
+  if (!std::strcmp(s, "avx512")) return Isa::Avx512;
+  return Isa::Avx512Bf16;
+}
+
+static Isa g_cap = parse_cap(std::getenv("LORAPLEX_ISA"));
+
+Isa active_isa() {
+  Isa best = cpu_features().best;
+  return static_cast<int>(g_cap) < static_cast<int>(best) ? g_cap : best;
+}
+
+void set_isa_cap(Isa cap) { g_cap = cap; }
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx512Bf16: return "avx512bf16";
+  }
+  return "unknown";
+}
+
+}  // namespace loraplex

@@ -1,0 +1,183 @@
+/**
+ * The kernel interface: buffers and shapes in, buffers out. Every implementation (the plain TypeScript
+ * reference, the native CPU addon, later CUDA) provides exactly this, and one conformance suite
+ * (test/kernels/) runs against each of them.
+ *
+ * Conventions: matrices are row-major; shapes are written as [rows, cols]; activations are f32;
+ * f16/bf16 weights are raw 16-bit patterns in a Uint16Array; accumulation is always f32.
+ */
+
+export type WeightDType = 'f32' | 'f16' | 'bf16';
+
+/** A weight matrix W [rows = N outputs, cols = K inputs], row-major, kept in its storage dtype. */
+export interface WeightMatrix {
+  dtype: WeightDType;
+  rows: number;
+  cols: number;
+  data: Float32Array | Uint16Array; // f32 → Float32Array; f16/bf16 → Uint16Array (bit patterns)
+}
+
+/**
+ * A weight prepared once for fast GEMM (an implementation may re-lay it out; the reference keeps it).
+ * Opaque to callers beyond its shape.
+ */
+export interface PackedWeight {
+  readonly dtype: WeightDType;
+  readonly rows: number; // N
+  readonly cols: number; // K
+}
+
+/** A bank of adapter slots for LoRA kernels: slot s holds one adapter's matrices for every module. */
+export interface LoraBank {
+  readonly numSlots: number;
+  readonly numModules: number;
+}
+
+/**
+ * One adapter's weights for every module of the model, packed for a slot.
+ * Module index = layer * MODULES_PER_LAYER + kind (see src/model/modules.ts).
+ * For module m with rank[m] > 0:
+ *   A_m  = weights[offsetA[m] .. + rank*K]  as [rank, K]   (lora_A, as stored by PEFT)
+ *   Bt_m = weights[offsetB[m] .. + rank*N]  as [rank, N]   (lora_B transposed, so expand reads rows)
+ *   y += scale[m] · (x · A_mᵀ) · Bt_m
+ * rank[m] = 0: the module is not targeted by this adapter.
+ */
+export interface PackedAdapter {
+  weights: Float32Array;
+  rank: Int32Array; // [numModules]
+  offsetA: Int32Array; // [numModules], in elements of `weights`
+  offsetB: Int32Array; // [numModules]
+  scale: Float32Array; // [numModules]
+  inFeatures: Int32Array; // [numModules] K of each module (checked by the kernel)
+  outFeatures: Int32Array; // [numModules] N of each module
+}
+
+/** Where the rows of a LoRA kernel's output live: y[t * yStride + yOffset + n], n < N. */
+export interface LoraOutput {
+  y: Float32Array;
+  yStride: number;
+  yOffset: number;
+}
+
+export interface AttentionBatch {
+  /** [numSeqs + 1]: the queries of sequence s are rows qStart[s] .. qStart[s+1]-1 of q. */
+  qStart: Int32Array;
+  /** [numSeqs]: keys/values of sequence s in the cache, including this step's new ones. */
+  kvLen: Int32Array;
+  /** Block tables, flattened: sequence s uses blockTables[blockTableStart[s] + i] for its i-th block. */
+  blockTables: Int32Array;
+  blockTableStart: Int32Array; // [numSeqs]
+  numSeqs: number;
+}
+
+export interface AttentionShape {
+  numHeads: number; // Hq
+  numKvHeads: number; // Hkv; Hq % Hkv == 0 (grouped-query)
+  headDim: number; // D
+  blockSize: number; // tokens per KV block
+}
+
+export interface SamplingRow {
+  temperature: number; // 0 → greedy
+  topK: number; // 0 or ≥ vocab → off
+  topP: number; // 1 → off
+  uniform: number; // a uniform draw in [0, 1) from the sequence's seeded generator
+}
+
+export interface Kernels {
+  readonly name: string;
+
+  // ── GEMM (base projections) ─────────────────────────────────────────────────────────────────
+  packWeight(w: WeightMatrix): PackedWeight;
+  /**
+   * y[M, N] = x[M, K] · Wᵀ (+ bias[N]) ; with accumulate: y += …
+   * Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
+   */
+  gemm(x: Float32Array, w: PackedWeight, y: Float32Array, m: number, bias?: Float32Array, accumulate?: boolean): void;
+
+  // ── LoRA (SGMV for segments, BGMV per token) ────────────────────────────────────────────────
+  createLoraBank(numSlots: number, numModules: number): LoraBank;
+  /** Copies an adapter into a slot (replacing what it held). */
+  setLoraSlot(bank: LoraBank, slot: number, adapter: PackedAdapter): void;
+  clearLoraSlot(bank: LoraBank, slot: number): void;
+  /**
+   * SGMV: segment s covers rows segStart[s] .. segStart[s+1]-1 and uses slot segSlot[s] (-1: base, skipped).
+   * Semantics: for t in segment s with slot a = segSlot[s], if rank_a[module] > 0:
+   *   out.y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
+   * x is [M, K] contiguous. Segments may be empty.
+   */
+  loraSgmv(
+    bank: LoraBank,
+    module: number,
+    x: Float32Array,
+    k: number,
+    out: LoraOutput,
+    n: number,
+    segStart: Int32Array,
+    segSlot: Int32Array,
+    numSegments: number,
+  ): void;
+  /** BGMV: row t uses slot tokenSlot[t] (-1: base). Same semantics as SGMV with one-row segments. */
+  loraBgmv(
+    bank: LoraBank,
+    module: number,
+    x: Float32Array,
+    k: number,
+    out: LoraOutput,
+    n: number,
+    tokenSlot: Int32Array,
+    numTokens: number,
+  ): void;
+
+  // ── attention over the paged KV cache ───────────────────────────────────────────────────────
+  /**
+   * qkv [T, (Hq + 2·Hkv)·D] (q heads, then k heads, then v heads, per row). Applies RoPE (rotate-half,
+   * as Hugging Face Llama) to q and k at positions[t] with angle = positions[t] · invFreq[i], i < D/2,
+   * writes q into qOut [T, Hq·D], and k, v into the caches at cache row slotMapping[t]
+   * (row = block · blockSize + offset; a cache is [numBlocks · blockSize, Hkv·D]).
+   */
+  ropeAndCacheWrite(
+    qkv: Float32Array,
+    numTokens: number,
+    shape: AttentionShape,
+    positions: Int32Array,
+    invFreq: Float32Array,
+    qOut: Float32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    slotMapping: Int32Array,
+  ): void;
+  /**
+   * Causal attention of each sequence's queries over its cached keys. Query i of sequence s sits at
+   * position kvLen[s] - qLen[s] + i and attends to keys 0..position. out [T, Hq·D]; scale 1/√D.
+   */
+  pagedAttention(
+    q: Float32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    out: Float32Array,
+    shape: AttentionShape,
+    batch: AttentionBatch,
+  ): void;
+
+  // ── elementwise and small ops ───────────────────────────────────────────────────────────────
+  /** out[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · weight  (Hugging Face LlamaRMSNorm, in f32) */
+  rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, dim: number, eps: number): void;
+  /** gateUp [T, 2·I] = [gate | up] per row → out [T, I] = silu(gate) · up */
+  siluMul(gateUp: Float32Array, out: Float32Array, rows: number, inter: number): void;
+  /** x += y, elementwise over `length` */
+  addInPlace(x: Float32Array, y: Float32Array, length: number): void;
+  /** out[t, :] = table[ids[t], :]  (table [vocab, dim] in its dtype) */
+  embedding(ids: Int32Array, table: WeightMatrix, out: Float32Array, numTokens: number): void;
+
+  // ── sampling ────────────────────────────────────────────────────────────────────────────────
+  /**
+   * One token per row of logits [rows, vocab]. temperature 0 → argmax (lowest index on ties).
+   * Otherwise: logits / temperature → keep the topK largest (if set) → softmax → keep the smallest
+   * prefix of tokens sorted by probability whose mass ≥ topP (always ≥ 1 token) → renormalise →
+   * pick by inverse CDF with `uniform`, walking tokens in descending probability (ties: lower index first).
+   */
+  sample(logits: Float32Array, vocab: number, rows: SamplingRow[], out: Int32Array): void;
+  /** log-softmax of one row, for logprobs: out[v] = logits[v] - logsumexp(logits) */
+  logSoftmax(logits: Float32Array, vocab: number, out: Float32Array): void;
+}
