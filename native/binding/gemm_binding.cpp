@@ -1,7 +1,200 @@
+// GEMM and machine peaks, as seen from JavaScript. Every argument is checked here (types, integer
+// shapes, buffer lengths) so a bad call throws a TypeError instead of reading out of bounds.
+#include <cmath>
+#include <new>
+#include <string>
+
 #include "common.h"
+#include "loraplex/gemm.h"
+#include "loraplex/peak.h"
 
 namespace loraplex::binding {
+namespace {
 
-void register_gemm(Napi::Env env, Napi::Object exports) {}
+// Tags the externals made by gemmPackWeight, so gemm never trusts any other object as a weight.
+constexpr napi_type_tag kPackedWeightTag = {0x6c6f7261706c6578ULL, 0x67656d6d70616b31ULL};
+constexpr double kMaxDim = 2147483647.0;
+
+// A non-negative integer no larger than `max`, else a TypeError (returns -1).
+int64_t dimension(const Napi::CallbackInfo& info, size_t i, const char* name, double max = kMaxDim) {
+  if (i >= info.Length() || !info[i].IsNumber()) {
+    fail(info.Env(), std::string("argument '") + name + "' must be a number");
+    return -1;
+  }
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= max && std::floor(v) == v)) {
+    fail(info.Env(), std::string("argument '") + name + "' must be an integer in [0, " +
+                         std::to_string(static_cast<int64_t>(max)) + "], got " + std::to_string(v));
+    return -1;
+  }
+  return static_cast<int64_t>(v);
+}
+
+bool check_length(const Napi::Env& env, const char* name, size_t have, int64_t need, const char* shape) {
+  if (have >= static_cast<size_t>(need)) return true;
+  return fail(env, std::string("argument '") + name + "' is too short: " + std::to_string(have) +
+                       " elements, needs " + shape + " = " + std::to_string(need));
+}
+
+// gemmPackWeight(dtype: 'f32'|'f16'|'bf16', rows: N, cols: K, data: Float32Array|Uint16Array [N·K]) → handle
+Napi::Value pack_weight(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    fail(env, "gemmPackWeight: dtype must be 'f32', 'f16' or 'bf16'");
+    return env.Undefined();
+  }
+  const std::string name = info[0].As<Napi::String>();
+  WeightDType dtype;
+  if (name == "f32") {
+    dtype = WeightDType::F32;
+  } else if (name == "f16") {
+    dtype = WeightDType::F16;
+  } else if (name == "bf16") {
+    dtype = WeightDType::Bf16;
+  } else {
+    fail(env, "gemmPackWeight: dtype must be 'f32', 'f16' or 'bf16', got '" + name + "'");
+    return env.Undefined();
+  }
+  const int64_t rows = dimension(info, 1, "rows");
+  if (rows < 0) return env.Undefined();
+  const int64_t cols = dimension(info, 2, "cols");
+  if (cols < 0) return env.Undefined();
+  const void* data = nullptr;
+  size_t length = 0;
+  if (dtype == WeightDType::F32) {
+    auto s = f32(info, 3, "data (Float32Array for f32)");
+    data = s.data, length = s.length;
+  } else {
+    auto s = u16(info, 3, "data (Uint16Array of bit patterns for f16/bf16)");
+    data = s.data, length = s.length;
+  }
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (!check_length(env, "data", length, rows * cols, "rows · cols")) return env.Undefined();
+  PackedWeight* w = nullptr;
+  try {
+    w = new PackedWeight(dtype, rows, cols, data);
+  } catch (const std::bad_alloc&) {
+    Napi::RangeError::New(env, "gemmPackWeight: out of memory packing a " + std::to_string(rows) + " × " +
+                                   std::to_string(cols) + " " + name + " weight")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t bytes = static_cast<int64_t>(w->bytes());
+  auto handle = Napi::External<PackedWeight>::New(env, w, [bytes](Napi::Env e, PackedWeight* p) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -bytes);
+    delete p;
+  });
+  handle.TypeTag(&kPackedWeightTag);
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return handle;
+}
+
+bool overlaps(const float* a, size_t a_len, const float* b, size_t b_len) {
+  return a_len > 0 && b_len > 0 && a < b + b_len && b < a + a_len;
+}
+
+// gemm(x: Float32Array [M·K], w: handle, y: Float32Array [M·N], m, bias?: Float32Array [N] | null, accumulate?)
+Napi::Value run_gemm(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto x = f32(info, 0, "x");
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsExternal() ||
+      !info[1].As<Napi::External<PackedWeight>>().CheckTypeTag(&kPackedWeightTag)) {
+    fail(env, "gemm: argument 'w' must be a weight made by gemmPackWeight");
+    return env.Undefined();
+  }
+  const PackedWeight& w = *info[1].As<Napi::External<PackedWeight>>().Data();
+  auto y = f32(info, 2, "y");
+  if (env.IsExceptionPending()) return env.Undefined();
+  const int64_t m = dimension(info, 3, "m");
+  if (m < 0) return env.Undefined();
+  Span<float> bias;
+  if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
+    bias = f32(info, 4, "bias");
+    if (env.IsExceptionPending()) return env.Undefined();
+    if (!check_length(env, "bias", bias.length, w.rows(), "N")) return env.Undefined();
+  }
+  bool accumulate = false;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    if (!info[5].IsBoolean()) {
+      fail(env, "gemm: argument 'accumulate' must be a boolean");
+      return env.Undefined();
+    }
+    accumulate = info[5].As<Napi::Boolean>().Value();
+  }
+  if (!check_length(env, "x", x.length, m * w.cols(), "m · K")) return env.Undefined();
+  if (!check_length(env, "y", y.length, m * w.rows(), "m · N")) return env.Undefined();
+  if (overlaps(x.data, static_cast<size_t>(m * w.cols()), y.data, static_cast<size_t>(m * w.rows()))) {
+    fail(env, "gemm: x and y must not overlap");
+    return env.Undefined();
+  }
+  gemm(x.data, m, w, y.data, bias.data, accumulate);
+  return env.Undefined();
+}
+
+// gemmSetBf16Dot(enabled: boolean) → whether bf16 weights now use vdpbf16ps (needs AVX-512 BF16 active)
+Napi::Value set_bf16_dot(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) {
+    fail(env, "gemmSetBf16Dot(enabled): enabled must be a boolean");
+    return env.Undefined();
+  }
+  set_gemm_bf16_dot(info[0].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(env, gemm_bf16_dot_active());
+}
+
+Napi::Value bf16_dot_active(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), gemm_bf16_dot_active());
+}
+
+Napi::Value figure(const Napi::Env& env, PeakFigure f) {
+  auto o = Napi::Object::New(env);
+  o.Set("value", f.value);
+  o.Set("isa", f.isa);
+  return o;
+}
+
+// measureFmaPeak(seconds) / measureBf16DotPeak(seconds) → { value: GFLOP/s, isa }
+Napi::Value fma_peak(const Napi::CallbackInfo& info) {
+  const double s = number(info, 0, "seconds");
+  if (info.Env().IsExceptionPending()) return info.Env().Undefined();
+  return figure(info.Env(), measure_fma_peak(s > 0 ? s : 0.5));
+}
+
+Napi::Value bf16_dot_peak(const Napi::CallbackInfo& info) {
+  const double s = number(info, 0, "seconds");
+  if (info.Env().IsExceptionPending()) return info.Env().Undefined();
+  return figure(info.Env(), measure_bf16_dot_peak(s > 0 ? s : 0.5));
+}
+
+// measureReadBandwidth(bytes, passes) / measureCopyBandwidth(bytes, passes) → { value: GB/s, isa }
+template <PeakFigure (*measure)(size_t, int)>
+Napi::Value bandwidth(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const int64_t bytes = dimension(info, 0, "bytes", 64.0 * (1ull << 30));
+  if (bytes < 0) return env.Undefined();
+  const int64_t passes = dimension(info, 1, "passes", 1000);
+  if (passes < 0) return env.Undefined();
+  try {
+    return figure(env, measure(static_cast<size_t>(bytes), passes > 0 ? static_cast<int>(passes) : 1));
+  } catch (const std::bad_alloc&) {
+    Napi::RangeError::New(env, "bandwidth: cannot allocate " + std::to_string(bytes) + " bytes")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+}
+
+}  // namespace
+
+void register_gemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemmPackWeight", Napi::Function::New(env, pack_weight));
+  exports.Set("gemm", Napi::Function::New(env, run_gemm));
+  exports.Set("gemmSetBf16Dot", Napi::Function::New(env, set_bf16_dot));
+  exports.Set("gemmBf16DotActive", Napi::Function::New(env, bf16_dot_active));
+  exports.Set("measureFmaPeak", Napi::Function::New(env, fma_peak));
+  exports.Set("measureBf16DotPeak", Napi::Function::New(env, bf16_dot_peak));
+  exports.Set("measureReadBandwidth", Napi::Function::New(env, bandwidth<measure_read_bandwidth>));
+  exports.Set("measureCopyBandwidth", Napi::Function::New(env, bandwidth<measure_copy_bandwidth>));
+}
 
 }  // namespace loraplex::binding

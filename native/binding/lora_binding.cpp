@@ -1,7 +1,290 @@
+// The LoRA bank and kernels as seen from JavaScript (wrapped by src/kernels/native/lora.ts).
+// Everything is validated here, before any native code reads memory: bad types throw TypeError, bad
+// values (ranges, shapes, bounds, empty slots) throw RangeError. A bank is an External registered in
+// a process-wide set, so a stale or foreign handle is refused instead of dereferenced.
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <unordered_set>
+
 #include "common.h"
+#include "loraplex/lora.h"
 
 namespace loraplex::binding {
+namespace {
 
-void register_lora(Napi::Env env, Napi::Object exports) {}
+constexpr int64_t kMaxSlots = 1 << 16;
+constexpr int64_t kMaxModules = 1 << 20;
+constexpr int64_t kMaxFeatures = 1 << 24;
+
+std::mutex g_banks_mutex;
+std::unordered_set<const LoraBank*> g_banks;  // live banks (Externals may be finalized on any env)
+
+bool range_fail(const Napi::Env& env, const std::string& msg) {
+  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
+  return false;
+}
+
+std::string range_text(int64_t lo, int64_t hi) {
+  return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+}
+
+// An integer argument in [lo, hi]: TypeError if not a number, RangeError if not an integer in range.
+bool int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t lo, int64_t hi,
+             int64_t* out) {
+  const std::string what = std::string(fn) + ": '" + name + "'";
+  if (i >= info.Length() || !info[i].IsNumber()) return fail(info.Env(), what + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || std::floor(v) != v)
+    return range_fail(info.Env(), what + " must be an integer in " + range_text(lo, hi) + ", got " +
+                                      info[i].ToString().Utf8Value());
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
+template <typename T>
+bool array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, Span<T>* out) {
+  if constexpr (std::is_same_v<T, float>) *out = f32(info, i, name);
+  else *out = i32(info, i, name);
+  return !info.Env().IsExceptionPending();
+}
+
+LoraBank* bank_arg(const Napi::CallbackInfo& info, const char* fn) {
+  if (info.Length() > 0 && info[0].IsExternal()) {
+    LoraBank* bank = info[0].As<Napi::External<LoraBank>>().Data();
+    std::lock_guard<std::mutex> lock(g_banks_mutex);
+    if (g_banks.count(bank)) return bank;
+  }
+  fail(info.Env(), std::string(fn) + ": the first argument must be a LoRA bank made by loraBankCreate");
+  return nullptr;
+}
+
+void adjust_memory(Napi::Env env, int64_t delta) {
+  if (delta != 0) Napi::MemoryManagement::AdjustExternalMemory(env, delta);
+}
+
+Napi::Value bank_create(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int64_t slots = 0, modules = 0;
+  if (!int_arg(info, 0, "createLoraBank", "numSlots", 1, kMaxSlots, &slots) ||
+      !int_arg(info, 1, "createLoraBank", "numModules", 1, kMaxModules, &modules))
+    return env.Undefined();
+  auto* bank = new LoraBank(static_cast<int32_t>(slots), static_cast<int32_t>(modules));
+  {
+    std::lock_guard<std::mutex> lock(g_banks_mutex);
+    g_banks.insert(bank);
+  }
+  return Napi::External<LoraBank>::New(env, bank, [](Napi::Env env, LoraBank* b) {
+    {
+      std::lock_guard<std::mutex> lock(g_banks_mutex);
+      g_banks.erase(b);
+    }
+    adjust_memory(env, -static_cast<int64_t>(b->bytes()));
+    delete b;
+  });
+}
+
+// bankSet(bank, slot, weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures)
+Napi::Value bank_set(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  LoraBank* bank = bank_arg(info, "setLoraSlot");
+  if (!bank) return env.Undefined();
+  int64_t slot = 0;
+  if (!int_arg(info, 1, "setLoraSlot", "slot", 0, bank->num_slots() - 1, &slot)) return env.Undefined();
+  Span<float> weights, scale;
+  Span<int32_t> rank, offset_a, offset_b, in_features, out_features;
+  if (!array_arg(info, 2, "adapter.weights", &weights) || !array_arg(info, 3, "adapter.rank", &rank) ||
+      !array_arg(info, 4, "adapter.offsetA", &offset_a) || !array_arg(info, 5, "adapter.offsetB", &offset_b) ||
+      !array_arg(info, 6, "adapter.scale", &scale) || !array_arg(info, 7, "adapter.inFeatures", &in_features) ||
+      !array_arg(info, 8, "adapter.outFeatures", &out_features))
+    return env.Undefined();
+  const size_t modules = static_cast<size_t>(bank->num_modules());
+  const std::pair<const char*, size_t> lengths[] = {
+      {"rank", rank.length},   {"offsetA", offset_a.length},          {"offsetB", offset_b.length},
+      {"scale", scale.length}, {"inFeatures", in_features.length}, {"outFeatures", out_features.length}};
+  for (const auto& [name, length] : lengths)
+    if (length != modules) {
+      range_fail(env, std::string("setLoraSlot: adapter.") + name + " has " + std::to_string(length) +
+                          " entries but the bank has " + std::to_string(modules) + " modules");
+      return env.Undefined();
+    }
+  const int64_t total = static_cast<int64_t>(weights.length);
+  for (size_t m = 0; m < modules; ++m) {
+    const int64_t r = rank.data[m];
+    const std::string where = "setLoraSlot: module " + std::to_string(m) + ": ";
+    if (r < 0 || r > kMaxLoraRank) {
+      range_fail(env, where + "rank " + std::to_string(r) + " is outside " + range_text(0, kMaxLoraRank));
+      return env.Undefined();
+    }
+    if (r == 0) continue;  // not targeted: its other fields are ignored
+    const int64_t kf = in_features.data[m], nf = out_features.data[m];
+    if (kf < 1 || kf > kMaxFeatures || nf < 1 || nf > kMaxFeatures) {
+      range_fail(env, where + "inFeatures " + std::to_string(kf) + " / outFeatures " + std::to_string(nf) +
+                          " must be in " + range_text(1, kMaxFeatures));
+      return env.Undefined();
+    }
+    const int64_t oa = offset_a.data[m], ob = offset_b.data[m];
+    if (oa < 0 || oa + r * kf > total || ob < 0 || ob + r * nf > total) {
+      range_fail(env, where + "A [" + std::to_string(r) + ", " + std::to_string(kf) + "] at offsetA " +
+                          std::to_string(oa) + " or Bt [" + std::to_string(r) + ", " + std::to_string(nf) +
+                          "] at offsetB " + std::to_string(ob) + " does not fit in adapter.weights (length " +
+                          std::to_string(total) + ")");
+      return env.Undefined();
+    }
+    if (!std::isfinite(scale.data[m])) {
+      range_fail(env, where + "scale must be finite");
+      return env.Undefined();
+    }
+  }
+  LoraAdapterView view{weights.data, weights.length, rank.data,        offset_a.data,
+                       offset_b.data, scale.data,    in_features.data, out_features.data};
+  const int64_t before = static_cast<int64_t>(bank->bytes());
+  try {
+    bank->set_slot(static_cast<int32_t>(slot), view);
+  } catch (const std::bad_alloc&) {
+    range_fail(env, "setLoraSlot: out of memory copying the adapter into slot " + std::to_string(slot));
+    return env.Undefined();
+  }
+  adjust_memory(env, static_cast<int64_t>(bank->bytes()) - before);
+  return env.Undefined();
+}
+
+Napi::Value bank_clear(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  LoraBank* bank = bank_arg(info, "clearLoraSlot");
+  int64_t slot = 0;
+  if (!bank || !int_arg(info, 1, "clearLoraSlot", "slot", 0, bank->num_slots() - 1, &slot)) return env.Undefined();
+  const int64_t before = static_cast<int64_t>(bank->bytes());
+  bank->clear_slot(static_cast<int32_t>(slot));
+  adjust_memory(env, static_cast<int64_t>(bank->bytes()) - before);
+  return env.Undefined();
+}
+
+// The arguments both kernels share: (bank, module, x, k, y, yStride, yOffset, n, slots, count).
+struct KernelArgs {
+  LoraBank* bank = nullptr;
+  int64_t module = 0, k = 0, n = 0, y_stride = 0, y_offset = 0, count = 0;
+  Span<float> x, y;
+  Span<int32_t> slots;
+};
+
+bool kernel_args(const Napi::CallbackInfo& info, const char* fn, const char* slots_name, KernelArgs* a) {
+  a->bank = bank_arg(info, fn);
+  if (!a->bank) return false;
+  return int_arg(info, 1, fn, "module", 0, a->bank->num_modules() - 1, &a->module) && array_arg(info, 2, "x", &a->x) &&
+         int_arg(info, 3, fn, "k", 1, kMaxFeatures, &a->k) && array_arg(info, 4, "out.y", &a->y) &&
+         int_arg(info, 5, fn, "out.yStride", 1, INT32_MAX, &a->y_stride) &&
+         int_arg(info, 6, fn, "out.yOffset", 0, INT32_MAX, &a->y_offset) &&
+         int_arg(info, 7, fn, "n", 1, kMaxFeatures, &a->n) && array_arg(info, 8, slots_name, &a->slots);
+}
+
+// Slot of a segment or token: -1 (base) or an occupied slot whose module matches K and N when targeted.
+bool check_slot(const Napi::Env& env, const char* fn, const KernelArgs& a, int32_t slot) {
+  const std::string where = std::string(fn) + ": slot " + std::to_string(slot);
+  if (slot == -1) return true;
+  if (slot < -1 || slot >= a.bank->num_slots())
+    return range_fail(env, where + " is outside [-1, " + std::to_string(a.bank->num_slots() - 1) +
+                               "] (-1 = base model)");
+  if (!a.bank->occupied(slot))
+    return range_fail(env, where + " is empty (never set, or cleared): load an adapter with setLoraSlot, " +
+                               "or use -1 for the base model");
+  const LoraModuleWeights& w = a.bank->module(slot, static_cast<int32_t>(a.module));
+  if (w.rank > 0 && (w.in_features != a.k || w.out_features != a.n))
+    return range_fail(env, where + ", module " + std::to_string(a.module) + ": the adapter has K=" +
+                               std::to_string(w.in_features) + ", N=" + std::to_string(w.out_features) +
+                               " but the call passes K=" + std::to_string(a.k) + ", N=" + std::to_string(a.n) +
+                               " (wrong module index?)");
+  return true;
+}
+
+// Rows [first, end) must lie inside x and y, and x must not overlap the y rows it feeds.
+bool check_rows(const Napi::Env& env, const char* fn, const KernelArgs& a, int64_t first, int64_t end) {
+  if (end <= first) return true;
+  if (a.y_offset + a.n > a.y_stride)
+    return range_fail(env, std::string(fn) + ": out.yOffset + n (" + std::to_string(a.y_offset + a.n) +
+                               ") exceeds out.yStride (" + std::to_string(a.y_stride) + ")");
+  if (end * a.k > static_cast<int64_t>(a.x.length))
+    return range_fail(env, std::string(fn) + ": x has " + std::to_string(a.x.length) + " elements, rows up to " +
+                               std::to_string(end) + " of K=" + std::to_string(a.k) + " need " +
+                               std::to_string(end * a.k));
+  const int64_t y_end = (end - 1) * a.y_stride + a.y_offset + a.n;
+  if (y_end > static_cast<int64_t>(a.y.length))
+    return range_fail(env, std::string(fn) + ": out.y has " + std::to_string(a.y.length) + " elements, row " +
+                               std::to_string(end - 1) + " needs " + std::to_string(y_end));
+  const auto x0 = reinterpret_cast<uintptr_t>(a.x.data + first * a.k);
+  const auto x1 = reinterpret_cast<uintptr_t>(a.x.data + end * a.k);
+  const auto y0 = reinterpret_cast<uintptr_t>(a.y.data + first * a.y_stride + a.y_offset);
+  const auto y1 = reinterpret_cast<uintptr_t>(a.y.data + y_end);
+  if (x0 < y1 && y0 < x1) return fail(env, std::string(fn) + ": x and out.y must not overlap");
+  return true;
+}
+
+// sgmv(bank, module, x, k, y, yStride, yOffset, n, segSlot, numSegments, segStart)
+Napi::Value sgmv(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const char* fn = "loraSgmv";
+  KernelArgs a;
+  Span<int32_t> seg_start;
+  if (!kernel_args(info, fn, "segSlot", &a) || !int_arg(info, 9, fn, "numSegments", 0, INT32_MAX, &a.count) ||
+      !array_arg(info, 10, "segStart", &seg_start))
+    return env.Undefined();
+  if (a.count == 0) return env.Undefined();
+  if (static_cast<int64_t>(a.slots.length) < a.count || static_cast<int64_t>(seg_start.length) < a.count + 1) {
+    range_fail(env, "loraSgmv: numSegments " + std::to_string(a.count) + " needs segStart of " +
+                        std::to_string(a.count + 1) + " entries (has " + std::to_string(seg_start.length) +
+                        ") and segSlot of " + std::to_string(a.count) + " (has " +
+                        std::to_string(a.slots.length) + ")");
+    return env.Undefined();
+  }
+  if (seg_start.data[0] < 0) {
+    range_fail(env, "loraSgmv: segStart[0] must be ≥ 0");
+    return env.Undefined();
+  }
+  for (int64_t s = 0; s < a.count; ++s) {
+    if (seg_start.data[s + 1] < seg_start.data[s]) {
+      range_fail(env, "loraSgmv: segStart must be non-decreasing (segStart[" + std::to_string(s + 1) + "] = " +
+                          std::to_string(seg_start.data[s + 1]) + " < " + std::to_string(seg_start.data[s]) + ")");
+      return env.Undefined();
+    }
+    if (!check_slot(env, fn, a, a.slots.data[s])) return env.Undefined();
+  }
+  if (!check_rows(env, fn, a, seg_start.data[0], seg_start.data[a.count])) return env.Undefined();
+  lora_sgmv(*a.bank, static_cast<int32_t>(a.module), a.x.data, a.k, {a.y.data, a.y_stride, a.y_offset}, a.n,
+            seg_start.data, a.slots.data, a.count);
+  return env.Undefined();
+}
+
+// bgmv(bank, module, x, k, y, yStride, yOffset, n, tokenSlot, numTokens)
+Napi::Value bgmv(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const char* fn = "loraBgmv";
+  KernelArgs a;
+  if (!kernel_args(info, fn, "tokenSlot", &a) || !int_arg(info, 9, fn, "numTokens", 0, INT32_MAX, &a.count))
+    return env.Undefined();
+  if (static_cast<int64_t>(a.slots.length) < a.count) {
+    range_fail(env, "loraBgmv: tokenSlot has " + std::to_string(a.slots.length) + " entries, numTokens is " +
+                        std::to_string(a.count));
+    return env.Undefined();
+  }
+  for (int64_t t = 0; t < a.count; ++t)
+    if (!check_slot(env, fn, a, a.slots.data[t])) return env.Undefined();
+  if (!check_rows(env, fn, a, 0, a.count)) return env.Undefined();
+  lora_bgmv(*a.bank, static_cast<int32_t>(a.module), a.x.data, a.k, {a.y.data, a.y_stride, a.y_offset}, a.n,
+            a.slots.data, a.count);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void register_lora(Napi::Env env, Napi::Object exports) {
+  exports.Set("loraBankCreate", Napi::Function::New(env, bank_create));
+  exports.Set("loraBankSet", Napi::Function::New(env, bank_set));
+  exports.Set("loraBankClear", Napi::Function::New(env, bank_clear));
+  exports.Set("loraSgmv", Napi::Function::New(env, sgmv));
+  exports.Set("loraBgmv", Napi::Function::New(env, bgmv));
+}
 
 }  // namespace loraplex::binding

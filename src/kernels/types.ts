@@ -75,6 +75,8 @@ export interface AttentionShape {
   numKvHeads: number; // Hkv; Hq % Hkv == 0 (grouped-query)
   headDim: number; // D
   blockSize: number; // tokens per KV block
+  /** > 0: the query at position p attends to keys p-W+1 .. p only (Mistral's sliding window). */
+  slidingWindow?: number;
 }
 
 export interface SamplingRow {

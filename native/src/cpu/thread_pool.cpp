@@ -60,7 +60,9 @@ class ThreadPool {
   void start(int n) {
     n_threads_ = n;
     quit_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    // Read before any job can be issued: a worker that starts late must still see the first job.
+    const uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, seen] { worker_loop(i, seen); });
   }
 
   void stop() {
@@ -82,8 +84,7 @@ class ThreadPool {
     }
   }
 
-  void worker_loop(int thread) {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  void worker_loop(int thread, uint64_t seen) {
     for (;;) {
       int spins = 0;
       while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {

@@ -1,0 +1,56 @@
+/**
+ * `npm run bench:kernels`: the machine's measured peaks, then each kernel group against them.
+ * Every figure is a median over repeats. Sections take the measured `MachinePeaks`; a new group adds
+ * its own `run…Bench(machine, options)` to SECTIONS below (reporting helpers: bench/util.ts).
+ *
+ *   npm run bench:kernels -- [--quick] [--dtypes f32,bf16,f16] [--repeats 5] [--no-llama]
+ */
+import { parseArgs } from 'node:util';
+import type { WeightDType } from '../src/kernels/types.ts';
+import { LLAMA8B_SHAPES, runGemmBench, SMOLLM2_SHAPES } from './gemm.ts';
+import { type MachinePeaks, measureMachine } from './machine.ts';
+import { printSection, printTable } from './util.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    dtypes: { type: 'string', default: 'f32,bf16,f16' },
+    repeats: { type: 'string', default: '5' },
+    'no-llama': { type: 'boolean', default: false },
+  },
+});
+
+const repeats = args.quick ? 3 : Number(args.repeats);
+const dtypes = args.dtypes.split(',') as WeightDType[];
+
+function printMachine(m: MachinePeaks) {
+  printTable(
+    ['peak', 'value'],
+    [
+      ['f32 FMA', `${m.f32Gflops.toFixed(0)} GFLOP/s`],
+      ['bf16 dot (vdpbf16ps)', m.bf16Gflops > 0 ? `${m.bf16Gflops.toFixed(0)} GFLOP/s` : 'n/a'],
+      ['memory read', `${m.readGBs.toFixed(1)} GB/s`],
+      ['memory copy (read + write)', `${m.copyGBs.toFixed(1)} GB/s`],
+    ],
+  );
+}
+
+const SECTIONS: { title: string; run: (machine: MachinePeaks) => void }[] = [
+  {
+    title: 'GEMM (base projections)',
+    run: (machine) =>
+      runGemmBench(machine, {
+        shapes: args['no-llama'] || args.quick ? SMOLLM2_SHAPES : [...SMOLLM2_SHAPES, ...LLAMA8B_SHAPES],
+        dtypes,
+        repeats,
+      }),
+  },
+];
+
+const machine = measureMachine(args.quick ? { seconds: 0.2, bufferBytes: 512 << 20, passes: 3 } : {});
+printSection(`machine: ${machine.threads} threads, ISA ${machine.isa}`);
+printMachine(machine);
+for (const section of SECTIONS) {
+  printSection(section.title);
+  section.run(machine);
+}

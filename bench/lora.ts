@@ -1,0 +1,157 @@
+/**
+ * LoRA kernel cost relative to the base GEMM at the same shapes (SmolLM2-135M: K = 576, N = 576 or 1536,
+ * rank 16, bf16 base weights): SGMV at prefill (M = 512 in 1 / 8 / 32 segments, one adapter each) and BGMV
+ * at decode (M = 1 / 8 / 32 / 64 tokens, one shared adapter vs all distinct). Medians over repeats.
+ *
+ *   npx tsx bench/lora.ts
+ */
+import { pathToFileURL } from 'node:url';
+import { cpuInfo } from '../src/kernels/native/addon.ts';
+import { nativeGemmKernels } from '../src/kernels/native/gemm.ts';
+import { nativeLoraKernels } from '../src/kernels/native/lora.ts';
+import type { LoraBank, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
+
+export interface LoraBenchOptions {
+  k?: number;
+  ns?: number[];
+  rank?: number;
+  repeats?: number;
+  /** Minimum time per repeat; calls are looped until it is reached. */
+  minRepeatMs?: number;
+}
+
+export interface LoraBenchRow {
+  kernel: 'sgmv' | 'bgmv';
+  case: string;
+  m: number;
+  n: number;
+  loraUs: number;
+  gemmUs: number;
+  fraction: number;
+}
+
+const MAX_ADAPTERS = 64;
+
+function random(seed: number) {
+  let a = seed >>> 0;
+  return (n: number, scale: number) =>
+    Float32Array.from({ length: n }, () => {
+      a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+      return (a / 2 ** 32 - 0.5) * 2 * scale;
+    });
+}
+
+/** Median per-call time in microseconds: each repeat loops `fn` until minRepeatMs has passed. */
+function medianMicros(fn: () => void, repeats: number, minRepeatMs: number): number {
+  fn(); // warm caches, the pool and lazy allocations
+  const samples: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    let calls = 0;
+    const start = process.hrtime.bigint();
+    let elapsed = 0;
+    do {
+      fn();
+      calls++;
+      elapsed = Number(process.hrtime.bigint() - start) / 1e3;
+    } while (elapsed < minRepeatMs * 1e3);
+    samples.push(elapsed / calls);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+/** A bank of MAX_ADAPTERS rank-r adapters over one module per N (module i has K → ns[i]). */
+function adapterBank(k: number, ns: number[], rank: number): LoraBank {
+  const bank = nativeLoraKernels.createLoraBank(MAX_ADAPTERS, ns.length);
+  for (let s = 0; s < MAX_ADAPTERS; s++) {
+    const fill = random(1000 + s);
+    const parts = ns.flatMap((n) => [fill(rank * k, 1 / Math.sqrt(k)), fill(rank * n, 0.05)]);
+    const weights = new Float32Array(parts.reduce((total, p) => total + p.length, 0));
+    const offsets: number[] = [];
+    let at = 0;
+    for (const p of parts) {
+      offsets.push(at);
+      weights.set(p, at);
+      at += p.length;
+    }
+    const adapter: PackedAdapter = {
+      weights,
+      rank: Int32Array.from(ns, () => rank),
+      offsetA: Int32Array.from(ns, (_, i) => offsets[2 * i]),
+      offsetB: Int32Array.from(ns, (_, i) => offsets[2 * i + 1]),
+      scale: Float32Array.from(ns, () => 2),
+      inFeatures: Int32Array.from(ns, () => k),
+      outFeatures: Int32Array.from(ns, (n) => n),
+    };
+    nativeLoraKernels.setLoraSlot(bank, s, adapter);
+  }
+  return bank;
+}
+
+function baseWeight(k: number, n: number): PackedWeight {
+  const f32 = random(7)(n * k, 1 / Math.sqrt(k));
+  const bits = new Uint16Array(f32.length);
+  const view = new Uint32Array(f32.buffer);
+  for (let i = 0; i < bits.length; i++) bits[i] = view[i] >>> 16; // truncation is fine for timing
+  return nativeGemmKernels.packWeight({ dtype: 'bf16', rows: n, cols: k, data: bits });
+}
+
+export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
+  const { k = 576, ns = [576, 1536], rank = 16, repeats = 9, minRepeatMs = 20 } = options;
+  const bank = adapterBank(k, ns, rank);
+  const rows: LoraBenchRow[] = [];
+  const time = (fn: () => void) => medianMicros(fn, repeats, minRepeatMs);
+  ns.forEach((n, module) => {
+    const w = baseWeight(k, n);
+    const x = random(3)(512 * k, 1);
+    const y = new Float32Array(512 * n);
+    const gemmUs = new Map<number, number>();
+    const gemmAt = (m: number) => {
+      if (!gemmUs.has(m))
+        gemmUs.set(
+          m,
+          time(() => nativeGemmKernels.gemm(x, w, y, m)),
+        );
+      return gemmUs.get(m)!;
+    };
+    const out = { y, yStride: n, yOffset: 0 };
+    const m = 512;
+    for (const segments of [1, 8, 32]) {
+      const segStart = Int32Array.from({ length: segments + 1 }, (_, s) => Math.round((s * m) / segments));
+      const segSlot = Int32Array.from({ length: segments }, (_, s) => s);
+      const loraUs = time(() => nativeLoraKernels.loraSgmv(bank, module, x, k, out, n, segStart, segSlot, segments));
+      rows.push({ kernel: 'sgmv', case: `${segments} segments`, m, n, loraUs, gemmUs: gemmAt(m), fraction: 0 });
+    }
+    for (const tokens of [1, 8, 32, 64]) {
+      for (const distinct of [false, true]) {
+        if (tokens === 1 && distinct) continue;
+        const slots = Int32Array.from({ length: tokens }, (_, t) => (distinct ? t : 0));
+        const loraUs = time(() => nativeLoraKernels.loraBgmv(bank, module, x, k, out, n, slots, tokens));
+        const label = distinct ? `${tokens} adapters` : '1 adapter';
+        rows.push({ kernel: 'bgmv', case: label, m: tokens, n, loraUs, gemmUs: gemmAt(tokens), fraction: 0 });
+      }
+    }
+  });
+  for (const r of rows) r.fraction = r.loraUs / r.gemmUs;
+  printTable(rows, k, rank);
+  return rows;
+}
+
+function printTable(rows: LoraBenchRow[], k: number, rank: number) {
+  const info = cpuInfo();
+  console.log(`LoRA kernels vs base GEMM (bf16), K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`);
+  const header = ['kernel', 'M', 'N', 'case', 'LoRA µs', 'GEMM µs', 'LoRA/GEMM'];
+  const lines = rows.map((r) => [
+    r.kernel,
+    String(r.m),
+    String(r.n),
+    r.case,
+    r.loraUs.toFixed(1),
+    r.gemmUs.toFixed(1),
+    `${(r.fraction * 100).toFixed(1)}%`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) runLoraBench();

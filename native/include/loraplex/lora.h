@@ -1,0 +1,96 @@
+// LoRA kernels over a bank of adapter slots: SGMV (rows grouped in segments, prefill) and BGMV (one
+// slot per row, decode).
+//
+// Shapes: x [M, K] contiguous; slot s, module m: A [rank, K] (lora_A), Bt [rank, N] (lora_B transposed);
+// y rows live at y[t * stride + offset + n], n < N.
+// Semantics: for each row t whose slot a ≥ 0 targets module m (rank > 0):
+//   h[j]     = Σ_k x[t, k] · A_a[j, k]                 (shrink, j < rank)
+//   y[t, n] += scale_a · Σ_j h[j] · Bt_a[j, n]          (expand)
+//
+// Batch invariance: a row's result is bitwise the same whether it is computed by SGMV (any segment
+// position or length) or BGMV, alone or batched with other rows or adapters, with any thread count: every
+// element is reduced in a fixed order (k ascending in SIMD-width lanes, then a fixed lane reduction; j
+// ascending), and the per-row code is shared by both kernels. Results differ between ISAs, not within one.
+//
+// Threading: the bank is not locked. set_slot/clear_slot must not run while a kernel reads the bank;
+// callers (the JS thread that owns the bank) issue them between steps, on the thread that runs the kernels.
+// Arguments are validated by the binding (native/binding/lora_binding.cpp); these functions trust them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace loraplex {
+
+constexpr int32_t kMaxLoraRank = 1024;
+
+// One module of one slot, pointing into the slot's aligned copy of the adapter.
+struct LoraModuleWeights {
+  int32_t rank = 0;  // 0: the adapter does not target this module
+  int32_t in_features = 0;   // K
+  int32_t out_features = 0;  // N
+  float scale = 0.0f;
+  const float* a = nullptr;   // [rank, K]
+  const float* bt = nullptr;  // [rank, N]
+};
+
+// A PackedAdapter as borrowed from JS; every per-module array has num_modules entries.
+struct LoraAdapterView {
+  const float* weights = nullptr;
+  size_t weights_length = 0;
+  const int32_t* rank = nullptr;
+  const int32_t* offset_a = nullptr;
+  const int32_t* offset_b = nullptr;
+  const float* scale = nullptr;
+  const int32_t* in_features = nullptr;
+  const int32_t* out_features = nullptr;
+};
+
+class LoraBank {
+ public:
+  LoraBank(int32_t num_slots, int32_t num_modules);
+
+  int32_t num_slots() const { return num_slots_; }
+  int32_t num_modules() const { return num_modules_; }
+  bool occupied(int32_t slot) const { return slots_[slot].occupied; }
+  const LoraModuleWeights& module(int32_t slot, int32_t module) const { return slots_[slot].modules[module]; }
+  size_t bytes() const { return bytes_; }  // adapter weights held, for the GC's external-memory accounting
+
+  // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped).
+  void set_slot(int32_t slot, const LoraAdapterView& adapter);
+  void clear_slot(int32_t slot);
+
+ private:
+  struct FreeDeleter {
+    void operator()(float* p) const;
+  };
+  struct Slot {
+    bool occupied = false;
+    std::vector<LoraModuleWeights> modules;  // [num_modules] when occupied
+    std::unique_ptr<float, FreeDeleter> storage;
+    size_t bytes = 0;
+  };
+  int32_t num_slots_;
+  int32_t num_modules_;
+  std::vector<Slot> slots_;
+  size_t bytes_ = 0;
+};
+
+// Where output rows live: y[t * stride + offset + n].
+struct LoraOutputRows {
+  float* y;
+  int64_t stride;
+  int64_t offset;
+};
+
+// SGMV: segment s covers rows seg_start[s] .. seg_start[s+1]-1 and uses slot seg_slot[s] (-1: base, skipped).
+void lora_sgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
+               const int32_t* seg_start, const int32_t* seg_slot, int64_t num_segments);
+
+// BGMV: row t uses slot token_slot[t] (-1: base, skipped). Same per-row math as SGMV.
+void lora_bgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
+               const int32_t* token_slot, int64_t num_tokens);
+
+}  // namespace loraplex

@@ -1,0 +1,111 @@
+// Paged attention chunk step, AVX-512 path (see attention_kernels.h for the semantics).
+// The heads of one kv group are folded together so each key and value vector is loaded once for all of them;
+// every (query, head) still sees exactly the arithmetic of a lone head, in the same order.
+#include <algorithm>
+#include <cmath>
+
+#include "attention_kernels.h"
+#include "loraplex/attention.h"
+#include "ops_simd_math.h"
+
+namespace loraplex {
+namespace {
+
+constexpr int kMaxHeadsAtOnce = 4;
+
+struct Blocks {
+  int count;        // ceil(D / 16)
+  __mmask16 last;   // lanes of the last block
+  __mmask16 mask(int b) const { return b == count - 1 ? last : __mmask16(0xffff); }
+};
+
+// s[h][j] = Σ_d q_h[d]·k_j[d]: one accumulator per (head, key) over the blocks in order, then reduce_add.
+// KB keys at a time give HB·KB independent chains.
+template <int HB, int KB>
+LORAPLEX_TARGET_AVX512 inline void scores(const float* q, int head_dim, const float* const* k_rows, int j,
+                                          Blocks blocks, float (*s)[kAttentionKeyChunk]) {
+  __m512 a[HB][KB];
+  for (int h = 0; h < HB; ++h)
+    for (int u = 0; u < KB; ++u) a[h][u] = _mm512_setzero_ps();
+  for (int b = 0; b < blocks.count; ++b) {
+    const __mmask16 m = blocks.mask(b);
+    __m512 k[KB];
+    for (int u = 0; u < KB; ++u) k[u] = _mm512_maskz_loadu_ps(m, k_rows[j + u] + 16 * b);
+    for (int h = 0; h < HB; ++h) {
+      const __m512 qv = _mm512_maskz_loadu_ps(m, q + h * head_dim + 16 * b);
+      for (int u = 0; u < KB; ++u) a[h][u] = _mm512_fmadd_ps(qv, k[u], a[h][u]);
+    }
+  }
+  for (int h = 0; h < HB; ++h)
+    for (int u = 0; u < KB; ++u) s[h][j + u] = _mm512_reduce_add_ps(a[h][u]);
+}
+
+// acc_h[blocks b0 .. b0+BB) = acc_h·c_h (if rescale_h), then += p_h[j]·v_j for j < n in key order.
+template <int HB, int BB>
+LORAPLEX_TARGET_AVX512 inline void accumulate(AttentionState* states, const float (*p)[kAttentionKeyChunk],
+                                              const float* correction, const float* const* v_rows, int n, int b0,
+                                              Blocks blocks) {
+  __m512 a[HB][BB];
+  for (int h = 0; h < HB; ++h)
+    for (int u = 0; u < BB; ++u) {
+      a[h][u] = _mm512_maskz_loadu_ps(blocks.mask(b0 + u), states[h].acc + 16 * (b0 + u));
+      if (correction[h] != 1.0f) a[h][u] = _mm512_mul_ps(a[h][u], _mm512_set1_ps(correction[h]));
+    }
+  for (int j = 0; j < n; ++j) {
+    __m512 v[BB];
+    for (int u = 0; u < BB; ++u) v[u] = _mm512_maskz_loadu_ps(blocks.mask(b0 + u), v_rows[j] + 16 * (b0 + u));
+    for (int h = 0; h < HB; ++h) {
+      const __m512 pj = _mm512_set1_ps(p[h][j]);
+      for (int u = 0; u < BB; ++u) a[h][u] = _mm512_fmadd_ps(pj, v[u], a[h][u]);
+    }
+  }
+  for (int h = 0; h < HB; ++h)
+    for (int u = 0; u < BB; ++u) _mm512_mask_storeu_ps(states[h].acc + 16 * (b0 + u), blocks.mask(b0 + u), a[h][u]);
+}
+
+template <int HB>
+LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, const float* const* k_rows,
+                                       const float* const* v_rows, int n, int head_dim, float scale, Blocks blocks) {
+  constexpr int KB = 8 / HB > 0 ? 8 / HB : 1;  // keys per pass of the score loop
+  constexpr int BB = 8 / HB > 0 ? 8 / HB : 1;  // blocks per pass of the accumulation loop
+  alignas(64) float s[HB][kAttentionKeyChunk];
+  int j = 0;
+  for (; j + KB <= n; j += KB) scores<HB, KB>(q, head_dim, k_rows, j, blocks, s);
+  for (; j < n; ++j) scores<HB, 1>(q, head_dim, k_rows, j, blocks, s);
+
+  const __mmask16 live = simd::tail_mask16(n);  // n ≤ 16
+  float correction[HB];
+  for (int h = 0; h < HB; ++h) {
+    AttentionState& st = states[h];
+    const __m512 sv = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), live, _mm512_maskz_loadu_ps(live, s[h]),
+                                         _mm512_set1_ps(scale));
+    const float new_max = std::fmax(st.max, _mm512_reduce_max_ps(sv));
+    correction[h] = st.max == -INFINITY ? 0.0f : std::exp(st.max - new_max);
+    const __m512 pv = _mm512_maskz_mov_ps(live, simd::exp_avx512(_mm512_sub_ps(sv, _mm512_set1_ps(new_max))));
+    _mm512_store_ps(s[h], pv);  // s now holds the weights p
+    st.sum = st.sum * correction[h] + _mm512_reduce_add_ps(pv);
+    st.max = new_max;
+  }
+  int b = 0;
+  for (; b + BB <= blocks.count; b += BB) accumulate<HB, BB>(states, s, correction, v_rows, n, b, blocks);
+  for (; b < blocks.count; ++b) accumulate<HB, 1>(states, s, correction, v_rows, n, b, blocks);
+}
+
+}  // namespace
+
+LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, AttentionState* states,
+                                                   const float* const* k_rows, const float* const* v_rows, int n,
+                                                   int head_dim, float scale) {
+  const Blocks blocks{(head_dim + 15) / 16, simd::tail_mask16(head_dim % 16 == 0 ? 16 : head_dim % 16)};
+  for (int h0 = 0; h0 < heads; h0 += kMaxHeadsAtOnce) {
+    const float* qh = q + int64_t(h0) * head_dim;
+    switch (std::min(kMaxHeadsAtOnce, heads - h0)) {
+      case 1: fold_heads<1>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
+      case 2: fold_heads<2>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
+      case 3: fold_heads<3>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
+      default: fold_heads<4>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
+    }
+  }
+}
+
+}  // namespace loraplex

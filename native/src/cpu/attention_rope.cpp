@@ -1,0 +1,87 @@
+// RoPE (Hugging Face Llama rotate_half) on q and k, then the cache write of k and v.
+// Scalar on purpose: it is a small fraction of a step, and plain f32 products without FMA contraction
+// reproduce the reference (and torch's q·cos + rotate_half(q)·sin) to the last bit given the same cos/sin.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "loraplex/attention.h"
+#include "loraplex/thread_pool.h"
+
+namespace loraplex {
+
+std::string check_rope_and_cache_write(int64_t qkv_length, int64_t num_tokens, const AttentionShape& s,
+                                       const int32_t* positions, int64_t positions_length, int64_t inv_freq_length,
+                                       int64_t q_out_length, int64_t k_cache_length, int64_t v_cache_length,
+                                       const int32_t* slot_mapping, int64_t slot_mapping_length) {
+  std::string err = check_attention_shape(s);
+  if (!err.empty()) return err;
+  if (s.head_dim % 2 != 0) return "headDim must be even for rotate-half RoPE";
+  if (num_tokens < 0) return "numTokens must be ≥ 0";
+  const int64_t D = s.head_dim;
+  if (qkv_length < num_tokens * (s.num_heads + 2 * s.num_kv_heads) * D)
+    return "qkv is shorter than numTokens·(numHeads + 2·numKvHeads)·headDim";
+  if (positions_length < num_tokens) return "positions is shorter than numTokens";
+  if (slot_mapping_length < num_tokens) return "slotMapping is shorter than numTokens";
+  if (inv_freq_length < D / 2) return "invFreq must hold headDim/2 frequencies";
+  if (q_out_length < num_tokens * s.num_heads * D) return "qOut is shorter than numTokens·numHeads·headDim";
+  if (k_cache_length != v_cache_length) return "kCache and vCache must have the same length";
+  const int64_t block_elems = int64_t(s.block_size) * s.num_kv_heads * D;
+  if (k_cache_length % block_elems != 0) return "cache length must be a multiple of blockSize·numKvHeads·headDim";
+  const int64_t rows = k_cache_length / (s.num_kv_heads * D);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    if (slot_mapping[t] < -1 || slot_mapping[t] >= rows)
+      return "slotMapping[" + std::to_string(t) + "] = " + std::to_string(slot_mapping[t]) +
+             " is outside the cache (" + std::to_string(rows) + " rows; -1 skips a padding token)";
+  }
+  return "";
+}
+
+namespace {
+
+// x'[i] = x[i]·c[i] - x[i+h]·s[i] ; x'[i+h] = x[i+h]·c[i] + x[i]·s[i]   (h = D/2)
+__attribute__((optimize("fp-contract=off"))) void rotate(const float* x, const float* cos_t, const float* sin_t,
+                                                         int half, float* y) {
+  for (int i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    const float ac = a * cos_t[i], bs = b * sin_t[i], bc = b * cos_t[i], as = a * sin_t[i];
+    y[i] = ac - bs;
+    y[i + half] = bc + as;
+  }
+}
+
+}  // namespace
+
+void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionShape& shape, const int32_t* positions,
+                          const float* inv_freq, float* q_out, float* k_cache, float* v_cache,
+                          const int32_t* slot_mapping) {
+  const int D = shape.head_dim, half = D / 2, hq = shape.num_heads, hkv = shape.num_kv_heads;
+  const int64_t row_width = int64_t(hq + 2 * hkv) * D;
+  const int64_t kv_width = int64_t(hkv) * D;
+  constexpr int64_t kTokensPerTask = 8;
+  parallel_for((num_tokens + kTokensPerTask - 1) / kTokensPerTask, [&](int64_t task, int) {
+    thread_local std::vector<float> trig;
+    trig.resize(size_t(D));
+    float* cos_t = trig.data();
+    float* sin_t = trig.data() + half;
+    const int64_t end = std::min(num_tokens, (task + 1) * kTokensPerTask);
+    for (int64_t t = task * kTokensPerTask; t < end; ++t) {
+      const float pos = float(positions[t]);  // as torch's position_ids.float()
+      for (int i = 0; i < half; ++i) {
+        const float angle = pos * inv_freq[i];
+        cos_t[i] = float(std::cos(double(angle)));
+        sin_t[i] = float(std::sin(double(angle)));
+      }
+      const float* row = qkv + t * row_width;
+      for (int h = 0; h < hq; ++h) rotate(row + int64_t(h) * D, cos_t, sin_t, half, q_out + (t * hq + h) * D);
+      const int64_t slot = slot_mapping[t];
+      if (slot < 0) continue;
+      const float* k = row + int64_t(hq) * D;
+      for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, k_cache + slot * kv_width + g * D);
+      std::memcpy(v_cache + slot * kv_width, row + int64_t(hq + hkv) * D, sizeof(float) * kv_width);
+    }
+  });
+}
+
+}  // namespace loraplex

@@ -1,0 +1,146 @@
+// AVX-512 GEMM tiles: up to 12 rows × 32 columns (24 zmm accumulators), the x value broadcast, the panel
+// row loaded as two vectors; f16 panels widen with vcvtph2ps, bf16 pairs with a shift / mask.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "gemm_tiles.h"
+
+// Only the kernels get the target: the exported getter stays callable on any CPU.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+// GCC 12 flags the deliberately undefined vector inside _mm512_cvtph_ps.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "gemm_pack_x.h"
+
+namespace loraplex {
+namespace {
+
+constexpr int kRows = 12;
+
+// acc[r] += x[r] · (w0 | w1)  for the R rows of one k step.
+template <int R>
+inline void step(__m512 (&acc)[R][2], const float* xk, __m512 w0, __m512 w1) {
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    const __m512 b = _mm512_set1_ps(xk[r]);
+    acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);
+    acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);
+  }
+}
+
+// The next `lines` cache lines of the prefetch stream (PF tiles only).
+template <bool PF, int Lines>
+inline void prefetch(const char*& p) {
+  if constexpr (PF) {
+    _mm_prefetch(p, _MM_HINT_T1);
+    if constexpr (Lines == 2) _mm_prefetch(p + 64, _MM_HINT_T1);
+    p += 64 * Lines;
+  }
+}
+
+template <WeightDType D, int R, bool PF>
+void tile(const TileArgs& a) {
+  const float* x = static_cast<const float*>(a.x);
+  const char* pf = a.prefetch;
+  __m512 acc[R][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = a.load_y ? _mm512_loadu_ps(a.y + r * a.ldy) : _mm512_setzero_ps();
+    acc[r][1] = a.load_y ? _mm512_loadu_ps(a.y + r * a.ldy + 16) : _mm512_setzero_ps();
+  }
+  if constexpr (D == WeightDType::F32) {
+    const float* w = static_cast<const float*>(a.w);
+    for (int64_t k = 0; k < a.k; ++k, w += kGemmPanel) {
+      prefetch<PF, 2>(pf);
+      step<R>(acc, x + k * R, _mm512_load_ps(w), _mm512_load_ps(w + 16));
+    }
+  } else if constexpr (D == WeightDType::F16) {
+    const uint16_t* w = static_cast<const uint16_t*>(a.w);
+    for (int64_t k = 0; k < a.k; ++k, w += kGemmPanel) {
+      prefetch<PF, 1>(pf);
+      const __m512 w0 = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)));
+      const __m512 w1 = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16)));
+      step<R>(acc, x + k * R, w0, w1);
+    }
+  } else {
+    const uint16_t* w = static_cast<const uint16_t*>(a.w);
+    const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+    for (int64_t k = 0; k < a.k; k += 2, w += 2 * kGemmPanel) {
+      prefetch<PF, 2>(pf);
+      const __m512i v0 = _mm512_load_si512(w);
+      const __m512i v1 = _mm512_load_si512(w + 32);
+      step<R>(acc, x + k * R, _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)),
+              _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)));
+      step<R>(acc, x + (k + 1) * R, _mm512_castsi512_ps(_mm512_and_si512(v0, high)),
+              _mm512_castsi512_ps(_mm512_and_si512(v1, high)));
+    }
+  }
+  if (a.bias) {
+    const __m512 b0 = _mm512_loadu_ps(a.bias), b1 = _mm512_loadu_ps(a.bias + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm512_add_ps(acc[r][0], b0);
+      acc[r][1] = _mm512_add_ps(acc[r][1], b1);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(a.y + r * a.ldy, acc[r][0]);
+    _mm512_storeu_ps(a.y + r * a.ldy + 16, acc[r][1]);
+  }
+}
+
+void widen_f16(const void* w_, int64_t k, float* out) {
+  const uint16_t* w = static_cast<const uint16_t*>(w_);
+  for (int64_t i = 0; i < k; ++i, w += kGemmPanel, out += kGemmPanel) {
+    _mm512_store_ps(out, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w))));
+    _mm512_store_ps(out + 16, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16))));
+  }
+}
+
+void widen_bf16_pairs(const void* w_, int64_t k, float* out) {
+  const uint16_t* w = static_cast<const uint16_t*>(w_);
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int64_t i = 0; i < k; i += 2, w += 2 * kGemmPanel, out += 2 * kGemmPanel) {
+    const __m512i v0 = _mm512_load_si512(w), v1 = _mm512_load_si512(w + 32);
+    _mm512_store_si512(out, _mm512_slli_epi32(v0, 16));
+    _mm512_store_si512(out + 16, _mm512_slli_epi32(v1, 16));
+    _mm512_store_si512(out + 32, _mm512_and_si512(v0, high));
+    _mm512_store_si512(out + 48, _mm512_and_si512(v1, high));
+  }
+}
+
+template <WeightDType D, int... R>
+GemmTiles make_tiles(std::integer_sequence<int, R...>) {
+  GemmTiles t{};
+  t.max_rows = kRows;
+  t.x_bytes_per_k = 4;
+  t.pack_x = pack_x_f32;
+  ((t.tile[R + 1] = tile<D, R + 1, false>), ...);
+  ((t.tile_prefetch[R + 1] = tile<D, R + 1, true>), ...);
+  return t;
+}
+
+}  // namespace
+#pragma GCC pop_options
+
+const GemmTiles* gemm_tiles_avx512(WeightDType dtype) {
+  static const GemmTiles f32 = make_tiles<WeightDType::F32>(std::make_integer_sequence<int, kRows>());
+  static const GemmTiles f16 =
+      with_widen(make_tiles<WeightDType::F16>(std::make_integer_sequence<int, kRows>()), widen_f16, &f32);
+  static const GemmTiles bf16 =
+      with_widen(make_tiles<WeightDType::Bf16>(std::make_integer_sequence<int, kRows>()), widen_bf16_pairs, &f32);
+  switch (dtype) {
+    case WeightDType::F32: return &f32;
+    case WeightDType::F16: return &f16;
+    case WeightDType::Bf16: return &bf16;
+  }
+  return nullptr;
+}
+
+}  // namespace loraplex

@@ -1,0 +1,147 @@
+// AVX2+FMA LoRA row kernels: the AVX-512 scheme on 8 lanes, blocked for 16 ymm registers.
+// Every accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "lora_rows.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+namespace loraplex {
+namespace {
+
+constexpr int kLanes = 8;
+
+// Lanes below `remaining` (1..7) set; maskload/maskstore never touch the others.
+inline __m256i tail_mask(int64_t remaining) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(remaining)), lane);
+}
+
+// A fixed lane reduction: (lo + hi), then pairs, then the last two.
+inline float reduce_add(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J (one accumulator per (r, j)).
+template <int R, int J>
+inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0, float* const* h) {
+  __m256 acc[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) acc[r][j] = _mm256_setzero_ps();
+  const float* aj = a + j0 * k;
+  int64_t i = 0;
+  for (; i + kLanes <= k; i += kLanes) {
+    __m256 av[J];
+    for (int j = 0; j < J; ++j) av[j] = _mm256_loadu_ps(aj + j * k + i);
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_loadu_ps(x[r] + i);
+      for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(xv, av[j], acc[r][j]);
+    }
+  }
+  if (i < k) {
+    const __m256i m = tail_mask(k - i);
+    __m256 av[J];
+    for (int j = 0; j < J; ++j) av[j] = _mm256_maskload_ps(aj + j * k + i, m);
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_maskload_ps(x[r] + i, m);
+      for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(xv, av[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+}
+
+template <int R>
+inline void shrink_row_group(const float* const* x, const float* a, int rank, int64_t k, float* const* h) {
+  int j = 0;
+  for (; j + 4 <= rank; j += 4) shrink_tile<R, 4>(x, a, k, j, h);
+  switch (rank - j) {
+    case 3: shrink_tile<R, 3>(x, a, k, j, h); break;
+    case 2: shrink_tile<R, 2>(x, a, k, j, h); break;
+    case 1: shrink_tile<R, 1>(x, a, k, j, h); break;
+    default: break;
+  }
+}
+
+void shrink_avx2(const float* const* x, int rows, const float* a, int rank, int64_t k, float* const* h) {
+  int r = 0;
+  for (; r + 2 <= rows; r += 2) shrink_row_group<2>(x + r, a, rank, k, h + r);
+  if (r < rows) shrink_row_group<1>(x + r, a, rank, k, h + r);
+}
+
+// Semantics: y[r][n0 + n] += scale · Σ_j h[r][j] · bt[j, n0 + n], n < 8·C (the last vector masked when
+// Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, scale, y).
+template <int R, int C, bool Masked>
+inline void expand_tile(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0, __m256i last,
+                        __m256 scale, float* const* y) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  for (int j = 0; j < rank; ++j) {
+    const float* bj = bt + j * ldb + n0;
+    __m256 b[C];
+    for (int c = 0; c < C; ++c)
+      b[c] = Masked && c == C - 1 ? _mm256_maskload_ps(bj + c * kLanes, last) : _mm256_loadu_ps(bj + c * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const __m256 hv = _mm256_set1_ps(h[r][j]);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(hv, b[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* yr = y[r] + n0;
+    for (int c = 0; c < C; ++c) {
+      if (Masked && c == C - 1) {
+        const __m256 yv = _mm256_maskload_ps(yr + c * kLanes, last);
+        _mm256_maskstore_ps(yr + c * kLanes, last, _mm256_fmadd_ps(acc[r][c], scale, yv));
+      } else {
+        const __m256 yv = _mm256_loadu_ps(yr + c * kLanes);
+        _mm256_storeu_ps(yr + c * kLanes, _mm256_fmadd_ps(acc[r][c], scale, yv));
+      }
+    }
+  }
+}
+
+template <int R>
+inline void expand_row_group(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0,
+                             int64_t n_end, __m256 scale, float* const* y) {
+  constexpr int C = 4;
+  const __m256i none = _mm256_setzero_si256();
+  if (n_end - n0 == C * kLanes) {
+    expand_tile<R, C, false>(h, bt, rank, ldb, n0, none, scale, y);
+    return;
+  }
+  for (; n0 + kLanes <= n_end; n0 += kLanes) expand_tile<R, 1, false>(h, bt, rank, ldb, n0, none, scale, y);
+  if (n0 < n_end) expand_tile<R, 1, true>(h, bt, rank, ldb, n0, tail_mask(n_end - n0), scale, y);
+}
+
+void expand_avx2(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
+                 int64_t n_end, float scale, float* const* y) {
+  const __m256 sv = _mm256_set1_ps(scale);
+  constexpr int64_t kTile = 4 * kLanes;
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
+    const int64_t end = n0 + kTile < n_end ? n0 + kTile : n_end;
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) expand_row_group<2>(h + r, bt, rank, ldb, n0, end, sv, y + r);
+    if (r < rows) expand_row_group<1>(h + r, bt, rank, ldb, n0, end, sv, y + r);
+  }
+}
+
+}  // namespace
+}  // namespace loraplex
+
+#pragma GCC pop_options
+
+namespace loraplex {
+
+const LoraRowKernels& lora_rows_avx2() {
+  static const LoraRowKernels kernels{shrink_avx2, expand_avx2};
+  return kernels;
+}
+
+}  // namespace loraplex

@@ -1,0 +1,202 @@
+// AVX-512 LoRA row kernels. Register-blocked over rows × j (shrink) and rows × columns (expand); every
+// accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
+// Headers come before the target pragma so no library inline is compiled for AVX-512 (it could be picked
+// by the linker for the portable code too).
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "lora_rows.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+
+namespace loraplex {
+namespace {
+
+constexpr int kLanes = 16;
+
+inline __mmask16 tail_mask(int64_t remaining) { return static_cast<__mmask16>((1u << remaining) - 1u); }
+
+// A fixed lane reduction: halves, quarters, then pairs (GCC 12's _mm512_reduce_add_ps warns spuriously).
+inline float reduce_add(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J.
+// Each (r, j) has one accumulator: lanes over k in steps of 16 (a masked last step), then a fixed reduce_add.
+template <int R, int J>
+inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0, float* const* h) {
+  __m512 acc[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) acc[r][j] = _mm512_setzero_ps();
+  const float* aj = a + j0 * k;
+  int64_t i = 0;
+  for (; i + kLanes <= k; i += kLanes) {
+    __m512 av[J];
+    for (int j = 0; j < J; ++j) av[j] = _mm512_loadu_ps(aj + j * k + i);
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_loadu_ps(x[r] + i);
+      for (int j = 0; j < J; ++j) acc[r][j] = _mm512_fmadd_ps(xv, av[j], acc[r][j]);
+    }
+  }
+  if (i < k) {
+    const __mmask16 m = tail_mask(k - i);
+    __m512 av[J];
+    for (int j = 0; j < J; ++j) av[j] = _mm512_maskz_loadu_ps(m, aj + j * k + i);
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x[r] + i);
+      for (int j = 0; j < J; ++j) acc[r][j] = _mm512_fmadd_ps(xv, av[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+}
+
+template <int R, int JB>
+inline void shrink_row_group(const float* const* x, const float* a, int rank, int64_t k, float* const* h) {
+  int j = 0;
+  for (; j + JB <= rank; j += JB) shrink_tile<R, JB>(x, a, k, j, h);
+  switch (rank - j) {
+    case 7: shrink_tile<R, 7>(x, a, k, j, h); break;
+    case 6: shrink_tile<R, 6>(x, a, k, j, h); break;
+    case 5: shrink_tile<R, 5>(x, a, k, j, h); break;
+    case 4: shrink_tile<R, 4>(x, a, k, j, h); break;
+    case 3: shrink_tile<R, 3>(x, a, k, j, h); break;
+    case 2: shrink_tile<R, 2>(x, a, k, j, h); break;
+    case 1: shrink_tile<R, 1>(x, a, k, j, h); break;
+    default: break;
+  }
+}
+
+void shrink_avx512(const float* const* x, int rows, const float* a, int rank, int64_t k, float* const* h) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) shrink_row_group<4, 4>(x + r, a, rank, k, h + r);
+  switch (rows - r) {
+    case 3: shrink_row_group<3, 4>(x + r, a, rank, k, h + r); break;
+    case 2: shrink_row_group<2, 6>(x + r, a, rank, k, h + r); break;
+    case 1: shrink_row_group<1, 8>(x + r, a, rank, k, h + r); break;
+    default: break;
+  }
+}
+
+// Semantics: y[r][n0 + n] += scale · Σ_j h[r][j] · bt[j, n0 + n] for r < R, n < 16·C (the last vector
+// masked to `last` when Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, scale, y).
+template <int R, int C, bool Masked>
+inline void expand_tile(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0,
+                        __mmask16 last, __m512 scale, float* const* y) {
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int j = 0; j < rank; ++j) {
+    const float* bj = bt + j * ldb + n0;
+    __m512 b[C];
+    for (int c = 0; c < C; ++c)
+      b[c] = Masked && c == C - 1 ? _mm512_maskz_loadu_ps(last, bj + c * kLanes) : _mm512_loadu_ps(bj + c * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const __m512 hv = _mm512_set1_ps(h[r][j]);
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(hv, b[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* yr = y[r] + n0;
+    for (int c = 0; c < C; ++c) {
+      if (Masked && c == C - 1) {
+        const __m512 yv = _mm512_maskz_loadu_ps(last, yr + c * kLanes);
+        _mm512_mask_storeu_ps(yr + c * kLanes, last, _mm512_fmadd_ps(acc[r][c], scale, yv));
+      } else {
+        const __m512 yv = _mm512_loadu_ps(yr + c * kLanes);
+        _mm512_storeu_ps(yr + c * kLanes, _mm512_fmadd_ps(acc[r][c], scale, yv));
+      }
+    }
+  }
+}
+
+template <int R, int C>
+inline void expand_row_group(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0,
+                             int64_t n_end, __m512 scale, float* const* y) {
+  if (n_end - n0 == C * kLanes) {
+    expand_tile<R, C, false>(h, bt, rank, ldb, n0, 0, scale, y);
+    return;
+  }
+  // A partial column tile: whole vectors, then one masked vector.
+  for (; n0 + kLanes <= n_end; n0 += kLanes) expand_tile<R, 1, false>(h, bt, rank, ldb, n0, 0, scale, y);
+  if (n0 < n_end) expand_tile<R, 1, true>(h, bt, rank, ldb, n0, tail_mask(n_end - n0), scale, y);
+}
+
+template <int C>
+inline void expand_rows(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n0,
+                        int64_t n_end, __m512 scale, float* const* y) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) expand_row_group<4, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r);
+  switch (rows - r) {
+    case 3: expand_row_group<3, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r); break;
+    case 2: expand_row_group<2, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r); break;
+    case 1: expand_row_group<1, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r); break;
+    default: break;
+  }
+}
+
+// One row (decode, memory bound): stream each row of Bt once, in order, with the accumulators in an L1
+// buffer. Per element this is the same fma chain over j as expand_tile, so results match bitwise.
+void expand_one_row(const float* h, const float* bt, int rank, int64_t ldb, int64_t n_begin, int64_t n_end,
+                    __m512 scale, float* y) {
+  constexpr int64_t kTile = 1024;
+  alignas(64) float acc[kTile];
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
+    const int64_t width = n0 + kTile < n_end ? kTile : n_end - n0;
+    const int64_t whole = width / kLanes * kLanes;
+    const __mmask16 last = tail_mask(width - whole);
+    for (int64_t c = 0; c < width; c += kLanes) _mm512_store_ps(acc + c, _mm512_setzero_ps());
+    for (int j = 0; j < rank; ++j) {
+      const __m512 hv = _mm512_set1_ps(h[j]);
+      const float* bj = bt + j * ldb + n0;
+      for (int64_t c = 0; c < whole; c += kLanes)
+        _mm512_store_ps(acc + c, _mm512_fmadd_ps(hv, _mm512_loadu_ps(bj + c), _mm512_load_ps(acc + c)));
+      if (whole < width) {
+        const __m512 b = _mm512_maskz_loadu_ps(last, bj + whole);
+        _mm512_store_ps(acc + whole, _mm512_fmadd_ps(hv, b, _mm512_load_ps(acc + whole)));
+      }
+    }
+    float* yr = y + n0;
+    for (int64_t c = 0; c < whole; c += kLanes)
+      _mm512_storeu_ps(yr + c, _mm512_fmadd_ps(_mm512_load_ps(acc + c), scale, _mm512_loadu_ps(yr + c)));
+    if (whole < width) {
+      const __m512 yv = _mm512_maskz_loadu_ps(last, yr + whole);
+      _mm512_mask_storeu_ps(yr + whole, last, _mm512_fmadd_ps(_mm512_load_ps(acc + whole), scale, yv));
+    }
+  }
+}
+
+// Column tiles outer so a tile of Bt [rank, 64] stays in L1 across the row groups.
+void expand_avx512(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
+                   int64_t n_end, float scale, float* const* y) {
+  const __m512 sv = _mm512_set1_ps(scale);
+  if (rows == 1) {
+    expand_one_row(h[0], bt, rank, ldb, n_begin, n_end, sv, y[0]);
+    return;
+  }
+  constexpr int64_t kTile = 4 * kLanes;
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
+    const int64_t end = n0 + kTile < n_end ? n0 + kTile : n_end;
+    expand_rows<4>(h, rows, bt, rank, ldb, n0, end, sv, y);
+  }
+}
+
+}  // namespace
+}  // namespace loraplex
+
+#pragma GCC pop_options
+
+namespace loraplex {
+
+const LoraRowKernels& lora_rows_avx512() {
+  static const LoraRowKernels kernels{shrink_avx512, expand_avx512};
+  return kernels;
+}
+
+}  // namespace loraplex

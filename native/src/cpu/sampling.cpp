@@ -1,0 +1,152 @@
+// Sampling: greedy, temperature, top-k, top-p and the inverse-CDF pick (semantics in sampling.h).
+// The reference (src/kernels/reference/sampling.ts) runs the same arithmetic in the same order, so both
+// choose the same token; this file only avoids the work the walk never looks at.
+#include "loraplex/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "loraplex/cpu_features.h"
+#include "loraplex/thread_pool.h"
+#include "sampling_rows.h"
+
+namespace loraplex {
+
+std::string check_sampling_params(const SamplingParams& p, int64_t row) {
+  const std::string where = "sampling row " + std::to_string(row) + ": ";
+  if (!(p.temperature >= 0) || !std::isfinite(p.temperature)) return where + "temperature must be finite and ≥ 0";
+  if (!(p.top_k >= 0) || p.top_k != std::floor(p.top_k)) return where + "topK must be a whole number ≥ 0";
+  if (!(p.top_p >= 0 && p.top_p <= 1)) return where + "topP must be in [0, 1]";
+  if (!(p.uniform >= 0 && p.uniform < 1)) return where + "uniform must be in [0, 1)";
+  return "";
+}
+
+namespace {
+
+inline float key_of(float logit) { return std::isnan(logit) ? -INFINITY : logit; }
+
+const SamplingRowKernels& row_kernels() {
+  const Isa isa = active_isa();
+  if (isa >= Isa::Avx512) return kSamplingAvx512;
+  if (isa >= Isa::Avx2) return kSamplingAvx2;
+  return kSamplingScalar;
+}
+
+int32_t argmax(const SamplingRowKernels& k, const float* logits, int64_t vocab) {
+  const float best = k.max_key(logits, vocab);
+  return best == -INFINITY ? 0 : int32_t(k.next_equal(logits, 0, vocab, best));
+}
+
+struct Candidate {
+  double p;
+  int32_t token;
+};
+
+// Descending probability, then ascending token: the order of the inverse-CDF walk.
+inline bool walk_order(const Candidate& a, const Candidate& b) {
+  return a.p > b.p || (a.p == b.p && a.token < b.token);
+}
+
+constexpr int32_t kNeedMore = -1;
+
+// Walks `prefix` (a prefix of the full walk order L, `complete` when it is all of L).
+// Returns the token, or kNeedMore when the answer lies beyond the prefix.
+int32_t walk(const std::vector<Candidate>& prefix, bool complete, double z, const SamplingParams& sp) {
+  size_t kept = prefix.size();
+  double mass = z;
+  if (sp.top_p < 1) {
+    const double cut = sp.top_p * z;
+    double cum = 0;
+    bool reached = false;
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      cum += prefix[i].p;
+      if (cum >= cut) {
+        kept = i + 1;
+        reached = true;
+        break;
+      }
+    }
+    if (!reached && !complete) return kNeedMore;
+    mass = cum;
+    complete = true;  // the kept set is now fully known
+  }
+  const double target = sp.uniform * mass;
+  double acc = 0;
+  for (size_t i = 0; i < kept; ++i) {
+    acc += prefix[i].p;
+    if (acc > target) return prefix[i].token;
+  }
+  if (!complete) return kNeedMore;
+  for (size_t i = kept; i-- > 0;)
+    if (prefix[i].p > 0) return prefix[i].token;
+  return prefix[0].token;
+}
+
+int32_t sample_top_k(const SamplingRowKernels& k, const float* logits, int64_t vocab, int64_t top_k,
+                     const SamplingParams& sp) {
+  // Heap of the top_k best seen so far, worst on top (lower key, then higher token, is worse).
+  using Entry = std::pair<float, int32_t>;
+  auto better = [](const Entry& a, const Entry& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  thread_local std::vector<Entry> heap;
+  heap.clear();
+  for (int64_t v = 0; v < top_k; ++v) heap.emplace_back(key_of(logits[v]), int32_t(v));
+  std::make_heap(heap.begin(), heap.end(), better);
+  // A later token replaces the worst only with a strictly greater key (ties keep the lower token).
+  for (int64_t v = top_k; (v = k.next_above(logits, v, vocab, heap.front().first)) < vocab; ++v) {
+    std::pop_heap(heap.begin(), heap.end(), better);
+    heap.back() = {logits[v], int32_t(v)};
+    std::push_heap(heap.begin(), heap.end(), better);
+  }
+  std::sort(heap.begin(), heap.end(), [](const Entry& a, const Entry& b) { return a.second < b.second; });
+  double m = -INFINITY;
+  for (const Entry& e : heap) m = std::max(m, double(e.first) / sp.temperature);
+  thread_local std::vector<Candidate> cands;
+  thread_local std::vector<double> weights;
+  cands.clear();
+  weights.clear();
+  for (const Entry& e : heap) {
+    const double x = double(e.first) / sp.temperature;
+    cands.push_back({x == m ? 1.0 : std::exp(x - m), e.second});
+    weights.push_back(cands.back().p);
+  }
+  const double z = lane_sum(weights.data(), int64_t(weights.size()));  // in token order
+  std::sort(cands.begin(), cands.end(), walk_order);
+  return walk(cands, true, z, sp);
+}
+
+int32_t sample_full(const SamplingRowKernels& k, const float* logits, int64_t vocab, const SamplingParams& sp) {
+  thread_local std::vector<double> p;
+  p.resize(size_t(vocab));
+  const double m = double(k.max_key(logits, vocab)) / sp.temperature;
+  const double z = k.softmax_weights(logits, vocab, sp.temperature, m, p.data());
+  // Tokens with p ≥ t form a prefix of the walk order; lower t until the walk ends inside it.
+  static constexpr double kThresholds[] = {0x1p-10, 0x1p-24, 0x1p-50, 0.0};
+  thread_local std::vector<Candidate> prefix;
+  for (double t : kThresholds) {
+    prefix.clear();
+    for (int64_t v = 0; (v = k.next_at_least(p.data(), v, vocab, t)) < vocab; ++v)
+      prefix.push_back({p[v], int32_t(v)});
+    std::sort(prefix.begin(), prefix.end(), walk_order);
+    const int32_t token = walk(prefix, t == 0.0, z, sp);
+    if (token != kNeedMore) return token;
+  }
+  return prefix[0].token;  // unreachable: the last threshold takes every token, and that walk always ends
+}
+
+int32_t sample_row(const SamplingRowKernels& k, const float* logits, int64_t vocab, const SamplingParams& sp) {
+  if (sp.temperature == 0 || vocab == 1) return argmax(k, logits, vocab);
+  if (sp.top_k > 0 && sp.top_k < double(vocab)) return sample_top_k(k, logits, vocab, int64_t(sp.top_k), sp);
+  return sample_full(k, logits, vocab, sp);
+}
+
+}  // namespace
+
+void sample(const float* logits, int64_t vocab, const SamplingParams* params, int64_t rows, int32_t* out) {
+  const SamplingRowKernels& k = row_kernels();
+  parallel_for(rows, [&](int64_t r, int) { out[r] = sample_row(k, logits + r * vocab, vocab, params[r]); });
+}
+
+}  // namespace loraplex

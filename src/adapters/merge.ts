@@ -1,0 +1,58 @@
+/**
+ * Merges an adapter into the base weights, for single-task deployments: W' = W + scale · B · A for every
+ * targeted projection, computed in f32 and stored back in W's dtype. The result serves the adapter's
+ * outputs with the base model's speed (no LoRA kernels at all).
+ */
+import type { WeightMatrix } from '../kernels/types.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { f32ToBf16, f32ToF16, toF32Array } from '../model/dtype.ts';
+import type { LayerWeights, ModelWeights } from '../model/weights.ts';
+import type { LoraAdapter, LoraModuleWeights } from './types.ts';
+
+const FIELD: Record<string, keyof LayerWeights> = {
+  q_proj: 'q',
+  k_proj: 'k',
+  v_proj: 'v',
+  o_proj: 'o',
+  gate_proj: 'gate',
+  up_proj: 'up',
+  down_proj: 'down',
+};
+
+/** W [N, K] + scale · B [N, r] · A [r, K], in W's dtype. A new matrix; W is untouched. */
+export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatrix {
+  const { rows: n, cols: k } = w;
+  if (mod.a.length !== mod.rank * k || mod.b.length !== n * mod.rank) {
+    throw new Error(`merge: ${mod.kind} of layer ${mod.layer} has shape [${n}, ${k}], which the adapter's factors do not fit`);
+  }
+  const merged = Float32Array.from(toF32Array(w.dtype, w.data));
+  const delta = new Float64Array(k);
+  for (let row = 0; row < n; row++) {
+    delta.fill(0);
+    for (let j = 0; j < mod.rank; j++) {
+      const bj = mod.b[row * mod.rank + j] * mod.scale;
+      if (bj === 0) continue;
+      const aRow = j * k;
+      for (let c = 0; c < k; c++) delta[c] += bj * mod.a[aRow + c];
+    }
+    const base = row * k;
+    for (let c = 0; c < k; c++) merged[base + c] += delta[c];
+  }
+  if (w.dtype === 'f32') return { ...w, data: merged };
+  const bits = new Uint16Array(merged.length);
+  const round = w.dtype === 'bf16' ? f32ToBf16 : f32ToF16;
+  for (let i = 0; i < merged.length; i++) bits[i] = round(merged[i]);
+  return { ...w, data: bits };
+}
+
+/** Base weights with the adapter merged in; layers the adapter does not touch share the original objects. */
+export function mergeAdapterIntoWeights(weights: ModelWeights, adapter: LoraAdapter, config: ModelConfig): ModelWeights {
+  const layers = weights.layers.map((l) => ({ ...l }));
+  for (const mod of adapter.modules.values()) {
+    if (mod.layer < 0 || mod.layer >= config.numLayers) throw new Error(`merge: layer ${mod.layer} is not in the model`);
+    const field = FIELD[mod.kind];
+    const layer = layers[mod.layer];
+    (layer[field] as WeightMatrix) = mergeModule(layer[field] as WeightMatrix, mod);
+  }
+  return { ...weights, layers };
+}

@@ -1,0 +1,77 @@
+/**
+ * Packs an adapter into the kernels' slot layout (PackedAdapter, src/kernels/types.ts): one Float32Array
+ * holding, for every targeted module m in index order, A_m [rank, K] then Bt_m = B_mᵀ [rank, N].
+ *
+ * Semantics (what a kernel computes with it): y[t, n] += scale[m] · Σ_j (Σ_k x[t, k] · A_m[j, k]) · Bt_m[j, n]
+ * Modules the adapter does not target get rank 0, scale 0 and offsets 0; in/outFeatures are set for all.
+ */
+import type { PackedAdapter } from '../kernels/types.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { MODULE_KINDS, MODULES_PER_LAYER, moduleShape, numModules } from '../model/modules.ts';
+import { createError } from '../observability/errors.ts';
+import type { LoraAdapter } from './types.ts';
+
+const MAX_INT32 = 2 ** 31 - 1;
+
+export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdapter {
+  const count = numModules(base);
+  const rank = new Int32Array(count);
+  const offsetA = new Int32Array(count);
+  const offsetB = new Int32Array(count);
+  const scale = new Float32Array(count);
+  const inFeatures = new Int32Array(count);
+  const outFeatures = new Int32Array(count);
+  for (let m = 0; m < count; m++) {
+    const shape = moduleShape(base, MODULE_KINDS[m % MODULES_PER_LAYER]);
+    inFeatures[m] = shape.inFeatures;
+    outFeatures[m] = shape.outFeatures;
+  }
+
+  let total = 0;
+  for (const [m, mod] of adapter.modules) {
+    const fits =
+      m >= 0 &&
+      m < count &&
+      MODULE_KINDS[m % MODULES_PER_LAYER] === mod.kind &&
+      mod.a.length === mod.rank * inFeatures[m] &&
+      mod.b.length === outFeatures[m] * mod.rank;
+    if (!fits) {
+      throw createError('ADAPTER_BASE_MISMATCH', {
+        file: adapter.source ?? adapter.name,
+        problem:
+          `${mod.kind} of layer ${mod.layer} (rank ${mod.rank}, A ${mod.a.length} values, B ${mod.b.length}) does not fit ` +
+          `module ${m} of the base model it is packed for (${base.numLayers} layers, hidden_size ${base.hiddenSize})`,
+        baseModel: adapter.config.baseModelNameOrPath,
+      });
+    }
+    total += mod.rank * (inFeatures[m] + outFeatures[m]);
+  }
+  if (total > MAX_INT32) {
+    throw createError('INTERNAL_ERROR', {
+      message: `adapter '${adapter.name}' has ${total} LoRA weights, more than one slot can address`,
+    });
+  }
+
+  const weights = new Float32Array(total);
+  let pos = 0;
+  for (let m = 0; m < count; m++) {
+    const mod = adapter.modules.get(m);
+    if (!mod || mod.rank === 0) continue;
+    const r = mod.rank;
+    const k = inFeatures[m];
+    const n = outFeatures[m];
+    rank[m] = r;
+    scale[m] = mod.scale;
+    offsetA[m] = pos;
+    weights.set(mod.a, pos);
+    pos += r * k;
+    offsetB[m] = pos;
+    // B is [N, r]; Bt[j, i] = B[i, j], so the expand step reads contiguous rows of length N.
+    for (let i = 0; i < n; i++) {
+      const row = i * r;
+      for (let j = 0; j < r; j++) weights[pos + j * n + i] = mod.b[row + j];
+    }
+    pos += r * n;
+  }
+  return { weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures };
+}

@@ -1,0 +1,30 @@
+/**
+ * A LoRA adapter in memory, whatever format it came from: validated against one base model, every factor
+ * in f32, ready to pack into a kernel slot (pack.ts).
+ */
+import type { ModuleKind } from '../model/modules.ts';
+import type { PeftLoraConfig } from './peft/adapter-config.ts';
+
+/** The LoRA factors of one targeted projection: y += scale · (x · Aᵀ) · Bᵀ */
+export interface LoraModuleWeights {
+  kind: ModuleKind;
+  layer: number;
+  rank: number;
+  scale: number; // alpha / rank, or alpha / √rank for rsLoRA
+  a: Float32Array; // [rank, K]  (lora_A.weight); K = moduleShape(base, kind).inFeatures
+  b: Float32Array; // [N, rank]  (lora_B.weight); N = moduleShape(base, kind).outFeatures
+}
+
+/** The source format's parsed config, kept for introspection (admin API, logs). */
+export type AdapterSourceConfig = PeftLoraConfig;
+
+export interface LoraAdapter {
+  name: string;
+  rankMax: number;
+  targets: ModuleKind[]; // the projection kinds adapted in at least one layer, in MODULE_KINDS order
+  modules: Map<number, LoraModuleWeights>; // key: moduleIndex(layer, kind)
+  config: AdapterSourceConfig;
+  sizeBytes: number; // bytes of the f32 factors held in memory
+  source?: string; // where it was loaded from (a directory), for messages
+  warnings?: string[]; // worth logging; did not stop the load
+}

@@ -1,0 +1,204 @@
+/**
+ * `loraplex generate`: offline generation. One prompt (through the base or one adapter, or — on the demo —
+ * through the base and every adapter at once), or a JSONL batch of requests run together in mixed batches.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { ensureDemo } from '../demo/demo-model.ts';
+import { buildEngine } from '../engine/build-engine.ts';
+import type { GenerationRequest } from '../engine/llm-engine.ts';
+import type { SamplingParams } from '../engine/sampling-params.ts';
+import { setThreads } from '../kernels/native/addon.ts';
+import type { WeightDType } from '../kernels/types.ts';
+import { loadTextCodec, type TextCodec } from '../tokenizer/text-codec.ts';
+import { adapterArg, engineOptions, floatArg, intArg } from './options.ts';
+
+interface GenerateFlags {
+  model?: string;
+  adapter: { name: string; dir: string }[];
+  use?: string;
+  prompt: string;
+  chat: boolean;
+  maxTokens: number;
+  minTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed?: number;
+  ignoreEos: boolean;
+  batch?: string;
+  output?: string;
+  json: boolean;
+  backend: 'native' | 'reference';
+  dtype?: WeightDType;
+  maxLoras?: number;
+  maxLoraRank: number;
+  maxBatchTokens: number;
+  maxRunningSeqs: number;
+  kvCacheTokens: number;
+  threads?: number;
+}
+
+/** One line of a --batch JSONL file. */
+interface BatchLine {
+  prompt?: string;
+  prompt_ids?: number[];
+  messages?: { role: string; content: string }[];
+  adapter?: string | null;
+  model?: string;
+  max_tokens?: number;
+  min_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  seed?: number;
+  ignore_eos?: boolean;
+}
+
+export function generateCommand(): Command {
+  const cmd = new Command('generate')
+    .description('generate text offline from a model and LoRA adapters (no --model: the built-in demo)')
+    .option('--model <dir>', 'Hugging Face model directory (config.json, safetensors, tokenizer.json)')
+    .option('--adapter <name=dir>', 'a PEFT adapter directory, repeatable', adapterArg, [])
+    .option('--use <name>', 'the adapter to generate with (default: the base model)')
+    .option('--prompt <text>', 'the prompt', 'Once upon a time')
+    .option('--chat', 'render the prompt as a user message with the chat template', false)
+    .option('--max-tokens <n>', 'tokens to generate', intArg(1), 32)
+    .option('--min-tokens <n>', 'tokens to generate before EOS may stop', intArg(0), 0)
+    .option('--temperature <t>', '0 = greedy', floatArg(0), 0)
+    .option('--top-p <p>', 'nucleus sampling', floatArg(Number.MIN_VALUE, 1), 1)
+    .option('--top-k <k>', '0 = off', intArg(0), 0)
+    .option('--seed <n>', 'sampling seed', intArg(0))
+    .option('--ignore-eos', 'keep generating past EOS', false)
+    .option('--batch <file>', 'JSONL requests {prompt|prompt_ids|messages, adapter, max_tokens, …} run together')
+    .option('--output <file>', 'write JSONL results here instead of stdout')
+    .option('--json', 'print JSONL results', false);
+  for (const o of engineOptions()) cmd.addOption(o);
+  return cmd.action(async (flags: GenerateFlags) => {
+    await runGenerate(flags);
+  });
+}
+
+async function runGenerate(flags: GenerateFlags) {
+  if (flags.threads) setThreads(flags.threads);
+  let modelDir = flags.model;
+  let adapters = flags.adapter;
+  const demo = !modelDir;
+  if (!modelDir) {
+    const paths = await ensureDemo();
+    modelDir = paths.modelDir;
+    adapters = [...paths.adapters, ...adapters];
+    if (!flags.json) console.error(`loraplex: using the built-in demo model (${modelDir}) and ${paths.adapters.length} demo adapters`);
+  }
+  const names = new Set(adapters.map((a) => a.name));
+  if (flags.use && !names.has(flags.use)) {
+    throw new Error(`--use ${flags.use}: no such adapter (given: ${[...names].join(', ') || 'none'})`);
+  }
+  const started = performance.now();
+  const { engine } = await buildEngine({
+    modelDir,
+    adapters,
+    backend: flags.backend,
+    dtype: flags.dtype,
+    maxLoras: flags.maxLoras,
+    maxLoraRank: flags.maxLoraRank,
+    maxBatchTokens: flags.maxBatchTokens,
+    maxRunningSeqs: flags.maxRunningSeqs,
+    kvCacheTokens: flags.kvCacheTokens,
+  });
+  const codec = await loadTextCodec(modelDir);
+  const loadMs = performance.now() - started;
+
+  const defaults: Partial<SamplingParams> = {
+    maxTokens: flags.maxTokens,
+    minTokens: flags.minTokens,
+    temperature: flags.temperature,
+    topP: flags.topP,
+    topK: flags.topK,
+    seed: flags.seed ?? null,
+    ignoreEos: flags.ignoreEos,
+  };
+  const requests: { label: string; prompt: string; req: GenerationRequest }[] = [];
+  if (flags.batch) {
+    const lines = (await readFile(flags.batch, 'utf8')).split('\n').filter((l) => l.trim() !== '');
+    lines.forEach((line, i) => requests.push(batchRequest(line, i + 1, flags.batch!, codec, defaults, names)));
+  } else {
+    const promptIds = flags.chat ? codec.encodeChat([{ role: 'user', content: flags.prompt }]) : codec.encode(flags.prompt);
+    const targets: (string | null)[] = flags.use ? [flags.use] : demo ? [null, ...adapters.map((a) => a.name)] : [null];
+    for (const adapter of targets) {
+      requests.push({ label: adapter ?? 'base', prompt: flags.prompt, req: { promptIds, adapter, params: defaults } });
+    }
+  }
+
+  const t0 = performance.now();
+  const seqs = engine.generate(requests.map((r) => r.req));
+  const seconds = (performance.now() - t0) / 1000;
+  const generated = seqs.reduce((n, s) => n + s.outputIds.length, 0);
+
+  const results = seqs.map((seq, i) => ({
+    index: i,
+    adapter: requests[i].req.adapter,
+    prompt: requests[i].prompt,
+    text: codec.decode(seq.outputIds),
+    token_ids: seq.outputIds,
+    finish_reason: seq.finishReason,
+    prompt_tokens: seq.promptIds.length,
+    completion_tokens: seq.outputIds.length,
+  }));
+  if (flags.json || flags.output) {
+    const body = `${results.map((r) => JSON.stringify(r)).join('\n')}\n`;
+    if (flags.output) await writeFile(flags.output, body);
+    else process.stdout.write(body);
+  } else {
+    for (const [i, r] of results.entries()) {
+      console.log(`── ${requests[i].label} (${r.completion_tokens} tokens, ${r.finish_reason})`);
+      console.log(`${r.prompt}${r.text}\n`);
+    }
+  }
+  console.error(
+    `loraplex: ${seqs.length} sequence(s), ${generated} tokens in ${seconds.toFixed(2)} s ` +
+      `(${(generated / seconds).toFixed(1)} tok/s); model and adapters loaded in ${(loadMs / 1000).toFixed(2)} s`,
+  );
+}
+
+function batchRequest(
+  line: string,
+  lineNo: number,
+  file: string,
+  codec: TextCodec,
+  defaults: Partial<SamplingParams>,
+  adapters: Set<string>,
+) {
+  const where = `${file}:${lineNo}`;
+  let b: BatchLine;
+  try {
+    b = JSON.parse(line);
+  } catch (e) {
+    throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+  const adapter = b.adapter ?? (b.model && adapters.has(b.model) ? b.model : null);
+  if (adapter !== null && !adapters.has(adapter)) throw new Error(`${where}: unknown adapter '${adapter}'`);
+  let promptIds: number[];
+  let prompt: string;
+  if (b.prompt_ids) {
+    promptIds = b.prompt_ids;
+    prompt = codec.decode(promptIds);
+  } else if (b.messages) {
+    promptIds = codec.encodeChat(b.messages);
+    prompt = b.messages.map((m) => m.content).join('\n');
+  } else if (typeof b.prompt === 'string') {
+    promptIds = codec.encode(b.prompt);
+    prompt = b.prompt;
+  } else {
+    throw new Error(`${where}: give one of 'prompt', 'prompt_ids' or 'messages'`);
+  }
+  const params: Partial<SamplingParams> = { ...defaults };
+  if (b.max_tokens !== undefined) params.maxTokens = b.max_tokens;
+  if (b.min_tokens !== undefined) params.minTokens = b.min_tokens;
+  if (b.temperature !== undefined) params.temperature = b.temperature;
+  if (b.top_p !== undefined) params.topP = b.top_p;
+  if (b.top_k !== undefined) params.topK = b.top_k;
+  if (b.seed !== undefined) params.seed = b.seed;
+  if (b.ignore_eos !== undefined) params.ignoreEos = b.ignore_eos;
+  return { label: `${lineNo}:${adapter ?? 'base'}`, prompt, req: { promptIds, adapter, params } };
+}

@@ -1,0 +1,19 @@
+/** `loraplex` command line: one sub-command per job. */
+import { Command } from 'commander';
+import { generateCommand } from './generate.ts';
+
+const program = new Command()
+  .name('loraplex')
+  .description('One base LLM, many LoRA adapters, served at once.')
+  .showHelpAfterError();
+
+program.addCommand(generateCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = e as Error;
+  console.error(`loraplex: ${err.message}`);
+  if (process.env.LORAPLEX_DEBUG) console.error(err.stack);
+  process.exit(1);
+}

@@ -1,0 +1,53 @@
+/** Option parsers shared by the sub-commands; each flag also reads a LORAPLEX_… variable. */
+import { InvalidArgumentError, Option } from 'commander';
+
+export function intArg(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${value}'`);
+    return n;
+  };
+}
+
+export function floatArg(min: number, max = Number.POSITIVE_INFINITY) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got '${value}'`);
+    }
+    return n;
+  };
+}
+
+/** --adapter NAME=DIR, repeatable. */
+export function adapterArg(value: string, previous: { name: string; dir: string }[] = []) {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw new InvalidArgumentError(`expected NAME=DIR, got '${value}'`);
+  const name = value.slice(0, eq);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
+    throw new InvalidArgumentError(`adapter name '${name}' must be letters, digits, '.', '_' or '-' (no paths)`);
+  }
+  if (previous.some((a) => a.name === name)) throw new InvalidArgumentError(`adapter '${name}' is given twice`);
+  return [...previous, { name, dir: value.slice(eq + 1) }];
+}
+
+export function envOption(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(`LORAPLEX_${env}`);
+}
+
+export function engineOptions(): Option[] {
+  return [
+    envOption('--backend <name>', 'kernels: native (C++ addon) or reference (plain TypeScript)', 'BACKEND')
+      .choices(['native', 'reference'])
+      .default('native'),
+    envOption('--dtype <dtype>', 'convert the weights on load', 'DTYPE').choices(['f32', 'f16', 'bf16']),
+    envOption('--max-loras <n>', 'adapter slots one batch can mix', 'MAX_LORAS').argParser(intArg(1)),
+    envOption('--max-lora-rank <n>', 'largest adapter rank accepted', 'MAX_LORA_RANK').argParser(intArg(1)).default(64),
+    envOption('--max-batch-tokens <n>', 'tokens per forward pass (chunked prefill)', 'MAX_BATCH_TOKENS')
+      .argParser(intArg(1))
+      .default(2048),
+    envOption('--max-running-seqs <n>', 'sequences decoded together', 'MAX_RUNNING_SEQS').argParser(intArg(1)).default(128),
+    envOption('--kv-cache-tokens <n>', 'KV cache size in tokens', 'KV_CACHE_TOKENS').argParser(intArg(16)).default(32768),
+    envOption('--threads <n>', 'kernel threads (default: all cores)', 'THREADS').argParser(intArg(1)),
+  ];
+}

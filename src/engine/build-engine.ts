@@ -1,0 +1,53 @@
+/**
+ * Builds an engine from a model directory and adapter directories: load and check the model, pack its
+ * weights for the kernels, parse, validate and pack each adapter.
+ */
+import { loadPeftAdapter } from '../adapters/peft/load.ts';
+import { packAdapter } from '../adapters/pack.ts';
+import { getKernels, type KernelBackend } from '../kernels/index.ts';
+import type { WeightDType } from '../kernels/types.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { loadModelDir } from '../model/model-dir.ts';
+import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, LLMEngine } from './llm-engine.ts';
+
+export interface AdapterSource {
+  name: string;
+  dir: string;
+}
+
+export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels'>> {
+  modelDir: string;
+  adapters: AdapterSource[];
+  backend?: KernelBackend;
+  /** Convert the weights on load (e.g. f32 → bf16). */
+  dtype?: WeightDType;
+  maxLoraRank?: number;
+}
+
+export interface BuiltEngine {
+  engine: LLMEngine;
+  config: ModelConfig;
+  modelDir: string;
+}
+
+export const DEFAULT_MAX_LORA_RANK = 64;
+
+export async function buildEngine(opts: BuildOptions): Promise<BuiltEngine> {
+  const loaded = await loadModelDir(opts.modelDir, opts.dtype ? { dtype: opts.dtype } : {});
+  const { modelDir, adapters, backend, dtype, maxLoraRank, ...engineOpts } = opts;
+  const options: EngineOptions = {
+    ...DEFAULT_ENGINE_OPTIONS,
+    maxLoras: Math.max(1, Math.min(DEFAULT_ENGINE_OPTIONS.maxLoras, adapters.length)),
+    ...engineOpts,
+    kernels: getKernels(backend ?? 'native'),
+  };
+  const engine = new LLMEngine(loaded, options);
+  for (const a of adapters) {
+    const adapter = await loadPeftAdapter(a.dir, loaded.config, {
+      maxLoraRank: maxLoraRank ?? DEFAULT_MAX_LORA_RANK,
+      name: a.name,
+    });
+    engine.addAdapter(a.name, packAdapter(adapter, loaded.config));
+  }
+  return { engine, config: loaded.config, modelDir };
+}

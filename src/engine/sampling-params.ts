@@ -1,0 +1,40 @@
+/** Per-request generation settings, as the OpenAI API and vLLM name them. */
+export interface SamplingParams {
+  maxTokens: number;
+  minTokens: number; // EOS and stop tokens are ignored until this many tokens exist
+  temperature: number; // 0 → greedy
+  topP: number;
+  topK: number; // 0 → off
+  seed: number | null;
+  ignoreEos: boolean;
+  stopTokenIds: number[];
+  /** Also return the logits of every prompt position (conformance tests). */
+  promptLogits: boolean;
+}
+
+export const DEFAULT_SAMPLING: SamplingParams = {
+  maxTokens: 16,
+  minTokens: 0,
+  temperature: 1,
+  topP: 1,
+  topK: 0,
+  seed: null,
+  ignoreEos: false,
+  stopTokenIds: [],
+  promptLogits: false,
+};
+
+export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingParams {
+  const p = { ...DEFAULT_SAMPLING, ...partial };
+  const bad = (field: string, why: string) => {
+    throw new RangeError(`sampling parameter '${field}' ${why}`);
+  };
+  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 1) bad('max_tokens', `must be an integer ≥ 1 (got ${p.maxTokens})`);
+  if (!Number.isInteger(p.minTokens) || p.minTokens < 0 || p.minTokens > p.maxTokens) {
+    bad('min_tokens', `must be an integer between 0 and max_tokens (got ${p.minTokens})`);
+  }
+  if (!(p.temperature >= 0) || !Number.isFinite(p.temperature)) bad('temperature', `must be ≥ 0 (got ${p.temperature})`);
+  if (!(p.topP > 0 && p.topP <= 1)) bad('top_p', `must be in (0, 1] (got ${p.topP})`);
+  if (!Number.isInteger(p.topK) || p.topK < 0) bad('top_k', `must be an integer ≥ 0 (got ${p.topK})`);
+  return p;
+}

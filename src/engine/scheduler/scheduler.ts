@@ -1,0 +1,140 @@
+/**
+ * Continuous batching. Each step: running sequences first (decodes, then unfinished prefill chunks), then
+ * waiting ones in arrival order, within a token budget (chunked prefill), a cap on running sequences, the
+ * KV blocks left and the adapter slots left. When blocks run out, the newest running sequence is preempted
+ * (its blocks freed, recomputed later from its tokens).
+ * No I/O and no arithmetic: the engine hands it a BlockManager and an adapter-slot table.
+ */
+import type { BlockManager } from '../kv/block-manager.ts';
+import type { Sequence } from '../sequence.ts';
+
+export interface SchedulerConfig {
+  maxBatchTokens: number;
+  maxRunningSeqs: number;
+}
+
+/** What the scheduler needs from the adapter slots: a pinned slot for a running sequence's adapter. */
+export interface SlotProvider {
+  /** Pins a slot holding the adapter; null when every slot is pinned by other adapters. */
+  acquire(adapter: string): number | null;
+  release(adapter: string): void;
+}
+
+export interface ScheduledEntry {
+  seq: Sequence;
+  numTokens: number; // tokens of this sequence computed in this step
+}
+
+export interface Schedule {
+  entries: ScheduledEntry[];
+  preempted: Sequence[];
+}
+
+export class Scheduler {
+  readonly waiting: Sequence[] = [];
+  readonly running: Sequence[] = [];
+
+  constructor(
+    readonly config: SchedulerConfig,
+    private readonly blocks: BlockManager,
+    private readonly slots: SlotProvider,
+  ) {}
+
+  add(seq: Sequence) {
+    this.waiting.push(seq);
+  }
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  schedule(): Schedule {
+    const entries: ScheduledEntry[] = [];
+    const preempted: Sequence[] = [];
+    let budget = this.config.maxBatchTokens;
+
+    // Decodes before prefill chunks, so a long prompt never delays the running sequences' next token.
+    const order = [...this.running].sort((a, b) => pendingOf(a) - pendingOf(b));
+    for (const seq of order) {
+      if (seq.status !== 'running') continue; // preempted below
+      if (budget <= 0) break;
+      const take = Math.min(pendingOf(seq), budget);
+      while (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) {
+        const victim = this.newestRunning(seq, entries);
+        if (!victim) break;
+        this.preempt(victim);
+        preempted.push(victim);
+        if (victim === seq) break;
+      }
+      if (seq.status !== 'running') continue;
+      if (!this.blocks.grow(seq.blockTable, seq.numComputed + take)) continue;
+      entries.push({ seq, numTokens: take });
+      budget -= take;
+    }
+
+    // Admit waiting sequences in arrival order; one whose adapter can't get a slot now is passed over.
+    for (let i = 0; i < this.waiting.length && budget > 0; ) {
+      if (this.running.length >= this.config.maxRunningSeqs) break;
+      const seq = this.waiting[i];
+      const take = Math.min(pendingOf(seq), budget);
+      if (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) break;
+      let slot = -1;
+      if (seq.adapter !== null) {
+        const got = this.slots.acquire(seq.adapter);
+        if (got === null) {
+          i++;
+          continue;
+        }
+        slot = got;
+      }
+      this.blocks.grow(seq.blockTable, seq.numComputed + take);
+      this.waiting.splice(i, 1);
+      seq.status = 'running';
+      seq.adapterSlot = slot;
+      this.running.push(seq);
+      entries.push({ seq, numTokens: take });
+      budget -= take;
+    }
+    return { entries, preempted };
+  }
+
+  /** Removes a finished or aborted sequence and frees what it held. */
+  finish(seq: Sequence) {
+    const r = this.running.indexOf(seq);
+    if (r >= 0) {
+      this.running.splice(r, 1);
+      this.releaseResources(seq);
+    } else {
+      const w = this.waiting.indexOf(seq);
+      if (w >= 0) this.waiting.splice(w, 1);
+    }
+    seq.status = 'finished';
+  }
+
+  private releaseResources(seq: Sequence) {
+    this.blocks.release(seq.blockTable);
+    if (seq.adapter !== null && seq.adapterSlot >= 0) this.slots.release(seq.adapter);
+    seq.adapterSlot = -1;
+  }
+
+  private preempt(seq: Sequence) {
+    this.running.splice(this.running.indexOf(seq), 1);
+    this.releaseResources(seq);
+    seq.numComputed = 0;
+    seq.status = 'waiting';
+    this.waiting.unshift(seq);
+  }
+
+  /** The most recently admitted running sequence not yet scheduled in this step (may be `self`). */
+  private newestRunning(self: Sequence, scheduled: ScheduledEntry[]): Sequence | null {
+    for (let i = this.running.length - 1; i >= 0; i--) {
+      const s = this.running[i];
+      if (s === self || !scheduled.some((e) => e.seq === s)) return s;
+    }
+    return null;
+  }
+}
+
+function pendingOf(seq: Sequence): number {
+  return seq.numTokens - seq.numComputed;
+}

@@ -1,0 +1,79 @@
+/**
+ * Native GEMM for the base projections (C++: native/src/cpu/gemm*.cpp), and the machine peaks the
+ * benchmark compares it with (native/src/cpu/peak.cpp).
+ *
+ *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
+ *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
+ *   One f32 FMA chain per element, k ascending, starting from y when accumulating; x stays f32. The one
+ *   exception, off by default (see setBf16Dot): bf16 weights through vdpbf16ps, x rounded to bf16.
+ *   Batch-invariant: row m's result never depends on M, on the other rows or on the thread count.
+ *
+ * packWeight re-lays W into 32-column panels in native memory owned by the returned object and freed
+ * when it is garbage-collected; the caller may drop its own copy.
+ */
+import type { Kernels, PackedWeight, WeightMatrix } from '../types.ts';
+import { loadAddon } from './addon.ts';
+
+class NativePackedWeight implements PackedWeight {
+  constructor(
+    readonly dtype: WeightMatrix['dtype'],
+    readonly rows: number,
+    readonly cols: number,
+    /** The addon's handle to the packed panels. */
+    readonly handle: unknown,
+  ) {}
+}
+
+export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
+  packWeight(w: WeightMatrix): PackedWeight {
+    const handle = loadAddon().gemmPackWeight(w.dtype, w.rows, w.cols, w.data);
+    return new NativePackedWeight(w.dtype, w.rows, w.cols, handle);
+  },
+
+  gemm(x, w, y, m, bias, accumulate = false) {
+    if (!(w instanceof NativePackedWeight))
+      throw new TypeError("gemm: w must come from the native backend's packWeight");
+    loadAddon().gemm(x, w.handle, y, m, bias ?? null, accumulate);
+  },
+};
+
+/**
+ * bf16 weights under AVX-512 BF16: `true` runs vdpbf16ps (x rounded to bf16, k in pairs), `false` widens W
+ * to f32 for FMAs (x exact). Off by default, as on the Xeons measured vdpbf16ps reaches half the FLOP rate
+ * of FMA; LORAPLEX_BF16_DOT=1 turns it on at load. Returns whether the dot path is now in use (it also
+ * needs the avx512bf16 ISA active).
+ */
+export function setBf16Dot(enabled: boolean): boolean {
+  return loadAddon().gemmSetBf16Dot(enabled);
+}
+
+/** Whether bf16 weights currently run through vdpbf16ps (enabled and the avx512bf16 ISA active). */
+export function bf16DotActive(): boolean {
+  return loadAddon().gemmBf16DotActive();
+}
+
+/** A measured machine peak: GFLOP/s or GB/s (1e9), and the instruction set it was measured with. */
+export interface PeakFigure {
+  value: number;
+  isa: string;
+}
+
+/** f32 FMA throughput of all pool threads on register-resident accumulators (widest active ISA). */
+export function measureFmaPeak(seconds = 0.5): PeakFigure {
+  return loadAddon().measureFmaPeak(seconds);
+}
+
+/** vdpbf16ps throughput (64 FLOP per instruction), all threads; value 0 without AVX-512 BF16. */
+export function measureBf16DotPeak(seconds = 0.5): PeakFigure {
+  return loadAddon().measureBf16DotPeak(seconds);
+}
+
+/** Read bandwidth: all threads sum a `bytes` buffer; the best of `passes`. */
+export function measureReadBandwidth(bytes = 1 << 30, passes = 5): PeakFigure {
+  return loadAddon().measureReadBandwidth(bytes, passes);
+}
+
+/** Copy bandwidth (bytes read + written per second, as STREAM counts it); the best of `passes`. */
+export function measureCopyBandwidth(bytes = 512 << 20, passes = 5): PeakFigure {
+  return loadAddon().measureCopyBandwidth(bytes, passes);
+}

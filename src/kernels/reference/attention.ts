@@ -1,0 +1,167 @@
+/**
+ * Reference RoPE + cache write and paged attention: direct loops, f64 sums, the oracle for the native path.
+ */
+import type { AttentionBatch, AttentionShape, Kernels } from '../types.ts';
+
+const f = Math.fround;
+
+function fail(message: string): never {
+  throw new RangeError(`attention: ${message}`);
+}
+
+function isWhole(n: number, min: number): boolean {
+  return Number.isInteger(n) && n >= min;
+}
+
+export function checkAttentionShape(shape: AttentionShape): void {
+  const { numHeads, numKvHeads, headDim, blockSize } = shape;
+  if (![numHeads, numKvHeads, headDim, blockSize].every((n) => isWhole(n, 1)))
+    fail('numHeads, numKvHeads, headDim and blockSize must be positive integers');
+  if (numHeads % numKvHeads !== 0) fail('numHeads must be a multiple of numKvHeads (grouped-query attention)');
+}
+
+function checkCaches(kCache: Float32Array, vCache: Float32Array, shape: AttentionShape): number {
+  if (kCache.length !== vCache.length) fail('kCache and vCache must have the same length');
+  const blockElements = shape.blockSize * shape.numKvHeads * shape.headDim;
+  if (kCache.length % blockElements !== 0) fail('cache length must be a multiple of blockSize·numKvHeads·headDim');
+  return kCache.length / blockElements; // blocks
+}
+
+/** x'[i] = x[i]·c - x[i+h]·s ; x'[i+h] = x[i+h]·c + x[i]·s, every product and sum rounded to f32 (no FMA). */
+function rotate(
+  src: Float32Array,
+  srcOffset: number,
+  cos: Float32Array,
+  sin: Float32Array,
+  dst: Float32Array,
+  dstOffset: number,
+) {
+  const half = cos.length;
+  for (let i = 0; i < half; i++) {
+    const a = src[srcOffset + i];
+    const b = src[srcOffset + i + half];
+    dst[dstOffset + i] = f(f(a * cos[i]) - f(b * sin[i]));
+    dst[dstOffset + i + half] = f(f(b * cos[i]) + f(a * sin[i]));
+  }
+}
+
+export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedAttention'> = {
+  /**
+   * qkv [T, (Hq+2Hkv)·D] → qOut [T, Hq·D], kCache/vCache rows slotMapping[t] (-1: skipped), [rows, Hkv·D].
+   * Semantics: angle = f32(f32(pos[t])·invFreq[i]); c, s = f32(cos angle), f32(sin angle);
+   *   q' = rotate_half RoPE(q), k' = RoPE(k); qOut[t] = q'; kCache[slot] = k'; vCache[slot] = v
+   */
+  ropeAndCacheWrite(qkv, numTokens, shape, positions, invFreq, qOut, kCache, vCache, slotMapping) {
+    checkAttentionShape(shape);
+    const { numHeads: hq, numKvHeads: hkv, headDim: d } = shape;
+    if (d % 2 !== 0) fail('headDim must be even for rotate-half RoPE');
+    if (!isWhole(numTokens, 0)) fail('numTokens must be a whole number ≥ 0');
+    const rowWidth = (hq + 2 * hkv) * d;
+    if (qkv.length < numTokens * rowWidth) fail('qkv is shorter than numTokens·(numHeads + 2·numKvHeads)·headDim');
+    if (positions.length < numTokens) fail('positions is shorter than numTokens');
+    if (slotMapping.length < numTokens) fail('slotMapping is shorter than numTokens');
+    if (invFreq.length < d / 2) fail('invFreq must hold headDim/2 frequencies');
+    if (qOut.length < numTokens * hq * d) fail('qOut is shorter than numTokens·numHeads·headDim');
+    const cacheRows = checkCaches(kCache, vCache, shape) * shape.blockSize;
+    for (let t = 0; t < numTokens; t++) {
+      if (slotMapping[t] < -1 || slotMapping[t] >= cacheRows) fail(`slotMapping[${t}] is outside the cache`);
+    }
+
+    const half = d / 2;
+    const cos = new Float32Array(half);
+    const sin = new Float32Array(half);
+    const kvWidth = hkv * d;
+    for (let t = 0; t < numTokens; t++) {
+      const pos = f(positions[t]);
+      for (let i = 0; i < half; i++) {
+        const angle = f(pos * invFreq[i]);
+        cos[i] = Math.cos(angle);
+        sin[i] = Math.sin(angle);
+      }
+      const row = t * rowWidth;
+      for (let h = 0; h < hq; h++) rotate(qkv, row + h * d, cos, sin, qOut, (t * hq + h) * d);
+      const slot = slotMapping[t];
+      if (slot < 0) continue;
+      for (let g = 0; g < hkv; g++) rotate(qkv, row + (hq + g) * d, cos, sin, kCache, slot * kvWidth + g * d);
+      vCache.set(qkv.subarray(row + (hq + hkv) * d, row + rowWidth), slot * kvWidth);
+    }
+  },
+
+  /**
+   * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D]. Query i of sequence s sits at p = kvLen[s] - qLen + i.
+   * Semantics: out[t, h] = Σ_{j ≤ p} softmax_j(q[t,h]·k[j, h / (Hq/Hkv)] / √D) · v[j, h / (Hq/Hkv)]
+   */
+  pagedAttention(q, kCache, vCache, out, shape, batch) {
+    checkAttentionShape(shape);
+    checkBatch(q, kCache, vCache, out, shape, batch);
+    const { numHeads: hq, numKvHeads: hkv, headDim: d, blockSize: bs } = shape;
+    const group = hq / hkv;
+    const kvWidth = hkv * d;
+    const scale = 1 / Math.sqrt(d);
+    for (let s = 0; s < batch.numSeqs; s++) {
+      const qLen = batch.qStart[s + 1] - batch.qStart[s];
+      const first = batch.kvLen[s] - qLen;
+      const table = batch.blockTableStart[s];
+      const scores = new Float64Array(batch.kvLen[s]);
+      const acc = new Float64Array(d);
+      for (let i = 0; i < qLen; i++) {
+        const pos = first + i;
+        const lo = shape.slidingWindow ? Math.max(0, pos - shape.slidingWindow + 1) : 0;
+        const t = batch.qStart[s] + i;
+        for (let h = 0; h < hq; h++) {
+          const qOffset = (t * hq + h) * d;
+          const kvOffset = Math.floor(h / group) * d;
+          let max = Number.NEGATIVE_INFINITY;
+          for (let j = lo; j <= pos; j++) {
+            const rowStart = (batch.blockTables[table + Math.floor(j / bs)] * bs + (j % bs)) * kvWidth + kvOffset;
+            let dot = 0;
+            for (let x = 0; x < d; x++) dot += q[qOffset + x] * kCache[rowStart + x];
+            scores[j] = dot * scale;
+            if (scores[j] > max) max = scores[j];
+          }
+          acc.fill(0);
+          let sum = 0;
+          for (let j = lo; j <= pos; j++) {
+            const p = Math.exp(scores[j] - max);
+            sum += p;
+            const rowStart = (batch.blockTables[table + Math.floor(j / bs)] * bs + (j % bs)) * kvWidth + kvOffset;
+            for (let x = 0; x < d; x++) acc[x] += p * vCache[rowStart + x];
+          }
+          for (let x = 0; x < d; x++) out[qOffset + x] = acc[x] / sum;
+        }
+      }
+    }
+  },
+};
+
+function checkBatch(
+  q: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  out: Float32Array,
+  shape: AttentionShape,
+  batch: AttentionBatch,
+): void {
+  const blocks = checkCaches(kCache, vCache, shape);
+  const { numSeqs, qStart, kvLen, blockTables, blockTableStart } = batch;
+  if (!isWhole(numSeqs, 0)) fail('numSeqs must be a whole number ≥ 0');
+  if (numSeqs === 0) return;
+  if (qStart.length < numSeqs + 1 || kvLen.length < numSeqs || blockTableStart.length < numSeqs)
+    fail('qStart must hold numSeqs + 1 entries, kvLen and blockTableStart numSeqs entries');
+  if (qStart[0] < 0) fail('qStart[0] must be ≥ 0');
+  for (let s = 0; s < numSeqs; s++) {
+    const qLen = qStart[s + 1] - qStart[s];
+    if (qLen < 0) fail(`qStart must be non-decreasing (sequence ${s})`);
+    if (kvLen[s] < qLen) fail(`kvLen[${s}] = ${kvLen[s]} is smaller than its ${qLen} queries`);
+    const needed = Math.ceil(kvLen[s] / shape.blockSize);
+    if (needed === 0) continue;
+    const start = blockTableStart[s];
+    if (start < 0 || start + needed > blockTables.length) fail(`blockTables too short for sequence ${s}`);
+    for (let b = 0; b < needed; b++) {
+      const block = blockTables[start + b];
+      if (block < 0 || block >= blocks) fail(`block id ${block} of sequence ${s} is outside the cache`);
+    }
+  }
+  const need = qStart[numSeqs] * shape.numHeads * shape.headDim;
+  if (q.length < need || out.length < need) fail('q and out must hold qStart[numSeqs]·numHeads·headDim values');
+}

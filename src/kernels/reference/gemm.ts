@@ -1,0 +1,72 @@
+/**
+ * GEMM reference: the base projections in plain loops, every product and sum rounded to f32, f16/bf16
+ * weights decoded exactly. Slow and obvious; the native kernels are tested against it.
+ *
+ *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
+ *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
+ */
+import { toF32Array } from '../../model/dtype.ts';
+import type { Kernels, PackedWeight, WeightMatrix } from '../types.ts';
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
+function checkWeight(w: WeightMatrix): void {
+  if (!isCount(w.rows) || !isCount(w.cols)) throw new TypeError('packWeight: rows and cols must be integers ≥ 0');
+  const want = w.dtype === 'f32' ? Float32Array : w.dtype === 'f16' || w.dtype === 'bf16' ? Uint16Array : null;
+  if (!want) throw new TypeError(`packWeight: dtype must be 'f32', 'f16' or 'bf16', got '${w.dtype}'`);
+  if (!(w.data instanceof want)) throw new TypeError(`packWeight: ${w.dtype} data must be a ${want.name}`);
+  if (w.data.length < w.rows * w.cols)
+    throw new TypeError(`packWeight: data has ${w.data.length} elements, needs rows · cols = ${w.rows * w.cols}`);
+}
+
+function checkGemmArgs(
+  x: Float32Array,
+  w: PackedWeight,
+  y: Float32Array,
+  m: number,
+  bias: Float32Array | undefined,
+): void {
+  if (!(x instanceof Float32Array) || !(y instanceof Float32Array))
+    throw new TypeError('gemm: x and y must be Float32Arrays');
+  if (!isCount(m)) throw new TypeError(`gemm: m must be an integer ≥ 0, got ${m}`);
+  if (x.length < m * w.cols) throw new TypeError(`gemm: x has ${x.length} elements, needs m · K = ${m * w.cols}`);
+  if (y.length < m * w.rows) throw new TypeError(`gemm: y has ${y.length} elements, needs m · N = ${m * w.rows}`);
+  if (bias !== undefined && bias !== null) {
+    if (!(bias instanceof Float32Array)) throw new TypeError('gemm: bias must be a Float32Array');
+    if (bias.length < w.rows) throw new TypeError(`gemm: bias has ${bias.length} elements, needs N = ${w.rows}`);
+  }
+}
+
+/** The reference keeps W [N, K] decoded to f32 (sharing the caller's array when it is f32 already). */
+class ReferencePackedWeight implements PackedWeight {
+  constructor(
+    readonly dtype: WeightMatrix['dtype'],
+    readonly rows: number,
+    readonly cols: number,
+    readonly values: Float32Array,
+  ) {}
+}
+
+export const referenceGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
+  packWeight(w: WeightMatrix): PackedWeight {
+    checkWeight(w);
+    const values = toF32Array(w.dtype, w.data.subarray(0, w.rows * w.cols));
+    return new ReferencePackedWeight(w.dtype, w.rows, w.cols, values);
+  },
+
+  gemm(x, w, y, m, bias, accumulate = false) {
+    if (!(w instanceof ReferencePackedWeight)) throw new TypeError("gemm: w must come from this backend's packWeight");
+    checkGemmArgs(x, w, y, m, bias);
+    const { rows: n, cols: k, values } = w;
+    for (let r = 0; r < m; r++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let i = 0; i < k; i++) sum = Math.fround(sum + Math.fround(x[r * k + i] * values[j * k + i]));
+        if (bias) sum = Math.fround(sum + bias[j]);
+        y[r * n + j] = accumulate ? Math.fround(y[r * n + j] + sum) : sum;
+      }
+    }
+  },
+};

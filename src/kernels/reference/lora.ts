@@ -1,0 +1,259 @@
+/**
+ * Reference LoRA kernels: the math written plainly, f32 accumulation (Math.fround at every step).
+ * Validates its arguments like the native binding (same error classes), so one suite tests both.
+ *
+ * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; output row t at y[t*yStride + yOffset + n].
+ * Semantics: for row t with slot a ≥ 0 targeting m:
+ *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
+ * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
+ */
+import type { Kernels, LoraBank, LoraOutput, PackedAdapter } from '../types.ts';
+
+interface StoredModule {
+  rank: number;
+  inFeatures: number;
+  outFeatures: number;
+  scale: number;
+  a: Float32Array; // [rank, K]
+  bt: Float32Array; // [rank, N]
+}
+
+class ReferenceLoraBank implements LoraBank {
+  readonly slots: (StoredModule[] | null)[];
+  constructor(
+    readonly numSlots: number,
+    readonly numModules: number,
+  ) {
+    this.slots = new Array(numSlots).fill(null);
+  }
+}
+
+function referenceBank(bank: LoraBank, fn: string): ReferenceLoraBank {
+  if (!(bank instanceof ReferenceLoraBank)) throw new TypeError(`${fn}: the bank was not made by this implementation`);
+  return bank;
+}
+
+function slotShape(bank: ReferenceLoraBank, module: number): (slot: number) => LoraSlotShape | null {
+  return (slot) => {
+    const modules = bank.slots[slot];
+    if (!modules) return null;
+    const m = modules[module];
+    return { rank: m.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures };
+  };
+}
+
+/** Semantics: y[yBase + n] += scale · Σ_j (Σ_k x[xBase + k] · A[j, k]) · Bt[j, n] */
+function applyRow(m: StoredModule, x: Float32Array, xBase: number, k: number, y: Float32Array, yBase: number) {
+  const h = new Float32Array(m.rank);
+  for (let j = 0; j < m.rank; j++) {
+    let acc = 0;
+    for (let i = 0; i < k; i++) acc = Math.fround(acc + Math.fround(x[xBase + i] * m.a[j * k + i]));
+    h[j] = acc;
+  }
+  const n = m.outFeatures;
+  for (let c = 0; c < n; c++) {
+    let acc = 0;
+    for (let j = 0; j < m.rank; j++) acc = Math.fround(acc + Math.fround(h[j] * m.bt[j * n + c]));
+    y[yBase + c] = Math.fround(y[yBase + c] + Math.fround(m.scale * acc));
+  }
+}
+
+function applyRows(
+  bank: ReferenceLoraBank,
+  module: number,
+  slot: number,
+  x: Float32Array,
+  k: number,
+  out: LoraOutput,
+  first: number,
+  end: number,
+) {
+  if (slot < 0) return;
+  const m = bank.slots[slot]![module];
+  if (m.rank === 0) return;
+  for (let t = first; t < end; t++) applyRow(m, x, t * k, k, out.y, t * out.yStride + out.yOffset);
+}
+
+export const referenceLoraKernels: Pick<
+  Kernels,
+  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv'
+> = {
+  createLoraBank(numSlots, numModules) {
+    integer(numSlots, 'numSlots', 1, 1 << 16);
+    integer(numModules, 'numModules', 1, 1 << 20);
+    return new ReferenceLoraBank(numSlots, numModules);
+  },
+
+  setLoraSlot(bank, slot, adapter: PackedAdapter) {
+    const b = referenceBank(bank, 'setLoraSlot');
+    integer(slot, 'slot', 0, b.numSlots - 1);
+    checkPackedAdapter(adapter, b.numModules);
+    const modules: StoredModule[] = [];
+    for (let m = 0; m < b.numModules; m++) {
+      const rank = adapter.rank[m];
+      const k = rank > 0 ? adapter.inFeatures[m] : 0;
+      const n = rank > 0 ? adapter.outFeatures[m] : 0;
+      modules.push({
+        rank,
+        inFeatures: k,
+        outFeatures: n,
+        scale: adapter.scale[m],
+        a: adapter.weights.slice(adapter.offsetA[m], adapter.offsetA[m] + rank * k),
+        bt: adapter.weights.slice(adapter.offsetB[m], adapter.offsetB[m] + rank * n),
+      });
+    }
+    b.slots[slot] = modules;
+  },
+
+  clearLoraSlot(bank, slot) {
+    const b = referenceBank(bank, 'clearLoraSlot');
+    integer(slot, 'slot', 0, b.numSlots - 1);
+    b.slots[slot] = null;
+  },
+
+  loraSgmv(bank, module, x, k, out, n, segStart, segSlot, numSegments) {
+    const fn = 'loraSgmv';
+    const b = referenceBank(bank, fn);
+    integer(module, 'module', 0, b.numModules - 1);
+    checkKernelTypes(fn, x, k, out, n, segSlot, 'segSlot');
+    if (!(segStart instanceof Int32Array)) throw new TypeError(`${fn}: segStart must be an Int32Array`);
+    integer(numSegments, 'numSegments', 0, 0x7fffffff);
+    if (numSegments === 0) return;
+    if (segSlot.length < numSegments || segStart.length < numSegments + 1) {
+      throw new RangeError(`${fn}: numSegments ${numSegments} needs segStart of ${numSegments + 1} entries`);
+    }
+    if (segStart[0] < 0) throw new RangeError(`${fn}: segStart[0] must be ≥ 0`);
+    for (let s = 0; s < numSegments; s++) {
+      if (segStart[s + 1] < segStart[s]) throw new RangeError(`${fn}: segStart must be non-decreasing`);
+      checkLoraSlot(fn, segSlot[s], b.numSlots, module, k, n, slotShape(b, module));
+    }
+    checkLoraRows(fn, x, k, out, n, segStart[0], segStart[numSegments]);
+    for (let s = 0; s < numSegments; s++) applyRows(b, module, segSlot[s], x, k, out, segStart[s], segStart[s + 1]);
+  },
+
+  loraBgmv(bank, module, x, k, out, n, tokenSlot, numTokens) {
+    const fn = 'loraBgmv';
+    const b = referenceBank(bank, fn);
+    integer(module, 'module', 0, b.numModules - 1);
+    checkKernelTypes(fn, x, k, out, n, tokenSlot, 'tokenSlot');
+    integer(numTokens, 'numTokens', 0, 0x7fffffff);
+    if (tokenSlot.length < numTokens) throw new RangeError(`${fn}: tokenSlot has fewer than ${numTokens} entries`);
+    for (let t = 0; t < numTokens; t++) checkLoraSlot(fn, tokenSlot[t], b.numSlots, module, k, n, slotShape(b, module));
+    checkLoraRows(fn, x, k, out, n, 0, numTokens);
+    for (let t = 0; t < numTokens; t++) applyRows(b, module, tokenSlot[t], x, k, out, t, t + 1);
+  },
+};
+
+function checkKernelTypes(
+  fn: string,
+  x: Float32Array,
+  k: number,
+  out: LoraOutput,
+  n: number,
+  slots: Int32Array,
+  slotsName: string,
+) {
+  if (!(x instanceof Float32Array)) throw new TypeError(`${fn}: x must be a Float32Array`);
+  integer(k, 'k', 1, 1 << 24);
+  if (!(out?.y instanceof Float32Array)) throw new TypeError(`${fn}: out.y must be a Float32Array`);
+  integer(out.yStride, 'out.yStride', 1, 0x7fffffff);
+  integer(out.yOffset, 'out.yOffset', 0, 0x7fffffff);
+  integer(n, 'n', 1, 1 << 24);
+  if (!(slots instanceof Int32Array)) throw new TypeError(`${fn}: ${slotsName} must be an Int32Array`);
+}
+
+// ── argument checks (the binding's, in TypeScript) ──────────────────────────────────────────────
+
+interface LoraSlotShape {
+  rank: number;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+function integer(value: number, name: string, lo: number, hi: number) {
+  if (typeof value !== 'number') throw new TypeError(`'${name}' must be a number`);
+  if (!Number.isInteger(value) || value < lo || value > hi) {
+    throw new RangeError(`'${name}' must be an integer in [${lo}, ${hi}], got ${value}`);
+  }
+}
+
+const MAX_RANK = 1024;
+
+function checkPackedAdapter(adapter: PackedAdapter, numModules: number) {
+  if (!(adapter?.weights instanceof Float32Array))
+    throw new TypeError('setLoraSlot: adapter.weights must be a Float32Array');
+  if (!(adapter.scale instanceof Float32Array))
+    throw new TypeError('setLoraSlot: adapter.scale must be a Float32Array');
+  const ints = {
+    rank: adapter.rank,
+    offsetA: adapter.offsetA,
+    offsetB: adapter.offsetB,
+    inFeatures: adapter.inFeatures,
+    outFeatures: adapter.outFeatures,
+  };
+  for (const [name, array] of Object.entries(ints)) {
+    if (!(array instanceof Int32Array)) throw new TypeError(`setLoraSlot: adapter.${name} must be an Int32Array`);
+  }
+  for (const [name, array] of [...Object.entries(ints), ['scale', adapter.scale] as const]) {
+    if (array.length !== numModules) {
+      throw new RangeError(
+        `setLoraSlot: adapter.${name} has ${array.length} entries but the bank has ${numModules} modules`,
+      );
+    }
+  }
+  const total = adapter.weights.length;
+  for (let m = 0; m < numModules; m++) {
+    const r = adapter.rank[m];
+    const where = `setLoraSlot: module ${m}: `;
+    if (r < 0 || r > MAX_RANK) throw new RangeError(`${where}rank ${r} is outside [0, ${MAX_RANK}]`);
+    if (r === 0) continue;
+    const k = adapter.inFeatures[m];
+    const n = adapter.outFeatures[m];
+    if (k < 1 || k > 1 << 24 || n < 1 || n > 1 << 24)
+      throw new RangeError(`${where}inFeatures/outFeatures out of range`);
+    const oa = adapter.offsetA[m];
+    const ob = adapter.offsetB[m];
+    if (oa < 0 || oa + r * k > total || ob < 0 || ob + r * n > total) {
+      throw new RangeError(`${where}A or Bt does not fit in adapter.weights (length ${total})`);
+    }
+    if (!Number.isFinite(adapter.scale[m])) throw new RangeError(`${where}scale must be finite`);
+  }
+}
+
+function checkLoraSlot(
+  fn: string,
+  slot: number,
+  numSlots: number,
+  module: number,
+  k: number,
+  n: number,
+  shapeOf: (slot: number) => LoraSlotShape | null,
+) {
+  if (slot === -1) return;
+  if (slot < -1 || slot >= numSlots) throw new RangeError(`${fn}: slot ${slot} is outside [-1, ${numSlots - 1}]`);
+  const shape = shapeOf(slot);
+  if (!shape) throw new RangeError(`${fn}: slot ${slot} is empty (never set, or cleared)`);
+  if (shape.rank > 0 && (shape.inFeatures !== k || shape.outFeatures !== n)) {
+    throw new RangeError(
+      `${fn}: slot ${slot}, module ${module}: the adapter has K=${shape.inFeatures}, N=${shape.outFeatures} ` +
+        `but the call passes K=${k}, N=${n}`,
+    );
+  }
+}
+
+/** Rows [first, end) must lie inside x and out.y, and x must not overlap the output rows. */
+function checkLoraRows(fn: string, x: Float32Array, k: number, out: LoraOutput, n: number, first: number, end: number) {
+  if (end <= first) return;
+  if (out.yOffset + n > out.yStride) throw new RangeError(`${fn}: out.yOffset + n exceeds out.yStride`);
+  if (end * k > x.length)
+    throw new RangeError(`${fn}: x has ${x.length} elements, ${end} rows of K=${k} need ${end * k}`);
+  const yEnd = (end - 1) * out.yStride + out.yOffset + n;
+  if (yEnd > out.y.length) throw new RangeError(`${fn}: out.y has ${out.y.length} elements, needs ${yEnd}`);
+  if (x.buffer === out.y.buffer) {
+    const x0 = x.byteOffset + first * k * 4;
+    const x1 = x.byteOffset + end * k * 4;
+    const y0 = out.y.byteOffset + (first * out.yStride + out.yOffset) * 4;
+    const y1 = out.y.byteOffset + yEnd * 4;
+    if (x0 < y1 && y0 < x1) throw new TypeError(`${fn}: x and out.y must not overlap`);
+  }
+}

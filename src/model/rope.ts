@@ -1,0 +1,44 @@
+/**
+ * RoPE inverse frequencies [headDim / 2], as transformers computes them in float32: every intermediate
+ * rounded with Math.fround, in torch's order of operations. The power is correctly rounded here, while
+ * torch's vectorized powf (Sleef, ≤ 1 ulp) sometimes rounds the other way: about 1% of entries differ
+ * by 1 ulp from torch on CPU (a relative 6e-8, far below what the forward pass can see).
+ *
+ *   default: invFreq[i] = 1 / theta^(2i / d)
+ *   llama3:  invFreq scaled by 1/factor below low frequencies, kept above high ones, and blended between
+ *            (transformers' _compute_llama3_parameters).
+ */
+import type { ModelConfig } from './config.ts';
+
+const f = Math.fround;
+
+export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+  const dim = config.headDim;
+  const base = f(config.ropeTheta);
+  const invFreq = new Float32Array(dim / 2);
+  for (let i = 0; i < dim / 2; i++) invFreq[i] = f(1 / f(base ** f((2 * i) / dim)));
+  const scaling = config.ropeScaling;
+  if (scaling === null) return invFreq;
+
+  const factor = f(scaling.factor);
+  const low = f(scaling.lowFreqFactor);
+  const oldContext = scaling.originalMaxPositionEmbeddings;
+  const lowFreqWavelen = f(oldContext / scaling.lowFreqFactor);
+  const highFreqWavelen = f(oldContext / scaling.highFreqFactor);
+  const smoothDenominator = f(scaling.highFreqFactor - scaling.lowFreqFactor);
+  const twoPi = f(2 * Math.PI);
+  for (let i = 0; i < invFreq.length; i++) {
+    const inv = invFreq[i];
+    // torch evaluates `scalar / tensor` as reciprocal(tensor) * scalar.
+    const wavelen = f(f(1 / inv) * twoPi);
+    if (wavelen < highFreqWavelen) continue;
+    const scaled = f(inv / factor);
+    if (wavelen > lowFreqWavelen) {
+      invFreq[i] = scaled;
+      continue;
+    }
+    const smooth = f(f(f(f(1 / wavelen) * f(oldContext)) - low) / smoothDenominator);
+    invFreq[i] = f(f(f(f(1 - smooth) * inv) / factor) + f(smooth * inv));
+  }
+  return invFreq;
+}

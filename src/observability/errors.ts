@@ -1,0 +1,144 @@
+/**
+ * Every error loraplex reports, in one catalogue: a code, its HTTP status, its OpenAI error type and a
+ * message template. Messages teach: they name the file, the field and the value, and end with the likely
+ * fix as "(hint: …)".
+ *
+ *   throw createError('ADAPTER_RANK_TOO_HIGH', { file, rank: 64, where: "'r'", maxRank: 16 });
+ *
+ * To add an error: add one entry to ERROR_CATALOGUE with `define<Params>(status, type, template)`.
+ */
+
+/** The `type` field of an OpenAI error body. */
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'not_found_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'rate_limit_error'
+  | 'server_error';
+
+export interface ErrorSpec<P> {
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly message: (params: P) => string;
+}
+
+function define<P>(status: number, type: OpenAIErrorType, message: (params: P) => string): ErrorSpec<P> {
+  return { status, type, message };
+}
+
+/** " (hint: …)" when there is a hint. */
+function hint(text: string | undefined): string {
+  return text ? ` (hint: ${text})` : '';
+}
+
+/** A problem found in one file of an adapter; `field` names the config field or tensor. */
+interface AdapterFileProblem {
+  file: string;
+  field?: string;
+  problem: string;
+  hint?: string;
+}
+
+function fileProblem(p: AdapterFileProblem): string {
+  const where = p.field ? `${p.file}: ${p.field}: ` : `${p.file}: `;
+  return `${where}${p.problem}${hint(p.hint)}`;
+}
+
+export const ERROR_CATALOGUE = {
+  ADAPTER_NOT_FOUND: define<{ name: string; where: string; hint?: string }>(
+    404,
+    'not_found_error',
+    (p) => `adapter '${p.name}' not found in ${p.where}${hint(p.hint)}`,
+  ),
+  /** A file the adapter format needs is absent (adapter_config.json, adapter_model.safetensors). */
+  ADAPTER_FILE_MISSING: define<{ dir: string; file: string; hint?: string }>(
+    400,
+    'invalid_request_error',
+    (p) => `adapter directory ${p.dir} has no ${p.file}${hint(p.hint)}`,
+  ),
+  /** Pickle-based weights can run code when read; they are refused without being opened. */
+  ADAPTER_PICKLE_REFUSED: define<{ file: string }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `${p.file}: refusing to read pickle-based weights (they can run code when loaded)` +
+      hint("convert it to safetensors, e.g. with PEFT's save_pretrained(safe_serialization=True)"),
+  ),
+  ADAPTER_INVALID_CONFIG: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  ADAPTER_UNSUPPORTED_FEATURE: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  /** The adapter adapts a module loraplex cannot (embeddings, lm_head, norms, …). */
+  ADAPTER_UNSUPPORTED_TARGET: define<{ file: string; field: string; module: string; supported: readonly string[] }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `${p.file}: ${p.field}: LoRA on module '${p.module}' is not supported; loraplex adapts only ` +
+      `${p.supported.join(', ')}` +
+      hint('retrain without this module in target_modules, or merge that part into the base model'),
+  ),
+  ADAPTER_BASE_MISMATCH: define<{ file: string; problem: string; baseModel?: string | null }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `${p.file}: ${p.problem}` +
+      hint(
+        p.baseModel
+          ? `maybe wrong base model? the adapter was trained on '${p.baseModel}' (base_model_name_or_path)`
+          : 'maybe wrong base model?',
+      ),
+  ),
+  ADAPTER_RANK_TOO_HIGH: define<{ file: string; where: string; rank: number; maxRank: number }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `${p.file}: LoRA rank ${p.rank} (${p.where}) exceeds the server's maximum LoRA rank ${p.maxRank}` +
+      hint(`start the server with --max-lora-rank ${p.rank} or more`),
+  ),
+  ADAPTER_WEIGHTS_INVALID: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  ADAPTER_TENSOR_MISSING: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  ADAPTER_TENSOR_SHAPE: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  /** A tensor the config does not account for (a module it does not target, a name that is not LoRA). */
+  ADAPTER_TENSOR_UNEXPECTED: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  INTERNAL_ERROR: define<{ message: string }>(500, 'server_error', (p) => p.message),
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+export type ErrorParams<C extends ErrorCode> = (typeof ERROR_CATALOGUE)[C] extends ErrorSpec<infer P> ? P : never;
+
+/** The body OpenAI-compatible servers answer with. */
+export interface OpenAIErrorBody {
+  error: { message: string; type: OpenAIErrorType; param: string | null; code: string };
+}
+
+export class LoraplexError extends Error {
+  override readonly name = 'LoraplexError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly status: number,
+    readonly type: OpenAIErrorType,
+    /** The request field at fault (OpenAI's `param`), when there is one. */
+    readonly param?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  toOpenAIError(): OpenAIErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param ?? null, code: this.code } };
+  }
+}
+
+export function createError<C extends ErrorCode>(
+  code: C,
+  params: ErrorParams<C>,
+  options: { param?: string; cause?: unknown } = {},
+): LoraplexError {
+  const spec = ERROR_CATALOGUE[code] as ErrorSpec<ErrorParams<C>>;
+  return new LoraplexError(code, spec.message(params), spec.status, spec.type, options.param, { cause: options.cause });
+}
+
+export function isLoraplexError(e: unknown, code?: ErrorCode): e is LoraplexError {
+  return e instanceof LoraplexError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,579 @@
+/**
+ * Attention kernels (RoPE + cache write, paged attention): native under every ISA against the reference,
+ * the batch-invariance guarantee (bitwise: other sequences, prefill chunking vs decode, thread count),
+ * GQA, padding slots, empty batches and argument validation.
+ * Imports the attention modules directly so it does not depend on the other kernel groups.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
+import { nativeAttentionKernels } from '../../src/kernels/native/attention.ts';
+import { referenceAttentionKernels } from '../../src/kernels/reference/attention.ts';
+import type { AttentionBatch, AttentionShape } from '../../src/kernels/types.ts';
+
+type AttentionKernels = typeof nativeAttentionKernels;
+
+/** Deterministic pseudo-random numbers (mulberry32, as in implementations.ts, which needs every kernel group). */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    f32: (n: number, scale = 1) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale),
+  };
+}
+type Rng = ReturnType<typeof rng>;
+
+const info = cpuInfo();
+const isas: Isa[] = ['scalar', ...(['avx2', 'avx512', 'avx512bf16'] as const).filter((isa) => isaAvailable(isa))];
+function isaAvailable(isa: Isa): boolean {
+  return isa === 'avx2' ? info.avx2Fma : isa === 'avx512' ? info.avx512 : info.avx512Bf16;
+}
+after(() => {
+  setIsa(info.best);
+  setThreads(info.threads);
+});
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
+  }
+  return m;
+}
+
+function assertBitwise(a: Float32Array, b: Float32Array, what: string) {
+  assert.equal(a.length, b.length, `${what}: length`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
+  }
+}
+
+interface SeqSpec {
+  qLen: number;
+  kvLen: number;
+}
+
+/** A cache full of random keys/values, each sequence owning shuffled (non-contiguous) blocks. */
+interface Scene {
+  shape: AttentionShape;
+  kCache: Float32Array;
+  vCache: Float32Array;
+  /** Block table of each sequence (long enough for its kvLen). */
+  tables: number[][];
+}
+
+function makeScene(r: Rng, shape: AttentionShape, kvLens: number[]): Scene {
+  const needed = kvLens.map((kv) => Math.ceil(kv / shape.blockSize));
+  const spare = 3;
+  const numBlocks = needed.reduce((a, b) => a + b, 0) + spare;
+  const ids = Array.from({ length: numBlocks }, (_, i) => i);
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = r.int(0, i);
+    [ids[i], ids[j]] = [ids[j], ids[i]];
+  }
+  let next = 0;
+  const tables = needed.map((n) => {
+    next += n;
+    return ids.slice(next - n, next);
+  });
+  const size = numBlocks * shape.blockSize * shape.numKvHeads * shape.headDim;
+  return { shape, kCache: r.f32(size, 2), vCache: r.f32(size), tables };
+}
+
+/** The batch for `specs` (sequence i of the batch is scene sequence seqIds[i]), block tables with a gap. */
+function makeBatch(scene: Scene, seqIds: number[], specs: SeqSpec[]): AttentionBatch {
+  const qStart = new Int32Array(specs.length + 1);
+  specs.forEach((s, i) => {
+    qStart[i + 1] = qStart[i] + s.qLen;
+  });
+  const flat: number[] = [0]; // an unrelated leading entry: blockTableStart is honoured
+  const blockTableStart = new Int32Array(specs.length);
+  seqIds.forEach((id, i) => {
+    blockTableStart[i] = flat.length;
+    flat.push(...scene.tables[id]);
+  });
+  return {
+    qStart,
+    kvLen: Int32Array.from(specs.map((s) => s.kvLen)),
+    blockTables: Int32Array.from(flat),
+    blockTableStart,
+    numSeqs: specs.length,
+  };
+}
+
+/** Query rows for scene sequence positions: q of (sequence id, position) is fixed, whatever the batch. */
+function queryRows(shape: AttentionShape, seqIds: number[], specs: SeqSpec[]): Float32Array {
+  const width = shape.numHeads * shape.headDim;
+  const rows: Float32Array[] = [];
+  seqIds.forEach((id, i) => {
+    const first = specs[i].kvLen - specs[i].qLen;
+    for (let p = first; p < specs[i].kvLen; p++) rows.push(rng(1000 * id + p + 1).f32(width, 2));
+  });
+  const q = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => {
+    q.set(row, i * width);
+  });
+  return q;
+}
+
+function attend(k: AttentionKernels, scene: Scene, seqIds: number[], specs: SeqSpec[]): Float32Array {
+  const batch = makeBatch(scene, seqIds, specs);
+  const q = queryRows(scene.shape, seqIds, specs);
+  const out = new Float32Array(q.length).fill(Number.NaN);
+  k.pagedAttention(q, scene.kCache, scene.vCache, out, scene.shape, batch);
+  return out;
+}
+
+function rowsOf(out: Float32Array, shape: AttentionShape, from: number, count: number): Float32Array {
+  const width = shape.numHeads * shape.headDim;
+  return out.slice(from * width, (from + count) * width);
+}
+
+const headConfigs = [
+  [1, 1],
+  [4, 2],
+  [9, 3],
+  [8, 1],
+] as const;
+const headDims = [8, 16, 64, 80, 128];
+const blockSizes = [1, 4, 16];
+
+describe('pagedAttention: native under every ISA matches the reference', () => {
+  let combo = 0;
+  for (const headDim of headDims) {
+    for (const [numHeads, numKvHeads] of headConfigs) {
+      const blockSize = blockSizes[combo++ % blockSizes.length];
+      const shape = { numHeads, numKvHeads, headDim, blockSize };
+      test(`D=${headDim} Hq/Hkv=${numHeads}/${numKvHeads} blockSize=${blockSize}: mixed prefill chunks and decodes`, () => {
+        const r = rng(combo * 97 + headDim);
+        // decode with a long history, a prefill chunk over cached tokens, a whole prompt, a 1-token prompt,
+        // a decode at kvLen 300, and a sequence with no query this step.
+        const specs: SeqSpec[] = [
+          { qLen: 1, kvLen: r.int(2, 299) },
+          { qLen: r.int(2, 9), kvLen: r.int(40, 120) },
+          { qLen: 0, kvLen: 5 },
+          { qLen: r.int(10, 23), kvLen: 0 },
+          { qLen: 1, kvLen: 1 },
+          { qLen: 1, kvLen: 300 },
+        ];
+        specs[3].kvLen = specs[3].qLen;
+        const ids = specs.map((_, i) => i);
+        const scene = makeScene(
+          r,
+          shape,
+          specs.map((s) => s.kvLen),
+        );
+        const expected = attend(referenceAttentionKernels, scene, ids, specs);
+        for (const isa of isas) {
+          setIsa(isa);
+          const got = attend(nativeAttentionKernels, scene, ids, specs);
+          const diff = maxAbsDiff(got, expected);
+          assert.ok(diff < 2e-5, `${isa}: max |native - reference| = ${diff}`);
+        }
+      });
+    }
+  }
+});
+
+describe('pagedAttention: other shapes (7 heads per kv head, head dims past 128)', () => {
+  for (const [headDim, blockSize] of [
+    [72, 16],
+    [136, 4],
+    [256, 16],
+  ]) {
+    test(`D=${headDim} Hq/Hkv=14/2 blockSize=${blockSize}`, () => {
+      const shape = { numHeads: 14, numKvHeads: 2, headDim, blockSize };
+      const r = rng(headDim);
+      const specs: SeqSpec[] = [
+        { qLen: 1, kvLen: 77 },
+        { qLen: 19, kvLen: 40 },
+      ];
+      const scene = makeScene(r, shape, [77, 40]);
+      const expected = attend(referenceAttentionKernels, scene, [0, 1], specs);
+      for (const isa of isas) {
+        setIsa(isa);
+        const diff = maxAbsDiff(attend(nativeAttentionKernels, scene, [0, 1], specs), expected);
+        assert.ok(diff < 2e-5, `${isa}: max |native - reference| = ${diff}`);
+      }
+    });
+  }
+});
+
+describe('pagedAttention: batch invariance (bitwise, per ISA)', () => {
+  const shape = { numHeads: 8, numKvHeads: 2, headDim: 80, blockSize: 4 };
+  const r = rng(42);
+  const scene = makeScene(r, shape, [70, 300, 33, 17]);
+
+  for (const isa of isas) {
+    test(`${isa}: a sequence gives the same bits alone, in a batch, first or last`, () => {
+      setIsa(isa);
+      const spec: SeqSpec = { qLen: 6, kvLen: 70 };
+      const alone = attend(nativeAttentionKernels, scene, [0], [spec]);
+      const batchSpecs = [{ qLen: 1, kvLen: 300 }, spec, { qLen: 33, kvLen: 33 }];
+      const inBatch = attend(nativeAttentionKernels, scene, [1, 0, 2], batchSpecs);
+      assertBitwise(rowsOf(inBatch, shape, 1, 6), alone, 'middle of a batch');
+      const last = attend(nativeAttentionKernels, scene, [2, 1, 0], [batchSpecs[2], batchSpecs[0], spec]);
+      assertBitwise(rowsOf(last, shape, 34, 6), alone, 'last in a batch');
+    });
+
+    test(`${isa}: a decode gives the same bits alone and among many decodes`, () => {
+      setIsa(isa);
+      const alone = attend(nativeAttentionKernels, scene, [1], [{ qLen: 1, kvLen: 211 }]);
+      const specs = [70, 211, 33, 17, 69, 5].map((kvLen) => ({ qLen: 1, kvLen }));
+      const many = attend(nativeAttentionKernels, scene, [0, 1, 2, 3, 0, 2], specs);
+      assertBitwise(rowsOf(many, shape, 1, 1), alone, 'decode among decodes');
+    });
+
+    test(`${isa}: token 17 of a 17-token prefill equals its decode after a 16-token prefill`, () => {
+      setIsa(isa);
+      const oneShot = attend(nativeAttentionKernels, scene, [3], [{ qLen: 17, kvLen: 17 }]);
+      const decode = attend(nativeAttentionKernels, scene, [3], [{ qLen: 1, kvLen: 17 }]);
+      assertBitwise(rowsOf(oneShot, shape, 16, 1), decode, 'decode vs prefill');
+    });
+
+    test(`${isa}: chunked prefill equals one-shot prefill, row by row`, () => {
+      setIsa(isa);
+      const oneShot = attend(nativeAttentionKernels, scene, [1], [{ qLen: 300, kvLen: 300 }]);
+      let done = 0;
+      for (const chunk of [1, 16, 17, 50, 100, 116]) {
+        const part = attend(nativeAttentionKernels, scene, [1], [{ qLen: chunk, kvLen: done + chunk }]);
+        assertBitwise(part, rowsOf(oneShot, shape, done, chunk), `chunk at ${done}`);
+        done += chunk;
+      }
+      assert.equal(done, 300);
+    });
+
+    test(`${isa}: the thread count does not change the bits`, () => {
+      setIsa(isa);
+      const specs = [
+        { qLen: 40, kvLen: 300 },
+        { qLen: 1, kvLen: 70 },
+      ];
+      setThreads(1);
+      const serial = attend(nativeAttentionKernels, scene, [1, 0], specs);
+      setThreads(3);
+      const threaded = attend(nativeAttentionKernels, scene, [1, 0], specs);
+      setThreads(info.threads);
+      assertBitwise(threaded, serial, 'threads 3 vs 1');
+    });
+  }
+});
+
+describe('pagedAttention: semantics of the reference', () => {
+  test('grouped-query attention equals multi-head attention over repeated kv heads', () => {
+    const r = rng(5);
+    const gqa = { numHeads: 6, numKvHeads: 2, headDim: 16, blockSize: 4 };
+    const mha = { ...gqa, numKvHeads: 6 };
+    const scene = makeScene(r, gqa, [23]);
+    const rows = scene.kCache.length / (gqa.numKvHeads * gqa.headDim);
+    const expand = (cache: Float32Array) => {
+      const out = new Float32Array(rows * mha.numKvHeads * gqa.headDim);
+      for (let row = 0; row < rows; row++)
+        for (let h = 0; h < 6; h++) {
+          const src = (row * 2 + Math.floor(h / 3)) * 16;
+          out.set(cache.subarray(src, src + 16), (row * 6 + h) * 16);
+        }
+      return out;
+    };
+    const mhaScene = { shape: mha, kCache: expand(scene.kCache), vCache: expand(scene.vCache), tables: scene.tables };
+    const specs = [{ qLen: 5, kvLen: 23 }];
+    for (const k of [referenceAttentionKernels, nativeAttentionKernels]) {
+      const a = attend(k, scene, [0], specs);
+      const b = attend(k, mhaScene, [0], specs);
+      assert.ok(maxAbsDiff(a, b) < 1e-6);
+    }
+  });
+
+  test('one visible key returns its value; equal scores average the values', () => {
+    const shape = { numHeads: 1, numKvHeads: 1, headDim: 2, blockSize: 2 };
+    const kCache = Float32Array.from([1, 0, 1, 0]);
+    const vCache = Float32Array.from([2, 4, 6, 8]);
+    const batch = (kvLen: number) => ({
+      qStart: Int32Array.from([0, 1]),
+      kvLen: Int32Array.from([kvLen]),
+      blockTables: Int32Array.from([0]),
+      blockTableStart: Int32Array.from([0]),
+      numSeqs: 1,
+    });
+    for (const k of [referenceAttentionKernels, nativeAttentionKernels]) {
+      const out = new Float32Array(2);
+      k.pagedAttention(Float32Array.from([3, 1]), kCache, vCache, out, shape, batch(1));
+      assert.deepEqual([...out], [2, 4]);
+      k.pagedAttention(Float32Array.from([3, 1]), kCache, vCache, out, shape, batch(2));
+      assert.deepEqual([...out], [4, 6]);
+    }
+  });
+
+  test('an empty batch and a batch of query-less sequences leave out untouched', () => {
+    const shape = { numHeads: 2, numKvHeads: 1, headDim: 8, blockSize: 4 };
+    const scene = makeScene(rng(9), shape, [9]);
+    for (const k of [referenceAttentionKernels, nativeAttentionKernels]) {
+      const out = Float32Array.from([1.5]);
+      const empty = {
+        qStart: Int32Array.from([0]),
+        kvLen: new Int32Array(0),
+        blockTables: new Int32Array(0),
+        blockTableStart: new Int32Array(0),
+        numSeqs: 0,
+      };
+      k.pagedAttention(new Float32Array(0), scene.kCache, scene.vCache, out, shape, empty);
+      k.pagedAttention(new Float32Array(0), scene.kCache, scene.vCache, out, shape, {
+        ...makeBatch(scene, [0], [{ qLen: 0, kvLen: 9 }]),
+      });
+      assert.equal(out[0], 1.5);
+    }
+  });
+});
+
+/** qkv rows for T tokens and the expected RoPE of the reference, through both implementations. */
+function ropeCase(r: Rng, shape: AttentionShape, numTokens: number, numBlocks: number) {
+  const { numHeads: hq, numKvHeads: hkv, headDim: d, blockSize } = shape;
+  const qkv = r.f32(numTokens * (hq + 2 * hkv) * d, 3);
+  const positions = Int32Array.from({ length: numTokens }, () => r.int(0, 130000));
+  positions[0] = 0;
+  const invFreq = Float32Array.from({ length: d / 2 }, (_, i) => Math.fround(1 / 500000 ** ((2 * i) / d)));
+  const rows = numBlocks * blockSize;
+  const order = Array.from({ length: rows }, (_, i) => i).sort(() => r.next() - 0.5);
+  const slotMapping = Int32Array.from({ length: numTokens }, (_, t) => (t % 5 === 3 ? -1 : order[t]));
+  return { qkv, positions, invFreq, slotMapping, cacheLength: rows * hkv * d };
+}
+
+function runRope(k: AttentionKernels, shape: AttentionShape, c: ReturnType<typeof ropeCase>, numTokens: number) {
+  const qOut = new Float32Array(numTokens * shape.numHeads * shape.headDim).fill(Number.NaN);
+  const kCache = new Float32Array(c.cacheLength).fill(-7);
+  const vCache = new Float32Array(c.cacheLength).fill(-7);
+  k.ropeAndCacheWrite(c.qkv, numTokens, shape, c.positions, c.invFreq, qOut, kCache, vCache, c.slotMapping);
+  return { qOut, kCache, vCache };
+}
+
+describe('ropeAndCacheWrite', () => {
+  for (const headDim of headDims) {
+    test(`D=${headDim}: native under every ISA matches the reference, padding slots are not written`, () => {
+      const shape = { numHeads: 9, numKvHeads: 3, headDim, blockSize: 4 };
+      const r = rng(headDim);
+      const numTokens = 23;
+      const c = ropeCase(r, shape, numTokens, 8);
+      const expected = runRope(referenceAttentionKernels, shape, c, numTokens);
+      for (const isa of isas) {
+        setIsa(isa);
+        const got = runRope(nativeAttentionKernels, shape, c, numTokens);
+        assert.ok(maxAbsDiff(got.qOut, expected.qOut) <= 1e-6, `${isa}: q`);
+        assert.ok(maxAbsDiff(got.kCache, expected.kCache) <= 1e-6, `${isa}: k`);
+        assertBitwise(got.vCache, expected.vCache, `${isa}: v is copied as is`);
+      }
+      // Rows of padding tokens (slot -1) and unused rows keep their old contents.
+      const width = shape.numKvHeads * headDim;
+      const written = new Set(Array.from(c.slotMapping).filter((s) => s >= 0));
+      for (let row = 0; row < c.cacheLength / width; row++) {
+        if (written.has(row)) continue;
+        assert.ok(expected.kCache.subarray(row * width, (row + 1) * width).every((x) => x === -7));
+      }
+    });
+  }
+
+  test('position 0 leaves q and k unchanged; the rotation follows rotate_half', () => {
+    const shape = { numHeads: 1, numKvHeads: 1, headDim: 4, blockSize: 1 };
+    const qkv = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const invFreq = Float32Array.from([1, 0.5]);
+    for (const k of [referenceAttentionKernels, nativeAttentionKernels]) {
+      const qOut = new Float32Array(8);
+      const kCache = new Float32Array(8);
+      const vCache = new Float32Array(8);
+      k.ropeAndCacheWrite(
+        qkv,
+        2,
+        shape,
+        Int32Array.from([0, 1]),
+        invFreq,
+        qOut,
+        kCache,
+        vCache,
+        Int32Array.from([1, 0]),
+      );
+      assert.deepEqual([...qOut.subarray(0, 4)], [1, 2, 3, 4]);
+      assert.deepEqual([...kCache.subarray(4, 8)], [5, 6, 7, 8]);
+      assert.deepEqual([...vCache.subarray(4, 8)], [9, 10, 11, 12]);
+      const f = Math.fround;
+      const [c0, s0] = [f(Math.cos(1)), f(Math.sin(1))];
+      assert.equal(qOut[4], f(f(1 * c0) - f(3 * s0)));
+      assert.equal(qOut[6], f(f(3 * c0) + f(1 * s0)));
+    }
+  });
+
+  test('a prefill written in chunks attends exactly like one written at once (native, every ISA)', () => {
+    const shape = { numHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16 };
+    const r = rng(77);
+    const total = 37;
+    const qkv = r.f32(total * 8 * 64);
+    const invFreq = Float32Array.from({ length: 32 }, (_, i) => Math.fround(1 / 10000 ** (i / 32)));
+    const table = Int32Array.from([2, 0, 3]);
+    const slots = Int32Array.from({ length: total }, (_, p) => table[Math.floor(p / 16)] * 16 + (p % 16));
+    const positions = Int32Array.from({ length: total }, (_, p) => p);
+    const run = (chunks: number[]) => {
+      const cacheLength = 4 * 16 * 2 * 64;
+      const kCache = new Float32Array(cacheLength);
+      const vCache = new Float32Array(cacheLength);
+      const outs: Float32Array[] = [];
+      let done = 0;
+      for (const n of chunks) {
+        const q = new Float32Array(n * 4 * 64);
+        const rowWidth = 8 * 64;
+        const part = qkv.subarray(done * rowWidth, (done + n) * rowWidth);
+        const at = (a: Int32Array) => a.subarray(done, done + n);
+        nativeAttentionKernels.ropeAndCacheWrite(part, n, shape, at(positions), invFreq, q, kCache, vCache, at(slots));
+        const out = new Float32Array(q.length);
+        const batch = {
+          qStart: Int32Array.from([0, n]),
+          kvLen: Int32Array.from([done + n]),
+          blockTables: table,
+          blockTableStart: Int32Array.from([0]),
+          numSeqs: 1,
+        };
+        nativeAttentionKernels.pagedAttention(q, kCache, vCache, out, shape, batch);
+        outs.push(out);
+        done += n;
+      }
+      const all = new Float32Array(total * 4 * 64);
+      let offset = 0;
+      for (const o of outs) {
+        all.set(o, offset);
+        offset += o.length;
+      }
+      return all;
+    };
+    for (const isa of isas) {
+      setIsa(isa);
+      assertBitwise(run([5, 11, 1, 1, 19]), run([total]), `${isa}: chunked vs one-shot`);
+    }
+  });
+});
+
+describe('attention: bad arguments throw, never crash', () => {
+  const shape = { numHeads: 4, numKvHeads: 2, headDim: 8, blockSize: 4 };
+  const cache = () => new Float32Array(3 * 4 * 2 * 8);
+  const good = () => ({
+    q: new Float32Array(2 * 32),
+    out: new Float32Array(2 * 32),
+    batch: {
+      qStart: Int32Array.from([0, 2]),
+      kvLen: Int32Array.from([5]),
+      blockTables: Int32Array.from([1, 2]),
+      blockTableStart: Int32Array.from([0]),
+      numSeqs: 1,
+    } as AttentionBatch,
+  });
+  const badAttention: [string, (g: ReturnType<typeof good>) => [AttentionShape, AttentionBatch, Float32Array]][] = [
+    ['Hq not a multiple of Hkv', (g) => [{ ...shape, numHeads: 3 }, g.batch, g.q]],
+    ['zero head dim', (g) => [{ ...shape, headDim: 0 }, g.batch, g.q]],
+    ['block id out of the cache', (g) => [shape, { ...g.batch, blockTables: Int32Array.from([1, 3]) }, g.q]],
+    ['negative block id', (g) => [shape, { ...g.batch, blockTables: Int32Array.from([-1, 0]) }, g.q]],
+    ['block table too short', (g) => [shape, { ...g.batch, blockTables: Int32Array.from([1]) }, g.q]],
+    ['kvLen below qLen', (g) => [shape, { ...g.batch, kvLen: Int32Array.from([1]) }, g.q]],
+    ['qStart decreasing', (g) => [shape, { ...g.batch, qStart: Int32Array.from([2, 0]) }, g.q]],
+    ['qStart too short', (g) => [shape, { ...g.batch, qStart: Int32Array.from([0]) }, g.q]],
+    ['q too short', (g) => [shape, g.batch, new Float32Array(10)]],
+    ['fractional numSeqs', (g) => [shape, { ...g.batch, numSeqs: 0.5 }, g.q]],
+  ];
+  for (const [name, k] of [
+    ['reference', referenceAttentionKernels],
+    ['native', nativeAttentionKernels],
+  ] as const) {
+    for (const [what, make] of badAttention) {
+      test(`${name} pagedAttention: ${what}`, () => {
+        const g = good();
+        const [s, b, q] = make(g);
+        assert.throws(() => k.pagedAttention(q, cache(), cache(), g.out, s, b), RangeError);
+      });
+    }
+    test(`${name} pagedAttention: caches of different or ragged lengths`, () => {
+      const g = good();
+      assert.throws(() => k.pagedAttention(g.q, cache(), new Float32Array(8), g.out, shape, g.batch), RangeError);
+      const ragged = new Float32Array(3 * 64 + 1);
+      assert.throws(() => k.pagedAttention(g.q, ragged, ragged, g.out, shape, g.batch), RangeError);
+    });
+    test(`${name} ropeAndCacheWrite: odd head dim, slot out of range, short buffers`, () => {
+      const qkv = new Float32Array(2 * 8 * 8);
+      const inv = new Float32Array(4);
+      const pos = Int32Array.from([0, 1]);
+      const qOut = new Float32Array(2 * 32);
+      const rope = (s: AttentionShape, slots: Int32Array, q = qkv, freq = inv, t = 2) =>
+        k.ropeAndCacheWrite(q, t, s, pos, freq, qOut, cache(), cache(), slots);
+      assert.throws(() => rope({ ...shape, headDim: 7 }, Int32Array.from([0, 1])), RangeError);
+      assert.throws(() => rope(shape, Int32Array.from([0, 12])), RangeError);
+      assert.throws(() => rope(shape, Int32Array.from([0, -2])), RangeError);
+      assert.throws(() => rope(shape, Int32Array.from([0])), RangeError);
+      assert.throws(() => rope(shape, Int32Array.from([0, 1]), new Float32Array(5)), RangeError);
+      assert.throws(() => rope(shape, Int32Array.from([0, 1]), qkv, new Float32Array(3)), RangeError);
+      assert.throws(() => rope(shape, Int32Array.from([0, 1]), qkv, inv, -1), RangeError);
+      rope(shape, Int32Array.from([11, -1]));
+      rope(shape, new Int32Array(0), qkv, inv, 0);
+    });
+  }
+  test('native: wrong array types are TypeErrors', () => {
+    const g = good();
+    const asAny = g.q as unknown as Float32Array;
+    assert.throws(
+      () =>
+        nativeAttentionKernels.pagedAttention(
+          new Float64Array(64) as unknown as Float32Array,
+          cache(),
+          cache(),
+          g.out,
+          shape,
+          g.batch,
+        ),
+      TypeError,
+    );
+    assert.throws(
+      () =>
+        nativeAttentionKernels.pagedAttention(asAny, cache(), cache(), g.out, shape, {
+          ...g.batch,
+          kvLen: [5] as unknown as Int32Array,
+        }),
+      TypeError,
+    );
+  });
+});
+
+describe('pagedAttention: sliding window (Mistral)', () => {
+  for (const window of [1, 5, 16, 40]) {
+    test(`window ${window}: native under every ISA matches the reference; prefill chunk equals decode bitwise`, () => {
+      const shape = { numHeads: 4, numKvHeads: 2, headDim: 16, blockSize: 4, slidingWindow: window };
+      const r = rng(window * 31);
+      const specs: SeqSpec[] = [
+        { qLen: 1, kvLen: 57 },
+        { qLen: 23, kvLen: 23 },
+        { qLen: 7, kvLen: 50 },
+      ];
+      const ids = specs.map((_, i) => i);
+      const scene = makeScene(
+        r,
+        shape,
+        specs.map((s) => s.kvLen),
+      );
+      const expected = attend(referenceAttentionKernels, scene, ids, specs);
+      const full = attend(referenceAttentionKernels, { ...scene, shape: { ...shape, slidingWindow: 0 } }, ids, specs);
+      if (window < 23) assert.ok(maxAbsDiff(expected, full) > 1e-4, 'the window changes the result');
+      for (const isa of isas) {
+        setIsa(isa);
+        const got = attend(nativeAttentionKernels, scene, ids, specs);
+        assert.ok(maxAbsDiff(got, expected) < 2e-5, `${isa}: native differs from the reference`);
+        // the last query of the 23-token prefill, recomputed alone as a decode step
+        const decode = attend(nativeAttentionKernels, scene, [1], [{ qLen: 1, kvLen: 23 }]);
+        assertBitwise(decode, rowsOf(got, shape, 1 + 22, 1), `${isa}: decode vs prefill`);
+      }
+    });
+  }
+});
