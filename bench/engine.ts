@@ -95,14 +95,19 @@ function runOnce(engine: LLMEngine, promptIds: number[][], adapters: number): nu
   );
   const seconds = (performance.now() - t0) / 1000;
   const produced = seqs.reduce((n, s) => n + s.outputIds.length, 0);
-  if (produced !== numPrompts * outputTokens) throw new Error(`expected ${numPrompts * outputTokens} tokens, got ${produced}`);
+  if (produced !== numPrompts * outputTokens)
+    throw new Error(`expected ${numPrompts * outputTokens} tokens, got ${produced}`);
   return seconds;
 }
 
 /** Median time of one decode step of a single sequence (after a short prompt). */
 function batch1DecodeSeconds(engine: LLMEngine, steps: number): number {
   const times: number[] = [];
-  const seq = engine.addRequest({ promptIds: [1, 2, 3, 4], adapter: null, params: { maxTokens: steps + 1, temperature: 0, ignoreEos: true } });
+  const seq = engine.addRequest({
+    promptIds: [1, 2, 3, 4],
+    adapter: null,
+    params: { maxTokens: steps + 1, temperature: 0, ignoreEos: true },
+  });
   engine.step(); // prefill
   while (!seq.isFinished) {
     const t0 = performance.now();
@@ -132,7 +137,9 @@ async function main() {
     `machine: ${machine.readGBs.toFixed(1)} GB/s memory read, ${machine.f32Gflops.toFixed(0)} GFLOP/s f32 FMA` +
       (machine.bf16Gflops ? `, ${machine.bf16Gflops.toFixed(0)} GFLOP/s bf16 dot` : ''),
   );
-  console.log(`workload: ${numPrompts} prompts × ${inputTokens} tokens in, ${outputTokens} tokens out, greedy; median of ${repeats}\n`);
+  console.log(
+    `workload: ${numPrompts} prompts × ${inputTokens} tokens in, ${outputTokens} tokens out, greedy; median of ${repeats}\n`,
+  );
 
   for (const dtype of args.dtypes!.split(',') as WeightDType[]) {
     const loaded = await loadModelDir(modelDir, { dtype });

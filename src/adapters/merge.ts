@@ -23,7 +23,9 @@ const FIELD: Record<string, keyof LayerWeights> = {
 export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatrix {
   const { rows: n, cols: k } = w;
   if (mod.a.length !== mod.rank * k || mod.b.length !== n * mod.rank) {
-    throw new Error(`merge: ${mod.kind} of layer ${mod.layer} has shape [${n}, ${k}], which the adapter's factors do not fit`);
+    throw new Error(
+      `merge: ${mod.kind} of layer ${mod.layer} has shape [${n}, ${k}], which the adapter's factors do not fit`,
+    );
   }
   const merged = Float32Array.from(toF32Array(w.dtype, w.data));
   const delta = new Float64Array(k);
@@ -46,10 +48,15 @@ export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatr
 }
 
 /** Base weights with the adapter merged in; layers the adapter does not touch share the original objects. */
-export function mergeAdapterIntoWeights(weights: ModelWeights, adapter: LoraAdapter, config: ModelConfig): ModelWeights {
+export function mergeAdapterIntoWeights(
+  weights: ModelWeights,
+  adapter: LoraAdapter,
+  config: ModelConfig,
+): ModelWeights {
   const layers = weights.layers.map((l) => ({ ...l }));
   for (const mod of adapter.modules.values()) {
-    if (mod.layer < 0 || mod.layer >= config.numLayers) throw new Error(`merge: layer ${mod.layer} is not in the model`);
+    if (mod.layer < 0 || mod.layer >= config.numLayers)
+      throw new Error(`merge: layer ${mod.layer} is not in the model`);
     const field = FIELD[mod.kind];
     const layer = layers[mod.layer];
     (layer[field] as WeightMatrix) = mergeModule(layer[field] as WeightMatrix, mod);

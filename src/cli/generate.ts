@@ -88,7 +88,7 @@ async function runGenerate(flags: GenerateFlags) {
     const paths = await ensureDemo();
     modelDir = paths.modelDir;
     adapters = [...paths.adapters, ...adapters];
-    if (!flags.json) console.error(`loraplex: using the built-in demo model (${modelDir}) and ${paths.adapters.length} demo adapters`);
+    console.error(`loraplex: using the built-in demo model (${modelDir}) and ${paths.adapters.length} demo adapters`);
   }
   const names = new Set(adapters.map((a) => a.name));
   if (flags.use && !names.has(flags.use)) {
@@ -106,7 +106,7 @@ async function runGenerate(flags: GenerateFlags) {
     maxRunningSeqs: flags.maxRunningSeqs,
     kvCacheTokens: flags.kvCacheTokens,
   });
-  const codec = await loadTextCodec(modelDir);
+  const codec = await loadTextCodec(modelDir).catch((e: Error) => tokenIdsOnly(e.message));
   const loadMs = performance.now() - started;
 
   const defaults: Partial<SamplingParams> = {
@@ -121,9 +121,12 @@ async function runGenerate(flags: GenerateFlags) {
   const requests: { label: string; prompt: string; req: GenerationRequest }[] = [];
   if (flags.batch) {
     const lines = (await readFile(flags.batch, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-    lines.forEach((line, i) => requests.push(batchRequest(line, i + 1, flags.batch!, codec, defaults, names)));
+    for (const [i, line] of lines.entries())
+      requests.push(batchRequest(line, i + 1, flags.batch, codec, defaults, names));
   } else {
-    const promptIds = flags.chat ? codec.encodeChat([{ role: 'user', content: flags.prompt }]) : codec.encode(flags.prompt);
+    const promptIds = flags.chat
+      ? codec.encodeChat([{ role: 'user', content: flags.prompt }])
+      : codec.encode(flags.prompt);
     const targets: (string | null)[] = flags.use ? [flags.use] : demo ? [null, ...adapters.map((a) => a.name)] : [null];
     for (const adapter of targets) {
       requests.push({ label: adapter ?? 'base', prompt: flags.prompt, req: { promptIds, adapter, params: defaults } });
@@ -161,11 +164,19 @@ async function runGenerate(flags: GenerateFlags) {
   );
 }
 
+/** A model without tokenizer files still runs requests given as token ids. */
+function tokenIdsOnly(why: string): Omit<TextCodec, 'tokenizer'> {
+  const refuse = (): never => {
+    throw new Error(`${why}\n(without a tokenizer, give requests as prompt_ids in a --batch file)`);
+  };
+  return { encode: refuse, encodeChat: refuse, decode: () => '' };
+}
+
 function batchRequest(
   line: string,
   lineNo: number,
   file: string,
-  codec: TextCodec,
+  codec: Omit<TextCodec, 'tokenizer'>,
   defaults: Partial<SamplingParams>,
   adapters: Set<string>,
 ) {

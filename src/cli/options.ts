@@ -46,8 +46,12 @@ export function engineOptions(): Option[] {
     envOption('--max-batch-tokens <n>', 'tokens per forward pass (chunked prefill)', 'MAX_BATCH_TOKENS')
       .argParser(intArg(1))
       .default(2048),
-    envOption('--max-running-seqs <n>', 'sequences decoded together', 'MAX_RUNNING_SEQS').argParser(intArg(1)).default(128),
-    envOption('--kv-cache-tokens <n>', 'KV cache size in tokens', 'KV_CACHE_TOKENS').argParser(intArg(16)).default(32768),
+    envOption('--max-running-seqs <n>', 'sequences decoded together', 'MAX_RUNNING_SEQS')
+      .argParser(intArg(1))
+      .default(128),
+    envOption('--kv-cache-tokens <n>', 'KV cache size in tokens', 'KV_CACHE_TOKENS')
+      .argParser(intArg(16))
+      .default(32768),
     envOption('--threads <n>', 'kernel threads (default: all cores)', 'THREADS').argParser(intArg(1)),
   ];
 }

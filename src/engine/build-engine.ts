@@ -2,8 +2,9 @@
  * Builds an engine from a model directory and adapter directories: load and check the model, pack its
  * weights for the kernels, parse, validate and pack each adapter.
  */
-import { loadPeftAdapter } from '../adapters/peft/load.ts';
+
 import { packAdapter } from '../adapters/pack.ts';
+import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import { getKernels, type KernelBackend } from '../kernels/index.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -35,10 +36,11 @@ export const DEFAULT_MAX_LORA_RANK = 64;
 export async function buildEngine(opts: BuildOptions): Promise<BuiltEngine> {
   const loaded = await loadModelDir(opts.modelDir, opts.dtype ? { dtype: opts.dtype } : {});
   const { modelDir, adapters, backend, dtype, maxLoraRank, ...engineOpts } = opts;
+  const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
   const options: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     maxLoras: Math.max(1, Math.min(DEFAULT_ENGINE_OPTIONS.maxLoras, adapters.length)),
-    ...engineOpts,
+    ...given,
     kernels: getKernels(backend ?? 'native'),
   };
   const engine = new LLMEngine(loaded, options);

@@ -2,19 +2,18 @@
  * The engine: add requests, step, collect tokens. `step()` = schedule → run → postprocess (nano-vllm's
  * shape). This class is synchronous and single-threaded; the server runs it inside a worker thread.
  */
-import type { Kernels } from '../kernels/types.ts';
+import type { Kernels, PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { LoadedModel } from '../model/weights.ts';
 import { DecoderModel } from '../model/forward.ts';
 import { fuseWeights } from '../model/fused-weights.ts';
 import { numModules } from '../model/modules.ts';
 import { ropeInvFreq } from '../model/rope.ts';
-import type { PackedAdapter } from '../kernels/types.ts';
+import type { LoadedModel } from '../model/weights.ts';
 import { AdapterSlots } from './adapter-slots.ts';
 import { BlockManager } from './kv/block-manager.ts';
 import { allocateKvCache, bytesPerCachedToken } from './kv/kv-cache.ts';
 import { ModelRunner } from './model-runner.ts';
-import { samplingParams, type SamplingParams } from './sampling-params.ts';
+import { type SamplingParams, samplingParams } from './sampling-params.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { type FinishReason, Sequence } from './sequence.ts';
 
@@ -72,7 +71,13 @@ export class LLMEngine {
     const { config } = loaded;
     this.config = config;
     const K = options.kernels;
-    this.model = new DecoderModel(config, fuseWeights(config, loaded.weights, K), K, ropeInvFreq(config), options.blockSize);
+    this.model = new DecoderModel(
+      config,
+      fuseWeights(config, loaded.weights, K),
+      K,
+      ropeInvFreq(config),
+      options.blockSize,
+    );
     const numBlocks = Math.ceil(options.kvCacheTokens / options.blockSize);
     this.blocks = new BlockManager(numBlocks, options.blockSize);
     const kv = allocateKvCache(config, numBlocks, options.blockSize);
@@ -115,7 +120,8 @@ export class LLMEngine {
     if (req.promptIds.length === 0) throw new RangeError('the prompt is empty');
     const vocab = this.config.vocabSize;
     for (const id of req.promptIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new RangeError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= vocab)
+        throw new RangeError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
     }
     const params = samplingParams(req.params);
     if (req.promptIds.length + params.maxTokens > this.options.maxModelLen) {

@@ -44,7 +44,12 @@ export class ModelRunner {
       if (r < 0) return;
       sampleLogits.set(logits.subarray(r * vocab, (r + 1) * vocab), rows.length * vocab);
       const p = seq.params;
-      rows.push({ temperature: p.temperature, topK: p.topK, topP: p.topP, uniform: p.temperature > 0 ? seq.rng.uniform() : 0 });
+      rows.push({
+        temperature: p.temperature,
+        topK: p.topK,
+        topP: p.topP,
+        uniform: p.temperature > 0 ? seq.rng.uniform() : 0,
+      });
       sampledEntries.push(e);
     });
     const tokens = new Int32Array(rows.length);

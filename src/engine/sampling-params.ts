@@ -29,11 +29,13 @@ export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingP
   const bad = (field: string, why: string) => {
     throw new RangeError(`sampling parameter '${field}' ${why}`);
   };
-  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 1) bad('max_tokens', `must be an integer ≥ 1 (got ${p.maxTokens})`);
+  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 1)
+    bad('max_tokens', `must be an integer ≥ 1 (got ${p.maxTokens})`);
   if (!Number.isInteger(p.minTokens) || p.minTokens < 0 || p.minTokens > p.maxTokens) {
     bad('min_tokens', `must be an integer between 0 and max_tokens (got ${p.minTokens})`);
   }
-  if (!(p.temperature >= 0) || !Number.isFinite(p.temperature)) bad('temperature', `must be ≥ 0 (got ${p.temperature})`);
+  if (!(p.temperature >= 0) || !Number.isFinite(p.temperature))
+    bad('temperature', `must be ≥ 0 (got ${p.temperature})`);
   if (!(p.topP > 0 && p.topP <= 1)) bad('top_p', `must be in (0, 1] (got ${p.topP})`);
   if (!Number.isInteger(p.topK) || p.topK < 0) bad('top_k', `must be an integer ≥ 0 (got ${p.topK})`);
   return p;

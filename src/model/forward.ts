@@ -94,7 +94,16 @@ export class DecoderModel {
       K.gemm(xn, layer.qkv, qkv, T, layer.qkvBias);
       if (lora) {
         this.applyLora(lora, batch.lora, l, 'q_proj', xn, H, { y: qkv, yStride: this.qkvSize, yOffset: 0 }, this.qSize);
-        this.applyLora(lora, batch.lora, l, 'k_proj', xn, H, { y: qkv, yStride: this.qkvSize, yOffset: this.qSize }, this.kvSize);
+        this.applyLora(
+          lora,
+          batch.lora,
+          l,
+          'k_proj',
+          xn,
+          H,
+          { y: qkv, yStride: this.qkvSize, yOffset: this.qSize },
+          this.kvSize,
+        );
         this.applyLora(
           lora,
           batch.lora,
@@ -106,7 +115,17 @@ export class DecoderModel {
           this.kvSize,
         );
       }
-      K.ropeAndCacheWrite(qkv, T, this.attentionShape, batch.positions, this.invFreq, q, kv.k[l], kv.v[l], batch.slotMapping);
+      K.ropeAndCacheWrite(
+        qkv,
+        T,
+        this.attentionShape,
+        batch.positions,
+        this.invFreq,
+        q,
+        kv.k[l],
+        kv.v[l],
+        batch.slotMapping,
+      );
       K.pagedAttention(q, kv.k[l], kv.v[l], attn, this.attentionShape, batch.attention);
       K.gemm(attn, layer.o, proj, T, layer.oBias);
       if (lora) this.applyLora(lora, batch.lora, l, 'o_proj', attn, this.qSize, { y: proj, yStride: H, yOffset: 0 }, H);

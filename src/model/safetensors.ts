@@ -10,8 +10,21 @@ import { toF32Array } from './dtype.ts';
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8,
-  F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 export class SafetensorsError extends Error {
@@ -57,7 +70,10 @@ export class SafetensorsFile {
         throw new SafetensorsError(path, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
       }
       if (8 + headerLen > size) {
-        throw new SafetensorsError(path, `header length ${headerLen} runs past the end of the ${size}-byte file (truncated?)`);
+        throw new SafetensorsError(
+          path,
+          `header length ${headerLen} runs past the end of the ${size}-byte file (truncated?)`,
+        );
       }
       const headerBuf = Buffer.alloc(headerLen);
       await fh.read(headerBuf, 0, headerLen, 8);
@@ -81,7 +97,8 @@ export class SafetensorsFile {
           continue;
         }
         const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-        if (typeof v !== 'object' || v === null) throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
+        if (typeof v !== 'object' || v === null)
+          throw new SafetensorsError(path, `tensor '${name}': entry is not an object`);
         if (typeof v.dtype !== 'string' || !(v.dtype in DTYPE_BYTES)) {
           throw new SafetensorsError(path, `tensor '${name}': unknown dtype ${JSON.stringify(v.dtype)}`);
         }
@@ -101,7 +118,10 @@ export class SafetensorsFile {
           );
         }
         if (end > dataSize) {
-          throw new SafetensorsError(path, `tensor '${name}': data ends at ${end}, past the ${dataSize}-byte data region (truncated?)`);
+          throw new SafetensorsError(
+            path,
+            `tensor '${name}': data ends at ${end}, past the ${dataSize}-byte data region (truncated?)`,
+          );
         }
         spans.push([begin, end, name]);
         tensors.set(name, {

@@ -4,8 +4,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { packAdapter } from '../../src/adapters/pack.ts';
+import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, LLMEngine } from '../../src/engine/llm-engine.ts';
 import type { Kernels } from '../../src/kernels/types.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';

@@ -4,11 +4,11 @@
  * mixed batches (bitwise: the kernels are batch-invariant), with and without chunked prefill.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { getKernels } from '../../src/kernels/index.ts';
 import type { Kernels } from '../../src/kernels/types.ts';
-import { join } from 'node:path';
-import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { isLoraplexError } from '../../src/observability/errors.ts';
 import { engineFor, type FixtureCase, type FixtureSet, isUnsupportedAdapter, readFixtureSets } from './fixtures.ts';
@@ -89,7 +89,11 @@ for (const backend of ['native', 'reference'] as const) {
           seqs.forEach((seq, i) => {
             const ref = alone.get(cases[i].id)!;
             assert.deepEqual(seq.outputIds, ref.tokens, `${cases[i].id}: tokens differ in a mixed batch`);
-            assert.equal(maxAbsDiff(seq.promptLogits!, ref.logits), 0, `${cases[i].id}: logits differ in a mixed batch`);
+            assert.equal(
+              maxAbsDiff(seq.promptLogits!, ref.logits),
+              0,
+              `${cases[i].id}: logits differ in a mixed batch`,
+            );
           });
         }
       });

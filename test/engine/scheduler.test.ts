@@ -23,7 +23,12 @@ class FakeSlots implements SlotProvider {
 
 let nextId = 0;
 function seq(promptLen: number, adapter: string | null = null, maxTokens = 8) {
-  return new Sequence(nextId++, Array.from({ length: promptLen }, (_, i) => i), adapter, samplingParams({ maxTokens }));
+  return new Sequence(
+    nextId++,
+    Array.from({ length: promptLen }, (_, i) => i),
+    adapter,
+    samplingParams({ maxTokens }),
+  );
 }
 
 test('chunks prefill within the token budget and puts decodes first', () => {
@@ -31,22 +36,37 @@ test('chunks prefill within the token budget and puts decodes first', () => {
   const a = seq(25);
   s.add(a);
   let plan = s.schedule();
-  assert.deepEqual(plan.entries.map((e) => e.numTokens), [10]);
+  assert.deepEqual(
+    plan.entries.map((e) => e.numTokens),
+    [10],
+  );
   a.numComputed += 10;
   const b = seq(3);
   s.add(b);
   plan = s.schedule();
-  assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.numTokens]), [[a.id, 10]]);
+  assert.deepEqual(
+    plan.entries.map((e) => [e.seq.id, e.numTokens]),
+    [[a.id, 10]],
+  );
   a.numComputed += 10;
   plan = s.schedule();
   // a has 5 left, b is admitted with the remaining 5-token budget
-  assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.numTokens]), [[a.id, 5], [b.id, 3]]);
+  assert.deepEqual(
+    plan.entries.map((e) => [e.seq.id, e.numTokens]),
+    [
+      [a.id, 5],
+      [b.id, 3],
+    ],
+  );
   a.numComputed += 5;
   b.numComputed += 3;
   a.outputIds.push(1);
   b.outputIds.push(1);
   plan = s.schedule();
-  assert.deepEqual(plan.entries.map((e) => e.numTokens), [1, 1]);
+  assert.deepEqual(
+    plan.entries.map((e) => e.numTokens),
+    [1, 1],
+  );
 });
 
 test('caps running sequences', () => {
@@ -64,14 +84,20 @@ test('a sequence whose adapter cannot get a slot waits while others are admitted
   const b = seq(2, 'y');
   const c = seq(2, null);
   const d = seq(2, 'x');
-  [a, b, c, d].forEach((q) => s.add(q));
+  for (const q of [a, b, c, d]) s.add(q);
   const plan = s.schedule();
-  assert.deepEqual(plan.entries.map((e) => e.seq.id), [a.id, c.id, d.id]);
+  assert.deepEqual(
+    plan.entries.map((e) => e.seq.id),
+    [a.id, c.id, d.id],
+  );
   assert.deepEqual(s.waiting, [b]);
   s.finish(a);
   s.finish(d);
   const next = s.schedule();
-  assert.ok(next.entries.some((e) => e.seq === b), 'y is admitted once x is unpinned');
+  assert.ok(
+    next.entries.some((e) => e.seq === b),
+    'y is admitted once x is unpinned',
+  );
 });
 
 test('preempts the newest sequence when KV blocks run out, and recomputes it later', () => {
@@ -89,13 +115,19 @@ test('preempts the newest sequence when KV blocks run out, and recomputes it lat
   }
   // both now need a second block for their 5th token; only one is free
   plan = s.schedule();
-  assert.deepEqual(plan.preempted.map((q) => q.id), [b.id]);
+  assert.deepEqual(
+    plan.preempted.map((q) => q.id),
+    [b.id],
+  );
   assert.equal(b.numComputed, 0);
   assert.equal(b.status, 'waiting');
   assert.equal(blocks.numFree, 1, 'a holds two blocks; b (needs two) waits');
   s.finish(a);
   plan = s.schedule();
-  assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.numTokens]), [[b.id, 5]]);
+  assert.deepEqual(
+    plan.entries.map((e) => [e.seq.id, e.numTokens]),
+    [[b.id, 5]],
+  );
 });
 
 test('finish frees blocks and the adapter pin', () => {

@@ -3,7 +3,7 @@
  * all seven projections, against transformers + PEFT: our tokenizer gives the oracle's prompt ids, the
  * last-position logits agree, and 64 greedy tokens are identical — alone and in one mixed batch.
  *
- * Logit tolerance 2e-3 (not the tiny models' 1e-3): 30 layers, hidden 576 and logits up to ~30 in magnitude
+ * Logit tolerance 1e-3, as on the tiny models (measured worst: 1.9e-4), although 30 layers, hidden 576 and logits up to ~30 in magnitude
  * accumulate f32 rounding differences (summation order in GEMMs and attention) of a few 1e-4; the oracle's own
  * mixed-batch vs single-run differences reach 8e-5. Greedy tokens must still match exactly: the oracle records
  * each step's top-2 margin (≥ 0.003), far above the logit error.
@@ -18,7 +18,7 @@ import { buildEngine } from '../../src/engine/build-engine.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { loadTextCodec } from '../../src/tokenizer/text-codec.ts';
 
-const LOGIT_TOLERANCE = 2e-3;
+const LOGIT_TOLERANCE = 1e-3;
 const dir = process.env.LORAPLEX_SMOLLM2_DIR;
 if (!dir) throw new Error('set LORAPLEX_SMOLLM2_DIR to the output of `bash oracle/run.sh smollm2`');
 
@@ -33,7 +33,10 @@ interface Case {
   logits_key: string;
 }
 
-const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { cases: Case[]; mixed_batches: string[][] };
+const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {
+  cases: Case[];
+  mixed_batches: string[][];
+};
 const logits = await SafetensorsFile.open(join(dir, 'logits.safetensors'));
 const adapterNames = [...new Set(expected.cases.map((c) => c.adapter).filter((a): a is string => a !== null))];
 const { engine } = await buildEngine({
@@ -54,7 +57,9 @@ function request(c: Case) {
 
 test('the tokenizer and chat template give the oracle prompt ids', () => {
   for (const c of expected.cases) {
-    const ids = c.chat ? codec.encodeChat(c.messages ?? [{ role: 'user', content: c.prompt_text }]) : codec.encode(c.prompt_text);
+    const ids = c.chat
+      ? codec.encodeChat(c.messages ?? [{ role: 'user', content: c.prompt_text }])
+      : codec.encode(c.prompt_text);
     assert.deepEqual(ids, c.prompt_ids, `${c.id}: prompt ids differ`);
   }
 });
@@ -79,5 +84,7 @@ test(`each case alone: last-position logits within ${LOGIT_TOLERANCE}, 64 greedy
 
 test('all cases in one mixed batch give each sequence its tokens alone', () => {
   const seqs = engine.generate(expected.cases.map(request));
-  seqs.forEach((seq, i) => assert.deepEqual(seq.outputIds, alone.get(expected.cases[i].id), expected.cases[i].id));
+  for (const [i, seq] of seqs.entries()) {
+    assert.deepEqual(seq.outputIds, alone.get(expected.cases[i].id), expected.cases[i].id);
+  }
 });

@@ -19,7 +19,7 @@ namespace {
 
 constexpr int64_t kChunkK = 256;                    // k per chunk: a panel chunk (32 KiB f32) stays in L1
 constexpr int64_t kBlockRowsTarget = 192;           // rows per block: its x chunk stays in L2 across panels
-constexpr int64_t kPanelOuterXBytes = 1 << 20;      // a block's whole packed x fits L2: walk panels outermost
+constexpr int64_t kPanelOuterXBytes = 512 << 10;    // a block's whole packed x fits half of L2: walk panels outermost
 constexpr int64_t kMaxPanelsPerBlock = 16;          // y block (rows × 512 columns) stays in L2 across chunks
 constexpr int64_t kTasksPerThread = 4;              // enough tasks to even out threads' speeds
 constexpr int64_t kParallelPackElements = 1 << 16;  // below this, x is packed by the caller alone
