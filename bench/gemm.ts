@@ -5,9 +5,10 @@
  *
  * Decode is timed two ways: "hot" repeats the call (a small weight then sits in L2/L3, as it would for a
  * tiny model), "cold" first streams a large buffer through the caches, so the weight comes from memory.
+ * Where AVX-512 BF16 is active, bf16 weights are also timed through vdpbf16ps ("bf16 dot", off by default).
  */
 import { cpuInfo } from '../src/kernels/native/addon.ts';
-import { nativeGemmKernels as kernels } from '../src/kernels/native/gemm.ts';
+import { bf16DotActive, nativeGemmKernels as kernels, setBf16Dot } from '../src/kernels/native/gemm.ts';
 import type { PackedWeight, WeightDType, WeightMatrix } from '../src/kernels/types.ts';
 import type { MachinePeaks } from './machine.ts';
 import { medianSeconds, percent, printTable, randomF32 } from './util.ts';
@@ -39,6 +40,8 @@ export interface GemmBenchOptions {
 export interface GemmBenchRow {
   shape: GemmShape;
   dtype: WeightDType;
+  /** bf16 weights through vdpbf16ps */
+  dot: boolean;
   /** by M */
   prefillGflops: Map<number, number>;
   decodeHotGBs: Map<number, number>;
@@ -77,9 +80,10 @@ function measure(
   w: PackedWeight,
   shape: GemmShape,
   dtype: WeightDType,
+  dot: boolean,
   options: Required<GemmBenchOptions>,
   evict: () => void,
-) {
+): GemmBenchRow {
   const { k, n } = shape;
   const maxM = Math.max(...options.prefillM, ...options.decodeM);
   const x = randomF32(maxM * k, 3);
@@ -87,6 +91,7 @@ function measure(
   const row: GemmBenchRow = {
     shape,
     dtype,
+    dot,
     prefillGflops: new Map(),
     decodeHotGBs: new Map(),
     decodeColdGBs: new Map(),
@@ -113,34 +118,41 @@ export function runGemmBench(machine: MachinePeaks, options: GemmBenchOptions = 
     decodeM: options.decodeM ?? [1, 16],
     repeats: options.repeats ?? 5,
   };
+  const dotDefault = bf16DotActive();
+  const dotAvailable = setBf16Dot(true);
   const evict = cacheEvictor(768 << 20);
   const rows: GemmBenchRow[] = [];
-  for (const shape of opts.shapes) {
-    for (const dtype of opts.dtypes) {
-      const w = kernels.packWeight(randomWeight(dtype, shape.n, shape.k));
-      rows.push(measure(w, shape, dtype, opts, evict));
+  try {
+    for (const shape of opts.shapes) {
+      for (const dtype of opts.dtypes) {
+        const w = kernels.packWeight(randomWeight(dtype, shape.n, shape.k));
+        for (const dot of dtype === 'bf16' && dotAvailable ? [false, true] : [false]) {
+          setBf16Dot(dot);
+          rows.push(measure(w, shape, dtype, dot, opts, evict));
+        }
+      }
     }
+  } finally {
+    setBf16Dot(dotDefault);
   }
   printGemmTable(rows, machine, opts);
   return rows;
 }
 
 function printGemmTable(rows: GemmBenchRow[], machine: MachinePeaks, opts: Required<GemmBenchOptions>) {
-  const isa = cpuInfo().active;
-  const peakOf = (dtype: WeightDType) =>
-    dtype === 'bf16' && machine.bf16Gflops > 0 && isa === 'avx512bf16' ? machine.bf16Gflops : machine.f32Gflops;
   console.log(
-    `ISA ${isa}, ${machine.threads} threads. Prefill: GFLOP/s (% of the f32 FMA peak; bf16 weights: of the bf16 dot peak).` +
-      `\nDecode: GB/s of weight bytes, hot (repeated) and cold (caches evicted first; % of ${machine.readGBs.toFixed(1)} GB/s read).`,
+    `ISA ${cpuInfo().active}, ${machine.threads} threads. Prefill: GFLOP/s and % of the f32 FMA peak ` +
+      '(bf16 dot: of the vdpbf16ps peak).\n' +
+      `Decode: GB/s of weight bytes, hot (repeated) and cold (caches evicted first), % of ${machine.readGBs.toFixed(1)} GB/s read.`,
   );
-  const header = ['shape', 'K', 'N', 'dtype'];
+  const header = ['shape', 'K', 'N', 'weights'];
   for (const m of opts.prefillM) header.push(`M=${m} GFLOP/s`, '%peak');
   for (const m of opts.decodeM) header.push(`M=${m} hot GB/s`, `M=${m} cold GB/s`, '%read');
   const lines = rows.map((r) => {
-    const cells = [r.shape.name, String(r.shape.k), String(r.shape.n), r.dtype];
+    const cells = [r.shape.name, String(r.shape.k), String(r.shape.n), r.dot ? 'bf16 dot' : r.dtype];
     for (const m of opts.prefillM) {
       const g = r.prefillGflops.get(m)!;
-      cells.push(g.toFixed(0), percent(g, peakOf(r.dtype)));
+      cells.push(g.toFixed(0), percent(g, r.dot ? machine.bf16Gflops : machine.f32Gflops));
     }
     for (const m of opts.decodeM) {
       const cold = r.decodeColdGBs.get(m)!;

@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import type { WeightDType } from '../src/kernels/types.ts';
 import { LLAMA8B_SHAPES, runGemmBench, SMOLLM2_SHAPES } from './gemm.ts';
+import { runLoraBench } from './lora.ts';
 import { type MachinePeaks, measureMachine } from './machine.ts';
 import { printSection, printTable } from './util.ts';
 
@@ -44,6 +45,12 @@ const SECTIONS: { title: string; run: (machine: MachinePeaks) => void }[] = [
         dtypes,
         repeats,
       }),
+  },
+  {
+    title: 'LoRA (SGMV prefill, BGMV decode) as a fraction of the base GEMM at the same shapes',
+    run: () => {
+      runLoraBench({ repeats: args.quick ? 3 : 9 });
+    },
   },
 ];
 

@@ -19,12 +19,11 @@ namespace {
 
 constexpr int64_t kChunkK = 256;                    // k per chunk: a panel chunk (32 KiB f32) stays in L1
 constexpr int64_t kBlockRowsTarget = 192;           // rows per block: its x chunk stays in L2 across panels
-constexpr int64_t kPanelOuterXBytes = 512 << 10;    // a block's whole packed x fits half of L2: walk panels outermost
+constexpr int64_t kPanelOuterXBytes = 512 << 10;    // a block's whole packed x fits in half of L2: panels outermost
 constexpr int64_t kMaxPanelsPerBlock = 16;          // y block (rows × 512 columns) stays in L2 across chunks
-constexpr int64_t kTasksPerThread = 4;              // enough tasks to even out threads' speeds
+constexpr int64_t kTasksPerThread = 2;              // enough tasks to even out threads' speeds (more cost decode)
 constexpr int64_t kParallelPackElements = 1 << 16;  // below this, x is packed by the caller alone
-
-constexpr int64_t kSerialMacs = 1 << 18;           // below this, one thread: waking the pool costs more
+constexpr double kSerialMacs = 1 << 18;             // below this, one thread: waking the pool costs more
 
 bool env_bf16_dot() {
   const char* s = std::getenv("LORAPLEX_BF16_DOT");

@@ -2,7 +2,8 @@
 // driven by gemm.cpp. A tile is `rows` rows of x times one 32-column weight panel over a chunk of k.
 //
 // Semantics of one call: for r < rows, j < 32:
-//   acc = load_y ? y[r·ldy + j] : 0;  for k in chunk: acc += x[r, k] · W[j, k]  (one FMA on SIMD paths);
+//   acc = load_y ? y[r·ldy + j] : 0;  for k in chunk: acc += x[r, k] · W[j, k]  (one FMA on SIMD paths,
+//   one vdpbf16ps per k pair on the bf16 dot tiles);
 //   y[r·ldy + j] = bias ? acc + bias[j] : acc
 // Every element runs the same chain whatever `rows` is: that is what makes the GEMM batch-invariant.
 #pragma once
@@ -24,7 +25,7 @@ struct TileArgs {
   bool load_y;        // continue the chain from y (later chunks, or accumulate) instead of 0
   const float* bias;  // [32], added after the chunk (last chunk only), or null
   // tile_prefetch only: a weight stream to prefetch into L2, advanced by the panel's bytes per k step
-  // (the same panel further on while streaming, or the next packed chunk while a widened one is in use).
+  // (the same panel further on while streaming, or the block's next chunk while several tiles share this one).
   const char* prefetch;
 };
 
