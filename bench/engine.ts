@@ -95,8 +95,8 @@ function runOnce(engine: LLMEngine, promptIds: number[][], adapters: number): nu
   );
   const seconds = (performance.now() - t0) / 1000;
   const produced = seqs.reduce((n, s) => n + s.outputIds.length, 0);
-  if (produced !== numPrompts * outputTokens)
-    throw new Error(`expected ${numPrompts * outputTokens} tokens, got ${produced}`);
+  if (produced !== promptIds.length * outputTokens)
+    throw new Error(`expected ${promptIds.length * outputTokens} tokens, got ${produced}`);
   return seconds;
 }
 
