@@ -2,63 +2,27 @@
  * Attention kernels (RoPE + cache write, paged attention): native under every ISA against the reference,
  * the batch-invariance guarantee (bitwise: other sequences, prefill chunking vs decode, thread count),
  * GQA, padding slots, empty batches and argument validation.
- * Imports the attention modules directly so it does not depend on the other kernel groups.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
+import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeAttentionKernels } from '../../src/kernels/native/attention.ts';
 import { referenceAttentionKernels } from '../../src/kernels/reference/attention.ts';
 import type { AttentionBatch, AttentionShape } from '../../src/kernels/types.ts';
+import {
+  assertBitwise,
+  availableIsas,
+  maxAbsDiff,
+  type Rng,
+  restoreDefaults,
+  rng,
+  withThreads,
+} from './implementations.ts';
 
 type AttentionKernels = typeof nativeAttentionKernels;
 
-/** Deterministic pseudo-random numbers (mulberry32, as in implementations.ts, which needs every kernel group). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    f32: (n: number, scale = 1) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale),
-  };
-}
-type Rng = ReturnType<typeof rng>;
-
-const info = cpuInfo();
-const isas: Isa[] = ['scalar', ...(['avx2', 'avx512', 'avx512bf16'] as const).filter((isa) => isaAvailable(isa))];
-function isaAvailable(isa: Isa): boolean {
-  return isa === 'avx2' ? info.avx2Fma : isa === 'avx512' ? info.avx512 : info.avx512Bf16;
-}
-after(() => {
-  setIsa(info.best);
-  setThreads(info.threads);
-});
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
-  }
-  return m;
-}
-
-function assertBitwise(a: Float32Array, b: Float32Array, what: string) {
-  assert.equal(a.length, b.length, `${what}: length`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
-}
+const isas = availableIsas();
+after(restoreDefaults);
 
 interface SeqSpec {
   qLen: number;
@@ -261,11 +225,8 @@ describe('pagedAttention: batch invariance (bitwise, per ISA)', () => {
         { qLen: 40, kvLen: 300 },
         { qLen: 1, kvLen: 70 },
       ];
-      setThreads(1);
-      const serial = attend(nativeAttentionKernels, scene, [1, 0], specs);
-      setThreads(3);
-      const threaded = attend(nativeAttentionKernels, scene, [1, 0], specs);
-      setThreads(info.threads);
+      const serial = withThreads(1, () => attend(nativeAttentionKernels, scene, [1, 0], specs));
+      const threaded = withThreads(3, () => attend(nativeAttentionKernels, scene, [1, 0], specs));
       assertBitwise(threaded, serial, 'threads 3 vs 1');
     });
   }

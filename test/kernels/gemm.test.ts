@@ -8,11 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { cpuInfo, setThreads } from '../../src/kernels/native/addon.ts';
 import { bf16DotActive, setBf16Dot } from '../../src/kernels/native/gemm.ts';
 import type { Kernels, PackedWeight, WeightDType, WeightMatrix } from '../../src/kernels/types.ts';
 import { f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
-import { maxAbsDiff, nativeImplementations, referenceKernels, resetIsa, rng } from './implementations.ts';
+import {
+  assertBitwise,
+  maxAbsDiff,
+  nativeImplementations,
+  referenceKernels,
+  restoreDefaults,
+  rng,
+  withThreads,
+} from './implementations.ts';
 
 const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16'];
 
@@ -64,20 +71,15 @@ function variants(): Variant[] {
   });
 }
 
+/** The addon's ISA, threads and bf16 path as at load. */
 function restore() {
-  resetIsa();
+  restoreDefaults();
   setBf16Dot(process.env.LORAPLEX_BF16_DOT === '1');
 }
 
 /** Whether a variant multiplies by x rounded to bf16 (the vdpbf16ps path, bf16 weights only). */
 function roundsX(v: Variant, dtype: WeightDType): boolean {
   return v.dot && dtype === 'bf16';
-}
-
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  return ua.length === ub.length && ua.every((v, i) => v === ub[i]);
 }
 
 interface Case {
@@ -163,11 +165,7 @@ describe('gemm: native vs reference', () => {
 });
 
 describe('gemm: batch invariance (bitwise, per ISA)', () => {
-  const threads = cpuInfo().threads;
-  after(() => {
-    setThreads(threads);
-    restore();
-  });
+  after(restore);
   for (const impl of variants()) {
     for (const dtype of DTYPES) {
       test(`${impl.name} ${dtype}: a row's result does not depend on M, its position, the other rows or threads`, () => {
@@ -188,18 +186,16 @@ describe('gemm: batch invariance (bitwise, per ISA)', () => {
             const y = r.f32(m * n);
             y.set(yRow, pos * n);
             impl.kernels.gemm(x, packed, y, m, bias, true);
-            assert.ok(sameBits(y.subarray(pos * n, (pos + 1) * n), alone), `M=${m} row ${pos}`);
+            assertBitwise(y.subarray(pos * n, (pos + 1) * n), alone, `M=${m} row ${pos}`);
           }
         }
         const m = 64;
         const x = r.f32(m * k);
         const many = new Float32Array(m * n);
         impl.kernels.gemm(x, packed, many, m, bias);
-        setThreads(1);
         const one = new Float32Array(m * n);
-        impl.kernels.gemm(x, packed, one, m, bias);
-        setThreads(threads);
-        assert.ok(sameBits(many, one), '1 thread vs the pool');
+        withThreads(1, () => impl.kernels.gemm(x, packed, one, m, bias));
+        assertBitwise(many, one, '1 thread vs the pool');
       });
     }
   }

@@ -1,32 +1,58 @@
 /**
- * The implementations every kernel conformance test runs against: the reference itself (sanity), and the
- * native addon under each instruction set this CPU has (scalar, AVX2, AVX-512, AVX-512 BF16).
+ * What every kernel test shares: the implementations to run (the reference, and the native addon under each
+ * instruction set this CPU has), restoring the addon's defaults afterwards, seeded random data, and the
+ * comparisons (max |diff|, bitwise equality).
  */
-import { cpuInfo, type Isa, setIsa } from '../../src/kernels/native/addon.ts';
+import assert from 'node:assert/strict';
+import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
 import { nativeKernels } from '../../src/kernels/native.ts';
 import { referenceKernels } from '../../src/kernels/reference.ts';
 import type { Kernels } from '../../src/kernels/types.ts';
 
 export { referenceKernels };
 
+/** The ISA and pool size at load (LORAPLEX_ISA / LORAPLEX_THREADS respected), before any test changes them. */
+const defaults = cpuInfo();
+
+/** Every instruction set the native kernels can run here, slowest first (scalar always). */
+export function availableIsas(): Isa[] {
+  const isas: Isa[] = ['scalar'];
+  if (defaults.avx2Fma) isas.push('avx2');
+  if (defaults.avx512) isas.push('avx512');
+  if (defaults.avx512Bf16) isas.push('avx512bf16');
+  return isas;
+}
+
 export interface Implementation {
   name: string;
   kernels: Kernels;
-  /** Call before using `kernels` (selects the ISA); restore with `resetIsa`. */
+  /** Call before using `kernels` (selects the ISA); undo with `restoreDefaults`. */
   activate(): void;
 }
 
 export function nativeImplementations(): Implementation[] {
-  const info = cpuInfo();
-  const isas: Isa[] = ['scalar'];
-  if (info.avx2Fma) isas.push('avx2');
-  if (info.avx512) isas.push('avx512');
-  if (info.avx512Bf16) isas.push('avx512bf16');
-  return isas.map((isa) => ({ name: `native-${isa}`, kernels: nativeKernels, activate: () => setIsa(isa) }));
+  return availableIsas().map((isa) => ({
+    name: `native-${isa}`,
+    kernels: nativeKernels,
+    activate: () => setIsa(isa),
+  }));
 }
 
-export function resetIsa() {
-  setIsa(cpuInfo().best);
+/** Puts back the ISA and thread count the addon had at load; use in `after` of tests that change them. */
+export function restoreDefaults() {
+  setIsa(defaults.active);
+  setThreads(defaults.threads);
+}
+
+/** Runs `run` with the native pool at `n` threads, then puts back the count it had. */
+export function withThreads<T>(n: number, run: () => T): T {
+  const before = cpuInfo().threads;
+  setThreads(n);
+  try {
+    return run();
+  } finally {
+    setThreads(before);
+  }
 }
 
 /** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
@@ -40,12 +66,16 @@ export function rng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   return {
+    /** uniform in [0, 1) */
     next,
+    /** uniform integer in [lo, hi], both included */
     int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    /** standard normal (Box-Muller) */
     normal: () => {
       const u = Math.max(next(), 1e-12);
       return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
     },
+    /** n values uniform in [-scale, scale) */
     f32: (n: number, scale = 1) => {
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = (next() * 2 - 1) * scale;
@@ -53,13 +83,25 @@ export function rng(seed: number) {
     },
   };
 }
+export type Rng = ReturnType<typeof rng>;
 
+/** max |a[i] - b[i]|; a NaN on either side counts as infinity. */
 export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  assert.equal(a.length, b.length, 'maxAbsDiff: lengths differ');
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
     if (!(d <= m)) m = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
   }
   return m;
+}
+
+/** Fails unless a and b hold the same bits (so -0 ≠ +0 and NaN payloads count), naming the first difference. */
+export function assertBitwise(a: Float32Array, b: Float32Array, what: string) {
+  assert.equal(a.length, b.length, `${what}: lengths differ`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs bitwise (${a[i]} vs ${b[i]})`);
+  }
 }

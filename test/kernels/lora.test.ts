@@ -1,43 +1,16 @@
 /**
  * LoRA kernels (SGMV, BGMV, the slot bank): native under every ISA against the reference, the batch-invariance
  * guarantee (bitwise), what must stay untouched, and argument validation.
- * Imports the LoRA modules directly so it does not depend on the other kernel groups.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
+import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraOutput, PackedAdapter } from '../../src/kernels/types.ts';
+import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
 
 type LoraKernels = typeof nativeLoraKernels;
-
-/**
- * Resizes the native pool, then gives its new workers time to start: thread_pool.cpp's workers read the job
- * generation only once running, so a job issued before that is missed and the caller waits forever.
- */
-async function useThreads(n: number) {
-  setThreads(n);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-}
-
-/** Deterministic pseudo-random numbers (mulberry32, as in implementations.ts, which needs every kernel group). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    f32: (n: number, scale = 1) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale),
-  };
-}
-type Rng = ReturnType<typeof rng>;
 
 interface ModuleShape {
   k: number;
@@ -79,15 +52,6 @@ function makeAdapter(r: Rng, shapes: ModuleShape[], ranks: number[]): PackedAdap
     at += p.length;
   }
   return adapter;
-}
-
-function bitsEqual(a: Float32Array, b: Float32Array, what: string) {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs bitwise (${a[i]} vs ${b[i]})`);
-  }
 }
 
 function close(actual: Float32Array, expected: Float32Array, what: string, tol = 2e-5) {
@@ -136,20 +100,11 @@ const SHAPES: ModuleShape[] = [
   { k: 200, n: 1 },
 ];
 
-function isas(): Isa[] {
-  const info = cpuInfo();
-  const list: Isa[] = ['scalar'];
-  if (info.avx2Fma) list.push('avx2');
-  if (info.avx512) list.push('avx512');
-  if (info.avx512Bf16) list.push('avx512bf16');
-  return list;
-}
-
-for (const isa of isas()) {
+for (const isa of availableIsas()) {
   describe(`LoRA kernels, native-${isa}`, () => {
     const native = nativeLoraKernels;
     before(() => setIsa(isa));
-    after(() => setIsa(cpuInfo().best));
+    after(restoreDefaults);
 
     test('SGMV and BGMV match the reference: odd sizes, ranks 1..128, empty and base segments', () => {
       const r = rng(11);
@@ -180,7 +135,7 @@ for (const isa of isas()) {
         native.loraBgmv(nb, module, x, k, out(yb, n), n, tokenSlot, rows);
         referenceLoraKernels.loraBgmv(rb, module, x, k, out(ybr, n), n, tokenSlot, rows);
         close(yb, ybr, `BGMV trial ${trial}`);
-        bitsEqual(yb, yn, `BGMV vs SGMV trial ${trial}`);
+        assertBitwise(yb, yn, `BGMV vs SGMV trial ${trial}`);
       }
     });
 
@@ -193,8 +148,8 @@ for (const isa of isas()) {
       const y0 = r.f32(5 * n);
       const y = y0.slice();
       native.loraSgmv(nb, 0, x, k, out(y, n), n, Int32Array.from([0, 2, 3, 5]), Int32Array.from([-1, 0, -1]), 3);
-      bitsEqual(y.subarray(0, 2 * n), y0.subarray(0, 2 * n), 'base rows 0-1');
-      bitsEqual(y.subarray(3 * n), y0.subarray(3 * n), 'base rows 3-4');
+      assertBitwise(y.subarray(0, 2 * n), y0.subarray(0, 2 * n), 'base rows 0-1');
+      assertBitwise(y.subarray(3 * n), y0.subarray(3 * n), 'base rows 3-4');
       assert.notDeepEqual(y.subarray(2 * n, 3 * n), y0.subarray(2 * n, 3 * n));
       const m1 = SHAPES[1];
       const x1 = r.f32(3 * m1.k);
@@ -202,7 +157,7 @@ for (const isa of isas()) {
       const y1before = y1.slice();
       native.loraBgmv(nb, 1, x1, m1.k, out(y1, m1.n), m1.n, Int32Array.from([0, -1, 0]), 3);
       native.loraSgmv(nb, 1, x1, m1.k, out(y1, m1.n), m1.n, Int32Array.from([0, 3]), Int32Array.from([0]), 1);
-      bitsEqual(y1, y1before, 'untargeted module');
+      assertBitwise(y1, y1before, 'untargeted module');
     });
 
     test('yStride/yOffset write only their slice of a wider (fused q|k|v) output', () => {
@@ -226,17 +181,17 @@ for (const isa of isas()) {
       for (let t = 0; t < rows; t++) separate.set(fused0.subarray(t * stride + 40, t * stride + 63), t * 23);
       native.loraSgmv(nb, 1, x, 64, out(separate, 23), 23, segStart, segSlot, 3);
       for (let t = 0; t < rows; t++) {
-        bitsEqual(
+        assertBitwise(
           fused.subarray(t * stride, t * stride + 40),
           fused0.subarray(t * stride, t * stride + 40),
           `q of row ${t}`,
         );
-        bitsEqual(
+        assertBitwise(
           fused.subarray(t * stride + 40, t * stride + 63),
           separate.subarray(t * 23, t * 23 + 23),
           `k of row ${t}`,
         );
-        bitsEqual(
+        assertBitwise(
           fused.subarray(t * stride + 63, (t + 1) * stride),
           fused0.subarray(t * stride + 63, (t + 1) * stride),
           `v of row ${t}`,
@@ -244,7 +199,7 @@ for (const isa of isas()) {
       }
     });
 
-    test('batch invariance: a row is bitwise the same alone, in any segment, in BGMV, with any thread count', async () => {
+    test('batch invariance: a row is bitwise the same alone, in any segment, in BGMV, with any thread count', () => {
       const r = rng(14);
       // Shapes that reach the serial, the row-parallel and the column-split paths.
       const shapes = [
@@ -257,32 +212,31 @@ for (const isa of isas()) {
         makeAdapter(r, shapes, [7, 128]),
       ];
       const { nb } = twinBanks(native, adapters, 3, shapes.length);
-      const threads0 = cpuInfo().threads;
-      try {
-        for (const module of [0, 1]) {
-          const { k, n } = shapes[module];
-          const rows = 37;
-          const x = r.f32(rows * k);
-          const y0 = r.f32(rows * n);
-          const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
-          // Each row alone, from its own buffers.
-          await useThreads(1);
-          const alone = y0.slice();
+      for (const module of [0, 1]) {
+        const { k, n } = shapes[module];
+        const rows = 37;
+        const x = r.f32(rows * k);
+        const y0 = r.f32(rows * n);
+        const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
+        // Each row alone, from its own buffers.
+        const alone = y0.slice();
+        withThreads(1, () => {
           for (let t = 0; t < rows; t++) {
             const yt = y0.slice(t * n, (t + 1) * n);
             native.loraBgmv(nb, module, x.slice(t * k, (t + 1) * k), k, out(yt, n), n, slots.subarray(t, t + 1), 1);
             alone.set(yt, t * n);
           }
-          for (const threads of [1, 2, 3]) {
-            await useThreads(threads);
+        });
+        for (const threads of [1, 2, 3]) {
+          withThreads(threads, () => {
             const yb = y0.slice();
             native.loraBgmv(nb, module, x, k, out(yb, n), n, slots, rows);
-            bitsEqual(yb, alone, `module ${module}, BGMV batch, ${threads} threads`);
+            assertBitwise(yb, alone, `module ${module}, BGMV batch, ${threads} threads`);
             // One segment per row, in one call.
             const ys = y0.slice();
             const perRow = Int32Array.from({ length: rows + 1 }, (_, i) => i);
             native.loraSgmv(nb, module, x, k, out(ys, n), n, perRow, slots, rows);
-            bitsEqual(ys, alone, `module ${module}, SGMV one row per segment, ${threads} threads`);
+            assertBitwise(ys, alone, `module ${module}, SGMV one row per segment, ${threads} threads`);
             for (const slot of [0, 1, 2]) {
               // One long segment of `slot` vs that slot's rows computed alone.
               const ylong = y0.slice();
@@ -300,17 +254,15 @@ for (const isa of isas()) {
               for (let t = 5; t < rows; t++) {
                 const yt = y0.slice(t * n, (t + 1) * n);
                 native.loraBgmv(nb, module, x.subarray(t * k, (t + 1) * k), k, out(yt, n), n, Int32Array.of(slot), 1);
-                bitsEqual(
+                assertBitwise(
                   ylong.subarray(t * n, (t + 1) * n),
                   yt,
                   `module ${module}, slot ${slot}, row ${t} in a segment`,
                 );
               }
             }
-          }
+          });
         }
-      } finally {
-        await useThreads(threads0);
       }
     });
 
@@ -345,7 +297,7 @@ for (const isa of isas()) {
       native.loraSgmv(nb, 1, x, k, out(y, n), n, new Int32Array(0), new Int32Array(0), 0);
       native.loraBgmv(nb, 1, x, k, out(y, n), n, new Int32Array(0), 0);
       native.loraSgmv(nb, 1, x, k, out(y, n), n, Int32Array.from([0, 0, 0]), Int32Array.from([0, 0]), 2);
-      bitsEqual(y, y0, 'nothing to do');
+      assertBitwise(y, y0, 'nothing to do');
     });
 
     test('the bank holds its own copy; replacing a slot takes effect; a cleared slot is refused', () => {

@@ -1,42 +1,18 @@
 /**
  * Elementwise ops (rmsNorm, siluMul, addInPlace, embedding): native under every ISA against the reference,
  * row invariance (bitwise: alone vs in a batch, any thread count), edge values, argument validation.
- * Imports the ops modules directly so it does not depend on the other kernel groups.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
+import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeOpsKernels } from '../../src/kernels/native/ops.ts';
 import { referenceOpsKernels } from '../../src/kernels/reference/ops.ts';
 import type { WeightMatrix } from '../../src/kernels/types.ts';
 import { f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
+import { assertBitwise, availableIsas, restoreDefaults, rng, withThreads } from './implementations.ts';
 
-/** Deterministic pseudo-random numbers (mulberry32, as in implementations.ts, which needs every kernel group). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    f32: (n: number, scale = 1) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale),
-  };
-}
-
-const info = cpuInfo();
-const isas: Isa[] = ['scalar'];
-if (info.avx2Fma) isas.push('avx2');
-if (info.avx512) isas.push('avx512');
-if (info.avx512Bf16) isas.push('avx512bf16');
-after(() => {
-  setIsa(info.best);
-  setThreads(info.threads);
-});
+const isas = availableIsas();
+after(restoreDefaults);
 
 /** max |a - b| / (|b| + floor): relative error with an absolute floor near zero. */
 function maxRelDiff(a: Float32Array, b: Float32Array, floor = 1e-6): number {
@@ -48,15 +24,6 @@ function maxRelDiff(a: Float32Array, b: Float32Array, floor = 1e-6): number {
     if (!(d <= m)) m = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
   }
   return m;
-}
-
-function assertBitwise(a: Float32Array, b: Float32Array, what: string) {
-  assert.equal(a.length, b.length, `${what}: length`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
 }
 
 const dims = [1, 7, 16, 63, 64, 100, 257, 4099];
@@ -88,13 +55,10 @@ describe('rmsNorm', () => {
       const r = rng(3);
       const x = r.f32(rows * dim, 3);
       const weight = r.f32(dim);
-      setThreads(1);
       const serial = new Float32Array(rows * dim);
-      nativeOpsKernels.rmsNorm(x, weight, serial, rows, dim, 1e-6);
-      setThreads(3);
+      withThreads(1, () => nativeOpsKernels.rmsNorm(x, weight, serial, rows, dim, 1e-6));
       const threaded = new Float32Array(rows * dim);
-      nativeOpsKernels.rmsNorm(x, weight, threaded, rows, dim, 1e-6);
-      setThreads(info.threads);
+      withThreads(3, () => nativeOpsKernels.rmsNorm(x, weight, threaded, rows, dim, 1e-6));
       assertBitwise(threaded, serial, 'threads');
       const alone = new Float32Array(dim);
       nativeOpsKernels.rmsNorm(x.subarray(17 * dim, 18 * dim), weight, alone, 1, dim, 1e-6);
@@ -140,13 +104,10 @@ describe('siluMul', () => {
       const inter = 3000;
       const rows = 12;
       const gateUp = rng(8).f32(rows * 2 * inter, 6);
-      setThreads(1);
       const serial = new Float32Array(rows * inter);
-      nativeOpsKernels.siluMul(gateUp, serial, rows, inter);
-      setThreads(3);
+      withThreads(1, () => nativeOpsKernels.siluMul(gateUp, serial, rows, inter));
       const threaded = new Float32Array(rows * inter);
-      nativeOpsKernels.siluMul(gateUp, threaded, rows, inter);
-      setThreads(info.threads);
+      withThreads(3, () => nativeOpsKernels.siluMul(gateUp, threaded, rows, inter));
       assertBitwise(threaded, serial, 'threads');
       const alone = new Float32Array(inter);
       nativeOpsKernels.siluMul(gateUp.subarray(5 * 2 * inter, 6 * 2 * inter), alone, 1, inter);

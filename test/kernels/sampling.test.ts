@@ -1,41 +1,17 @@
 /**
  * Sampling and log-softmax: greedy ties, temperature, top-k, top-p, the inverse-CDF distribution, native
  * choosing exactly the reference's token, log-softmax accuracy and argument validation.
- * Imports the sampling modules directly so it does not depend on the other kernel groups.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { cpuInfo, type Isa, setIsa } from '../../src/kernels/native/addon.ts';
+import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeSamplingKernels } from '../../src/kernels/native/sampling.ts';
 import { referenceSamplingKernels } from '../../src/kernels/reference/sampling.ts';
 import type { SamplingRow } from '../../src/kernels/types.ts';
+import { availableIsas, type Rng, restoreDefaults, rng } from './implementations.ts';
 
-/** Deterministic pseudo-random numbers (mulberry32, as in implementations.ts, which needs every kernel group). */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    normal: () => {
-      const u = Math.max(next(), 1e-12);
-      return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-    },
-  };
-}
-type Rng = ReturnType<typeof rng>;
-
-const info = cpuInfo();
-const isas: Isa[] = ['scalar'];
-if (info.avx2Fma) isas.push('avx2');
-if (info.avx512) isas.push('avx512');
-after(() => setIsa(info.best));
+const isas = availableIsas();
+after(restoreDefaults);
 
 type SamplingKernels = typeof nativeSamplingKernels;
 const implementations: [string, SamplingKernels][] = [
