@@ -74,7 +74,13 @@ export function generateCommand(): Command {
     .option('--output <file>', 'write JSONL results here instead of stdout')
     .option('--json', 'print JSONL results', false);
   for (const o of engineOptions()) cmd.addOption(o);
-  return cmd.action(async (flags: GenerateFlags) => {
+  return cmd.action(async (flags: GenerateFlags, command: Command) => {
+    if (!flags.model) {
+      // The demo's random weights repeat one token under greedy decoding; sample (seeded, reproducible)
+      // unless the user chose otherwise.
+      if (command.getOptionValueSource('temperature') === 'default') flags.temperature = 0.8;
+      if (command.getOptionValueSource('seed') === undefined) flags.seed = 1;
+    }
     await runGenerate(flags);
   });
 }

