@@ -1,7 +1,8 @@
 /**
  * LoRA kernel cost relative to the base GEMM at the same shapes (SmolLM2-135M: K = 576, N = 576 or 1536,
  * rank 16, bf16 base weights): SGMV at prefill (M = 512 in 1 / 8 / 32 segments, one adapter each) and BGMV
- * at decode (M = 1 / 8 / 32 / 64 tokens, one shared adapter vs all distinct). Medians over repeats.
+ * at decode (M = 1 / 8 / 32 / 64 tokens, one shared adapter vs all distinct), the BGMV rows again with
+ * the adapters stored as bf16 (rows labelled bf16: half the adapter bytes). Medians over repeats.
  *
  *   npx tsx bench/lora.ts
  */
@@ -9,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { nativeGemmKernels } from '../src/kernels/native/gemm.ts';
 import { nativeLoraKernels } from '../src/kernels/native/lora.ts';
-import type { LoraBank, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
+import type { LoraBank, LoraDtype, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
 
 export interface LoraBenchOptions {
   k?: number;
@@ -18,10 +19,13 @@ export interface LoraBenchOptions {
   repeats?: number;
   /** Minimum time per repeat; calls are looped until it is reached. */
   minRepeatMs?: number;
+  /** Bank storages the BGMV rows are timed with (SGMV rows use f32). Default: f32 and bf16. */
+  bgmvDtypes?: LoraDtype[];
 }
 
 export interface LoraBenchRow {
   kernel: 'sgmv' | 'bgmv';
+  dtype: LoraDtype;
   case: string;
   m: number;
   n: number;
@@ -61,8 +65,8 @@ function medianMicros(fn: () => void, repeats: number, minRepeatMs: number): num
 }
 
 /** A bank of MAX_ADAPTERS rank-r adapters over one module per N (module i has K → ns[i]). */
-function adapterBank(k: number, ns: number[], rank: number): LoraBank {
-  const bank = nativeLoraKernels.createLoraBank(MAX_ADAPTERS, ns.length);
+function adapterBank(k: number, ns: number[], rank: number, dtype: LoraDtype): LoraBank {
+  const bank = nativeLoraKernels.createLoraBank(MAX_ADAPTERS, ns.length, dtype);
   for (let s = 0; s < MAX_ADAPTERS; s++) {
     const fill = random(1000 + s);
     const parts = ns.flatMap((n) => [fill(rank * k, 1 / Math.sqrt(k)), fill(rank * n, 0.05)]);
@@ -98,7 +102,10 @@ function baseWeight(k: number, n: number): PackedWeight {
 
 export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
   const { k = 576, ns = [576, 1536], rank = 16, repeats = 9, minRepeatMs = 20 } = options;
-  const bank = adapterBank(k, ns, rank);
+  const bgmvDtypes = options.bgmvDtypes ?? ['f32', 'bf16'];
+  const banks = new Map<LoraDtype, LoraBank>();
+  for (const dtype of new Set<LoraDtype>(['f32', ...bgmvDtypes])) banks.set(dtype, adapterBank(k, ns, rank, dtype));
+  const bank = banks.get('f32')!;
   const rows: LoraBenchRow[] = [];
   const time = (fn: () => void) => medianMicros(fn, repeats, minRepeatMs);
   ns.forEach((n, module) => {
@@ -120,15 +127,20 @@ export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
       const segStart = Int32Array.from({ length: segments + 1 }, (_, s) => Math.round((s * m) / segments));
       const segSlot = Int32Array.from({ length: segments }, (_, s) => s);
       const loraUs = time(() => nativeLoraKernels.loraSgmv(bank, module, x, k, out, n, segStart, segSlot, segments));
-      rows.push({ kernel: 'sgmv', case: `${segments} segments`, m, n, loraUs, gemmUs: gemmAt(m), fraction: 0 });
+      const row = { kernel: 'sgmv', dtype: 'f32', case: `${segments} segments`, m, n } as const;
+      rows.push({ ...row, loraUs, gemmUs: gemmAt(m), fraction: 0 });
     }
-    for (const tokens of [1, 8, 32, 64]) {
-      for (const distinct of [false, true]) {
-        if (tokens === 1 && distinct) continue;
-        const slots = Int32Array.from({ length: tokens }, (_, t) => (distinct ? t : 0));
-        const loraUs = time(() => nativeLoraKernels.loraBgmv(bank, module, x, k, out, n, slots, tokens));
-        const label = distinct ? `${tokens} adapters` : '1 adapter';
-        rows.push({ kernel: 'bgmv', case: label, m: tokens, n, loraUs, gemmUs: gemmAt(tokens), fraction: 0 });
+    for (const dtype of bgmvDtypes) {
+      const dtypeBank = banks.get(dtype)!;
+      for (const tokens of [1, 8, 32, 64]) {
+        for (const distinct of [false, true]) {
+          if (tokens === 1 && distinct) continue;
+          const slots = Int32Array.from({ length: tokens }, (_, t) => (distinct ? t : 0));
+          const loraUs = time(() => nativeLoraKernels.loraBgmv(dtypeBank, module, x, k, out, n, slots, tokens));
+          const label = `${distinct ? `${tokens} adapters` : '1 adapter'}${dtype === 'f32' ? '' : ` ${dtype}`}`;
+          const row = { kernel: 'bgmv', dtype, case: label, m: tokens, n } as const;
+          rows.push({ ...row, loraUs, gemmUs: gemmAt(tokens), fraction: 0 });
+        }
       }
     }
   });

@@ -62,6 +62,17 @@ LoraBank* bank_arg(const Napi::CallbackInfo& info, const char* fn) {
   return nullptr;
 }
 
+// The bank's storage: 'f32' (also when absent) or 'bf16'.
+bool dtype_arg(const Napi::CallbackInfo& info, size_t i, LoraDtype* out) {
+  if (i >= info.Length() || info[i].IsUndefined()) return true;
+  if (!info[i].IsString()) return fail(info.Env(), "createLoraBank: 'dtype' must be a string ('f32' or 'bf16')");
+  const std::string name = info[i].As<Napi::String>().Utf8Value();
+  if (name == "f32") *out = LoraDtype::F32;
+  else if (name == "bf16") *out = LoraDtype::Bf16;
+  else return range_fail(info.Env(), "createLoraBank: 'dtype' must be 'f32' or 'bf16', got '" + name + "'");
+  return true;
+}
+
 void adjust_memory(Napi::Env env, int64_t delta) {
   if (delta != 0) Napi::MemoryManagement::AdjustExternalMemory(env, delta);
 }
@@ -72,7 +83,9 @@ Napi::Value bank_create(const Napi::CallbackInfo& info) {
   if (!int_arg(info, 0, "createLoraBank", "numSlots", 1, kMaxSlots, &slots) ||
       !int_arg(info, 1, "createLoraBank", "numModules", 1, kMaxModules, &modules))
     return env.Undefined();
-  auto* bank = new LoraBank(static_cast<int32_t>(slots), static_cast<int32_t>(modules));
+  LoraDtype dtype = LoraDtype::F32;
+  if (!dtype_arg(info, 2, &dtype)) return env.Undefined();
+  auto* bank = new LoraBank(static_cast<int32_t>(slots), static_cast<int32_t>(modules), dtype);
   {
     std::lock_guard<std::mutex> lock(g_banks_mutex);
     g_banks.insert(bank);

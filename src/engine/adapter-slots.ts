@@ -2,7 +2,7 @@
  * Kernel slots for adapters: a batch can only mix adapters that hold a slot. A slot is pinned while a
  * running sequence uses it; unpinned slots are reused least-recently-used first.
  */
-import type { Kernels, LoraBank, PackedAdapter } from '../kernels/types.ts';
+import type { Kernels, LoraBank, LoraDtype, PackedAdapter } from '../kernels/types.ts';
 import type { SlotProvider } from './scheduler/scheduler.ts';
 
 interface SlotState {
@@ -24,8 +24,10 @@ export class AdapterSlots implements SlotProvider {
     numModules: number,
     /** The packed weights of an adapter held in host memory. */
     private readonly packed: (adapter: string) => PackedAdapter,
+    /** How the bank stores adapter matrices ('bf16' halves what decode reads). */
+    dtype: LoraDtype = 'f32',
   ) {
-    this.bank = kernels.createLoraBank(numSlots, numModules);
+    this.bank = kernels.createLoraBank(numSlots, numModules, dtype);
     this.slots = Array.from({ length: numSlots }, () => ({ adapter: null, pins: 0, lastUsed: 0 }));
   }
 

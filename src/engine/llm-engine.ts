@@ -2,7 +2,7 @@
  * The engine: add requests, step, collect tokens. `step()` = schedule → run → postprocess (nano-vllm's
  * shape). This class is synchronous and single-threaded; the server runs it inside a worker thread.
  */
-import type { Kernels, PackedAdapter } from '../kernels/types.ts';
+import type { Kernels, LoraDtype, PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { DecoderModel } from '../model/forward.ts';
 import { fuseWeights } from '../model/fused-weights.ts';
@@ -28,6 +28,17 @@ export interface EngineOptions {
   maxRunningSeqs: number;
   /** Longest prompt + output a sequence may reach. */
   maxModelLen: number;
+  /**
+   * How adapter slots store LoRA matrices. Default: 'bf16' for a bf16 / f16 checkpoint (its adapters gain
+   * nothing from f32, and decode reads half the bytes), else 'f32'.
+   */
+  loraDtype?: LoraDtype;
+}
+
+/** The slots' storage for a model: the option when given, else bf16 for 16-bit checkpoints. */
+export function loraDtypeFor(config: ModelConfig, option?: LoraDtype): LoraDtype {
+  if (option) return option;
+  return config.dtype === 'bf16' || config.dtype === 'f16' ? 'bf16' : 'f32';
 }
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'kernels'> = {
@@ -81,11 +92,17 @@ export class LLMEngine {
     const numBlocks = Math.ceil(options.kvCacheTokens / options.blockSize);
     this.blocks = new BlockManager(numBlocks, options.blockSize);
     const kv = allocateKvCache(config, numBlocks, options.blockSize);
-    this.slots = new AdapterSlots(K, options.maxLoras, numModules(config), (name) => {
-      const packed = this.adapters.get(name);
-      if (!packed) throw new Error(`adapter '${name}' is not loaded`);
-      return packed;
-    });
+    this.slots = new AdapterSlots(
+      K,
+      options.maxLoras,
+      numModules(config),
+      (name) => {
+        const packed = this.adapters.get(name);
+        if (!packed) throw new Error(`adapter '${name}' is not loaded`);
+        return packed;
+      },
+      loraDtypeFor(config, options.loraDtype),
+    );
     this.runner = new ModelRunner(this.model, K, kv, this.blocks, this.slots.bank);
     this.scheduler = new Scheduler(
       { maxBatchTokens: options.maxBatchTokens, maxRunningSeqs: options.maxRunningSeqs },

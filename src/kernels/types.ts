@@ -27,10 +27,17 @@ export interface PackedWeight {
   readonly cols: number; // K
 }
 
+/**
+ * How a LoRA bank stores adapter matrices: f32, or bf16 (rounded to nearest even when a slot is set, to
+ * halve what decode reads; kernels widen to f32 and accumulate in f32 as for an f32 bank).
+ */
+export type LoraDtype = 'f32' | 'bf16';
+
 /** A bank of adapter slots for LoRA kernels: slot s holds one adapter's matrices for every module. */
 export interface LoraBank {
   readonly numSlots: number;
   readonly numModules: number;
+  readonly dtype: LoraDtype;
 }
 
 /**
@@ -98,7 +105,7 @@ export interface Kernels {
   gemm(x: Float32Array, w: PackedWeight, y: Float32Array, m: number, bias?: Float32Array, accumulate?: boolean): void;
 
   // ── LoRA (SGMV for segments, BGMV per token) ────────────────────────────────────────────────
-  createLoraBank(numSlots: number, numModules: number): LoraBank;
+  createLoraBank(numSlots: number, numModules: number, dtype?: LoraDtype): LoraBank;
   /** Copies an adapter into a slot (replacing what it held). */
   setLoraSlot(bank: LoraBank, slot: number, adapter: PackedAdapter): void;
   clearLoraSlot(bank: LoraBank, slot: number): void;

@@ -108,3 +108,18 @@ describe('engine', () => {
     assert.throws(() => e.addRequest({ promptIds: [1], adapter: null, params: { maxTokens: 1e6 } }), /maximum length/);
   });
 });
+
+describe('LoRA slot dtype', () => {
+  test('follows the model: bf16 or f16 weights get bf16 slots, f32 weights f32 slots; an explicit option wins', async () => {
+    const f32 = await buildEngine({ modelDir: join(fixture, 'model'), adapters });
+    assert.equal(f32.engine.slots.bank.dtype, 'f32');
+    const bf16 = await buildEngine({ modelDir: join(fixture, 'model'), adapters, dtype: 'bf16' });
+    assert.equal(bf16.engine.slots.bank.dtype, 'bf16');
+    const f16 = await buildEngine({ modelDir: join(fixture, 'model'), adapters, dtype: 'f16', loraDtype: 'f32' });
+    assert.equal(f16.engine.slots.bank.dtype, 'f32');
+    // bf16 slots still serve the adapters: greedy tokens of a bf16 model are produced and differ from the base
+    const reqs = requests(3, { maxTokens: 8, temperature: 0, ignoreEos: true });
+    const out = bf16.engine.generate(reqs).map((s) => s.outputIds.length);
+    assert.deepEqual(out, [8, 8, 8]);
+  });
+});

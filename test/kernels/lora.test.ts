@@ -1,14 +1,23 @@
 /**
  * LoRA kernels (SGMV, BGMV, the slot bank): native under every ISA against the reference, the batch-invariance
- * guarantee (bitwise), what must stay untouched, and argument validation.
+ * guarantee (bitwise), what must stay untouched, and argument validation; for f32 and bf16 banks.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
-import type { LoraBank, LoraOutput, PackedAdapter } from '../../src/kernels/types.ts';
-import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
+import type { LoraBank, LoraDtype, LoraOutput, PackedAdapter } from '../../src/kernels/types.ts';
+import { bf16ToF32, f32ToBf16 } from '../../src/model/dtype.ts';
+import {
+  assertBitwise,
+  availableIsas,
+  maxAbsDiff,
+  type Rng,
+  restoreDefaults,
+  rng,
+  withThreads,
+} from './implementations.ts';
 
 type LoraKernels = typeof nativeLoraKernels;
 
@@ -63,9 +72,15 @@ function close(actual: Float32Array, expected: Float32Array, what: string, tol =
 }
 
 /** The same adapters in a native and a reference bank. */
-function twinBanks(native: LoraKernels, adapters: PackedAdapter[], numSlots: number, numModules: number) {
-  const nb = native.createLoraBank(numSlots, numModules);
-  const rb = referenceLoraKernels.createLoraBank(numSlots, numModules);
+function twinBanks(
+  native: LoraKernels,
+  adapters: PackedAdapter[],
+  numSlots: number,
+  numModules: number,
+  dtype: LoraDtype = 'f32',
+) {
+  const nb = native.createLoraBank(numSlots, numModules, dtype);
+  const rb = referenceLoraKernels.createLoraBank(numSlots, numModules, dtype);
   adapters.forEach((a, s) => {
     native.setLoraSlot(nb, s, a);
     referenceLoraKernels.setLoraSlot(rb, s, a);
@@ -74,6 +89,15 @@ function twinBanks(native: LoraKernels, adapters: PackedAdapter[], numSlots: num
 }
 
 const out = (y: Float32Array, yStride: number, yOffset = 0): LoraOutput => ({ y, yStride, yOffset });
+
+const bf16Round = (v: number) => bf16ToF32(f32ToBf16(v));
+
+/** The adapter with every weight rounded to bf16, as a bf16 bank stores it. */
+function roundedToBf16(adapter: PackedAdapter): PackedAdapter {
+  return { ...adapter, weights: adapter.weights.map(bf16Round) };
+}
+
+const DTYPES: LoraDtype[] = ['f32', 'bf16'];
 
 /** Segments of random lengths (some empty) with random slots among -1 .. numSlots-1. */
 function randomSegments(r: Rng, rows: number, numSlots: number) {
@@ -106,38 +130,39 @@ for (const isa of availableIsas()) {
     before(() => setIsa(isa));
     after(restoreDefaults);
 
-    test('SGMV and BGMV match the reference: odd sizes, ranks 1..128, empty and base segments', () => {
-      const r = rng(11);
-      const rankSets = [
-        [1, 128, 0, 5],
-        [16, 0, 7, 128],
-        [127, 3, 64, 0],
-        [0, 0, 0, 0],
-        [33, 8, 1, 2],
-      ];
-      const adapters = rankSets.map((ranks) => makeAdapter(r, SHAPES, ranks));
-      const { nb, rb } = twinBanks(native, adapters, 6, SHAPES.length);
-      for (let trial = 0; trial < 8; trial++) {
-        const module = trial % SHAPES.length;
-        const { k, n } = SHAPES[module];
-        const rows = r.int(1, 40);
-        const x = r.f32(rows * k);
-        const y0 = r.f32(rows * n);
-        const { segStart, segSlot, numSegments } = randomSegments(r, rows, adapters.length);
-        const yn = y0.slice();
-        const yr = y0.slice();
-        native.loraSgmv(nb, module, x, k, out(yn, n), n, segStart, segSlot, numSegments);
-        referenceLoraKernels.loraSgmv(rb, module, x, k, out(yr, n), n, segStart, segSlot, numSegments);
-        close(yn, yr, `SGMV trial ${trial}`);
-        const tokenSlot = tokenSlotsOf(segStart, segSlot, numSegments);
-        const yb = y0.slice();
-        const ybr = y0.slice();
-        native.loraBgmv(nb, module, x, k, out(yb, n), n, tokenSlot, rows);
-        referenceLoraKernels.loraBgmv(rb, module, x, k, out(ybr, n), n, tokenSlot, rows);
-        close(yb, ybr, `BGMV trial ${trial}`);
-        assertBitwise(yb, yn, `BGMV vs SGMV trial ${trial}`);
-      }
-    });
+    for (const dtype of DTYPES)
+      test(`${dtype} bank: SGMV and BGMV match the reference: odd sizes, ranks 1..128, empty and base segments`, () => {
+        const r = rng(dtype === 'f32' ? 11 : 21);
+        const rankSets = [
+          [1, 128, 0, 5],
+          [16, 0, 7, 128],
+          [127, 3, 64, 0],
+          [0, 0, 0, 0],
+          [33, 8, 1, 2],
+        ];
+        const adapters = rankSets.map((ranks) => makeAdapter(r, SHAPES, ranks));
+        const { nb, rb } = twinBanks(native, adapters, 6, SHAPES.length, dtype);
+        for (let trial = 0; trial < 8; trial++) {
+          const module = trial % SHAPES.length;
+          const { k, n } = SHAPES[module];
+          const rows = r.int(1, 40);
+          const x = r.f32(rows * k);
+          const y0 = r.f32(rows * n);
+          const { segStart, segSlot, numSegments } = randomSegments(r, rows, adapters.length);
+          const yn = y0.slice();
+          const yr = y0.slice();
+          native.loraSgmv(nb, module, x, k, out(yn, n), n, segStart, segSlot, numSegments);
+          referenceLoraKernels.loraSgmv(rb, module, x, k, out(yr, n), n, segStart, segSlot, numSegments);
+          close(yn, yr, `SGMV trial ${trial}`);
+          const tokenSlot = tokenSlotsOf(segStart, segSlot, numSegments);
+          const yb = y0.slice();
+          const ybr = y0.slice();
+          native.loraBgmv(nb, module, x, k, out(yb, n), n, tokenSlot, rows);
+          referenceLoraKernels.loraBgmv(rb, module, x, k, out(ybr, n), n, tokenSlot, rows);
+          close(yb, ybr, `BGMV trial ${trial}`);
+          assertBitwise(yb, yn, `BGMV vs SGMV trial ${trial}`);
+        }
+      });
 
     test('rows of the base (-1) and modules a slot does not target stay bitwise untouched', () => {
       const r = rng(12);
@@ -199,71 +224,148 @@ for (const isa of availableIsas()) {
       }
     });
 
-    test('batch invariance: a row is bitwise the same alone, in any segment, in BGMV, with any thread count', () => {
-      const r = rng(14);
-      // Shapes that reach the serial, the row-parallel and the column-split paths.
-      const shapes = [
-        { k: 576, n: 1536 },
-        { k: 75, n: 61 },
-      ];
-      const adapters = [
-        makeAdapter(r, shapes, [64, 16]),
-        makeAdapter(r, shapes, [16, 1]),
-        makeAdapter(r, shapes, [7, 128]),
-      ];
-      const { nb } = twinBanks(native, adapters, 3, shapes.length);
-      for (const module of [0, 1]) {
-        const { k, n } = shapes[module];
-        const rows = 37;
-        const x = r.f32(rows * k);
-        const y0 = r.f32(rows * n);
-        const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
-        // Each row alone, from its own buffers.
-        const alone = y0.slice();
-        withThreads(1, () => {
-          for (let t = 0; t < rows; t++) {
-            const yt = y0.slice(t * n, (t + 1) * n);
-            native.loraBgmv(nb, module, x.slice(t * k, (t + 1) * k), k, out(yt, n), n, slots.subarray(t, t + 1), 1);
-            alone.set(yt, t * n);
-          }
-        });
-        for (const threads of [1, 2, 3]) {
-          withThreads(threads, () => {
-            const yb = y0.slice();
-            native.loraBgmv(nb, module, x, k, out(yb, n), n, slots, rows);
-            assertBitwise(yb, alone, `module ${module}, BGMV batch, ${threads} threads`);
-            // One segment per row, in one call.
-            const ys = y0.slice();
-            const perRow = Int32Array.from({ length: rows + 1 }, (_, i) => i);
-            native.loraSgmv(nb, module, x, k, out(ys, n), n, perRow, slots, rows);
-            assertBitwise(ys, alone, `module ${module}, SGMV one row per segment, ${threads} threads`);
-            for (const slot of [0, 1, 2]) {
-              // One long segment of `slot` vs that slot's rows computed alone.
-              const ylong = y0.slice();
-              native.loraSgmv(
-                nb,
-                module,
-                x,
-                k,
-                out(ylong, n),
-                n,
-                Int32Array.from([0, 5, rows]),
-                Int32Array.from([-1, slot]),
-                2,
-              );
-              for (let t = 5; t < rows; t++) {
-                const yt = y0.slice(t * n, (t + 1) * n);
-                native.loraBgmv(nb, module, x.subarray(t * k, (t + 1) * k), k, out(yt, n), n, Int32Array.of(slot), 1);
-                assertBitwise(
-                  ylong.subarray(t * n, (t + 1) * n),
-                  yt,
-                  `module ${module}, slot ${slot}, row ${t} in a segment`,
-                );
-              }
+    for (const dtype of DTYPES)
+      test(`${dtype} bank: batch invariance: a row is bitwise the same alone, in any segment, in BGMV, any thread count`, () => {
+        const r = rng(dtype === 'f32' ? 14 : 24);
+        // Shapes that reach the serial, the row-parallel and the column-split paths.
+        const shapes = [
+          { k: 576, n: 1536 },
+          { k: 75, n: 61 },
+        ];
+        const adapters = [
+          makeAdapter(r, shapes, [64, 16]),
+          makeAdapter(r, shapes, [16, 1]),
+          makeAdapter(r, shapes, [7, 128]),
+        ];
+        const { nb } = twinBanks(native, adapters, 3, shapes.length, dtype);
+        for (const module of [0, 1]) {
+          const { k, n } = shapes[module];
+          const rows = 37;
+          const x = r.f32(rows * k);
+          const y0 = r.f32(rows * n);
+          const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
+          // Each row alone, from its own buffers.
+          const alone = y0.slice();
+          withThreads(1, () => {
+            for (let t = 0; t < rows; t++) {
+              const yt = y0.slice(t * n, (t + 1) * n);
+              native.loraBgmv(nb, module, x.slice(t * k, (t + 1) * k), k, out(yt, n), n, slots.subarray(t, t + 1), 1);
+              alone.set(yt, t * n);
             }
           });
+          for (const threads of [1, 2, 3]) {
+            withThreads(threads, () => {
+              const yb = y0.slice();
+              native.loraBgmv(nb, module, x, k, out(yb, n), n, slots, rows);
+              assertBitwise(yb, alone, `module ${module}, BGMV batch, ${threads} threads`);
+              // One segment per row, in one call.
+              const ys = y0.slice();
+              const perRow = Int32Array.from({ length: rows + 1 }, (_, i) => i);
+              native.loraSgmv(nb, module, x, k, out(ys, n), n, perRow, slots, rows);
+              assertBitwise(ys, alone, `module ${module}, SGMV one row per segment, ${threads} threads`);
+              for (const slot of [0, 1, 2]) {
+                // One long segment of `slot` vs that slot's rows computed alone.
+                const ylong = y0.slice();
+                native.loraSgmv(
+                  nb,
+                  module,
+                  x,
+                  k,
+                  out(ylong, n),
+                  n,
+                  Int32Array.from([0, 5, rows]),
+                  Int32Array.from([-1, slot]),
+                  2,
+                );
+                for (let t = 5; t < rows; t++) {
+                  const yt = y0.slice(t * n, (t + 1) * n);
+                  native.loraBgmv(nb, module, x.subarray(t * k, (t + 1) * k), k, out(yt, n), n, Int32Array.of(slot), 1);
+                  assertBitwise(
+                    ylong.subarray(t * n, (t + 1) * n),
+                    yt,
+                    `module ${module}, slot ${slot}, row ${t} in a segment`,
+                  );
+                }
+              }
+            });
+          }
+        }
+      });
+
+    test('a bf16 bank computes bitwise what an f32 bank holding the bf16-rounded weights does', () => {
+      const r = rng(25);
+      const shapes = [
+        { k: 576, n: 1536 },
+        { k: 37, n: 53 },
+      ];
+      const adapters = [
+        makeAdapter(r, shapes, [16, 5]),
+        makeAdapter(r, shapes, [3, 33]),
+        makeAdapter(r, shapes, [1, 0]),
+      ];
+      const bf16 = native.createLoraBank(3, shapes.length, 'bf16');
+      const f32 = native.createLoraBank(3, shapes.length, 'f32');
+      adapters.forEach((a, s) => {
+        native.setLoraSlot(bf16, s, a);
+        native.setLoraSlot(f32, s, roundedToBf16(a));
+      });
+      for (const [module, { k, n }] of shapes.entries()) {
+        for (const rows of [1, 2, 7, 19]) {
+          const x = r.f32(rows * k);
+          const y0 = r.f32(rows * n);
+          const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
+          const yb = y0.slice();
+          const yf = y0.slice();
+          native.loraBgmv(bf16, module, x, k, out(yb, n), n, slots, rows);
+          native.loraBgmv(f32, module, x, k, out(yf, n), n, slots, rows);
+          assertBitwise(yb, yf, `module ${module}, ${rows} rows`);
         }
       }
+    });
+
+    test('a bf16 bank rounds to nearest even, keeps subnormals, and overflows to infinity like f32ToBf16', () => {
+      // K = 1, A = 1, x = 1, scale = 1, y = 0: y[n] = Bt[0, n] exactly as the bank stores it.
+      const bits = [0x3f808000, 0x3f818000, 0x3f808001, 0xbf7fffff, 0x00012345, 0x80012345, 0x7f7fffff, 0x42c80000];
+      const bt = new Float32Array(new Uint32Array(bits).buffer);
+      const n = bt.length;
+      const adapter: PackedAdapter = {
+        weights: Float32Array.of(1, ...bt),
+        rank: Int32Array.of(1),
+        offsetA: Int32Array.of(0),
+        offsetB: Int32Array.of(1),
+        scale: Float32Array.of(1),
+        inFeatures: Int32Array.of(1),
+        outFeatures: Int32Array.of(n),
+      };
+      const expected = bt.map(bf16Round);
+      for (const kernels of [native, referenceLoraKernels]) {
+        const bank = kernels.createLoraBank(1, 1, 'bf16');
+        kernels.setLoraSlot(bank, 0, adapter);
+        const y = new Float32Array(n);
+        kernels.loraBgmv(bank, 0, Float32Array.of(1), 1, out(y, n), n, Int32Array.of(0), 1);
+        assertBitwise(y, expected, kernels === native ? 'native' : 'reference');
+      }
+      assert.equal(expected[6], Number.POSITIVE_INFINITY);
+      assert.notEqual(expected[4], 0);
+    });
+
+    test('bf16 and f32 banks differ only by the bf16 rounding of the weights', () => {
+      const r = rng(26);
+      const shapes = [{ k: 200, n: 130 }];
+      const adapters = [makeAdapter(r, shapes, [16]), makeAdapter(r, shapes, [64])];
+      const { nb: f32 } = twinBanks(native, adapters, 2, 1, 'f32');
+      const { nb: bf16 } = twinBanks(native, adapters, 2, 1, 'bf16');
+      const rows = 12;
+      const x = r.f32(rows * 200);
+      const slots = Int32Array.from({ length: rows }, (_, t) => t % 2);
+      const yf = new Float32Array(rows * 130);
+      const yb = new Float32Array(rows * 130);
+      native.loraBgmv(f32, 0, x, 200, out(yf, 130), 130, slots, rows);
+      native.loraBgmv(bf16, 0, x, 200, out(yb, 130), 130, slots, rows);
+      // Each weight moves by ≤ 2^-9 relative; the products add up to O(1) outputs, so a few 1e-2 at most.
+      const diff = maxAbsDiff(yb, yf);
+      assert.ok(diff > 0, 'bf16 rounding changes the result');
+      assert.ok(diff < 3e-2, `bf16 vs f32 max |diff| ${diff}`);
     });
 
     test('many adapters: 100 slots with their own ranks and scales, decode batch of 64', () => {
@@ -377,6 +479,29 @@ describe('LoRA kernels reject bad arguments (reference and native alike)', () =>
     const tok = (slots: number[], yy: Float32Array = y, xx: Float32Array = x) =>
       kernels.loraBgmv(bank, 0, xx, 8, out(yy, 12), 12, Int32Array.from(slots), slots.length);
     const withField = (field: keyof PackedAdapter, value: unknown) => ({ ...adapter, [field]: value }) as PackedAdapter;
+
+    test(`${name}: banks store f32 unless asked for bf16; other dtypes are refused`, () => {
+      assert.equal(kernels.createLoraBank(2, 2).dtype, 'f32');
+      assert.equal(kernels.createLoraBank(2, 2, 'bf16').dtype, 'bf16');
+      assert.throws(() => kernels.createLoraBank(2, 2, 'f16' as LoraDtype), /'f32' or 'bf16'/);
+      assert.throws(() => kernels.createLoraBank(2, 2, 'f16' as LoraDtype), RangeError);
+      assert.throws(() => kernels.createLoraBank(2, 2, 16 as unknown as LoraDtype), TypeError);
+      // The default bank keeps every f32 bit: y = 1 · A · Bt with A = 1 returns Bt unrounded.
+      const plain = kernels.createLoraBank(1, 1);
+      const bt = Float32Array.of(1 + 2 ** -20, -3.0000002);
+      kernels.setLoraSlot(plain, 0, {
+        weights: Float32Array.of(1, ...bt),
+        rank: Int32Array.of(1),
+        offsetA: Int32Array.of(0),
+        offsetB: Int32Array.of(1),
+        scale: Float32Array.of(1),
+        inFeatures: Int32Array.of(1),
+        outFeatures: Int32Array.of(2),
+      });
+      const yy = new Float32Array(2);
+      kernels.loraBgmv(plain, 0, Float32Array.of(1), 1, out(yy, 2), 2, Int32Array.of(0), 1);
+      assertBitwise(yy, bt, 'default bank');
+    });
 
     test(`${name}: bank and slot setup`, () => {
       assert.throws(() => kernels.createLoraBank(0, 2), RangeError);

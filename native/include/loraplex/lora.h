@@ -3,6 +3,10 @@
 //
 // Shapes: x [M, K] contiguous; slot s, module m: A [rank, K] (lora_A), Bt [rank, N] (lora_B transposed);
 // y rows live at y[t * stride + offset + n], n < N.
+// Storage: a bank holds A and Bt as f32, or as bf16 (rounded to nearest even once, in set_slot) to halve
+// the bytes decode reads. bf16 is widened to f32 exactly on load; x, h, y, scale and accumulation stay f32,
+// and the order of operations is the f32 path's, so a bf16 bank computes bitwise what an f32 bank holding
+// the rounded weights would.
 // Semantics: for each row t whose slot a ≥ 0 targets module m (rank > 0):
 //   h[j]     = Σ_k x[t, k] · A_a[j, k]                 (shrink, j < rank)
 //   y[t, n] += scale_a · Σ_j h[j] · Bt_a[j, n]          (expand)
@@ -26,15 +30,25 @@ namespace loraplex {
 
 constexpr int32_t kMaxLoraRank = 1024;
 
+// How a bank stores adapter matrices.
+enum class LoraDtype { F32, Bf16 };
+
 // One module of one slot, pointing into the slot's aligned copy of the adapter.
 struct LoraModuleWeights {
   int32_t rank = 0;  // 0: the adapter does not target this module
   int32_t in_features = 0;   // K
   int32_t out_features = 0;  // N
   float scale = 0.0f;
-  const float* a = nullptr;   // [rank, K]
-  const float* bt = nullptr;  // [rank, N]
+  const void* a = nullptr;   // [rank, K], float or bf16 bits (uint16_t) as the bank's dtype
+  const void* bt = nullptr;  // [rank, N], likewise
 };
+
+// f32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN. Done in software, not with
+// vcvtneps2bf16, which flushes subnormals to zero (the reference, src/model/dtype.ts, keeps them).
+inline uint16_t f32_to_bf16(uint32_t bits) {
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
 
 // A PackedAdapter as borrowed from JS; every per-module array has num_modules entries.
 struct LoraAdapterView {
@@ -50,28 +64,31 @@ struct LoraAdapterView {
 
 class LoraBank {
  public:
-  LoraBank(int32_t num_slots, int32_t num_modules);
+  LoraBank(int32_t num_slots, int32_t num_modules, LoraDtype dtype = LoraDtype::F32);
 
+  LoraDtype dtype() const { return dtype_; }
   int32_t num_slots() const { return num_slots_; }
   int32_t num_modules() const { return num_modules_; }
   bool occupied(int32_t slot) const { return slots_[slot].occupied; }
   const LoraModuleWeights& module(int32_t slot, int32_t module) const { return slots_[slot].modules[module]; }
   size_t bytes() const { return bytes_; }  // adapter weights held, for the GC's external-memory accounting
 
-  // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped).
+  // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped),
+  // rounding them to bf16 in a bf16 bank.
   void set_slot(int32_t slot, const LoraAdapterView& adapter);
   void clear_slot(int32_t slot);
 
  private:
   struct FreeDeleter {
-    void operator()(float* p) const;
+    void operator()(void* p) const;
   };
   struct Slot {
     bool occupied = false;
     std::vector<LoraModuleWeights> modules;  // [num_modules] when occupied
-    std::unique_ptr<float, FreeDeleter> storage;
+    std::unique_ptr<void, FreeDeleter> storage;
     size_t bytes = 0;
   };
+  LoraDtype dtype_;
   int32_t num_slots_;
   int32_t num_modules_;
   std::vector<Slot> slots_;

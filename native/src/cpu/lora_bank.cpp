@@ -1,5 +1,5 @@
-// The bank of adapter slots: each slot owns a 64-byte-aligned copy of its adapter's matrices, so the
-// kernels read adapter weights in place and never copy them per token.
+// The bank of adapter slots: each slot owns a 64-byte-aligned copy of its adapter's matrices (f32, or
+// rounded to bf16), so the kernels read adapter weights in place and never copy them per token.
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,37 +10,53 @@ namespace loraplex {
 
 namespace {
 
-constexpr size_t kAlignFloats = 16;  // 64 bytes: every matrix starts on a cache line
+constexpr size_t kAlignBytes = 64;  // every matrix starts on a cache line
 
-size_t round_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+size_t round_up(size_t bytes) { return (bytes + kAlignBytes - 1) / kAlignBytes * kAlignBytes; }
+
+// Copies n elements of src into dst as the bank stores them; returns the bytes written.
+size_t store(LoraDtype dtype, const float* src, size_t n, void* dst) {
+  if (dtype == LoraDtype::F32) {
+    std::memcpy(dst, src, n * sizeof(float));
+    return n * sizeof(float);
+  }
+  auto* out = static_cast<uint16_t*>(dst);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, src + i, sizeof bits);
+    out[i] = f32_to_bf16(bits);
+  }
+  return n * sizeof(uint16_t);
+}
 
 }  // namespace
 
-void LoraBank::FreeDeleter::operator()(float* p) const { std::free(p); }
+void LoraBank::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-LoraBank::LoraBank(int32_t num_slots, int32_t num_modules)
-    : num_slots_(num_slots), num_modules_(num_modules), slots_(static_cast<size_t>(num_slots)) {}
+LoraBank::LoraBank(int32_t num_slots, int32_t num_modules, LoraDtype dtype)
+    : dtype_(dtype), num_slots_(num_slots), num_modules_(num_modules), slots_(static_cast<size_t>(num_slots)) {}
 
 void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
   const size_t modules = static_cast<size_t>(num_modules_);
-  size_t floats = 0;
+  const size_t element = dtype_ == LoraDtype::F32 ? sizeof(float) : sizeof(uint16_t);
+  size_t bytes = 0;
   for (size_t m = 0; m < modules; ++m) {
     const size_t rank = static_cast<size_t>(adapter.rank[m]);
     if (rank == 0) continue;
-    floats += round_up(rank * static_cast<size_t>(adapter.in_features[m]));
-    floats += round_up(rank * static_cast<size_t>(adapter.out_features[m]));
+    bytes += round_up(rank * static_cast<size_t>(adapter.in_features[m]) * element);
+    bytes += round_up(rank * static_cast<size_t>(adapter.out_features[m]) * element);
   }
   // Build the replacement fully before touching the slot, so a failed allocation leaves it as it was.
   Slot next;
   next.occupied = true;
   next.modules.resize(modules);
-  next.bytes = floats * sizeof(float);
-  if (floats > 0) {
-    float* storage = static_cast<float*>(std::aligned_alloc(kAlignFloats * sizeof(float), next.bytes));
+  next.bytes = bytes;
+  if (bytes > 0) {
+    void* storage = std::aligned_alloc(kAlignBytes, bytes);
     if (!storage) throw std::bad_alloc();
     next.storage.reset(storage);
   }
-  float* cursor = next.storage.get();
+  auto* cursor = static_cast<unsigned char*>(next.storage.get());
   for (size_t m = 0; m < modules; ++m) {
     LoraModuleWeights& w = next.modules[m];
     w.rank = adapter.rank[m];
@@ -50,12 +66,10 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
     w.scale = adapter.scale[m];
     const size_t a_len = static_cast<size_t>(w.rank) * static_cast<size_t>(w.in_features);
     const size_t b_len = static_cast<size_t>(w.rank) * static_cast<size_t>(w.out_features);
-    std::memcpy(cursor, adapter.weights + adapter.offset_a[m], a_len * sizeof(float));
     w.a = cursor;
-    cursor += round_up(a_len);
-    std::memcpy(cursor, adapter.weights + adapter.offset_b[m], b_len * sizeof(float));
+    cursor += round_up(store(dtype_, adapter.weights + adapter.offset_a[m], a_len, cursor));
     w.bt = cursor;
-    cursor += round_up(b_len);
+    cursor += round_up(store(dtype_, adapter.weights + adapter.offset_b[m], b_len, cursor));
   }
   bytes_ = bytes_ - slots_[slot].bytes + next.bytes;
   slots_[slot] = std::move(next);

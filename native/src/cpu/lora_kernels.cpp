@@ -1,6 +1,8 @@
 // SGMV and BGMV: both turn their rows into groups of rows sharing one slot, then run the same per-row
 // kernels (lora_rows.h) on blocks of up to 16 rows. How rows are grouped, blocked or spread over threads
 // never changes a row's arithmetic, which is what makes the two kernels batch invariant.
+// bf16 banks run the bf16 row kernels, which widen weights as they load them. (Widening a shared adapter
+// once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -57,8 +59,9 @@ Plan& scratch_plan() {
 
 class Executor {
  public:
-  Executor(Plan& plan, const float* x, int64_t k, LoraOutputRows out, int64_t n)
-      : plan_(plan), x_(x), k_(k), out_(out), n_(n), kernels_(lora_rows_for(active_isa())) {}
+  Executor(Plan& plan, LoraDtype dtype, const float* x, int64_t k, LoraOutputRows out, int64_t n)
+      : plan_(plan), bf16_(dtype == LoraDtype::Bf16), x_(x), k_(k), out_(out), n_(n),
+        kernels_(lora_rows_for(active_isa())) {}
 
   void run() {
     Plan& p = plan_;
@@ -114,13 +117,15 @@ class Executor {
   void shrink(const Block& b) const {
     const LoraModuleWeights& w = *plan_.groups[b.group].w;
     const Rows r = rows_of(b);
-    kernels_.shrink(r.x, b.rows, w.a, w.rank, k_, r.h);
+    if (bf16_) kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w.a), w.rank, k_, r.h);
+    else kernels_.shrink(r.x, b.rows, static_cast<const float*>(w.a), w.rank, k_, r.h);
   }
 
   void expand(const Block& b, int64_t n0, int64_t n1) const {
     const LoraModuleWeights& w = *plan_.groups[b.group].w;
     const Rows r = rows_of(b);
-    kernels_.expand(r.h, b.rows, w.bt, w.rank, n_, n0, n1, w.scale, r.y);
+    if (bf16_) kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w.bt), w.rank, n_, n0, n1, w.scale, r.y);
+    else kernels_.expand(r.h, b.rows, static_cast<const float*>(w.bt), w.rank, n_, n0, n1, w.scale, r.y);
   }
 
   void shrink_and_expand(const Block& b, int64_t n0, int64_t n1) const {
@@ -129,6 +134,7 @@ class Executor {
   }
 
   Plan& plan_;
+  bool bf16_;  // the bank stores weights as bf16
   const float* x_;
   int64_t k_;
   LoraOutputRows out_;
@@ -150,7 +156,7 @@ void lora_sgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, 
     for (int32_t t = seg_start[s]; t < seg_start[s + 1]; ++t) plan.rows.push_back(t);
     plan.add_group(&w, seg_start[s + 1] - seg_start[s]);
   }
-  Executor(plan, x, k, out, n).run();
+  Executor(plan, bank.dtype(), x, k, out, n).run();
 }
 
 void lora_bgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
@@ -173,7 +179,7 @@ void lora_bgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, 
     plan.add_group(&bank.module(slot, module), static_cast<int64_t>(end - i));
     i = end;
   }
-  Executor(plan, x, k, out, n).run();
+  Executor(plan, bank.dtype(), x, k, out, n).run();
 }
 
 }  // namespace loraplex

@@ -2,6 +2,8 @@
 // and BGMV. A call handles a block of up to kLoraRowBlock rows given by pointers, so segments (contiguous
 // rows) and gathered tokens run the same code. Register blocking over rows, j or columns never changes an
 // element's arithmetic: each accumulator sees the same operations in the same order as it would alone.
+// Each kernel comes twice: weights (a, bt) as f32, or as bf16 bits widened exactly to f32 on load; the two
+// share one template per ISA, so their arithmetic differs only in the weights' values.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,11 @@ struct LoraRowKernels {
   // Semantics: y[r][n] += scale · Σ_j h[r][j] · bt[j, n]  (j ascending)
   void (*expand)(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
                  int64_t n_end, float scale, float* const* y);
+  // The same two with a and bt as bf16 bits ([rank, K] and [rank, ldb] uint16_t).
+  // Semantics: as above with a[j, k] = f32(a_bits[j, k] << 16), bt[j, n] = f32(bt_bits[j, n] << 16).
+  void (*shrink_bf16)(const float* const* x, int rows, const uint16_t* a, int rank, int64_t k, float* const* h);
+  void (*expand_bf16)(const float* const* h, int rows, const uint16_t* bt, int rank, int64_t ldb, int64_t n_begin,
+                      int64_t n_end, float scale, float* const* y);
 };
 
 const LoraRowKernels& lora_rows_scalar();

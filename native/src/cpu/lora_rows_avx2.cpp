@@ -1,5 +1,6 @@
 // AVX2+FMA LoRA row kernels: the AVX-512 scheme on 8 lanes, blocked for 16 ymm registers.
 // Every accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
+// Templated on the weights' element W (float, or uint16_t bf16 bits widened by a shift on load).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -20,6 +21,20 @@ inline __m256i tail_mask(int64_t remaining) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(remaining)), lane);
 }
 
+// 8 weights as f32: loaded, or bf16 widened exactly (bits << 16). Masked loads zero the other lanes; AVX2
+// has no 16-bit masked load, so a bf16 tail goes through a zeroed buffer (never reading past the row).
+inline __m256 widen(__m128i bf16) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bf16), 16)); }
+inline __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load(const uint16_t* p) { return widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 load(__m256i m, const float* p) { return _mm256_maskload_ps(p, m); }
+inline __m256 load(__m256i m, const uint16_t* p) {
+  alignas(16) uint16_t buffer[kLanes] = {};
+  const int remaining = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+  for (int i = 0; i < kLanes; ++i)
+    if (remaining & (1 << i)) buffer[i] = p[i];
+  return widen(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)));
+}
+
 // A fixed lane reduction: (lo + hi), then pairs, then the last two.
 inline float reduce_add(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -29,16 +44,16 @@ inline float reduce_add(__m256 v) {
 }
 
 // Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J (one accumulator per (r, j)).
-template <int R, int J>
-inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0, float* const* h) {
+template <int R, int J, typename W>
+inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, float* const* h) {
   __m256 acc[R][J];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < J; ++j) acc[r][j] = _mm256_setzero_ps();
-  const float* aj = a + j0 * k;
+  const W* aj = a + j0 * k;
   int64_t i = 0;
   for (; i + kLanes <= k; i += kLanes) {
     __m256 av[J];
-    for (int j = 0; j < J; ++j) av[j] = _mm256_loadu_ps(aj + j * k + i);
+    for (int j = 0; j < J; ++j) av[j] = load(aj + j * k + i);
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_loadu_ps(x[r] + i);
       for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(xv, av[j], acc[r][j]);
@@ -47,7 +62,7 @@ inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0
   if (i < k) {
     const __m256i m = tail_mask(k - i);
     __m256 av[J];
-    for (int j = 0; j < J; ++j) av[j] = _mm256_maskload_ps(aj + j * k + i, m);
+    for (int j = 0; j < J; ++j) av[j] = load(m, aj + j * k + i);
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_maskload_ps(x[r] + i, m);
       for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(xv, av[j], acc[r][j]);
@@ -57,8 +72,8 @@ inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0
     for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
 }
 
-template <int R>
-inline void shrink_row_group(const float* const* x, const float* a, int rank, int64_t k, float* const* h) {
+template <int R, typename W>
+inline void shrink_row_group(const float* const* x, const W* a, int rank, int64_t k, float* const* h) {
   int j = 0;
   for (; j + 4 <= rank; j += 4) shrink_tile<R, 4>(x, a, k, j, h);
   switch (rank - j) {
@@ -69,7 +84,8 @@ inline void shrink_row_group(const float* const* x, const float* a, int rank, in
   }
 }
 
-void shrink_avx2(const float* const* x, int rows, const float* a, int rank, int64_t k, float* const* h) {
+template <typename W>
+void shrink_avx2(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
   int r = 0;
   for (; r + 2 <= rows; r += 2) shrink_row_group<2>(x + r, a, rank, k, h + r);
   if (r < rows) shrink_row_group<1>(x + r, a, rank, k, h + r);
@@ -77,17 +93,16 @@ void shrink_avx2(const float* const* x, int rows, const float* a, int rank, int6
 
 // Semantics: y[r][n0 + n] += scale · Σ_j h[r][j] · bt[j, n0 + n], n < 8·C (the last vector masked when
 // Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, scale, y).
-template <int R, int C, bool Masked>
-inline void expand_tile(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0, __m256i last,
+template <int R, int C, bool Masked, typename W>
+inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0, __m256i last,
                         __m256 scale, float* const* y) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int j = 0; j < rank; ++j) {
-    const float* bj = bt + j * ldb + n0;
+    const W* bj = bt + j * ldb + n0;
     __m256 b[C];
-    for (int c = 0; c < C; ++c)
-      b[c] = Masked && c == C - 1 ? _mm256_maskload_ps(bj + c * kLanes, last) : _mm256_loadu_ps(bj + c * kLanes);
+    for (int c = 0; c < C; ++c) b[c] = Masked && c == C - 1 ? load(last, bj + c * kLanes) : load(bj + c * kLanes);
     for (int r = 0; r < R; ++r) {
       const __m256 hv = _mm256_set1_ps(h[r][j]);
       for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(hv, b[c], acc[r][c]);
@@ -107,8 +122,8 @@ inline void expand_tile(const float* const* h, const float* bt, int rank, int64_
   }
 }
 
-template <int R>
-inline void expand_row_group(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0,
+template <int R, typename W>
+inline void expand_row_group(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
                              int64_t n_end, __m256 scale, float* const* y) {
   constexpr int C = 4;
   const __m256i none = _mm256_setzero_si256();
@@ -120,7 +135,8 @@ inline void expand_row_group(const float* const* h, const float* bt, int rank, i
   if (n0 < n_end) expand_tile<R, 1, true>(h, bt, rank, ldb, n0, tail_mask(n_end - n0), scale, y);
 }
 
-void expand_avx2(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
+template <typename W>
+void expand_avx2(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n_begin,
                  int64_t n_end, float scale, float* const* y) {
   const __m256 sv = _mm256_set1_ps(scale);
   constexpr int64_t kTile = 4 * kLanes;
@@ -140,7 +156,8 @@ void expand_avx2(const float* const* h, int rows, const float* bt, int rank, int
 namespace loraplex {
 
 const LoraRowKernels& lora_rows_avx2() {
-  static const LoraRowKernels kernels{shrink_avx2, expand_avx2};
+  static const LoraRowKernels kernels{shrink_avx2<float>, expand_avx2<float>, shrink_avx2<uint16_t>,
+                                      expand_avx2<uint16_t>};
   return kernels;
 }
 

@@ -1,5 +1,6 @@
 // AVX-512 LoRA row kernels. Register-blocked over rows × j (shrink) and rows × columns (expand); every
 // accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
+// Templated on the weights' element W (float, or uint16_t bf16 bits widened by a shift on load).
 // Headers come before the target pragma so no library inline is compiled for AVX-512 (it could be picked
 // by the linker for the portable code too).
 #include <immintrin.h>
@@ -18,6 +19,17 @@ constexpr int kLanes = 16;
 
 inline __mmask16 tail_mask(int64_t remaining) { return static_cast<__mmask16>((1u << remaining) - 1u); }
 
+// 16 weights as f32: loaded, or bf16 widened exactly (bits << 16). Masked loads zero the other lanes.
+// The all-ones maskz forms compile to the plain instructions; GCC 12 warns spuriously on the plain intrinsics.
+inline __m512 widen(__m256i bf16) {
+  constexpr __mmask16 all = 0xffff;
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, bf16), 16));
+}
+inline __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load(__mmask16 m, const uint16_t* p) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+
 // A fixed lane reduction: halves, quarters, then pairs (GCC 12's _mm512_reduce_add_ps warns spuriously).
 inline float reduce_add(__m512 v) {
   const __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
@@ -29,16 +41,16 @@ inline float reduce_add(__m512 v) {
 
 // Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J.
 // Each (r, j) has one accumulator: lanes over k in steps of 16 (a masked last step), then a fixed reduce_add.
-template <int R, int J>
-inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0, float* const* h) {
+template <int R, int J, typename W>
+inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, float* const* h) {
   __m512 acc[R][J];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < J; ++j) acc[r][j] = _mm512_setzero_ps();
-  const float* aj = a + j0 * k;
+  const W* aj = a + j0 * k;
   int64_t i = 0;
   for (; i + kLanes <= k; i += kLanes) {
     __m512 av[J];
-    for (int j = 0; j < J; ++j) av[j] = _mm512_loadu_ps(aj + j * k + i);
+    for (int j = 0; j < J; ++j) av[j] = load(aj + j * k + i);
     for (int r = 0; r < R; ++r) {
       const __m512 xv = _mm512_loadu_ps(x[r] + i);
       for (int j = 0; j < J; ++j) acc[r][j] = _mm512_fmadd_ps(xv, av[j], acc[r][j]);
@@ -47,7 +59,7 @@ inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0
   if (i < k) {
     const __mmask16 m = tail_mask(k - i);
     __m512 av[J];
-    for (int j = 0; j < J; ++j) av[j] = _mm512_maskz_loadu_ps(m, aj + j * k + i);
+    for (int j = 0; j < J; ++j) av[j] = load(m, aj + j * k + i);
     for (int r = 0; r < R; ++r) {
       const __m512 xv = _mm512_maskz_loadu_ps(m, x[r] + i);
       for (int j = 0; j < J; ++j) acc[r][j] = _mm512_fmadd_ps(xv, av[j], acc[r][j]);
@@ -57,8 +69,8 @@ inline void shrink_tile(const float* const* x, const float* a, int64_t k, int j0
     for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
 }
 
-template <int R, int JB>
-inline void shrink_row_group(const float* const* x, const float* a, int rank, int64_t k, float* const* h) {
+template <int R, int JB, typename W>
+inline void shrink_row_group(const float* const* x, const W* a, int rank, int64_t k, float* const* h) {
   int j = 0;
   for (; j + JB <= rank; j += JB) shrink_tile<R, JB>(x, a, k, j, h);
   switch (rank - j) {
@@ -73,7 +85,8 @@ inline void shrink_row_group(const float* const* x, const float* a, int rank, in
   }
 }
 
-void shrink_avx512(const float* const* x, int rows, const float* a, int rank, int64_t k, float* const* h) {
+template <typename W>
+void shrink_avx512(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
   int r = 0;
   for (; r + 4 <= rows; r += 4) shrink_row_group<4, 4>(x + r, a, rank, k, h + r);
   switch (rows - r) {
@@ -86,17 +99,16 @@ void shrink_avx512(const float* const* x, int rows, const float* a, int rank, in
 
 // Semantics: y[r][n0 + n] += scale · Σ_j h[r][j] · bt[j, n0 + n] for r < R, n < 16·C (the last vector
 // masked to `last` when Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, scale, y).
-template <int R, int C, bool Masked>
-inline void expand_tile(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0,
+template <int R, int C, bool Masked, typename W>
+inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
                         __mmask16 last, __m512 scale, float* const* y) {
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int j = 0; j < rank; ++j) {
-    const float* bj = bt + j * ldb + n0;
+    const W* bj = bt + j * ldb + n0;
     __m512 b[C];
-    for (int c = 0; c < C; ++c)
-      b[c] = Masked && c == C - 1 ? _mm512_maskz_loadu_ps(last, bj + c * kLanes) : _mm512_loadu_ps(bj + c * kLanes);
+    for (int c = 0; c < C; ++c) b[c] = Masked && c == C - 1 ? load(last, bj + c * kLanes) : load(bj + c * kLanes);
     for (int r = 0; r < R; ++r) {
       const __m512 hv = _mm512_set1_ps(h[r][j]);
       for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(hv, b[c], acc[r][c]);
@@ -116,8 +128,8 @@ inline void expand_tile(const float* const* h, const float* bt, int rank, int64_
   }
 }
 
-template <int R, int C>
-inline void expand_row_group(const float* const* h, const float* bt, int rank, int64_t ldb, int64_t n0,
+template <int R, int C, typename W>
+inline void expand_row_group(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
                              int64_t n_end, __m512 scale, float* const* y) {
   if (n_end - n0 == C * kLanes) {
     expand_tile<R, C, false>(h, bt, rank, ldb, n0, 0, scale, y);
@@ -128,8 +140,8 @@ inline void expand_row_group(const float* const* h, const float* bt, int rank, i
   if (n0 < n_end) expand_tile<R, 1, true>(h, bt, rank, ldb, n0, tail_mask(n_end - n0), scale, y);
 }
 
-template <int C>
-inline void expand_rows(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n0,
+template <int C, typename W>
+inline void expand_rows(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n0,
                         int64_t n_end, __m512 scale, float* const* y) {
   int r = 0;
   for (; r + 4 <= rows; r += 4) expand_row_group<4, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r);
@@ -143,7 +155,8 @@ inline void expand_rows(const float* const* h, int rows, const float* bt, int ra
 
 // One row (decode, memory bound): stream each row of Bt once, in order, with the accumulators in an L1
 // buffer. Per element this is the same fma chain over j as expand_tile, so results match bitwise.
-void expand_one_row(const float* h, const float* bt, int rank, int64_t ldb, int64_t n_begin, int64_t n_end,
+template <typename W>
+void expand_one_row(const float* h, const W* bt, int rank, int64_t ldb, int64_t n_begin, int64_t n_end,
                     __m512 scale, float* y) {
   constexpr int64_t kTile = 1024;
   alignas(64) float acc[kTile];
@@ -154,11 +167,11 @@ void expand_one_row(const float* h, const float* bt, int rank, int64_t ldb, int6
     for (int64_t c = 0; c < width; c += kLanes) _mm512_store_ps(acc + c, _mm512_setzero_ps());
     for (int j = 0; j < rank; ++j) {
       const __m512 hv = _mm512_set1_ps(h[j]);
-      const float* bj = bt + j * ldb + n0;
+      const W* bj = bt + j * ldb + n0;
       for (int64_t c = 0; c < whole; c += kLanes)
-        _mm512_store_ps(acc + c, _mm512_fmadd_ps(hv, _mm512_loadu_ps(bj + c), _mm512_load_ps(acc + c)));
+        _mm512_store_ps(acc + c, _mm512_fmadd_ps(hv, load(bj + c), _mm512_load_ps(acc + c)));
       if (whole < width) {
-        const __m512 b = _mm512_maskz_loadu_ps(last, bj + whole);
+        const __m512 b = load(last, bj + whole);
         _mm512_store_ps(acc + whole, _mm512_fmadd_ps(hv, b, _mm512_load_ps(acc + whole)));
       }
     }
@@ -173,7 +186,8 @@ void expand_one_row(const float* h, const float* bt, int rank, int64_t ldb, int6
 }
 
 // Column tiles outer so a tile of Bt [rank, 64] stays in L1 across the row groups.
-void expand_avx512(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
+template <typename W>
+void expand_avx512(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n_begin,
                    int64_t n_end, float scale, float* const* y) {
   const __m512 sv = _mm512_set1_ps(scale);
   if (rows == 1) {
@@ -195,7 +209,8 @@ void expand_avx512(const float* const* h, int rows, const float* bt, int rank, i
 namespace loraplex {
 
 const LoraRowKernels& lora_rows_avx512() {
-  static const LoraRowKernels kernels{shrink_avx512, expand_avx512};
+  static const LoraRowKernels kernels{shrink_avx512<float>, expand_avx512<float>, shrink_avx512<uint16_t>,
+                                      expand_avx512<uint16_t>};
   return kernels;
 }
 

@@ -1,5 +1,7 @@
 // Portable LoRA row kernels (no SIMD intrinsics). One row at a time through one function each, so every
 // caller runs the same machine code whatever the compiler does with contraction or vectorization.
+#include <cstring>
+
 #include "lora_rows.h"
 
 namespace loraplex {
@@ -7,21 +9,31 @@ namespace {
 
 constexpr int64_t kColumnTile = 256;
 
-// Semantics: h[r][j] = Σ_k x[r][k] · a[j, k], k ascending.
-void shrink_scalar(const float* const* x, int rows, const float* a, int rank, int64_t k, float* const* h) {
+inline float widen(float v) { return v; }
+inline float widen(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float v;
+  std::memcpy(&v, &wide, sizeof v);
+  return v;
+}
+
+// Semantics: h[r][j] = Σ_k x[r][k] · a[j, k], k ascending (W: float, or bf16 bits widened).
+template <typename W>
+void shrink_scalar(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
   for (int r = 0; r < rows; ++r) {
     const float* xr = x[r];
     for (int j = 0; j < rank; ++j) {
-      const float* aj = a + j * k;
+      const W* aj = a + j * k;
       float acc = 0.0f;
-      for (int64_t i = 0; i < k; ++i) acc += xr[i] * aj[i];
+      for (int64_t i = 0; i < k; ++i) acc += xr[i] * widen(aj[i]);
       h[r][j] = acc;
     }
   }
 }
 
 // Semantics: y[r][n] += scale · Σ_j h[r][j] · bt[j, n], j ascending.
-void expand_scalar(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
+template <typename W>
+void expand_scalar(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n_begin,
                    int64_t n_end, float scale, float* const* y) {
   float acc[kColumnTile];
   for (int r = 0; r < rows; ++r) {
@@ -30,8 +42,8 @@ void expand_scalar(const float* const* h, int rows, const float* bt, int rank, i
       for (int64_t c = 0; c < width; ++c) acc[c] = 0.0f;
       for (int j = 0; j < rank; ++j) {
         const float hj = h[r][j];
-        const float* bj = bt + j * ldb + n0;
-        for (int64_t c = 0; c < width; ++c) acc[c] += hj * bj[c];
+        const W* bj = bt + j * ldb + n0;
+        for (int64_t c = 0; c < width; ++c) acc[c] += hj * widen(bj[c]);
       }
       float* yr = y[r] + n0;
       for (int64_t c = 0; c < width; ++c) yr[c] += scale * acc[c];
@@ -42,7 +54,8 @@ void expand_scalar(const float* const* h, int rows, const float* bt, int rank, i
 }  // namespace
 
 const LoraRowKernels& lora_rows_scalar() {
-  static const LoraRowKernels kernels{shrink_scalar, expand_scalar};
+  static const LoraRowKernels kernels{shrink_scalar<float>, expand_scalar<float>, shrink_scalar<uint16_t>,
+                                      expand_scalar<uint16_t>};
   return kernels;
 }
 

@@ -8,17 +8,20 @@
  *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
  * Batch invariant: a row's result is bitwise the same in SGMV or BGMV, alone or batched, with any thread
  * count (fixed reduction order per element; it may differ between ISAs).
+ * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot and widens them exactly in the
+ * kernels: bitwise what an 'f32' bank holding the rounded weights computes, at half the weight bytes.
  * An empty slot (never set, or cleared) is an error (RangeError), not the base model: pass -1 for that.
  * setLoraSlot/clearLoraSlot copy/free synchronously; call them between steps on the thread that runs the
  * kernels (the bank has no lock). The adapter's arrays can be dropped once setLoraSlot returns.
  */
-import type { Kernels, LoraBank } from '../types.ts';
+import type { Kernels, LoraBank, LoraDtype } from '../types.ts';
 import { loadAddon } from './addon.ts';
 
 class NativeLoraBank implements LoraBank {
   constructor(
     readonly numSlots: number,
     readonly numModules: number,
+    readonly dtype: LoraDtype,
     /** The addon's External; its finalizer frees the adapters' native copies. */
     readonly handle: unknown,
   ) {}
@@ -33,8 +36,9 @@ export const nativeLoraKernels: Pick<
   Kernels,
   'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv'
 > = {
-  createLoraBank(numSlots, numModules) {
-    return new NativeLoraBank(numSlots, numModules, loadAddon().loraBankCreate(numSlots, numModules));
+  createLoraBank(numSlots, numModules, dtype = 'f32') {
+    const handle = loadAddon().loraBankCreate(numSlots, numModules, dtype);
+    return new NativeLoraBank(numSlots, numModules, dtype, handle);
   },
 
   setLoraSlot(bank, slot, adapter) {

@@ -6,8 +6,10 @@
  * Semantics: for row t with slot a ≥ 0 targeting m:
  *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
+ * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot; the math after that is the same.
  */
-import type { Kernels, LoraBank, LoraOutput, PackedAdapter } from '../types.ts';
+import { bf16ToF32, f32ToBf16 } from '../../model/dtype.ts';
+import type { Kernels, LoraBank, LoraDtype, LoraOutput, PackedAdapter } from '../types.ts';
 
 interface StoredModule {
   rank: number;
@@ -23,8 +25,16 @@ class ReferenceLoraBank implements LoraBank {
   constructor(
     readonly numSlots: number,
     readonly numModules: number,
+    readonly dtype: LoraDtype,
   ) {
     this.slots = new Array(numSlots).fill(null);
+  }
+
+  /** A copy of weights[begin, end) as this bank stores it (bf16-rounded values in a bf16 bank). */
+  stored(weights: Float32Array, begin: number, end: number): Float32Array {
+    const copy = weights.slice(begin, end);
+    if (this.dtype === 'bf16') for (let i = 0; i < copy.length; i++) copy[i] = bf16ToF32(f32ToBf16(copy[i]));
+    return copy;
   }
 }
 
@@ -78,10 +88,13 @@ export const referenceLoraKernels: Pick<
   Kernels,
   'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv'
 > = {
-  createLoraBank(numSlots, numModules) {
+  createLoraBank(numSlots, numModules, dtype = 'f32') {
     integer(numSlots, 'numSlots', 1, 1 << 16);
     integer(numModules, 'numModules', 1, 1 << 20);
-    return new ReferenceLoraBank(numSlots, numModules);
+    if (typeof dtype !== 'string') throw new TypeError(`createLoraBank: 'dtype' must be a string ('f32' or 'bf16')`);
+    if (dtype !== 'f32' && dtype !== 'bf16')
+      throw new RangeError(`createLoraBank: 'dtype' must be 'f32' or 'bf16', got '${dtype}'`);
+    return new ReferenceLoraBank(numSlots, numModules, dtype);
   },
 
   setLoraSlot(bank, slot, adapter: PackedAdapter) {
@@ -98,8 +111,8 @@ export const referenceLoraKernels: Pick<
         inFeatures: k,
         outFeatures: n,
         scale: adapter.scale[m],
-        a: adapter.weights.slice(adapter.offsetA[m], adapter.offsetA[m] + rank * k),
-        bt: adapter.weights.slice(adapter.offsetB[m], adapter.offsetB[m] + rank * n),
+        a: b.stored(adapter.weights, adapter.offsetA[m], adapter.offsetA[m] + rank * k),
+        bt: b.stored(adapter.weights, adapter.offsetB[m], adapter.offsetB[m] + rank * n),
       });
     }
     b.slots[slot] = modules;
