@@ -1,6 +1,7 @@
 /** `loraplex` command line: one sub-command per job. */
 import { Command } from 'commander';
 import { generateCommand } from './generate.ts';
+import { serveCommand } from './serve.ts';
 
 const program = new Command()
   .name('loraplex')
@@ -8,6 +9,7 @@ const program = new Command()
   .showHelpAfterError();
 
 program.addCommand(generateCommand());
+program.addCommand(serveCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -99,6 +99,12 @@ export const ERROR_CATALOGUE = {
   ADAPTER_TENSOR_SHAPE: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
   /** A tensor the config does not account for (a module it does not target, a name that is not LoRA). */
   ADAPTER_TENSOR_UNEXPECTED: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  MODEL_NOT_FOUND: define<{ name: string; available: string }>(
+    404,
+    'not_found_error',
+    (p) => `The model '${p.name}' does not exist (served: ${p.available}); 'model' names the base or an adapter`,
+  ),
+  REQUEST_INVALID: define<{ message: string }>(400, 'invalid_request_error', (p) => p.message),
   INTERNAL_ERROR: define<{ message: string }>(500, 'server_error', (p) => p.message),
 } as const;
 

@@ -1,0 +1,71 @@
+/** `loraplex serve`: the OpenAI-compatible server over the engine worker (no --model: the built-in demo). */
+import { basename } from 'node:path';
+import { Command } from 'commander';
+import { ensureDemo } from '../demo/demo-model.ts';
+import { AsyncEngine } from '../engine/async-engine.ts';
+import type { KernelBackend } from '../kernels/index.ts';
+import type { WeightDType } from '../kernels/types.ts';
+import { buildApp } from '../server/app.ts';
+import { loadTextCodec } from '../tokenizer/text-codec.ts';
+import { adapterArg, engineOptions, envOption, intArg } from './options.ts';
+
+interface ServeFlags {
+  model?: string;
+  servedModelName?: string;
+  adapter: { name: string; dir: string }[];
+  host: string;
+  port: number;
+  backend: KernelBackend;
+  dtype?: WeightDType;
+  maxLoras?: number;
+  maxLoraRank: number;
+  maxBatchTokens: number;
+  maxRunningSeqs: number;
+  kvCacheTokens: number;
+}
+
+export function serveCommand(): Command {
+  const cmd = new Command('serve')
+    .description('serve the OpenAI API: `model` names the base or an adapter (no --model: the built-in demo)')
+    .addOption(envOption('--model <dir>', 'Hugging Face model directory', 'MODEL'))
+    .addOption(envOption('--served-model-name <name>', 'the name of the base model in the API', 'SERVED_MODEL_NAME'))
+    .option('--adapter <name=dir>', 'a PEFT adapter directory, repeatable', adapterArg, [])
+    .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default('127.0.0.1'))
+    .addOption(envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(8000));
+  for (const o of engineOptions()) cmd.addOption(o);
+  return cmd.action(async (flags: ServeFlags) => {
+    let modelDir = flags.model;
+    let adapters = flags.adapter;
+    if (!modelDir) {
+      const demo = await ensureDemo();
+      modelDir = demo.modelDir;
+      adapters = [...demo.adapters, ...adapters];
+      console.error(
+        `loraplex: serving the built-in demo model and ${demo.adapters.length} demo adapters (random weights)`,
+      );
+    }
+    const engine = await AsyncEngine.start({
+      modelDir,
+      adapters,
+      backend: flags.backend,
+      dtype: flags.dtype,
+      maxLoras: flags.maxLoras,
+      maxLoraRank: flags.maxLoraRank,
+      maxBatchTokens: flags.maxBatchTokens,
+      maxRunningSeqs: flags.maxRunningSeqs,
+      kvCacheTokens: flags.kvCacheTokens,
+    });
+    const codec = await loadTextCodec(modelDir);
+    const baseModel = flags.servedModelName ?? (flags.model ? basename(modelDir) : 'loraplex-demo');
+    const app = buildApp({ engine, codec, baseModel, adapters: engine.info.adapters, startedAt: Date.now() });
+    const address = await app.listen({ host: flags.host, port: flags.port });
+    console.error(`loraplex: serving '${baseModel}' and ${engine.info.adapters.length} adapter(s) on ${address}`);
+    const stop = async () => {
+      await app.close();
+      await engine.close();
+      process.exit(0);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

@@ -1,0 +1,79 @@
+/**
+ * The OpenAI-compatible HTTP API (fastify). Parses and validates requests, resolves `model` to the base or an
+ * adapter, tokenizes, and streams the engine worker's tokens back; it never computes.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AsyncEngine } from '../engine/async-engine.ts';
+import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
+import type { TextCodec } from '../tokenizer/text-codec.ts';
+import { registerCompletionRoutes } from './completions.ts';
+
+export interface ServerContext {
+  engine: AsyncEngine;
+  codec: TextCodec;
+  /** The name clients use for the base model. */
+  baseModel: string;
+  adapters: string[];
+  startedAt: number;
+}
+
+export function buildApp(ctx: ServerContext): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+
+  app.setErrorHandler((error, _req, reply) => {
+    const err = error as Error & { validation?: unknown };
+    const e: LoraplexError = isLoraplexError(err)
+      ? err
+      : err.validation || err instanceof RangeError
+        ? createError('REQUEST_INVALID', { message: err.message })
+        : createError('INTERNAL_ERROR', { message: err.message });
+    void reply.status(e.status).send(e.toOpenAIError());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({
+      error: {
+        message: `no route ${req.method} ${req.url}`,
+        type: 'not_found_error',
+        param: null,
+        code: 'ROUTE_NOT_FOUND',
+      },
+    });
+  });
+
+  const health = async () => ({ status: 'ok' });
+  app.get('/health', health);
+  app.get('/v1/health/live', health);
+  app.get('/v1/health/ready', health);
+
+  app.get('/v1/models', async () => {
+    const created = Math.floor(ctx.startedAt / 1000);
+    return {
+      object: 'list',
+      data: [
+        { id: ctx.baseModel, object: 'model', created, owned_by: 'loraplex', parent: null, root: ctx.baseModel },
+        ...ctx.adapters.map((name) => ({
+          id: name,
+          object: 'model',
+          created,
+          owned_by: 'loraplex',
+          parent: ctx.baseModel,
+          root: ctx.baseModel,
+        })),
+      ],
+    };
+  });
+
+  registerCompletionRoutes(app, ctx);
+  return app;
+}
+
+/** `model` → null for the base, the adapter's name otherwise; never a silent fallback to the base. */
+export function resolveModel(ctx: ServerContext, model: string): string | null {
+  if (model === ctx.baseModel) return null;
+  if (ctx.adapters.includes(model)) return model;
+  throw createError(
+    'MODEL_NOT_FOUND',
+    { name: model, available: [ctx.baseModel, ...ctx.adapters].join(', ') },
+    { param: 'model' },
+  );
+}
