@@ -1,6 +1,7 @@
 /** `loraplex serve`: the OpenAI-compatible server over the engine worker (no --model: the built-in demo). */
 import { basename } from 'node:path';
 import { Command } from 'commander';
+import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
 import { ensureDemo } from '../demo/demo-model.ts';
 import { AsyncEngine } from '../engine/async-engine.ts';
 import type { KernelBackend } from '../kernels/index.ts';
@@ -13,6 +14,7 @@ interface ServeFlags {
   model?: string;
   servedModelName?: string;
   adapter: { name: string; dir: string }[];
+  loraDir?: string;
   host: string;
   port: number;
   backend: KernelBackend;
@@ -30,12 +32,19 @@ export function serveCommand(): Command {
     .addOption(envOption('--model <dir>', 'Hugging Face model directory', 'MODEL'))
     .addOption(envOption('--served-model-name <name>', 'the name of the base model in the API', 'SERVED_MODEL_NAME'))
     .option('--adapter <name=dir>', 'a PEFT adapter directory, repeatable', adapterArg, [])
+    .addOption(envOption('--lora-dir <dir>', 'adapter store: one sub-folder per adapter (NIM_PEFT_SOURCE)', 'LORA_DIR'))
     .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default('127.0.0.1'))
     .addOption(envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(8000));
   for (const o of engineOptions()) cmd.addOption(o);
   return cmd.action(async (flags: ServeFlags) => {
     let modelDir = flags.model;
     let adapters = flags.adapter;
+    const loraDir = flags.loraDir ?? process.env.NIM_PEFT_SOURCE;
+    if (loraDir) {
+      const stored = await (await LocalDirStore.open(loraDir)).list();
+      const given = new Set(adapters.map((a) => a.name));
+      adapters = [...adapters, ...stored.filter((a) => !given.has(a.name))];
+    }
     if (!modelDir) {
       const demo = await ensureDemo();
       modelDir = demo.modelDir;
@@ -54,7 +63,9 @@ export function serveCommand(): Command {
       maxBatchTokens: flags.maxBatchTokens,
       maxRunningSeqs: flags.maxRunningSeqs,
       kvCacheTokens: flags.kvCacheTokens,
+      skipInvalidAdapters: true,
     });
+    for (const r of engine.info.rejected) console.error(`loraplex: adapter '${r.name}' not served: ${r.message}`);
     const codec = await loadTextCodec(modelDir);
     const baseModel = flags.servedModelName ?? (flags.model ? basename(modelDir) : 'loraplex-demo');
     const app = buildApp({ engine, codec, baseModel, adapters: engine.info.adapters, startedAt: Date.now() });

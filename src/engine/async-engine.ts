@@ -23,6 +23,8 @@ export interface EngineInfo {
   vocabSize: number;
   adapters: string[];
   maxModelLen: number;
+  /** Adapters that failed to load (skipInvalidAdapters), with the reason. */
+  rejected: { name: string; message: string }[];
 }
 
 export class AsyncEngine {
@@ -48,7 +50,12 @@ export class AsyncEngine {
         if (m.type === 'ready') {
           worker.off('message', onMessage);
           resolve(
-            new AsyncEngine(worker, { vocabSize: m.vocabSize, adapters: m.adapters, maxModelLen: m.maxModelLen }),
+            new AsyncEngine(worker, {
+              vocabSize: m.vocabSize,
+              adapters: m.adapters,
+              maxModelLen: m.maxModelLen,
+              rejected: m.rejected,
+            }),
           );
         } else if (m.type === 'failed') {
           worker.off('message', onMessage);

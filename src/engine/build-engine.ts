@@ -23,19 +23,23 @@ export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels'>> {
   /** Convert the weights on load (e.g. f32 → bf16). */
   dtype?: WeightDType;
   maxLoraRank?: number;
+  /** Skip (and report) adapters that fail to load instead of failing the whole build: a store's contents. */
+  skipInvalidAdapters?: boolean;
 }
 
 export interface BuiltEngine {
   engine: LLMEngine;
   config: ModelConfig;
   modelDir: string;
+  /** Adapters skipped under skipInvalidAdapters, with the reason. */
+  rejected: { name: string; message: string }[];
 }
 
 export const DEFAULT_MAX_LORA_RANK = 64;
 
 export async function buildEngine(opts: BuildOptions): Promise<BuiltEngine> {
   const loaded = await loadModelDir(opts.modelDir, opts.dtype ? { dtype: opts.dtype } : {});
-  const { modelDir, adapters, backend, dtype, maxLoraRank, ...engineOpts } = opts;
+  const { modelDir, adapters, backend, dtype, maxLoraRank, skipInvalidAdapters, ...engineOpts } = opts;
   const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
   const options: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
@@ -44,12 +48,18 @@ export async function buildEngine(opts: BuildOptions): Promise<BuiltEngine> {
     kernels: getKernels(backend ?? 'native'),
   };
   const engine = new LLMEngine(loaded, options);
+  const rejected: BuiltEngine['rejected'] = [];
   for (const a of adapters) {
-    const adapter = await loadPeftAdapter(a.dir, loaded.config, {
-      maxLoraRank: maxLoraRank ?? DEFAULT_MAX_LORA_RANK,
-      name: a.name,
-    });
-    engine.addAdapter(a.name, packAdapter(adapter, loaded.config));
+    try {
+      const adapter = await loadPeftAdapter(a.dir, loaded.config, {
+        maxLoraRank: maxLoraRank ?? DEFAULT_MAX_LORA_RANK,
+        name: a.name,
+      });
+      engine.addAdapter(a.name, packAdapter(adapter, loaded.config));
+    } catch (e) {
+      if (!skipInvalidAdapters) throw e;
+      rejected.push({ name: a.name, message: (e as Error).message });
+    }
   }
-  return { engine, config: loaded.config, modelDir };
+  return { engine, config: loaded.config, modelDir, rejected };
 }

@@ -123,3 +123,30 @@ describe('LoRA slot dtype', () => {
     assert.deepEqual(out, [8, 8, 8]);
   });
 });
+
+describe('building from a store', () => {
+  test('skipInvalidAdapters serves the good adapters and reports the bad ones; without it the build fails', async () => {
+    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'loraplex-bad-'));
+    await mkdir(join(dir, 'broken'));
+    await writeFile(join(dir, 'broken', 'adapter_config.json'), '{not json');
+    const withBroken = [...adapters.slice(0, 2), { name: 'broken', dir: join(dir, 'broken') }];
+    const built = await buildEngine({
+      modelDir: join(fixture, 'model'),
+      adapters: withBroken,
+      skipInvalidAdapters: true,
+    });
+    assert.deepEqual(
+      built.engine.adapterNames(),
+      adapters.slice(0, 2).map((a) => a.name),
+    );
+    assert.deepEqual(
+      built.rejected.map((r) => r.name),
+      ['broken'],
+    );
+    assert.match(built.rejected[0].message, /adapter_config\.json: not valid JSON/);
+    await assert.rejects(buildEngine({ modelDir: join(fixture, 'model'), adapters: withBroken }), /not valid JSON/);
+    await rm(dir, { recursive: true, force: true });
+  });
+});

@@ -51,6 +51,7 @@ if (built) {
     vocabSize: config.vocabSize,
     adapters: engine.adapterNames(),
     maxModelLen: engine.options.maxModelLen,
+    rejected: built.rejected,
   });
 
   while (running) {

@@ -12,7 +12,14 @@ export type ToWorker =
   | { type: 'shutdown' };
 
 export type FromWorker =
-  | { type: 'ready'; modelName: string; vocabSize: number; adapters: string[]; maxModelLen: number }
+  | {
+      type: 'ready';
+      modelName: string;
+      vocabSize: number;
+      adapters: string[];
+      maxModelLen: number;
+      rejected: { name: string; message: string }[];
+    }
   | { type: 'failed'; message: string }
   | { type: 'tokens'; id: number; tokens: number[]; finishReason: FinishReason | null; promptTokens: number }
   | { type: 'rejected'; id: number; message: string };
