@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { BuildOptions } from './build-engine.ts';
+import type { EngineStats } from './llm-engine.ts';
 import type { SamplingParams } from './sampling-params.ts';
 import type { FinishReason } from './sequence.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker/protocol.ts';
@@ -29,6 +30,8 @@ export interface EngineInfo {
 
 export class AsyncEngine {
   private nextId = 0;
+  /** The engine's latest scheduler state (updated by the worker after every step). */
+  stats: EngineStats | null = null;
   private readonly pending = new Map<number, Pending>();
   private constructor(
     private readonly worker: Worker,
@@ -135,6 +138,8 @@ export class AsyncEngine {
   private onMessage(m: FromWorker) {
     if (m.type === 'tokens') {
       this.pending.get(m.id)?.push({ tokens: m.tokens, finishReason: m.finishReason, promptTokens: m.promptTokens });
+    } else if (m.type === 'stats') {
+      this.stats = m.stats;
     } else if (m.type === 'rejected') {
       this.pending.get(m.id)?.fail(new RangeError(m.message));
       this.pending.delete(m.id);

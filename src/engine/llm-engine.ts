@@ -56,6 +56,16 @@ export interface GenerationRequest {
   params?: Partial<SamplingParams>;
 }
 
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksUsed: number;
+  kvBlocksTotal: number;
+  runningAdapters: string[];
+  waitingAdapters: string[];
+  maxLoras: number;
+}
+
 export interface StepOutput {
   seq: Sequence;
   newToken: number | null;
@@ -152,6 +162,21 @@ export class LLMEngine {
     const seq = new Sequence(this.nextId++, req.promptIds, req.adapter, params);
     this.scheduler.add(seq);
     return seq;
+  }
+
+  /** What the scheduler holds now, for metrics and LoRA-aware routers. */
+  stats(): EngineStats {
+    const { running, waiting } = this.scheduler;
+    const names = (seqs: Sequence[]) => [...new Set(seqs.map((s) => s.adapter).filter((a): a is string => a !== null))];
+    return {
+      running: running.length,
+      waiting: waiting.length,
+      kvBlocksUsed: this.blocks.numUsed,
+      kvBlocksTotal: this.blocks.numBlocks,
+      runningAdapters: names(running),
+      waitingAdapters: names(waiting),
+      maxLoras: this.options.maxLoras,
+    };
   }
 
   abort(seq: Sequence) {

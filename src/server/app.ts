@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AsyncEngine } from '../engine/async-engine.ts';
 import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
+import { Metrics } from '../observability/metrics.ts';
 import type { TextCodec } from '../tokenizer/text-codec.ts';
 import { registerCompletionRoutes } from './completions.ts';
 
@@ -19,6 +20,11 @@ export interface ServerContext {
 
 export function buildApp(ctx: ServerContext): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const metrics = new Metrics(ctx.baseModel, () => ctx.engine.stats);
+  app.get('/metrics', async (_req, reply) => {
+    void reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
 
   app.setErrorHandler((error, _req, reply) => {
     const err = error as Error & { validation?: unknown };
@@ -63,7 +69,7 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     };
   });
 
-  registerCompletionRoutes(app, ctx);
+  registerCompletionRoutes(app, ctx, metrics);
   return app;
 }
 

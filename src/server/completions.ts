@@ -4,9 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenEvent } from '../engine/async-engine.ts';
 import type { SamplingParams } from '../engine/sampling-params.ts';
 import type { FinishReason } from '../engine/sequence.ts';
 import { createError } from '../observability/errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.ts';
 import { resolveModel, type ServerContext } from './app.ts';
 
@@ -130,7 +132,7 @@ const chatFlavor: Flavor = {
   }),
 };
 
-export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContext) {
+export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContext, metrics: Metrics) {
   app.post(
     '/v1/completions',
     { schema: completionSchema },
@@ -138,7 +140,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
       const body = req.body;
       const adapter = resolveModel(ctx, body.model);
       const promptIds = typeof body.prompt === 'string' ? ctx.codec.encode(body.prompt) : body.prompt;
-      return serve(ctx, reply, body, adapter, promptIds, completionFlavor);
+      return serve(ctx, metrics, reply, body, adapter, promptIds, completionFlavor);
     },
   );
 
@@ -146,12 +148,13 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
     const body = req.body;
     const adapter = resolveModel(ctx, body.model);
     const promptIds = ctx.codec.encodeChat(body.messages);
-    return serve(ctx, reply, body, adapter, promptIds, chatFlavor);
+    return serve(ctx, metrics, reply, body, adapter, promptIds, chatFlavor);
   });
 }
 
 async function serve(
   ctx: ServerContext,
+  metrics: Metrics,
   reply: FastifyReply,
   body: SamplingBody,
   adapter: string | null,
@@ -186,7 +189,12 @@ async function serve(
     if (!reply.raw.writableFinished) abort.abort();
   });
   const detok = new IncrementalDetokenizer(ctx.codec.tokenizer, { promptIds, skipSpecialTokens: true });
-  const tokens = ctx.engine.generate(promptIds, adapter, params, abort.signal);
+  const tokens = metered(
+    metrics,
+    ctx.engine.generate(promptIds, adapter, params, abort.signal),
+    adapter,
+    promptIds.length,
+  );
   let completion = 0;
   let finish: FinishReason | null = null;
 
@@ -257,4 +265,26 @@ async function serve(
     res.end();
   }
   return reply;
+}
+
+/** Passes the engine's tokens through, recording time to first token and, at the end, the request's counts. */
+async function* metered(
+  metrics: Metrics,
+  events: AsyncGenerator<TokenEvent>,
+  adapter: string | null,
+  promptTokens: number,
+) {
+  const started = performance.now();
+  let generated = 0;
+  let reason = 'abort';
+  try {
+    for await (const e of events) {
+      if (generated === 0) metrics.timeToFirstToken.observe((performance.now() - started) / 1000);
+      generated += e.tokens.length;
+      if (e.finishReason) reason = e.finishReason;
+      yield e;
+    }
+  } finally {
+    metrics.finished(adapter, promptTokens, generated, reason);
+  }
 }

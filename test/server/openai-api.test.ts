@@ -19,6 +19,7 @@ let cache: string;
 let engine: AsyncEngine;
 let app: ReturnType<typeof buildApp>;
 let client: OpenAI;
+let address: string;
 let codec: TextCodec;
 let offline: (prompt: string, adapter: string | null, maxTokens: number) => string;
 
@@ -28,7 +29,7 @@ before(async () => {
   engine = await AsyncEngine.start({ modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 4096 });
   codec = await loadTextCodec(demo.modelDir);
   app = buildApp({ engine, codec, baseModel: 'base', adapters: engine.info.adapters, startedAt: Date.now() });
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  address = await app.listen({ host: '127.0.0.1', port: 0 });
   client = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'unused', maxRetries: 0 });
   const local = (await buildEngine({ modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 4096 })).engine;
   offline = (prompt, adapter, maxTokens) => {
@@ -44,6 +45,21 @@ after(async () => {
   await engine.close();
   await rm(cache, { recursive: true, force: true });
 });
+
+function gauge(metrics: string, name: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
+}
+
+async function waitForMetrics(ok: (metrics: string) => boolean): Promise<string> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    last = await (await fetch(`${address}/metrics`)).text();
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`metrics never reached the expected state:\n${last}`);
+}
 
 describe('OpenAI API', () => {
   test('/v1/models lists the base and every adapter with its parent', async () => {
@@ -153,5 +169,30 @@ describe('OpenAI API', () => {
       temperature: 0,
     });
     assert.equal(r.choices[0].text.length > 0, true);
+    // the aborted sequence's KV blocks and slot are freed: the metrics return to idle
+    const idle = await waitForMetrics(
+      (m) => gauge(m, 'vllm:num_requests_running') === 0 && gauge(m, 'loraplex_kv_blocks_used') === 0,
+    );
+    assert.match(idle, /loraplex_adapter_requests_total\{[^}]*adapter="demo-robot"[^}]*finish_reason="abort"/);
+  });
+
+  test('/metrics: vLLM names, lora_requests_info for routers, per-adapter counters', async () => {
+    const tokensOf = (m: string) =>
+      Number(/^loraplex_adapter_generation_tokens_total\{[^}]*adapter="demo-pirate"[^}]*\} (\d+)$/m.exec(m)?.[1] ?? 0);
+    const before = tokensOf(await (await fetch(`${address}/metrics`)).text());
+    await client.completions.create({
+      model: 'demo-pirate',
+      prompt: 'Hi',
+      max_tokens: 3,
+      temperature: 0,
+      ignore_eos: true,
+    } as never);
+    const m = await (await fetch(`${address}/metrics`)).text();
+    assert.equal(tokensOf(m) - before, 3);
+    assert.match(m, /^vllm:lora_requests_info\{[^}]*max_lora="\d+"/m);
+    assert.match(m, /^vllm:num_requests_waiting\{[^}]*\} 0$/m);
+    assert.match(m, /^vllm:gpu_cache_usage_perc/m);
+    assert.match(m, /^vllm:time_to_first_token_seconds_count/m);
+    assert.ok(gauge(m, 'vllm:generation_tokens_total') > 0);
   });
 });

@@ -54,7 +54,16 @@ if (built) {
     rejected: built.rejected,
   });
 
+  let lastStats = '';
+  const postStats = () => {
+    const stats = engine.stats();
+    const key = JSON.stringify(stats);
+    if (key !== lastStats) post({ type: 'stats', stats });
+    lastStats = key;
+  };
+
   while (running) {
+    postStats();
     if (!engine.hasUnfinished()) {
       await new Promise<void>((resolve) => {
         wake = resolve;

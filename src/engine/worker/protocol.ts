@@ -1,4 +1,6 @@
 /** Messages between the server thread and the engine worker thread. */
+
+import type { EngineStats } from '../llm-engine.ts';
 import type { SamplingParams } from '../sampling-params.ts';
 import type { FinishReason } from '../sequence.ts';
 
@@ -22,4 +24,5 @@ export type FromWorker =
     }
   | { type: 'failed'; message: string }
   | { type: 'tokens'; id: number; tokens: number[]; finishReason: FinishReason | null; promptTokens: number }
-  | { type: 'rejected'; id: number; message: string };
+  | { type: 'rejected'; id: number; message: string }
+  | { type: 'stats'; stats: EngineStats };
