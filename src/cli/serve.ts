@@ -15,6 +15,7 @@ interface ServeFlags {
   servedModelName?: string;
   adapter: { name: string; dir: string }[];
   loraDir?: string;
+  apiKey?: string;
   host: string;
   port: number;
   backend: KernelBackend;
@@ -33,6 +34,9 @@ export function serveCommand(): Command {
     .addOption(envOption('--served-model-name <name>', 'the name of the base model in the API', 'SERVED_MODEL_NAME'))
     .option('--adapter <name=dir>', 'a PEFT adapter directory, repeatable', adapterArg, [])
     .addOption(envOption('--lora-dir <dir>', 'adapter store: one sub-folder per adapter (NIM_PEFT_SOURCE)', 'LORA_DIR'))
+    .addOption(
+      envOption('--api-key <key>', 'require this Bearer key on /v1/* (health and metrics stay open)', 'API_KEY'),
+    )
     .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default('127.0.0.1'))
     .addOption(envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(8000));
   for (const o of engineOptions()) cmd.addOption(o);
@@ -68,7 +72,14 @@ export function serveCommand(): Command {
     for (const r of engine.info.rejected) console.error(`loraplex: adapter '${r.name}' not served: ${r.message}`);
     const codec = await loadTextCodec(modelDir);
     const baseModel = flags.servedModelName ?? (flags.model ? basename(modelDir) : 'loraplex-demo');
-    const app = buildApp({ engine, codec, baseModel, adapters: engine.info.adapters, startedAt: Date.now() });
+    const app = buildApp({
+      engine,
+      codec,
+      baseModel,
+      adapters: engine.info.adapters,
+      startedAt: Date.now(),
+      apiKey: flags.apiKey,
+    });
     const address = await app.listen({ host: flags.host, port: flags.port });
     console.error(`loraplex: serving '${baseModel}' and ${engine.info.adapters.length} adapter(s) on ${address}`);
     const stop = async () => {

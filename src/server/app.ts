@@ -7,6 +7,7 @@ import type { AsyncEngine } from '../engine/async-engine.ts';
 import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
 import { Metrics } from '../observability/metrics.ts';
 import type { TextCodec } from '../tokenizer/text-codec.ts';
+import { registerApiKey } from './auth.ts';
 import { registerCompletionRoutes } from './completions.ts';
 
 export interface ServerContext {
@@ -16,11 +17,14 @@ export interface ServerContext {
   baseModel: string;
   adapters: string[];
   startedAt: number;
+  /** When set, /v1/* requests need `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
 }
 
 export function buildApp(ctx: ServerContext): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
   const metrics = new Metrics(ctx.baseModel, () => ctx.engine.stats);
+  registerApiKey(app, ctx.apiKey);
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
