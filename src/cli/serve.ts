@@ -6,7 +6,7 @@ import { ensureDemo } from '../demo/demo-model.ts';
 import { AsyncEngine } from '../engine/async-engine.ts';
 import type { KernelBackend } from '../kernels/index.ts';
 import type { WeightDType } from '../kernels/types.ts';
-import { buildApp } from '../server/app.ts';
+import { buildApp, Lifecycle } from '../server/app.ts';
 import { loadTextCodec } from '../tokenizer/text-codec.ts';
 import { adapterArg, engineOptions, envOption, intArg } from './options.ts';
 
@@ -16,6 +16,7 @@ interface ServeFlags {
   adapter: { name: string; dir: string }[];
   loraDir?: string;
   apiKey?: string;
+  drainTimeout: number;
   host: string;
   port: number;
   backend: KernelBackend;
@@ -36,6 +37,11 @@ export function serveCommand(): Command {
     .addOption(envOption('--lora-dir <dir>', 'adapter store: one sub-folder per adapter (NIM_PEFT_SOURCE)', 'LORA_DIR'))
     .addOption(
       envOption('--api-key <key>', 'require this Bearer key on /v1/* (health and metrics stay open)', 'API_KEY'),
+    )
+    .addOption(
+      envOption('--drain-timeout <seconds>', 'on SIGTERM, wait this long for running requests', 'DRAIN_TIMEOUT')
+        .argParser(intArg(0))
+        .default(30),
     )
     .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default('127.0.0.1'))
     .addOption(envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(8000));
@@ -71,6 +77,7 @@ export function serveCommand(): Command {
     });
     for (const r of engine.info.rejected) console.error(`loraplex: adapter '${r.name}' not served: ${r.message}`);
     const codec = await loadTextCodec(modelDir);
+    const lifecycle = new Lifecycle();
     const baseModel = flags.servedModelName ?? (flags.model ? basename(modelDir) : 'loraplex-demo');
     const app = buildApp({
       engine,
@@ -79,15 +86,19 @@ export function serveCommand(): Command {
       adapters: engine.info.adapters,
       startedAt: Date.now(),
       apiKey: flags.apiKey,
+      lifecycle,
     });
     const address = await app.listen({ host: flags.host, port: flags.port });
     console.error(`loraplex: serving '${baseModel}' and ${engine.info.adapters.length} adapter(s) on ${address}`);
-    const stop = async () => {
+    // SIGTERM: readiness turns 503, new requests get 503, running ones finish (up to --drain-timeout), exit 0.
+    const stop = async (signal: string) => {
+      console.error(`loraplex: ${signal}: draining ${lifecycle.inFlight} running request(s)`);
+      await lifecycle.drain(flags.drainTimeout * 1000);
       await app.close();
       await engine.close();
       process.exit(0);
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
   });
 }

@@ -105,6 +105,11 @@ export const ERROR_CATALOGUE = {
     (p) => `The model '${p.name}' does not exist (served: ${p.available}); 'model' names the base or an adapter`,
   ),
   REQUEST_INVALID: define<{ message: string }>(400, 'invalid_request_error', (p) => p.message),
+  SERVER_DRAINING: define<Record<string, never>>(
+    503,
+    'server_error',
+    () => 'the server is shutting down and takes no new requests; retry on another replica',
+  ),
   INTERNAL_ERROR: define<{ message: string }>(500, 'server_error', (p) => p.message),
 } as const;
 

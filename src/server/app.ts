@@ -19,6 +19,33 @@ export interface ServerContext {
   startedAt: number;
   /** When set, /v1/* requests need `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
+  lifecycle: Lifecycle;
+}
+
+export class Lifecycle {
+  draining = false;
+  inFlight = 0;
+  private idle: (() => void)[] = [];
+
+  begin() {
+    this.inFlight++;
+  }
+
+  end() {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  /** Stops taking requests; resolves when the running ones are done or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idle.push(resolve);
+      setTimeout(resolve, timeoutMs).unref();
+    });
+  }
 }
 
 export function buildApp(ctx: ServerContext): FastifyInstance {
@@ -50,10 +77,14 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     });
   });
 
-  const health = async () => ({ status: 'ok' });
-  app.get('/health', health);
-  app.get('/v1/health/live', health);
-  app.get('/v1/health/ready', health);
+  const live = async () => ({ status: 'ok' });
+  const ready = async (_req: unknown, reply: { status(code: number): unknown }) => {
+    if (ctx.lifecycle.draining) reply.status(503);
+    return { status: ctx.lifecycle.draining ? 'draining' : 'ok' };
+  };
+  app.get('/health', ready);
+  app.get('/v1/health/live', live);
+  app.get('/v1/health/ready', ready);
 
   app.get('/v1/models', async () => {
     const created = Math.floor(ctx.startedAt / 1000);

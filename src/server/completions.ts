@@ -161,6 +161,24 @@ async function serve(
   promptIds: number[],
   flavor: Flavor,
 ) {
+  if (ctx.lifecycle.draining) throw createError('SERVER_DRAINING', {});
+  ctx.lifecycle.begin();
+  try {
+    return await respond(ctx, metrics, reply, body, adapter, promptIds, flavor);
+  } finally {
+    ctx.lifecycle.end();
+  }
+}
+
+async function respond(
+  ctx: ServerContext,
+  metrics: Metrics,
+  reply: FastifyReply,
+  body: SamplingBody,
+  adapter: string | null,
+  promptIds: number[],
+  flavor: Flavor,
+) {
   const vocab = ctx.engine.info.vocabSize;
   if (promptIds.length === 0)
     throw createError('REQUEST_INVALID', { message: 'the prompt is empty' }, { param: 'prompt' });

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import { ensureDemo } from '../../src/demo/demo-model.ts';
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { buildApp, Lifecycle } from '../../src/server/app.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
 
 let cache: string;
@@ -28,7 +28,14 @@ before(async () => {
   const demo = await ensureDemo(cache);
   engine = await AsyncEngine.start({ modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 4096 });
   codec = await loadTextCodec(demo.modelDir);
-  app = buildApp({ engine, codec, baseModel: 'base', adapters: engine.info.adapters, startedAt: Date.now() });
+  app = buildApp({
+    engine,
+    codec,
+    baseModel: 'base',
+    adapters: engine.info.adapters,
+    startedAt: Date.now(),
+    lifecycle: new Lifecycle(),
+  });
   address = await app.listen({ host: '127.0.0.1', port: 0 });
   client = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'unused', maxRetries: 0 });
   const local = (await buildEngine({ modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 4096 })).engine;
