@@ -21,6 +21,7 @@ import { loadModelDir } from '../src/model/model-dir.ts';
 import type { LoadedModel } from '../src/model/weights.ts';
 import { measureMachine } from './machine.ts';
 import { syntheticAdapter } from './synthetic-adapter.ts';
+import { median } from './util.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,11 +42,6 @@ const inputTokens = Number(args['input-tokens']);
 const outputTokens = Number(args['output-tokens']);
 const RANK = 16;
 const kernels = getKernels('native');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 function prompts(config: ModelConfig): number[][] {
   const rng = new SeededRandom(7);

@@ -11,6 +11,7 @@ import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { nativeGemmKernels } from '../src/kernels/native/gemm.ts';
 import { nativeLoraKernels } from '../src/kernels/native/lora.ts';
 import type { LoraBank, LoraDtype, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
+import { medianSeconds } from './util.ts';
 
 export interface LoraBenchOptions {
   k?: number;
@@ -43,25 +44,6 @@ function random(seed: number) {
       a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
       return (a / 2 ** 32 - 0.5) * 2 * scale;
     });
-}
-
-/** Median per-call time in microseconds: each repeat loops `fn` until minRepeatMs has passed. */
-function medianMicros(fn: () => void, repeats: number, minRepeatMs: number): number {
-  fn(); // warm caches, the pool and lazy allocations
-  const samples: number[] = [];
-  for (let r = 0; r < repeats; r++) {
-    let calls = 0;
-    const start = process.hrtime.bigint();
-    let elapsed = 0;
-    do {
-      fn();
-      calls++;
-      elapsed = Number(process.hrtime.bigint() - start) / 1e3;
-    } while (elapsed < minRepeatMs * 1e3);
-    samples.push(elapsed / calls);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
 }
 
 /** A bank of MAX_ADAPTERS rank-r adapters over one module per N (module i has K → ns[i]). */
@@ -107,7 +89,7 @@ export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
   for (const dtype of new Set<LoraDtype>(['f32', ...bgmvDtypes])) banks.set(dtype, adapterBank(k, ns, rank, dtype));
   const bank = banks.get('f32')!;
   const rows: LoraBenchRow[] = [];
-  const time = (fn: () => void) => medianMicros(fn, repeats, minRepeatMs);
+  const time = (fn: () => void) => medianSeconds(fn, { repeats, minSampleMs: minRepeatMs }) * 1e6;
   ns.forEach((n, module) => {
     const w = baseWeight(k, n);
     const x = random(3)(512 * k, 1);

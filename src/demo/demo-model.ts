@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRandom } from '../engine/rng.ts';
 import { f32ToBf16 } from '../model/dtype.ts';
+import { MODULE_KINDS, type ModuleKind, moduleShape } from '../model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../model/safetensors.ts';
 
 const DEMO_VERSION = 'demo-v2';
@@ -26,7 +27,7 @@ interface DemoAdapterSpec {
   r: number;
   alpha: number;
   rslora: boolean;
-  targets: string[];
+  targets: ModuleKind[];
 }
 
 export const DEMO_ADAPTERS: DemoAdapterSpec[] = [
@@ -75,21 +76,17 @@ function bf16(data: Float32Array): Uint16Array {
   return out;
 }
 
-function moduleShape(kind: string): [number, number] {
-  // [out, in]
-  switch (kind) {
-    case 'q_proj':
-      return [HEADS * HEAD_DIM, HIDDEN];
-    case 'k_proj':
-    case 'v_proj':
-      return [KV_HEADS * HEAD_DIM, HIDDEN];
-    case 'o_proj':
-      return [HIDDEN, HEADS * HEAD_DIM];
-    case 'down_proj':
-      return [HIDDEN, INTER];
-    default:
-      return [INTER, HIDDEN];
-  }
+const SIZES = { hiddenSize: HIDDEN, headDim: HEAD_DIM, numHeads: HEADS, numKvHeads: KV_HEADS, intermediateSize: INTER };
+
+/** The Hugging Face sub-module holding a projection. */
+function groupOf(kind: ModuleKind): 'self_attn' | 'mlp' {
+  return kind === 'gate_proj' || kind === 'up_proj' || kind === 'down_proj' ? 'mlp' : 'self_attn';
+}
+
+/** [out, in] of a projection of the demo model. */
+function shapeOf(kind: ModuleKind): [number, number] {
+  const { inFeatures, outFeatures } = moduleShape(SIZES, kind);
+  return [outFeatures, inFeatures];
 }
 
 async function writeModel(dir: string) {
@@ -110,17 +107,9 @@ async function writeModel(dir: string) {
       [HIDDEN],
       Float32Array.from({ length: HIDDEN }, () => 1),
     );
-    for (const [kind, group] of [
-      ['q_proj', 'self_attn'],
-      ['k_proj', 'self_attn'],
-      ['v_proj', 'self_attn'],
-      ['o_proj', 'self_attn'],
-      ['gate_proj', 'mlp'],
-      ['up_proj', 'mlp'],
-      ['down_proj', 'mlp'],
-    ]) {
-      const [out, inp] = moduleShape(kind);
-      add(`${p}.${group}.${kind}.weight`, [out, inp], normal(rng, out * inp, 1 / Math.sqrt(inp)));
+    for (const kind of MODULE_KINDS) {
+      const [out, inp] = shapeOf(kind);
+      add(`${p}.${groupOf(kind)}.${kind}.weight`, [out, inp], normal(rng, out * inp, 1 / Math.sqrt(inp)));
     }
   }
   add(
@@ -165,9 +154,8 @@ async function writeAdapter(dir: string, spec: DemoAdapterSpec, seed: number) {
   const tensors: TensorToWrite[] = [];
   for (let l = 0; l < LAYERS; l++) {
     for (const kind of spec.targets) {
-      const group = ['gate_proj', 'up_proj', 'down_proj'].includes(kind) ? 'mlp' : 'self_attn';
-      const [out, inp] = moduleShape(kind);
-      const p = `base_model.model.model.layers.${l}.${group}.${kind}`;
+      const [out, inp] = shapeOf(kind);
+      const p = `base_model.model.model.layers.${l}.${groupOf(kind)}.${kind}`;
       tensors.push({
         name: `${p}.lora_A.weight`,
         dtype: 'F32',

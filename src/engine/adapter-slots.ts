@@ -69,10 +69,6 @@ export class AdapterSlots implements SlotProvider {
     return true;
   }
 
-  resident(): string[] {
-    return [...this.slotOf.keys()];
-  }
-
   pinned(): number {
     return this.slots.filter((s) => s.pins > 0).length;
   }

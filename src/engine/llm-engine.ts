@@ -11,7 +11,7 @@ import { ropeInvFreq } from '../model/rope.ts';
 import type { LoadedModel } from '../model/weights.ts';
 import { AdapterSlots } from './adapter-slots.ts';
 import { BlockManager } from './kv/block-manager.ts';
-import { allocateKvCache, bytesPerCachedToken } from './kv/kv-cache.ts';
+import { allocateKvCache } from './kv/kv-cache.ts';
 import { ModelRunner } from './model-runner.ts';
 import { type SamplingParams, samplingParams } from './sampling-params.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
@@ -122,10 +122,6 @@ export class LLMEngine {
     this.eosTokenIds = new Set(config.eosTokenIds);
   }
 
-  static kvCacheBytes(loaded: LoadedModel, tokens: number): number {
-    return bytesPerCachedToken(loaded.config) * tokens;
-  }
-
   /** Makes an adapter (already parsed, validated and packed) available to requests. */
   addAdapter(name: string, packed: PackedAdapter) {
     if (this.adapters.has(name)) this.slots.evict(name);
@@ -196,7 +192,6 @@ export class LLMEngine {
     for (const { entry, token } of sampled) {
       const seq = entry.seq;
       seq.outputIds.push(token);
-      seq.firstTokenTime ??= performance.now();
       const reason = this.stopReason(seq, token);
       if (reason) {
         seq.finishReason = reason;

@@ -32,7 +32,10 @@ export class ModelRunner {
 
     const sampledEntries: ScheduledEntry[] = [];
     const rows: SamplingRow[] = [];
-    const sampleLogits = new Float32Array(batch.sampleRow.filter((r) => r >= 0).length * vocab);
+    const sampleRows = batch.sampleRow.filter((r) => r >= 0);
+    // Without prompt logits the sampled rows are exactly the logit rows, in order: sample in place.
+    const inPlace = sampleRows.length * vocab === logits.length;
+    const sampleLogits = inPlace ? logits : new Float32Array(sampleRows.length * vocab);
     entries.forEach((e, i) => {
       const seq = e.seq;
       for (const [row, position] of batch.promptRows[i]) {
@@ -42,7 +45,7 @@ export class ModelRunner {
       seq.numComputed += e.numTokens;
       const r = batch.sampleRow[i];
       if (r < 0) return;
-      sampleLogits.set(logits.subarray(r * vocab, (r + 1) * vocab), rows.length * vocab);
+      if (!inPlace) sampleLogits.set(logits.subarray(r * vocab, (r + 1) * vocab), rows.length * vocab);
       const p = seq.params;
       rows.push({
         temperature: p.temperature,

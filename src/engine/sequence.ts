@@ -17,8 +17,6 @@ export class Sequence {
   readonly rng: SeededRandom;
   /** Logits of each prompt position [promptLen · vocab], when params.promptLogits. */
   promptLogits: Float32Array | null = null;
-  readonly arrivalTime = performance.now();
-  firstTokenTime: number | null = null;
 
   constructor(
     readonly id: number,

@@ -170,7 +170,7 @@ export class DecoderModel {
     if (layout.mode === 'sgmv') {
       this.kernels.loraSgmv(bank, module, x, k, out, n, layout.segStart, layout.segSlot, layout.numSegments);
     } else if (layout.mode === 'bgmv') {
-      this.kernels.loraBgmv(bank, module, x, k, out, n, layout.tokenSlot, x.length === 0 ? 0 : layout.tokenSlot.length);
+      this.kernels.loraBgmv(bank, module, x, k, out, n, layout.tokenSlot, layout.tokenSlot.length);
     }
   }
 }

@@ -21,7 +21,12 @@ export function numModules(config: ModelConfig): number {
 }
 
 /** in_features (K) and out_features (N) of a projection, as nn.Linear(K, N) holds weight [N, K]. */
-export function moduleShape(config: ModelConfig, kind: ModuleKind): { inFeatures: number; outFeatures: number } {
+export type ProjectionSizes = Pick<
+  ModelConfig,
+  'hiddenSize' | 'headDim' | 'numHeads' | 'numKvHeads' | 'intermediateSize'
+>;
+
+export function moduleShape(config: ProjectionSizes, kind: ModuleKind): { inFeatures: number; outFeatures: number } {
   const h = config.hiddenSize;
   const d = config.headDim;
   switch (kind) {

@@ -11,6 +11,7 @@ import { getKernels } from '../../src/kernels/index.ts';
 import type { Kernels } from '../../src/kernels/types.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { isLoraplexError } from '../../src/observability/errors.ts';
+import { maxAbsDiff } from '../kernels/implementations.ts';
 import { engineFor, type FixtureCase, type FixtureSet, isUnsupportedAdapter, readFixtureSets } from './fixtures.ts';
 
 const LOGIT_TOLERANCE = 1e-3;
@@ -28,16 +29,6 @@ function request(c: FixtureCase) {
     adapter: c.adapter,
     params: { maxTokens: c.greedy_tokens.length, temperature: 0, ignoreEos: true, promptLogits: true },
   };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
-  }
-  return m;
 }
 
 function supportedCases(set: FixtureSet): FixtureCase[] {

@@ -2,10 +2,6 @@
 import type { ModelConfig } from '../../model/config.ts';
 import type { KvCacheLayers } from '../../model/forward.ts';
 
-export function bytesPerCachedToken(config: ModelConfig): number {
-  return config.numLayers * 2 * config.numKvHeads * config.headDim * 4;
-}
-
 export function allocateKvCache(config: ModelConfig, numBlocks: number, blockSize: number): KvCacheLayers {
   const rowFloats = config.numKvHeads * config.headDim;
   const layerFloats = numBlocks * blockSize * rowFloats;
