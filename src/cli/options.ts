@@ -41,8 +41,17 @@ export function engineOptions(): Option[] {
       .choices(['native', 'reference'])
       .default('native'),
     envOption('--dtype <dtype>', 'convert the weights on load', 'DTYPE').choices(['f32', 'f16', 'bf16']),
-    envOption('--max-loras <n>', 'adapter slots one batch can mix', 'MAX_LORAS').argParser(intArg(1)),
-    envOption('--max-lora-rank <n>', 'largest adapter rank accepted', 'MAX_LORA_RANK').argParser(intArg(1)).default(64),
+    envOption('--max-loras <n>', 'adapter slots one batch can mix (NIM_MAX_GPU_LORAS)', 'MAX_LORAS').argParser(
+      intArg(1),
+    ),
+    envOption(
+      '--max-cpu-loras <n>',
+      'adapters kept packed in memory, ≥ --max-loras (NIM_MAX_CPU_LORAS)',
+      'MAX_CPU_LORAS',
+    ).argParser(intArg(1)),
+    envOption('--max-lora-rank <n>', 'largest adapter rank accepted (NIM_MAX_LORA_RANK)', 'MAX_LORA_RANK')
+      .argParser(intArg(1))
+      .default(64),
     envOption('--max-batch-tokens <n>', 'tokens per forward pass (chunked prefill)', 'MAX_BATCH_TOKENS')
       .argParser(intArg(1))
       .default(2048),
@@ -54,4 +63,20 @@ export function engineOptions(): Option[] {
       .default(32768),
     envOption('--threads <n>', 'kernel threads (default: all cores)', 'THREADS').argParser(intArg(1)),
   ];
+}
+
+/** NIM's (and vLLM's) variable names, read as the LORAPLEX_… variable they stand for when that one is unset. */
+export const ENV_ALIASES: Record<string, string> = {
+  NIM_PEFT_SOURCE: 'LORAPLEX_LORA_DIR',
+  NIM_PEFT_REFRESH_INTERVAL: 'LORAPLEX_LORA_REFRESH_INTERVAL',
+  NIM_MAX_GPU_LORAS: 'LORAPLEX_MAX_LORAS',
+  NIM_MAX_CPU_LORAS: 'LORAPLEX_MAX_CPU_LORAS',
+  NIM_MAX_LORA_RANK: 'LORAPLEX_MAX_LORA_RANK',
+  VLLM_ALLOW_RUNTIME_LORA_UPDATING: 'LORAPLEX_ENABLE_LORA_RUNTIME_UPDATES',
+};
+
+export function applyEnvAliases(env: NodeJS.ProcessEnv = process.env) {
+  for (const [alias, name] of Object.entries(ENV_ALIASES)) {
+    if (env[name] === undefined && env[alias] !== undefined) env[name] = env[alias];
+  }
 }

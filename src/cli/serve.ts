@@ -1,42 +1,95 @@
 /** `loraplex serve`: the OpenAI-compatible server over the engine worker (no --model: the built-in demo). */
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
-import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
 import { ensureDemo } from '../demo/demo-model.ts';
 import { AsyncEngine } from '../engine/async-engine.ts';
 import type { KernelBackend } from '../kernels/index.ts';
 import type { WeightDType } from '../kernels/types.ts';
-import { buildApp, Lifecycle } from '../server/app.ts';
+import { createServeLog } from '../observability/log.ts';
+import { buildApp, Lifecycle, type ServerContext } from '../server/app.ts';
 import { loadTextCodec } from '../tokenizer/text-codec.ts';
-import { adapterArg, engineOptions, envOption, intArg } from './options.ts';
+import { adapterArg, applyEnvAliases, engineOptions, envOption, intArg } from './options.ts';
 
 interface ServeFlags {
   model?: string;
   servedModelName?: string;
   adapter: { name: string; dir: string }[];
+  mergeAdapter?: string;
   loraDir?: string;
+  loraRefreshInterval: number;
+  enableLoraRuntimeUpdates?: boolean | string;
+  allowedLoraRoot: string[];
   apiKey?: string;
+  adminKey?: string;
+  maxWaitingRequests: number;
   drainTimeout: number;
   host: string;
   port: number;
   backend: KernelBackend;
   dtype?: WeightDType;
   maxLoras?: number;
+  maxCpuLoras?: number;
   maxLoraRank: number;
   maxBatchTokens: number;
   maxRunningSeqs: number;
   kvCacheTokens: number;
 }
 
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const truthy = (v: boolean | string | undefined) =>
+  v === true || (typeof v === 'string' && /^(1|true|yes|on)$/i.test(v));
+
 export function serveCommand(): Command {
+  applyEnvAliases();
   const cmd = new Command('serve')
     .description('serve the OpenAI API: `model` names the base or an adapter (no --model: the built-in demo)')
     .addOption(envOption('--model <dir>', 'Hugging Face model directory', 'MODEL'))
     .addOption(envOption('--served-model-name <name>', 'the name of the base model in the API', 'SERVED_MODEL_NAME'))
-    .option('--adapter <name=dir>', 'a PEFT adapter directory, repeatable', adapterArg, [])
-    .addOption(envOption('--lora-dir <dir>', 'adapter store: one sub-folder per adapter (NIM_PEFT_SOURCE)', 'LORA_DIR'))
+    .option('--adapter <name=dir>', 'a PEFT adapter directory, loaded at start-up; repeatable', adapterArg, [])
+    .addOption(
+      envOption(
+        '--merge-adapter <dir>',
+        'merge this PEFT adapter into the base weights (single-task: base speed); served under its folder name',
+        'MERGE_ADAPTER',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--lora-dir <dir>',
+        'adapter store: one sub-folder per adapter, loaded on first use (NIM_PEFT_SOURCE)',
+        'LORA_DIR',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--lora-refresh-interval <seconds>',
+        'rescan the store this often; 0 = never (NIM_PEFT_REFRESH_INTERVAL)',
+        'LORA_REFRESH_INTERVAL',
+      )
+        .argParser(intArg(0))
+        .default(0),
+    )
+    .addOption(
+      envOption(
+        '--enable-lora-runtime-updates',
+        'enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (VLLM_ALLOW_RUNTIME_LORA_UPDATING)',
+        'ENABLE_LORA_RUNTIME_UPDATES',
+      ),
+    )
+    .option(
+      '--allowed-lora-root <dir>',
+      'a directory lora_path may point into (default: --lora-dir); repeatable',
+      collect,
+      [],
+    )
     .addOption(
       envOption('--api-key <key>', 'require this Bearer key on /v1/* (health and metrics stay open)', 'API_KEY'),
+    )
+    .addOption(envOption('--admin-key <key>', 'require this Bearer key on the adapter admin routes', 'ADMIN_KEY'))
+    .addOption(
+      envOption('--max-waiting-requests <n>', 'queued requests beyond this get 429', 'MAX_WAITING_REQUESTS')
+        .argParser(intArg(1))
+        .default(1024),
     )
     .addOption(
       envOption('--drain-timeout <seconds>', 'on SIGTERM, wait this long for running requests', 'DRAIN_TIMEOUT')
@@ -47,52 +100,75 @@ export function serveCommand(): Command {
     .addOption(envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(8000));
   for (const o of engineOptions()) cmd.addOption(o);
   return cmd.action(async (flags: ServeFlags) => {
+    const log = createServeLog();
     let modelDir = flags.model;
     let adapters = flags.adapter;
-    const loraDir = flags.loraDir ?? process.env.NIM_PEFT_SOURCE;
-    if (loraDir) {
-      const stored = await (await LocalDirStore.open(loraDir)).list();
-      const given = new Set(adapters.map((a) => a.name));
-      adapters = [...adapters, ...stored.filter((a) => !given.has(a.name))];
-    }
     if (!modelDir) {
       const demo = await ensureDemo();
       modelDir = demo.modelDir;
       adapters = [...demo.adapters, ...adapters];
-      console.error(
-        `loraplex: serving the built-in demo model and ${demo.adapters.length} demo adapters (random weights)`,
+      log.info(
+        `no --model: serving the built-in demo model and ${demo.adapters.length} demo adapters (random weights)`,
       );
     }
-    const engine = await AsyncEngine.start({
-      modelDir,
-      adapters,
-      backend: flags.backend,
-      dtype: flags.dtype,
-      maxLoras: flags.maxLoras,
-      maxLoraRank: flags.maxLoraRank,
-      maxBatchTokens: flags.maxBatchTokens,
-      maxRunningSeqs: flags.maxRunningSeqs,
-      kvCacheTokens: flags.kvCacheTokens,
-      skipInvalidAdapters: true,
-    });
-    for (const r of engine.info.rejected) console.error(`loraplex: adapter '${r.name}' not served: ${r.message}`);
-    const codec = await loadTextCodec(modelDir);
-    const lifecycle = new Lifecycle();
-    const baseModel = flags.servedModelName ?? (flags.model ? basename(modelDir) : 'loraplex-demo');
-    const app = buildApp({
-      engine,
-      codec,
+    const baseModel =
+      flags.servedModelName ??
+      (flags.mergeAdapter ? basename(resolve(flags.mergeAdapter)) : flags.model ? basename(modelDir) : 'loraplex-demo');
+    const allowedRoots =
+      flags.allowedLoraRoot.length > 0 ? flags.allowedLoraRoot : flags.loraDir ? [flags.loraDir] : [];
+    const runtimeUpdates = truthy(flags.enableLoraRuntimeUpdates);
+    if (runtimeUpdates && allowedRoots.length === 0) {
+      throw new Error(
+        '--enable-lora-runtime-updates needs --allowed-lora-root DIR (or --lora-dir): where lora_path may point',
+      );
+    }
+
+    // Listen first: probes see a live server whose readiness (and every API route) is 503 until the model is up.
+    const lifecycle = new Lifecycle(false);
+    const ctx: ServerContext = {
+      engine: null as unknown as AsyncEngine, // set below, before lifecycle.markReady(); routes 503 until then
+      codec: await loadTextCodec(modelDir),
       baseModel,
-      adapters: engine.info.adapters,
       startedAt: Date.now(),
       apiKey: flags.apiKey,
+      admin: runtimeUpdates
+        ? { allowedRoots: allowedRoots.map((r) => resolve(r)), adminKey: flags.adminKey }
+        : undefined,
       lifecycle,
-    });
+    };
+    const app = buildApp(ctx);
     const address = await app.listen({ host: flags.host, port: flags.port });
-    console.error(`loraplex: serving '${baseModel}' and ${engine.info.adapters.length} adapter(s) on ${address}`);
+    log.info(`listening on ${address}; loading the model (ready: 503 until loaded)`, { model: modelDir });
+
+    const engine = await AsyncEngine.start(
+      {
+        modelDir,
+        adapters,
+        loraDir: flags.loraDir,
+        mergeAdapter: flags.mergeAdapter,
+        backend: flags.backend,
+        dtype: flags.dtype,
+        maxLoras: flags.maxLoras,
+        maxCpuLoras: flags.maxCpuLoras,
+        maxLoraRank: flags.maxLoraRank,
+        maxBatchTokens: flags.maxBatchTokens,
+        maxRunningSeqs: flags.maxRunningSeqs,
+        kvCacheTokens: flags.kvCacheTokens,
+        maxWaitingRequests: flags.maxWaitingRequests,
+        skipInvalidAdapters: true,
+      },
+      { loraRefreshSeconds: flags.loraDir ? flags.loraRefreshInterval : 0, onProgress: log.progress },
+    );
+    for (const r of engine.info.rejected) log.warn(`adapter '${r.name}' not served: ${r.message}`);
+    ctx.engine = engine;
+    lifecycle.markReady();
+    log.info(`serving '${baseModel}' and ${engine.adapters.length} adapter(s) on ${address}`, {
+      store: flags.loraDir ?? null,
+      runtimeUpdates,
+    });
     // SIGTERM: readiness turns 503, new requests get 503, running ones finish (up to --drain-timeout), exit 0.
     const stop = async (signal: string) => {
-      console.error(`loraplex: ${signal}: draining ${lifecycle.inFlight} running request(s)`);
+      log.info(`${signal}: draining ${lifecycle.inFlight} running request(s)`);
       await lifecycle.drain(flags.drainTimeout * 1000);
       await app.close();
       await engine.close();

@@ -22,7 +22,7 @@ const KV_HEADS = 2;
 const HEAD_DIM = 16;
 const INTER = 128;
 
-interface DemoAdapterSpec {
+export interface DemoAdapterSpec {
   name: string;
   r: number;
   alpha: number;
@@ -149,7 +149,8 @@ async function writeModel(dir: string) {
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }
 
-async function writeAdapter(dir: string, spec: DemoAdapterSpec, seed: number) {
+/** Writes a PEFT adapter for the demo model with seeded random weights (also used by tests to fill stores). */
+export async function writeDemoAdapter(dir: string, spec: DemoAdapterSpec, seed: number) {
   const rng = new SeededRandom(seed);
   const tensors: TensorToWrite[] = [];
   for (let l = 0; l < LAYERS; l++) {
@@ -207,7 +208,7 @@ export async function ensureDemo(root = cacheRoot()): Promise<DemoPaths> {
   for (const [i, spec] of DEMO_ADAPTERS.entries()) {
     const dir = join(tmp, 'adapters', spec.name);
     await mkdir(dir, { recursive: true });
-    await writeAdapter(dir, spec, 1000 + i);
+    await writeDemoAdapter(dir, spec, 1000 + i);
   }
   await writeFile(join(tmp, 'complete'), DEMO_VERSION);
   await rm(base, { recursive: true, force: true });

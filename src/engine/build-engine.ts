@@ -1,10 +1,14 @@
 /**
- * Builds an engine from a model directory and adapter directories: load and check the model, pack its
- * weights for the kernels, parse, validate and pack each adapter.
+ * Builds an engine from a model directory and adapter sources: load and check the model, pack its weights
+ * for the kernels, then load the --adapter directories (validated now) and list the store's adapters
+ * (loaded on first use).
  */
 
-import { packAdapter } from '../adapters/pack.ts';
+import { InlineAdapterLoader } from '../adapters/loader/adapter-loader.ts';
+import { ThreadAdapterLoader } from '../adapters/loader/loader-thread.ts';
+import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
+import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
 import { getKernels, type KernelBackend } from '../kernels/index.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -16,50 +20,91 @@ export interface AdapterSource {
   dir: string;
 }
 
-export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels'>> {
+export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels' | 'loader'>> {
   modelDir: string;
+  /** Loaded and validated while building. */
   adapters: AdapterSource[];
+  /** An adapter store (one sub-folder per adapter): listed now, each adapter loaded on first use. */
+  loraDir?: string;
   backend?: KernelBackend;
   /** Convert the weights on load (e.g. f32 → bf16). */
   dtype?: WeightDType;
   maxLoraRank?: number;
-  /** Skip (and report) adapters that fail to load instead of failing the whole build: a store's contents. */
+  /** Skip (and report) adapters that fail to load instead of failing the whole build. */
   skipInvalidAdapters?: boolean;
+  /** Run adapter loads on a thread of their own (the server: loads never delay a step). */
+  loaderThread?: boolean;
+  /** Merge this adapter into the base weights before packing (single-task deployments: no LoRA work at all). */
+  mergeAdapter?: string;
 }
+
+/** What building reports as it goes: reading the weights, then loading each --adapter. */
+export type BuildProgress = (stage: 'weights' | 'adapters', done: number, total: number) => void;
 
 export interface BuiltEngine {
   engine: LLMEngine;
   config: ModelConfig;
   modelDir: string;
+  store: LocalDirStore | null;
   /** Adapters skipped under skipInvalidAdapters, with the reason. */
   rejected: { name: string; message: string }[];
 }
 
 export const DEFAULT_MAX_LORA_RANK = 64;
 
-export async function buildEngine(opts: BuildOptions): Promise<BuiltEngine> {
-  const loaded = await loadModelDir(opts.modelDir, opts.dtype ? { dtype: opts.dtype } : {});
-  const { modelDir, adapters, backend, dtype, maxLoraRank, skipInvalidAdapters, ...engineOpts } = opts;
+export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress): Promise<BuiltEngine> {
+  const loaded = await loadModelDir(opts.modelDir, {
+    ...(opts.dtype ? { dtype: opts.dtype } : {}),
+    onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),
+  });
+  const maxLoraRank = opts.maxLoraRank ?? DEFAULT_MAX_LORA_RANK;
+  if (opts.mergeAdapter) {
+    const adapter = await loadPeftAdapter(opts.mergeAdapter, loaded.config, { maxLoraRank });
+    loaded.weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
+  }
+  const {
+    modelDir,
+    mergeAdapter: _merged,
+    adapters,
+    loraDir,
+    backend,
+    dtype,
+    maxLoraRank: _rank,
+    skipInvalidAdapters,
+    loaderThread,
+    ...engineOpts
+  } = opts;
+  const store = loraDir ? await LocalDirStore.open(loraDir) : null;
+  const listing = store ? await store.list() : [];
   const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
+  const loader = loaderThread
+    ? new ThreadAdapterLoader({ base: loaded.config, maxLoraRank })
+    : new InlineAdapterLoader(loaded.config, maxLoraRank);
   const options: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
-    maxLoras: Math.max(1, Math.min(DEFAULT_ENGINE_OPTIONS.maxLoras, adapters.length)),
+    // Without a store, no more slots than adapters (each slot is memory the kernels address).
+    maxLoras: store
+      ? DEFAULT_ENGINE_OPTIONS.maxLoras
+      : Math.max(1, Math.min(DEFAULT_ENGINE_OPTIONS.maxLoras, adapters.length)),
     ...given,
     kernels: getKernels(backend ?? 'native'),
+    loader,
   };
   const engine = new LLMEngine(loaded, options);
   const rejected: BuiltEngine['rejected'] = [];
-  for (const a of adapters) {
+  for (const [i, a] of adapters.entries()) {
+    onProgress?.('adapters', i, adapters.length);
     try {
-      const adapter = await loadPeftAdapter(a.dir, loaded.config, {
-        maxLoraRank: maxLoraRank ?? DEFAULT_MAX_LORA_RANK,
-        name: a.name,
-      });
-      engine.addAdapter(a.name, packAdapter(adapter, loaded.config));
+      await engine.adapters.register(a.name, a.dir, 'static');
     } catch (e) {
-      if (!skipInvalidAdapters) throw e;
+      if (!skipInvalidAdapters) {
+        await engine.adapters.close();
+        throw e;
+      }
       rejected.push({ name: a.name, message: (e as Error).message });
     }
   }
-  return { engine, config: loaded.config, modelDir, rejected };
+  onProgress?.('adapters', adapters.length, adapters.length);
+  engine.adapters.syncStore(listing);
+  return { engine, config: loaded.config, modelDir, store, rejected };
 }

@@ -2,6 +2,9 @@
  * The engine: add requests, step, collect tokens. `step()` = schedule → run → postprocess (nano-vllm's
  * shape). This class is synchronous and single-threaded; the server runs it inside a worker thread.
  */
+import { AdapterManager } from '../adapters/cache/adapter-manager.ts';
+import type { AdapterLoader } from '../adapters/loader/adapter-loader.ts';
+import type { AdapterSummary } from '../adapters/loader/load-packed.ts';
 import type { Kernels, LoraDtype, PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { DecoderModel } from '../model/forward.ts';
@@ -9,7 +12,7 @@ import { fuseWeights } from '../model/fused-weights.ts';
 import { numModules } from '../model/modules.ts';
 import { ropeInvFreq } from '../model/rope.ts';
 import type { LoadedModel } from '../model/weights.ts';
-import { AdapterSlots } from './adapter-slots.ts';
+import { createError } from '../observability/errors.ts';
 import { BlockManager } from './kv/block-manager.ts';
 import { allocateKvCache } from './kv/kv-cache.ts';
 import { ModelRunner } from './model-runner.ts';
@@ -21,6 +24,12 @@ export interface EngineOptions {
   kernels: Kernels;
   /** Adapter slots a batch can mix (vLLM's max_loras, NIM's max GPU LoRAs). */
   maxLoras: number;
+  /** Adapters kept packed in host memory (vLLM's max_cpu_loras, NIM's max CPU LoRAs); at least maxLoras. */
+  maxCpuLoras?: number;
+  /** Where adapter loads run; without one, only adapters handed over with addAdapter() are served. */
+  loader?: AdapterLoader;
+  /** Waiting requests beyond this are refused (429) instead of queued. */
+  maxWaitingRequests?: number;
   blockSize: number;
   /** KV cache size, in tokens (rounded up to whole blocks). */
   kvCacheTokens: number;
@@ -40,6 +49,9 @@ export function loraDtypeFor(config: ModelConfig, option?: LoraDtype): LoraDtype
   if (option) return option;
   return config.dtype === 'bf16' || config.dtype === 'f16' ? 'bf16' : 'f32';
 }
+
+/** Host-cache entries when not configured (vLLM's max_cpu_loras defaults to max_loras; adapters are small). */
+export const DEFAULT_MAX_CPU_LORAS = 64;
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'kernels'> = {
   maxLoras: 32,
@@ -64,6 +76,7 @@ export interface EngineStats {
   runningAdapters: string[];
   waitingAdapters: string[];
   maxLoras: number;
+  adapterCache: import('../adapters/cache/adapter-manager.ts').AdapterCacheStats;
 }
 
 export interface StepOutput {
@@ -76,10 +89,11 @@ export class LLMEngine {
   readonly model: DecoderModel;
   readonly scheduler: Scheduler;
   readonly blocks: BlockManager;
-  readonly slots: AdapterSlots;
+  readonly adapters: AdapterManager;
   readonly runner: ModelRunner;
   private nextId = 0;
-  private readonly adapters = new Map<string, PackedAdapter>();
+  /** Sequences given up before running (their adapter failed to load), reported by the next step(). */
+  private readonly failed: Sequence[] = [];
   readonly eosTokenIds: Set<number>;
 
   readonly config: ModelConfig;
@@ -102,30 +116,34 @@ export class LLMEngine {
     const numBlocks = Math.ceil(options.kvCacheTokens / options.blockSize);
     this.blocks = new BlockManager(numBlocks, options.blockSize);
     const kv = allocateKvCache(config, numBlocks, options.blockSize);
-    this.slots = new AdapterSlots(
-      K,
-      options.maxLoras,
-      numModules(config),
-      (name) => {
-        const packed = this.adapters.get(name);
-        if (!packed) throw new Error(`adapter '${name}' is not loaded`);
-        return packed;
-      },
-      loraDtypeFor(config, options.loraDtype),
-    );
-    this.runner = new ModelRunner(this.model, K, kv, this.blocks, this.slots.bank);
+    this.adapters = new AdapterManager({
+      kernels: K,
+      numModules: numModules(config),
+      loraDtype: loraDtypeFor(config, options.loraDtype),
+      maxLoras: options.maxLoras,
+      maxCpuLoras: options.maxCpuLoras ?? Math.max(options.maxLoras, DEFAULT_MAX_CPU_LORAS),
+      loader: options.loader ?? null,
+    });
+    this.adapters.events.failed = (key, error) => {
+      for (const seq of [...this.scheduler.waiting]) {
+        if (seq.adapterKey !== key) continue;
+        seq.error = error;
+        this.finish(seq, 'abort');
+        this.failed.push(seq);
+      }
+    };
+    this.runner = new ModelRunner(this.model, K, kv, this.blocks, this.adapters.slots.bank);
     this.scheduler = new Scheduler(
       { maxBatchTokens: options.maxBatchTokens, maxRunningSeqs: options.maxRunningSeqs },
       this.blocks,
-      this.slots,
+      this.adapters,
     );
     this.eosTokenIds = new Set(config.eosTokenIds);
   }
 
-  /** Makes an adapter (already parsed, validated and packed) available to requests. */
-  addAdapter(name: string, packed: PackedAdapter) {
-    if (this.adapters.has(name)) this.slots.evict(name);
-    this.adapters.set(name, packed);
+  /** Serves an adapter already parsed, validated and packed (kept in memory; replaces one of that name). */
+  addAdapter(name: string, packed: PackedAdapter, summary?: AdapterSummary) {
+    this.adapters.addResident(name, packed, summary);
   }
 
   hasAdapter(name: string): boolean {
@@ -133,12 +151,13 @@ export class LLMEngine {
   }
 
   adapterNames(): string[] {
-    return [...this.adapters.keys()];
+    return this.adapters.names();
   }
 
   addRequest(req: GenerationRequest): Sequence {
-    if (req.adapter !== null && !this.adapters.has(req.adapter)) {
-      throw new Error(`adapter '${req.adapter}' is not loaded`);
+    const maxWaiting = this.options.maxWaitingRequests;
+    if (maxWaiting !== undefined && this.scheduler.waiting.length >= maxWaiting) {
+      throw createError('SERVER_OVERLOADED', { waiting: this.scheduler.waiting.length, retryAfter: 1 });
     }
     if (req.promptIds.length === 0) throw new RangeError('the prompt is empty');
     const vocab = this.config.vocabSize;
@@ -155,7 +174,9 @@ export class LLMEngine {
     if (this.blocks.blocksFor(req.promptIds.length + params.maxTokens) > this.blocks.numBlocks) {
       throw new RangeError('the request needs more KV cache than the engine has');
     }
-    const seq = new Sequence(this.nextId++, req.promptIds, req.adapter, params);
+    const key = req.adapter === null ? null : this.adapters.resolve(req.adapter);
+    const seq = new Sequence(this.nextId++, req.promptIds, req.adapter, params, key);
+    if (key !== null) this.adapters.retain(key);
     this.scheduler.add(seq);
     return seq;
   }
@@ -172,41 +193,55 @@ export class LLMEngine {
       runningAdapters: names(running),
       waitingAdapters: names(waiting),
       maxLoras: this.options.maxLoras,
+      adapterCache: this.adapters.stats(),
     };
   }
 
   abort(seq: Sequence) {
     if (seq.isFinished) return;
-    seq.finishReason = 'abort';
-    this.scheduler.finish(seq);
+    this.finish(seq, 'abort');
   }
 
   hasUnfinished(): boolean {
-    return this.scheduler.hasWork;
+    return this.scheduler.hasWork || this.failed.length > 0;
   }
 
+  /** A step would do something now (false: idle, or every waiting sequence waits for an adapter load). */
+  canStep(): boolean {
+    if (this.failed.length > 0 || this.scheduler.running.length > 0) return true;
+    return this.scheduler.waiting.some((s) => s.adapterKey === null || this.adapters.isReady(s.adapterKey));
+  }
+
+  /** Sequences whose adapter failed to load come out finished, with `seq.error` set and no token. */
   step(): StepOutput[] {
+    const outputs: StepOutput[] = this.failed.splice(0).map((seq) => ({ seq, newToken: null, finished: true }));
     const { entries } = this.scheduler.schedule();
+    if (entries.length === 0) return outputs;
     const sampled = this.runner.run(entries);
-    const outputs: StepOutput[] = [];
     for (const { entry, token } of sampled) {
       const seq = entry.seq;
       seq.outputIds.push(token);
       const reason = this.stopReason(seq, token);
-      if (reason) {
-        seq.finishReason = reason;
-        this.scheduler.finish(seq);
-      }
+      if (reason) this.finish(seq, reason);
       outputs.push({ seq, newToken: token, finished: reason !== null });
     }
     return outputs;
   }
 
-  /** Runs requests to completion together, in mixed batches. */
+  /** Runs requests to completion together, in mixed batches; their adapters must be resident (addAdapter). */
   generate(requests: GenerationRequest[]): Sequence[] {
     const seqs = requests.map((r) => this.addRequest(r));
-    while (seqs.some((s) => !s.isFinished)) this.step();
+    while (seqs.some((s) => !s.isFinished)) {
+      if (!this.canStep()) throw new Error('generate() waits for adapter loads; use the async engine to serve them');
+      this.step();
+    }
     return seqs;
+  }
+
+  private finish(seq: Sequence, reason: FinishReason) {
+    seq.finishReason = reason;
+    this.scheduler.finish(seq);
+    if (seq.adapterKey !== null) this.adapters.release(seq.adapterKey);
   }
 
   private stopReason(seq: Sequence, token: number): FinishReason | null {

@@ -5,6 +5,7 @@
 import type { AttentionBatch, Kernels, LoraBank, SamplingRow } from '../kernels/types.ts';
 import type { DecoderModel, ForwardBatch, KvCacheLayers, LoraLayout } from '../model/forward.ts';
 import type { BlockManager } from './kv/block-manager.ts';
+import { tokenLogprobs } from './logprobs.ts';
 import type { ScheduledEntry } from './scheduler/scheduler.ts';
 
 export interface SampledToken {
@@ -55,8 +56,17 @@ export class ModelRunner {
       });
       sampledEntries.push(e);
     });
+    // Logprobs are of the raw logits; the sampler may work on its rows in place, so keep a copy of those asked for.
+    const rawRows = sampledEntries.map((e, i) =>
+      e.seq.params.logprobs === null ? null : sampleLogits.slice(i * vocab, (i + 1) * vocab),
+    );
     const tokens = new Int32Array(rows.length);
     this.kernels.sample(sampleLogits, vocab, rows, tokens);
+    sampledEntries.forEach((e, i) => {
+      const raw = rawRows[i];
+      const k = e.seq.params.logprobs;
+      if (raw && k !== null) e.seq.outputLogprobs.push(tokenLogprobs(raw, 0, vocab, tokens[i], k));
+    });
     return sampledEntries.map((entry, i) => ({ entry, token: tokens[i] }));
   }
 

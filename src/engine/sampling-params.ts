@@ -1,4 +1,6 @@
 /** Per-request generation settings, as the OpenAI API and vLLM name them. */
+import { MAX_LOGPROBS } from './logprobs.ts';
+
 export interface SamplingParams {
   maxTokens: number;
   minTokens: number; // EOS and stop tokens are ignored until this many tokens exist
@@ -10,6 +12,11 @@ export interface SamplingParams {
   stopTokenIds: number[];
   /** Also return the logits of every prompt position (conformance tests). */
   promptLogits: boolean;
+  /**
+   * Log-probabilities per output token (vLLM's `logprobs`): null → none; k → the sampled token's and the k
+   * most likely tokens' (0..MAX_LOGPROBS), of the raw distribution (before temperature, top-k, top-p).
+   */
+  logprobs: number | null;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = {
@@ -22,6 +29,7 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   ignoreEos: false,
   stopTokenIds: [],
   promptLogits: false,
+  logprobs: null,
 };
 
 export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingParams {
@@ -38,5 +46,8 @@ export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingP
     bad('temperature', `must be ≥ 0 (got ${p.temperature})`);
   if (!(p.topP > 0 && p.topP <= 1)) bad('top_p', `must be in (0, 1] (got ${p.topP})`);
   if (!Number.isInteger(p.topK) || p.topK < 0) bad('top_k', `must be an integer ≥ 0 (got ${p.topK})`);
+  if (p.logprobs !== null && !(Number.isInteger(p.logprobs) && p.logprobs >= 0 && p.logprobs <= MAX_LOGPROBS)) {
+    bad('logprobs', `must be an integer between 0 and ${MAX_LOGPROBS} (got ${p.logprobs})`);
+  }
   return p;
 }

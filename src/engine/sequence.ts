@@ -1,4 +1,5 @@
 /** A request inside the engine: its tokens, how far its KV cache is computed, its blocks and its adapter. */
+import type { TokenLogprobs } from './logprobs.ts';
 import { randomSeed, SeededRandom } from './rng.ts';
 import type { SamplingParams } from './sampling-params.ts';
 
@@ -17,12 +18,18 @@ export class Sequence {
   readonly rng: SeededRandom;
   /** Logits of each prompt position [promptLen · vocab], when params.promptLogits. */
   promptLogits: Float32Array | null = null;
+  /** One entry per output token, when params.logprobs is set (the model runner appends as it samples). */
+  readonly outputLogprobs: TokenLogprobs[] = [];
+  /** Why the engine gave up on the sequence before it ran (its adapter failed to load). */
+  error: Error | null = null;
 
   constructor(
     readonly id: number,
     readonly promptIds: readonly number[],
     readonly adapter: string | null,
     readonly params: SamplingParams,
+    /** The adapter version it was admitted with (`name@version`); slots and caches are keyed by it. */
+    readonly adapterKey: string | null = adapter,
   ) {
     this.rng = new SeededRandom(params.seed ?? randomSeed());
   }

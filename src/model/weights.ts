@@ -53,6 +53,8 @@ export interface LoadedModel {
 export interface LoadWeightsOptions {
   /** Store every matrix in this dtype (converted on load; f32 → bf16/f16 rounds to nearest even). */
   dtype?: WeightDType;
+  /** Called as parts are read: the embedding, each layer, the head (for progress bars). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export type WeightsErrorCode =
@@ -197,7 +199,9 @@ export async function loadWeights(
   };
   const optionalVector = (name: string, present: boolean) => (present ? vector(name) : Promise.resolve(null));
 
+  const total = config.numLayers + 2;
   const embedding = await matrix('model.embed_tokens.weight');
+  options.onProgress?.(1, total);
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const attn = `model.layers.${i}.self_attn`;
@@ -217,8 +221,10 @@ export async function loadWeights(
       up: await matrix(`${mlp}.up_proj.weight`),
       down: await matrix(`${mlp}.down_proj.weight`),
     });
+    options.onProgress?.(i + 2, total);
   }
   const finalNorm = await vector('model.norm.weight');
   const lmHead = config.tieWordEmbeddings ? embedding : await matrix('lm_head.weight');
+  options.onProgress?.(total, total);
   return { weights: { embedding, layers, finalNorm, lmHead }, dtype };
 }

@@ -99,12 +99,38 @@ export const ERROR_CATALOGUE = {
   ADAPTER_TENSOR_SHAPE: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
   /** A tensor the config does not account for (a module it does not target, a name that is not LoRA). */
   ADAPTER_TENSOR_UNEXPECTED: define<AdapterFileProblem>(400, 'invalid_request_error', fileProblem),
+  /** vLLM's wording, so clients written for vLLM's /v1/load_lora_adapter recognise it. */
+  ADAPTER_EXISTS: define<{ name: string }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `The lora adapter '${p.name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`,
+  ),
+  ADAPTER_NAME_INVALID: define<{ name: string }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `'${p.name}' is not a valid adapter name` +
+      hint('use letters, digits, ".", "_" and "-" (at most 128), starting with a letter or digit'),
+  ),
+  /** lora_path of the admin API must lie inside an allowed root; nothing outside is opened. */
+  ADAPTER_PATH_REFUSED: define<{ path: string; roots: string }>(
+    400,
+    'invalid_request_error',
+    (p) => `lora_path '${p.path}' is not inside an allowed adapter root (${p.roots})`,
+  ),
   MODEL_NOT_FOUND: define<{ name: string; available: string }>(
     404,
     'not_found_error',
     (p) => `The model '${p.name}' does not exist (served: ${p.available}); 'model' names the base or an adapter`,
   ),
   REQUEST_INVALID: define<{ message: string }>(400, 'invalid_request_error', (p) => p.message),
+  SERVER_OVERLOADED: define<{ waiting: number; retryAfter: number }>(
+    429,
+    'rate_limit_error',
+    (p) => `the server's waiting queue is full (${p.waiting} requests); retry in ${p.retryAfter} s`,
+  ),
+  SERVER_NOT_READY: define<{ what: string }>(503, 'server_error', (p) => `the server is not ready yet: ${p.what}`),
   SERVER_DRAINING: define<Record<string, never>>(
     503,
     'server_error',
@@ -152,4 +178,27 @@ export function createError<C extends ErrorCode>(
 
 export function isLoraplexError(e: unknown, code?: ErrorCode): e is LoraplexError {
   return e instanceof LoraplexError && (code === undefined || e.code === code);
+}
+
+/** An error as plain data, to cross a worker-thread boundary. */
+export interface SerializedError {
+  code: string;
+  message: string;
+  status: number;
+  type: OpenAIErrorType;
+  param?: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  if (isLoraplexError(e)) return { code: e.code, message: e.message, status: e.status, type: e.type, param: e.param };
+  const err = e as Error;
+  // RangeError is what the engine throws for a request that does not fit (length, vocabulary): a bad request.
+  if (err instanceof RangeError)
+    return { code: 'REQUEST_INVALID', message: err.message, status: 400, type: 'invalid_request_error' };
+  return { code: 'INTERNAL_ERROR', message: err?.message ?? String(e), status: 500, type: 'server_error' };
+}
+
+export function deserializeError(s: SerializedError): LoraplexError {
+  const code = (s.code in ERROR_CATALOGUE ? s.code : 'INTERNAL_ERROR') as ErrorCode;
+  return new LoraplexError(code, s.message, s.status, s.type, s.param);
 }

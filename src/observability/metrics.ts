@@ -12,6 +12,7 @@ export class Metrics {
   readonly adapterRequests: Counter<'adapter' | 'finish_reason'>;
   readonly adapterTokens: Counter<'adapter'>;
   readonly timeToFirstToken: Histogram;
+  readonly adapterLoadSeconds: Histogram<'outcome'>;
 
   constructor(model: string, stats: () => EngineStats | null) {
     const labels = { model_name: model };
@@ -32,6 +33,20 @@ export class Metrics {
       s.kvBlocksTotal ? s.kvBlocksUsed / s.kvBlocksTotal : 0,
     );
     gauge('loraplex_kv_blocks_used', 'KV-cache blocks held by sequences', (s) => s.kvBlocksUsed);
+    for (const tier of ['slot', 'host'] as const) {
+      new Gauge({
+        name: `loraplex_adapter_${tier}_entries`,
+        help: `Adapters held in the ${tier === 'slot' ? 'kernel slots' : 'host cache'} (used and capacity)`,
+        labelNames: ['state'],
+        registers: [this.registry],
+        collect() {
+          const c = stats()?.adapterCache;
+          this.set({ state: 'used' }, c ? (tier === 'slot' ? c.slotsUsed : c.hostUsed) : 0);
+          this.set({ state: 'capacity' }, c ? (tier === 'slot' ? c.slotsTotal : c.hostTotal) : 0);
+        },
+      });
+    }
+    gauge('loraplex_adapter_loads_in_flight', 'Adapter loads running now', (s) => s.adapterCache.loading);
     new Gauge({
       name: 'vllm:lora_requests_info',
       help: 'Running and waiting LoRA adapters (value: the time of the update), as vLLM reports them',
@@ -79,6 +94,17 @@ export class Metrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [this.registry],
     });
+    this.adapterLoadSeconds = new Histogram({
+      name: 'loraplex_adapter_load_seconds',
+      help: 'Adapter loads (read, validate, pack) from request to resident, by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+  }
+
+  adapterLoaded(seconds: number, ok: boolean) {
+    this.adapterLoadSeconds.observe({ outcome: ok ? 'ok' : 'failed' }, seconds);
   }
 
   /** Records a finished (or aborted) request. */

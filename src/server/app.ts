@@ -7,18 +7,21 @@ import type { AsyncEngine } from '../engine/async-engine.ts';
 import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
 import { Metrics } from '../observability/metrics.ts';
 import type { TextCodec } from '../tokenizer/text-codec.ts';
+import { ADMIN_ROUTES, type AdminConfig, registerAdminRoutes } from './admin.ts';
 import { registerApiKey } from './auth.ts';
 import { registerCompletionRoutes } from './completions.ts';
 
 export interface ServerContext {
+  /** Set once the engine is up: until then (lifecycle.ready false) every route but liveness and metrics answers 503. */
   engine: AsyncEngine;
   codec: TextCodec;
   /** The name clients use for the base model. */
   baseModel: string;
-  adapters: string[];
   startedAt: number;
   /** When set, /v1/* requests need `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /** The runtime adapter endpoints, when enabled. */
+  admin?: AdminConfig;
   /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
   lifecycle: Lifecycle;
 }
@@ -27,6 +30,28 @@ export class Lifecycle {
   draining = false;
   inFlight = 0;
   private idle: (() => void)[] = [];
+  private readyCallbacks: (() => void)[] | null;
+
+  /** `ready` false: the model is still loading (the server already answers, with 503) until markReady(). */
+  constructor(ready = true) {
+    this.readyCallbacks = ready ? null : [];
+  }
+
+  get ready(): boolean {
+    return this.readyCallbacks === null;
+  }
+
+  markReady() {
+    const callbacks = this.readyCallbacks ?? [];
+    this.readyCallbacks = null;
+    for (const f of callbacks) f();
+  }
+
+  /** Runs `f` once the engine is up (now, if it is). */
+  whenReady(f: () => void) {
+    if (this.readyCallbacks) this.readyCallbacks.push(f);
+    else f();
+  }
 
   begin() {
     this.inFlight++;
@@ -50,8 +75,16 @@ export class Lifecycle {
 
 export function buildApp(ctx: ServerContext): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
-  const metrics = new Metrics(ctx.baseModel, () => ctx.engine.stats);
-  registerApiKey(app, ctx.apiKey);
+  const metrics = new Metrics(ctx.baseModel, () => (ctx.lifecycle.ready ? ctx.engine.stats : null));
+  app.addHook('onRequest', async (req, reply) => {
+    if (ctx.lifecycle.ready || req.url === '/v1/health/live' || req.url === '/metrics') return;
+    const e = createError('SERVER_NOT_READY', { what: 'the model is loading' });
+    await reply.status(e.status).header('retry-after', '5').send(e.toOpenAIError());
+  });
+  ctx.lifecycle.whenReady(() => {
+    ctx.engine.onAdapterLoad = (_name, seconds, ok) => metrics.adapterLoaded(seconds, ok);
+  });
+  registerApiKey(app, ctx.apiKey, ctx.admin?.adminKey ? ADMIN_ROUTES : []);
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
@@ -64,6 +97,7 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
       : err.validation || err instanceof RangeError
         ? createError('REQUEST_INVALID', { message: err.message })
         : createError('INTERNAL_ERROR', { message: err.message });
+    if (e.code === 'SERVER_OVERLOADED') void reply.header('retry-after', '1');
     void reply.status(e.status).send(e.toOpenAIError());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -92,29 +126,36 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
       object: 'list',
       data: [
         { id: ctx.baseModel, object: 'model', created, owned_by: 'loraplex', parent: null, root: ctx.baseModel },
-        ...ctx.adapters.map((name) => ({
-          id: name,
+        ...ctx.engine.adapters.map((a) => ({
+          id: a.name,
           object: 'model',
           created,
           owned_by: 'loraplex',
           parent: ctx.baseModel,
           root: ctx.baseModel,
+          // loraplex's own fields: what a router or an operator wants to know about each adapter.
+          version: a.version,
+          source: a.origin,
+          cache_tier: a.tier,
+          rank: a.rank,
+          target_modules: a.targets,
+          ...(a.error ? { error: a.error } : {}),
         })),
       ],
     };
   });
 
   registerCompletionRoutes(app, ctx, metrics);
+  if (ctx.admin) registerAdminRoutes(app, ctx, ctx.admin);
   return app;
 }
 
 /** `model` → null for the base, the adapter's name otherwise; never a silent fallback to the base. */
 export function resolveModel(ctx: ServerContext, model: string): string | null {
   if (model === ctx.baseModel) return null;
-  if (ctx.adapters.includes(model)) return model;
-  throw createError(
-    'MODEL_NOT_FOUND',
-    { name: model, available: [ctx.baseModel, ...ctx.adapters].join(', ') },
-    { param: 'model' },
-  );
+  const adapters = ctx.engine.adapters;
+  if (adapters.some((a) => a.name === model)) return model;
+  const names = adapters.map((a) => a.name);
+  const available = [ctx.baseModel, ...names.slice(0, 20)].join(', ') + (names.length > 20 ? ', …' : '');
+  throw createError('MODEL_NOT_FOUND', { name: model, available }, { param: 'model' });
 }

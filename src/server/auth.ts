@@ -12,10 +12,12 @@ export function keyMatches(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export function registerApiKey(app: FastifyInstance, apiKey: string | undefined) {
+/** `exempt`: routes that check a key of their own (the admin routes under --admin-key). */
+export function registerApiKey(app: FastifyInstance, apiKey: string | undefined, exempt: readonly string[] = []) {
   if (!apiKey) return;
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/') || req.url.startsWith('/v1/health/')) return;
+    if (exempt.includes(req.url.split('?')[0])) return;
     const header = req.headers.authorization ?? '';
     const given = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!keyMatches(given, apiKey)) {

@@ -1,56 +1,37 @@
 /**
- * POST /v1/completions and /v1/chat/completions, streaming (SSE) or not. A client that goes away has its
- * sequence aborted, which frees its KV blocks and adapter pin in the engine's next step.
+ * POST /v1/completions and /v1/chat/completions, streaming (SSE) or not, with n choices (one engine sequence
+ * each, in the same batches), stop strings and logprobs. A client that goes away has its sequences aborted,
+ * which frees their KV blocks and adapter pins in the engine's next step; so does a stop string's match.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { TokenEvent } from '../engine/async-engine.ts';
-import type { SamplingParams } from '../engine/sampling-params.ts';
+import type { TokenLogprobs } from '../engine/logprobs.ts';
 import type { FinishReason } from '../engine/sequence.ts';
 import { createError } from '../observability/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { IncrementalDetokenizer } from '../tokenizer/detokenizer.ts';
 import { resolveModel, type ServerContext } from './app.ts';
-
-interface SamplingBody {
-  model: string;
-  max_tokens?: number;
-  max_completion_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  seed?: number;
-  stream?: boolean;
-  stream_options?: { include_usage?: boolean };
-  ignore_eos?: boolean;
-  min_tokens?: number;
-  n?: number;
-  stop?: string | string[] | null;
-}
+import { ChoiceDecoder, type ChoiceDelta } from './choice-decoder.ts';
+import { CompletionLogprobsBuilder, chatLogprobs, TokenTexts } from './logprobs.ts';
+import {
+  choiceParams,
+  logprobsCount,
+  type SamplingBody,
+  type SamplingRequest,
+  samplingProperties,
+  samplingRequest,
+} from './sampling-request.ts';
 
 interface CompletionBody extends SamplingBody {
   prompt: string | number[];
+  /** Top logprobs per token (0: only the sampled token's). */
+  logprobs?: number | null;
 }
 
 interface ChatBody extends SamplingBody {
   messages: { role: string; content: string }[];
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
 }
-
-const samplingProperties = {
-  model: { type: 'string', minLength: 1 },
-  max_tokens: { type: 'integer', minimum: 1 },
-  max_completion_tokens: { type: 'integer', minimum: 1 },
-  temperature: { type: 'number', minimum: 0, maximum: 2 },
-  top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
-  top_k: { type: 'integer', minimum: -1 },
-  seed: { type: 'integer' },
-  stream: { type: 'boolean' },
-  stream_options: { type: 'object', properties: { include_usage: { type: 'boolean' } } },
-  ignore_eos: { type: 'boolean' },
-  min_tokens: { type: 'integer', minimum: 0 },
-  n: { type: 'integer', minimum: 1, maximum: 1 },
-  stop: { anyOf: [{ type: 'null' }, { type: 'string' }, { type: 'array', items: { type: 'string' } }] },
-};
 
 const completionSchema = {
   body: {
@@ -59,6 +40,7 @@ const completionSchema = {
     properties: {
       ...samplingProperties,
       prompt: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 }] },
+      logprobs: { type: ['integer', 'null'] },
     },
   },
 };
@@ -78,108 +60,145 @@ const chatSchema = {
           properties: { role: { type: 'string' }, content: { type: 'string' } },
         },
       },
+      logprobs: { type: ['boolean', 'null'] },
+      top_logprobs: { type: ['integer', 'null'] },
     },
   },
 };
 
-function samplingOf(body: SamplingBody): Partial<SamplingParams> {
-  const stop = body.stop;
-  if (stop !== undefined && stop !== null && (typeof stop === 'string' || stop.length > 0)) {
-    throw createError(
-      'REQUEST_INVALID',
-      { message: "'stop' strings are not supported yet; use max_tokens" },
-      { param: 'stop' },
-    );
-  }
-  const p: Partial<SamplingParams> = { maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 16 };
-  if (body.temperature !== undefined) p.temperature = body.temperature;
-  if (body.top_p !== undefined) p.topP = body.top_p;
-  if (body.top_k !== undefined) p.topK = Math.max(body.top_k, 0); // vLLM's -1 = off
-  if (body.seed !== undefined) p.seed = body.seed >>> 0;
-  if (body.ignore_eos !== undefined) p.ignoreEos = body.ignore_eos;
-  if (body.min_tokens !== undefined) p.minTokens = body.min_tokens;
-  return p;
+/** Shapes one choice's output (a whole choice, or a streamed delta) for one of the two APIs. */
+interface ChoiceFormat {
+  choice(text: string, finish: FinishReason | null, stopReason: string | number | null): Record<string, unknown>;
+  delta(
+    text: string,
+    finish: FinishReason | null,
+    stopReason: string | number | null,
+    first: boolean,
+  ): Record<string, unknown>;
+  /** The logprobs field for these tokens (called for the whole choice, or once per streamed delta). */
+  logprobs(tokens: readonly number[], logprobs: readonly TokenLogprobs[]): unknown;
 }
 
 interface Flavor {
   object: string;
   chunkObject: string;
-  choice(text: string, finish: FinishReason | null): Record<string, unknown>;
-  delta(text: string, finish: FinishReason | null, first: boolean): Record<string, unknown>;
+  /** A fresh formatter for choice `index`. */
+  format(index: number, names: TokenTexts): ChoiceFormat;
 }
+
+/** The engine's 'abort' is never reported: a stop string (or the client) ended the choice. */
+const reported = (finish: FinishReason | null) => (finish === 'abort' ? 'stop' : finish);
 
 const completionFlavor: Flavor = {
   object: 'text_completion',
   chunkObject: 'text_completion',
-  choice: (text, finish) => ({ index: 0, text, finish_reason: finish, logprobs: null }),
-  delta: (text, finish) => ({ index: 0, text, finish_reason: finish, logprobs: null }),
+  format(index, names) {
+    const builder = new CompletionLogprobsBuilder(names);
+    const choice = (text: string, finish: FinishReason | null, stopReason: string | number | null) => ({
+      index,
+      text,
+      finish_reason: reported(finish),
+      stop_reason: stopReason,
+    });
+    return {
+      choice,
+      delta: choice,
+      logprobs: (tokens, logprobs) => builder.build(tokens, logprobs),
+    };
+  },
 };
 
 const chatFlavor: Flavor = {
   object: 'chat.completion',
   chunkObject: 'chat.completion.chunk',
-  choice: (text, finish) => ({
-    index: 0,
-    message: { role: 'assistant', content: text },
-    finish_reason: finish,
-    logprobs: null,
-  }),
-  delta: (text, finish, first) => ({
-    index: 0,
-    delta: first ? { role: 'assistant', content: text } : text ? { content: text } : {},
-    finish_reason: finish,
-    logprobs: null,
-  }),
+  format(index, names) {
+    return {
+      choice: (text, finish, stopReason) => ({
+        index,
+        message: { role: 'assistant', content: text },
+        finish_reason: reported(finish),
+        stop_reason: stopReason,
+      }),
+      delta: (text, finish, stopReason, first) => ({
+        index,
+        delta: first ? { role: 'assistant', content: text } : text ? { content: text } : {},
+        finish_reason: reported(finish),
+        stop_reason: stopReason,
+      }),
+      logprobs: (tokens, logprobs) => chatLogprobs(names, tokens, logprobs),
+    };
+  },
 };
 
+/** Top logprobs per token the request asks for (null: none), as each API spells it. */
+function completionLogprobsOf(body: CompletionBody): number | null {
+  return logprobsCount(body.logprobs, 'logprobs');
+}
+
+function chatLogprobsOf(body: ChatBody): number | null {
+  const top = logprobsCount(body.top_logprobs, 'top_logprobs');
+  if (!body.logprobs) {
+    if (top !== null && top > 0) {
+      throw createError(
+        'REQUEST_INVALID',
+        { message: "'top_logprobs' needs 'logprobs': true" },
+        { param: 'top_logprobs' },
+      );
+    }
+    return null;
+  }
+  return top ?? 0;
+}
+
 export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContext, metrics: Metrics) {
+  const names = new TokenTexts(ctx.codec.tokenizer);
   app.post(
     '/v1/completions',
     { schema: completionSchema },
     async (req: FastifyRequest<{ Body: CompletionBody }>, reply) => {
       const body = req.body;
       const adapter = resolveModel(ctx, body.model);
+      const request = samplingRequest(body, completionLogprobsOf(body), ctx.engine.info.vocabSize);
       const promptIds = typeof body.prompt === 'string' ? ctx.codec.encode(body.prompt) : body.prompt;
-      return serve(ctx, metrics, reply, body, adapter, promptIds, completionFlavor);
+      return serve({ ctx, metrics, names, reply, body, request, adapter, promptIds, flavor: completionFlavor });
     },
   );
 
   app.post('/v1/chat/completions', { schema: chatSchema }, async (req: FastifyRequest<{ Body: ChatBody }>, reply) => {
     const body = req.body;
     const adapter = resolveModel(ctx, body.model);
+    const request = samplingRequest(body, chatLogprobsOf(body), ctx.engine.info.vocabSize);
     const promptIds = ctx.codec.encodeChat(body.messages);
-    return serve(ctx, metrics, reply, body, adapter, promptIds, chatFlavor);
+    return serve({ ctx, metrics, names, reply, body, request, adapter, promptIds, flavor: chatFlavor });
   });
 }
 
-async function serve(
-  ctx: ServerContext,
-  metrics: Metrics,
-  reply: FastifyReply,
-  body: SamplingBody,
-  adapter: string | null,
-  promptIds: number[],
-  flavor: Flavor,
-) {
+interface Job {
+  ctx: ServerContext;
+  metrics: Metrics;
+  names: TokenTexts;
+  reply: FastifyReply;
+  body: SamplingBody;
+  request: SamplingRequest;
+  adapter: string | null;
+  promptIds: number[];
+  flavor: Flavor;
+}
+
+async function serve(job: Job) {
+  const { ctx } = job;
   if (ctx.lifecycle.draining) throw createError('SERVER_DRAINING', {});
   ctx.lifecycle.begin();
   try {
-    return await respond(ctx, metrics, reply, body, adapter, promptIds, flavor);
+    return await respond(job);
   } finally {
     ctx.lifecycle.end();
   }
 }
 
-async function respond(
-  ctx: ServerContext,
-  metrics: Metrics,
-  reply: FastifyReply,
-  body: SamplingBody,
-  adapter: string | null,
-  promptIds: number[],
-  flavor: Flavor,
-) {
-  const vocab = ctx.engine.info.vocabSize;
+function checkPrompt(job: Job) {
+  const { promptIds } = job;
+  const vocab = job.ctx.engine.info.vocabSize;
   if (promptIds.length === 0)
     throw createError('REQUEST_INVALID', { message: 'the prompt is empty' }, { param: 'prompt' });
   if (promptIds.some((id) => id >= vocab)) {
@@ -189,52 +208,106 @@ async function respond(
       { param: 'prompt' },
     );
   }
-  const params = samplingOf(body);
-  const maxLen = ctx.engine.info.maxModelLen;
-  if (promptIds.length + (params.maxTokens ?? 16) > maxLen) {
+  const maxTokens = job.request.params.maxTokens ?? 16;
+  const maxLen = job.ctx.engine.info.maxModelLen;
+  if (promptIds.length + maxTokens > maxLen) {
     throw createError(
       'REQUEST_INVALID',
       {
-        message: `prompt (${promptIds.length} tokens) + max_tokens (${params.maxTokens}) exceeds the context length ${maxLen}`,
+        message: `prompt (${promptIds.length} tokens) + max_tokens (${maxTokens}) exceeds the context length ${maxLen}`,
       },
       { param: 'max_tokens' },
     );
   }
+}
+
+/** The request's n choices, each generating and decoding on its own; `onDelta` sees every delta. */
+function runChoices(job: Job, signal: AbortSignal, onDelta: (index: number, delta: ChoiceDelta) => void) {
+  const { ctx, metrics, request, adapter, promptIds } = job;
+  const started = performance.now();
+  let firstToken = true;
+  const choices = Array.from(
+    { length: request.n },
+    () =>
+      new ChoiceDecoder(ctx.codec.tokenizer, {
+        promptIds,
+        stop: request.stop,
+        stopTokenIds: request.params.stopTokenIds ?? [],
+        includeStopStr: request.includeStopStr,
+        minTokens: request.params.minTokens ?? 0,
+      }),
+  );
+  // All n are submitted before the first await, so they join the same engine step.
+  const runs = choices.map(async (choice, i) => {
+    let reason = 'abort';
+    try {
+      for await (const e of ctx.engine.generate(promptIds, adapter, choiceParams(request, i), signal)) {
+        if (firstToken) metrics.timeToFirstToken.observe((performance.now() - started) / 1000);
+        firstToken = false;
+        const delta = choice.push(e);
+        if (delta.finishReason) reason = delta.finishReason;
+        onDelta(i, delta);
+        // Leaving the loop early (a stop string) aborts the engine sequence at once.
+        if (choice.finished) break;
+      }
+    } finally {
+      metrics.finished(adapter, promptIds.length, choice.completionTokens, reason);
+    }
+  });
+  return { choices, done: Promise.all(runs) };
+}
+
+function usageOf(promptTokens: number, choices: ChoiceDecoder[]) {
+  const completion = choices.reduce((n, c) => n + c.completionTokens, 0);
+  return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+}
+
+async function respond(job: Job) {
+  checkPrompt(job);
+  const { reply, body, flavor, request, promptIds } = job;
   const id = `${flavor.object === 'text_completion' ? 'cmpl' : 'chatcmpl'}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const abort = new AbortController();
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) abort.abort();
   });
-  const detok = new IncrementalDetokenizer(ctx.codec.tokenizer, { promptIds, skipSpecialTokens: true });
-  const tokens = metered(
-    metrics,
-    ctx.engine.generate(promptIds, adapter, params, abort.signal),
-    adapter,
-    promptIds.length,
-  );
-  let completion = 0;
-  let finish: FinishReason | null = null;
+  const formats = Array.from({ length: request.n }, (_, i) => flavor.format(i, job.names));
+  const wantLogprobs = request.params.logprobs !== undefined;
 
   if (!body.stream) {
-    let text = '';
-    for await (const e of tokens) {
-      for (const t of e.tokens) text += detok.push(t);
-      completion += e.tokens.length;
-      finish = e.finishReason;
+    const outputs = formats.map(() => ({
+      text: '',
+      tokens: [] as number[],
+      logprobs: [] as TokenLogprobs[],
+      finish: null as FinishReason | null,
+      stopReason: null as string | number | null,
+    }));
+    const { choices, done } = runChoices(job, abort.signal, (i, d) => {
+      const out = outputs[i];
+      out.text += d.text;
+      out.tokens.push(...d.tokens);
+      out.logprobs.push(...d.logprobs);
+      if (d.finishReason) {
+        out.finish = d.finishReason;
+        out.stopReason = d.stopReason;
+      }
+    });
+    try {
+      await done;
+    } catch (err) {
+      abort.abort();
+      throw err;
     }
-    text += detok.finish();
     return {
       id,
       object: flavor.object,
       created,
       model: body.model,
-      choices: [flavor.choice(text, finish === 'abort' ? 'stop' : finish)],
-      usage: {
-        prompt_tokens: promptIds.length,
-        completion_tokens: completion,
-        total_tokens: promptIds.length + completion,
-      },
+      choices: outputs.map((out, i) => ({
+        ...formats[i].choice(out.text, out.finish, out.stopReason),
+        logprobs: wantLogprobs ? formats[i].logprobs(out.tokens, out.logprobs) : null,
+      })),
+      usage: usageOf(promptIds.length, choices),
     };
   }
 
@@ -242,67 +315,39 @@ async function respond(
   const res = reply.raw;
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`);
-  const chunk = (choice: Record<string, unknown>) => ({
+  const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({
     id,
     object: flavor.chunkObject,
     created,
     model: body.model,
-    choices: [choice],
+    choices,
+    ...extra,
   });
-  let first = true;
-  try {
-    for await (const e of tokens) {
-      let text = '';
-      for (const t of e.tokens) text += detok.push(t);
-      completion += e.tokens.length;
-      finish = e.finishReason;
-      if (finish) text += detok.finish();
-      if (text || finish || first) {
-        send(chunk(flavor.delta(text, finish, first)));
-        first = false;
-      }
-    }
-    if (body.stream_options?.include_usage) {
-      send({
-        id,
-        object: flavor.chunkObject,
-        created,
-        model: body.model,
-        choices: [],
-        usage: {
-          prompt_tokens: promptIds.length,
-          completion_tokens: completion,
-          total_tokens: promptIds.length + completion,
+  const first = formats.map(() => true);
+  const { choices, done } = runChoices(job, abort.signal, (i, d) => {
+    // With logprobs, every token's entry goes out at once, even when its text is still held back.
+    const carriesLogprobs = wantLogprobs && d.tokens.length > 0;
+    if (!(d.text || d.finishReason || first[i] || carriesLogprobs)) return;
+    const format = formats[i];
+    send(
+      chunk([
+        {
+          ...format.delta(d.text, d.finishReason, d.stopReason, first[i]),
+          logprobs: carriesLogprobs ? format.logprobs(d.tokens, d.logprobs) : null,
         },
-      });
-    }
+      ]),
+    );
+    first[i] = false;
+  });
+  try {
+    await done;
+    if (body.stream_options?.include_usage) send(chunk([], { usage: usageOf(promptIds.length, choices) }));
     res.write('data: [DONE]\n\n');
   } catch (err) {
+    abort.abort();
     send({ error: { message: (err as Error).message, type: 'server_error', param: null, code: 'INTERNAL_ERROR' } });
   } finally {
     res.end();
   }
   return reply;
-}
-
-/** Passes the engine's tokens through, recording time to first token and, at the end, the request's counts. */
-async function* metered(
-  metrics: Metrics,
-  events: AsyncGenerator<TokenEvent>,
-  adapter: string | null,
-  promptTokens: number,
-) {
-  const started = performance.now();
-  let generated = 0;
-  let reason = 'abort';
-  try {
-    for await (const e of events) {
-      if (generated === 0) metrics.timeToFirstToken.observe((performance.now() - started) / 1000);
-      generated += e.tokens.length;
-      if (e.finishReason) reason = e.finishReason;
-      yield e;
-    }
-  } finally {
-    metrics.finished(adapter, promptTokens, generated, reason);
-  }
 }

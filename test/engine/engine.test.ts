@@ -49,8 +49,8 @@ describe('engine', () => {
     assert.deepEqual(got, expected);
     const distinct = new Set(reqs.map((r) => r.adapter).filter((a) => a !== null)).size;
     assert.ok(
-      small.slots.loads > distinct,
-      `slots were reloaded (${small.slots.loads} loads for ${distinct} adapters)`,
+      small.adapters.slots.loads > distinct,
+      `slots were reloaded (${small.adapters.slots.loads} loads for ${distinct} adapters)`,
     );
     assert.equal(small.blocks.numFree, small.blocks.numBlocks, 'every block is returned');
   });
@@ -96,12 +96,12 @@ describe('engine', () => {
     assert.deepEqual(seqs[2].outputIds, expected[2]);
     assert.deepEqual(seqs[3].outputIds, expected[3]);
     assert.equal(e.blocks.numFree, e.blocks.numBlocks);
-    assert.equal(e.slots.pinned(), 0);
+    assert.equal(e.adapters.slots.pinned(), 0);
   });
 
   test('bad requests are refused with clear errors', async () => {
     const e = await engine();
-    assert.throws(() => e.addRequest({ promptIds: [1], adapter: 'nope', params: {} }), /adapter 'nope' is not loaded/);
+    assert.throws(() => e.addRequest({ promptIds: [1], adapter: 'nope', params: {} }), /adapter 'nope' not found/);
     assert.throws(() => e.addRequest({ promptIds: [], adapter: null, params: {} }), /prompt is empty/);
     assert.throws(() => e.addRequest({ promptIds: [96], adapter: null, params: {} }), /outside the vocabulary/);
     assert.throws(() => e.addRequest({ promptIds: [1], adapter: null, params: { topP: 0 } }), /top_p/);
@@ -112,11 +112,11 @@ describe('engine', () => {
 describe('LoRA slot dtype', () => {
   test('follows the model: bf16 or f16 weights get bf16 slots, f32 weights f32 slots; an explicit option wins', async () => {
     const f32 = await buildEngine({ modelDir: join(fixture, 'model'), adapters });
-    assert.equal(f32.engine.slots.bank.dtype, 'f32');
+    assert.equal(f32.engine.adapters.slots.bank.dtype, 'f32');
     const bf16 = await buildEngine({ modelDir: join(fixture, 'model'), adapters, dtype: 'bf16' });
-    assert.equal(bf16.engine.slots.bank.dtype, 'bf16');
+    assert.equal(bf16.engine.adapters.slots.bank.dtype, 'bf16');
     const f16 = await buildEngine({ modelDir: join(fixture, 'model'), adapters, dtype: 'f16', loraDtype: 'f32' });
-    assert.equal(f16.engine.slots.bank.dtype, 'f32');
+    assert.equal(f16.engine.adapters.slots.bank.dtype, 'f32');
     // bf16 slots still serve the adapters: greedy tokens of a bf16 model are produced and differ from the base
     const reqs = requests(3, { maxTokens: 8, temperature: 0, ignoreEos: true });
     const out = bf16.engine.generate(reqs).map((s) => s.outputIds.length);

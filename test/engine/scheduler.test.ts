@@ -8,7 +8,10 @@ import { Sequence } from '../../src/engine/sequence.ts';
 class FakeSlots implements SlotProvider {
   readonly pins = new Map<string, number>();
   constructor(private readonly capacity: number) {}
-  acquire(adapter: string): number | null {
+  isReady(_key: string): boolean {
+    return true;
+  }
+  acquireSlot(adapter: string): number | null {
     if (!this.pins.has(adapter)) {
       if ([...this.pins.values()].filter((p) => p > 0).length >= this.capacity) return null;
       for (const [a, p] of this.pins) if (p === 0) this.pins.delete(a);
@@ -16,7 +19,7 @@ class FakeSlots implements SlotProvider {
     this.pins.set(adapter, (this.pins.get(adapter) ?? 0) + 1);
     return [...this.pins.keys()].indexOf(adapter);
   }
-  release(adapter: string) {
+  releaseSlot(adapter: string) {
     this.pins.set(adapter, this.pins.get(adapter)! - 1);
   }
 }
@@ -77,7 +80,7 @@ test('caps running sequences', () => {
   assert.equal(s.waiting.length, 1);
 });
 
-test('a sequence whose adapter cannot get a slot waits while others are admitted', () => {
+test('a sequence whose adapter cannot get a slot waits; later adapter sequences wait behind it, the base goes on', () => {
   const slots = new FakeSlots(1);
   const s = new Scheduler({ maxBatchTokens: 100, maxRunningSeqs: 8 }, new BlockManager(64, 4), slots);
   const a = seq(2, 'x');
@@ -88,15 +91,56 @@ test('a sequence whose adapter cannot get a slot waits while others are admitted
   const plan = s.schedule();
   assert.deepEqual(
     plan.entries.map((e) => e.seq.id),
-    [a.id, c.id, d.id],
+    [a.id, c.id],
+    'd (x) is not admitted past y, so x can drain',
   );
-  assert.deepEqual(s.waiting, [b]);
+  assert.deepEqual(s.waiting, [b, d]);
   s.finish(a);
-  s.finish(d);
   const next = s.schedule();
-  assert.ok(
-    next.entries.some((e) => e.seq === b),
-    'y is admitted once x is unpinned',
+  assert.deepEqual(
+    next.entries.map((e) => e.seq.id),
+    [c.id, b.id],
+    'c goes on; y gets the slot once x is unpinned; d waits behind y',
+  );
+});
+
+test('admission is round-robin across adapters: a busy adapter cannot starve the others', () => {
+  const s = new Scheduler({ maxBatchTokens: 100, maxRunningSeqs: 4 }, new BlockManager(64, 4), new FakeSlots(4));
+  const busy = Array.from({ length: 6 }, () => seq(2, 'busy'));
+  for (const q of busy) s.add(q);
+  const other = seq(2, 'other');
+  const base = seq(2, null);
+  s.add(other);
+  s.add(base);
+  const plan = s.schedule();
+  assert.deepEqual(
+    plan.entries.map((e) => e.seq.id),
+    [busy[0].id, other.id, base.id, busy[1].id],
+  );
+});
+
+test('a sequence whose adapter is still loading is passed over until it is ready', () => {
+  class LoadingSlots extends FakeSlots {
+    ready = new Set<string>();
+    override isReady(key: string) {
+      return this.ready.has(key);
+    }
+  }
+  const slots = new LoadingSlots(4);
+  const s = new Scheduler({ maxBatchTokens: 100, maxRunningSeqs: 8 }, new BlockManager(64, 4), slots);
+  const cold = seq(2, 'cold');
+  const warm = seq(2, 'warm');
+  slots.ready.add('warm');
+  s.add(cold);
+  s.add(warm);
+  assert.deepEqual(
+    s.schedule().entries.map((e) => e.seq.id),
+    [warm.id],
+  );
+  slots.ready.add('cold');
+  assert.deepEqual(
+    s.schedule().entries.map((e) => e.seq.id),
+    [warm.id, cold.id],
   );
 });
 

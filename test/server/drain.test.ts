@@ -24,7 +24,7 @@ test('SIGTERM: readiness 503, new requests 503, the running stream completes, ex
       let err = '';
       child.stderr.on('data', (d) => {
         err += d;
-        if (err.includes(' on http://')) resolve();
+        if (err.includes("serving '")) resolve();
       });
       child.on('exit', () => reject(new Error(`server exited early:\n${err}`)));
     });

@@ -32,7 +32,6 @@ before(async () => {
     engine,
     codec,
     baseModel: 'base',
-    adapters: engine.info.adapters,
     startedAt: Date.now(),
     lifecycle: new Lifecycle(),
   });

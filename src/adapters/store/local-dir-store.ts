@@ -13,6 +13,8 @@ export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export interface StoredAdapter {
   name: string;
   dir: string; // the real path, inside the store
+  /** Changes when a file of the adapter is replaced, added or removed (names, sizes, modification times). */
+  fingerprint: string;
 }
 
 export class LocalDirStore {
@@ -39,7 +41,7 @@ export class LocalDirStore {
       if (!dir) continue;
       const config = await this.inside(join(dir, 'adapter_config.json'));
       if (!config) continue;
-      out.push({ name: entry.name, dir });
+      out.push({ name: entry.name, dir, fingerprint: await fingerprintOf(dir) });
     }
     return out;
   }
@@ -59,4 +61,13 @@ export class LocalDirStore {
     if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || rel.startsWith(sep)) return null;
     return real;
   }
+}
+
+async function fingerprintOf(dir: string): Promise<string> {
+  const parts: string[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const s = await stat(join(dir, name)).catch(() => null);
+    if (s?.isFile()) parts.push(`${name}:${s.size}:${s.mtimeMs}`);
+  }
+  return parts.join('|');
 }

@@ -1,8 +1,10 @@
 /**
  * Continuous batching. Each step: running sequences first (decodes, then unfinished prefill chunks), then
- * waiting ones in arrival order, within a token budget (chunked prefill), a cap on running sequences, the
- * KV blocks left and the adapter slots left. When blocks run out, the newest running sequence is preempted
- * (its blocks freed, recomputed later from its tokens).
+ * waiting ones, within a token budget (chunked prefill), a cap on running sequences, the KV blocks left and
+ * the adapter slots left. When blocks run out, the newest running sequence is preempted (its blocks freed,
+ * recomputed later from its tokens).
+ * Waiting sequences are admitted preempted-first, then round-robin across adapters in arrival order, so a
+ * busy adapter cannot starve the others; one whose adapter is still loading is passed over.
  * No I/O and no arithmetic: the engine hands it a BlockManager and an adapter-slot table.
  */
 import type { BlockManager } from '../kv/block-manager.ts';
@@ -13,11 +15,13 @@ export interface SchedulerConfig {
   maxRunningSeqs: number;
 }
 
-/** What the scheduler needs from the adapter slots: a pinned slot for a running sequence's adapter. */
+/** What the scheduler needs from the adapter tiers, by adapter version key: residency and kernel slots. */
 export interface SlotProvider {
+  /** The adapter's weights are in memory, so a slot can be filled now (false: it is loading). */
+  isReady(key: string): boolean;
   /** Pins a slot holding the adapter; null when every slot is pinned by other adapters. */
-  acquire(adapter: string): number | null;
-  release(adapter: string): void;
+  acquireSlot(key: string): number | null;
+  releaseSlot(key: string): void;
 }
 
 export interface ScheduledEntry {
@@ -72,23 +76,26 @@ export class Scheduler {
       budget -= take;
     }
 
-    // Admit waiting sequences in arrival order; one whose adapter can't get a slot now is passed over.
-    for (let i = 0; i < this.waiting.length && budget > 0; ) {
-      if (this.running.length >= this.config.maxRunningSeqs) break;
-      const seq = this.waiting[i];
+    // Once a ready sequence finds every slot pinned, no later adapter sequence is admitted this step, so
+    // the pinned slots drain and it gets one next (base sequences need no slot and still go).
+    let slotBlocked = false;
+    for (const seq of admissionOrder(this.waiting)) {
+      if (budget <= 0 || this.running.length >= this.config.maxRunningSeqs) break;
+      const key = seq.adapterKey;
+      if (key !== null && (slotBlocked || !this.slots.isReady(key))) continue;
       const take = Math.min(pendingOf(seq), budget);
       if (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) break;
       let slot = -1;
-      if (seq.adapter !== null) {
-        const got = this.slots.acquire(seq.adapter);
+      if (key !== null) {
+        const got = this.slots.acquireSlot(key);
         if (got === null) {
-          i++;
+          slotBlocked = true;
           continue;
         }
         slot = got;
       }
       this.blocks.grow(seq.blockTable, seq.numComputed + take);
-      this.waiting.splice(i, 1);
+      this.waiting.splice(this.waiting.indexOf(seq), 1);
       seq.status = 'running';
       seq.adapterSlot = slot;
       this.running.push(seq);
@@ -113,7 +120,7 @@ export class Scheduler {
 
   private releaseResources(seq: Sequence) {
     this.blocks.release(seq.blockTable);
-    if (seq.adapter !== null && seq.adapterSlot >= 0) this.slots.release(seq.adapter);
+    if (seq.adapterKey !== null && seq.adapterSlot >= 0) this.slots.releaseSlot(seq.adapterKey);
     seq.adapterSlot = -1;
   }
 
@@ -133,6 +140,34 @@ export class Scheduler {
     }
     return null;
   }
+}
+
+/**
+ * Preempted sequences first (they already produced tokens), then one sequence per adapter per round, adapters
+ * taken in the order their oldest waiting sequence arrived.
+ */
+function admissionOrder(waiting: readonly Sequence[]): Sequence[] {
+  const order: Sequence[] = [];
+  const groups = new Map<string | null, Sequence[]>();
+  for (const seq of waiting) {
+    if (seq.outputIds.length > 0) {
+      order.push(seq);
+      continue;
+    }
+    const group = groups.get(seq.adapterKey);
+    if (group) group.push(seq);
+    else groups.set(seq.adapterKey, [seq]);
+  }
+  const queues = [...groups.values()];
+  for (let round = 0; queues.length > 0; round++) {
+    for (let q = 0; q < queues.length; ) {
+      if (round < queues[q].length) {
+        order.push(queues[q][round]);
+        q++;
+      } else queues.splice(q, 1);
+    }
+  }
+  return order;
 }
 
 function pendingOf(seq: Sequence): number {

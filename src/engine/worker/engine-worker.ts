@@ -1,27 +1,66 @@
 /**
  * The engine's thread: builds the engine, then loops — take new requests and aborts, step, post tokens —
- * so the HTTP thread never waits on a forward pass. Idle, it sleeps until a message arrives.
+ * so the HTTP thread never waits on a forward pass. Idle (or with every waiting request waiting for its
+ * adapter's load), it sleeps until a message or a finished load wakes it. It also rescans the adapter
+ * store and runs the admin API's adapter operations.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { createError, serializeError } from '../../observability/errors.ts';
 import { buildEngine } from '../build-engine.ts';
+import type { LLMEngine } from '../llm-engine.ts';
 import type { Sequence } from '../sequence.ts';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+import type { AdminOp, AdminResult, FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
-const { build } = workerData as WorkerInit;
+const { build, loraRefreshSeconds = 0 } = workerData as WorkerInit;
 
-const built = await buildEngine(build).catch((e: Error) => {
-  post({ type: 'failed', message: e.message });
-  return null;
-});
+const built = await buildEngine(build, (stage, done, total) => post({ type: 'progress', stage, done, total })).catch(
+  (e: Error) => {
+    post({ type: 'failed', message: e.message });
+    return null;
+  },
+);
 
 if (built) {
-  const { engine, config } = built;
+  const { engine, config, store } = built;
   const seqs = new Map<number, Sequence>();
   const idOf = new Map<Sequence, number>();
   let wake: (() => void) | null = null;
   let running = true;
+  let lastStats = '';
+  let lastAdapters = '';
+  const wakeUp = () => wake?.();
+  engine.adapters.events.ready = wakeUp;
+  const onFailed = engine.adapters.events.failed;
+  engine.adapters.events.failed = (key, error) => {
+    onFailed(key, error);
+    wakeUp();
+  };
+  engine.adapters.events.loadTimed = (name, seconds, ok) => post({ type: 'adapterLoad', name, seconds, ok });
+
+  /** Store rescans: new names served, deleted ones dropped (running sequences keep their weights). */
+  const rescan = async () => {
+    if (!store) return { added: [], removed: [], changed: [] };
+    const result = engine.adapters.syncStore(await store.list());
+    wakeUp();
+    return result;
+  };
+  if (store && loraRefreshSeconds > 0) {
+    setInterval(() => {
+      rescan().catch((e: Error) => console.error(`loraplex: adapter store rescan failed: ${e.message}`));
+    }, loraRefreshSeconds * 1000).unref();
+  }
+
+  const admin = (id: number, request: AdminOp) => {
+    runAdmin(engine, request, rescan).then(
+      (result) => {
+        postStats(); // the server's adapter list is current before the caller hears "done"
+        post({ type: 'adminDone', id, result });
+      },
+      (e) => post({ type: 'adminFailed', id, error: serializeError(e) }),
+    );
+  };
 
   port.on('message', (m: ToWorker) => {
     if (m.type === 'add') {
@@ -30,7 +69,7 @@ if (built) {
         seqs.set(m.id, seq);
         idOf.set(seq, m.id);
       } catch (e) {
-        post({ type: 'rejected', id: m.id, message: (e as Error).message });
+        post({ type: 'rejected', id: m.id, error: serializeError(e) });
       }
     } else if (m.type === 'abort') {
       const seq = seqs.get(m.id);
@@ -39,6 +78,8 @@ if (built) {
         seqs.delete(m.id);
         idOf.delete(seq);
       }
+    } else if (m.type === 'admin') {
+      admin(m.id, m.request);
     } else {
       running = false;
     }
@@ -49,22 +90,25 @@ if (built) {
     type: 'ready',
     modelName: build.modelDir,
     vocabSize: config.vocabSize,
-    adapters: engine.adapterNames(),
+    adapters: engine.adapters.list(),
     maxModelLen: engine.options.maxModelLen,
     rejected: built.rejected,
   });
 
-  let lastStats = '';
-  const postStats = () => {
+  function postStats() {
     const stats = engine.stats();
     const key = JSON.stringify(stats);
     if (key !== lastStats) post({ type: 'stats', stats });
     lastStats = key;
-  };
+    const adapters = engine.adapters.list();
+    const adaptersKey = JSON.stringify(adapters);
+    if (adaptersKey !== lastAdapters) post({ type: 'adapters', adapters });
+    lastAdapters = adaptersKey;
+  }
 
   while (running) {
     postStats();
-    if (!engine.hasUnfinished()) {
+    if (!engine.canStep()) {
       await new Promise<void>((resolve) => {
         wake = resolve;
       });
@@ -74,13 +118,22 @@ if (built) {
     const outputs = engine.step();
     for (const out of outputs) {
       const id = idOf.get(out.seq);
-      if (id === undefined || out.newToken === null) continue;
+      if (id === undefined) continue;
+      if (out.seq.error) {
+        post({ type: 'rejected', id, error: serializeError(out.seq.error) });
+        seqs.delete(id);
+        idOf.delete(out.seq);
+        continue;
+      }
+      if (out.newToken === null) continue;
+      const logprobs = out.seq.params.logprobs === null ? undefined : out.seq.outputLogprobs.slice(-1);
       post({
         type: 'tokens',
         id,
         tokens: [out.newToken],
         finishReason: out.finished ? out.seq.finishReason : null,
         promptTokens: out.seq.promptIds.length,
+        logprobs,
       });
       if (out.finished) {
         seqs.delete(id);
@@ -91,4 +144,26 @@ if (built) {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   process.exit(0);
+}
+
+async function runAdmin(
+  engine: LLMEngine,
+  request: AdminOp,
+  rescan: () => Promise<{ added: string[]; removed: string[]; changed: string[] }>,
+): Promise<AdminResult> {
+  if (request.op === 'load') {
+    const info = await engine.adapters.register(request.name, request.dir, 'api', { replace: request.inplace });
+    return { op: 'load', info };
+  }
+  if (request.op === 'unload') {
+    if (!engine.adapters.unregister(request.name)) {
+      throw createError(
+        'ADAPTER_NOT_FOUND',
+        { name: request.name, where: 'the served adapters' },
+        { param: 'lora_name' },
+      );
+    }
+    return { op: 'unload' };
+  }
+  return { op: 'rescan', ...(await rescan()) };
 }

@@ -1,16 +1,33 @@
 /** Messages between the server thread and the engine worker thread. */
 
+import type { AdapterInfo } from '../../adapters/cache/adapter-manager.ts';
+import type { SerializedError } from '../../observability/errors.ts';
 import type { EngineStats } from '../llm-engine.ts';
+import type { TokenLogprobs } from '../logprobs.ts';
 import type { SamplingParams } from '../sampling-params.ts';
 import type { FinishReason } from '../sequence.ts';
 
 export interface WorkerInit {
   build: import('../build-engine.ts').BuildOptions;
+  /** Rescan the adapter store this often (0: never). */
+  loraRefreshSeconds?: number;
 }
+
+/** The admin API's operations on adapters (vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter). */
+export type AdminOp =
+  | { op: 'load'; name: string; dir: string; inplace: boolean }
+  | { op: 'unload'; name: string }
+  | { op: 'rescan' };
+
+export type AdminResult =
+  | { op: 'load'; info: AdapterInfo }
+  | { op: 'unload' }
+  | { op: 'rescan'; added: string[]; removed: string[]; changed: string[] };
 
 export type ToWorker =
   | { type: 'add'; id: number; promptIds: number[]; adapter: string | null; params: Partial<SamplingParams> }
   | { type: 'abort'; id: number }
+  | { type: 'admin'; id: number; request: AdminOp }
   | { type: 'shutdown' };
 
 export type FromWorker =
@@ -18,11 +35,24 @@ export type FromWorker =
       type: 'ready';
       modelName: string;
       vocabSize: number;
-      adapters: string[];
+      adapters: AdapterInfo[];
       maxModelLen: number;
       rejected: { name: string; message: string }[];
     }
   | { type: 'failed'; message: string }
-  | { type: 'tokens'; id: number; tokens: number[]; finishReason: FinishReason | null; promptTokens: number }
-  | { type: 'rejected'; id: number; message: string }
-  | { type: 'stats'; stats: EngineStats };
+  | { type: 'progress'; stage: 'weights' | 'adapters'; done: number; total: number }
+  | {
+      type: 'tokens';
+      id: number;
+      tokens: number[];
+      finishReason: FinishReason | null;
+      promptTokens: number;
+      /** Aligned with tokens, when the request asked for logprobs (ids only: the server names the tokens). */
+      logprobs?: TokenLogprobs[];
+    }
+  | { type: 'rejected'; id: number; error: SerializedError }
+  | { type: 'stats'; stats: EngineStats }
+  | { type: 'adapters'; adapters: AdapterInfo[] }
+  | { type: 'adapterLoad'; name: string; seconds: number; ok: boolean }
+  | { type: 'adminDone'; id: number; result: AdminResult }
+  | { type: 'adminFailed'; id: number; error: SerializedError };

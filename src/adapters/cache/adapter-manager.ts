@@ -1,0 +1,378 @@
+/**
+ * The adapter tiers in one place: the catalogue (every servable name and its current version, from the
+ * command line, the store or the admin API) → the host cache (packed weights in memory, LRU) → the kernel
+ * slots (what a batch can mix, LRU, pinned while running).
+ *
+ * Lives on the engine thread. Loads run on an AdapterLoader (its own thread in the server) and never block
+ * a step: a sequence whose adapter is not resident simply waits in the queue. Concurrent requests for one
+ * cold adapter share one load. Everything is keyed by `name@version`: replacing an adapter makes a new
+ * version, sequences keep the version they were admitted with, and an old version's weights are dropped
+ * once no sequence uses them.
+ */
+import type { Kernels, LoraDtype, PackedAdapter } from '../../kernels/types.ts';
+import { createError, type LoraplexError } from '../../observability/errors.ts';
+import type { AdapterLoader } from '../loader/adapter-loader.ts';
+import type { AdapterSummary } from '../loader/load-packed.ts';
+import { ADAPTER_NAME } from '../store/local-dir-store.ts';
+import { HostCache } from './host-cache.ts';
+import { SlotTable } from './slot-table.ts';
+
+/** Where a name came from: --adapter, the store's listing, /v1/load_lora_adapter, or handed over in memory. */
+export type AdapterOrigin = 'static' | 'store' | 'api' | 'memory';
+/** The fastest tier that holds an adapter's current version. */
+export type AdapterTier = 'slot' | 'host' | 'loading' | 'disk' | 'failed';
+
+export interface AdapterInfo {
+  name: string;
+  version: number;
+  origin: AdapterOrigin;
+  tier: AdapterTier;
+  /** Known once loaded (null before the first load). */
+  rank: number | null;
+  targets: string[] | null;
+  sizeBytes: number | null;
+  /** Why the last load failed, when tier is 'failed'. */
+  error: string | null;
+}
+
+export interface AdapterCacheStats {
+  slotsUsed: number;
+  slotsTotal: number;
+  hostUsed: number;
+  hostTotal: number;
+  loading: number;
+}
+
+/** One adapter directory as a store lists it; a changed fingerprint means new weights. */
+export interface StoreEntry {
+  name: string;
+  dir: string;
+  fingerprint: string;
+}
+
+export interface AdapterManagerOptions {
+  kernels: Kernels;
+  numModules: number;
+  loraDtype: LoraDtype;
+  maxLoras: number;
+  maxCpuLoras: number;
+  /** Null: only adapters handed over in memory (addResident) are served. */
+  loader: AdapterLoader | null;
+}
+
+/** What the manager tells its owner (the engine) as loads finish. */
+export interface AdapterEvents {
+  /** A load finished: waiting sequences may be runnable now. */
+  ready(key: string): void;
+  failed(key: string, error: LoraplexError): void;
+  loadTimed(name: string, seconds: number, ok: boolean): void;
+}
+
+interface CatalogEntry {
+  name: string;
+  version: number;
+  origin: AdapterOrigin;
+  dir: string | null;
+  fingerprint: string | null;
+}
+
+export const adapterKey = (name: string, version: number) => `${name}@${version}`;
+const nameOf = (key: string) => key.slice(0, key.lastIndexOf('@'));
+
+export class AdapterManager {
+  readonly slots: SlotTable;
+  private readonly host: HostCache;
+  private readonly catalog = new Map<string, CatalogEntry>();
+  private readonly lastVersion = new Map<string, number>();
+  private readonly retained = new Map<string, number>();
+  /** Adapters handed over in memory: always resident, outside the host cache's capacity. */
+  private readonly resident = new Map<string, PackedAdapter>();
+  /** Where each live version's files are, so a version still in use can be reloaded after eviction. */
+  private readonly sources = new Map<string, string>();
+  private readonly loading = new Map<string, Promise<void>>();
+  /** Loads waiting for host-cache room (every entry pinned), in request order. */
+  private readonly deferred = new Set<string>();
+  private readonly failures = new Map<string, LoraplexError>();
+  private readonly summaries = new Map<string, AdapterSummary>();
+  events: AdapterEvents = { ready() {}, failed() {}, loadTimed() {} };
+
+  constructor(private readonly opts: AdapterManagerOptions) {
+    if (opts.maxCpuLoras < opts.maxLoras) {
+      throw new RangeError(`max CPU LoRAs (${opts.maxCpuLoras}) must be at least max LoRAs (${opts.maxLoras})`);
+    }
+    // A slot reused while its sequence still needs the adapter (waiting, preempted) must leave a host copy.
+    const displaced = (key: string) => {
+      if (this.retained.has(key)) this.ensureResident(key);
+    };
+    this.slots = new SlotTable(opts.kernels, opts.maxLoras, opts.numModules, opts.loraDtype, displaced);
+    this.host = new HostCache(opts.maxCpuLoras);
+  }
+
+  // ── catalogue ────────────────────────────────────────────────────────────────────────────────────
+
+  /** An adapter already packed in memory (offline use, tests): always resident in the host tier. */
+  addResident(name: string, packed: PackedAdapter, summary?: AdapterSummary) {
+    const entry = this.setEntry(name, 'memory', null, null);
+    const key = adapterKey(name, entry.version);
+    this.resident.set(key, packed);
+    if (summary) this.summaries.set(key, summary);
+  }
+
+  /**
+   * Loads and validates an adapter directory now, then serves it under `name` (a new version when
+   * `replace`). Throws the load's error with the catalogue unchanged.
+   */
+  async register(name: string, dir: string, origin: AdapterOrigin, opts: { replace?: boolean } = {}) {
+    if (!ADAPTER_NAME.test(name) || name.includes('..')) throw createError('ADAPTER_NAME_INVALID', { name });
+    const exists = () => {
+      if (this.catalog.has(name) && !opts.replace) throw createError('ADAPTER_EXISTS', { name });
+    };
+    exists();
+    const loader = this.requireLoader();
+    const started = performance.now();
+    let result: Awaited<ReturnType<AdapterLoader['load']>>;
+    try {
+      result = await loader.load(name, dir);
+    } catch (e) {
+      this.events.loadTimed(name, (performance.now() - started) / 1000, false);
+      throw e;
+    }
+    this.events.loadTimed(name, (performance.now() - started) / 1000, true);
+    exists(); // a concurrent register may have won
+    const entry = this.setEntry(name, origin, dir, null);
+    const key = adapterKey(name, entry.version);
+    this.summaries.set(key, result.summary);
+    if (this.host.makeRoom(1, (k) => this.isHostPinned(k))) this.host.put(key, result.packed);
+    return this.info(entry);
+  }
+
+  /** Stops serving a name; sequences already using it finish with its weights. False when unknown. */
+  unregister(name: string): boolean {
+    const entry = this.catalog.get(name);
+    if (!entry) return false;
+    this.catalog.delete(name);
+    this.retire(adapterKey(name, entry.version));
+    return true;
+  }
+
+  /**
+   * Brings store-listed names in line with a fresh listing: new names are added, names gone from the store
+   * are dropped, changed fingerprints make new versions. Names from --adapter or the admin API win over the
+   * store's.
+   */
+  syncStore(listing: StoreEntry[]): { added: string[]; removed: string[]; changed: string[] } {
+    const added: string[] = [];
+    const changed: string[] = [];
+    const listed = new Set<string>();
+    for (const s of listing) {
+      listed.add(s.name);
+      const entry = this.catalog.get(s.name);
+      if (!entry) {
+        this.setEntry(s.name, 'store', s.dir, s.fingerprint);
+        added.push(s.name);
+      } else if (entry.origin === 'store' && (entry.fingerprint !== s.fingerprint || entry.dir !== s.dir)) {
+        this.setEntry(s.name, 'store', s.dir, s.fingerprint);
+        changed.push(s.name);
+      }
+    }
+    const removed: string[] = [];
+    for (const entry of [...this.catalog.values()]) {
+      if (entry.origin === 'store' && !listed.has(entry.name)) {
+        this.unregister(entry.name);
+        removed.push(entry.name);
+      }
+    }
+    return { added, removed, changed };
+  }
+
+  has(name: string): boolean {
+    return this.catalog.has(name);
+  }
+
+  /** In the order they were first added (--adapter order, then the store's listing, then the admin API). */
+  names(): string[] {
+    return [...this.catalog.keys()];
+  }
+
+  list(): AdapterInfo[] {
+    return this.names().map((n) => this.info(this.catalog.get(n)!));
+  }
+
+  /** The current version's key; throws 404 for an unknown name and the cached error for a broken adapter. */
+  resolve(name: string): string {
+    const entry = this.catalog.get(name);
+    if (!entry) throw createError('ADAPTER_NOT_FOUND', { name, where: 'the served adapters' }, { param: 'model' });
+    const key = adapterKey(name, entry.version);
+    const failure = this.failures.get(key);
+    if (failure) throw failure;
+    return key;
+  }
+
+  // ── residency ────────────────────────────────────────────────────────────────────────────────────
+
+  /** A live sequence needs `key`: keep it in the host tier (loading it if needed) until release(). */
+  retain(key: string) {
+    this.retained.set(key, (this.retained.get(key) ?? 0) + 1);
+    this.ensureResident(key);
+  }
+
+  release(key: string) {
+    const n = (this.retained.get(key) ?? 0) - 1;
+    if (n < 0) throw new Error(`adapter '${key}' released more often than retained`);
+    if (n === 0) this.retained.delete(key);
+    else this.retained.set(key, n);
+    if (n === 0 && !this.isCurrent(key)) this.retire(key);
+    this.pumpDeferred();
+  }
+
+  /** Resident (slot or host) now; when not, a load is started (once) and the caller waits. */
+  isReady(key: string): boolean {
+    if (this.slots.has(key) || this.inMemory(key)) return true;
+    this.ensureResident(key);
+    return false;
+  }
+
+  /** Pins a kernel slot for a running sequence; null when none is free or the weights are not resident. */
+  acquireSlot(key: string): number | null {
+    return this.slots.acquire(key, () => this.resident.get(key) ?? this.host.get(key));
+  }
+
+  releaseSlot(key: string) {
+    this.slots.release(key);
+    if (!this.isCurrent(key) && !this.retained.has(key)) this.retire(key);
+  }
+
+  stats(): AdapterCacheStats {
+    return {
+      slotsUsed: this.slots.occupied(),
+      slotsTotal: this.slots.size,
+      hostUsed: this.host.size + this.resident.size,
+      hostTotal: this.host.capacity + this.resident.size,
+      loading: this.loading.size,
+    };
+  }
+
+  async close() {
+    await this.opts.loader?.close();
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────────────────
+
+  private setEntry(name: string, origin: AdapterOrigin, dir: string | null, fingerprint: string | null) {
+    const previous = this.catalog.get(name);
+    const version = (this.lastVersion.get(name) ?? 0) + 1;
+    this.lastVersion.set(name, version);
+    const entry: CatalogEntry = { name, version, origin, dir, fingerprint };
+    this.catalog.set(name, entry);
+    if (dir !== null) this.sources.set(adapterKey(name, version), dir);
+    if (previous) this.retire(adapterKey(name, previous.version));
+    return entry;
+  }
+
+  private isCurrent(key: string): boolean {
+    const entry = this.catalog.get(nameOf(key));
+    return entry !== undefined && adapterKey(entry.name, entry.version) === key;
+  }
+
+  private isHostPinned(key: string): boolean {
+    return this.retained.has(key);
+  }
+
+  /** Drops a version nobody may use any more, from every tier it is not pinned in. */
+  private retire(key: string) {
+    if (this.retained.has(key)) return; // the last release() retires it
+    this.host.delete(key);
+    this.slots.evict(key);
+    this.resident.delete(key);
+    this.sources.delete(key);
+    this.failures.delete(key);
+    this.summaries.delete(key);
+    this.deferred.delete(key);
+  }
+
+  private inMemory(key: string): boolean {
+    return this.resident.has(key) || this.host.has(key);
+  }
+
+  /**
+   * Starts a load unless the version is resident (a slot, or memory) or loading. Any live version can be
+   * loaded, also one replaced while a sequence waited for it.
+   */
+  private ensureResident(key: string) {
+    if (this.slots.has(key) || this.inMemory(key) || this.loading.has(key) || this.failures.has(key)) return;
+    const dir = this.sources.get(key);
+    if (dir === undefined) return;
+    if (!this.host.makeRoom(this.loading.size + 1, (k) => this.isHostPinned(k))) {
+      this.deferred.add(key); // every host entry is in use: load when one is released
+      return;
+    }
+    this.deferred.delete(key);
+    this.startLoad(key, nameOf(key), dir);
+  }
+
+  private startLoad(key: string, name: string, dir: string) {
+    const loader = this.requireLoader();
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    const done = loader.load(name, dir).then(
+      (result) => {
+        this.loading.delete(key);
+        this.events.loadTimed(name, seconds(), true);
+        if (!this.isCurrent(key) && !this.retained.has(key)) return; // replaced or dropped meanwhile
+        this.summaries.set(key, result.summary);
+        this.host.makeRoom(1, (k) => this.isHostPinned(k));
+        this.host.put(key, result.packed);
+        this.events.ready(key);
+      },
+      (e: LoraplexError) => {
+        this.loading.delete(key);
+        this.events.loadTimed(name, seconds(), false);
+        if (this.isCurrent(key)) this.failures.set(key, e);
+        this.events.failed(key, e);
+        this.pumpDeferred();
+      },
+    );
+    this.loading.set(key, done);
+  }
+
+  private pumpDeferred() {
+    for (const key of [...this.deferred]) {
+      if (!this.retained.has(key)) {
+        this.deferred.delete(key);
+        continue;
+      }
+      this.ensureResident(key);
+      if (this.deferred.has(key)) return; // still no room: keep the order
+    }
+  }
+
+  private requireLoader(): AdapterLoader {
+    if (!this.opts.loader) throw new Error('this engine has no adapter loader: pass packed adapters with addAdapter()');
+    return this.opts.loader;
+  }
+
+  private info(entry: CatalogEntry): AdapterInfo {
+    const key = adapterKey(entry.name, entry.version);
+    const summary = this.summaries.get(key);
+    const failure = this.failures.get(key);
+    const tier: AdapterTier = this.slots.has(key)
+      ? 'slot'
+      : this.inMemory(key)
+        ? 'host'
+        : this.loading.has(key)
+          ? 'loading'
+          : failure
+            ? 'failed'
+            : 'disk';
+    return {
+      name: entry.name,
+      version: entry.version,
+      origin: entry.origin,
+      tier,
+      rank: summary?.rank ?? null,
+      targets: summary ? [...summary.targets] : null,
+      sizeBytes: summary?.sizeBytes ?? null,
+      error: failure?.message ?? null,
+    };
+  }
+}

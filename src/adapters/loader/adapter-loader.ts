@@ -1,0 +1,25 @@
+/**
+ * Where adapter loads run. The server uses ThreadAdapterLoader (loader-thread.ts) so that reading,
+ * converting and packing never delay a forward pass; InlineAdapterLoader does the same work on the caller's
+ * thread (offline use and tests).
+ */
+import type { ModelConfig } from '../../model/config.ts';
+import { loadPackedAdapter, type PackedWithSummary } from './load-packed.ts';
+
+export interface AdapterLoader {
+  load(name: string, dir: string): Promise<PackedWithSummary>;
+  close(): Promise<void>;
+}
+
+export class InlineAdapterLoader implements AdapterLoader {
+  constructor(
+    private readonly base: ModelConfig,
+    private readonly maxLoraRank: number,
+  ) {}
+
+  load(name: string, dir: string): Promise<PackedWithSummary> {
+    return loadPackedAdapter(name, dir, this.base, this.maxLoraRank);
+  }
+
+  async close() {}
+}

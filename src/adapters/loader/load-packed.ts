@@ -1,0 +1,41 @@
+/**
+ * Reads, validates and packs one adapter directory: everything a load does before the engine copies the
+ * packed weights into a kernel slot. Runs on the loader thread (loader-thread.ts), or inline in tests.
+ */
+import type { PackedAdapter } from '../../kernels/types.ts';
+import type { ModelConfig } from '../../model/config.ts';
+import type { ModuleKind } from '../../model/modules.ts';
+import { packAdapter } from '../pack.ts';
+import { loadPeftAdapter } from '../peft/load.ts';
+
+/** What /v1/models and logs say about a loaded adapter. */
+export interface AdapterSummary {
+  rank: number; // the largest rank of any module
+  targets: ModuleKind[];
+  sizeBytes: number; // packed weights, f32
+  warnings: string[];
+}
+
+export interface PackedWithSummary {
+  packed: PackedAdapter;
+  summary: AdapterSummary;
+}
+
+export async function loadPackedAdapter(
+  name: string,
+  dir: string,
+  base: ModelConfig,
+  maxLoraRank: number,
+): Promise<PackedWithSummary> {
+  const adapter = await loadPeftAdapter(dir, base, { maxLoraRank, name });
+  const packed = packAdapter(adapter, base);
+  return {
+    packed,
+    summary: {
+      rank: adapter.rankMax,
+      targets: adapter.targets,
+      sizeBytes: packed.weights.byteLength,
+      warnings: adapter.warnings ?? [],
+    },
+  };
+}

@@ -1,0 +1,24 @@
+/** The loader thread's body (see loader-thread.ts): one load at a time, results transferred, errors as data. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { serializeError } from '../../observability/errors.ts';
+import { loadPackedAdapter } from './load-packed.ts';
+import type { FromLoader, LoaderInit, ToLoader } from './loader-thread.ts';
+
+const port = parentPort!;
+const { base, maxLoraRank } = workerData as LoaderInit;
+let queue = Promise.resolve();
+
+port.on('message', (m: ToLoader) => {
+  queue = queue.then(async () => {
+    try {
+      const result = await loadPackedAdapter(m.name, m.dir, base, maxLoraRank);
+      const p = result.packed;
+      const transfer = [p.weights, p.rank, p.offsetA, p.offsetB, p.scale, p.inFeatures, p.outFeatures].map(
+        (a) => a.buffer as ArrayBuffer,
+      );
+      port.postMessage({ id: m.id, ok: true, result } satisfies FromLoader, transfer);
+    } catch (e) {
+      port.postMessage({ id: m.id, ok: false, error: serializeError(e) } satisfies FromLoader);
+    }
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Runtime adapter management, shaped like vLLM's (enabled by --enable-lora-runtime-updates, as vLLM's
+ * VLLM_ALLOW_RUNTIME_LORA_UPDATING):
+ *   POST /v1/load_lora_adapter   {lora_name, lora_path, load_inplace?}  → 200 "Success: LoRA adapter '…' added successfully."
+ *   POST /v1/unload_lora_adapter {lora_name}                            → 200 "Success: LoRA adapter '…' removed successfully."
+ * plus POST /v1/rescan_lora_adapters (rescan the store now). `lora_path` must lie inside an allowed root:
+ * it is checked as written, then again after symlinks are resolved, before anything in it is opened.
+ * With --admin-key these routes take that key instead of the API key.
+ */
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createError } from '../observability/errors.ts';
+import type { ServerContext } from './app.ts';
+import { keyMatches } from './auth.ts';
+
+export const ADMIN_ROUTES = ['/v1/load_lora_adapter', '/v1/unload_lora_adapter', '/v1/rescan_lora_adapters'];
+
+export interface AdminConfig {
+  /** Directories lora_path may point into. */
+  allowedRoots: string[];
+  /** When set, admin routes need `Authorization: Bearer <adminKey>` (and not the API key). */
+  adminKey?: string;
+}
+
+const loadSchema = {
+  body: {
+    type: 'object',
+    required: ['lora_name', 'lora_path'],
+    properties: {
+      lora_name: { type: 'string', minLength: 1 },
+      lora_path: { type: 'string', minLength: 1 },
+      load_inplace: { type: 'boolean' },
+    },
+  },
+};
+
+const unloadSchema = {
+  body: {
+    type: 'object',
+    required: ['lora_name'],
+    properties: { lora_name: { type: 'string', minLength: 1 }, lora_int_id: { type: 'integer' } },
+  },
+};
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, admin: AdminConfig) {
+  const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!admin.adminKey) return;
+    const header = req.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (!keyMatches(given, admin.adminKey)) {
+      await reply.status(401).send({
+        error: {
+          message: 'this admin route needs the admin key: send "Authorization: Bearer <admin key>"',
+          type: 'authentication_error',
+          param: null,
+          code: 'INVALID_ADMIN_KEY',
+        },
+      });
+    }
+  };
+
+  app.post<{ Body: { lora_name: string; lora_path: string; load_inplace?: boolean } }>(
+    '/v1/load_lora_adapter',
+    { schema: loadSchema, preHandler: authorize },
+    async (req, reply) => {
+      const { lora_name: name, lora_path: path, load_inplace: inplace = false } = req.body;
+      const dir = await allowedPath(path, admin.allowedRoots);
+      await ctx.engine.admin({ op: 'load', name, dir, inplace });
+      return reply.type('text/plain').send(`Success: LoRA adapter '${name}' added successfully.`);
+    },
+  );
+
+  app.post<{ Body: { lora_name: string } }>(
+    '/v1/unload_lora_adapter',
+    { schema: unloadSchema, preHandler: authorize },
+    async (req, reply) => {
+      const name = req.body.lora_name;
+      await ctx.engine.admin({ op: 'unload', name });
+      return reply.type('text/plain').send(`Success: LoRA adapter '${name}' removed successfully.`);
+    },
+  );
+
+  app.post('/v1/rescan_lora_adapters', { preHandler: authorize }, async () => {
+    const result = await ctx.engine.admin({ op: 'rescan' });
+    return result;
+  });
+}
+
+/** The real path of `path` when it lies inside an allowed root (also after resolving symlinks); else 400. */
+export async function allowedPath(path: string, roots: string[]): Promise<string> {
+  const refuse = () =>
+    createError('ADAPTER_PATH_REFUSED', { path, roots: roots.join(', ') || 'none configured' }, { param: 'lora_path' });
+  if (path.includes('\0')) throw refuse();
+  const lexical = resolve(path);
+  const lexicalRoot = roots.find((r) => isInside(lexical, resolve(r)));
+  if (!lexicalRoot) throw refuse();
+  const real = await realpath(lexical).catch(() => null);
+  if (!real) {
+    throw createError(
+      'ADAPTER_NOT_FOUND',
+      { name: path, where: 'the file system (no such directory)' },
+      { param: 'lora_path' },
+    );
+  }
+  const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
+  if (!realRoots.some((r) => r !== null && isInside(real, r))) throw refuse();
+  return real;
+}
+
+function isInside(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}

@@ -1,0 +1,73 @@
+/**
+ * A real loraplex server on loopback (the demo model, its engine in the worker thread) with the official
+ * `openai` client, plus the same model in an offline engine to compute expected outputs. Shared by the
+ * server tests of stop strings, n and logprobs.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { ensureDemo } from '../../src/demo/demo-model.ts';
+import { AsyncEngine } from '../../src/engine/async-engine.ts';
+import { buildEngine } from '../../src/engine/build-engine.ts';
+import type { SamplingParams } from '../../src/engine/sampling-params.ts';
+import type { Sequence } from '../../src/engine/sequence.ts';
+import { buildApp, Lifecycle } from '../../src/server/app.ts';
+import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
+
+export interface Loopback {
+  client: OpenAI;
+  address: string;
+  engine: AsyncEngine;
+  codec: TextCodec;
+  /** The prompt run alone in the offline engine (greedy, ignoring EOS unless params say otherwise). */
+  offline(prompt: string, params: Partial<SamplingParams>): Sequence;
+  close(): Promise<void>;
+}
+
+export async function startLoopback(): Promise<Loopback> {
+  const cache = await mkdtemp(join(tmpdir(), 'loraplex-loopback-'));
+  const demo = await ensureDemo(cache);
+  const build = { modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 8192 };
+  const engine = await AsyncEngine.start(build);
+  const codec = await loadTextCodec(demo.modelDir);
+  const app = buildApp({ engine, codec, baseModel: 'base', startedAt: Date.now(), lifecycle: new Lifecycle() });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const client = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const local = (await buildEngine(build)).engine;
+  return {
+    client,
+    address,
+    engine,
+    codec,
+    offline(prompt, params) {
+      const [seq] = local.generate([
+        { promptIds: codec.encode(prompt), adapter: null, params: { temperature: 0, ignoreEos: true, ...params } },
+      ]);
+      return seq;
+    },
+    async close() {
+      await app.close();
+      await engine.close();
+      await rm(cache, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads an SSE stream from the openai client into its chunks. */
+export async function chunksOf<T>(stream: unknown): Promise<T[]> {
+  const chunks: T[] = [];
+  for await (const chunk of stream as AsyncIterable<T>) chunks.push(chunk);
+  return chunks;
+}
+
+/** Resolves once the engine is idle again (nothing running or waiting, every KV block free), or fails. */
+export async function engineIdle(engine: AsyncEngine, withinMs: number): Promise<void> {
+  const deadline = performance.now() + withinMs;
+  while (performance.now() < deadline) {
+    const s = engine.stats;
+    if (s && s.running === 0 && s.waiting === 0 && s.kvBlocksUsed === 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`the engine was still busy after ${withinMs} ms: ${JSON.stringify(engine.stats)}`);
+}
