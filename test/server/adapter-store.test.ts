@@ -410,6 +410,32 @@ describe('server limits', () => {
     }
   });
 
+  test('admin routes take the admin key (not the API key); the API takes the API key', async () => {
+    const a = buildApp({
+      engine,
+      codec,
+      baseModel: 'base',
+      startedAt: Date.now(),
+      lifecycle: new Lifecycle(),
+      apiKey: 'api-key',
+      admin: { allowedRoots: [uploads], adminKey: 'admin-key' },
+    });
+    const unload = (key: string) =>
+      a.inject({
+        method: 'POST',
+        url: '/v1/unload_lora_adapter',
+        headers: { authorization: `Bearer ${key}` },
+        payload: { lora_name: 'nobody' },
+      });
+    assert.equal((await unload('api-key')).statusCode, 401);
+    assert.equal((await unload('wrong')).statusCode, 401);
+    assert.equal((await unload('admin-key')).statusCode, 404, 'past auth: the adapter is unknown');
+    const models = (key: string) => a.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await models('admin-key')).statusCode, 401);
+    assert.equal((await models('api-key')).statusCode, 200);
+    await a.close();
+  });
+
   test('before the engine is ready: liveness 200, readiness and the API 503', async () => {
     const lifecycle = new Lifecycle(false);
     const a = buildApp({
