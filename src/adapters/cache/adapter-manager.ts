@@ -95,6 +95,7 @@ export class AdapterManager {
   private readonly failures = new Map<string, LoraplexError>();
   private readonly summaries = new Map<string, AdapterSummary>();
   events: AdapterEvents = { ready() {}, failed() {}, loadTimed() {} };
+  private changes = 0;
 
   constructor(private readonly opts: AdapterManagerOptions) {
     if (opts.maxCpuLoras < opts.maxLoras) {
@@ -151,6 +152,7 @@ export class AdapterManager {
     const entry = this.catalog.get(name);
     if (!entry) return false;
     this.catalog.delete(name);
+    this.changes++;
     this.retire(adapterKey(name, entry.version));
     return true;
   }
@@ -192,6 +194,11 @@ export class AdapterManager {
   /** In the order they were first added (--adapter order, then the store's listing, then the admin API). */
   names(): string[] {
     return [...this.catalog.keys()];
+  }
+
+  /** Changes whenever list() may answer differently (cheap to poll every step; list() is not). */
+  get revision(): number {
+    return this.changes + this.slots.loads;
   }
 
   list(): AdapterInfo[] {
@@ -262,6 +269,7 @@ export class AdapterManager {
     const previous = this.catalog.get(name);
     const version = (this.lastVersion.get(name) ?? 0) + 1;
     this.lastVersion.set(name, version);
+    this.changes++;
     const entry: CatalogEntry = { name, version, origin, dir, fingerprint };
     this.catalog.set(name, entry);
     if (dir !== null) this.sources.set(adapterKey(name, version), dir);
@@ -281,6 +289,7 @@ export class AdapterManager {
   /** Drops a version nobody may use any more, from every tier it is not pinned in. */
   private retire(key: string) {
     if (this.retained.has(key)) return; // the last release() retires it
+    this.changes++;
     this.host.delete(key);
     this.slots.evict(key);
     this.resident.delete(key);
@@ -314,8 +323,10 @@ export class AdapterManager {
     const loader = this.requireLoader();
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
+    this.changes++;
     const done = loader.load(name, dir).then(
       (result) => {
+        this.changes++;
         this.loading.delete(key);
         this.events.loadTimed(name, seconds(), true);
         if (!this.isCurrent(key) && !this.retained.has(key)) return; // replaced or dropped meanwhile
@@ -325,6 +336,7 @@ export class AdapterManager {
         this.events.ready(key);
       },
       (e: LoraplexError) => {
+        this.changes++;
         this.loading.delete(key);
         this.events.loadTimed(name, seconds(), false);
         if (this.isCurrent(key)) this.failures.set(key, e);

@@ -29,7 +29,7 @@ if (built) {
   let wake: (() => void) | null = null;
   let running = true;
   let lastStats = '';
-  let lastAdapters = '';
+  let lastAdapters = -1;
   const wakeUp = () => wake?.();
   engine.adapters.events.ready = wakeUp;
   const onFailed = engine.adapters.events.failed;
@@ -100,10 +100,9 @@ if (built) {
     const key = JSON.stringify(stats);
     if (key !== lastStats) post({ type: 'stats', stats });
     lastStats = key;
-    const adapters = engine.adapters.list();
-    const adaptersKey = JSON.stringify(adapters);
-    if (adaptersKey !== lastAdapters) post({ type: 'adapters', adapters });
-    lastAdapters = adaptersKey;
+    const revision = engine.adapters.revision;
+    if (revision !== lastAdapters) post({ type: 'adapters', adapters: engine.adapters.list() });
+    lastAdapters = revision;
   }
 
   while (running) {
