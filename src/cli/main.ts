@@ -1,5 +1,6 @@
 /** `loraplex` command line: one sub-command per job. */
 import { Command } from 'commander';
+import { benchCommand } from './bench.ts';
 import { generateCommand } from './generate.ts';
 import { serveCommand } from './serve.ts';
 
@@ -10,6 +11,7 @@ const program = new Command()
 
 program.addCommand(generateCommand());
 program.addCommand(serveCommand());
+program.addCommand(benchCommand());
 
 try {
   await program.parseAsync(process.argv);
