@@ -37,6 +37,7 @@ struct Plan {
   std::vector<Group> groups;
   std::vector<Block> blocks;
   std::vector<float> h;  // [rows.size(), h_stride]: the shrink's output per row
+  std::vector<float> task_h;  // per (block, column chunk) task when columns are split: its own shrink rows
   int64_t h_stride = 0;
   std::vector<std::pair<int32_t, int32_t>> by_slot;  // BGMV: (slot, row)
 
@@ -63,35 +64,56 @@ class Executor {
       : plan_(plan), bf16_(dtype == LoraDtype::Bf16), x_(x), k_(k), out_(out), n_(n),
         kernels_(lora_rows_for(active_isa())) {}
 
+  // One pool dispatch per call (a dispatch costs as much as a small block's arithmetic): row blocks sized so
+  // the threads get equal shares, each doing its block's shrink then expand; with too few rows for that
+  // (decode of one or two sequences), tasks split the columns and each recomputes its block's small shrink.
   void run() {
     Plan& p = plan_;
     int64_t work = 0;
+    int64_t total_rows = 0;
     for (const Group& g : p.groups) {
-      for (int64_t first = 0; first < g.count; first += kLoraRowBlock) {
-        const int32_t rows = static_cast<int32_t>(std::min<int64_t>(kLoraRowBlock, g.count - first));
-        p.blocks.push_back({static_cast<int32_t>(&g - p.groups.data()), rows, g.first + first});
-      }
       work += g.count * g.w->rank * (k_ + n_);
+      total_rows += g.count;
     }
-    if (p.blocks.empty()) return;
+    if (total_rows == 0) return;
+    const int threads = pool_threads();
+    const bool serial = threads == 1 || work < kSerialWork;
+    // Rows per block: at most kLoraRowBlock, small enough for 2 blocks per thread, never below the
+    // kernels' 4-row register tile unless a group is smaller.
+    const int64_t balanced = (total_rows + 2 * threads - 1) / (2 * threads);
+    const int64_t block_rows = serial ? kLoraRowBlock : std::clamp<int64_t>(balanced, 4, kLoraRowBlock);
+    for (const Group& g : p.groups) {
+      const int64_t pieces = (g.count + block_rows - 1) / block_rows;
+      for (int64_t piece = 0; piece < pieces; ++piece) {
+        // Even split of the group: sizes differ by at most one row.
+        const int64_t first = g.count * piece / pieces;
+        const int64_t last = g.count * (piece + 1) / pieces;
+        p.blocks.push_back({static_cast<int32_t>(&g - p.groups.data()), static_cast<int32_t>(last - first), g.first + first});
+      }
+    }
     p.h.resize(p.rows.size() * static_cast<size_t>(p.h_stride));
 
     const int64_t blocks = static_cast<int64_t>(p.blocks.size());
-    const int threads = pool_threads();
-    if (threads == 1 || work < kSerialWork) {
+    if (serial) {
       for (const Block& b : p.blocks) shrink_and_expand(b, 0, n_);
-    } else if (blocks >= 2 * threads) {
+    } else if (blocks >= threads) {
       parallel_for(blocks, [&](int64_t i, int) { shrink_and_expand(p.blocks[i], 0, n_); });
     } else {
-      // Few row blocks (decode): shrink them, then spread the expand over column chunks too.
-      parallel_for(blocks, [&](int64_t i, int) { shrink(p.blocks[i]); });
+      // Fewer blocks than threads: split the columns too; every task of a block computes the same shrink
+      // into its own h rows (scratch per task), so no task waits for another.
       const int64_t want = (2 * threads + blocks - 1) / blocks;
-      const int64_t chunk = std::max<int64_t>(kColumnChunk, (n_ / want + kColumnChunk - 1) / kColumnChunk *
-                                                                kColumnChunk);
+      const int64_t chunk =
+          std::max<int64_t>(kColumnChunk, (n_ / want + kColumnChunk - 1) / kColumnChunk * kColumnChunk);
       const int64_t chunks = (n_ + chunk - 1) / chunk;
+      const int64_t per_task = kLoraRowBlock * p.h_stride;
+      p.task_h.resize(static_cast<size_t>(blocks * chunks * per_task));
       parallel_for(blocks * chunks, [&](int64_t i, int) {
         const int64_t n0 = (i % chunks) * chunk;
-        expand(p.blocks[i / chunks], n0, std::min(n_, n0 + chunk));
+        const Block& b = p.blocks[i / chunks];
+        Rows r = rows_of(b);
+        for (int j = 0; j < b.rows; ++j) r.h[j] = p.task_h.data() + i * per_task + j * p.h_stride;
+        shrink_rows(b, r);
+        expand_rows(b, r, n0, std::min(n_, n0 + chunk));
       });
     }
   }
@@ -114,23 +136,22 @@ class Executor {
     return r;
   }
 
-  void shrink(const Block& b) const {
+  void shrink_rows(const Block& b, const Rows& r) const {
     const LoraModuleWeights& w = *plan_.groups[b.group].w;
-    const Rows r = rows_of(b);
     if (bf16_) kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w.a), w.rank, k_, r.h);
     else kernels_.shrink(r.x, b.rows, static_cast<const float*>(w.a), w.rank, k_, r.h);
   }
 
-  void expand(const Block& b, int64_t n0, int64_t n1) const {
+  void expand_rows(const Block& b, const Rows& r, int64_t n0, int64_t n1) const {
     const LoraModuleWeights& w = *plan_.groups[b.group].w;
-    const Rows r = rows_of(b);
     if (bf16_) kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w.bt), w.rank, n_, n0, n1, w.scale, r.y);
     else kernels_.expand(r.h, b.rows, static_cast<const float*>(w.bt), w.rank, n_, n0, n1, w.scale, r.y);
   }
 
   void shrink_and_expand(const Block& b, int64_t n0, int64_t n1) const {
-    shrink(b);
-    expand(b, n0, n1);
+    const Rows r = rows_of(b);
+    shrink_rows(b, r);
+    expand_rows(b, r, n0, n1);
   }
 
   Plan& plan_;

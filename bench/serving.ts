@@ -1,0 +1,269 @@
+/**
+ * `npm run bench:serving`: the serving path end to end — `loraplex serve` as a child process, loaded over
+ * HTTP by `loraplex bench` (streaming completions, fixed input/output lengths). Two modes:
+ *
+ *   --mode ratios  (default) SmolLM2-135M at concurrency 32, 128 in / 64 out: the base, one adapter, 100
+ *                  distinct adapters with Zipf(1) popularity, and one adapter merged into the weights; workloads
+ *                  interleaved per repeat so drift cancels; medians and the three ratios.
+ *   --mode sweep   throughput and TTFT at concurrency 1, 8, 32 with 1 and 16 adapters, on the demo model and on
+ *                  SmolLM2-135M.
+ *
+ *   npm run bench:serving -- [--mode ratios|sweep] [--model DIR] [--repeats 3] [--requests 128] [--adapters 100]
+ *
+ * Synthetic adapters (rank 16 on all seven projections) are written once under the cache. Results go to
+ * artifacts/serving/<mode>.json; the tables print as markdown for docs/benchmarks.md.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_OPTIONS } from '../src/bench/options.ts';
+import type { PointResult } from '../src/bench/result.ts';
+import { runBench } from '../src/bench/run-bench.ts';
+import { cacheRoot, ensureDemo } from '../src/demo/demo-model.ts';
+import { readModelConfig } from '../src/model/model-dir.ts';
+import { measureMachine } from './machine.ts';
+import { adapterName, ensureSyntheticStore } from './peft-store.ts';
+import { median } from './util.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'ratios' },
+    model: { type: 'string' },
+    repeats: { type: 'string', default: '3' },
+    requests: { type: 'string', default: '128' },
+    adapters: { type: 'string', default: '100' },
+    concurrency: { type: 'string', default: '32' },
+    'input-tokens': { type: 'string', default: '128' },
+    'output-tokens': { type: 'string', default: '64' },
+    rank: { type: 'string', default: '16' },
+    port: { type: 'string', default: '18600' },
+  },
+});
+
+const ROOT = join(import.meta.dirname, '..');
+const RANK = Number(args.rank);
+const INPUT = Number(args['input-tokens']);
+const OUTPUT = Number(args['output-tokens']);
+const smollm2 = args.model ?? join(cacheRoot(), 'smollm2', 'model-bf16');
+let nextPort = Number(args.port);
+
+interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(flags: string[]): Promise<Server> {
+  const port = nextPort++;
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'loraplex.js'), 'serve', '--port', String(port), ...flags], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d) => {
+    log += d;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited:\n${log}`);
+    const ok = await fetch(`${url}/v1/health/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (i > 600) throw new Error(`server not ready after 60 s:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+interface Load {
+  models: string[];
+  strategy?: 'round_robin' | 'zipf';
+  concurrency: number;
+  requests: number;
+  warmup: number;
+}
+
+async function measure(url: string, load: Load): Promise<PointResult> {
+  const { result } = await runBench({
+    ...DEFAULT_OPTIONS,
+    url,
+    endpointType: 'completions',
+    models: load.models,
+    modelSelectionStrategy: load.strategy ?? 'round_robin',
+    zipfAlpha: 1,
+    concurrency: [load.concurrency],
+    requestCount: load.requests,
+    warmupRequestCount: load.warmup,
+    inputTokens: { mean: INPUT, stddev: 0 },
+    outputTokens: { mean: OUTPUT, stddev: 0 },
+    useServerTokenCount: true,
+    progress: 'off',
+    seed: 1,
+  });
+  const point = result.points[0];
+  if (point.overall.error_request_count > 0) {
+    throw new Error(`${point.overall.error_request_count} requests failed: ${JSON.stringify(point.overall.errors)}`);
+  }
+  return point;
+}
+
+/** Every adapter once, so the measured run finds them in the host cache (as a warm server would). */
+async function touchAll(url: string, names: string[]) {
+  await measure(url, { models: names, concurrency: 8, requests: names.length, warmup: 0 });
+}
+
+const fmt = (x: number, digits = 1) => x.toFixed(digits);
+
+async function ratios() {
+  const repeats = Number(args.repeats);
+  const requests = Number(args.requests);
+  const concurrency = Number(args.concurrency);
+  const numAdapters = Number(args.adapters);
+  const config = await readModelConfig(smollm2);
+  const store = await ensureSyntheticStore(join(cacheRoot(), 'bench-stores', 'smollm2'), config, numAdapters, RANK);
+  const names = Array.from({ length: numAdapters }, (_, i) => adapterName(i));
+  console.error(`machine: measuring peaks…`);
+  const machine = measureMachine();
+  console.error(JSON.stringify(machine));
+
+  const served = await startServer([
+    '--model',
+    smollm2,
+    '--lora-dir',
+    store,
+    '--max-loras',
+    String(Math.min(concurrency, numAdapters)),
+    '--max-cpu-loras',
+    String(numAdapters),
+  ]);
+  const merged = await startServer(['--model', smollm2, '--merge-adapter', join(store, names[0])]);
+  const warmup = Math.max(8, concurrency);
+  const workloads: { name: string; url: string; load: Load }[] = [
+    { name: 'base', url: served.url, load: { models: ['SmolLM2'], concurrency, requests, warmup } },
+    { name: '1 adapter', url: served.url, load: { models: [names[0]], concurrency, requests, warmup } },
+    {
+      name: `${numAdapters} adapters (Zipf α=1)`,
+      url: served.url,
+      load: { models: names, strategy: 'zipf', concurrency, requests, warmup },
+    },
+    { name: '1 merged', url: merged.url, load: { models: [names[0]], concurrency, requests, warmup } },
+  ];
+  // The base's served name is the model folder's.
+  workloads[0].load.models = [smollm2.split('/').pop()!];
+  const results = new Map<string, PointResult[]>(workloads.map((w) => [w.name, []]));
+  try {
+    await touchAll(served.url, names);
+    for (let r = 0; r < repeats; r++) {
+      for (const w of workloads) {
+        const point = await measure(w.url, w.load);
+        results.get(w.name)!.push(point);
+        console.error(
+          `repeat ${r + 1} ${w.name}: ${fmt(point.overall.output_token_throughput)} tok/s, TTFT p50 ` +
+            `${fmt(point.overall.stats.time_to_first_token?.p50 ?? Number.NaN)} ms, ITL p50 ` +
+            `${fmt(point.overall.stats.inter_token_latency?.p50 ?? Number.NaN)} ms`,
+        );
+      }
+    }
+  } finally {
+    await served.stop();
+    await merged.stop();
+  }
+
+  const tput = (name: string) => median(results.get(name)!.map((p) => p.overall.output_token_throughput));
+  const stat = (name: string, metric: 'time_to_first_token' | 'inter_token_latency', q: 'p50' | 'p99') =>
+    median(results.get(name)!.map((p) => p.overall.stats[metric]?.[q] ?? Number.NaN));
+  const lines = [
+    `SmolLM2-135M (${config.dtype}, ${smollm2}), concurrency ${concurrency}, ${INPUT} in / ${OUTPUT} out, ` +
+      `${requests} requests per run, median of ${repeats}; rank-${RANK} adapters on all 7 projections`,
+    '',
+    '| workload | output tok/s | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) | ITL p99 (ms) |',
+    '|---|---|---|---|---|---|',
+    ...workloads.map(
+      (w) =>
+        `| ${w.name} | ${fmt(tput(w.name))} | ${fmt(stat(w.name, 'time_to_first_token', 'p50'))} | ` +
+        `${fmt(stat(w.name, 'time_to_first_token', 'p99'))} | ${fmt(stat(w.name, 'inter_token_latency', 'p50'))} | ` +
+        `${fmt(stat(w.name, 'inter_token_latency', 'p99'))} |`,
+    ),
+    '',
+    `- ${workloads[2].name} / 1 adapter: **${(tput(workloads[2].name) / tput('1 adapter')).toFixed(3)}** (aim ≥ 0.9)`,
+    `- 1 adapter / base: **${(tput('1 adapter') / tput('base')).toFixed(3)}** (aim ≥ 0.9)`,
+    `- 1 merged / base: **${(tput('1 merged') / tput('base')).toFixed(3)}** (aim ≥ 0.95)`,
+    `- machine: ${machine.threads} threads, ${machine.isa}, read ${fmt(machine.readGBs)} GB/s, f32 FMA ` +
+      `${fmt(machine.f32Gflops, 0)} GFLOP/s, bf16 dot ${fmt(machine.bf16Gflops, 0)} GFLOP/s`,
+  ];
+  await save('ratios', { machine, config, results: Object.fromEntries(results) }, lines);
+}
+
+async function sweep() {
+  const requestsAt = (c: number) => Math.max(16, 4 * c);
+  const demo = await ensureDemo();
+  const demoStore = await ensureSyntheticStore(
+    join(cacheRoot(), 'bench-stores', 'demo'),
+    await readModelConfig(demo.modelDir),
+    16,
+    RANK,
+  );
+  const smolStore = await ensureSyntheticStore(
+    join(cacheRoot(), 'bench-stores', 'smollm2'),
+    await readModelConfig(smollm2),
+    Math.max(16, Number(args.adapters)),
+    RANK,
+  );
+  const names = Array.from({ length: 16 }, (_, i) => adapterName(i));
+  const lines = [
+    `Streaming completions, ${INPUT} in / ${OUTPUT} out, requests per point = max(16, 4 × concurrency); ` +
+      `rank-${RANK} adapters on all 7 projections, round-robin`,
+    '',
+    '| model | adapters | concurrency | output tok/s | requests/s | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const all: Record<string, PointResult> = {};
+  for (const [label, model, store] of [
+    ['demo', demo.modelDir, demoStore],
+    ['SmolLM2-135M', smollm2, smolStore],
+  ] as const) {
+    const server = await startServer(['--model', model, '--lora-dir', store, '--max-loras', '16']);
+    try {
+      await touchAll(server.url, names);
+      for (const count of [1, 16]) {
+        for (const concurrency of [1, 8, 32]) {
+          const p = await measure(server.url, {
+            models: names.slice(0, count),
+            concurrency,
+            requests: requestsAt(concurrency),
+            warmup: Math.min(8, concurrency),
+          });
+          all[`${label}/${count}/${concurrency}`] = p;
+          const s = p.overall.stats;
+          const line =
+            `| ${label} | ${count} | ${concurrency} | ${fmt(p.overall.output_token_throughput)} | ` +
+            `${fmt(p.overall.request_throughput, 2)} | ${fmt(s.time_to_first_token?.p50 ?? Number.NaN)} | ` +
+            `${fmt(s.time_to_first_token?.p99 ?? Number.NaN)} | ${fmt(s.inter_token_latency?.p50 ?? Number.NaN)} |`;
+          lines.push(line);
+          console.error(line);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  await save('sweep', all, lines);
+}
+
+async function save(mode: string, data: unknown, lines: string[]) {
+  const dir = join(ROOT, 'artifacts', 'serving');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${mode}.json`), `${JSON.stringify(data, null, 2)}\n`);
+  await writeFile(join(dir, `${mode}.md`), `${lines.join('\n')}\n`);
+  console.log(lines.join('\n'));
+}
+
+if (args.mode === 'sweep') await sweep();
+else await ratios();
