@@ -4,6 +4,7 @@
  * --concurrency in flight. It stops issuing at --request-count or after --duration; after a duration,
  * requests still running past the grace period are cancelled (and counted as errors).
  */
+import { setMaxListeners } from 'node:events';
 import type { RequestSpec } from './endpoint.ts';
 import type { RequestRecord } from './record.ts';
 import type { GapSampler } from './schedule.ts';
@@ -42,6 +43,7 @@ export async function runLoad(
   const start = now();
   const deadline = plan.durationSeconds === null ? Number.POSITIVE_INFINITY : start + plan.durationSeconds * 1000;
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // one listener per request in flight, by design
   const inFlight = new Set<Promise<void>>();
   const records: RequestRecord[] = [];
   let issued = 0;
