@@ -152,8 +152,8 @@ describe('client timing', () => {
     assert.equal(r.contentResponses, 4);
     const ttft = (r.firstContentMs as number) - r.startMs;
     const latency = (r.lastContentMs as number) - r.startMs;
-    assert.ok(ttft >= 55 && ttft < 200, `ttft ${ttft}`);
-    assert.ok(latency - ttft >= 55 && latency - ttft < 200, `decode ${latency - ttft}`);
+    assert.ok(ttft >= 55 && ttft < 2000, `ttft ${ttft}`);
+    assert.ok(latency - ttft >= 55 && latency - ttft < 2000, `decode ${latency - ttft}`);
     assert.ok(r.endMs - (r.lastContentMs as number) >= 35, 'the usage chunk and [DONE] come after the last text');
     assert.deepEqual(r.usage, { promptTokens: 9, completionTokens: 4 });
     assert.equal(r.outputTokens, 4);
