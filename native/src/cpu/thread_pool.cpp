@@ -1,5 +1,6 @@
 #include "loraplex/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -33,6 +34,10 @@ class ThreadPool {
     start(n);
   }
 
+  // Tasks are claimed through one atomic word, job | n_tasks | next index, so a worker can only claim a
+  // task of the job it read and only while tasks remain. The caller works too and then waits for the tasks
+  // that were claimed, never for a worker that has not woken up yet: a descheduled worker (a busy machine)
+  // costs nothing. Jobs of 2^20 tasks or more run as several jobs.
   void run(int64_t n_tasks, TaskFn fn, void* ctx) {
     thread_local bool in_task = false;
     if (n_threads_ == 1 || n_tasks == 1 || in_task) {
@@ -40,20 +45,10 @@ class ThreadPool {
       return;
     }
     std::lock_guard<std::mutex> serial(run_mutex_);  // one job at a time; callers queue
-    fn_ = fn;
-    ctx_ = ctx;
-    n_tasks_ = n_tasks;
-    next_task_.store(0, std::memory_order_relaxed);
-    pending_workers_.store(n_threads_ - 1, std::memory_order_relaxed);
-    {
-      std::lock_guard<std::mutex> lk(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+    for (int64_t first = 0; first < n_tasks; first += kMaxTasks) {
+      const int64_t n = std::min<int64_t>(kMaxTasks, n_tasks - first);
+      run_job(n, fn, ctx, first, in_task);
     }
-    cv_.notify_all();
-    in_task = true;
-    work(0);
-    in_task = false;
-    while (pending_workers_.load(std::memory_order_acquire) != 0) LORAPLEX_PAUSE();
   }
 
  private:
@@ -76,11 +71,41 @@ class ThreadPool {
     workers_.clear();
   }
 
+  static constexpr int64_t kMaxTasks = int64_t{1} << 20;
+  static constexpr uint64_t kIndexBits = 20, kCountBits = 20;
+  static constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
+
+  void run_job(int64_t n, TaskFn fn, void* ctx, int64_t first, bool& in_task) {
+    fn_ = fn;
+    ctx_ = ctx;
+    first_ = first;
+    done_.store(0, std::memory_order_relaxed);
+    const uint64_t job = (++job_id_) & ((uint64_t{1} << (64 - kIndexBits - kCountBits)) - 1);
+    claim_.store((job << (kIndexBits + kCountBits)) | (static_cast<uint64_t>(n) << kIndexBits),
+                 std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    in_task = true;
+    work(0);
+    in_task = false;
+    while (done_.load(std::memory_order_acquire) != n) LORAPLEX_PAUSE();
+  }
+
+  // Claims and runs tasks of the current job until none is left.
   void work(int thread) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
-      int64_t t = next_task_.fetch_add(1, std::memory_order_relaxed);
-      if (t >= n_tasks_) break;
-      fn_(ctx_, t, thread);
+      const uint64_t index = c & kIndexMask;
+      const uint64_t count = (c >> kIndexBits) & kIndexMask;
+      if (index >= count) return;
+      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      // The job cannot finish (nor be replaced) before this task is counted, so its fields are stable.
+      fn_(ctx_, first_ + static_cast<int64_t>(index), thread);
+      done_.fetch_add(1, std::memory_order_release);
+      c = claim_.load(std::memory_order_acquire);
     }
   }
 
@@ -98,7 +123,6 @@ class ThreadPool {
       seen = generation_.load(std::memory_order_acquire);
       if (quit_) return;
       work(thread);
-      pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
@@ -108,12 +132,13 @@ class ThreadPool {
   std::mutex run_mutex_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> next_task_{0};
-  std::atomic<int> pending_workers_{0};
+  std::atomic<uint64_t> claim_{0};  // job (24 bits) | task count (20) | next index (20)
+  std::atomic<int64_t> done_{0};    // tasks of the current job finished
+  uint64_t job_id_ = 0;
   bool quit_ = false;
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
-  int64_t n_tasks_ = 0;
+  int64_t first_ = 0;  // task offset of the current job (jobs of kMaxTasks or more are split)
 };
 
 int default_threads() {
