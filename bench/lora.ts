@@ -2,16 +2,21 @@
  * LoRA kernel cost relative to the base GEMM at the same shapes (SmolLM2-135M: K = 576, N = 576 or 1536,
  * rank 16, bf16 base weights): SGMV at prefill (M = 512 in 1 / 8 / 32 segments, one adapter each) and BGMV
  * at decode (M = 1 / 8 / 32 / 64 tokens, one shared adapter vs all distinct), the BGMV rows again with
- * the adapters stored as bf16 (rows labelled bf16: half the adapter bytes). Medians over repeats.
+ * the adapters stored as bf16 (rows labelled bf16: half the adapter bytes). Then the fused calls the
+ * forward pass makes (q|k|v: N = 576 + 192 + 192, gate|up: N = 1536 + 1536, one loraSgmvMulti /
+ * loraBgmvMulti) against the same modules called one by one, at decode (M = 32) and prefill (M = 512),
+ * timed alternately so drift hits both. Medians over repeats.
  *
- *   npx tsx bench/lora.ts
+ *   npx tsx bench/lora.ts [--fused-only] [--repeats 9]
  */
+
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { nativeGemmKernels } from '../src/kernels/native/gemm.ts';
 import { nativeLoraKernels } from '../src/kernels/native/lora.ts';
-import type { LoraBank, LoraDtype, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
-import { medianSeconds } from './util.ts';
+import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
+import { median, medianSeconds } from './util.ts';
 
 export interface LoraBenchOptions {
   k?: number;
@@ -22,6 +27,8 @@ export interface LoraBenchOptions {
   minRepeatMs?: number;
   /** Bank storages the BGMV rows are timed with (SGMV rows use f32). Default: f32 and bf16. */
   bgmvDtypes?: LoraDtype[];
+  /** Also time the fused multi-module calls against one call per module (runLoraFusedBench). Default: true. */
+  fused?: boolean;
 }
 
 export interface LoraBenchRow {
@@ -128,6 +135,7 @@ export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
   });
   for (const r of rows) r.fraction = r.loraUs / r.gemmUs;
   printTable(rows, k, rank);
+  if (options.fused ?? true) runLoraFusedBench({ repeats, minRepeatMs, rank });
   return rows;
 }
 
@@ -148,4 +156,172 @@ function printTable(rows: LoraBenchRow[], k: number, rank: number) {
   for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) runLoraBench();
+export interface LoraFusedBenchRow {
+  kernel: 'sgmv' | 'bgmv';
+  dtype: LoraDtype;
+  modules: string;
+  case: string;
+  m: number;
+  n: number; // the fused output's width
+  separateUs: number; // one call per module
+  fusedUs: number; // one multi-module call
+  gemmUs: number; // the base GEMM of the fused projection
+}
+
+// SmolLM2-135M's layer: x [M, 576] feeds q|k|v and gate|up; module indices into the bench's bank.
+const FUSED_NS = [576, 192, 192, 1536, 1536];
+const FUSED_GROUPS: { name: string; modules: LoraModuleOutput[] }[] = [
+  {
+    name: 'q|k|v',
+    modules: [
+      { module: 0, yOffset: 0, n: 576 },
+      { module: 1, yOffset: 576, n: 192 },
+      { module: 2, yOffset: 768, n: 192 },
+    ],
+  },
+  {
+    name: 'gate|up',
+    modules: [
+      { module: 3, yOffset: 0, n: 1536 },
+      { module: 4, yOffset: 1536, n: 1536 },
+    ],
+  },
+];
+
+/** Medians of a and b, sampled alternately (a, b, a, b, ...) so the machine's drift hits both alike. */
+function pairedMedians(a: () => void, b: () => void, repeats: number, minSampleMs: number): [number, number] {
+  const as: number[] = [];
+  const bs: number[] = [];
+  a();
+  b();
+  for (let r = 0; r < repeats; r++) {
+    as.push(medianSeconds(a, { repeats: 1, warmup: 0, minSampleMs }));
+    bs.push(medianSeconds(b, { repeats: 1, warmup: 0, minSampleMs }));
+  }
+  return [median(as) * 1e6, median(bs) * 1e6];
+}
+
+/**
+ * The forward pass's fused LoRA calls (q|k|v, gate|up) vs the same modules one call each: SGMV at M = 512
+ * (1 segment; 32 segments of distinct adapters) and BGMV at M = 32 (1 adapter; 32 distinct), f32 and bf16
+ * banks, with the base GEMM of the fused projection for scale.
+ */
+export function runLoraFusedBench(
+  options: { k?: number; rank?: number; repeats?: number; minRepeatMs?: number; dtypes?: LoraDtype[] } = {},
+): LoraFusedBenchRow[] {
+  const { k = 576, rank = 16, repeats = 9, minRepeatMs = 20, dtypes = ['f32', 'bf16'] } = options;
+  const rows: LoraFusedBenchRow[] = [];
+  const x = random(3)(512 * k, 1);
+  for (const dtype of dtypes) {
+    const bank = adapterBank(k, FUSED_NS, rank, dtype);
+    for (const group of FUSED_GROUPS) {
+      const n = group.modules.reduce((total, o) => total + o.n, 0);
+      const y = new Float32Array(512 * n);
+      const out = { y, yStride: n, modules: group.modules };
+      const w = baseWeight(k, n);
+      const gemmAt = (m: number) =>
+        medianSeconds(() => nativeGemmKernels.gemm(x, w, y, m), { repeats, minSampleMs: minRepeatMs }) * 1e6;
+      const gemm = { 32: gemmAt(32), 512: gemmAt(512) };
+      const calls: { kernel: 'sgmv' | 'bgmv'; case: string; m: number; separate: () => void; fused: () => void }[] = [];
+      for (const segments of [1, 32]) {
+        const m = 512;
+        const segStart = Int32Array.from({ length: segments + 1 }, (_, s) => Math.round((s * m) / segments));
+        const segSlot = Int32Array.from({ length: segments }, (_, s) => s);
+        calls.push({
+          kernel: 'sgmv',
+          case: segments === 1 ? '1 segment' : `${segments} segments`,
+          m,
+          separate: () => {
+            for (const o of group.modules)
+              nativeLoraKernels.loraSgmv(
+                bank,
+                o.module,
+                x,
+                k,
+                { y, yStride: n, yOffset: o.yOffset },
+                o.n,
+                segStart,
+                segSlot,
+                segments,
+              );
+          },
+          fused: () => nativeLoraKernels.loraSgmvMulti(bank, x, k, out, segStart, segSlot, segments),
+        });
+      }
+      for (const distinct of [false, true]) {
+        const m = 32;
+        const slots = Int32Array.from({ length: m }, (_, t) => (distinct ? t : 0));
+        calls.push({
+          kernel: 'bgmv',
+          case: distinct ? `${m} adapters` : '1 adapter',
+          m,
+          separate: () => {
+            for (const o of group.modules)
+              nativeLoraKernels.loraBgmv(bank, o.module, x, k, { y, yStride: n, yOffset: o.yOffset }, o.n, slots, m);
+          },
+          fused: () => nativeLoraKernels.loraBgmvMulti(bank, x, k, out, slots, m),
+        });
+      }
+      for (const call of calls) {
+        const [separateUs, fusedUs] = pairedMedians(call.separate, call.fused, repeats, minRepeatMs);
+        rows.push({
+          kernel: call.kernel,
+          dtype,
+          modules: group.name,
+          case: call.case,
+          m: call.m,
+          n,
+          separateUs,
+          fusedUs,
+          gemmUs: gemm[call.m as 32 | 512],
+        });
+      }
+    }
+  }
+  printFusedTable(rows, k, rank);
+  return rows;
+}
+
+function printFusedTable(rows: LoraFusedBenchRow[], k: number, rank: number) {
+  const info = cpuInfo();
+  console.log(
+    `\nFused multi-module LoRA calls vs one call per module, K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`,
+  );
+  const header = [
+    'kernel',
+    'bank',
+    'modules',
+    'M',
+    'N',
+    'case',
+    'separate µs',
+    'fused µs',
+    'speedup',
+    'GEMM µs',
+    'LoRA/GEMM',
+  ];
+  const lines = rows.map((r) => [
+    r.kernel,
+    r.dtype,
+    r.modules,
+    String(r.m),
+    String(r.n),
+    r.case,
+    r.separateUs.toFixed(1),
+    r.fusedUs.toFixed(1),
+    `${(r.separateUs / r.fusedUs).toFixed(2)}×`,
+    r.gemmUs.toFixed(1),
+    `${((100 * r.separateUs) / r.gemmUs).toFixed(1)}% → ${((100 * r.fusedUs) / r.gemmUs).toFixed(1)}%`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values } = parseArgs({
+    options: { 'fused-only': { type: 'boolean', default: false }, repeats: { type: 'string', default: '9' } },
+  });
+  const repeats = Number(values.repeats);
+  if (values['fused-only']) runLoraFusedBench({ repeats });
+  else runLoraBench({ repeats });
+}

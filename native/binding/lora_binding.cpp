@@ -2,6 +2,7 @@
 // Everything is validated here, before any native code reads memory: bad types throw TypeError, bad
 // values (ranges, shapes, bounds, empty slots) throw RangeError. A bank is an External registered in
 // a process-wide set, so a stale or foreign handle is refused instead of dereferenced.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include <string>
 #include <type_traits>
 #include <unordered_set>
+#include <vector>
 
 #include "common.h"
 #include "loraplex/lora.h"
@@ -19,6 +21,7 @@ namespace {
 constexpr int64_t kMaxSlots = 1 << 16;
 constexpr int64_t kMaxModules = 1 << 20;
 constexpr int64_t kMaxFeatures = 1 << 24;
+constexpr uint32_t kMaxOutputs = 1024;  // modules in one multi-module call
 
 std::mutex g_banks_mutex;
 std::unordered_set<const LoraBank*> g_banks;  // live banks (Externals may be finalized on any env)
@@ -32,17 +35,24 @@ std::string range_text(int64_t lo, int64_t hi) {
   return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
 }
 
+// An integer in [lo, hi], else a RangeError naming it (name() is called only then: building messages on
+// every call would cost more than a small kernel).
+template <typename Name>
+bool int_in_range(const Napi::Env& env, double v, const char* fn, Name name, int64_t lo, int64_t hi, int64_t* out) {
+  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || std::floor(v) != v)
+    return range_fail(env, std::string(fn) + ": '" + name() + "' must be an integer in " + range_text(lo, hi) +
+                               ", got " + Napi::Number::New(env, v).ToString().Utf8Value());
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
 // An integer argument in [lo, hi]: TypeError if not a number, RangeError if not an integer in range.
 bool int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t lo, int64_t hi,
              int64_t* out) {
-  const std::string what = std::string(fn) + ": '" + name + "'";
-  if (i >= info.Length() || !info[i].IsNumber()) return fail(info.Env(), what + " must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || std::floor(v) != v)
-    return range_fail(info.Env(), what + " must be an integer in " + range_text(lo, hi) + ", got " +
-                                      info[i].ToString().Utf8Value());
-  *out = static_cast<int64_t>(v);
-  return true;
+  if (i >= info.Length() || !info[i].IsNumber())
+    return fail(info.Env(), std::string(fn) + ": '" + name + "' must be a number");
+  return int_in_range(
+      info.Env(), info[i].As<Napi::Number>().DoubleValue(), fn, [&] { return std::string(name); }, lo, hi, out);
 }
 
 template <typename T>
@@ -176,118 +186,213 @@ Napi::Value bank_clear(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// The arguments both kernels share: (bank, module, x, k, y, yStride, yOffset, n, slots, count).
+// The arguments both kernels share, whether they target one module or several.
 struct KernelArgs {
+  const char* fn = nullptr;
+  bool multi = false;  // the modules came as out.modules (names in messages follow the call's form)
   LoraBank* bank = nullptr;
-  int64_t module = 0, k = 0, n = 0, y_stride = 0, y_offset = 0, count = 0;
+  int64_t k = 0, y_stride = 0, count = 0;
   Span<float> x, y;
   Span<int32_t> slots;
+  std::vector<LoraModuleOutput> outputs;
+
+  // How the call named a field of output i: "module" / "out.yOffset" / "n", or "out.modules[i].field".
+  std::string field(size_t i, const char* name) const {
+    if (multi) return "out.modules[" + std::to_string(i) + "]." + name;
+    return std::string(name) == "yOffset" ? "out.yOffset" : name;
+  }
 };
 
-bool kernel_args(const Napi::CallbackInfo& info, const char* fn, const char* slots_name, KernelArgs* a) {
+// Single-module form: (bank, module, x, k, y, yStride, yOffset, n, slots, ...).
+bool single_args(const Napi::CallbackInfo& info, const char* fn, const char* slots_name, KernelArgs* a) {
+  a->fn = fn;
   a->bank = bank_arg(info, fn);
   if (!a->bank) return false;
-  return int_arg(info, 1, fn, "module", 0, a->bank->num_modules() - 1, &a->module) && array_arg(info, 2, "x", &a->x) &&
-         int_arg(info, 3, fn, "k", 1, kMaxFeatures, &a->k) && array_arg(info, 4, "out.y", &a->y) &&
-         int_arg(info, 5, fn, "out.yStride", 1, INT32_MAX, &a->y_stride) &&
-         int_arg(info, 6, fn, "out.yOffset", 0, INT32_MAX, &a->y_offset) &&
-         int_arg(info, 7, fn, "n", 1, kMaxFeatures, &a->n) && array_arg(info, 8, slots_name, &a->slots);
+  int64_t module = 0, offset = 0, n = 0;
+  if (!int_arg(info, 1, fn, "module", 0, a->bank->num_modules() - 1, &module) || !array_arg(info, 2, "x", &a->x) ||
+      !int_arg(info, 3, fn, "k", 1, kMaxFeatures, &a->k) || !array_arg(info, 4, "out.y", &a->y) ||
+      !int_arg(info, 5, fn, "out.yStride", 1, INT32_MAX, &a->y_stride) ||
+      !int_arg(info, 6, fn, "out.yOffset", 0, INT32_MAX, &offset) || !int_arg(info, 7, fn, "n", 1, kMaxFeatures, &n) ||
+      !array_arg(info, 8, slots_name, &a->slots))
+    return false;
+  a->outputs.assign(1, {static_cast<int32_t>(module), offset, n});
+  return true;
 }
 
-// Slot of a segment or token: -1 (base) or an occupied slot whose module matches K and N when targeted.
-bool check_slot(const Napi::Env& env, const char* fn, const KernelArgs& a, int32_t slot) {
-  const std::string where = std::string(fn) + ": slot " + std::to_string(slot);
+// Multi-module form: (bank, x, k, y, yStride, modules, numModules, slots, ...), modules a Float64Array of
+// numModules (module, yOffset, n) triples (flattened by the wrapper, which checked they are numbers); the
+// modules' columns must not overlap.
+bool multi_args(const Napi::CallbackInfo& info, const char* fn, const char* slots_name, KernelArgs* a) {
+  a->fn = fn;
+  a->multi = true;
+  a->bank = bank_arg(info, fn);
+  if (!a->bank) return false;
+  int64_t count = 0;
+  if (!array_arg(info, 1, "x", &a->x) || !int_arg(info, 2, fn, "k", 1, kMaxFeatures, &a->k) ||
+      !array_arg(info, 3, "out.y", &a->y) || !int_arg(info, 4, fn, "out.yStride", 1, INT32_MAX, &a->y_stride))
+    return false;
+  const Span<double> triples = typed_array<double>(info, 5, napi_float64_array, "out.modules");
+  if (info.Env().IsExceptionPending() || !int_arg(info, 6, fn, "out.modules.length", 0, kMaxOutputs, &count))
+    return false;
+  if (triples.length < static_cast<size_t>(3 * count))
+    return range_fail(info.Env(), std::string(fn) + ": " + std::to_string(count) + " modules need " +
+                                      std::to_string(3 * count) + " packed values, got " +
+                                      std::to_string(triples.length));
+  a->outputs.resize(static_cast<size_t>(count));
+  for (size_t i = 0; i < a->outputs.size(); ++i) {
+    const double* t = triples.data + 3 * i;
+    int64_t module = 0, offset = 0, n = 0;
+    if (!int_in_range(info.Env(), t[0], fn, [&] { return a->field(i, "module"); }, 0, a->bank->num_modules() - 1,
+                      &module) ||
+        !int_in_range(info.Env(), t[1], fn, [&] { return a->field(i, "yOffset"); }, 0, INT32_MAX, &offset) ||
+        !int_in_range(info.Env(), t[2], fn, [&] { return a->field(i, "n"); }, 1, kMaxFeatures, &n))
+      return false;
+    a->outputs[i] = {static_cast<int32_t>(module), offset, n};
+  }
+  // Disjoint columns: sorted by offset, each range ends before the next begins.
+  std::vector<size_t> order(a->outputs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t l, size_t r) { return a->outputs[l].offset < a->outputs[r].offset; });
+  for (size_t i = 1; i < order.size(); ++i) {
+    const LoraModuleOutput& prev = a->outputs[order[i - 1]];
+    if (prev.offset + prev.n > a->outputs[order[i]].offset)
+      return range_fail(info.Env(), std::string(fn) + ": the columns of out.modules[" + std::to_string(order[i - 1]) +
+                                        "] and out.modules[" + std::to_string(order[i]) +
+                                        "] overlap (each module needs its own yOffset .. yOffset + n - 1)");
+  }
+  return array_arg(info, 7, slots_name, &a->slots);
+}
+
+// Slot of a segment or token: -1 (base) or an occupied slot whose modules match K and their N when targeted.
+bool check_slot(const Napi::Env& env, const KernelArgs& a, int32_t slot) {
   if (slot == -1) return true;
+  const auto where = [&] { return std::string(a.fn) + ": slot " + std::to_string(slot); };
   if (slot < -1 || slot >= a.bank->num_slots())
-    return range_fail(env, where + " is outside [-1, " + std::to_string(a.bank->num_slots() - 1) +
+    return range_fail(env, where() + " is outside [-1, " + std::to_string(a.bank->num_slots() - 1) +
                                "] (-1 = base model)");
   if (!a.bank->occupied(slot))
-    return range_fail(env, where + " is empty (never set, or cleared): load an adapter with setLoraSlot, " +
+    return range_fail(env, where() + " is empty (never set, or cleared): load an adapter with setLoraSlot, " +
                                "or use -1 for the base model");
-  const LoraModuleWeights& w = a.bank->module(slot, static_cast<int32_t>(a.module));
-  if (w.rank > 0 && (w.in_features != a.k || w.out_features != a.n))
-    return range_fail(env, where + ", module " + std::to_string(a.module) + ": the adapter has K=" +
-                               std::to_string(w.in_features) + ", N=" + std::to_string(w.out_features) +
-                               " but the call passes K=" + std::to_string(a.k) + ", N=" + std::to_string(a.n) +
-                               " (wrong module index?)");
+  for (const LoraModuleOutput& o : a.outputs) {
+    const LoraModuleWeights& w = a.bank->module(slot, o.module);
+    if (w.rank > 0 && (w.in_features != a.k || w.out_features != o.n))
+      return range_fail(env, where() + ", module " + std::to_string(o.module) + ": the adapter has K=" +
+                                 std::to_string(w.in_features) + ", N=" + std::to_string(w.out_features) +
+                                 " but the call passes K=" + std::to_string(a.k) + ", N=" + std::to_string(o.n) +
+                                 " (wrong module index?)");
+  }
   return true;
 }
 
-// Rows [first, end) must lie inside x and y, and x must not overlap the y rows it feeds.
-bool check_rows(const Napi::Env& env, const char* fn, const KernelArgs& a, int64_t first, int64_t end) {
+// Rows [first, end) must lie inside x and y (every module's columns), and x must not overlap the y rows
+// it feeds.
+bool check_rows(const Napi::Env& env, const KernelArgs& a, int64_t first, int64_t end) {
   if (end <= first) return true;
-  if (a.y_offset + a.n > a.y_stride)
-    return range_fail(env, std::string(fn) + ": out.yOffset + n (" + std::to_string(a.y_offset + a.n) +
-                               ") exceeds out.yStride (" + std::to_string(a.y_stride) + ")");
+  const std::string fn = a.fn;
   if (end * a.k > static_cast<int64_t>(a.x.length))
-    return range_fail(env, std::string(fn) + ": x has " + std::to_string(a.x.length) + " elements, rows up to " +
+    return range_fail(env, fn + ": x has " + std::to_string(a.x.length) + " elements, rows up to " +
                                std::to_string(end) + " of K=" + std::to_string(a.k) + " need " +
                                std::to_string(end * a.k));
-  const int64_t y_end = (end - 1) * a.y_stride + a.y_offset + a.n;
-  if (y_end > static_cast<int64_t>(a.y.length))
-    return range_fail(env, std::string(fn) + ": out.y has " + std::to_string(a.y.length) + " elements, row " +
-                               std::to_string(end - 1) + " needs " + std::to_string(y_end));
-  const auto x0 = reinterpret_cast<uintptr_t>(a.x.data + first * a.k);
-  const auto x1 = reinterpret_cast<uintptr_t>(a.x.data + end * a.k);
-  const auto y0 = reinterpret_cast<uintptr_t>(a.y.data + first * a.y_stride + a.y_offset);
-  const auto y1 = reinterpret_cast<uintptr_t>(a.y.data + y_end);
-  if (x0 < y1 && y0 < x1) return fail(env, std::string(fn) + ": x and out.y must not overlap");
+  for (size_t i = 0; i < a.outputs.size(); ++i) {
+    const LoraModuleOutput& o = a.outputs[i];
+    if (o.offset + o.n > a.y_stride)
+      return range_fail(env, fn + ": " + a.field(i, "yOffset") + " + " + a.field(i, "n") + " (" +
+                                 std::to_string(o.offset + o.n) + ") exceeds out.yStride (" +
+                                 std::to_string(a.y_stride) + ")");
+    const int64_t y_end = (end - 1) * a.y_stride + o.offset + o.n;
+    if (y_end > static_cast<int64_t>(a.y.length))
+      return range_fail(env, fn + ": out.y has " + std::to_string(a.y.length) + " elements, row " +
+                                 std::to_string(end - 1) + " needs " + std::to_string(y_end));
+    const auto x0 = reinterpret_cast<uintptr_t>(a.x.data + first * a.k);
+    const auto x1 = reinterpret_cast<uintptr_t>(a.x.data + end * a.k);
+    const auto y0 = reinterpret_cast<uintptr_t>(a.y.data + first * a.y_stride + o.offset);
+    const auto y1 = reinterpret_cast<uintptr_t>(a.y.data + y_end);
+    if (x0 < y1 && y0 < x1) return fail(env, fn + ": x and out.y must not overlap");
+  }
   return true;
 }
 
-// sgmv(bank, module, x, k, y, yStride, yOffset, n, segSlot, numSegments, segStart)
-Napi::Value sgmv(const Napi::CallbackInfo& info) {
+LoraOutputs outputs_of(const KernelArgs& a) {
+  return {a.y.data, a.y_stride, a.outputs.data(), static_cast<int64_t>(a.outputs.size())};
+}
+
+// After the shared arguments: (segSlot, numSegments, segStart) at slots_index.
+Napi::Value run_sgmv(const Napi::CallbackInfo& info, KernelArgs& a, size_t slots_index) {
   auto env = info.Env();
-  const char* fn = "loraSgmv";
-  KernelArgs a;
+  const std::string fn = a.fn;
   Span<int32_t> seg_start;
-  if (!kernel_args(info, fn, "segSlot", &a) || !int_arg(info, 9, fn, "numSegments", 0, INT32_MAX, &a.count) ||
-      !array_arg(info, 10, "segStart", &seg_start))
+  if (!int_arg(info, slots_index + 1, a.fn, "numSegments", 0, INT32_MAX, &a.count) ||
+      !array_arg(info, slots_index + 2, "segStart", &seg_start))
     return env.Undefined();
-  if (a.count == 0) return env.Undefined();
+  if (a.count == 0 || a.outputs.empty()) return env.Undefined();
   if (static_cast<int64_t>(a.slots.length) < a.count || static_cast<int64_t>(seg_start.length) < a.count + 1) {
-    range_fail(env, "loraSgmv: numSegments " + std::to_string(a.count) + " needs segStart of " +
+    range_fail(env, fn + ": numSegments " + std::to_string(a.count) + " needs segStart of " +
                         std::to_string(a.count + 1) + " entries (has " + std::to_string(seg_start.length) +
-                        ") and segSlot of " + std::to_string(a.count) + " (has " +
-                        std::to_string(a.slots.length) + ")");
+                        ") and segSlot of " + std::to_string(a.count) + " (has " + std::to_string(a.slots.length) +
+                        ")");
     return env.Undefined();
   }
   if (seg_start.data[0] < 0) {
-    range_fail(env, "loraSgmv: segStart[0] must be ≥ 0");
+    range_fail(env, fn + ": segStart[0] must be ≥ 0");
     return env.Undefined();
   }
   for (int64_t s = 0; s < a.count; ++s) {
     if (seg_start.data[s + 1] < seg_start.data[s]) {
-      range_fail(env, "loraSgmv: segStart must be non-decreasing (segStart[" + std::to_string(s + 1) + "] = " +
+      range_fail(env, fn + ": segStart must be non-decreasing (segStart[" + std::to_string(s + 1) + "] = " +
                           std::to_string(seg_start.data[s + 1]) + " < " + std::to_string(seg_start.data[s]) + ")");
       return env.Undefined();
     }
-    if (!check_slot(env, fn, a, a.slots.data[s])) return env.Undefined();
+    if (!check_slot(env, a, a.slots.data[s])) return env.Undefined();
   }
-  if (!check_rows(env, fn, a, seg_start.data[0], seg_start.data[a.count])) return env.Undefined();
-  lora_sgmv(*a.bank, static_cast<int32_t>(a.module), a.x.data, a.k, {a.y.data, a.y_stride, a.y_offset}, a.n,
-            seg_start.data, a.slots.data, a.count);
+  if (!check_rows(env, a, seg_start.data[0], seg_start.data[a.count])) return env.Undefined();
+  lora_sgmv(*a.bank, a.x.data, a.k, outputs_of(a), seg_start.data, a.slots.data, a.count);
   return env.Undefined();
+}
+
+// After the shared arguments: (tokenSlot, numTokens) at slots_index.
+Napi::Value run_bgmv(const Napi::CallbackInfo& info, KernelArgs& a, size_t slots_index) {
+  auto env = info.Env();
+  if (!int_arg(info, slots_index + 1, a.fn, "numTokens", 0, INT32_MAX, &a.count)) return env.Undefined();
+  if (static_cast<int64_t>(a.slots.length) < a.count) {
+    range_fail(env, std::string(a.fn) + ": tokenSlot has " + std::to_string(a.slots.length) +
+                        " entries, numTokens is " + std::to_string(a.count));
+    return env.Undefined();
+  }
+  if (a.outputs.empty()) return env.Undefined();
+  for (int64_t t = 0; t < a.count; ++t)
+    if (!check_slot(env, a, a.slots.data[t])) return env.Undefined();
+  if (!check_rows(env, a, 0, a.count)) return env.Undefined();
+  lora_bgmv(*a.bank, a.x.data, a.k, outputs_of(a), a.slots.data, a.count);
+  return env.Undefined();
+}
+
+// sgmv(bank, module, x, k, y, yStride, yOffset, n, segSlot, numSegments, segStart)
+Napi::Value sgmv(const Napi::CallbackInfo& info) {
+  KernelArgs a;
+  if (!single_args(info, "loraSgmv", "segSlot", &a)) return info.Env().Undefined();
+  return run_sgmv(info, a, 8);
 }
 
 // bgmv(bank, module, x, k, y, yStride, yOffset, n, tokenSlot, numTokens)
 Napi::Value bgmv(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  const char* fn = "loraBgmv";
   KernelArgs a;
-  if (!kernel_args(info, fn, "tokenSlot", &a) || !int_arg(info, 9, fn, "numTokens", 0, INT32_MAX, &a.count))
-    return env.Undefined();
-  if (static_cast<int64_t>(a.slots.length) < a.count) {
-    range_fail(env, "loraBgmv: tokenSlot has " + std::to_string(a.slots.length) + " entries, numTokens is " +
-                        std::to_string(a.count));
-    return env.Undefined();
-  }
-  for (int64_t t = 0; t < a.count; ++t)
-    if (!check_slot(env, fn, a, a.slots.data[t])) return env.Undefined();
-  if (!check_rows(env, fn, a, 0, a.count)) return env.Undefined();
-  lora_bgmv(*a.bank, static_cast<int32_t>(a.module), a.x.data, a.k, {a.y.data, a.y_stride, a.y_offset}, a.n,
-            a.slots.data, a.count);
-  return env.Undefined();
+  if (!single_args(info, "loraBgmv", "tokenSlot", &a)) return info.Env().Undefined();
+  return run_bgmv(info, a, 8);
+}
+
+// sgmvMulti(bank, x, k, y, yStride, modules, numModules, segSlot, numSegments, segStart)
+Napi::Value sgmv_multi(const Napi::CallbackInfo& info) {
+  KernelArgs a;
+  if (!multi_args(info, "loraSgmvMulti", "segSlot", &a)) return info.Env().Undefined();
+  return run_sgmv(info, a, 7);
+}
+
+// bgmvMulti(bank, x, k, y, yStride, modules, numModules, tokenSlot, numTokens)
+Napi::Value bgmv_multi(const Napi::CallbackInfo& info) {
+  KernelArgs a;
+  if (!multi_args(info, "loraBgmvMulti", "tokenSlot", &a)) return info.Env().Undefined();
+  return run_bgmv(info, a, 7);
 }
 
 }  // namespace
@@ -298,6 +403,8 @@ void register_lora(Napi::Env env, Napi::Object exports) {
   exports.Set("loraBankClear", Napi::Function::New(env, bank_clear));
   exports.Set("loraSgmv", Napi::Function::New(env, sgmv));
   exports.Set("loraBgmv", Napi::Function::New(env, bgmv));
+  exports.Set("loraSgmvMulti", Napi::Function::New(env, sgmv_multi));
+  exports.Set("loraBgmvMulti", Napi::Function::New(env, bgmv_multi));
 }
 
 }  // namespace loraplex::binding

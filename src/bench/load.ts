@@ -79,7 +79,8 @@ export async function runLoad(
   } else {
     let due = start;
     while (more()) {
-      await sleep(due - now());
+      // Timers may fire a little early (they round to whole milliseconds): sleep until really due.
+      while (now() < due) await sleep(due - now());
       if (!more()) break;
       await waitForSlot();
       if (!more()) break;

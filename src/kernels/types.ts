@@ -66,6 +66,23 @@ export interface LoraOutput {
   yOffset: number;
 }
 
+/** One module of a multi-module LoRA call: its delta goes to y[t * yStride + yOffset + c], c < n (its N). */
+export interface LoraModuleOutput {
+  module: number;
+  yOffset: number;
+  n: number;
+}
+
+/**
+ * The output of a multi-module LoRA call: rows of yStride elements (e.g. the fused q|k|v or gate|up
+ * projection), one column range per module; the ranges must not overlap.
+ */
+export interface LoraMultiOutput {
+  y: Float32Array;
+  yStride: number;
+  modules: readonly LoraModuleOutput[];
+}
+
 export interface AttentionBatch {
   /** [numSeqs + 1]: the queries of sequence s are rows qStart[s] .. qStart[s+1]-1 of q. */
   qStart: Int32Array;
@@ -134,6 +151,30 @@ export interface Kernels {
     k: number,
     out: LoraOutput,
     n: number,
+    tokenSlot: Int32Array,
+    numTokens: number,
+  ): void;
+  /**
+   * SGMV for several modules sharing the input x [M, K] (q, k, v of a layer; gate, up) in one call.
+   * Semantics: for each {module, yOffset, n} of out.modules, what loraSgmv(bank, module, x, k,
+   *   {y, yStride, yOffset}, n, segStart, segSlot, numSegments) does, bitwise; a slot that does not
+   *   target a module (rank 0) leaves its columns untouched.
+   */
+  loraSgmvMulti(
+    bank: LoraBank,
+    x: Float32Array,
+    k: number,
+    out: LoraMultiOutput,
+    segStart: Int32Array,
+    segSlot: Int32Array,
+    numSegments: number,
+  ): void;
+  /** BGMV for several modules sharing x: for each of out.modules, what loraBgmv does, bitwise. */
+  loraBgmvMulti(
+    bank: LoraBank,
+    x: Float32Array,
+    k: number,
+    out: LoraMultiOutput,
     tokenSlot: Int32Array,
     numTokens: number,
   ): void;

@@ -4,7 +4,14 @@
  * many adapters and the base. Base GEMMs run once over all tokens; each LoRA delta only over its tokens:
  *   y = x·Wᵀ + scale_s · (x·A_sᵀ)·B_sᵀ   for the tokens of segment s.
  */
-import type { AttentionBatch, AttentionShape, Kernels, LoraBank, LoraOutput } from '../kernels/types.ts';
+import type {
+  AttentionBatch,
+  AttentionShape,
+  Kernels,
+  LoraBank,
+  LoraMultiOutput,
+  LoraOutput,
+} from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
 import type { FusedWeights } from './fused-weights.ts';
 import { type ModuleKind, moduleIndex } from './modules.ts';
@@ -93,27 +100,16 @@ export class DecoderModel {
       K.rmsNorm(x, layer.inputNorm, xn, T, H, config.rmsNormEps);
       K.gemm(xn, layer.qkv, qkv, T, layer.qkvBias);
       if (lora) {
-        this.applyLora(lora, batch.lora, l, 'q_proj', xn, H, { y: qkv, yStride: this.qkvSize, yOffset: 0 }, this.qSize);
-        this.applyLora(
-          lora,
-          batch.lora,
-          l,
-          'k_proj',
-          xn,
-          H,
-          { y: qkv, yStride: this.qkvSize, yOffset: this.qSize },
-          this.kvSize,
-        );
-        this.applyLora(
-          lora,
-          batch.lora,
-          l,
-          'v_proj',
-          xn,
-          H,
-          { y: qkv, yStride: this.qkvSize, yOffset: this.qSize + this.kvSize },
-          this.kvSize,
-        );
+        // q, k and v share xn: one call writes their column ranges of the fused qkv rows.
+        this.applyLoraModules(lora, batch.lora, xn, H, {
+          y: qkv,
+          yStride: this.qkvSize,
+          modules: [
+            { module: moduleIndex(l, 'q_proj'), yOffset: 0, n: this.qSize },
+            { module: moduleIndex(l, 'k_proj'), yOffset: this.qSize, n: this.kvSize },
+            { module: moduleIndex(l, 'v_proj'), yOffset: this.qSize + this.kvSize, n: this.kvSize },
+          ],
+        });
       }
       K.ropeAndCacheWrite(
         qkv,
@@ -134,8 +130,14 @@ export class DecoderModel {
       K.rmsNorm(x, layer.postAttentionNorm, xn, T, H, config.rmsNormEps);
       K.gemm(xn, layer.gateUp, gateUp, T);
       if (lora) {
-        this.applyLora(lora, batch.lora, l, 'gate_proj', xn, H, { y: gateUp, yStride: 2 * I, yOffset: 0 }, I);
-        this.applyLora(lora, batch.lora, l, 'up_proj', xn, H, { y: gateUp, yStride: 2 * I, yOffset: I }, I);
+        this.applyLoraModules(lora, batch.lora, xn, H, {
+          y: gateUp,
+          yStride: 2 * I,
+          modules: [
+            { module: moduleIndex(l, 'gate_proj'), yOffset: 0, n: I },
+            { module: moduleIndex(l, 'up_proj'), yOffset: I, n: I },
+          ],
+        });
       }
       K.siluMul(gateUp, act, T, I);
       K.gemm(act, layer.down, proj, T);
@@ -171,6 +173,15 @@ export class DecoderModel {
       this.kernels.loraSgmv(bank, module, x, k, out, n, layout.segStart, layout.segSlot, layout.numSegments);
     } else if (layout.mode === 'bgmv') {
       this.kernels.loraBgmv(bank, module, x, k, out, n, layout.tokenSlot, layout.tokenSlot.length);
+    }
+  }
+
+  /** Several modules on the same input x in one kernel call (see Kernels.loraSgmvMulti). */
+  private applyLoraModules(bank: LoraBank, layout: LoraLayout, x: Float32Array, k: number, out: LoraMultiOutput) {
+    if (layout.mode === 'sgmv') {
+      this.kernels.loraSgmvMulti(bank, x, k, out, layout.segStart, layout.segSlot, layout.numSegments);
+    } else if (layout.mode === 'bgmv') {
+      this.kernels.loraBgmvMulti(bank, x, k, out, layout.tokenSlot, layout.tokenSlot.length);
     }
   }
 }

@@ -1,20 +1,21 @@
 // LoRA kernels over a bank of adapter slots: SGMV (rows grouped in segments, prefill) and BGMV (one
 // slot per row, decode).
 //
-// Shapes: x [M, K] contiguous; slot s, module m: A [rank, K] (lora_A), Bt [rank, N] (lora_B transposed);
-// y rows live at y[t * stride + offset + n], n < N.
+// Shapes: x [M, K] contiguous; slot s, module m: A [rank, K] (lora_A), Bt [rank, N_m] (lora_B transposed);
+// a call targets one or more modules m, each writing its rows at y[t * stride + offset_m + n], n < N_m.
 // Storage: a bank holds A and Bt as f32, or as bf16 (rounded to nearest even once, in set_slot) to halve
 // the bytes decode reads. bf16 is widened to f32 exactly on load; x, h, y, scale and accumulation stay f32,
 // and the order of operations is the f32 path's, so a bf16 bank computes bitwise what an f32 bank holding
 // the rounded weights would.
-// Semantics: for each row t whose slot a ≥ 0 targets module m (rank > 0):
-//   h[j]     = Σ_k x[t, k] · A_a[j, k]                 (shrink, j < rank)
-//   y[t, n] += scale_a · Σ_j h[j] · Bt_a[j, n]          (expand)
+// Semantics: for each module m of the call, for each row t whose slot a ≥ 0 targets m (rank > 0):
+//   h[j]               = Σ_k x[t, k] · A_a,m[j, k]             (shrink, j < rank)
+//   y[t, offset_m + n] += scale_a,m · Σ_j h[j] · Bt_a,m[j, n]   (expand)
 //
 // Batch invariance: a row's result is bitwise the same whether it is computed by SGMV (any segment
-// position or length) or BGMV, alone or batched with other rows or adapters, with any thread count: every
-// element is reduced in a fixed order (k ascending in SIMD-width lanes, then a fixed lane reduction; j
-// ascending), and the per-row code is shared by both kernels. Results differ between ISAs, not within one.
+// position or length) or BGMV, alone or batched with other rows, adapters or modules, with any thread
+// count: every element is reduced in a fixed order (k ascending in SIMD-width lanes, then a fixed lane
+// reduction; j ascending), and the per-row code is shared by both kernels. Results differ between ISAs,
+// not within one.
 //
 // Threading: the bank is not locked. set_slot/clear_slot must not run while a kernel reads the bank;
 // callers (the JS thread that owns the bank) issue them between steps, on the thread that runs the kernels.
@@ -95,19 +96,32 @@ class LoraBank {
   size_t bytes_ = 0;
 };
 
-// Where output rows live: y[t * stride + offset + n].
-struct LoraOutputRows {
-  float* y;
-  int64_t stride;
+// One module of a call and where its output columns go: y[t * stride + offset + n], n < N (its out_features).
+struct LoraModuleOutput {
+  int32_t module;
   int64_t offset;
+  int64_t n;
 };
 
+// Where a call's output rows live: rows of `stride` floats, one column range per module. The ranges of one
+// call must not overlap (tasks write them concurrently).
+struct LoraOutputs {
+  float* y;
+  int64_t stride;
+  const LoraModuleOutput* modules;
+  int64_t num_modules;
+};
+
+// Both kernels take several modules sharing one input x [M, K] (q, k, v of a layer; gate, up): one pool
+// dispatch for all of them, each row block running every module while its x rows are in cache. A row's
+// result for a module is bitwise what a call with that module alone computes.
+
 // SGMV: segment s covers rows seg_start[s] .. seg_start[s+1]-1 and uses slot seg_slot[s] (-1: base, skipped).
-void lora_sgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
-               const int32_t* seg_start, const int32_t* seg_slot, int64_t num_segments);
+void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* seg_start,
+               const int32_t* seg_slot, int64_t num_segments);
 
 // BGMV: row t uses slot token_slot[t] (-1: base, skipped). Same per-row math as SGMV.
-void lora_bgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
-               const int32_t* token_slot, int64_t num_tokens);
+void lora_bgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* token_slot,
+               int64_t num_tokens);
 
 }  // namespace loraplex

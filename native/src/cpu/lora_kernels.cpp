@@ -1,6 +1,7 @@
 // SGMV and BGMV: both turn their rows into groups of rows sharing one slot, then run the same per-row
-// kernels (lora_rows.h) on blocks of up to 16 rows. How rows are grouped, blocked or spread over threads
-// never changes a row's arithmetic, which is what makes the two kernels batch invariant.
+// kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How rows are grouped,
+// blocked or spread over threads, and which modules share the call, never changes a row's arithmetic,
+// which is what makes the two kernels batch invariant.
 // bf16 banks run the bf16 row kernels, which widen weights as they load them. (Widening a shared adapter
 // once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
 #include <algorithm>
@@ -20,9 +21,9 @@ constexpr int64_t kSerialWork = 1 << 17;
 constexpr int64_t kColumnChunk = 64;  // expand splits N in multiples of the kernels' column tile
 
 struct Group {
-  const LoraModuleWeights* w;
-  int64_t first;  // rows[first .. first + count) use this slot's module
+  int64_t first;    // rows[first .. first + count) use one slot
   int64_t count;
+  int64_t weights;  // into Plan::weights: the slot's weights for each output module
 };
 
 struct Block {
@@ -31,25 +32,42 @@ struct Block {
   int64_t first;  // into Plan::rows
 };
 
+// A task of the column-split path: one block's rows, one output module, its columns [n0, n1).
+struct ColumnTask {
+  int32_t block;
+  int32_t output;
+  int64_t n0, n1;
+};
+
 // Scratch reused across calls on the same JS thread (the pool only reads it during a call).
 struct Plan {
   std::vector<int32_t> rows;  // row indices, grouped by slot
   std::vector<Group> groups;
+  std::vector<const LoraModuleWeights*> weights;  // [groups, outputs]; nullptr where the slot has rank 0
   std::vector<Block> blocks;
-  std::vector<float> h;  // [rows.size(), h_stride]: the shrink's output per row
-  std::vector<float> task_h;  // per (block, column chunk) task when columns are split: its own shrink rows
+  std::vector<ColumnTask> column_tasks;
+  std::vector<float> h;       // [rows.size(), h_stride]: the shrink's output per row, reused by each module
+  std::vector<float> task_h;  // per column task: its own shrink rows
   int64_t h_stride = 0;
   std::vector<std::pair<int32_t, int32_t>> by_slot;  // BGMV: (slot, row)
 
   void reset() {
     rows.clear();
     groups.clear();
+    weights.clear();
     blocks.clear();
+    column_tasks.clear();
     h_stride = 0;
   }
-  void add_group(const LoraModuleWeights* w, int64_t count) {
-    groups.push_back({w, static_cast<int64_t>(rows.size()) - count, count});
-    h_stride = std::max<int64_t>(h_stride, w->rank);
+
+  // The last `count` rows pushed use `slot`; records the slot's weights for each output.
+  void add_group(const LoraBank& bank, int32_t slot, const LoraOutputs& out, int64_t count) {
+    groups.push_back({static_cast<int64_t>(rows.size()) - count, count, static_cast<int64_t>(weights.size())});
+    for (int64_t o = 0; o < out.num_modules; ++o) {
+      const LoraModuleWeights& w = bank.module(slot, out.modules[o].module);
+      weights.push_back(w.rank > 0 ? &w : nullptr);
+      h_stride = std::max<int64_t>(h_stride, w.rank);
+    }
   }
 };
 
@@ -58,21 +76,31 @@ Plan& scratch_plan() {
   return plan;
 }
 
+// Whether the slot's adapter targets at least one module of the call (else its rows are left out).
+bool targets_any(const LoraBank& bank, int32_t slot, const LoraOutputs& out) {
+  for (int64_t o = 0; o < out.num_modules; ++o)
+    if (bank.module(slot, out.modules[o].module).rank > 0) return true;
+  return false;
+}
+
 class Executor {
  public:
-  Executor(Plan& plan, LoraDtype dtype, const float* x, int64_t k, LoraOutputRows out, int64_t n)
-      : plan_(plan), bf16_(dtype == LoraDtype::Bf16), x_(x), k_(k), out_(out), n_(n),
+  Executor(Plan& plan, LoraDtype dtype, const float* x, int64_t k, const LoraOutputs& out)
+      : plan_(plan), bf16_(dtype == LoraDtype::Bf16), x_(x), k_(k), out_(out),
         kernels_(lora_rows_for(active_isa())) {}
 
   // One pool dispatch per call (a dispatch costs as much as a small block's arithmetic): row blocks sized so
-  // the threads get equal shares, each doing its block's shrink then expand; with too few rows for that
-  // (decode of one or two sequences), tasks split the columns and each recomputes its block's small shrink.
+  // the threads get equal shares, each doing every module's shrink then expand on its rows; with too few
+  // rows for that (decode of one or two sequences), tasks take one module of a block, or a column chunk of
+  // one (then each recomputes the block's small shrink).
   void run() {
     Plan& p = plan_;
     int64_t work = 0;
     int64_t total_rows = 0;
     for (const Group& g : p.groups) {
-      work += g.count * g.w->rank * (k_ + n_);
+      for (int64_t o = 0; o < out_.num_modules; ++o)
+        if (const LoraModuleWeights* w = p.weights[g.weights + o])
+          work += g.count * w->rank * (k_ + out_.modules[o].n);
       total_rows += g.count;
     }
     if (total_rows == 0) return;
@@ -88,106 +116,137 @@ class Executor {
         // Even split of the group: sizes differ by at most one row.
         const int64_t first = g.count * piece / pieces;
         const int64_t last = g.count * (piece + 1) / pieces;
-        p.blocks.push_back({static_cast<int32_t>(&g - p.groups.data()), static_cast<int32_t>(last - first), g.first + first});
+        p.blocks.push_back(
+            {static_cast<int32_t>(&g - p.groups.data()), static_cast<int32_t>(last - first), g.first + first});
       }
     }
-    p.h.resize(p.rows.size() * static_cast<size_t>(p.h_stride));
 
     const int64_t blocks = static_cast<int64_t>(p.blocks.size());
-    if (serial) {
-      for (const Block& b : p.blocks) shrink_and_expand(b, 0, n_);
-    } else if (blocks >= threads) {
-      parallel_for(blocks, [&](int64_t i, int) { shrink_and_expand(p.blocks[i], 0, n_); });
+    if (serial || blocks >= threads) {
+      p.h.resize(p.rows.size() * static_cast<size_t>(p.h_stride));
+      if (serial) {
+        for (const Block& b : p.blocks) run_block(b);
+      } else {
+        parallel_for(blocks, [&](int64_t i, int) { run_block(p.blocks[i]); });
+      }
     } else {
-      // Fewer blocks than threads: split the columns too; every task of a block computes the same shrink
-      // into its own h rows (scratch per task), so no task waits for another.
-      const int64_t want = (2 * threads + blocks - 1) / blocks;
-      const int64_t chunk =
-          std::max<int64_t>(kColumnChunk, (n_ / want + kColumnChunk - 1) / kColumnChunk * kColumnChunk);
-      const int64_t chunks = (n_ + chunk - 1) / chunk;
-      const int64_t per_task = kLoraRowBlock * p.h_stride;
-      p.task_h.resize(static_cast<size_t>(blocks * chunks * per_task));
-      parallel_for(blocks * chunks, [&](int64_t i, int) {
-        const int64_t n0 = (i % chunks) * chunk;
-        const Block& b = p.blocks[i / chunks];
-        Rows r = rows_of(b);
-        for (int j = 0; j < b.rows; ++j) r.h[j] = p.task_h.data() + i * per_task + j * p.h_stride;
-        shrink_rows(b, r);
-        expand_rows(b, r, n0, std::min(n_, n0 + chunk));
-      });
+      split_columns(threads);
     }
   }
 
  private:
   struct Rows {
     const float* x[kLoraRowBlock];
-    float* y[kLoraRowBlock];
+    float* y[kLoraRowBlock];  // the start of each output row (column 0, before any module's offset)
     float* h[kLoraRowBlock];
   };
 
-  Rows rows_of(const Block& b) const {
+  // The block's rows, with their shrink outputs at h[i * h_stride].
+  Rows rows_of(const Block& b, float* h) const {
     Rows r;
     for (int i = 0; i < b.rows; ++i) {
       const int64_t t = plan_.rows[b.first + i];
       r.x[i] = x_ + t * k_;
-      r.y[i] = out_.y + t * out_.stride + out_.offset;
-      r.h[i] = plan_.h.data() + (b.first + i) * plan_.h_stride;
+      r.y[i] = out_.y + t * out_.stride;
+      r.h[i] = h + i * plan_.h_stride;
     }
     return r;
   }
 
-  void shrink_rows(const Block& b, const Rows& r) const {
-    const LoraModuleWeights& w = *plan_.groups[b.group].w;
-    if (bf16_) kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w.a), w.rank, k_, r.h);
-    else kernels_.shrink(r.x, b.rows, static_cast<const float*>(w.a), w.rank, k_, r.h);
+  // Every module on the block's rows while they are in cache; h is reused from one module to the next.
+  void run_block(const Block& b) const {
+    const Rows r = rows_of(b, plan_.h.data() + b.first * plan_.h_stride);
+    for (int64_t o = 0; o < out_.num_modules; ++o) run_module(b, r, o, 0, out_.modules[o].n);
   }
 
-  void expand_rows(const Block& b, const Rows& r, int64_t n0, int64_t n1) const {
-    const LoraModuleWeights& w = *plan_.groups[b.group].w;
-    if (bf16_) kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w.bt), w.rank, n_, n0, n1, w.scale, r.y);
-    else kernels_.expand(r.h, b.rows, static_cast<const float*>(w.bt), w.rank, n_, n0, n1, w.scale, r.y);
+  // Fewer blocks than threads: one task per (block, module) when that gives every thread a task; else
+  // each module's columns split into chunks sized for about 2 tasks per thread. Every task of a (block,
+  // module) computes the same shrink into its own h rows (scratch per task), so no task waits for another;
+  // whole modules avoid computing a shrink twice.
+  void split_columns(int threads) {
+    Plan& p = plan_;
+    const int64_t blocks = static_cast<int64_t>(p.blocks.size());
+    int64_t module_tasks = 0;
+    int64_t columns = 0, widest = 0;
+    for (const Block& b : p.blocks)
+      for (int64_t o = 0; o < out_.num_modules; ++o)
+        module_tasks += p.weights[p.groups[b.group].weights + o] != nullptr;
+    for (int64_t o = 0; o < out_.num_modules; ++o) {
+      columns += out_.modules[o].n;
+      widest = std::max(widest, out_.modules[o].n);
+    }
+    const int64_t want = (2 * threads + blocks - 1) / blocks;
+    const int64_t chunk =
+        module_tasks >= threads
+            ? widest
+            : std::max<int64_t>(kColumnChunk, (columns / want + kColumnChunk - 1) / kColumnChunk * kColumnChunk);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const Group& g = p.groups[p.blocks[b].group];
+      for (int64_t o = 0; o < out_.num_modules; ++o) {
+        if (!p.weights[g.weights + o]) continue;
+        const int64_t n = out_.modules[o].n;
+        for (int64_t n0 = 0; n0 < n; n0 += chunk)
+          p.column_tasks.push_back({static_cast<int32_t>(b), static_cast<int32_t>(o), n0, std::min(n, n0 + chunk)});
+      }
+    }
+    const int64_t tasks = static_cast<int64_t>(p.column_tasks.size());
+    const int64_t per_task = kLoraRowBlock * p.h_stride;
+    p.task_h.resize(static_cast<size_t>(tasks * per_task));
+    parallel_for(tasks, [&](int64_t i, int) {
+      const ColumnTask& task = p.column_tasks[i];
+      const Block& b = p.blocks[task.block];
+      run_module(b, rows_of(b, p.task_h.data() + i * per_task), task.output, task.n0, task.n1);
+    });
   }
 
-  void shrink_and_expand(const Block& b, int64_t n0, int64_t n1) const {
-    const Rows r = rows_of(b);
-    shrink_rows(b, r);
-    expand_rows(b, r, n0, n1);
+  // Output `o`'s shrink on the block's rows, then its expand over columns [n0, n1); nothing when the
+  // block's slot does not target that module.
+  void run_module(const Block& b, const Rows& r, int64_t o, int64_t n0, int64_t n1) const {
+    const LoraModuleWeights* w = plan_.weights[plan_.groups[b.group].weights + o];
+    if (!w) return;
+    const LoraModuleOutput& m = out_.modules[o];
+    float* y[kLoraRowBlock];
+    for (int i = 0; i < b.rows; ++i) y[i] = r.y[i] + m.offset;
+    if (bf16_) {
+      kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
+      kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+    } else {
+      kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h);
+      kernels_.expand(r.h, b.rows, static_cast<const float*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+    }
   }
 
   Plan& plan_;
   bool bf16_;  // the bank stores weights as bf16
   const float* x_;
   int64_t k_;
-  LoraOutputRows out_;
-  int64_t n_;
+  const LoraOutputs& out_;
   const LoraRowKernels& kernels_;
 };
 
 }  // namespace
 
-void lora_sgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
-               const int32_t* seg_start, const int32_t* seg_slot, int64_t num_segments) {
+void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* seg_start,
+               const int32_t* seg_slot, int64_t num_segments) {
   Plan& plan = scratch_plan();
   plan.reset();
   for (int64_t s = 0; s < num_segments; ++s) {
     const int32_t slot = seg_slot[s];
-    if (slot < 0 || seg_start[s + 1] == seg_start[s]) continue;
-    const LoraModuleWeights& w = bank.module(slot, module);
-    if (w.rank == 0) continue;
+    if (slot < 0 || seg_start[s + 1] == seg_start[s] || !targets_any(bank, slot, out)) continue;
     for (int32_t t = seg_start[s]; t < seg_start[s + 1]; ++t) plan.rows.push_back(t);
-    plan.add_group(&w, seg_start[s + 1] - seg_start[s]);
+    plan.add_group(bank, slot, out, seg_start[s + 1] - seg_start[s]);
   }
-  Executor(plan, bank.dtype(), x, k, out, n).run();
+  Executor(plan, bank.dtype(), x, k, out).run();
 }
 
-void lora_bgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, LoraOutputRows out, int64_t n,
-               const int32_t* token_slot, int64_t num_tokens) {
+void lora_bgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* token_slot,
+               int64_t num_tokens) {
   Plan& plan = scratch_plan();
   plan.reset();
   plan.by_slot.clear();
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int32_t slot = token_slot[t];
-    if (slot >= 0 && bank.module(slot, module).rank > 0) plan.by_slot.emplace_back(slot, static_cast<int32_t>(t));
+    if (slot >= 0 && targets_any(bank, slot, out)) plan.by_slot.emplace_back(slot, static_cast<int32_t>(t));
   }
   // Tokens of one slot become one group, so they share reads of A and Bt.
   std::stable_sort(plan.by_slot.begin(), plan.by_slot.end(),
@@ -197,10 +256,10 @@ void lora_bgmv(const LoraBank& bank, int32_t module, const float* x, int64_t k, 
     size_t end = i;
     while (end < plan.by_slot.size() && plan.by_slot[end].first == slot)
       plan.rows.push_back(plan.by_slot[end++].second);
-    plan.add_group(&bank.module(slot, module), static_cast<int64_t>(end - i));
+    plan.add_group(bank, slot, out, static_cast<int64_t>(end - i));
     i = end;
   }
-  Executor(plan, bank.dtype(), x, k, out, n).run();
+  Executor(plan, bank.dtype(), x, k, out).run();
 }
 
 }  // namespace loraplex

@@ -1,11 +1,15 @@
 /**
  * Native LoRA kernels (native/src/cpu/lora_*.cpp): a bank of adapter slots held in aligned native memory,
  * SGMV over segments (prefill) and BGMV per token (decode). The binding validates every argument and
- * throws TypeError / RangeError; nothing here re-checks.
+ * throws TypeError / RangeError; nothing here re-checks (out.modules of the Multi forms is flattened here,
+ * its types checked on the way).
  *
  * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; output row t at y[t*yStride + yOffset + n].
  * Semantics: for row t with slot a ≥ 0 targeting m (rank > 0):
  *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
+ * Multi forms: out.modules = [{module m_i, yOffset o_i, n N_i}] sharing x and out.y (q|k|v, gate|up), with
+ * disjoint column ranges. Semantics: for each i, the single-module call with m_i, o_i, N_i, bitwise; in one
+ * native call, each row block running every module while its x rows are in cache.
  * Batch invariant: a row's result is bitwise the same in SGMV or BGMV, alone or batched, with any thread
  * count (fixed reduction order per element; it may differ between ISAs).
  * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot and widens them exactly in the
@@ -14,7 +18,7 @@
  * setLoraSlot/clearLoraSlot copy/free synchronously; call them between steps on the thread that runs the
  * kernels (the bank has no lock). The adapter's arrays can be dropped once setLoraSlot returns.
  */
-import type { Kernels, LoraBank, LoraDtype } from '../types.ts';
+import type { Kernels, LoraBank, LoraDtype, LoraModuleOutput } from '../types.ts';
 import { loadAddon } from './addon.ts';
 
 class NativeLoraBank implements LoraBank {
@@ -27,6 +31,36 @@ class NativeLoraBank implements LoraBank {
   ) {}
 }
 
+const MAX_MODULES_PER_CALL = 1024; // the binding's limit too
+
+/** out.modules of a Multi call as (module, yOffset, n) triples; grown as needed, reused across calls. */
+let packedModules = new Float64Array(3 * 8);
+
+/**
+ * Flattens out.modules into packedModules for the binding, which checks the values (ranges, overlaps);
+ * only their types are checked here. Reading the objects natively would cost microseconds per call.
+ */
+function packModules(fn: string, modules: readonly LoraModuleOutput[]): number {
+  if (!Array.isArray(modules)) throw new TypeError(`${fn}: 'out.modules' must be an array of {module, yOffset, n}`);
+  const count = modules.length;
+  if (count > MAX_MODULES_PER_CALL) {
+    throw new RangeError(`${fn}: out.modules has ${count} entries, at most ${MAX_MODULES_PER_CALL} are allowed`);
+  }
+  if (packedModules.length < 3 * count) packedModules = new Float64Array(3 * count);
+  for (let i = 0; i < count; i++) {
+    const m = modules[i];
+    if (typeof m !== 'object' || m === null)
+      throw new TypeError(`${fn}: 'out.modules[${i}]' must be an object {module, yOffset, n}`);
+    const { module, yOffset, n } = m;
+    if (typeof module !== 'number' || typeof yOffset !== 'number' || typeof n !== 'number')
+      throw new TypeError(`${fn}: 'out.modules[${i}]': module, yOffset and n must be numbers`);
+    packedModules[3 * i] = module;
+    packedModules[3 * i + 1] = yOffset;
+    packedModules[3 * i + 2] = n;
+  }
+  return count;
+}
+
 function handleOf(bank: LoraBank, fn: string): unknown {
   if (!(bank instanceof NativeLoraBank)) throw new TypeError(`${fn}: the bank was not made by the native kernels`);
   return bank.handle;
@@ -34,7 +68,7 @@ function handleOf(bank: LoraBank, fn: string): unknown {
 
 export const nativeLoraKernels: Pick<
   Kernels,
-  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv'
+  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv' | 'loraSgmvMulti' | 'loraBgmvMulti'
 > = {
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     const handle = loadAddon().loraBankCreate(numSlots, numModules, dtype);
@@ -90,5 +124,19 @@ export const nativeLoraKernels: Pick<
       tokenSlot,
       numTokens,
     );
+  },
+
+  /** SGMV over out.modules (disjoint column ranges of out.y), one native call. */
+  loraSgmvMulti(bank, x, k, out, segStart, segSlot, numSegments) {
+    const handle = handleOf(bank, 'loraSgmvMulti');
+    const count = packModules('loraSgmvMulti', out.modules);
+    loadAddon().loraSgmvMulti(handle, x, k, out.y, out.yStride, packedModules, count, segSlot, numSegments, segStart);
+  },
+
+  /** BGMV over out.modules (disjoint column ranges of out.y), one native call. */
+  loraBgmvMulti(bank, x, k, out, tokenSlot, numTokens) {
+    const handle = handleOf(bank, 'loraBgmvMulti');
+    const count = packModules('loraBgmvMulti', out.modules);
+    loadAddon().loraBgmvMulti(handle, x, k, out.y, out.yStride, packedModules, count, tokenSlot, numTokens);
   },
 };

@@ -5,11 +5,16 @@
  * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; output row t at y[t*yStride + yOffset + n].
  * Semantics: for row t with slot a ≥ 0 targeting m:
  *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
+ * Multi forms, x [M, K], out.y rows of out.yStride, out.modules = [{module m_i, yOffset o_i, n N_i}] with
+ * disjoint column ranges [o_i, o_i + N_i).
+ * Semantics: for each i, for row t with slot a ≥ 0 targeting m_i:
+ *   y[t*yStride + o_i + n] += scale_a,m_i · Σ_j (Σ_k x[t*K + k] · A_a,m_i[j, k]) · Bt_a,m_i[j, n]
+ *   (exactly the single-module call with m_i, o_i, N_i; the modules are independent of each other)
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
  * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot; the math after that is the same.
  */
 import { bf16ToF32, f32ToBf16 } from '../../model/dtype.ts';
-import type { Kernels, LoraBank, LoraDtype, LoraOutput, PackedAdapter } from '../types.ts';
+import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraOutput, PackedAdapter } from '../types.ts';
 
 interface StoredModule {
   rank: number;
@@ -86,7 +91,7 @@ function applyRows(
 
 export const referenceLoraKernels: Pick<
   Kernels,
-  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv'
+  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv' | 'loraSgmvMulti' | 'loraBgmvMulti'
 > = {
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     integer(numSlots, 'numSlots', 1, 1 << 16);
@@ -155,7 +160,76 @@ export const referenceLoraKernels: Pick<
     checkLoraRows(fn, x, k, out, n, 0, numTokens);
     for (let t = 0; t < numTokens; t++) applyRows(b, module, tokenSlot[t], x, k, out, t, t + 1);
   },
+
+  loraSgmvMulti(bank, x, k, out, segStart, segSlot, numSegments) {
+    const fn = 'loraSgmvMulti';
+    const b = referenceBank(bank, fn);
+    const outputs = checkMultiOutput(fn, b, x, k, out);
+    if (!(segSlot instanceof Int32Array)) throw new TypeError(`${fn}: segSlot must be an Int32Array`);
+    if (!(segStart instanceof Int32Array)) throw new TypeError(`${fn}: segStart must be an Int32Array`);
+    integer(numSegments, 'numSegments', 0, 0x7fffffff);
+    if (numSegments === 0 || outputs.length === 0) return;
+    if (segSlot.length < numSegments || segStart.length < numSegments + 1) {
+      throw new RangeError(`${fn}: numSegments ${numSegments} needs segStart of ${numSegments + 1} entries`);
+    }
+    if (segStart[0] < 0) throw new RangeError(`${fn}: segStart[0] must be ≥ 0`);
+    for (let s = 0; s < numSegments; s++) {
+      if (segStart[s + 1] < segStart[s]) throw new RangeError(`${fn}: segStart must be non-decreasing`);
+      for (const o of outputs) checkLoraSlot(fn, segSlot[s], b.numSlots, o.module, k, o.n, slotShape(b, o.module));
+    }
+    for (const o of outputs) checkLoraRows(fn, x, k, o.out, o.n, segStart[0], segStart[numSegments]);
+    for (let s = 0; s < numSegments; s++)
+      for (const o of outputs) applyRows(b, o.module, segSlot[s], x, k, o.out, segStart[s], segStart[s + 1]);
+  },
+
+  loraBgmvMulti(bank, x, k, out, tokenSlot, numTokens) {
+    const fn = 'loraBgmvMulti';
+    const b = referenceBank(bank, fn);
+    const outputs = checkMultiOutput(fn, b, x, k, out);
+    if (!(tokenSlot instanceof Int32Array)) throw new TypeError(`${fn}: tokenSlot must be an Int32Array`);
+    integer(numTokens, 'numTokens', 0, 0x7fffffff);
+    if (tokenSlot.length < numTokens) throw new RangeError(`${fn}: tokenSlot has fewer than ${numTokens} entries`);
+    if (outputs.length === 0) return;
+    for (let t = 0; t < numTokens; t++)
+      for (const o of outputs) checkLoraSlot(fn, tokenSlot[t], b.numSlots, o.module, k, o.n, slotShape(b, o.module));
+    for (const o of outputs) checkLoraRows(fn, x, k, o.out, o.n, 0, numTokens);
+    for (let t = 0; t < numTokens; t++)
+      for (const o of outputs) applyRows(b, o.module, tokenSlot[t], x, k, o.out, t, t + 1);
+  },
 };
+
+const MAX_OUTPUTS = 1024;
+
+/** out.modules checked (integers in range, disjoint columns), each as a single-module call's arguments. */
+function checkMultiOutput(fn: string, b: ReferenceLoraBank, x: Float32Array, k: number, out: LoraMultiOutput) {
+  if (!(x instanceof Float32Array)) throw new TypeError(`${fn}: x must be a Float32Array`);
+  integer(k, 'k', 1, 1 << 24);
+  if (!(out?.y instanceof Float32Array)) throw new TypeError(`${fn}: out.y must be a Float32Array`);
+  integer(out.yStride, 'out.yStride', 1, 0x7fffffff);
+  if (!Array.isArray(out.modules)) throw new TypeError(`${fn}: 'out.modules' must be an array of {module, yOffset, n}`);
+  if (out.modules.length > MAX_OUTPUTS) {
+    throw new RangeError(`${fn}: out.modules has ${out.modules.length} entries, at most ${MAX_OUTPUTS} are allowed`);
+  }
+  const outputs = out.modules.map((m, i) => {
+    if (typeof m !== 'object' || m === null) {
+      throw new TypeError(`${fn}: 'out.modules[${i}]' must be an object {module, yOffset, n}`);
+    }
+    integer(m.module, `out.modules[${i}].module`, 0, b.numModules - 1);
+    integer(m.yOffset, `out.modules[${i}].yOffset`, 0, 0x7fffffff);
+    integer(m.n, `out.modules[${i}].n`, 1, 1 << 24);
+    return { index: i, module: m.module, n: m.n, out: { y: out.y, yStride: out.yStride, yOffset: m.yOffset } };
+  });
+  const byOffset = [...outputs].sort((p, q) => p.out.yOffset - q.out.yOffset);
+  for (let i = 1; i < byOffset.length; i++) {
+    const prev = byOffset[i - 1];
+    if (prev.out.yOffset + prev.n > byOffset[i].out.yOffset) {
+      throw new RangeError(
+        `${fn}: the columns of out.modules[${prev.index}] and out.modules[${byOffset[i].index}] overlap`,
+      );
+    }
+  }
+  return outputs;
+}
 
 function checkKernelTypes(
   fn: string,
