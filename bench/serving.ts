@@ -8,15 +8,18 @@
  *   --mode sweep   throughput and TTFT at concurrency 1, 8, 32 with 1 and 16 adapters, on the demo model and on
  *                  SmolLM2-135M.
  *
- *   npm run bench:serving -- [--mode ratios|sweep] [--model DIR] [--repeats 3] [--requests 128] [--adapters 100]
+ *   npm run bench:serving -- [--mode ratios|sweep|charts] [--model DIR] [--repeats 3] [--requests 128] [--adapters 100]
  *
+ * --mode charts redraws the SVG charts (artifacts/serving/*.svg) from the saved results of the other two modes.
  * Synthetic adapters (rank 16 on all seven projections) are written once under the cache. Results go to
  * artifacts/serving/<mode>.json; the tables print as markdown for docs/benchmarks.md.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { barChart } from '../src/bench/charts/bar-chart.ts';
+import { lineChart } from '../src/bench/charts/line-chart.ts';
 import { DEFAULT_OPTIONS } from '../src/bench/options.ts';
 import type { PointResult } from '../src/bench/result.ts';
 import { runBench } from '../src/bench/run-bench.ts';
@@ -265,5 +268,80 @@ async function save(mode: string, data: unknown, lines: string[]) {
   console.log(lines.join('\n'));
 }
 
+/** Charts of the saved results: throughput and TTFT against concurrency per model, and the ratio workloads. */
+async function charts() {
+  const dir = join(ROOT, 'artifacts', 'serving');
+  const files: [string, string][] = [];
+  const sweepJson = await readFile(join(dir, 'sweep.json'), 'utf8').catch(() => null);
+  if (sweepJson) {
+    const points = JSON.parse(sweepJson) as Record<string, PointResult>;
+    const levels = [1, 8, 32];
+    for (const model of ['demo', 'SmolLM2-135M']) {
+      const series = (metric: (p: PointResult) => number | null) =>
+        [1, 16].map((count) => ({
+          name: `${count} adapter${count > 1 ? 's' : ''}`,
+          values: levels.map((c) => {
+            const p = points[`${model}/${count}/${c}`];
+            return p ? metric(p) : null;
+          }),
+        }));
+      const slug = model === 'demo' ? 'demo' : 'smollm2';
+      files.push([
+        `serving-throughput-${slug}.svg`,
+        lineChart({
+          title: `${model}: output token throughput (128 in / 64 out)`,
+          xLabel: 'concurrency',
+          yLabel: 'output tokens/s',
+          categories: levels.map(String),
+          series: series((p) => p.overall.output_token_throughput),
+        }),
+      ]);
+      files.push([
+        `serving-ttft-${slug}.svg`,
+        lineChart({
+          title: `${model}: time to first token, p50`,
+          xLabel: 'concurrency',
+          yLabel: 'TTFT p50 (ms)',
+          categories: levels.map(String),
+          series: series((p) => p.overall.stats.time_to_first_token?.p50 ?? null),
+        }),
+      ]);
+    }
+  }
+  const ratiosJson = await readFile(join(dir, 'ratios.json'), 'utf8').catch(() => null);
+  if (ratiosJson) {
+    const { results } = JSON.parse(ratiosJson) as { results: Record<string, PointResult[]> };
+    const names = Object.keys(results);
+    const med = (name: string, f: (p: PointResult) => number) => median(results[name].map(f));
+    files.push([
+      'serving-mixed-batches.svg',
+      barChart({
+        title: 'SmolLM2-135M, concurrency 32: output tokens/s',
+        xLabel: 'workload',
+        yLabel: 'output tokens/s',
+        categories: names,
+        series: [{ name: 'output tok/s', values: names.map((n) => med(n, (p) => p.overall.output_token_throughput)) }],
+      }),
+    ]);
+    files.push([
+      'serving-mixed-batches-latency.svg',
+      barChart({
+        title: 'SmolLM2-135M, concurrency 32: inter-token latency',
+        xLabel: 'workload',
+        yLabel: 'ms',
+        categories: names,
+        series: [
+          { name: 'ITL p50', values: names.map((n) => med(n, (p) => p.overall.stats.inter_token_latency?.p50 ?? 0)) },
+          { name: 'ITL p99', values: names.map((n) => med(n, (p) => p.overall.stats.inter_token_latency?.p99 ?? 0)) },
+        ],
+      }),
+    ]);
+  }
+  for (const [name, svg] of files) await writeFile(join(dir, name), svg);
+  console.log(files.map(([name]) => join(dir, name)).join('\n'));
+}
+
 if (args.mode === 'sweep') await sweep();
+else if (args.mode === 'charts') await charts();
 else await ratios();
+if (args.mode !== 'charts') await charts();

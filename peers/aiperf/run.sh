@@ -7,6 +7,7 @@
 #   bash peers/aiperf/run.sh                   # TARGET=demo MODE=concurrent
 #   TARGET=paced bash peers/aiperf/run.sh      # paced server (fixed TTFT/ITL per adapter), MODE=sequential
 #   TARGET=demo MODE=sequential ROUNDS=2 bash peers/aiperf/run.sh
+#   TARGET=paced CHECK=1 bash peers/aiperf/run.sh   # exit 1 if any figure differs by more than TOLERANCE % (CI)
 #
 # TARGET=demo  `loraplex serve` with the built-in demo (base loraplex-demo + demo-pirate/poet/chef/robot).
 #              It computes on this machine's cores, so its speed drifts with whatever else runs.
@@ -137,6 +138,8 @@ for round in $(seq 1 "$ROUNDS"); do
     run_aiperf "$DIR"
   fi
   echo "== round $round: A = loraplex bench, B = AIPerf ($TARGET server, $MODE)"
+  CHECK_FLAG=()
+  [ "${CHECK:-0}" = 1 ] && CHECK_FLAG=(--fail-over-tolerance)
   "${LORAPLEX[@]}" bench compare "$DIR/loraplex/bench.json" "$DIR/aiperf/profile_export_aiperf.json" \
-    --tolerance "$TOLERANCE" | tee "$DIR/comparison.txt"
+    --tolerance "$TOLERANCE" "${CHECK_FLAG[@]}" | tee "$DIR/comparison.txt"
 done

@@ -97,6 +97,19 @@ export function pairPoints(a: ComparableRun, b: ComparableRun): [number, number]
   return Array.from({ length: Math.min(a.points.length, b.points.length) }, (_, i) => [i, i] as [number, number]);
 }
 
+/** The compared rows whose relative difference exceeds the tolerance, as "point: metric +x%" lines. */
+export function rowsBeyondTolerance(a: ComparableRun, b: ComparableRun, tolerancePercent: number): string[] {
+  const out: string[] = [];
+  for (const [i, j] of pairPoints(a, b)) {
+    for (const r of compareSummaries(a.points[i].overall, b.points[j].overall)) {
+      if (r.diffPercent !== null && Math.abs(r.diffPercent) > tolerancePercent) {
+        out.push(`${a.points[i].label}: ${r.metric} ${signed(r.diffPercent)}`);
+      }
+    }
+  }
+  return out;
+}
+
 const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`;
 
 export function renderComparison(a: ComparableRun, b: ComparableRun, tolerancePercent: number | null = null): string {

@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseSelectionStrategy, SELECTION_STRATEGIES } from '../bench/adapter-selection.ts';
 import { writeArtifacts } from '../bench/artifacts.ts';
-import { loadComparable, renderComparison } from '../bench/compare.ts';
+import { loadComparable, renderComparison, rowsBeyondTolerance } from '../bench/compare.ts';
 import { ENDPOINT_TYPES, type EndpointType } from '../bench/endpoint.ts';
 import { parseGoodput } from '../bench/goodput.ts';
 import {
@@ -131,9 +131,17 @@ function compareCommand(): Command {
     .argument('<a>', 'baseline result file')
     .argument('<b>', 'result file compared with the baseline')
     .addOption(new Option('--tolerance <percent>', 'mark rows whose difference exceeds this').argParser(floatArg(0)))
-    .action(async (a: string, b: string, flags: { tolerance?: number }) => {
+    .option('--fail-over-tolerance', 'exit 1 when a row differs by more than --tolerance (CI checks)')
+    .action(async (a: string, b: string, flags: { tolerance?: number; failOverTolerance?: boolean }) => {
       const [runA, runB] = await Promise.all([loadComparable(a), loadComparable(b)]);
       console.log(renderComparison(runA, runB, flags.tolerance ?? null));
+      if (flags.failOverTolerance) {
+        const beyond = rowsBeyondTolerance(runA, runB, flags.tolerance ?? 5);
+        if (beyond.length > 0) {
+          console.error(`beyond ${flags.tolerance ?? 5}%:\n  ${beyond.join('\n  ')}`);
+          process.exitCode = 1;
+        }
+      }
     });
 }
 

@@ -8,7 +8,7 @@ import { summaryFromAiperf } from '../../src/bench/aiperf-import.ts';
 import { benchCharts } from '../../src/bench/charts/bench-charts.ts';
 import { lineChart } from '../../src/bench/charts/line-chart.ts';
 import { escapeXml, niceTicks } from '../../src/bench/charts/svg.ts';
-import { comparableFrom, compareSummaries, renderComparison } from '../../src/bench/compare.ts';
+import { comparableFrom, compareSummaries, renderComparison, rowsBeyondTolerance } from '../../src/bench/compare.ts';
 import { type MetricsSummary, summarizeByModel } from '../../src/bench/metrics.ts';
 import type { RequestRecord } from '../../src/bench/record.ts';
 import { metricsTable, renderPoint, sweepTable } from '../../src/bench/report.ts';
@@ -126,6 +126,16 @@ describe('compare', () => {
     assert.match(text, /concurrency=1\n/);
     assert.match(text, /TTFT \(ms\) p50\s+20\s+21\s+1\.050\s+\+5\.0%\s+yes/);
     assert.throws(() => comparableFrom({ hello: 1 }, 'x.json'), /neither/);
+  });
+
+  test('rowsBeyondTolerance lists the metrics that differ by more than the tolerance (the CI check)', () => {
+    const run = (points: PointResult[]) => ({ source: 'x', tool: 't', points });
+    const a = run([point(1, 1)]);
+    const b = run([point(1, 1.1)]);
+    const beyond = rowsBeyondTolerance(a, b, 5);
+    assert.ok(beyond.some((line) => /TTFT \(ms\) p50 \+10\.0%/.test(line)), beyond.join('\n'));
+    assert.deepEqual(rowsBeyondTolerance(a, b, 50), []);
+    assert.deepEqual(rowsBeyondTolerance(a, a, 0), []);
   });
 });
 
