@@ -230,11 +230,25 @@ void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutput
                const int32_t* seg_slot, int64_t num_segments) {
   Plan& plan = scratch_plan();
   plan.reset();
+  plan.by_slot.clear();
   for (int64_t s = 0; s < num_segments; ++s) {
     const int32_t slot = seg_slot[s];
     if (slot < 0 || seg_start[s + 1] == seg_start[s] || !targets_any(bank, slot, out)) continue;
-    for (int32_t t = seg_start[s]; t < seg_start[s + 1]; ++t) plan.rows.push_back(t);
-    plan.add_group(bank, slot, out, seg_start[s + 1] - seg_start[s]);
+    plan.by_slot.emplace_back(slot, static_cast<int32_t>(s));
+  }
+  // Segments of one slot become one group (a mixed step interleaves many adapters' decodes and prefill
+  // chunks), so their rows share reads of A and Bt; sorting segments, not rows, keeps this cheap.
+  std::stable_sort(plan.by_slot.begin(), plan.by_slot.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < plan.by_slot.size();) {
+    const int32_t slot = plan.by_slot[i].first;
+    int64_t count = 0;
+    for (; i < plan.by_slot.size() && plan.by_slot[i].first == slot; ++i) {
+      const int32_t s = plan.by_slot[i].second;
+      for (int32_t t = seg_start[s]; t < seg_start[s + 1]; ++t) plan.rows.push_back(t);
+      count += seg_start[s + 1] - seg_start[s];
+    }
+    plan.add_group(bank, slot, out, count);
   }
   Executor(plan, bank.dtype(), x, k, out).run();
 }
