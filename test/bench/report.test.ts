@@ -133,7 +133,10 @@ describe('compare', () => {
     const a = run([point(1, 1)]);
     const b = run([point(1, 1.1)]);
     const beyond = rowsBeyondTolerance(a, b, 5);
-    assert.ok(beyond.some((line) => /TTFT \(ms\) p50 \+10\.0%/.test(line)), beyond.join('\n'));
+    assert.ok(
+      beyond.some((line) => /TTFT \(ms\) p50 \+10\.0%/.test(line)),
+      beyond.join('\n'),
+    );
     assert.deepEqual(rowsBeyondTolerance(a, b, 50), []);
     assert.deepEqual(rowsBeyondTolerance(a, a, 0), []);
   });
