@@ -53,27 +53,26 @@ export interface BuiltEngine {
 export const DEFAULT_MAX_LORA_RANK = 64;
 
 export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress): Promise<BuiltEngine> {
-  const loaded = await loadModelDir(opts.modelDir, {
-    ...(opts.dtype ? { dtype: opts.dtype } : {}),
-    onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),
-  });
-  const maxLoraRank = opts.maxLoraRank ?? DEFAULT_MAX_LORA_RANK;
-  if (opts.mergeAdapter) {
-    const adapter = await loadPeftAdapter(opts.mergeAdapter, loaded.config, { maxLoraRank });
-    loaded.weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
-  }
   const {
     modelDir,
-    mergeAdapter: _merged,
     adapters,
     loraDir,
     backend,
     dtype,
-    maxLoraRank: _rank,
+    maxLoraRank = DEFAULT_MAX_LORA_RANK,
     skipInvalidAdapters,
     loaderThread,
+    mergeAdapter,
     ...engineOpts
   } = opts;
+  const loaded = await loadModelDir(modelDir, {
+    ...(dtype ? { dtype } : {}),
+    onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),
+  });
+  if (mergeAdapter) {
+    const adapter = await loadPeftAdapter(mergeAdapter, loaded.config, { maxLoraRank });
+    loaded.weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
+  }
   const store = loraDir ? await LocalDirStore.open(loraDir) : null;
   const listing = store ? await store.list() : [];
   const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
