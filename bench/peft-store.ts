@@ -4,13 +4,12 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { projectionParent } from '../src/adapters/peft/targeting.ts';
 import { SeededRandom } from '../src/engine/rng.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { f32ToBf16 } from '../src/model/dtype.ts';
-import { MODULE_KINDS, type ModuleKind, moduleShape } from '../src/model/modules.ts';
+import { MODULE_KINDS, moduleShape } from '../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../src/model/safetensors.ts';
-
-const groupOf = (kind: ModuleKind) => (['gate_proj', 'up_proj', 'down_proj'].includes(kind) ? 'mlp' : 'self_attn');
 
 function randomBf16(rng: SeededRandom, n: number, scale: number): Uint16Array {
   const out = new Uint16Array(n);
@@ -24,7 +23,7 @@ async function writeAdapter(dir: string, config: ModelConfig, rank: number, seed
   for (let l = 0; l < config.numLayers; l++) {
     for (const kind of MODULE_KINDS) {
       const { inFeatures, outFeatures } = moduleShape(config, kind);
-      const p = `base_model.model.model.layers.${l}.${groupOf(kind)}.${kind}`;
+      const p = `base_model.model.model.layers.${l}.${projectionParent(kind)}.${kind}`;
       tensors.push({
         name: `${p}.lora_A.weight`,
         dtype: 'BF16',

@@ -8,6 +8,7 @@ import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promis
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { projectionParent } from '../adapters/peft/targeting.ts';
 import { SeededRandom } from '../engine/rng.ts';
 import { f32ToBf16 } from '../model/dtype.ts';
 import { MODULE_KINDS, type ModuleKind, moduleShape } from '../model/modules.ts';
@@ -79,9 +80,6 @@ function bf16(data: Float32Array): Uint16Array {
 const SIZES = { hiddenSize: HIDDEN, headDim: HEAD_DIM, numHeads: HEADS, numKvHeads: KV_HEADS, intermediateSize: INTER };
 
 /** The Hugging Face sub-module holding a projection. */
-function groupOf(kind: ModuleKind): 'self_attn' | 'mlp' {
-  return kind === 'gate_proj' || kind === 'up_proj' || kind === 'down_proj' ? 'mlp' : 'self_attn';
-}
 
 /** [out, in] of a projection of the demo model. */
 function shapeOf(kind: ModuleKind): [number, number] {
@@ -109,7 +107,7 @@ async function writeModel(dir: string) {
     );
     for (const kind of MODULE_KINDS) {
       const [out, inp] = shapeOf(kind);
-      add(`${p}.${groupOf(kind)}.${kind}.weight`, [out, inp], normal(rng, out * inp, 1 / Math.sqrt(inp)));
+      add(`${p}.${projectionParent(kind)}.${kind}.weight`, [out, inp], normal(rng, out * inp, 1 / Math.sqrt(inp)));
     }
   }
   add(
@@ -156,7 +154,7 @@ export async function writeDemoAdapter(dir: string, spec: DemoAdapterSpec, seed:
   for (let l = 0; l < LAYERS; l++) {
     for (const kind of spec.targets) {
       const [out, inp] = shapeOf(kind);
-      const p = `base_model.model.model.layers.${l}.${groupOf(kind)}.${kind}`;
+      const p = `base_model.model.model.layers.${l}.${projectionParent(kind)}.${kind}`;
       tensors.push({
         name: `${p}.lora_A.weight`,
         dtype: 'F32',

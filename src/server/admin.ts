@@ -12,7 +12,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createError } from '../observability/errors.ts';
 import type { ServerContext } from './app.ts';
-import { keyMatches } from './auth.ts';
+import { bearerMatches, sendUnauthorized } from './auth.ts';
 
 export const ADMIN_ROUTES = ['/v1/load_lora_adapter', '/v1/unload_lora_adapter', '/v1/rescan_lora_adapters'];
 
@@ -45,18 +45,12 @@ const unloadSchema = {
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, admin: AdminConfig) {
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!admin.adminKey) return;
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (!keyMatches(given, admin.adminKey)) {
-      await reply.status(401).send({
-        error: {
-          message: 'this admin route needs the admin key: send "Authorization: Bearer <admin key>"',
-          type: 'authentication_error',
-          param: null,
-          code: 'INVALID_ADMIN_KEY',
-        },
-      });
+    if (admin.adminKey && !bearerMatches(req, admin.adminKey)) {
+      await sendUnauthorized(
+        reply,
+        'this admin route needs the admin key: send "Authorization: Bearer <admin key>"',
+        'INVALID_ADMIN_KEY',
+      );
     }
   };
 

@@ -16,6 +16,7 @@ import { buildEngine } from '../../src/engine/build-engine.ts';
 import type { LLMEngine } from '../../src/engine/llm-engine.ts';
 import { buildApp, Lifecycle } from '../../src/server/app.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
+import { metricValue } from './loopback.ts';
 
 const ALL: DemoAdapterSpec['targets'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const SPECS: Omit<DemoAdapterSpec, 'name'>[] = [
@@ -75,10 +76,7 @@ async function complete(model: string, prompt = PROMPT) {
 /** Adapter loads that succeeded, from the load-latency histogram's count. */
 async function loadsOk(): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith('loraplex_adapter_load_seconds_count{') && l.includes('outcome="ok"'));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  return metricValue(text, 'loraplex_adapter_load_seconds_count', 'outcome="ok"') || 0;
 }
 
 async function models(): Promise<{ id: string; cache_tier?: string; version?: number; rank?: number | null }[]> {
@@ -306,20 +304,16 @@ describe('adapter store and cache tiers', () => {
     await new Promise((r) => setTimeout(r, 5));
     ctrl.abort();
     await request;
-    const gauge = (text: string, name: string) => {
-      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
-    };
     let text = '';
     for (let i = 0; i < 100; i++) {
       text = await (await fetch(`${base}/metrics`)).text();
       const idle = ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'loraplex_kv_blocks_used'];
-      if (idle.every((name) => gauge(text, name) === 0)) break;
+      if (idle.every((name) => metricValue(text, name) === 0)) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    assert.equal(gauge(text, 'vllm:num_requests_running'), 0);
-    assert.equal(gauge(text, 'vllm:num_requests_waiting'), 0);
-    assert.equal(gauge(text, 'loraplex_kv_blocks_used'), 0);
+    assert.equal(metricValue(text, 'vllm:num_requests_running'), 0);
+    assert.equal(metricValue(text, 'vllm:num_requests_waiting'), 0);
+    assert.equal(metricValue(text, 'loraplex_kv_blocks_used'), 0);
     assert.equal((await complete(stored(2))).text, expected(stored(2)), 'the server keeps serving');
   });
 

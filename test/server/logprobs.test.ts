@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
 import { TokenTexts } from '../../src/server/logprobs.ts';
-import { chunksOf, type Loopback, startLoopback } from './loopback.ts';
+import { chunksOf, completer, type Loopback, startLoopback } from './loopback.ts';
 
 const PROMPT = 'Once upon a time';
 const MAX_TOKENS = 10;
@@ -24,16 +24,13 @@ after(() => server.close());
 
 type Logprobs = Required<OpenAI.Completions.CompletionChoice.Logprobs>;
 
-function complete(extra: Record<string, unknown>) {
-  return server.client.completions.create({
-    model: 'base',
-    prompt: PROMPT,
-    max_tokens: MAX_TOKENS,
-    temperature: 0,
-    ignore_eos: true,
-    ...extra,
-  } as never) as unknown as Promise<OpenAI.Completion>;
-}
+const complete = completer(() => server.client, {
+  model: 'base',
+  prompt: PROMPT,
+  max_tokens: MAX_TOKENS,
+  temperature: 0,
+  ignore_eos: true,
+});
 
 /** The streamed logprobs of choice `index`, concatenated. */
 async function streamedLogprobs(extra: Record<string, unknown>, index = 0): Promise<Logprobs> {

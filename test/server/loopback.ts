@@ -71,3 +71,17 @@ export async function engineIdle(engine: AsyncEngine, withinMs: number): Promise
   }
   throw new Error(`the engine was still busy after ${withinMs} ms: ${JSON.stringify(engine.stats)}`);
 }
+
+/** A completions call with fixed defaults (vLLM's extra fields allowed), each call overriding some of them. */
+export function completer(client: () => OpenAI, defaults: Record<string, unknown>) {
+  return (extra: Record<string, unknown> = {}) =>
+    client().completions.create({ ...defaults, ...extra } as never) as unknown as Promise<OpenAI.Completion>;
+}
+
+/** A sample's value in Prometheus text: the first line of `name` (with any labels) that contains `label`. */
+export function metricValue(text: string, name: string, label = ''): number {
+  const line = text
+    .split('\n')
+    .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
+}

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
-import { chunksOf, engineIdle, type Loopback, startLoopback } from './loopback.ts';
+import { chunksOf, completer, engineIdle, type Loopback, startLoopback } from './loopback.ts';
 
 const PROMPT = 'Once upon a time';
 let server: Loopback;
@@ -18,15 +18,12 @@ before(async () => {
 
 after(() => server.close());
 
-function complete(extra: Record<string, unknown>) {
-  return server.client.completions.create({
-    model: 'base',
-    prompt: PROMPT,
-    max_tokens: 8,
-    ignore_eos: true,
-    ...extra,
-  } as never) as unknown as Promise<OpenAI.Completion>;
-}
+const complete = completer(() => server.client, {
+  model: 'base',
+  prompt: PROMPT,
+  max_tokens: 8,
+  ignore_eos: true,
+});
 
 /** A streamed completion's text per choice index, and its chunks. */
 async function streamedTexts(extra: Record<string, unknown>, n: number) {

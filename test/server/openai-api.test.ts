@@ -14,6 +14,7 @@ import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
 import { buildApp, Lifecycle } from '../../src/server/app.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
+import { metricValue } from './loopback.ts';
 
 let cache: string;
 let engine: AsyncEngine;
@@ -51,11 +52,6 @@ after(async () => {
   await engine.close();
   await rm(cache, { recursive: true, force: true });
 });
-
-function gauge(metrics: string, name: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
-}
 
 async function waitForMetrics(ok: (metrics: string) => boolean): Promise<string> {
   let last = '';
@@ -177,7 +173,7 @@ describe('OpenAI API', () => {
     assert.equal(r.choices[0].text.length > 0, true);
     // the aborted sequence's KV blocks and slot are freed: the metrics return to idle
     const idle = await waitForMetrics(
-      (m) => gauge(m, 'vllm:num_requests_running') === 0 && gauge(m, 'loraplex_kv_blocks_used') === 0,
+      (m) => metricValue(m, 'vllm:num_requests_running') === 0 && metricValue(m, 'loraplex_kv_blocks_used') === 0,
     );
     assert.match(idle, /loraplex_adapter_requests_total\{[^}]*adapter="demo-robot"[^}]*finish_reason="abort"/);
   });
@@ -199,6 +195,6 @@ describe('OpenAI API', () => {
     assert.match(m, /^vllm:num_requests_waiting\{[^}]*\} 0$/m);
     assert.match(m, /^vllm:gpu_cache_usage_perc/m);
     assert.match(m, /^vllm:time_to_first_token_seconds_count/m);
-    assert.ok(gauge(m, 'vllm:generation_tokens_total') > 0);
+    assert.ok(metricValue(m, 'vllm:generation_tokens_total') > 0);
   });
 });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
-import { chunksOf, engineIdle, type Loopback, startLoopback } from './loopback.ts';
+import { chunksOf, completer, engineIdle, type Loopback, startLoopback } from './loopback.ts';
 
 const PROMPT = 'Once upon a time';
 const MAX_TOKENS = 24;
@@ -42,16 +42,13 @@ function tokensUntil(stop: string): number {
   assert.fail(`'${stop}' never appears`);
 }
 
-function complete(extra: Record<string, unknown>) {
-  return server.client.completions.create({
-    model: 'base',
-    prompt: PROMPT,
-    max_tokens: MAX_TOKENS,
-    temperature: 0,
-    ignore_eos: true,
-    ...extra,
-  } as never) as unknown as Promise<OpenAI.Completion>;
-}
+const complete = completer(() => server.client, {
+  model: 'base',
+  prompt: PROMPT,
+  max_tokens: MAX_TOKENS,
+  temperature: 0,
+  ignore_eos: true,
+});
 
 async function streamed(extra: Record<string, unknown>) {
   const chunks = await chunksOf<OpenAI.Completion>(
