@@ -6,7 +6,8 @@ import { AsyncEngine } from '../engine/async-engine.ts';
 import type { KernelBackend } from '../kernels/index.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import { createServeLog } from '../observability/log.ts';
-import { buildApp, Lifecycle, type ServerContext } from '../server/app.ts';
+import { buildApp, type ServerContext } from '../server/app.ts';
+import { Lifecycle } from '../server/lifecycle.ts';
 import { loadTextCodec } from '../tokenizer/text-codec.ts';
 import { adapterArg, applyEnvAliases, engineOptions, envOption, intArg } from './options.ts';
 

@@ -10,6 +10,9 @@ import type { TextCodec } from '../tokenizer/text-codec.ts';
 import { ADMIN_ROUTES, type AdminConfig, registerAdminRoutes } from './admin.ts';
 import { registerApiKey } from './auth.ts';
 import { registerCompletionRoutes } from './completions.ts';
+import { registerHealthRoutes } from './health.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import { registerModelRoutes } from './models.ts';
 
 export interface ServerContext {
   /** Set once the engine is up: until then (lifecycle.ready false) every route but liveness and metrics answers 503. */
@@ -24,53 +27,6 @@ export interface ServerContext {
   admin?: AdminConfig;
   /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
   lifecycle: Lifecycle;
-}
-
-export class Lifecycle {
-  draining = false;
-  inFlight = 0;
-  private idle: (() => void)[] = [];
-  private readyCallbacks: (() => void)[] | null;
-
-  /** `ready` false: the model is still loading (the server already answers, with 503) until markReady(). */
-  constructor(ready = true) {
-    this.readyCallbacks = ready ? null : [];
-  }
-
-  get ready(): boolean {
-    return this.readyCallbacks === null;
-  }
-
-  markReady() {
-    const callbacks = this.readyCallbacks ?? [];
-    this.readyCallbacks = null;
-    for (const f of callbacks) f();
-  }
-
-  /** Runs `f` once the engine is up (now, if it is). */
-  whenReady(f: () => void) {
-    if (this.readyCallbacks) this.readyCallbacks.push(f);
-    else f();
-  }
-
-  begin() {
-    this.inFlight++;
-  }
-
-  end() {
-    this.inFlight--;
-    if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
-  }
-
-  /** Stops taking requests; resolves when the running ones are done or after `timeoutMs`. */
-  drain(timeoutMs: number): Promise<void> {
-    this.draining = true;
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.idle.push(resolve);
-      setTimeout(resolve, timeoutMs).unref();
-    });
-  }
 }
 
 export function buildApp(ctx: ServerContext): FastifyInstance {
@@ -111,40 +67,8 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     });
   });
 
-  const live = async () => ({ status: 'ok' });
-  const ready = async (_req: unknown, reply: { status(code: number): unknown }) => {
-    if (ctx.lifecycle.draining) reply.status(503);
-    return { status: ctx.lifecycle.draining ? 'draining' : 'ok' };
-  };
-  app.get('/health', ready);
-  app.get('/v1/health/live', live);
-  app.get('/v1/health/ready', ready);
-
-  app.get('/v1/models', async () => {
-    const created = Math.floor(ctx.startedAt / 1000);
-    return {
-      object: 'list',
-      data: [
-        { id: ctx.baseModel, object: 'model', created, owned_by: 'loraplex', parent: null, root: ctx.baseModel },
-        ...ctx.engine.adapters.map((a) => ({
-          id: a.name,
-          object: 'model',
-          created,
-          owned_by: 'loraplex',
-          parent: ctx.baseModel,
-          root: ctx.baseModel,
-          // loraplex's own fields: what a router or an operator wants to know about each adapter.
-          version: a.version,
-          source: a.origin,
-          cache_tier: a.tier,
-          rank: a.rank,
-          target_modules: a.targets,
-          ...(a.error ? { error: a.error } : {}),
-        })),
-      ],
-    };
-  });
-
+  registerHealthRoutes(app, ctx);
+  registerModelRoutes(app, ctx);
   registerCompletionRoutes(app, ctx, metrics);
   if (ctx.admin) registerAdminRoutes(app, ctx, ctx.admin);
   return app;

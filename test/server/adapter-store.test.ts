@@ -14,7 +14,8 @@ import { type DemoAdapterSpec, ensureDemo, writeDemoAdapter } from '../../src/de
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
 import type { LLMEngine } from '../../src/engine/llm-engine.ts';
-import { buildApp, Lifecycle } from '../../src/server/app.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
 import { metricValue } from './loopback.ts';
 

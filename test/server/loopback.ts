@@ -12,7 +12,8 @@ import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
 import type { SamplingParams } from '../../src/engine/sampling-params.ts';
 import type { Sequence } from '../../src/engine/sequence.ts';
-import { buildApp, Lifecycle } from '../../src/server/app.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
 
 export interface Loopback {

@@ -12,7 +12,8 @@ import OpenAI from 'openai';
 import { ensureDemo } from '../../src/demo/demo-model.ts';
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
-import { buildApp, Lifecycle } from '../../src/server/app.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
 import { metricValue } from './loopback.ts';
 
