@@ -136,6 +136,29 @@ export const ERROR_CATALOGUE = {
     'server_error',
     () => 'the server is shutting down and takes no new requests; retry on another replica',
   ),
+  /** The engine thread died or stopped stepping: nothing can be served until the process is restarted. */
+  ENGINE_FAILED: define<{ reason: string }>(
+    503,
+    'server_error',
+    (p) => `the inference engine failed and this server cannot serve requests: ${p.reason}; it will be restarted`,
+  ),
+  /** A sequence's own work failed in the engine (a bad adapter, a kernel check); other requests are unharmed. */
+  SEQUENCE_FAILED: define<{ reason: string }>(
+    500,
+    'server_error',
+    (p) => `this request failed in the engine: ${p.reason}`,
+  ),
+  REQUEST_TOO_LARGE: define<{ message: string }>(413, 'invalid_request_error', (p) => p.message),
+  UNSUPPORTED_MEDIA_TYPE: define<{ contentType: string }>(
+    415,
+    'invalid_request_error',
+    (p) => `unsupported content type '${p.contentType}'; send the body as JSON with 'content-type: application/json'`,
+  ),
+  PARAMETER_UNSUPPORTED: define<{ param: string }>(
+    400,
+    'invalid_request_error',
+    (p) => `'${p.param}' is not supported by this server; remove it from the request`,
+  ),
   INTERNAL_ERROR: define<{ message: string }>(500, 'server_error', (p) => p.message),
 } as const;
 

@@ -29,12 +29,17 @@ export interface ServerContext {
   lifecycle: Lifecycle;
 }
 
+/** Routes that answer whatever the engine's state: they report it (health) or observe it (metrics). */
+const PROBE_ROUTES = new Set(['/health', '/v1/health/live', '/v1/health/ready', '/metrics']);
+
 export function buildApp(ctx: ServerContext): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
   const metrics = new Metrics(ctx.baseModel, () => (ctx.lifecycle.ready ? ctx.engine.stats : null));
+  // Loading or faulted: every route answers 503, but the probes (which say so themselves) and metrics.
   app.addHook('onRequest', async (req, reply) => {
-    if (ctx.lifecycle.ready || req.url === '/v1/health/live' || req.url === '/metrics') return;
-    const e = createError('SERVER_NOT_READY', { what: 'the model is loading' });
+    const { ready, fault } = ctx.lifecycle;
+    if ((ready && !fault) || PROBE_ROUTES.has(req.routeOptions.url ?? '')) return;
+    const e = ctx.lifecycle.refusal()!;
     await reply.status(e.status).header('retry-after', '5').send(e.toOpenAIError());
   });
   ctx.lifecycle.whenReady(() => {
