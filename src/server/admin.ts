@@ -5,21 +5,18 @@
  *   POST /v1/unload_lora_adapter {lora_name}                            → 200 "Success: LoRA adapter '…' removed successfully."
  * plus POST /v1/rescan_lora_adapters (rescan the store now). `lora_path` must lie inside an allowed root:
  * it is checked as written, then again after symlinks are resolved, before anything in it is opened.
- * With --admin-key these routes take that key instead of the API key.
+ * Their key (the admin key, or else the API key) is checked per route by auth.ts.
  */
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { createError } from '../observability/errors.ts';
 import type { ServerContext } from './app.ts';
-import { bearerMatches, sendUnauthorized } from './auth.ts';
-
-export const ADMIN_ROUTES = ['/v1/load_lora_adapter', '/v1/unload_lora_adapter', '/v1/rescan_lora_adapters'];
 
 export interface AdminConfig {
   /** Directories lora_path may point into. */
   allowedRoots: string[];
-  /** When set, admin routes need `Authorization: Bearer <adminKey>` (and not the API key). */
+  /** When set, admin routes need `Authorization: Bearer <adminKey>` (and not the API key); see auth.ts. */
   adminKey?: string;
 }
 
@@ -44,19 +41,9 @@ const unloadSchema = {
 };
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, admin: AdminConfig) {
-  const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (admin.adminKey && !bearerMatches(req, admin.adminKey)) {
-      await sendUnauthorized(
-        reply,
-        'this admin route needs the admin key: send "Authorization: Bearer <admin key>"',
-        'INVALID_ADMIN_KEY',
-      );
-    }
-  };
-
   app.post<{ Body: { lora_name: string; lora_path: string; load_inplace?: boolean } }>(
     '/v1/load_lora_adapter',
-    { schema: loadSchema, preHandler: authorize },
+    { schema: loadSchema },
     async (req, reply) => {
       const { lora_name: name, lora_path: path, load_inplace: inplace = false } = req.body;
       const dir = await allowedPath(path, admin.allowedRoots);
@@ -65,17 +52,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, ad
     },
   );
 
-  app.post<{ Body: { lora_name: string } }>(
-    '/v1/unload_lora_adapter',
-    { schema: unloadSchema, preHandler: authorize },
-    async (req, reply) => {
-      const name = req.body.lora_name;
-      await ctx.engine.admin({ op: 'unload', name });
-      return reply.type('text/plain').send(`Success: LoRA adapter '${name}' removed successfully.`);
-    },
-  );
+  app.post<{ Body: { lora_name: string } }>('/v1/unload_lora_adapter', { schema: unloadSchema }, async (req, reply) => {
+    const name = req.body.lora_name;
+    await ctx.engine.admin({ op: 'unload', name });
+    return reply.type('text/plain').send(`Success: LoRA adapter '${name}' removed successfully.`);
+  });
 
-  app.post('/v1/rescan_lora_adapters', { preHandler: authorize }, async () => {
+  app.post('/v1/rescan_lora_adapters', async () => {
     const result = await ctx.engine.admin({ op: 'rescan' });
     return result;
   });

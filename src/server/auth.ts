@@ -1,10 +1,36 @@
 /**
- * Optional API key (vLLM's --api-key): `Authorization: Bearer <key>` on /v1/* routes; health and metrics stay
- * open for probes and scrapers. Keys are compared through their SHA-256 digests in constant time, so neither
- * content nor length leaks through timing. The admin routes check their own key with the same helpers.
+ * API keys, checked per route: every route gets its key check when it is registered (fastify's onRoute), so
+ * the check sees the route the router matched — never the raw URL, which percent-encoding (`/%761/models`)
+ * or other spellings could disguise. Scopes:
+ *   open  — probes and metrics (/health, /v1/health/*, /metrics): no key, ever;
+ *   admin — the runtime adapter routes: the admin key, or else the API key, when either is set;
+ *   api   — every other route (routes added later included: fail closed): the API key, when set.
+ * Keys are compared through their SHA-256 digests in constant time, so neither content nor length leaks.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+
+export type RouteScope = 'open' | 'api' | 'admin';
+
+export const OPEN_ROUTES: ReadonlySet<string> = new Set(['/health', '/v1/health/live', '/v1/health/ready', '/metrics']);
+export const ADMIN_ROUTES: ReadonlySet<string> = new Set([
+  '/v1/load_lora_adapter',
+  '/v1/unload_lora_adapter',
+  '/v1/rescan_lora_adapters',
+]);
+
+export interface Keys {
+  /** Bearer key for the API routes (vLLM's --api-key). */
+  apiKey?: string;
+  /** Bearer key for the admin routes; without it they take the API key. */
+  adminKey?: string;
+}
+
+export function routeScope(routePath: string): RouteScope {
+  if (OPEN_ROUTES.has(routePath)) return 'open';
+  if (ADMIN_ROUTES.has(routePath)) return 'admin';
+  return 'api';
+}
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -19,22 +45,44 @@ export function bearerMatches(req: FastifyRequest, expected: string): boolean {
 }
 
 /** A 401 in OpenAI's error shape. */
-export async function sendUnauthorized(reply: FastifyReply, message: string, code: string) {
+async function sendUnauthorized(reply: FastifyReply, message: string, code: string) {
   await reply.status(401).send({ error: { message, type: 'authentication_error', param: null, code } });
 }
 
-/** `exempt`: routes that check a key of their own (the admin routes under --admin-key). */
-export function registerApiKey(app: FastifyInstance, apiKey: string | undefined, exempt: readonly string[] = []) {
-  if (!apiKey) return;
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/v1/') || req.url.startsWith('/v1/health/')) return;
-    if (exempt.includes(req.url.split('?')[0])) return;
-    if (!bearerMatches(req, apiKey)) {
+function keyCheck(scope: RouteScope, keys: Keys): onRequestHookHandler | null {
+  if (scope === 'open') return null;
+  if (scope === 'admin' && keys.adminKey) {
+    const key = keys.adminKey;
+    return async (req, reply) => {
+      if (!bearerMatches(req, key)) {
+        await sendUnauthorized(
+          reply,
+          'this admin route needs the admin key: send "Authorization: Bearer <admin key>"',
+          'INVALID_ADMIN_KEY',
+        );
+      }
+    };
+  }
+  const key = keys.apiKey;
+  if (!key) return null;
+  return async (req, reply) => {
+    if (!bearerMatches(req, key)) {
       await sendUnauthorized(
         reply,
         'a valid API key is required: send "Authorization: Bearer <key>"',
         'INVALID_API_KEY',
       );
     }
+  };
+}
+
+/** Must run before any route is registered: each route gets the check of its scope as its first hook. */
+export function registerAuth(app: FastifyInstance, keys: Keys) {
+  app.addHook('onRoute', (route) => {
+    const check = keyCheck(routeScope(route.url), keys);
+    if (!check) return;
+    const own =
+      route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [check, ...own];
   });
 }

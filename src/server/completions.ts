@@ -4,14 +4,18 @@
  * which frees their KV blocks and adapter pins in the engine's next step; so does a stop string's match.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenLogprobs } from '../engine/logprobs.ts';
 import type { FinishReason } from '../engine/sequence.ts';
-import { createError } from '../observability/errors.ts';
+import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { resolveModel, type ServerContext } from './app.ts';
 import { ChoiceDecoder, type ChoiceDelta } from './choice-decoder.ts';
+import { toLoraplexError } from './error-mapping.ts';
 import { CompletionLogprobsBuilder, chatLogprobs, TokenTexts } from './logprobs.ts';
+import { PROMPT_BYTES_PER_TOKEN, PromptEncoder } from './prompt-input.ts';
+import { refuseUnsupported } from './request-fields.ts';
 import {
   choiceParams,
   logprobsCount,
@@ -150,25 +154,39 @@ function chatLogprobsOf(body: ChatBody): number | null {
   return top ?? 0;
 }
 
+const completionFields = new Set(Object.keys(completionSchema.body.properties));
+const chatFields = new Set(Object.keys(chatSchema.body.properties));
+
 export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContext, metrics: Metrics) {
   const names = new TokenTexts(ctx.codec.tokenizer);
+  const prompts = new PromptEncoder(
+    ctx.codec,
+    () => ctx.limits?.maxPromptBytes ?? PROMPT_BYTES_PER_TOKEN * ctx.engine.info.maxModelLen,
+  );
+  app.addHook('onClose', () => prompts.close());
+  // One listener per running request: many are expected, none leak (each is removed when its request ends).
+  setMaxListeners(0, ctx.lifecycle.cancelled);
+
   app.post(
     '/v1/completions',
     { schema: completionSchema },
     async (req: FastifyRequest<{ Body: CompletionBody }>, reply) => {
       const body = req.body;
+      refuseUnsupported(body as unknown as Record<string, unknown>, completionFields);
       const adapter = resolveModel(ctx, body.model);
-      const request = samplingRequest(body, completionLogprobsOf(body), ctx.engine.info.vocabSize);
-      const promptIds = typeof body.prompt === 'string' ? ctx.codec.encode(body.prompt) : body.prompt;
+      const vocabSize = ctx.engine.info.vocabSize;
+      const request = samplingRequest(body, completionLogprobsOf(body), vocabSize);
+      const promptIds = await prompts.completion(body.prompt, vocabSize);
       return serve({ ctx, metrics, names, reply, body, request, adapter, promptIds, flavor: completionFlavor });
     },
   );
 
   app.post('/v1/chat/completions', { schema: chatSchema }, async (req: FastifyRequest<{ Body: ChatBody }>, reply) => {
     const body = req.body;
+    refuseUnsupported(body as unknown as Record<string, unknown>, chatFields);
     const adapter = resolveModel(ctx, body.model);
     const request = samplingRequest(body, chatLogprobsOf(body), ctx.engine.info.vocabSize);
-    const promptIds = ctx.codec.encodeChat(body.messages);
+    const promptIds = await prompts.chat(body.messages);
     return serve({ ctx, metrics, names, reply, body, request, adapter, promptIds, flavor: chatFlavor });
   });
 }
@@ -187,7 +205,8 @@ interface Job {
 
 async function serve(job: Job) {
   const { ctx } = job;
-  if (ctx.lifecycle.draining) throw createError('SERVER_DRAINING', {});
+  const refusal = ctx.lifecycle.refusal();
+  if (refusal) throw refusal;
   ctx.lifecycle.begin();
   try {
     return await respond(job);
@@ -262,59 +281,114 @@ function usageOf(promptTokens: number, choices: ChoiceDecoder[]) {
   return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
 }
 
+/**
+ * The request's own abort: the client going away, or the server ending every running request (the drain's
+ * deadline, an engine fault: then `cancelReason` says why).
+ */
+function requestAbort(job: Job) {
+  const abort = new AbortController();
+  setMaxListeners(job.request.n + 4, abort.signal); // one listener per choice, plus ours
+  const res = job.reply.raw;
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.on('close', onClose);
+  const cancelled = job.ctx.lifecycle.cancelled;
+  const onCancel = () => abort.abort(cancelled.reason);
+  if (cancelled.aborted) onCancel();
+  else cancelled.addEventListener('abort', onCancel, { once: true });
+  return {
+    signal: abort.signal,
+    abort: () => abort.abort(),
+    /** Why the server ended the request (null: it did not). */
+    cancelReason: (): LoraplexError | null =>
+      abort.signal.aborted && isLoraplexError(abort.signal.reason) ? abort.signal.reason : null,
+    dispose() {
+      res.off('close', onClose);
+      cancelled.removeEventListener('abort', onCancel);
+    },
+  };
+}
+
 async function respond(job: Job) {
   checkPrompt(job);
-  const { reply, body, flavor, request, promptIds } = job;
-  const id = `${flavor.object === 'text_completion' ? 'cmpl' : 'chatcmpl'}-${randomUUID()}`;
+  const abort = requestAbort(job);
+  try {
+    return await (job.body.stream ? respondStreaming(job, abort) : respondWhole(job, abort));
+  } finally {
+    abort.dispose();
+  }
+}
+
+type RequestAbort = ReturnType<typeof requestAbort>;
+
+const responseId = (flavor: Flavor) => `${flavor.object === 'text_completion' ? 'cmpl' : 'chatcmpl'}-${randomUUID()}`;
+
+async function respondWhole(job: Job, abort: RequestAbort) {
+  const { body, flavor, request, promptIds } = job;
+  const id = responseId(flavor);
   const created = Math.floor(Date.now() / 1000);
-  const abort = new AbortController();
-  reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) abort.abort();
-  });
   const formats = Array.from({ length: request.n }, (_, i) => flavor.format(i, job.names));
   const wantLogprobs = request.params.logprobs !== undefined;
-
-  if (!body.stream) {
-    const outputs = formats.map(() => ({
-      text: '',
-      tokens: [] as number[],
-      logprobs: [] as TokenLogprobs[],
-      finish: null as FinishReason | null,
-      stopReason: null as string | number | null,
-    }));
-    const { choices, done } = runChoices(job, abort.signal, (i, d) => {
-      const out = outputs[i];
-      out.text += d.text;
-      out.tokens.push(...d.tokens);
-      out.logprobs.push(...d.logprobs);
-      if (d.finishReason) {
-        out.finish = d.finishReason;
-        out.stopReason = d.stopReason;
-      }
-    });
-    try {
-      await done;
-    } catch (err) {
-      abort.abort();
-      throw err;
+  const outputs = formats.map(() => ({
+    text: '',
+    tokens: [] as number[],
+    logprobs: [] as TokenLogprobs[],
+    finish: null as FinishReason | null,
+    stopReason: null as string | number | null,
+  }));
+  const { choices, done } = runChoices(job, abort.signal, (i, d) => {
+    const out = outputs[i];
+    out.text += d.text;
+    out.tokens.push(...d.tokens);
+    out.logprobs.push(...d.logprobs);
+    if (d.finishReason) {
+      out.finish = d.finishReason;
+      out.stopReason = d.stopReason;
     }
-    return {
-      id,
-      object: flavor.object,
-      created,
-      model: body.model,
-      choices: outputs.map((out, i) => ({
-        ...formats[i].choice(out.text, out.finish, out.stopReason),
-        logprobs: wantLogprobs ? formats[i].logprobs(out.tokens, out.logprobs) : null,
-      })),
-      usage: usageOf(promptIds.length, choices),
-    };
+  });
+  try {
+    await done;
+  } catch (err) {
+    abort.abort();
+    throw err;
   }
+  const cancelled = abort.cancelReason();
+  if (cancelled) throw cancelled;
+  return {
+    id,
+    object: flavor.object,
+    created,
+    model: body.model,
+    choices: outputs.map((out, i) => ({
+      ...formats[i].choice(out.text, out.finish, out.stopReason),
+      logprobs: wantLogprobs ? formats[i].logprobs(out.tokens, out.logprobs) : null,
+    })),
+    usage: usageOf(promptIds.length, choices),
+  };
+}
 
-  reply.hijack();
+/**
+ * SSE. The status and headers go out only once every choice is admitted — its first event came back from
+ * the engine, so validation, the adapter (its load included), the waiting queue and the KV budget have all
+ * said yes — so a refusal keeps its status (400/404/429/503, Retry-After). Events produced before then are
+ * held and sent right after the headers. An error after the stream began ends it with an OpenAI-style error
+ * event and `[DONE]`.
+ */
+async function respondStreaming(job: Job, abort: RequestAbort) {
+  const { reply, body, flavor, request, promptIds } = job;
+  const id = responseId(flavor);
+  const created = Math.floor(Date.now() / 1000);
+  const formats = Array.from({ length: request.n }, (_, i) => flavor.format(i, job.names));
+  const wantLogprobs = request.params.logprobs !== undefined;
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`);
+  const held: string[] = [];
+  let open = false;
+  const send = (payload: unknown) => {
+    const event = `data: ${JSON.stringify(payload)}\n\n`;
+    if (open) res.write(event);
+    else held.push(event);
+  };
   const chunk = (choices: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({
     id,
     object: flavor.chunkObject,
@@ -324,7 +398,13 @@ async function respond(job: Job) {
     ...extra,
   });
   const first = formats.map(() => true);
+  let unadmitted = request.n;
+  let admitted!: () => void;
+  const admission = new Promise<void>((resolve) => {
+    admitted = resolve;
+  });
   const { choices, done } = runChoices(job, abort.signal, (i, d) => {
+    if (first[i] && --unadmitted === 0) admitted();
     // With logprobs, every token's entry goes out at once, even when its text is still held back.
     const carriesLogprobs = wantLogprobs && d.tokens.length > 0;
     if (!(d.text || d.finishReason || first[i] || carriesLogprobs)) return;
@@ -339,15 +419,31 @@ async function respond(job: Job) {
     );
     first[i] = false;
   });
+  // Before the headers: a refusal is thrown, and the error handler answers with its status.
   try {
-    await done;
-    if (body.stream_options?.include_usage) send(chunk([], { usage: usageOf(promptIds.length, choices) }));
-    res.write('data: [DONE]\n\n');
+    await Promise.race([admission, done]);
   } catch (err) {
     abort.abort();
-    send({ error: { message: (err as Error).message, type: 'server_error', param: null, code: 'INTERNAL_ERROR' } });
+    throw err;
+  }
+  const refused = abort.cancelReason();
+  if (refused && unadmitted > 0) throw refused;
+  if (abort.signal.aborted && unadmitted > 0) return reply; // the client left before anything was sent
+
+  reply.hijack();
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  open = true;
+  for (const event of held.splice(0)) res.write(event);
+  try {
+    await done;
+    const cancelled = abort.cancelReason();
+    if (cancelled) throw cancelled;
+    if (body.stream_options?.include_usage) send(chunk([], { usage: usageOf(promptIds.length, choices) }));
+  } catch (err) {
+    abort.abort();
+    send(toLoraplexError(err, { bodyLimit: 0 }).toOpenAIError());
   } finally {
-    res.end();
+    res.end('data: [DONE]\n\n');
   }
   return reply;
 }

@@ -14,8 +14,8 @@ export const MAX_STOP_STRINGS = 16;
 
 export interface SamplingBody {
   model: string;
-  max_tokens?: number;
-  max_completion_tokens?: number;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
   temperature?: number;
   top_p?: number;
   top_k?: number;
@@ -37,8 +37,8 @@ export interface SamplingBody {
  */
 export const samplingProperties = {
   model: { type: 'string', minLength: 1 },
-  max_tokens: { type: 'integer', minimum: 1 },
-  max_completion_tokens: { type: 'integer', minimum: 1 },
+  max_tokens: { type: ['integer', 'null'], minimum: 1 },
+  max_completion_tokens: { type: ['integer', 'null'], minimum: 1 },
   temperature: { type: 'number', minimum: 0, maximum: 2 },
   top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
   top_k: { type: 'integer', minimum: -1 },

@@ -100,7 +100,12 @@ export class Tokenizer {
   }
 
   /** `origin` names the folder or files, for messages. */
-  constructor(files: TokenizerFiles, origin: string, options: TokenizerOptions = {}) {
+  constructor(
+    /** What it was built from: another thread builds the same tokenizer from these (structured-cloneable). */
+    readonly files: TokenizerFiles,
+    readonly origin: string,
+    readonly options: TokenizerOptions = {},
+  ) {
     const config = files.tokenizerConfig ?? {};
     try {
       this.hf = new HfTokenizer(files.tokenizerJson, config);

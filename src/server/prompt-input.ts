@@ -1,0 +1,109 @@
+/**
+ * A request's prompt → token ids, with its size bounded before any heavy step: text is measured in UTF-8
+ * bytes before it is tokenized (the limit defaults to 32 bytes per token of context — more than any real
+ * tokenizer needs — and is configurable), large text is tokenized on its own thread so the HTTP thread (and
+ * /health) never waits on it, and token-id prompts are checked to be ids of this vocabulary.
+ */
+import { createError, type LoraplexError } from '../observability/errors.ts';
+import type { ChatMessage } from '../tokenizer/chat-template.ts';
+import type { TextCodec } from '../tokenizer/text-codec.ts';
+import { TokenizerThread } from '../tokenizer/tokenizer-thread.ts';
+
+/** Default prompt limit per token of context. */
+export const PROMPT_BYTES_PER_TOKEN = 32;
+/** Text up to this size is tokenized inline: a few milliseconds at worst, less than a thread round trip. */
+const INLINE_BYTES = 8 * 1024;
+/** Counted per chat message on top of its content: the template's markup around it. */
+const MESSAGE_OVERHEAD_BYTES = 16;
+
+export class PromptEncoder {
+  private readonly thread: TokenizerThread;
+
+  constructor(
+    private readonly codec: TextCodec,
+    private readonly maxPromptBytes: () => number,
+  ) {
+    this.thread = new TokenizerThread(codec.tokenizer);
+  }
+
+  /** A completion's prompt: text, or token ids (each an integer in [0, vocabSize)). */
+  async completion(prompt: string | number[], vocabSize: number): Promise<number[]> {
+    if (typeof prompt !== 'string') return checkTokenIds(prompt, vocabSize);
+    const bytes = Buffer.byteLength(prompt, 'utf8');
+    this.checkSize(bytes, 'prompt');
+    return this.tokenize(
+      bytes,
+      () => this.codec.encode(prompt),
+      () => this.thread.encode(prompt),
+    );
+  }
+
+  /** A chat's messages through the chat template. */
+  async chat(messages: ChatMessage[]): Promise<number[]> {
+    let bytes = 0;
+    for (const m of messages) bytes += Buffer.byteLength(String(m.content ?? ''), 'utf8') + MESSAGE_OVERHEAD_BYTES;
+    this.checkSize(bytes, 'messages');
+    return this.tokenize(
+      bytes,
+      () => this.codec.encodeChat(messages),
+      () => this.thread.encodeChat(messages),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.thread.close();
+  }
+
+  private checkSize(bytes: number, param: string) {
+    const max = this.maxPromptBytes();
+    if (bytes > max) {
+      throw createError(
+        'REQUEST_INVALID',
+        {
+          message:
+            `'${param}' is ${bytes} bytes; this server takes prompts of at most ${max} bytes ` +
+            '(the --max-prompt-bytes limit, derived from the context length by default)',
+        },
+        { param },
+      );
+    }
+  }
+
+  private async tokenize(bytes: number, inline: () => number[], offThread: () => Promise<number[]>) {
+    try {
+      return bytes <= INLINE_BYTES ? inline() : await offThread();
+    } catch (e) {
+      throw templateError(e);
+    }
+  }
+}
+
+/** Token-id prompts: integers in [0, vocabSize) (the schema already refuses non-integers). */
+function checkTokenIds(ids: number[], vocabSize: number): number[] {
+  const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+  if (bad >= 0) {
+    throw createError(
+      'REQUEST_INVALID',
+      { message: `'prompt' token ids must be integers in [0, ${vocabSize}); prompt[${bad}] is ${ids[bad]}` },
+      { param: 'prompt' },
+    );
+  }
+  return ids;
+}
+
+/** A template that refuses the messages (raise_exception) is the client's problem; anything else, the server's. */
+function templateError(e: unknown): unknown {
+  const err = e as Error & { code?: string };
+  if (err?.name !== 'ChatTemplateError') return e;
+  if (err.code === 'chat_template_raised') {
+    return createError(
+      'REQUEST_INVALID',
+      { message: `the model's chat template refused these messages: ${err.message}` },
+      { param: 'messages' },
+    );
+  }
+  const failed: LoraplexError = createError('INTERNAL_ERROR', {
+    message: "the model's chat template failed on these messages",
+  });
+  return Object.assign(failed, { cause: e });
+}

@@ -1,0 +1,85 @@
+/**
+ * Tokenization on its own thread, for inputs large enough to hold the HTTP thread for a noticeable time
+ * (tokenizing is linear at best, and much worse on pathological text such as one 100 KB "word"). The
+ * thread builds the same tokenizer from the same files; it starts on first use and keeps no process alive
+ * while idle.
+ *
+ *   const thread = new TokenizerThread(codec.tokenizer);
+ *   const ids = await thread.encodeChat(messages);
+ */
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from '../runtime/ts-worker.ts';
+import type { ChatMessage } from './chat-template.ts';
+import type { Tokenizer } from './tokenizer.ts';
+
+export type TokenizeJob = { op: 'encode'; text: string } | { op: 'encodeChat'; messages: ChatMessage[] };
+export type ToTokenizer = TokenizeJob & { id: number };
+/** Errors cross as data: name, message and the error's own code (a ChatTemplateError's, for instance). */
+export interface ThreadError {
+  name: string;
+  message: string;
+  code?: string;
+}
+export type FromTokenizer = { id: number; ids: number[] } | { id: number; error: ThreadError };
+
+export class TokenizerThread {
+  private worker: Worker | null = null;
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(ids: number[]): void; reject(e: Error): void }>();
+
+  constructor(private readonly tokenizer: Tokenizer) {}
+
+  encode(text: string): Promise<number[]> {
+    return this.run({ op: 'encode', text });
+  }
+
+  /** The chat template with a generation prompt, encoded without adding special tokens again (as TextCodec). */
+  encodeChat(messages: ChatMessage[]): Promise<number[]> {
+    return this.run({ op: 'encodeChat', messages });
+  }
+
+  async close() {
+    const worker = this.worker;
+    this.worker = null;
+    this.failAll(new Error('the tokenizer thread is closed'));
+    await worker?.terminate();
+  }
+
+  private run(job: TokenizeJob): Promise<number[]> {
+    const worker = this.started();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.ref();
+      worker.postMessage({ ...job, id } satisfies ToTokenizer);
+    });
+  }
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const { files, origin, options } = this.tokenizer;
+    const worker = startTsWorker(new URL('./tokenizer-worker.ts', import.meta.url), { files, origin, options });
+    worker.on('message', (m: FromTokenizer) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) worker.unref();
+      if ('ids' in m) p.resolve(m.ids);
+      else p.reject(Object.assign(new Error(m.error.message), { name: m.error.name, code: m.error.code }));
+    });
+    const died = (err: Error) => {
+      if (this.worker === worker) this.worker = null; // the next job starts a fresh thread
+      this.failAll(err);
+    };
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`the tokenizer thread exited (code ${code})`)));
+    worker.unref();
+    this.worker = worker;
+    return worker;
+  }
+
+  private failAll(err: Error) {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
