@@ -2,7 +2,7 @@
  * The OpenAI-compatible HTTP API (fastify). Parses and validates requests, resolves `model` to the base or an
  * adapter, tokenizes, and streams the engine worker's tokens back; it never computes.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AsyncEngine } from '../engine/async-engine.ts';
 import { createError } from '../observability/errors.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -59,13 +59,11 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     return metrics.registry.metrics();
   });
 
-  app.setErrorHandler((error, req, reply) => {
-    const e = toLoraplexError(error, { contentType: req.headers['content-type'], bodyLimit });
-    if (e.code === 'SERVER_OVERLOADED') void reply.header('retry-after', '1');
-    void reply.status(e.status).send(e.toOpenAIError());
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({
+  // JSON only: a text/plain or form body is a 415, not a string the schema then calls "not an object".
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  const noRoute = (req: FastifyRequest, reply: FastifyReply) =>
+    reply.status(404).send({
       error: {
         message: `no route ${truncated(req.method, 16)} ${truncated(req.url)}`,
         type: 'not_found_error',
@@ -73,7 +71,14 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
         code: 'ROUTE_NOT_FOUND',
       },
     });
+  app.setErrorHandler((error, req, reply) => {
+    // A body that fails to parse on a path with no route: the missing route is the answer.
+    if (req.is404) return noRoute(req, reply);
+    const e = toLoraplexError(error, { contentType: req.headers['content-type'], bodyLimit });
+    if (e.code === 'SERVER_OVERLOADED') void reply.header('retry-after', '1');
+    void reply.status(e.status).send(e.toOpenAIError());
   });
+  app.setNotFoundHandler(noRoute);
 
   registerHealthRoutes(app, ctx);
   registerModelRoutes(app, ctx);
