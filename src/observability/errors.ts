@@ -114,10 +114,12 @@ export const ERROR_CATALOGUE = {
       hint('use letters, digits, ".", "_" and "-" (at most 128), starting with a letter or digit'),
   ),
   /** lora_path of the admin API must lie inside an allowed root; nothing outside is opened. */
-  ADAPTER_PATH_REFUSED: define<{ path: string; roots: string }>(
+  ADAPTER_PATH_REFUSED: define<{ path: string }>(
     400,
     'invalid_request_error',
-    (p) => `lora_path '${p.path}' is not inside an allowed adapter root (${p.roots})`,
+    (p) =>
+      `lora_path '${p.path}' is not inside a directory this server loads adapters from` +
+      hint('the server operator sets those with --allowed-lora-root'),
   ),
   MODEL_NOT_FOUND: define<{ name: string; available: string }>(
     404,

@@ -11,6 +11,7 @@ import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createError } from '../observability/errors.ts';
+import { truncated } from './error-mapping.ts';
 import type { ServerContext } from './app.ts';
 
 export interface AdminConfig {
@@ -66,8 +67,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, ad
 
 /** The real path of `path` when it lies inside an allowed root (also after resolving symlinks); else 400. */
 export async function allowedPath(path: string, roots: string[]): Promise<string> {
-  const refuse = () =>
-    createError('ADAPTER_PATH_REFUSED', { path, roots: roots.join(', ') || 'none configured' }, { param: 'lora_path' });
+  // The roots are server paths: the message names the flag, never them.
+  const refuse = () => createError('ADAPTER_PATH_REFUSED', { path: truncated(path) }, { param: 'lora_path' });
   if (path.includes('\0')) throw refuse();
   const lexical = resolve(path);
   const lexicalRoot = roots.find((r) => isInside(lexical, resolve(r)));
@@ -76,7 +77,7 @@ export async function allowedPath(path: string, roots: string[]): Promise<string
   if (!real) {
     throw createError(
       'ADAPTER_NOT_FOUND',
-      { name: path, where: 'the file system (no such directory)' },
+      { name: truncated(path), where: 'the file system (no such directory)' },
       { param: 'lora_path' },
     );
   }
