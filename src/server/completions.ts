@@ -428,9 +428,11 @@ async function respondStreaming(job: Job, abort: RequestAbort) {
   }
   const refused = abort.cancelReason();
   if (refused && unadmitted > 0) throw refused;
-  if (abort.signal.aborted && unadmitted > 0) return reply; // the client left before anything was sent
-
   reply.hijack();
+  if (abort.signal.aborted && unadmitted > 0) {
+    res.end(); // the client left before anything was sent
+    return reply;
+  }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   open = true;
   for (const event of held.splice(0)) res.write(event);
