@@ -11,8 +11,8 @@ import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createError } from '../observability/errors.ts';
-import { truncated } from './error-mapping.ts';
 import type { ServerContext } from './app.ts';
+import { truncated } from './error-mapping.ts';
 
 export interface AdminConfig {
   /** Directories lora_path may point into. */
@@ -26,8 +26,8 @@ const loadSchema = {
     type: 'object',
     required: ['lora_name', 'lora_path'],
     properties: {
-      lora_name: { type: 'string', minLength: 1 },
-      lora_path: { type: 'string', minLength: 1 },
+      lora_name: { type: 'string', minLength: 1, maxLength: 256 },
+      lora_path: { type: 'string', minLength: 1, maxLength: 4096 },
       load_inplace: { type: 'boolean' },
     },
   },
@@ -37,7 +37,7 @@ const unloadSchema = {
   body: {
     type: 'object',
     required: ['lora_name'],
-    properties: { lora_name: { type: 'string', minLength: 1 }, lora_int_id: { type: 'integer' } },
+    properties: { lora_name: { type: 'string', minLength: 1, maxLength: 256 }, lora_int_id: { type: 'integer' } },
   },
 };
 

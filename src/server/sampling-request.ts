@@ -11,6 +11,10 @@ import { createError } from '../observability/errors.ts';
 export const MAX_CHOICES = 16;
 /** Most stop strings per request (OpenAI allows 4, vLLM any number). */
 export const MAX_STOP_STRINGS = 16;
+/** Longest stop string: every generated token is matched against each one. */
+export const MAX_STOP_CHARS = 1024;
+/** Most stop token ids: every generated token is looked up among them. */
+export const MAX_STOP_TOKEN_IDS = 1024;
 
 export interface SamplingBody {
   model: string;
@@ -48,8 +52,13 @@ export const samplingProperties = {
   ignore_eos: { type: 'boolean' },
   min_tokens: { type: 'integer', minimum: 0 },
   n: { type: ['integer', 'null'] },
-  stop: { anyOf: [{ type: ['string', 'null'] }, { type: 'array', items: { type: 'string' } }] },
-  stop_token_ids: { type: ['array', 'null'], items: { type: 'integer' } },
+  stop: {
+    anyOf: [
+      { type: ['string', 'null'], maxLength: MAX_STOP_CHARS },
+      { type: 'array', items: { type: 'string', maxLength: MAX_STOP_CHARS } },
+    ],
+  },
+  stop_token_ids: { type: ['array', 'null'], items: { type: 'integer' }, maxItems: MAX_STOP_TOKEN_IDS },
   include_stop_str_in_output: { type: 'boolean' },
 };
 

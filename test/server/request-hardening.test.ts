@@ -179,6 +179,37 @@ describe('values, not only shapes', () => {
     });
   }
 
+  for (const [field, value] of [
+    ['stop', 'x'.repeat(1025)],
+    ['stop', ['.', 'y'.repeat(1025)]],
+    ['stop_token_ids', Array.from({ length: 1025 }, (_, i) => i)],
+  ] as const) {
+    test(`per-token work is bounded: ${field} too long is a 400`, async () => {
+      const res = await post(completion({ [field]: value }));
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(res.json().error.param, field);
+    });
+  }
+
+  test('admin names and paths are bounded too', async () => {
+    const admin = buildApp({
+      engine,
+      codec,
+      baseModel: 'base',
+      startedAt: Date.now(),
+      lifecycle: new Lifecycle(),
+      admin: { allowedRoots: [cache] },
+    });
+    const res = await admin.inject({
+      method: 'POST',
+      url: '/v1/load_lora_adapter',
+      payload: { lora_name: 'n'.repeat(100_000), lora_path: cache },
+    });
+    assert.equal(res.statusCode, 400);
+    assert.ok(res.body.length < 2048, `${res.body.length} bytes`);
+    await admin.close();
+  });
+
   test('max_tokens: null means the default', async () => {
     const res = await post(completion({ max_tokens: null }));
     assert.equal(res.statusCode, 200, res.body);
