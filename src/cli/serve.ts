@@ -6,8 +6,9 @@ import { AsyncEngine } from '../engine/async-engine.ts';
 import type { KernelBackend } from '../kernels/index.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import { createServeLog } from '../observability/log.ts';
-import { buildApp, type ServerContext } from '../server/app.ts';
+import { buildApp, DEFAULT_MAX_BODY_BYTES, type ServerContext } from '../server/app.ts';
 import { Lifecycle } from '../server/lifecycle.ts';
+import { PROMPT_BYTES_PER_TOKEN } from '../server/prompt-input.ts';
 import { loadTextCodec } from '../tokenizer/text-codec.ts';
 import { adapterArg, applyEnvAliases, engineOptions, envOption, intArg } from './options.ts';
 
@@ -23,6 +24,8 @@ interface ServeFlags {
   apiKey?: string;
   adminKey?: string;
   maxWaitingRequests: number;
+  maxBodyBytes: number;
+  maxPromptBytes?: number;
   drainTimeout: number;
   host: string;
   port: number;
@@ -93,6 +96,18 @@ export function serveCommand(): Command {
         .default(1024),
     )
     .addOption(
+      envOption('--max-body-bytes <n>', 'request bodies beyond this get 413', 'MAX_BODY_BYTES')
+        .argParser(intArg(1024))
+        .default(DEFAULT_MAX_BODY_BYTES),
+    )
+    .addOption(
+      envOption(
+        '--max-prompt-bytes <n>',
+        `prompts beyond this (UTF-8 bytes, checked before tokenizing) get 400 (default: ${PROMPT_BYTES_PER_TOKEN} × the context length)`,
+        'MAX_PROMPT_BYTES',
+      ).argParser(intArg(1)),
+    )
+    .addOption(
       envOption('--drain-timeout <seconds>', 'on SIGTERM, wait this long for running requests', 'DRAIN_TIMEOUT')
         .argParser(intArg(0))
         .default(30),
@@ -132,11 +147,18 @@ export function serveCommand(): Command {
       baseModel,
       startedAt: Date.now(),
       apiKey: flags.apiKey,
+      limits: { maxBodyBytes: flags.maxBodyBytes, maxPromptBytes: flags.maxPromptBytes },
       admin: runtimeUpdates
         ? { allowedRoots: allowedRoots.map((r) => resolve(r)), adminKey: flags.adminKey }
         : undefined,
       lifecycle,
     };
+    if (runtimeUpdates && !flags.apiKey && !flags.adminKey) {
+      log.warn(
+        'WARNING: runtime adapter updates are enabled with no --admin-key or --api-key: anyone who can reach ' +
+          'this port can load, replace and unload adapters (from inside --allowed-lora-root)',
+      );
+    }
     const app = buildApp(ctx);
     const address = await app.listen({ host: flags.host, port: flags.port });
     log.info(`listening on ${address}; loading the model (ready: 503 until loaded)`, { model: modelDir });
