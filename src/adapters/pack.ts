@@ -37,7 +37,7 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
       mod.b.length === outFeatures[m] * mod.rank;
     if (!fits) {
       throw createError('ADAPTER_BASE_MISMATCH', {
-        file: adapter.source ?? adapter.name,
+        file: `adapter '${adapter.name}'`,
         problem:
           `${mod.kind} of layer ${mod.layer} (rank ${mod.rank}, A ${mod.a.length} values, B ${mod.b.length}) does not fit ` +
           `module ${m} of the base model it is packed for (${base.numLayers} layers, hidden_size ${base.hiddenSize})`,

@@ -61,6 +61,9 @@ export function engineOptions(): Option[] {
     envOption('--kv-cache-tokens <n>', 'KV cache size in tokens', 'KV_CACHE_TOKENS')
       .argParser(intArg(16))
       .default(32768),
+    envOption('--adapter-load-timeout <seconds>', 'seconds one adapter load may take', 'ADAPTER_LOAD_TIMEOUT')
+      .argParser(floatArg(0.001, 3600))
+      .default(60),
     envOption('--threads <n>', 'kernel threads (default: all cores)', 'THREADS').argParser(intArg(1)),
   ];
 }

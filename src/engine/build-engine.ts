@@ -36,6 +36,8 @@ export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels' | 'l
   loaderThread?: boolean;
   /** Merge this adapter into the base weights before packing (single-task deployments: no LoRA work at all). */
   mergeAdapter?: string;
+  /** Seconds one adapter load on the loader thread may take before it fails (default 60). */
+  adapterLoadTimeout?: number;
 }
 
 /** What building reports as it goes: reading the weights, then loading each --adapter. */
@@ -63,6 +65,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     skipInvalidAdapters,
     loaderThread,
     mergeAdapter,
+    adapterLoadTimeout,
     ...engineOpts
   } = opts;
   const loaded = await loadModelDir(modelDir, {
@@ -77,7 +80,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
   const listing = store ? await store.list() : [];
   const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
   const loader = loaderThread
-    ? new ThreadAdapterLoader({ base: loaded.config, maxLoraRank })
+    ? new ThreadAdapterLoader({ base: loaded.config, maxLoraRank, loadTimeoutSeconds: adapterLoadTimeout })
     : new InlineAdapterLoader(loaded.config, maxLoraRank);
   const options: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,

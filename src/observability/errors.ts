@@ -121,6 +121,25 @@ export const ERROR_CATALOGUE = {
       `lora_path '${p.path}' is not inside a directory this server loads adapters from` +
       hint('the server operator sets those with --allowed-lora-root'),
   ),
+  /** A file of an adapter resolves (through a symlink) outside its root: refused, never opened. */
+  ADAPTER_FILE_OUTSIDE: define<{ file: string; root: string }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `${p.file}: resolves outside ${p.root} (a symlink leading out); it was not opened` +
+      hint('copy the file into the adapter directory instead of linking to it'),
+  ),
+  /**
+   * An adapter load did not finish within --adapter-load-timeout (a hung mount, a huge file). 504: the
+   * request may be fine; the server gave up waiting on its storage, as a gateway gives up on an upstream.
+   */
+  ADAPTER_LOAD_TIMEOUT: define<{ name: string; seconds: number }>(
+    504,
+    'server_error',
+    (p) =>
+      `adapter '${p.name}': loading did not finish within ${p.seconds} s and was abandoned` +
+      hint('check the storage the adapter lives on, or raise --adapter-load-timeout'),
+  ),
   MODEL_NOT_FOUND: define<{ name: string; available: string }>(
     404,
     'not_found_error',

@@ -23,6 +23,7 @@ export function registerModelRoutes(app: FastifyInstance, ctx: ServerContext) {
           rank: a.rank,
           target_modules: a.targets,
           ...(a.error ? { error: a.error } : {}),
+          warnings: a.warnings,
         })),
       ],
     };

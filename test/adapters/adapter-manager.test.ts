@@ -789,6 +789,7 @@ describe('AdapterManager: list', () => {
       targets: null,
       sizeBytes: null,
       error: null,
+      warnings: [],
     });
     manager.retain('a@1');
     assert.equal(manager.list()[0].tier, 'loading');

@@ -1,5 +1,5 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { assertRejects, BASE, everyLayer, loraTensors, peftConfig, TempDirs, tensorName } from './helpers.ts';
@@ -17,17 +17,17 @@ describe('loadPeftAdapter: files', () => {
       () => loadPeftAdapter('/nonexistent/adapters/sql', BASE, { maxLoraRank: 8, name: 'sql' }),
       'ADAPTER_NOT_FOUND',
       "'sql'",
-      '/nonexistent/adapters/sql',
+      'no such directory',
     ));
 
   test('a directory without adapter_config.json', async () => {
     const dir = await dirs.make();
-    await assertRejects(() => load(dir), 'ADAPTER_FILE_MISSING', dir, CONFIG);
+    await assertRejects(() => load(dir), 'ADAPTER_FILE_MISSING', `'${basename(dir)}'`, CONFIG);
   });
 
   test('malformed adapter_config.json names the file', async () => {
     const dir = await dirs.adapter('{"peft_type": "LORA", "r": ', QV());
-    await assertRejects(() => load(dir), 'ADAPTER_INVALID_CONFIG', join(dir, CONFIG), 'not valid JSON');
+    await assertRejects(() => load(dir), 'ADAPTER_INVALID_CONFIG', `'${basename(dir)}': ${CONFIG}`, 'not valid JSON');
   });
 
   test('no weights at all', async () => {
@@ -40,7 +40,7 @@ describe('loadPeftAdapter: files', () => {
       const dir = await dirs.adapter(peftConfig());
       // A dangling link: opening it would fail with ENOENT, so the refusal proves it was never read.
       await symlink(join(dir, 'does-not-exist'), join(dir, file));
-      await assertRejects(() => load(dir), 'ADAPTER_PICKLE_REFUSED', join(dir, file), 'safe_serialization=True');
+      await assertRejects(() => load(dir), 'ADAPTER_PICKLE_REFUSED', `'${basename(dir)}': ${file}`, 'safe_serialization=True');
     });
   }
 
@@ -53,7 +53,7 @@ describe('loadPeftAdapter: files', () => {
   test('a damaged safetensors file', async () => {
     const dir = await dirs.adapter(peftConfig());
     await writeFile(join(dir, WEIGHTS), Buffer.from([200, 0, 0, 0, 0, 0, 0, 0, 123]));
-    await assertRejects(() => load(dir), 'ADAPTER_WEIGHTS_INVALID', join(dir, WEIGHTS), 'truncated');
+    await assertRejects(() => load(dir), 'ADAPTER_WEIGHTS_INVALID', `'${basename(dir)}': ${WEIGHTS}`, 'truncated');
   });
 
   test('a non-float tensor', async () => {

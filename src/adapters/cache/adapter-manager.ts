@@ -11,6 +11,8 @@
  */
 import type { Kernels, LoraDtype, PackedAdapter } from '../../kernels/types.ts';
 import { createError, type LoraplexError } from '../../observability/errors.ts';
+import type { ServeLog } from '../../observability/log.ts';
+import { defaultAdapterLog } from '../../observability/thread-log.ts';
 import type { AdapterLoader } from '../loader/adapter-loader.ts';
 import type { AdapterSummary } from '../loader/load-packed.ts';
 import { ADAPTER_NAME } from '../store/local-dir-store.ts';
@@ -33,6 +35,8 @@ export interface AdapterInfo {
   sizeBytes: number | null;
   /** Why the last load failed, when tier is 'failed'. */
   error: string | null;
+  /** What the last load found worth knowing but not fatal (ignored config fields, unused patterns). */
+  warnings: string[];
 }
 
 export interface AdapterCacheStats {
@@ -48,6 +52,8 @@ export interface StoreEntry {
   name: string;
   dir: string;
   fingerprint: string;
+  /** The store's root: every file of the adapter must lie inside it (symlinks resolved). */
+  root?: string;
 }
 
 export interface AdapterManagerOptions {
@@ -58,6 +64,8 @@ export interface AdapterManagerOptions {
   maxCpuLoras: number;
   /** Null: only adapters handed over in memory (addResident) are served. */
   loader: AdapterLoader | null;
+  /** Where load warnings go, once per adapter version (default: the process's structured log on stderr). */
+  log?: Pick<ServeLog, 'warn'>;
 }
 
 /** What the manager tells its owner (the engine) as loads finish. */
@@ -74,6 +82,7 @@ interface CatalogEntry {
   origin: AdapterOrigin;
   dir: string | null;
   fingerprint: string | null;
+  root?: string;
 }
 
 export const adapterKey = (name: string, version: number) => `${name}@${version}`;
@@ -88,7 +97,7 @@ export class AdapterManager {
   /** Adapters handed over in memory: always resident, outside the host cache's capacity. */
   private readonly resident = new Map<string, PackedAdapter>();
   /** Where each live version's files are, so a version still in use can be reloaded after eviction. */
-  private readonly sources = new Map<string, string>();
+  private readonly sources = new Map<string, { dir: string; root?: string }>();
   private readonly loading = new Map<string, Promise<void>>();
   /** Loads waiting for host-cache room (every entry pinned), in request order. */
   private readonly deferred = new Set<string>();
@@ -123,7 +132,7 @@ export class AdapterManager {
    * Loads and validates an adapter directory now, then serves it under `name` (a new version when
    * `replace`). Throws the load's error with the catalogue unchanged.
    */
-  async register(name: string, dir: string, origin: AdapterOrigin, opts: { replace?: boolean } = {}) {
+  async register(name: string, dir: string, origin: AdapterOrigin, opts: { replace?: boolean; root?: string } = {}) {
     if (!ADAPTER_NAME.test(name) || name.includes('..')) throw createError('ADAPTER_NAME_INVALID', { name });
     const exists = () => {
       if (this.catalog.has(name) && !opts.replace) throw createError('ADAPTER_EXISTS', { name });
@@ -133,16 +142,16 @@ export class AdapterManager {
     const started = performance.now();
     let result: Awaited<ReturnType<AdapterLoader['load']>>;
     try {
-      result = await loader.load(name, dir);
+      result = await loader.load(name, dir, opts.root);
     } catch (e) {
       this.events.loadTimed(name, (performance.now() - started) / 1000, false);
       throw e;
     }
     this.events.loadTimed(name, (performance.now() - started) / 1000, true);
     exists(); // a concurrent register may have won
-    const entry = this.setEntry(name, origin, dir, null);
+    const entry = this.setEntry(name, origin, dir, null, opts.root);
     const key = adapterKey(name, entry.version);
-    this.summaries.set(key, result.summary);
+    this.setSummary(key, result.summary);
     if (this.host.makeRoom(1, (k) => this.isHostPinned(k))) this.host.put(key, result.packed);
     return this.info(entry);
   }
@@ -170,10 +179,10 @@ export class AdapterManager {
       listed.add(s.name);
       const entry = this.catalog.get(s.name);
       if (!entry) {
-        this.setEntry(s.name, 'store', s.dir, s.fingerprint);
+        this.setEntry(s.name, 'store', s.dir, s.fingerprint, s.root);
         added.push(s.name);
       } else if (entry.origin === 'store' && (entry.fingerprint !== s.fingerprint || entry.dir !== s.dir)) {
-        this.setEntry(s.name, 'store', s.dir, s.fingerprint);
+        this.setEntry(s.name, 'store', s.dir, s.fingerprint, s.root);
         changed.push(s.name);
       }
     }
@@ -265,14 +274,14 @@ export class AdapterManager {
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────────
 
-  private setEntry(name: string, origin: AdapterOrigin, dir: string | null, fingerprint: string | null) {
+  private setEntry(name: string, origin: AdapterOrigin, dir: string | null, fingerprint: string | null, root?: string) {
     const previous = this.catalog.get(name);
     const version = (this.lastVersion.get(name) ?? 0) + 1;
     this.lastVersion.set(name, version);
     this.changes++;
-    const entry: CatalogEntry = { name, version, origin, dir, fingerprint };
+    const entry: CatalogEntry = { name, version, origin, dir, fingerprint, root };
     this.catalog.set(name, entry);
-    if (dir !== null) this.sources.set(adapterKey(name, version), dir);
+    if (dir !== null) this.sources.set(adapterKey(name, version), { dir, root });
     if (previous) this.retire(adapterKey(name, previous.version));
     return entry;
   }
@@ -309,28 +318,28 @@ export class AdapterManager {
    */
   private ensureResident(key: string) {
     if (this.slots.has(key) || this.inMemory(key) || this.loading.has(key) || this.failures.has(key)) return;
-    const dir = this.sources.get(key);
-    if (dir === undefined) return;
+    const source = this.sources.get(key);
+    if (source === undefined) return;
     if (!this.host.makeRoom(this.loading.size + 1, (k) => this.isHostPinned(k))) {
       this.deferred.add(key); // every host entry is in use: load when one is released
       return;
     }
     this.deferred.delete(key);
-    this.startLoad(key, nameOf(key), dir);
+    this.startLoad(key, nameOf(key), source.dir, source.root);
   }
 
-  private startLoad(key: string, name: string, dir: string) {
+  private startLoad(key: string, name: string, dir: string, root?: string) {
     const loader = this.requireLoader();
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     this.changes++;
-    const done = loader.load(name, dir).then(
+    const done = loader.load(name, dir, root).then(
       (result) => {
         this.changes++;
         this.loading.delete(key);
         this.events.loadTimed(name, seconds(), true);
         if (!this.isCurrent(key) && !this.retained.has(key)) return; // replaced or dropped meanwhile
-        this.summaries.set(key, result.summary);
+        this.setSummary(key, result.summary);
         this.host.makeRoom(1, (k) => this.isHostPinned(k));
         this.host.put(key, result.packed);
         this.events.ready(key);
@@ -345,6 +354,15 @@ export class AdapterManager {
       },
     );
     this.loading.set(key, done);
+  }
+
+  /** Keeps a version's summary; its warnings are logged the first time only (a reload after eviction is quiet). */
+  private setSummary(key: string, summary: AdapterSummary) {
+    const first = !this.summaries.has(key);
+    this.summaries.set(key, summary);
+    if (!first) return;
+    const log = this.opts.log ?? defaultAdapterLog();
+    for (const warning of summary.warnings) log.warn(warning, { adapter: key });
   }
 
   private pumpDeferred() {
@@ -385,6 +403,7 @@ export class AdapterManager {
       targets: summary ? [...summary.targets] : null,
       sizeBytes: summary?.sizeBytes ?? null,
       error: failure?.message ?? null,
+      warnings: summary ? [...summary.warnings] : [],
     };
   }
 }

@@ -7,7 +7,8 @@ import type { ModelConfig } from '../../model/config.ts';
 import { loadPackedAdapter, type PackedWithSummary } from './load-packed.ts';
 
 export interface AdapterLoader {
-  load(name: string, dir: string): Promise<PackedWithSummary>;
+  /** `root` bounds every file read (symlinks resolved): the store's root; default: `dir` itself. */
+  load(name: string, dir: string, root?: string): Promise<PackedWithSummary>;
   close(): Promise<void>;
 }
 
@@ -17,8 +18,8 @@ export class InlineAdapterLoader implements AdapterLoader {
     private readonly maxLoraRank: number,
   ) {}
 
-  load(name: string, dir: string): Promise<PackedWithSummary> {
-    return loadPackedAdapter(name, dir, this.base, this.maxLoraRank);
+  load(name: string, dir: string, root?: string): Promise<PackedWithSummary> {
+    return loadPackedAdapter(name, dir, this.base, this.maxLoraRank, root);
   }
 
   async close() {}

@@ -26,8 +26,9 @@ export async function loadPackedAdapter(
   dir: string,
   base: ModelConfig,
   maxLoraRank: number,
+  root?: string,
 ): Promise<PackedWithSummary> {
-  const adapter = await loadPeftAdapter(dir, base, { maxLoraRank, name });
+  const adapter = await loadPeftAdapter(dir, base, { maxLoraRank, name, root });
   const packed = packAdapter(adapter, base);
   return {
     packed,

@@ -1,64 +1,145 @@
 /**
- * Adapter loads on their own thread: the engine thread posts (name, dir) and gets the packed weights back
- * as transferred buffers (no copy). Loads run one at a time, in request order.
+ * Adapter loads on their own thread: the engine thread posts (name, dir, root) and gets the packed weights
+ * back as transferred buffers (no copy). Loads run one at a time, in request order, each within a time
+ * limit: a load that does not finish in time fails with ADAPTER_LOAD_TIMEOUT and its thread is replaced
+ * (a stuck read cannot be cancelled, only abandoned), so one bad adapter never wedges the loads after it.
  */
 import type { Worker } from 'node:worker_threads';
 import type { ModelConfig } from '../../model/config.ts';
-import { deserializeError, type SerializedError } from '../../observability/errors.ts';
+import { createError, deserializeError, type SerializedError } from '../../observability/errors.ts';
 import { startTsWorker } from '../../runtime/ts-worker.ts';
 import type { AdapterLoader } from './adapter-loader.ts';
 import type { PackedWithSummary } from './load-packed.ts';
 
+export const DEFAULT_ADAPTER_LOAD_TIMEOUT_S = 60;
+
 export interface LoaderInit {
   base: ModelConfig;
   maxLoraRank: number;
+  /** Tests only: loads of this adapter name never finish (to prove a timeout replaces the thread). */
+  neverFinishForTest?: string;
 }
 
-export type ToLoader = { id: number; name: string; dir: string };
+export interface ThreadLoaderOptions extends LoaderInit {
+  /** Seconds one load may take (default 60). */
+  loadTimeoutSeconds?: number;
+}
+
+export type ToLoader = { id: number; name: string; dir: string; root?: string };
 export type FromLoader =
   | { id: number; ok: true; result: PackedWithSummary }
   | { id: number; ok: false; error: SerializedError };
 
-export class ThreadAdapterLoader implements AdapterLoader {
-  private readonly worker: Worker;
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve(r: PackedWithSummary): void; reject(e: Error): void }>();
-  /** Set once the thread is closed or has died: every load then fails at once instead of hanging. */
-  private stopped: Error | null = null;
+interface Job {
+  id: number;
+  name: string;
+  dir: string;
+  root?: string;
+  resolve(r: PackedWithSummary): void;
+  reject(e: Error): void;
+}
 
-  constructor(init: LoaderInit) {
-    this.worker = startTsWorker(new URL('./loader-worker.ts', import.meta.url), init);
-    this.worker.on('message', (m: FromLoader) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (this.pending.size === 0) this.worker.unref();
-      if (m.ok) p.resolve(m.result);
-      else p.reject(deserializeError(m.error));
-    });
-    this.worker.on('error', (err) => this.stop(err));
-    this.worker.on('exit', (code) => this.stop(new Error(`the adapter loader thread exited (code ${code})`)));
-    this.worker.unref(); // an idle loader never keeps its thread alive; a pending load does
+export class ThreadAdapterLoader implements AdapterLoader {
+  private worker: Worker | null = null;
+  private nextId = 0;
+  private readonly queue: Job[] = [];
+  private current: Job | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Set once closed: every load then fails at once. */
+  private closed: Error | null = null;
+  private readonly timeoutMs: number;
+  /** Threads replaced after a timeout or a crash. */
+  restarts = 0;
+
+  constructor(private readonly init: ThreadLoaderOptions) {
+    this.timeoutMs = (init.loadTimeoutSeconds ?? DEFAULT_ADAPTER_LOAD_TIMEOUT_S) * 1000;
+    this.worker = this.spawn();
   }
 
-  load(name: string, dir: string): Promise<PackedWithSummary> {
-    if (this.stopped) return Promise.reject(this.stopped);
-    const id = this.nextId++;
+  load(name: string, dir: string, root?: string): Promise<PackedWithSummary> {
+    if (this.closed) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage({ id, name, dir } satisfies ToLoader);
+      this.queue.push({ id: this.nextId++, name, dir, root, resolve, reject });
+      this.pump();
     });
   }
 
   async close() {
-    this.stop(new Error('the adapter loader is closed'));
-    await this.worker.terminate();
+    this.closed ??= new Error('the adapter loader is closed');
+    this.clearTimer();
+    for (const job of [this.current, ...this.queue]) job?.reject(this.closed);
+    this.current = null;
+    this.queue.length = 0;
+    const w = this.worker;
+    this.worker = null;
+    await w?.terminate();
   }
 
-  private stop(reason: Error) {
-    this.stopped ??= reason;
-    for (const p of this.pending.values()) p.reject(this.stopped);
-    this.pending.clear();
+  private spawn(): Worker {
+    const { base, maxLoraRank, neverFinishForTest } = this.init;
+    const w = startTsWorker(new URL('./loader-worker.ts', import.meta.url), {
+      base,
+      maxLoraRank,
+      neverFinishForTest,
+    } satisfies LoaderInit);
+    w.on('message', (m: FromLoader) => {
+      const job = this.current;
+      if (w !== this.worker || !job || job.id !== m.id) return;
+      this.done();
+      if (m.ok) job.resolve(m.result);
+      else job.reject(deserializeError(m.error));
+    });
+    w.on('error', (err) => {
+      if (w === this.worker) this.replace(err);
+    });
+    w.on('exit', (code) => {
+      if (w === this.worker) this.replace(new Error(`the adapter loader thread exited (code ${code})`));
+    });
+    w.unref(); // an idle loader never keeps its thread alive; a pending load does
+    return w;
+  }
+
+  /** Posts the next load when none is running. */
+  private pump() {
+    if (this.current || this.closed) return;
+    const job = this.queue.shift();
+    if (!job) {
+      this.worker?.unref();
+      return;
+    }
+    this.worker ??= this.spawn();
+    this.current = job;
+    this.worker.ref();
+    this.worker.postMessage({ id: job.id, name: job.name, dir: job.dir, root: job.root } satisfies ToLoader);
+    this.timer = setTimeout(() => this.timedOut(job), this.timeoutMs);
+  }
+
+  private done() {
+    this.clearTimer();
+    this.current = null;
+    this.pump();
+  }
+
+  private timedOut(job: Job) {
+    if (this.current !== job) return;
+    this.replace(createError('ADAPTER_LOAD_TIMEOUT', { name: job.name, seconds: this.timeoutMs / 1000 }));
+  }
+
+  /** The thread is stuck or gone: fail its load, abandon it, and carry on with a fresh one. */
+  private replace(reason: Error) {
+    const job = this.current;
+    const old = this.worker;
+    this.worker = null;
+    this.restarts++;
+    void old?.terminate();
+    this.clearTimer();
+    this.current = null;
+    job?.reject(reason);
+    this.pump();
+  }
+
+  private clearTimer() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 }

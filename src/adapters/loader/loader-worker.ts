@@ -5,20 +5,18 @@ import { loadPackedAdapter } from './load-packed.ts';
 import type { FromLoader, LoaderInit, ToLoader } from './loader-thread.ts';
 
 const port = parentPort!;
-const { base, maxLoraRank } = workerData as LoaderInit;
-let queue = Promise.resolve();
+const { base, maxLoraRank, neverFinishForTest } = workerData as LoaderInit;
 
-port.on('message', (m: ToLoader) => {
-  queue = queue.then(async () => {
-    try {
-      const result = await loadPackedAdapter(m.name, m.dir, base, maxLoraRank);
-      const p = result.packed;
-      const transfer = [p.weights, p.rank, p.offsetA, p.offsetB, p.scale, p.inFeatures, p.outFeatures].map(
-        (a) => a.buffer as ArrayBuffer,
-      );
-      port.postMessage({ id: m.id, ok: true, result } satisfies FromLoader, transfer);
-    } catch (e) {
-      port.postMessage({ id: m.id, ok: false, error: serializeError(e) } satisfies FromLoader);
-    }
-  });
+port.on('message', async (m: ToLoader) => {
+  try {
+    if (m.name === neverFinishForTest) await new Promise(() => {});
+    const result = await loadPackedAdapter(m.name, m.dir, base, maxLoraRank, m.root);
+    const p = result.packed;
+    const transfer = [p.weights, p.rank, p.offsetA, p.offsetB, p.scale, p.inFeatures, p.outFeatures].map(
+      (a) => a.buffer as ArrayBuffer,
+    );
+    port.postMessage({ id: m.id, ok: true, result } satisfies FromLoader, transfer);
+  } catch (e) {
+    port.postMessage({ id: m.id, ok: false, error: serializeError(e) } satisfies FromLoader);
+  }
 });

@@ -3,8 +3,10 @@
  * Everything that changes what the adapter computes at inference is either honoured or refused with an
  * error naming the field; training-only fields (lora_dropout, init details) are recorded or ignored.
  */
+
+import { jsonErrorPosition } from '../../model/safetensors.ts';
 import { createError } from '../../observability/errors.ts';
-import { FieldReader, type Json } from './config-fields.ts';
+import { FieldReader, type Json, shown } from './config-fields.ts';
 
 export interface PeftLoraConfig {
   format: 'peft';
@@ -59,9 +61,10 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
   try {
     raw = JSON.parse(text);
   } catch (e) {
+    // JSON.parse's message quotes the text it failed on: name only the position.
     throw createError('ADAPTER_INVALID_CONFIG', {
       file,
-      problem: `not valid JSON (${(e as Error).message})`,
+      problem: `not valid JSON${jsonErrorPosition(e)}`,
       hint: "re-create it with PEFT's save_pretrained",
     });
   }
@@ -79,7 +82,7 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
       problem:
         peftType === undefined
           ? 'missing; a LoRA adapter has "peft_type": "LORA"'
-          : `${JSON.stringify(peftType)} is not supported; loraplex serves LoRA adapters ("peft_type": "LORA")`,
+          : `${shown(peftType)} is not supported; loraplex serves LoRA adapters ("peft_type": "LORA")`,
     });
   }
   rejectUnsupported(json, file);
@@ -98,7 +101,7 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
     throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
       file,
       field: 'task_type',
-      problem: `${JSON.stringify(taskType)} is not supported; loraplex serves causal language models (CAUSAL_LM)`,
+      problem: `${shown(taskType)} is not supported; loraplex serves causal language models (CAUSAL_LM)`,
     });
   }
   const bias = read.stringOrNull('bias') ?? 'none';
@@ -108,8 +111,8 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
       file,
       field: 'bias',
       problem: known
-        ? `${JSON.stringify(bias)} is not supported: the adapter also trains biases; only "none" is served`
-        : `${JSON.stringify(bias)} is not a PEFT bias mode ("none", "all", "lora_only")`,
+        ? `${shown(bias)} is not supported: the adapter also trains biases; only "none" is served`
+        : `${shown(bias)} is not a PEFT bias mode ("none", "all", "lora_only")`,
       hint: known ? 'retrain with bias="none"' : undefined,
     });
   }
@@ -185,7 +188,7 @@ function rejectUnsupported(json: Json, file: string): void {
   if (present(json.modules_to_save)) {
     throw unsupported(
       'modules_to_save',
-      `${JSON.stringify(json.modules_to_save)}: adapters that save whole modules are not supported, only LoRA factors`,
+      `${shown(json.modules_to_save)}: adapters that save whole modules are not supported, only LoRA factors`,
       'retrain without modules_to_save, or merge the adapter into the base model',
     );
   }
@@ -203,10 +206,7 @@ function rejectUnsupported(json: Json, file: string): void {
     throw unsupported('layer_replication', 'adapters that replicate base layers are not supported');
   }
   if (present(json.target_parameters)) {
-    throw unsupported(
-      'target_parameters',
-      `${JSON.stringify(json.target_parameters)}: LoRA on raw parameters is not supported`,
-    );
+    throw unsupported('target_parameters', `${shown(json.target_parameters)}: LoRA on raw parameters is not supported`);
   }
   if (present(json.trainable_token_indices)) {
     throw unsupported('trainable_token_indices', 'adapters that train token embeddings are not supported');
@@ -221,7 +221,7 @@ function readInit(json: Json, file: string): boolean | string {
     throw createError('ADAPTER_INVALID_CONFIG', {
       file,
       field: 'init_lora_weights',
-      problem: `${JSON.stringify(init)} must be a boolean or a string`,
+      problem: `${shown(init)} must be a boolean or a string`,
     });
   }
   const rewriting = BASE_REWRITING_INITS.find(([prefix]) => init.toLowerCase().startsWith(prefix));
@@ -229,7 +229,7 @@ function readInit(json: Json, file: string): boolean | string {
     throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
       file,
       field: 'init_lora_weights',
-      problem: `${JSON.stringify(init)} rewrites the base model's weights, so this adapter only works on that rewritten base`,
+      problem: `${shown(init)} rewrites the base model's weights, so this adapter only works on that rewritten base`,
       hint: rewriting[1],
     });
   }

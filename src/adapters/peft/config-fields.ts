@@ -3,6 +3,12 @@ import { createError } from '../../observability/errors.ts';
 
 export type Json = Record<string, unknown>;
 
+/** A config value as messages show it: JSON, cut at 120 characters (a config may hold megabytes). */
+export function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
 /** Absent or null fields read as undefined / null / empty; present ones must have the right type. */
 export class FieldReader {
   constructor(
@@ -14,7 +20,7 @@ export class FieldReader {
     throw createError('ADAPTER_INVALID_CONFIG', {
       file: this.file,
       field,
-      problem: `${JSON.stringify(this.json[field])} must be ${expected}`,
+      problem: `${shown(this.json[field])} must be ${expected}`,
     });
   }
 
@@ -78,8 +84,8 @@ export class FieldReader {
       if (!ok) {
         throw createError('ADAPTER_INVALID_CONFIG', {
           file: this.file,
-          field: `${field}[${JSON.stringify(key)}]`,
-          problem: `${JSON.stringify(value)} must be ${integer ? 'a positive integer rank' : 'a number'}`,
+          field: `${field}[${shown(key)}]`,
+          problem: `${shown(value)} must be ${integer ? 'a positive integer rank' : 'a number'}`,
         });
       }
     }

@@ -25,6 +25,7 @@ import {
   unusedPatterns,
 } from './targeting.ts';
 import { parsePeftTensorName } from './tensor-names.ts';
+import { MAX_LORA_SCALE } from './weight-values.ts';
 
 export interface PlannedModule extends DeclaredModule {
   moduleName: string; // e.g. model.layers.3.self_attn.q_proj
@@ -108,12 +109,14 @@ export function planPeftModules(
     const rankSource = rankHit ? `rank_pattern[${JSON.stringify(rankHit.pattern)}]` : "'r'";
     const rank = rankHit?.value ?? config.r;
     checkRankLimit(config.file, rank, rankSource, maxLoraRank);
-    return { ...m.projection!, name: m.name, rank, rankSource, alpha: alphaHit?.value ?? config.loraAlpha };
+    const alphaSource = alphaHit ? `alpha_pattern[${JSON.stringify(alphaHit.pattern)}]` : 'lora_alpha';
+    const alpha = alphaHit?.value ?? config.loraAlpha;
+    return { ...m.projection!, name: m.name, rank, rankSource, alpha, alphaSource };
   });
 
   const maxTensorLayer = Math.max(...[...byKey.values()].map((t) => t.layer));
   const modules: PlannedModule[] = [];
-  for (const { layer, kind, name, rank, rankSource, alpha } of declared) {
+  for (const { layer, kind, name, rank, rankSource, alpha, alphaSource } of declared) {
     const found = byKey.get(name);
     if (!found?.a || !found.b) {
       throw missingFactor(name, layer, found, maxTensorLayer, config, ctx);
@@ -121,6 +124,16 @@ export function planPeftModules(
     const module: DeclaredModule = { layer, kind, a: found.a, b: found.b, rank, rankSource };
     checkModuleShapes(ctx, module);
     const scale = config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+    if (!Number.isFinite(scale) || Math.abs(scale) > MAX_LORA_SCALE) {
+      throw createError('ADAPTER_INVALID_CONFIG', {
+        file: config.file,
+        field: alphaSource,
+        problem:
+          `${alpha} with rank ${rank} (${rankSource}) gives module '${name}' the scale ${scale}` +
+          `${config.useRslora ? ' (alpha/√r, use_rslora)' : ' (alpha/r)'}; it must be finite and at most ${MAX_LORA_SCALE} in magnitude`,
+        hint: 'lora_alpha is usually r or 2·r; re-save the adapter with its real alpha',
+      });
+    }
     modules.push({ ...module, moduleName: name, alpha, scale });
   }
 

@@ -13,6 +13,7 @@ export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export interface StoredAdapter {
   name: string;
   dir: string; // the real path, inside the store
+  root: string; // the store's real path: every file the adapter's load opens must lie inside it
   /** Changes when a file of the adapter is replaced, added or removed (names, sizes, modification times). */
   fingerprint: string;
 }
@@ -41,7 +42,7 @@ export class LocalDirStore {
       if (!dir) continue;
       const config = await this.inside(join(dir, 'adapter_config.json'));
       if (!config) continue;
-      out.push({ name: entry.name, dir, fingerprint: await fingerprintOf(dir) });
+      out.push({ name: entry.name, dir, root: this.root, fingerprint: await fingerprintOf(dir) });
     }
     return out;
   }
@@ -49,7 +50,9 @@ export class LocalDirStore {
   /** Finds a name in the listing; a name that is not there (whatever it contains) is simply not found. */
   async find(name: string): Promise<StoredAdapter> {
     const hit = (await this.list()).find((a) => a.name === name);
-    if (!hit) throw createError('ADAPTER_NOT_FOUND', { name, where: `the store ${this.root}` }, { param: 'model' });
+    // The store's path is the server's business: the message names the flag that sets it.
+    if (!hit)
+      throw createError('ADAPTER_NOT_FOUND', { name, where: 'the adapter store (--lora-dir)' }, { param: 'model' });
     return hit;
   }
 
