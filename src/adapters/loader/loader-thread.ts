@@ -27,6 +27,7 @@ export interface ThreadLoaderOptions extends LoaderInit {
 
 export type ToLoader = { id: number; name: string; dir: string; root?: string };
 export type FromLoader =
+  | { id: number; started: true }
   | { id: number; ok: true; result: PackedWithSummary }
   | { id: number; ok: false; error: SerializedError };
 
@@ -85,6 +86,11 @@ export class ThreadAdapterLoader implements AdapterLoader {
     w.on('message', (m: FromLoader) => {
       const job = this.current;
       if (w !== this.worker || !job || job.id !== m.id) return;
+      // The clock runs from the load's start on the thread: a thread still starting up is not the adapter's fault.
+      if ('started' in m) {
+        this.timer = setTimeout(() => this.timedOut(job), this.timeoutMs);
+        return;
+      }
       this.done();
       if (m.ok) job.resolve(m.result);
       else job.reject(deserializeError(m.error));
@@ -111,7 +117,6 @@ export class ThreadAdapterLoader implements AdapterLoader {
     this.current = job;
     this.worker.ref();
     this.worker.postMessage({ id: job.id, name: job.name, dir: job.dir, root: job.root } satisfies ToLoader);
-    this.timer = setTimeout(() => this.timedOut(job), this.timeoutMs);
   }
 
   private done() {

@@ -8,6 +8,7 @@ const port = parentPort!;
 const { base, maxLoraRank, neverFinishForTest } = workerData as LoaderInit;
 
 port.on('message', async (m: ToLoader) => {
+  port.postMessage({ id: m.id, started: true } satisfies FromLoader);
   try {
     if (m.name === neverFinishForTest) await new Promise(() => {});
     const result = await loadPackedAdapter(m.name, m.dir, base, maxLoraRank, m.root);
