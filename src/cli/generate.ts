@@ -8,10 +8,9 @@ import { ensureDemo } from '../demo/demo-model.ts';
 import { buildEngine } from '../engine/build-engine.ts';
 import type { GenerationRequest } from '../engine/llm-engine.ts';
 import type { SamplingParams } from '../engine/sampling-params.ts';
-import { setThreads } from '../kernels/native/addon.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import { loadTextCodec, type TextCodec } from '../tokenizer/text-codec.ts';
-import { adapterArg, engineOptions, floatArg, intArg } from './options.ts';
+import { adapterArg, engineOptions, floatArg, intArg, nativeConfig } from './options.ts';
 
 interface GenerateFlags {
   model?: string;
@@ -37,6 +36,8 @@ interface GenerateFlags {
   maxRunningSeqs: number;
   kvCacheTokens: number;
   threads?: number;
+  isa?: string;
+  bf16Dot?: boolean | string;
 }
 
 /** One line of a --batch JSONL file. */
@@ -86,7 +87,6 @@ export function generateCommand(): Command {
 }
 
 async function runGenerate(flags: GenerateFlags) {
-  if (flags.threads) setThreads(flags.threads);
   let modelDir = flags.model;
   let adapters = flags.adapter;
   const demo = !modelDir;
@@ -111,6 +111,7 @@ async function runGenerate(flags: GenerateFlags) {
     maxBatchTokens: flags.maxBatchTokens,
     maxRunningSeqs: flags.maxRunningSeqs,
     kvCacheTokens: flags.kvCacheTokens,
+    native: nativeConfig(flags),
   });
   const codec = await loadTextCodec(modelDir).catch((e: Error) => tokenIdsOnly(e.message));
   const loadMs = performance.now() - started;

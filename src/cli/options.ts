@@ -1,5 +1,6 @@
 /** Option parsers shared by the sub-commands; each flag also reads a LORAPLEX_… variable. */
 import { InvalidArgumentError, Option } from 'commander';
+import type { NativeConfig } from '../kernels/native/config.ts';
 
 export function intArg(min: number) {
   return (value: string): number => {
@@ -65,7 +66,20 @@ export function engineOptions(): Option[] {
       .argParser(floatArg(0.001, 3600))
       .default(60),
     envOption('--threads <n>', 'kernel threads (default: all cores)', 'THREADS').argParser(intArg(1)),
+    envOption(
+      '--isa <name>',
+      'widest instruction set the native kernels may use (default: the best here)',
+      'ISA',
+    ).choices(['scalar', 'avx2', 'avx512', 'avx512bf16']),
+    envOption('--bf16-dot', 'bf16 weights through vdpbf16ps on AVX-512 BF16 (x rounded to bf16)', 'BF16_DOT'),
   ];
+}
+
+/** The native kernels' configuration from --threads, --isa and --bf16-dot (their LORAPLEX_… variables included). */
+export function nativeConfig(flags: { threads?: number; isa?: string; bf16Dot?: boolean | string }): NativeConfig {
+  const bf16Dot =
+    flags.bf16Dot === true || (typeof flags.bf16Dot === 'string' && /^(1|true|yes|on)$/i.test(flags.bf16Dot));
+  return { threads: flags.threads, isa: flags.isa as NativeConfig['isa'], bf16Dot };
 }
 
 /** NIM's (and vLLM's) variable names, read as the LORAPLEX_… variable they stand for when that one is unset. */

@@ -10,6 +10,7 @@ import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
 import { getKernels, type KernelBackend } from '../kernels/index.ts';
+import { configureNative, type NativeConfig } from '../kernels/native/config.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { loadModelDir } from '../model/model-dir.ts';
@@ -38,6 +39,8 @@ export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels' | 'l
   mergeAdapter?: string;
   /** Seconds one adapter load on the loader thread may take before it fails (default 60). */
   adapterLoadTimeout?: number;
+  /** The native kernels' threads, ISA cap and bf16 path, applied before anything runs (native backend). */
+  native?: NativeConfig;
 }
 
 /** What building reports as it goes: reading the weights, then loading each --adapter. */
@@ -66,8 +69,10 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     loaderThread,
     mergeAdapter,
     adapterLoadTimeout,
+    native,
     ...engineOpts
   } = opts;
+  if ((backend ?? 'native') === 'native') configureNative(native ?? {});
   const loaded = await loadModelDir(modelDir, {
     ...(dtype ? { dtype } : {}),
     onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),

@@ -13,6 +13,7 @@ import type { Kernels, PackedWeight, WeightDType, WeightMatrix } from '../../src
 import { f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
 import {
   assertBitwise,
+  envNativeConfig,
   maxAbsDiff,
   nativeImplementations,
   referenceKernels,
@@ -74,7 +75,7 @@ function variants(): Variant[] {
 /** The addon's ISA, threads and bf16 path as at load. */
 function restore() {
   restoreDefaults();
-  setBf16Dot(process.env.LORAPLEX_BF16_DOT === '1');
+  setBf16Dot(envNativeConfig.bf16Dot);
 }
 
 /** Whether a variant multiplies by x rounded to bf16 (the vdpbf16ps path, bf16 weights only). */

@@ -5,13 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
+import { configureNative } from '../../src/kernels/native/config.ts';
 import { nativeKernels } from '../../src/kernels/native.ts';
 import { referenceKernels } from '../../src/kernels/reference.ts';
 import type { Kernels } from '../../src/kernels/types.ts';
 
 export { referenceKernels };
 
-/** The ISA and pool size at load (LORAPLEX_ISA / LORAPLEX_THREADS respected), before any test changes them. */
+/**
+ * The kernel suites run under the configuration `serve` would build from LORAPLEX_ISA / LORAPLEX_THREADS /
+ * LORAPLEX_BF16_DOT (the addon reads no environment, so the tests hand it over as the CLI does).
+ */
+export const envNativeConfig = {
+  isa: process.env.LORAPLEX_ISA as Isa | undefined,
+  threads: process.env.LORAPLEX_THREADS ? Number(process.env.LORAPLEX_THREADS) : undefined,
+  bf16Dot: process.env.LORAPLEX_BF16_DOT === '1',
+};
+configureNative(envNativeConfig);
+
+/** The ISA and pool size as configured, before any test changes them. */
 const defaults = cpuInfo();
 
 /** Every instruction set the native kernels can run here, slowest first (scalar always). */

@@ -1,8 +1,5 @@
 #include "loraplex/cpu_features.h"
 
-#include <cstdlib>
-#include <cstring>
-
 namespace loraplex {
 
 static CpuFeatures detect() {
@@ -23,15 +20,8 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-static Isa parse_cap(const char* s) {
-  if (!s) return Isa::Avx512Bf16;
-  if (!std::strcmp(s, "scalar")) return Isa::Scalar;
-  if (!std::strcmp(s, "avx2")) return Isa::Avx2;
-  if (!std::strcmp(s, "avx512")) return Isa::Avx512;
-  return Isa::Avx512Bf16;
-}
-
-static Isa g_cap = parse_cap(std::getenv("LORAPLEX_ISA"));
+// The cap is configuration, set from TypeScript (setIsa); native code reads no environment.
+static Isa g_cap = Isa::Avx512Bf16;
 
 Isa active_isa() {
   Isa best = cpu_features().best;

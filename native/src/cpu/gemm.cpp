@@ -25,12 +25,7 @@ constexpr int64_t kTasksPerThread = 2;              // enough tasks to even out 
 constexpr int64_t kParallelPackElements = 1 << 16;  // below this, x is packed by the caller alone
 constexpr double kSerialMacs = 1 << 18;             // below this, one thread: waking the pool costs more
 
-bool env_bf16_dot() {
-  const char* s = std::getenv("LORAPLEX_BF16_DOT");
-  return s && s[0] == '1';
-}
-
-std::atomic<bool> g_bf16_dot{env_bf16_dot()};
+std::atomic<bool> g_bf16_dot{false};  // set from TypeScript (gemmSetBf16Dot)
 
 const GemmTiles* select_tiles(WeightDType dtype) {
   const GemmTiles* t = nullptr;

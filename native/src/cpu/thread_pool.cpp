@@ -141,11 +141,8 @@ class ThreadPool {
   int64_t first_ = 0;  // task offset of the current job (jobs of kMaxTasks or more are split)
 };
 
+// All cores until TypeScript configures the pool (setThreads); native code reads no environment.
 int default_threads() {
-  if (const char* s = std::getenv("LORAPLEX_THREADS")) {
-    int n = std::atoi(s);
-    if (n > 0) return n;
-  }
   unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
 }

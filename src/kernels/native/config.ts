@@ -1,0 +1,38 @@
+/**
+ * The native kernels' one configuration: thread-pool size, instruction-set cap and the bf16 dot path. Built
+ * from flags and environment in src/cli/ and handed over once, at backend load, in the engine's thread; the
+ * addon reads no environment of its own.
+ *
+ *   configureNative({ threads: 4, isa: 'avx2' }); // → { threads: 4, isa: 'avx2', bf16Dot: false }
+ */
+import { cpuInfo, type Isa, setIsa, setThreads } from './addon.ts';
+import { bf16DotActive, setBf16Dot } from './gemm.ts';
+
+export interface NativeConfig {
+  /** Kernel threads, the caller included (default: every core). */
+  threads?: number;
+  /** The widest instruction set the kernels may use (default: the best this CPU has). */
+  isa?: Isa;
+  /** bf16 weights through vdpbf16ps on AVX-512 BF16 (default: off; see setBf16Dot). */
+  bf16Dot?: boolean;
+}
+
+/** What the addon runs with after configuring. */
+export interface NativeState {
+  threads: number;
+  isa: Isa;
+  bf16Dot: boolean;
+}
+
+/** Applies the fields given (the others keep their current values) and returns the resulting state. */
+export function configureNative(config: NativeConfig): NativeState {
+  if (config.isa !== undefined) setIsa(config.isa);
+  if (config.threads !== undefined) setThreads(config.threads);
+  if (config.bf16Dot !== undefined) setBf16Dot(config.bf16Dot);
+  return nativeState();
+}
+
+export function nativeState(): NativeState {
+  const info = cpuInfo();
+  return { threads: info.threads, isa: info.active, bf16Dot: bf16DotActive() };
+}
