@@ -4,7 +4,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { AdapterInfo } from '../adapters/cache/adapter-manager.ts';
-import { deserializeError } from '../observability/errors.ts';
+import type { NativeState } from '../kernels/native/config.ts';
+import { createError, deserializeError, type LoraplexError } from '../observability/errors.ts';
 import { startTsWorker } from '../runtime/ts-worker.ts';
 import type { BuildOptions, BuildProgress } from './build-engine.ts';
 import type { EngineStats } from './llm-engine.ts';
@@ -31,7 +32,23 @@ export interface EngineInfo {
   maxModelLen: number;
   /** Adapters that failed to load (skipInvalidAdapters), with the reason. */
   rejected: { name: string; message: string }[];
+  /** The native kernels' configuration in effect (null: the reference backend). */
+  native: NativeState | null;
 }
+
+export interface StartOptions {
+  loraRefreshSeconds?: number;
+  onProgress?: BuildProgress;
+  /**
+   * Seconds requests may wait with no engine step before the engine counts as stalled (failed). Keep it
+   * above the adapter-load timeout: requests may wait that long for a load. Default 120; 0: no watchdog.
+   */
+  stallTimeoutSeconds?: number;
+  /** Aborting stops the engine thread while it loads; start() then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_STALL_TIMEOUT_SECONDS = 120;
 
 export class AsyncEngine {
   private nextId = 0;
@@ -41,53 +58,106 @@ export class AsyncEngine {
   adapters: AdapterInfo[];
   /** Called for every adapter load the worker finishes (metrics). */
   onAdapterLoad: ((name: string, seconds: number, ok: boolean) => void) | null = null;
+  /** Set once the engine has failed (thread died, stalled, or a step it could not contain): ENGINE_FAILED. */
+  fault: LoraplexError | null = null;
+  /** Called once, when the engine fails; every pending request has already been failed with the same error. */
+  onFault: ((error: LoraplexError) => void) | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly adminPending = new Map<number, { resolve(r: AdminResult): void; reject(e: Error): void }>();
+  private closing = false;
+  private readonly exited: Promise<void>;
+  private readonly watchdog: NodeJS.Timeout | null = null;
+
   private constructor(
     private readonly worker: Worker,
     readonly info: EngineInfo,
     adapters: AdapterInfo[],
+    progress: Int32Array,
+    stallTimeoutSeconds: number,
   ) {
     this.adapters = adapters;
-    worker.on('message', (m: FromWorker) => this.onMessage(m));
-    worker.on('error', (err) => {
-      for (const p of this.pending.values()) p.fail(err);
-      this.pending.clear();
-      for (const p of this.adminPending.values()) p.reject(err);
-      this.adminPending.clear();
+    let lastTurn = Atomics.load(progress, 0);
+    let lastProgress = performance.now();
+    worker.on('message', (m: FromWorker) => {
+      lastProgress = performance.now();
+      this.onMessage(m);
     });
+    worker.on('error', (err) => this.fail(`the engine thread crashed: ${err.message}`));
+    this.exited = new Promise((resolve) =>
+      worker.once('exit', (code) => {
+        clearInterval(this.watchdog ?? undefined);
+        if (!this.closing) this.fail(`the engine thread exited unexpectedly (code ${code})`);
+        resolve();
+      }),
+    );
+    if (stallTimeoutSeconds > 0) {
+      // A step that never returns (or a loop that stopped turning) while requests wait: nothing else would say so.
+      const check = () => {
+        const turn = Atomics.load(progress, 0);
+        const now = performance.now();
+        if (turn !== lastTurn || this.pending.size === 0) {
+          lastTurn = turn;
+          lastProgress = now;
+        } else if (now - lastProgress > stallTimeoutSeconds * 1000) {
+          this.fail(`no engine step for ${stallTimeoutSeconds} s while ${this.pending.size} request(s) waited`);
+        }
+      };
+      this.watchdog = setInterval(check, Math.min(1000, (stallTimeoutSeconds * 1000) / 4));
+      this.watchdog.unref();
+    }
   }
 
-  static start(
-    build: BuildOptions,
-    opts: { loraRefreshSeconds?: number; onProgress?: BuildProgress } = {},
-  ): Promise<AsyncEngine> {
+  static start(build: BuildOptions, opts: StartOptions = {}): Promise<AsyncEngine> {
+    const progress = new SharedArrayBuffer(4);
     const worker = startTsWorker(new URL('./worker/engine-worker.ts', import.meta.url), {
       build: { ...build, loaderThread: true },
       loraRefreshSeconds: opts.loraRefreshSeconds,
+      progress,
     } satisfies WorkerInit);
     return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        void worker.terminate();
+        reject(opts.signal?.reason ?? new Error('the engine was stopped while loading'));
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = () => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
       const onMessage = (m: FromWorker) => {
         if (m.type === 'ready') {
-          worker.off('message', onMessage);
+          settle();
           resolve(
             new AsyncEngine(
               worker,
-              { vocabSize: m.vocabSize, maxModelLen: m.maxModelLen, rejected: m.rejected },
+              { vocabSize: m.vocabSize, maxModelLen: m.maxModelLen, rejected: m.rejected, native: m.native },
               m.adapters,
+              new Int32Array(progress),
+              opts.stallTimeoutSeconds ?? DEFAULT_STALL_TIMEOUT_SECONDS,
             ),
           );
         } else if (m.type === 'progress') {
           opts.onProgress?.(m.stage, m.done, m.total);
         } else if (m.type === 'failed') {
-          worker.off('message', onMessage);
+          settle();
           void worker.terminate();
           reject(new Error(m.message));
         }
       };
+      const onError = (err: Error) => {
+        settle();
+        reject(err);
+      };
+      const onExit = (code: number) => {
+        settle();
+        reject(new Error(`the engine thread exited (code ${code}) before it was ready`));
+      };
       worker.on('message', onMessage);
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`the engine thread exited (code ${code}) before it was ready`)));
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      if (opts.signal?.aborted) onAbort();
     });
   }
 
@@ -98,6 +168,7 @@ export class AsyncEngine {
     params: Partial<SamplingParams>,
     signal?: AbortSignal,
   ): AsyncGenerator<TokenEvent> {
+    if (this.fault) throw this.fault;
     const id = this.nextId++;
     const queue: TokenEvent[] = [];
     let error: Error | null = null;
@@ -148,6 +219,7 @@ export class AsyncEngine {
 
   /** Runs an adapter operation of the admin API on the engine thread; rejects with its catalogue error. */
   admin(request: AdminOp): Promise<AdminResult> {
+    if (this.fault) return Promise.reject(this.fault);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.adminPending.set(id, { resolve, reject });
@@ -155,13 +227,32 @@ export class AsyncEngine {
     });
   }
 
-  async close() {
+  /** Stops the engine thread: asks it to finish its step and exit, and terminates it after `graceMs`. */
+  async close(graceMs = 1000) {
+    this.closing = true;
+    clearInterval(this.watchdog ?? undefined);
     this.post({ type: 'shutdown' });
-    await new Promise((resolve) => this.worker.once('exit', resolve));
+    const timer = setTimeout(() => void this.worker.terminate(), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** The engine cannot serve any more: every pending request and admin call fails with ENGINE_FAILED. */
+  private fail(reason: string) {
+    if (this.fault || this.closing) return;
+    const error = createError('ENGINE_FAILED', { reason });
+    this.fault = error;
+    clearInterval(this.watchdog ?? undefined);
+    for (const p of this.pending.values()) p.fail(error);
+    this.pending.clear();
+    for (const p of this.adminPending.values()) p.reject(error);
+    this.adminPending.clear();
+    void this.worker.terminate();
+    this.onFault?.(error);
   }
 
   private post(m: ToWorker) {
-    this.worker.postMessage(m);
+    if (!this.fault) this.worker.postMessage(m);
   }
 
   private onMessage(m: FromWorker) {
@@ -178,6 +269,8 @@ export class AsyncEngine {
       this.adapters = m.adapters;
     } else if (m.type === 'adapterLoad') {
       this.onAdapterLoad?.(m.name, m.seconds, m.ok);
+    } else if (m.type === 'fatal') {
+      this.fail(m.message);
     } else if (m.type === 'adminDone' || m.type === 'adminFailed') {
       const p = this.adminPending.get(m.id);
       this.adminPending.delete(m.id);

@@ -13,11 +13,13 @@ import { numModules } from '../model/modules.ts';
 import { ropeInvFreq } from '../model/rope.ts';
 import type { LoadedModel } from '../model/weights.ts';
 import { createError } from '../observability/errors.ts';
+import type { EngineFaults } from './faults.ts';
 import { BlockManager } from './kv/block-manager.ts';
 import { allocateKvCache } from './kv/kv-cache.ts';
+import type { SampledToken } from './model-runner.ts';
 import { ModelRunner } from './model-runner.ts';
 import { type SamplingParams, samplingParams } from './sampling-params.ts';
-import { Scheduler } from './scheduler/scheduler.ts';
+import { type ScheduledEntry, Scheduler } from './scheduler/scheduler.ts';
 import { type FinishReason, Sequence } from './sequence.ts';
 
 export interface EngineOptions {
@@ -42,6 +44,8 @@ export interface EngineOptions {
    * nothing from f32, and decode reads half the bytes), else 'f32'.
    */
   loraDtype?: LoraDtype;
+  /** Test plumbing only: faults to inject (see faults.ts). */
+  faults?: EngineFaults;
 }
 
 /** The slots' storage for a model: the option when given, else bf16 for 16-bit checkpoints. */
@@ -132,7 +136,7 @@ export class LLMEngine {
         this.failed.push(seq);
       }
     };
-    this.runner = new ModelRunner(this.model, K, kv, this.blocks, this.adapters.slots.bank);
+    this.runner = new ModelRunner(this.model, K, kv, this.blocks, this.adapters.slots.bank, options.faults);
     this.scheduler = new Scheduler(
       { maxBatchTokens: options.maxBatchTokens, maxRunningSeqs: options.maxRunningSeqs },
       this.blocks,
@@ -212,20 +216,65 @@ export class LLMEngine {
     return this.scheduler.waiting.some((s) => s.adapterKey === null || this.adapters.isReady(s.adapterKey));
   }
 
-  /** Sequences whose adapter failed to load come out finished, with `seq.error` set and no token. */
+  /**
+   * Sequences whose adapter failed (to load, or in this step's work) come out finished, with `seq.error` set
+   * and no token. Throws only for a fault no adapter can be blamed for (the base rows' work threw): the
+   * engine cannot go on.
+   */
   step(): StepOutput[] {
+    const { entries, faulted } = this.scheduler.schedule();
+    for (const f of faulted) this.failAdapter(f.key, f.error);
+    const sampled = this.runContained(entries);
     const outputs: StepOutput[] = this.failed.splice(0).map((seq) => ({ seq, newToken: null, finished: true }));
-    const { entries } = this.scheduler.schedule();
-    if (entries.length === 0) return outputs;
-    const sampled = this.runner.run(entries);
     for (const { entry, token } of sampled) {
       const seq = entry.seq;
+      if (seq.isFinished) continue; // failed with its adapter during this step
       seq.outputIds.push(token);
       const reason = this.stopReason(seq, token);
       if (reason) this.finish(seq, reason);
       outputs.push({ seq, newToken: token, finished: reason !== null });
     }
     return outputs;
+  }
+
+  /**
+   * Runs the batch; when it throws, runs it again one adapter group at a time (a failed run commits
+   * nothing) to find the groups at fault: their adapters are disabled and their sequences failed, the others
+   * get their tokens. The base group throwing is rethrown.
+   */
+  private runContained(entries: ScheduledEntry[]): SampledToken[] {
+    if (entries.length === 0) return [];
+    try {
+      return this.runner.run(entries);
+    } catch (error) {
+      const groups = new Map<string | null, ScheduledEntry[]>();
+      for (const e of entries) groups.set(e.seq.adapterKey, [...(groups.get(e.seq.adapterKey) ?? []), e]);
+      if (groups.size === 1 && groups.has(null)) throw error;
+      const sampled: SampledToken[] = [];
+      for (const [key, group] of groups) {
+        try {
+          sampled.push(...this.runner.run(group));
+        } catch (groupError) {
+          if (key === null) throw groupError;
+          this.failAdapter(key, groupError);
+        }
+      }
+      return sampled;
+    }
+  }
+
+  /** An adapter's work threw: its sequences (running or waiting) fail and its version is disabled. */
+  failAdapter(key: string, cause: unknown) {
+    const name = key.slice(0, key.lastIndexOf('@'));
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const error = createError('ADAPTER_BROKEN', { name, reason }, { param: 'model', cause });
+    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting]) {
+      if (seq.adapterKey !== key) continue;
+      seq.error = error;
+      this.finish(seq, 'abort');
+      this.failed.push(seq);
+    }
+    this.adapters.markBroken(key, error);
   }
 
   /** Runs requests to completion together, in mixed batches; their adapters must be resident (addAdapter). */

@@ -4,6 +4,7 @@
  */
 import type { AttentionBatch, Kernels, LoraBank, SamplingRow } from '../kernels/types.ts';
 import type { DecoderModel, ForwardBatch, KvCacheLayers, LoraLayout } from '../model/forward.ts';
+import { checkInjectedFault, type EngineFaults } from './faults.ts';
 import type { BlockManager } from './kv/block-manager.ts';
 import { tokenLogprobs } from './logprobs.ts';
 import type { ScheduledEntry } from './scheduler/scheduler.ts';
@@ -20,11 +21,33 @@ export class ModelRunner {
     readonly kv: KvCacheLayers,
     readonly blocks: BlockManager,
     readonly bank: LoraBank | null,
+    private readonly faults?: EngineFaults,
   ) {}
 
-  /** Computes the entries' tokens (advancing numComputed) and returns the sampled tokens. */
+  /**
+   * Computes the entries' tokens (advancing numComputed) and returns the sampled tokens. All or nothing: when
+   * it throws, every sequence is as before (numComputed, random state), so the step can be re-run; the KV rows
+   * it wrote are rewritten by that re-run.
+   */
   run(scheduled: ScheduledEntry[]): SampledToken[] {
+    const before = scheduled.map((e) => ({ computed: e.seq.numComputed, rng: e.seq.rng.save() }));
+    try {
+      return this.compute(scheduled);
+    } catch (e) {
+      scheduled.forEach((entry, i) => {
+        entry.seq.numComputed = before[i].computed;
+        entry.seq.rng.restore(before[i].rng);
+      });
+      throw e;
+    }
+  }
+
+  private compute(scheduled: ScheduledEntry[]): SampledToken[] {
     if (scheduled.length === 0) return [];
+    checkInjectedFault(
+      this.faults,
+      scheduled.map((e) => e.seq.adapter),
+    );
     // Segments of one adapter must be contiguous rows; sorting by slot is stable, so order within a slot holds.
     const entries = [...scheduled].sort((a, b) => a.seq.adapterSlot - b.seq.adapterSlot);
     const batch = this.layout(entries);

@@ -31,6 +31,15 @@ export class SeededRandom {
     return result;
   }
 
+  /** The generator's position, to rewind a step that failed (its draws never happened). */
+  save(): Uint32Array {
+    return this.s.slice();
+  }
+
+  restore(state: Uint32Array) {
+    this.s.set(state);
+  }
+
   /** Uniform in [0, 1) with 53 bits. */
   uniform(): number {
     const hi = this.nextU32() >>> 5;

@@ -140,6 +140,14 @@ export const ERROR_CATALOGUE = {
       `adapter '${p.name}': loading did not finish within ${p.seconds} s and was abandoned` +
       hint('check the storage the adapter lives on, or raise --adapter-load-timeout'),
   ),
+  /** An adapter's work failed in the engine (a kernel rejected it): that version is disabled until replaced. */
+  ADAPTER_BROKEN: define<{ name: string; reason: string }>(
+    400,
+    'invalid_request_error',
+    (p) =>
+      `adapter '${p.name}' failed in the engine and is disabled: ${p.reason}` +
+      hint('fix the adapter and load it again (load_inplace, or a changed folder in the store)'),
+  ),
   MODEL_NOT_FOUND: define<{ name: string; available: string }>(
     404,
     'not_found_error',

@@ -8,6 +8,8 @@ import pino from 'pino';
 export interface ServeLog {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
+  /** Something failed that an operator must see (an engine fault). */
+  error(msg: string, fields?: Record<string, unknown>): void;
   /** A stage (e.g. 'weights') moved on: `done` of `total`. */
   progress(stage: string, done: number, total: number): void;
 }
@@ -29,6 +31,7 @@ function terminalLog(): ServeLog {
   return {
     info: line,
     warn: line,
+    error: line,
     progress(stage, done, total) {
       if (total === 0) return;
       let bar = bars.get(stage);
@@ -55,6 +58,7 @@ function structuredLog(): ServeLog {
   return {
     info: (msg, fields) => logger.info(fields ?? {}, msg),
     warn: (msg, fields) => logger.warn(fields ?? {}, msg),
+    error: (msg, fields) => logger.error(fields ?? {}, msg),
     progress(stage, done, total) {
       if (done === 0 || done >= total) logger.info({ stage, done, total }, `loading ${stage}: ${done}/${total}`);
     },

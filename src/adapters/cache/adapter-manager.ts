@@ -258,6 +258,20 @@ export class AdapterManager {
     if (!this.isCurrent(key) && !this.retained.has(key)) this.retire(key);
   }
 
+  /**
+   * The engine found this version at fault (its work threw): later requests get `error`, /v1/models shows
+   * it failed, and its weights leave the tiers once no sequence pins them. A new version (replace, a changed
+   * folder) is served afresh.
+   */
+  markBroken(key: string, error: LoraplexError) {
+    if (!this.isCurrent(key)) return;
+    this.changes++;
+    this.failures.set(key, error);
+    this.host.delete(key);
+    this.resident.delete(key);
+    this.slots.evict(key);
+  }
+
   stats(): AdapterCacheStats {
     return {
       slotsUsed: this.slots.occupied(),

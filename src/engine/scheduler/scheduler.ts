@@ -32,6 +32,8 @@ export interface ScheduledEntry {
 export interface Schedule {
   entries: ScheduledEntry[];
   preempted: Sequence[];
+  /** Adapters whose slot could not be filled (the copy threw); their sequences were left waiting. */
+  faulted: { key: string; error: unknown }[];
 }
 
 export class Scheduler {
@@ -55,6 +57,7 @@ export class Scheduler {
   schedule(): Schedule {
     const entries: ScheduledEntry[] = [];
     const preempted: Sequence[] = [];
+    const faulted: Schedule['faulted'] = [];
     let budget = this.config.maxBatchTokens;
 
     // Decodes before prefill chunks, so a long prompt never delays the running sequences' next token.
@@ -82,12 +85,18 @@ export class Scheduler {
     for (const seq of admissionOrder(this.waiting)) {
       if (budget <= 0 || this.running.length >= this.config.maxRunningSeqs) break;
       const key = seq.adapterKey;
-      if (key !== null && (slotBlocked || !this.slots.isReady(key))) continue;
+      if (key !== null && (slotBlocked || !this.slots.isReady(key) || faulted.some((f) => f.key === key))) continue;
       const take = Math.min(pendingOf(seq), budget);
       if (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) break;
       let slot = -1;
       if (key !== null) {
-        const got = this.slots.acquireSlot(key);
+        let got: number | null;
+        try {
+          got = this.slots.acquireSlot(key);
+        } catch (error) {
+          faulted.push({ key, error });
+          continue;
+        }
         if (got === null) {
           slotBlocked = true;
           continue;
@@ -102,7 +111,7 @@ export class Scheduler {
       entries.push({ seq, numTokens: take });
       budget -= take;
     }
-    return { entries, preempted };
+    return { entries, preempted, faulted };
   }
 
   /** Removes a finished or aborted sequence and frees what it held. */

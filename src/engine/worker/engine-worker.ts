@@ -5,6 +5,7 @@
  * store and runs the admin API's adapter operations.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { nativeState } from '../../kernels/native/config.ts';
 import { createError, serializeError } from '../../observability/errors.ts';
 import { buildEngine } from '../build-engine.ts';
 import type { LLMEngine } from '../llm-engine.ts';
@@ -13,7 +14,8 @@ import type { AdminOp, AdminResult, FromWorker, ToWorker, WorkerInit } from './p
 
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
-const { build, loraRefreshSeconds = 0 } = workerData as WorkerInit;
+const { build, loraRefreshSeconds = 0, progress } = workerData as WorkerInit;
+const progressCounter = progress ? new Int32Array(progress) : null;
 
 const built = await buildEngine(build, (stage, done, total) => post({ type: 'progress', stage, done, total })).catch(
   (e: Error) => {
@@ -93,6 +95,7 @@ if (built) {
     adapters: engine.adapters.list(),
     maxModelLen: engine.options.maxModelLen,
     rejected: built.rejected,
+    native: (build.backend ?? 'native') === 'native' ? nativeState() : null,
   });
 
   function postStats() {
@@ -106,6 +109,7 @@ if (built) {
   }
 
   while (running) {
+    if (progressCounter) Atomics.add(progressCounter, 0, 1);
     postStats();
     if (!engine.canStep()) {
       await new Promise<void>((resolve) => {
@@ -114,7 +118,15 @@ if (built) {
       wake = null;
       continue;
     }
-    const outputs = engine.step();
+    injectThreadFault();
+    let outputs: ReturnType<LLMEngine['step']>;
+    try {
+      outputs = engine.step();
+    } catch (e) {
+      // Sequences' own faults are contained in step(); what reaches here leaves the engine in no state to go on.
+      post({ type: 'fatal', message: `a step failed: ${(e as Error)?.message ?? String(e)}` });
+      break;
+    }
     for (const out of outputs) {
       const id = idOf.get(out.seq);
       if (id === undefined) continue;
@@ -142,7 +154,13 @@ if (built) {
     // Let queued messages (new requests, aborts) in between steps.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  process.exit(0);
+  if (!running) process.exit(0);
+}
+
+/** Test plumbing (build.faults): the thread exits, or its step never returns. */
+function injectThreadFault() {
+  if (build.faults?.exitOnStep) process.exit(3);
+  if (build.faults?.hangOnStep) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }
 
 async function runAdmin(

@@ -11,6 +11,8 @@ export interface WorkerInit {
   build: import('../build-engine.ts').BuildOptions;
   /** Rescan the adapter store this often (0: never). */
   loraRefreshSeconds?: number;
+  /** Int32 [0]: bumped on every turn of the step loop, so the server thread sees a step that never returns. */
+  progress?: SharedArrayBuffer;
 }
 
 /** The admin API's operations on adapters (vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter). */
@@ -38,8 +40,12 @@ export type FromWorker =
       adapters: AdapterInfo[];
       maxModelLen: number;
       rejected: { name: string; message: string }[];
+      /** The native kernels' configuration in effect (null: the reference backend). */
+      native: import('../../kernels/native/config.ts').NativeState | null;
     }
   | { type: 'failed'; message: string }
+  /** The engine cannot go on (a step threw what no adapter can be blamed for); the thread stops stepping. */
+  | { type: 'fatal'; message: string }
   | { type: 'progress'; stage: 'weights' | 'adapters'; done: number; total: number }
   | {
       type: 'tokens';
