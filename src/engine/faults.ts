@@ -12,15 +12,23 @@ export interface EngineFaults {
   exitOnStep?: boolean;
   /** The engine thread's first step never returns. */
   hangOnStep?: boolean;
+  /** The engine thread never finishes loading (the model stays "loading"). */
+  hangOnLoad?: boolean;
 }
 
-/** `adapter:NAME`, `base`, `exit` or `hang` (serve's --inject-fault). */
+/** `adapter:NAME`, `base`, `exit`, `hang` or `hang-load` (serve's --inject-fault). */
 export function parseFault(spec: string): EngineFaults {
   if (spec.startsWith('adapter:') && spec.length > 8) return { throwForAdapter: spec.slice(8) };
   if (spec === 'base') return { throwForBase: true };
   if (spec === 'exit') return { exitOnStep: true };
   if (spec === 'hang') return { hangOnStep: true };
-  throw new RangeError(`unknown fault '${spec}' (adapter:NAME, base, exit or hang)`);
+  if (spec === 'hang-load') return { hangOnLoad: true };
+  throw new RangeError(`unknown fault '${spec}' (adapter:NAME, base, exit, hang or hang-load)`);
+}
+
+/** Blocks the calling thread for good (a hung mount, a kernel that never returns); terminate() still ends it. */
+export function hangForever(): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }
 
 /** Throws the injected kernel fault when the batch holds the rows it targets. */

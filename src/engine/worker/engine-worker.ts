@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { nativeState } from '../../kernels/native/config.ts';
 import { createError, serializeError } from '../../observability/errors.ts';
 import { buildEngine } from '../build-engine.ts';
+import { hangForever } from '../faults.ts';
 import type { LLMEngine } from '../llm-engine.ts';
 import type { Sequence } from '../sequence.ts';
 import type { AdminOp, AdminResult, FromWorker, ToWorker, WorkerInit } from './protocol.ts';
@@ -17,6 +18,7 @@ const post = (m: FromWorker) => port.postMessage(m);
 const { build, loraRefreshSeconds = 0, progress } = workerData as WorkerInit;
 const progressCounter = progress ? new Int32Array(progress) : null;
 
+if (build.faults?.hangOnLoad) hangForever();
 const built = await buildEngine(build, (stage, done, total) => post({ type: 'progress', stage, done, total })).catch(
   (e: Error) => {
     post({ type: 'failed', message: e.message });
@@ -160,7 +162,7 @@ if (built) {
 /** Test plumbing (build.faults): the thread exits, or its step never returns. */
 function injectThreadFault() {
   if (build.faults?.exitOnStep) process.exit(3);
-  if (build.faults?.hangOnStep) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  if (build.faults?.hangOnStep) hangForever();
 }
 
 async function runAdmin(
