@@ -13,10 +13,10 @@ struct CpuFeatures {
   Isa best = Isa::Scalar;
 };
 
-// Detected once; LORAPLEX_ISA=scalar|avx2|avx512|avx512bf16 caps the choice (for tests of every path).
+// Detected once; set_isa_cap (--isa, configureNative; tests of every path) caps the choice.
 const CpuFeatures& cpu_features();
 Isa active_isa();
-void set_isa_cap(Isa cap);  // tests: force a lower path; never raises above what the CPU has
+void set_isa_cap(Isa cap);  // force a lower path; never raises above what the CPU has
 const char* isa_name(Isa isa);
 
 }  // namespace loraplex

@@ -48,7 +48,7 @@ class PackedWeight {
 
 // bf16 weights on AVX-512 BF16 CPUs: vdpbf16ps (x rounded to bf16) or widening W to f32 for FMAs (x exact).
 // Off by default: on the Xeons measured here vdpbf16ps retires at half the FLOP rate of FMA, so widening
-// is both faster and exact. LORAPLEX_BF16_DOT=1 turns it on at load time.
+// is both faster and exact. Turned on by the TypeScript configuration (--bf16-dot, configureNative).
 void set_gemm_bf16_dot(bool enabled);
 bool gemm_bf16_dot_active();  // enabled and the active ISA has AVX-512 BF16
 

@@ -15,7 +15,7 @@ using TaskFn = void (*)(void* ctx, int64_t task, int thread);
 void parallel_run(int64_t n_tasks, TaskFn fn, void* ctx);
 
 int pool_threads();              // workers + the caller
-void set_pool_threads(int n);    // resize (tests, benchmarks); 1 = serial
+void set_pool_threads(int n);    // resize (--threads, tests, benchmarks); 1 = serial
 
 template <typename F>
 void parallel_for(int64_t n_tasks, F&& f) {

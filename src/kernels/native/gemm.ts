@@ -40,8 +40,8 @@ export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
 /**
  * bf16 weights under AVX-512 BF16: `true` runs vdpbf16ps (x rounded to bf16, k in pairs), `false` widens W
  * to f32 for FMAs (x exact). Off by default, as on the Xeons measured vdpbf16ps reaches half the FLOP rate
- * of FMA; LORAPLEX_BF16_DOT=1 turns it on at load. Returns whether the dot path is now in use (it also
- * needs the avx512bf16 ISA active).
+ * of FMA; --bf16-dot (LORAPLEX_BF16_DOT=1) turns it on at load, through configureNative. Returns whether the
+ * dot path is now in use (it also needs the avx512bf16 ISA active).
  */
 export function setBf16Dot(enabled: boolean): boolean {
   return loadAddon().gemmSetBf16Dot(enabled);
