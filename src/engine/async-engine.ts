@@ -116,6 +116,7 @@ export class AsyncEngine {
     } satisfies WorkerInit);
     return new Promise((resolve, reject) => {
       const onAbort = () => {
+        settle();
         void worker.terminate();
         reject(opts.signal?.reason ?? new Error('the engine was stopped while loading'));
       };
