@@ -120,6 +120,7 @@ const records: RequestRecord[] = [];
 // No answer may show where the server keeps its files, or what the symlinked secret holds.
 const secrets = [root, 'SECRET-CONTENT', 'root:x:0'];
 let inFlight = 0;
+let printedFailures = 0;
 let finishedSinceSample = 0;
 t0 = performance.now();
 const sampler = new Sampler(server.child.pid as number, server.url, t0, () => {
@@ -153,7 +154,9 @@ async function run(req: SoakRequest, alsoExpect: (raw: RawResponse) => number[] 
   };
   if (fails(c)) {
     record.request = `POST ${req.path} ${req.body.length > 300 ? `${req.body.slice(0, 300)}…` : req.body}`;
-    console.error(`soak: ${c.outcome} ${c.detail}: ${req.kind} ${req.model ?? ''} → ${raw.errorMessage ?? ''}`);
+    if (printedFailures++ < 40) {
+      console.error(`soak: ${c.outcome} ${c.detail}: ${req.kind} ${req.model ?? ''} → ${raw.errorMessage ?? ''}`);
+    }
   }
   records.push(record);
   return raw;
@@ -228,19 +231,23 @@ if (alive()) {
 }
 client.close();
 
-const commit = (() => {
+const git = (...a: string[]) => {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    return execFileSync('git', a, { encoding: 'utf8' }).trim();
   } catch {
     return null;
   }
-})();
+};
+const commit = git('rev-parse', '--short', 'HEAD');
+// Uncommitted changes to the server's code (others' work in progress) ran too: say so.
+const uncommitted = (git('status', '--porcelain', 'src', 'native') ?? '').split('\n').filter(Boolean).length;
 const outDir = args.out as string;
 await mkdir(outDir, { recursive: true });
 const artifact = {
   schema: 'loraplex-soak/1',
   date: new Date().toISOString(),
   commit,
+  uncommittedServerFiles: uncommitted,
   config: {
     minutes,
     model: args.model ?? 'demo',
