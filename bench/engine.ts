@@ -6,6 +6,7 @@
  *
  *   npm run bench:engine -- [--model DIR] [--dtypes f32,bf16] [--repeats 3] [--prompts 64] [--quick]
  */
+import './native-env.ts';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mergeAdapterIntoWeights } from '../src/adapters/merge.ts';

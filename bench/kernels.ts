@@ -5,6 +5,7 @@
  *
  *   npm run bench:kernels -- [--quick] [--dtypes f32,bf16,f16] [--repeats 5] [--no-llama]
  */
+import './native-env.ts';
 import { parseArgs } from 'node:util';
 import type { WeightDType } from '../src/kernels/types.ts';
 import { LLAMA8B_SHAPES, runGemmBench, SMOLLM2_SHAPES } from './gemm.ts';
