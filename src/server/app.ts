@@ -34,6 +34,31 @@ export interface ServerContext {
 
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
+/** Reads and drops a request's body until it ends, `maxBytes` have come, or `timeoutMs` has passed. */
+function discardBody(body: NodeJS.ReadableStream, maxBytes: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let read = 0;
+    const done = () => {
+      clearTimeout(timer);
+      body.off('data', onData);
+      body.off('end', done);
+      body.off('error', done);
+      body.off('close', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > maxBytes) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    body.on('data', onData);
+    body.on('end', done);
+    body.on('error', done);
+    body.on('close', done);
+    body.resume();
+  });
+}
+
 export function buildApp(ctx: ServerContext): FastifyInstance {
   const bodyLimit = ctx.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const app = Fastify({
@@ -76,7 +101,11 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     if (req.is404) return noRoute(req, reply);
     const e = toLoraplexError(error, { contentType: req.headers['content-type'], bodyLimit });
     if (e.code === 'SERVER_OVERLOADED') void reply.header('retry-after', '1');
-    void reply.status(e.status).send(e.toOpenAIError());
+    const answer = () => void reply.status(e.status).send(e.toOpenAIError());
+    // A client that writes its whole body before reading would see a broken pipe, not the 413: read and drop
+    // the rest first (bounded in bytes and time, as nginx's lingering close), then answer and close.
+    if (e.code === 'REQUEST_TOO_LARGE') return discardBody(req.raw, bodyLimit * 4, 10_000).then(answer);
+    answer();
   });
   app.setNotFoundHandler(noRoute);
 
