@@ -2,6 +2,8 @@
  * `npm run soak`: minutes of mixed traffic against a real `loraplex serve` child process, then a verdict.
  *
  *   npm run soak -- --minutes 10 [--model DIR] [--out DIR] [--adapters 200] [--concurrency 12] [--seed 1]
+ *                   [--inject-fault adapter:s000|base|exit|hang]   (serve's test plumbing: check the checks)
+ *   npm run soak -- --from docs/figures/soak/soak.json   (redraw the charts, print the tables, from an artifact)
  *
  * The server gets a store of many synthetic adapters (ranks 4–32, various targets) plus broken ones, small
  * --max-loras / --max-cpu-loras so adapters churn through the tiers, a short --lora-refresh-interval,
@@ -14,9 +16,9 @@
  * when a criterion fails (see bench/soak/report.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureDemo } from '../src/demo/demo-model.ts';
 import { readModelConfig } from '../src/model/model-dir.ts';
@@ -25,7 +27,7 @@ import { AdminLane } from './soak/admin-lane.ts';
 import { loadChart, rssChart } from './soak/charts.ts';
 import { type RawResponse, SoakClient, type SoakRequest } from './soak/http.ts';
 import { classify, fails } from './soak/outcome.ts';
-import { buildReport, isIdle, type RequestRecord, renderReport } from './soak/report.ts';
+import { buildReport, isIdle, markdownReport, type RequestRecord, renderReport } from './soak/report.ts';
 import { Sampler, type ServerGauges, scrapeGauges } from './soak/sampler.ts';
 import { writeSoakStore } from './soak/store-writer.ts';
 import { TrafficMix } from './soak/traffic.ts';
@@ -47,9 +49,22 @@ const { values: args } = parseArgs({
     'sample-every': { type: 'string', default: '2' },
     'idle-timeout': { type: 'string', default: '30' },
     threads: { type: 'string' },
+    'inject-fault': { type: 'string' },
     records: { type: 'boolean', default: false },
+    from: { type: 'string' },
   },
 });
+
+if (args.from) {
+  // Re-render the tables and charts from a saved artifact (docs quote the committed one).
+  const saved = JSON.parse(await readFile(args.from, 'utf8'));
+  const dir = dirname(args.from);
+  await writeFile(join(dir, 'soak-rss.svg'), rssChart(saved.samples, `Server RSS — ${saved.title}`));
+  await writeFile(join(dir, 'soak-load.svg'), loadChart(saved.samples, `Load — ${saved.title}`));
+  console.log(renderReport(saved.report));
+  console.log(`\n${markdownReport(saved.report)}`);
+  process.exit(0);
+}
 
 const num = (name: keyof typeof args) => {
   const v = Number(args[name]);
@@ -93,7 +108,10 @@ const flags = [
   '--api-key',
   API_KEY,
   ...(args.threads ? ['--threads', args.threads] : []),
+  // serve's hidden test plumbing: adapter:NAME (its requests' failures count as injected), base, exit, hang.
+  ...(args['inject-fault'] ? ['--inject-fault', args['inject-fault']] : []),
 ];
+const faultyAdapter = args['inject-fault']?.startsWith('adapter:') ? args['inject-fault'].slice(8) : undefined;
 const server = startServe(flags);
 let serverExit: { code: number | null; signal: string | null; atS: number } | null = null;
 let t0 = performance.now();
@@ -113,6 +131,7 @@ const mix = new TrafficMix({
   apiKey: API_KEY,
   contextTokens: config.maxPositionEmbeddings,
   maxPromptBytes: 32 * config.maxPositionEmbeddings,
+  faultyAdapter,
   uploaded: () => admin.uploaded(),
 });
 
@@ -243,8 +262,10 @@ const commit = git('rev-parse', '--short', 'HEAD');
 const uncommitted = (git('status', '--porcelain', 'src', 'native') ?? '').split('\n').filter(Boolean).length;
 const outDir = args.out as string;
 await mkdir(outDir, { recursive: true });
+const title = `${minutes} min soak, ${concurrency} in flight, ${store.good.length} adapters (${args.model ? 'model' : 'demo'})`;
 const artifact = {
   schema: 'loraplex-soak/1',
+  title,
   date: new Date().toISOString(),
   commit,
   uncommittedServerFiles: uncommitted,
@@ -255,6 +276,7 @@ const artifact = {
     badAdapters: store.bad.map((b) => b.kind),
     concurrency,
     seed,
+    injectFault: args['inject-fault'] ?? null,
     requestTimeoutS: timeoutMs / 1000,
     adminEveryS: num('admin-every'),
     sampleEveryS: num('sample-every'),
@@ -266,13 +288,13 @@ const artifact = {
   ...(args.records ? { records } : {}),
 };
 await writeFile(join(outDir, 'soak.json'), `${JSON.stringify(artifact, null, 1)}\n`);
-const title = `${minutes} min soak, ${concurrency} in flight, ${store.good.length} adapters (${args.model ? 'model' : 'demo'})`;
 await writeFile(join(outDir, 'soak-rss.svg'), rssChart(sampler.samples, `Server RSS — ${title}`));
 await writeFile(join(outDir, 'soak-load.svg'), loadChart(sampler.samples, `Load — ${title}`));
 await writeFile(join(outDir, 'server.log'), server.log().slice(-4_000_000));
 await rm(root, { recursive: true, force: true });
 
 console.log(renderReport(report));
+console.log(`\n${markdownReport(report)}\n`);
 console.log(`shutdown: ${shutdown}`);
 console.log(`artifacts: ${join(outDir, 'soak.json')}, soak-rss.svg, soak-load.svg, server.log`);
 process.exit(report.pass ? 0 : 1);

@@ -21,6 +21,8 @@ export interface SoakRequest {
   abort?: Abort;
   /** Statuses that are a correct answer; 2xx means a complete response is expected. */
   expect: number[];
+  /** It names the adapter the server was told to fail (--inject-fault): a 5xx or error event is injected. */
+  injected?: boolean;
 }
 
 export interface RawResponse {

@@ -3,7 +3,8 @@
  *
  *   hang            no complete answer within the client timeout (never waited on forever)
  *   disconnect      the soak hung up on purpose (unless a 5xx came first)
- *   5xx             any server error status; `injected` when the request expected it
+ *   5xx             any server error status; `injected` when the request expected it or names the adapter
+ *                   the server was told to fail (--inject-fault adapter:NAME; then also an error event)
  *   expected_4xx    a 4xx the request expected (by status)
  *   unexpected_4xx  a 4xx it did not expect (a good request refused, or the wrong 4xx)
  *   unexpected_2xx  a success for a request that should have been refused (a bad adapter served)
@@ -55,7 +56,7 @@ export interface Classified {
  * `secrets`: strings no answer may contain (the server's temp paths, a secret file's contents).
  */
 export function classify(
-  req: Pick<SoakRequest, 'expect'>,
+  req: Pick<SoakRequest, 'expect' | 'injected'>,
   raw: RawResponse,
   alsoExpect: number[] = [],
   secrets: string[] = [],
@@ -67,7 +68,10 @@ export function classify(
   if (leaked !== undefined) return { outcome: 'leak', detail: `${code} shows '${leaked}'`, injected: false };
   if (raw.timedOut)
     return { outcome: 'hang', detail: status === null ? 'no status' : `${code} (body never ended)`, injected: false };
-  if (status !== null && status >= 500) return { outcome: '5xx', detail: code, injected: expect.includes(status) };
+  const injected = req.injected === true;
+  if (status !== null && status >= 500) {
+    return { outcome: '5xx', detail: code, injected: injected || expect.includes(status) };
+  }
   if (raw.abortedByClient)
     return { outcome: 'disconnect', detail: status === null ? 'before status' : 'after first tokens', injected: false };
   if (raw.networkError !== null || status === null)
@@ -79,12 +83,12 @@ export function classify(
     return { outcome: 'expected_4xx', detail: code, injected: false };
   }
   if (!expect.some((s) => s >= 200 && s < 300)) return { outcome: 'unexpected_2xx', detail: code, injected: false };
-  if (raw.streamError) return { outcome: 'stream_error', detail: raw.errorCode ?? 'error event', injected: false };
+  if (raw.streamError) return { outcome: 'stream_error', detail: raw.errorCode ?? 'error event', injected };
   if (!raw.complete) return { outcome: 'truncated', detail: code, injected: false };
   return { outcome: 'ok', detail: code, injected: false };
 }
 
-/** Whether this classified response fails the soak. */
+/** Whether this classified response fails the soak: not when it answers an injected fault. */
 export function fails(c: Classified): boolean {
-  return FAILING.has(c.outcome) && !(c.outcome === '5xx' && c.injected);
+  return FAILING.has(c.outcome) && !(c.injected && (c.outcome === '5xx' || c.outcome === 'stream_error'));
 }

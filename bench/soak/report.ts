@@ -210,3 +210,39 @@ export function renderReport(r: SoakReport): string {
     r.pass ? 'soak: PASS' : 'soak: FAIL',
   ].join('\n');
 }
+
+/** The same verdict as markdown tables, for docs/soak.md (printed by `npm run soak -- --from soak.json`). */
+export function markdownReport(r: SoakReport): string {
+  const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+  const outcomes = [
+    row(['outcome', 'detail', 'count']),
+    row(['---', '---', '---:']),
+    ...Object.entries(r.byOutcomeDetail)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => {
+        const space = k.indexOf(' ');
+        return row([k.slice(0, space), k.slice(space + 1), n]);
+      }),
+  ];
+  const kinds = [
+    row(['request kind', ...OUTCOMES.filter((o) => r.byOutcome[o] > 0)]),
+    row(['---', ...OUTCOMES.filter((o) => r.byOutcome[o] > 0).map(() => '---:')]),
+    ...Object.entries(r.byKind)
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .map(([kind, counts]) => row([kind, ...OUTCOMES.filter((o) => r.byOutcome[o] > 0).map((o) => counts[o] ?? '')])),
+  ];
+  const stat = (name: string, s: Stats | null) =>
+    row([name, ...(s ? [s.count, s.p50, s.p90, s.p95, s.p99, s.max].map((v) => formatNumber(v)) : ['0'])]);
+  const latency = [
+    row(['ok requests, ms', 'n', 'p50', 'p90', 'p95', 'p99', 'max']),
+    row(['---', '---:', '---:', '---:', '---:', '---:', '---:']),
+    stat('TTFT (streams)', r.latencyMs.ttft),
+    stat('end-to-end', r.latencyMs.e2e),
+  ];
+  const criteria = [
+    row(['criterion', 'result', 'detail']),
+    row(['---', '---', '---']),
+    ...r.criteria.map((c) => row([c.name, c.pass ? 'pass' : '**FAIL**', c.detail])),
+  ];
+  return [outcomes, kinds, latency, criteria].map((t) => t.join('\n')).join('\n\n');
+}

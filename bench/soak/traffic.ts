@@ -48,6 +48,8 @@ export interface TrafficOptions {
   contextTokens: number;
   maxPromptBytes: number;
   zipfAlpha?: number;
+  /** The adapter the server was told to fail (--inject-fault adapter:NAME): its requests may fail. */
+  faultyAdapter?: string;
   /** Runtime-loaded adapters that may be requested now (kept by the admin lane). */
   uploaded: () => string[];
 }
@@ -119,14 +121,17 @@ export class TrafficMix {
     if (stream) body.stream_options = { include_usage: true };
     if (chat) body.messages = [{ role: 'user', content: text }];
     else body.prompt = text;
+    // An adapter failing in the engine fails its own requests (5xx or an error event), then is refused (400).
+    const faulty = model === this.o.faultyAdapter;
     return {
+      ...(faulty ? { injected: true } : {}),
       kind: `${chat ? 'chat' : 'completion'}${stream ? '-stream' : ''}`,
       path: chat ? '/v1/chat/completions' : '/v1/completions',
       body: JSON.stringify(body),
       key: this.o.apiKey,
       model,
       stream,
-      expect: [200],
+      expect: faulty ? [200, 400] : [200],
     } satisfies SoakRequest;
   }
 

@@ -58,6 +58,14 @@ describe('soak outcome', () => {
     assert.ok(!fails(injected));
   });
 
+  test('requests naming the adapter told to fail may fail with a 5xx or an error event; others may not', () => {
+    const faulty = { expect: [200, 400], injected: true };
+    assert.ok(!fails(classify(faulty, raw({ status: 500, errorMessage: 'injected' }))));
+    assert.ok(!fails(classify(faulty, raw({ streamError: true, errorCode: 'adapter_fault' }))));
+    assert.equal(classify(faulty, raw({ status: 400, errorMessage: 'adapter broken' })).outcome, 'expected_4xx');
+    assert.ok(fails(classify(ok, raw({ streamError: true, errorCode: 'adapter_fault' }))));
+  });
+
   test('a planned disconnect is not a failure, but a 5xx before it is', () => {
     const gone = classify(ok, raw({ abortedByClient: true, status: null, complete: false }));
     assert.equal(gone.outcome, 'disconnect');
