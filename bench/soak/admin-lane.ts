@@ -74,7 +74,7 @@ export class AdminLane {
     const u = this.rng.next();
     const turn = this.turn++;
     // Every 8th op is one a correct server refuses; the rest keep adapters churning.
-    if (turn % 8 === 7) return this.refused(turn / 8);
+    if (turn % 8 === 7) return this.refused(Math.floor(turn / 8));
     if (this.loaded.size === 0 || (u < 0.3 && this.loaded.size < this.o.maxUploaded)) return this.load();
     if (u < 0.55) return this.replace();
     if (u < 0.75 || this.loaded.size >= this.o.maxUploaded) return this.unload();
