@@ -1,13 +1,14 @@
 /**
  * Runtime adapter operations, one at a time, interleaved with the traffic: loads of new adapters into the
  * uploads root, load_inplace replacements, unloads, store replacements (files rewritten, then a rescan),
- * and admin requests a correct server refuses (a name already loaded, an unknown name, a path outside the
- * allowed root, a broken adapter through the admin route).
+ * broken store adapters touched (a new version to load and refuse again), and admin requests a correct
+ * server refuses (a name already loaded, an unknown name, a path outside the allowed root, a broken
+ * adapter through the admin route).
  *
  *   const lane = new AdminLane({ seed, config, store, adminKey, maxUploaded: 12 });
  *   const { req, after } = await lane.next();  // files written; send req, then after(status)
  */
-import { rm } from 'node:fs/promises';
+import { rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createModelSelector, type ModelSelector } from '../../src/bench/adapter-selection.ts';
 import { BenchRandom } from '../../src/bench/random.ts';
@@ -78,7 +79,8 @@ export class AdminLane {
     if (this.loaded.size === 0 || (u < 0.3 && this.loaded.size < this.o.maxUploaded)) return this.load();
     if (u < 0.55) return this.replace();
     if (u < 0.75 || this.loaded.size >= this.o.maxUploaded) return this.unload();
-    return this.storeReplace();
+    if (u < 0.88) return this.storeReplace();
+    return this.storeRetouchBad();
   }
 
   private spec(): AdapterSpec {
@@ -148,6 +150,17 @@ export class AdminLane {
     await writeAdapter(join(this.o.store.storeDir, name), this.o.config, spec);
     this.o.store.specs.set(name, spec);
     return { req: this.request('store-replace+rescan', '/v1/rescan_lora_adapters', {}, [200]), after: async () => {} };
+  }
+
+  /** Touches a broken store adapter's config: a new version, so the server must load it (and refuse it) again. */
+  private async storeRetouchBad(): Promise<AdminStep> {
+    const bad = this.o.store.bad[this.rng.int(this.o.store.bad.length)];
+    const now = new Date();
+    await utimes(join(this.o.store.storeDir, bad.name, 'adapter_config.json'), now, now);
+    return {
+      req: this.request('store-retouch-bad+rescan', '/v1/rescan_lora_adapters', {}, [200]),
+      after: async () => {},
+    };
   }
 
   private async refused(n: number): Promise<AdminStep> {
