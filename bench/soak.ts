@@ -118,7 +118,11 @@ let t0 = performance.now();
 server.child.on('exit', (code, signal) => {
   serverExit = { code, signal, atS: (performance.now() - t0) / 1000 };
 });
-await ready(server);
+await ready(server).catch(async (e) => {
+  await server.stop();
+  await rm(root, { recursive: true, force: true });
+  throw e;
+});
 console.error(`soak: server up at ${server.url} (pid ${server.child.pid}); ${minutes} min of traffic, seed ${seed}`);
 
 const client = new SoakClient(server.url, timeoutMs);
