@@ -13,6 +13,7 @@ import { AdapterManager } from '../../src/adapters/cache/adapter-manager.ts';
 import { InlineAdapterLoader } from '../../src/adapters/loader/adapter-loader.ts';
 import { ThreadAdapterLoader } from '../../src/adapters/loader/loader-thread.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
+import { LocalDirStore } from '../../src/adapters/store/local-dir-store.ts';
 import { getKernels } from '../../src/kernels/index.ts';
 import { numModules } from '../../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.ts';
@@ -132,6 +133,12 @@ describe('adapter files: contained in their root', () => {
   test('an invalid config quotes neither JSON.parse text nor a path', async () => {
     const dir = await dirs.adapter(`${SECRET}\n{"peft_type": "LORA"`, QV());
     await rejectsWithout(() => load(dir), 'ADAPTER_INVALID_CONFIG', [SECRET, 'root:x', dir], 'not valid JSON');
+  });
+
+  test("the store's not-found error names the flag, not the store's path", async () => {
+    const root = await dirs.make();
+    const store = await LocalDirStore.open(root);
+    await rejectsWithout(() => store.find('nope'), 'ADAPTER_NOT_FOUND', [root], '--lora-dir');
   });
 
   test('a missing directory does not echo its path', async () => {

@@ -40,7 +40,12 @@ describe('loadPeftAdapter: files', () => {
       const dir = await dirs.adapter(peftConfig());
       // A dangling link: opening it would fail with ENOENT, so the refusal proves it was never read.
       await symlink(join(dir, 'does-not-exist'), join(dir, file));
-      await assertRejects(() => load(dir), 'ADAPTER_PICKLE_REFUSED', `'${basename(dir)}': ${file}`, 'safe_serialization=True');
+      await assertRejects(
+        () => load(dir),
+        'ADAPTER_PICKLE_REFUSED',
+        `'${basename(dir)}': ${file}`,
+        'safe_serialization=True',
+      );
     });
   }
 
