@@ -1,8 +1,8 @@
 /**
  * Every file of an adapter is opened here, contained and bounded:
  *  - its real path (symlinks resolved) must lie inside the adapter's root: the store for store adapters,
- *    the adapter directory itself for --adapter and admin-API loads (which the admin route already checked
- *    lies inside --allowed-lora-root);
+ *    the --allowed-lora-root it lies in for admin-API loads, the adapter directory itself for --adapter;
+ *    checked before the open and, on Linux, again on the opened fd (a directory swapped for a link between);
  *  - it is opened O_RDONLY | O_NONBLOCK | O_NOFOLLOW and fstat'ed on that same fd: only a regular file is
  *    read (from that fd), so a FIFO, socket or device fails its own load at once instead of blocking.
  * Messages name files relative to the adapter ("adapter 'sql': adapter_config.json"), never server paths.
@@ -20,7 +20,7 @@ export interface AdapterDir {
   name: string;
   dir: string; // real path
   root: string; // real path; every file opened must lie inside it
-  /** What the root is, for messages: "the adapter store" or "the adapter directory". */
+  /** What the root is, for messages: "the adapter store" (any given root) or "the adapter directory". */
   rootName: string;
 }
 
@@ -75,6 +75,12 @@ export async function openAdapterFile(
     // ELOOP: the final component became a symlink after realpath (a swap): refused like any link out.
     const errno = (e as NodeJS.ErrnoException).code ?? 'error';
     throw createError(code, { file: label, problem: `cannot be opened (${errno})` });
+  }
+  // A directory above the file swapped for a link between realpath and open: what was opened is what counts.
+  const opened = await realpath(`/proc/self/fd/${fh.fd}`).catch(() => null); // Linux; elsewhere the check above
+  if (opened !== null && !isInside(opened, d.root)) {
+    await fh.close();
+    throw createError('ADAPTER_FILE_OUTSIDE', { file: label, root: d.rootName });
   }
   const stats = await fh.stat();
   if (!stats.isFile()) {

@@ -47,8 +47,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, ad
     { schema: loadSchema },
     async (req, reply) => {
       const { lora_name: name, lora_path: path, load_inplace: inplace = false } = req.body;
-      const dir = await allowedPath(path, admin.allowedRoots);
-      await ctx.engine.admin({ op: 'load', name, dir, inplace });
+      const { dir, root } = await allowedPath(path, admin.allowedRoots);
+      await ctx.engine.admin({ op: 'load', name, dir, root, inplace });
       return reply.type('text/plain').send(`Success: LoRA adapter '${name}' added successfully.`);
     },
   );
@@ -65,8 +65,11 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, ad
   });
 }
 
-/** The real path of `path` when it lies inside an allowed root (also after resolving symlinks); else 400. */
-export async function allowedPath(path: string, roots: string[]): Promise<string> {
+/**
+ * The real path of `path` and of the allowed root it lies in (also after resolving symlinks); else 400. Every
+ * file of the adapter must then stay inside that root.
+ */
+export async function allowedPath(path: string, roots: string[]): Promise<{ dir: string; root: string }> {
   // The roots are server paths: the message names the flag, never them.
   const refuse = () => createError('ADAPTER_PATH_REFUSED', { path: truncated(path) }, { param: 'lora_path' });
   if (path.includes('\0')) throw refuse();
@@ -82,8 +85,9 @@ export async function allowedPath(path: string, roots: string[]): Promise<string
     );
   }
   const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
-  if (!realRoots.some((r) => r !== null && isInside(real, r))) throw refuse();
-  return real;
+  const root = realRoots.find((r) => r !== null && isInside(real, r));
+  if (!root) throw refuse();
+  return { dir: real, root };
 }
 
 function isInside(path: string, root: string): boolean {

@@ -104,6 +104,15 @@ before(async () => {
     c.lora_alpha = 1e300;
   });
 
+  // An admin upload whose weights link to a shared file elsewhere in the same allowed root.
+  await adapter(join(uploads, 'shared-blobs'));
+  await adapter(join(uploads, 'linked'));
+  await unlink(join(uploads, 'linked', 'adapter_model.safetensors'));
+  await symlink(
+    join(uploads, 'shared-blobs', 'adapter_model.safetensors'),
+    join(uploads, 'linked', 'adapter_model.safetensors'),
+  );
+
   engine = await AsyncEngine.start({ modelDir: demo.modelDir, adapters: [], loraDir: store, kvCacheTokens: 2048 });
   app = buildApp({
     engine,
@@ -160,6 +169,16 @@ describe('bad adapters fail closed on a live server', () => {
     });
     const message = assertClean400(r, 'ADAPTER_FILE_OUTSIDE');
     assert.match(message, /adapter 'sneaky': adapter_config\.json: resolves outside/);
+  });
+
+  test('admin load: a file may link elsewhere inside its allowed root (not outside it)', async () => {
+    const r = await fetch(`${base}/v1/load_lora_adapter`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ lora_name: 'linked', lora_path: join(uploads, 'linked') }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    assert.equal((await complete('linked')).status, 200);
   });
 
   test('/v1/models lists load warnings for the adapter', async () => {

@@ -171,7 +171,10 @@ async function runAdmin(
   rescan: () => Promise<{ added: string[]; removed: string[]; changed: string[] }>,
 ): Promise<AdminResult> {
   if (request.op === 'load') {
-    const info = await engine.adapters.register(request.name, request.dir, 'api', { replace: request.inplace });
+    const info = await engine.adapters.register(request.name, request.dir, 'api', {
+      replace: request.inplace,
+      root: request.root,
+    });
     return { op: 'load', info };
   }
   if (request.op === 'unload') {

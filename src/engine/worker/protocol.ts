@@ -17,7 +17,7 @@ export interface WorkerInit {
 
 /** The admin API's operations on adapters (vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter). */
 export type AdminOp =
-  | { op: 'load'; name: string; dir: string; inplace: boolean }
+  | { op: 'load'; name: string; dir: string; inplace: boolean /** every file must stay inside */; root?: string }
   | { op: 'unload'; name: string }
   | { op: 'rescan' };
 
