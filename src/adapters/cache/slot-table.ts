@@ -52,12 +52,21 @@ export class SlotTable {
       if (!weights) return null;
       slot = free;
       const previous = this.slots[slot].key;
-      if (previous !== null) this.slotOf.delete(previous);
-      this.kernels.setLoraSlot(this.bank, slot, weights);
+      if (previous !== null) {
+        this.slotOf.delete(previous);
+        this.slots[slot].key = null;
+        this.onDisplaced(previous);
+      }
+      try {
+        this.kernels.setLoraSlot(this.bank, slot, weights);
+      } catch (e) {
+        // A copy that fails half-way leaves the slot empty, never holding part of anyone's weights.
+        this.kernels.clearLoraSlot(this.bank, slot);
+        throw e;
+      }
       this.loads++;
       this.slots[slot].key = key;
       this.slotOf.set(key, slot);
-      if (previous !== null) this.onDisplaced(previous);
     }
     const s = this.slots[slot];
     s.pins++;
