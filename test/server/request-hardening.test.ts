@@ -52,6 +52,16 @@ const completion = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** POSTs JSON bodies to /v1/completions of the server at `base`. */
+function poster(base: string) {
+  return (body: unknown) =>
+    fetch(`${base}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+}
+
 /** Reads an SSE body into its data payloads (JSON parsed, '[DONE]' kept as is). */
 async function events(res: Response): Promise<unknown[]> {
   const text = await res.text();
@@ -326,11 +336,7 @@ describe('prompts are bounded before tokenizing, and large ones do not block the
       // so it is refused with a 400 once tokenized.
       const prompt = 'a'.repeat(32 * engine.info.maxModelLen);
       let settled = false;
-      const big = fetch(`${base}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(completion({ prompt })),
-      }).finally(() => {
+      const big = poster(base)(completion({ prompt })).finally(() => {
         settled = true;
       });
       // Probes, one after another, for as long as the big prompt is in the server. Tokenized on the HTTP
@@ -358,12 +364,7 @@ describe('statuses before streams', () => {
   test('stream: true keeps 404 and 400 statuses', async () => {
     const app = appWith();
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
-    const post = (body: unknown) =>
-      fetch(`${base}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
+    const post = poster(base);
     const unknown = await post(completion({ model: 'nope', stream: true }));
     assert.equal(unknown.status, 404);
     assert.equal((await unknown.json()).error.code, 'MODEL_NOT_FOUND');
@@ -388,12 +389,7 @@ describe('statuses before streams', () => {
       lifecycle: new Lifecycle(),
     });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
-    const post = (body: unknown) =>
-      fetch(`${base}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
+    const post = poster(base);
     try {
       const running = await post(completion({ max_tokens: 400, ignore_eos: true, stream: true }));
       assert.equal(running.status, 200); // admitted: the one running sequence
@@ -441,17 +437,10 @@ describe('running requests end when the server must stop them', () => {
     const app = appWith({ lifecycle });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const res = await fetch(`${base}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(completion({ max_tokens: 3000, ignore_eos: true, stream: true })),
-      });
+      const post = poster(base);
+      const res = await post(completion({ max_tokens: 3000, ignore_eos: true, stream: true }));
       assert.equal(res.status, 200);
-      const whole = fetch(`${base}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(completion({ max_tokens: 3000, ignore_eos: true })),
-      });
+      const whole = post(completion({ max_tokens: 3000, ignore_eos: true }));
       await until(() => engine.stats?.running === 2, 'two running sequences');
       cancel(lifecycle);
       const streamed = await events(res);
