@@ -171,12 +171,6 @@ export const ERROR_CATALOGUE = {
     'server_error',
     (p) => `the inference engine failed and this server cannot serve requests: ${p.reason}; it will be restarted`,
   ),
-  /** A sequence's own work failed in the engine (a bad adapter, a kernel check); other requests are unharmed. */
-  SEQUENCE_FAILED: define<{ reason: string }>(
-    500,
-    'server_error',
-    (p) => `this request failed in the engine: ${p.reason}`,
-  ),
   REQUEST_TOO_LARGE: define<{ message: string }>(413, 'invalid_request_error', (p) => p.message),
   UNSUPPORTED_MEDIA_TYPE: define<{ contentType: string }>(
     415,

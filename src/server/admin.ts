@@ -8,8 +8,9 @@
  * Their key (the admin key, or else the API key) is checked per route by auth.ts.
  */
 import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { isInside } from '../adapters/adapter-files.ts';
 import { createError } from '../observability/errors.ts';
 import type { ServerContext } from './app.ts';
 import { truncated } from './error-mapping.ts';
@@ -88,9 +89,4 @@ export async function allowedPath(path: string, roots: string[]): Promise<{ dir:
   const root = realRoots.find((r) => r !== null && isInside(real, r));
   if (!root) throw refuse();
   return { dir: real, root };
-}
-
-function isInside(path: string, root: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }

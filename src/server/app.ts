@@ -101,6 +101,7 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     if (req.is404) return noRoute(req, reply);
     const e = toLoraplexError(error, { contentType: req.headers['content-type'], bodyLimit });
     if (e.code === 'SERVER_OVERLOADED') void reply.header('retry-after', '1');
+    else if (e.status === 503) void reply.header('retry-after', '5'); // draining or failed: another replica, or later
     const answer = () => void reply.status(e.status).send(e.toOpenAIError());
     // A client that writes its whole body before reading would see a broken pipe, not the 413: read and drop
     // the rest first (bounded in bytes and time, as nginx's lingering close), then answer and close.

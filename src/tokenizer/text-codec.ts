@@ -1,6 +1,6 @@
 /**
- * Text in and out for offline tools (the generate command): plain prompts, chat messages through the
- * chat template, and ids back to text without special tokens (as the OpenAI-style servers do).
+ * Text in and out, for the server and the generate command: plain prompts, chat messages through the chat
+ * template, and ids back to text without special tokens (as the OpenAI-style servers do).
  *
  *   const codec = await loadTextCodec('/models/Qwen2.5-0.5B-Instruct');
  *   const ids = codec.encodeChat([{ role: 'user', content: 'Hi' }]);

@@ -456,6 +456,7 @@ describe('running requests end when the server must stop them', () => {
     const error = streamed.at(-2) as { error: { code: string; type: string } };
     assert.equal(error.error.code, 'SERVER_DRAINING');
     assert.equal(whole.status, 503);
+    assert.equal(whole.headers.get('retry-after'), '5');
     assert.equal((await whole.json()).error.code, 'SERVER_DRAINING');
   });
 
