@@ -3,7 +3,7 @@
  * with broken adapters, runtime updates, an API key). Each probe states the trusted-server answer and checks
  * it; the table prints as markdown and the results go to a JSON file.
  *
- *   npm run probes -- [--out docs/figures/probes/probes.json]
+ *   npm run probes -- [--out docs/figures/probes/probes.json] [--timing-report-only]
  *
  * Exits non-zero when any probe does not get its expected answer.
  */
@@ -16,7 +16,11 @@ import { parseArgs } from 'node:util';
 import { type BadKind, writeBadAdapter, writeGoodAdapter, writeWeightsSymlinkOut } from './probes/bad-adapters.ts';
 import { ready, type ServeProcess, startServe } from './probes/serve-process.ts';
 
-const { values: args } = parseArgs({ options: { out: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: { out: { type: 'string' }, 'timing-report-only': { type: 'boolean', default: false } },
+});
+/** Time bounds decide a probe unless --timing-report-only (CI: a shared machine's timings only inform). */
+const within = (ms: number, limit: number) => args['timing-report-only'] || ms < limit;
 const KEY = 'probe-key';
 
 interface Answer {
@@ -226,7 +230,7 @@ async function probeServer(server: ServeProcess, uploads: string) {
       const r = expectStatus(a, 400);
       return {
         got: `${r.got}; /health slowest ${slowest.toFixed(1)} ms`,
-        pass: r.pass && a.ms < 1000 && slowest < 100,
+        pass: r.pass && within(a.ms, 1000) && within(slowest, 100),
         ms: a.ms,
       };
     });
@@ -249,7 +253,7 @@ async function probeServer(server: ServeProcess, uploads: string) {
       const a = await big;
       return {
         got: `${show(a)} after ${a.ms.toFixed(0)} ms; ${answered} probes, slowest ${slowest.toFixed(1)} ms`,
-        pass: a.status === 400 && slowest < 100,
+        pass: a.status === 400 && within(slowest, 100),
         ms: a.ms,
       };
     },
@@ -407,7 +411,7 @@ async function probeLifecycle(env: Record<string, string>) {
         const ended = a.body.trimEnd().endsWith('data: [DONE]') && a.body.includes('"error"');
         return {
           got: `exit ${exit.code} after ${(exit.afterMs / 1000).toFixed(1)} s; stream ${ended ? 'ended with an error event + [DONE]' : 'did not end cleanly'}`,
-          pass: exit.code === 0 && exit.afterMs < 4000 && ended,
+          pass: exit.code === 0 && within(exit.afterMs, 4000) && ended,
           ms: exit.afterMs,
         };
       },
@@ -424,7 +428,7 @@ async function probeLifecycle(env: Record<string, string>) {
       const exit = await loading.exited(signalled);
       return {
         got: `exit ${exit.code} after ${(exit.afterMs / 1000).toFixed(1)} s`,
-        pass: exit.code === 0 && exit.afterMs < 2000,
+        pass: exit.code === 0 && within(exit.afterMs, 2000),
         ms: exit.afterMs,
       };
     });
