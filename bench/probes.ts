@@ -400,15 +400,22 @@ async function probeLifecycle(env: Record<string, string>) {
       '--drain-timeout 2, SIGTERM during a long stream',
       'error event + [DONE]; exit 0 within 4 s',
       async () => {
-        const stream = send(draining.url, 'POST', '/v1/completions', {
-          json: completion({ max_tokens: 4000, ignore_eos: true, stream: true }),
-          key: null,
+        const res = await fetch(`${draining.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(completion({ max_tokens: 4000, ignore_eos: true, stream: true })),
         });
-        await new Promise((r) => setTimeout(r, 500)); // let the stream start
+        // The stream is running once its first event has come; then the signal.
+        const reader = res.body!.getReader();
+        const decoder = new TextDecoder();
+        let body = decoder.decode((await reader.read()).value);
         const signalled = performance.now();
         draining.child.kill('SIGTERM');
-        const [a, exit] = await Promise.all([stream, draining.exited(signalled)]);
-        const ended = a.body.trimEnd().endsWith('data: [DONE]') && a.body.includes('"error"');
+        const exited = draining.exited(signalled);
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+          body += decoder.decode(chunk.value);
+        const exit = await exited;
+        const ended = body.trimEnd().endsWith('data: [DONE]') && body.includes('"error"');
         return {
           got: `exit ${exit.code} after ${(exit.afterMs / 1000).toFixed(1)} s; stream ${ended ? 'ended with an error event + [DONE]' : 'did not end cleanly'}`,
           pass: exit.code === 0 && within(exit.afterMs, 4000) && ended,
