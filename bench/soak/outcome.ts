@@ -56,7 +56,7 @@ export interface Classified {
  * `secrets`: strings no answer may contain (the server's temp paths, a secret file's contents).
  */
 export function classify(
-  req: Pick<SoakRequest, 'expect' | 'injected'>,
+  req: Pick<SoakRequest, 'expect' | 'injected'> & { body?: string },
   raw: RawResponse,
   alsoExpect: number[] = [],
   secrets: string[] = [],
@@ -64,7 +64,8 @@ export function classify(
   const expect = [...req.expect, ...alsoExpect];
   const status = raw.status;
   const code = status === null ? '' : String(status);
-  const leaked = secrets.find((s) => raw.errorMessage?.includes(s));
+  // The client's own strings echoed back (a lora_path it sent) are not a leak.
+  const leaked = secrets.find((s) => raw.errorMessage?.includes(s) && !req.body?.includes(s));
   if (leaked !== undefined) return { outcome: 'leak', detail: `${code} shows '${leaked}'`, injected: false };
   if (raw.timedOut)
     return { outcome: 'hang', detail: status === null ? 'no status' : `${code} (body never ended)`, injected: false };

@@ -83,5 +83,8 @@ describe('soak outcome', () => {
     );
     assert.equal(leak.outcome, 'leak');
     assert.ok(fails(leak));
+    const echo = { expect: [400], body: '{"lora_path":"/tmp/soak-x/outside"}' };
+    const echoed = raw({ status: 400, errorMessage: "lora_path '/tmp/soak-x/outside' is not inside" });
+    assert.equal(classify(echo, echoed, [], ['/tmp/soak-x']).outcome, 'expected_4xx');
   });
 });
