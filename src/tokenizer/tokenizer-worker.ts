@@ -1,12 +1,16 @@
 /** The tokenizer thread's body (see tokenizer-thread.ts): one job at a time, errors as data. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { textCodec } from './text-codec.ts';
-import { Tokenizer, type TokenizerFiles, type TokenizerOptions } from './tokenizer.ts';
-import type { FromTokenizer, ToTokenizer } from './tokenizer-thread.ts';
+import { Tokenizer } from './tokenizer.ts';
+import type { FromTokenizer, TokenizerSource, ToTokenizer } from './tokenizer-thread.ts';
 
 const port = parentPort!;
-const { files, origin, options } = workerData as { files: TokenizerFiles; origin: string; options: TokenizerOptions };
-const codec = textCodec(new Tokenizer(files, origin, options));
+const source = workerData as TokenizerSource;
+const codec = textCodec(
+  'dir' in source
+    ? await Tokenizer.fromDir(source.dir, source.options)
+    : new Tokenizer(source.files, source.origin, source.options),
+);
 
 port.on('message', (m: ToTokenizer) => {
   try {

@@ -89,6 +89,8 @@ export class Tokenizer {
   readonly eosTokenIds: number[];
   /** Size of the id space, added tokens included (max id + 1). */
   readonly vocabSize: number;
+  /** The directory it was read from (fromDir): another thread can read it again rather than copy `files`. */
+  sourceDir: string | null = null;
 
   static async fromDir(dir: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
     const tokenizerJson = (await readJson(join(dir, 'tokenizer.json'), true)) as Record<string, unknown>;
@@ -96,7 +98,9 @@ export class Tokenizer {
     const generationConfig = await readJson(join(dir, 'generation_config.json'), false);
     const templatePath = join(dir, 'chat_template.jinja');
     const chatTemplate = existsSync(templatePath) ? await readFile(templatePath, 'utf8') : null;
-    return new Tokenizer({ tokenizerJson, tokenizerConfig, chatTemplate, generationConfig }, dir, options);
+    const tokenizer = new Tokenizer({ tokenizerJson, tokenizerConfig, chatTemplate, generationConfig }, dir, options);
+    tokenizer.sourceDir = dir;
+    return tokenizer;
   }
 
   /** `origin` names the folder or files, for messages. */
