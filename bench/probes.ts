@@ -8,13 +8,16 @@
  * Exits non-zero when any probe does not get its expected answer.
  */
 
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type BadKind, writeBadAdapter, writeGoodAdapter, writeWeightsSymlinkOut } from './probes/bad-adapters.ts';
+import { ensureDemo } from '../src/demo/demo-model.ts';
+import { readModelConfig } from '../src/model/model-dir.ts';
+import type { ModuleKind } from '../src/model/modules.ts';
 import { ready, type ServeProcess, startServe } from './probes/serve-process.ts';
+import { type BadKind, writeAdapter, writeBadAdapter } from './soak/store-writer.ts';
 
 const { values: args } = parseArgs({
   options: { out: { type: 'string' }, 'timing-report-only': { type: 'boolean', default: false } },
@@ -144,14 +147,21 @@ async function main() {
   const store = join(root, 'store');
   const uploads = join(root, 'uploads');
   const outside = join(root, 'outside');
-  const bad: BadKind[] = ['alpha-1e300', 'nan-weights', 'huge-weights', 'fifo-weights', 'warns'];
-  for (const kind of bad) await writeBadAdapter(join(store, kind), kind, outside);
-  await writeWeightsSymlinkOut(join(store, 'weights-out'), outside);
-  for (const name of ['good', 'good-2']) await writeGoodAdapter(join(store, name), name.length);
-  await writeBadAdapter(join(uploads, 'config-out'), 'config-symlink-out', outside);
-  await writeBadAdapter(join(uploads, 'alpha'), 'alpha-1e300', outside);
-
   const cache = join(root, 'cache');
+  const config = await readModelConfig((await ensureDemo(cache)).modelDir);
+  const good = { rank: 8, alpha: 16, targets: ['q_proj', 'v_proj'] as ModuleKind[], seed: 7 };
+  const bad: BadKind[] = ['alpha-1e300', 'nan-weights', 'huge-weights', 'fifo-weights', 'weights-symlink-out'];
+  for (const kind of bad) await writeBadAdapter(join(store, kind), kind, config, outside);
+  for (const [i, name] of ['good', 'good-2'].entries())
+    await writeAdapter(join(store, name), config, { ...good, seed: i });
+  // Load warnings: a rank_pattern key that matches no module.
+  await writeAdapter(join(store, 'warns'), config, good);
+  const warnsConfig = join(store, 'warns', 'adapter_config.json');
+  const warns = JSON.parse(await readFile(warnsConfig, 'utf8'));
+  await writeFile(warnsConfig, JSON.stringify({ ...warns, rank_pattern: { no_such_module_anywhere: 4 } }));
+  await writeBadAdapter(join(uploads, 'config-out'), 'config-symlink-out', config, outside);
+  await writeBadAdapter(join(uploads, 'alpha'), 'alpha-1e300', config, outside);
+
   const env = { LORAPLEX_CACHE: cache };
   const common = [
     '--lora-dir',
@@ -335,7 +345,7 @@ async function probeServer(server: ServeProcess, uploads: string) {
       ),
   );
   await probe('store adapter whose weights are symlinked out of the store', '400', async () =>
-    expectStatus(await post('/v1/completions', completion({ model: 'weights-out' })), 400),
+    expectStatus(await post('/v1/completions', completion({ model: 'weights-symlink-out' })), 400),
   );
   await probe('load_lora_adapter outside the allowed root', '400, no server paths', async () =>
     expectStatus(await post('/v1/load_lora_adapter', { lora_name: 'etc', lora_path: '/etc' }), 400),

@@ -33,6 +33,7 @@ export const BAD_KINDS = [
   'wrong-shapes',
   'rank-too-high',
   'nan-weights',
+  'huge-weights',
   'alpha-1e300',
   'fifo-weights',
   'config-symlink-out',
@@ -139,6 +140,12 @@ export async function writeBadAdapter(dir: string, kind: BadKind, config: ModelC
       return writeSafetensors(
         join(dir, WEIGHTS),
         tensorsFor(config, spec, () => Number.NaN),
+        { format: 'pt' },
+      );
+    case 'huge-weights':
+      return writeSafetensors(
+        join(dir, WEIGHTS),
+        tensorsFor(config, spec, () => 1e30),
         { format: 'pt' },
       );
     case 'alpha-1e300':
