@@ -14,6 +14,7 @@ import { configureNative, type NativeConfig } from '../kernels/native/config.ts'
 import type { WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { loadModelDir } from '../model/model-dir.ts';
+import { defaultAdapterLog } from '../observability/thread-log.ts';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, LLMEngine } from './llm-engine.ts';
 
 export interface AdapterSource {
@@ -81,7 +82,11 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     const adapter = await loadPeftAdapter(mergeAdapter, loaded.config, { maxLoraRank });
     loaded.weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
   }
-  const store = loraDir ? await LocalDirStore.open(loraDir) : null;
+  const store = loraDir
+    ? await LocalDirStore.open(loraDir, {
+        onSkip: (name, reason) => defaultAdapterLog().warn(`adapter store: folder '${name}' is not served: ${reason}`),
+      })
+    : null;
   const listing = store ? await store.list() : [];
   const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
   const loader = loaderThread

@@ -44,6 +44,20 @@ test('symlinks that lead out of the store are refused (folders and files)', asyn
   await assert.rejects(store.find('escape'), (e) => isLoraplexError(e, 'ADAPTER_NOT_FOUND'));
 });
 
+test('a folder left out for a link out is reported to the operator, once per folder and reason', async () => {
+  const skipped: string[] = [];
+  const reporting = await LocalDirStore.open(join(root, 'store'), {
+    onSkip: (name, reason) => skipped.push(`${name}: ${reason}`),
+  });
+  await reporting.list();
+  await reporting.list();
+  assert.deepEqual(skipped, [
+    'cfglink: its adapter_config.json resolves outside the store',
+    'escape: it resolves outside the store (a symlink out)',
+  ]);
+  for (const line of skipped) assert.ok(!line.includes(root), 'no server paths');
+});
+
 test('path-like names are not found: .., absolute, encoded, nested', async () => {
   for (const name of [
     '..',

@@ -4,8 +4,9 @@
  * never joined into a path — and an entry whose real path leads out of the store (a symlink) is refused.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { createError } from '../../observability/errors.ts';
+import { isInside } from '../adapter-files.ts';
 
 /** What an adapter name may look like: no separators, no dot-dot, nothing a path could hide in. */
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -18,17 +19,29 @@ export interface StoredAdapter {
   fingerprint: string;
 }
 
-export class LocalDirStore {
-  private constructor(readonly root: string) {}
+const OUTSIDE = Symbol('outside the store');
 
-  static async open(root: string): Promise<LocalDirStore> {
+export interface StoreOptions {
+  /** Told once per folder and reason when a folder of the store is not served (the operator sees it). */
+  onSkip?: (name: string, reason: string) => void;
+}
+
+export class LocalDirStore {
+  private readonly reported = new Set<string>();
+
+  private constructor(
+    readonly root: string,
+    private readonly opts: StoreOptions,
+  ) {}
+
+  static async open(root: string, opts: StoreOptions = {}): Promise<LocalDirStore> {
     const real = await realpath(root).catch(() => {
       throw createError('ADAPTER_NOT_FOUND', { name: '*', where: root, hint: 'the adapter directory does not exist' });
     });
     if (!(await stat(real)).isDirectory()) {
       throw createError('ADAPTER_NOT_FOUND', { name: '*', where: root, hint: 'the adapter store must be a directory' });
     }
-    return new LocalDirStore(real);
+    return new LocalDirStore(real, opts);
   }
 
   /** The adapters in the store: sub-folders with a valid name, inside the store, holding adapter_config.json. */
@@ -37,11 +50,16 @@ export class LocalDirStore {
     for (const entry of (await readdir(this.root, { withFileTypes: true })).sort((a, b) =>
       a.name.localeCompare(b.name),
     )) {
-      if (!ADAPTER_NAME.test(entry.name) || entry.name.includes('..')) continue;
+      if (!ADAPTER_NAME.test(entry.name) || entry.name.includes('..')) {
+        if (entry.isDirectory()) this.skip(entry.name, 'its name is not a valid adapter name (letters, digits, . _ -)');
+        continue;
+      }
       const dir = await this.inside(join(this.root, entry.name));
-      if (!dir) continue;
+      if (dir === OUTSIDE) this.skip(entry.name, 'it resolves outside the store (a symlink out)');
+      if (dir === null || dir === OUTSIDE) continue;
       const config = await this.inside(join(dir, 'adapter_config.json'));
-      if (!config) continue;
+      if (config === OUTSIDE) this.skip(entry.name, 'its adapter_config.json resolves outside the store');
+      if (config === null || config === OUTSIDE) continue;
       out.push({ name: entry.name, dir, root: this.root, fingerprint: await fingerprintOf(dir) });
     }
     return out;
@@ -56,13 +74,18 @@ export class LocalDirStore {
     return hit;
   }
 
-  /** The real path if it exists and lies inside the store; null otherwise (symlinks out are refused). */
-  private async inside(path: string): Promise<string | null> {
+  /** The real path if it exists and lies inside the store; null if it does not exist; OUTSIDE for a link out. */
+  private async inside(path: string): Promise<string | typeof OUTSIDE | null> {
     const real = await realpath(path).catch(() => null);
     if (!real) return null;
-    const rel = relative(this.root, real);
-    if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || rel.startsWith(sep)) return null;
-    return real;
+    return real !== this.root && isInside(real, this.root) ? real : OUTSIDE;
+  }
+
+  private skip(name: string, reason: string) {
+    const key = `${name}\0${reason}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.opts.onSkip?.(name.length > 128 ? `${name.slice(0, 128)}…` : name, reason);
   }
 }
 
