@@ -49,31 +49,21 @@ async function sendUnauthorized(reply: FastifyReply, message: string, code: stri
   await reply.status(401).send({ error: { message, type: 'authentication_error', param: null, code } });
 }
 
+/** The hook that refuses requests without `Authorization: Bearer <key>`, with a 401 that says which key. */
+function requireKey(key: string, message: string, code: string): onRequestHookHandler {
+  return async (req, reply) => {
+    if (!bearerMatches(req, key)) await sendUnauthorized(reply, message, code);
+  };
+}
+
 function keyCheck(scope: RouteScope, keys: Keys): onRequestHookHandler | null {
   if (scope === 'open') return null;
   if (scope === 'admin' && keys.adminKey) {
-    const key = keys.adminKey;
-    return async (req, reply) => {
-      if (!bearerMatches(req, key)) {
-        await sendUnauthorized(
-          reply,
-          'this admin route needs the admin key: send "Authorization: Bearer <admin key>"',
-          'INVALID_ADMIN_KEY',
-        );
-      }
-    };
+    const message = 'this admin route needs the admin key: send "Authorization: Bearer <admin key>"';
+    return requireKey(keys.adminKey, message, 'INVALID_ADMIN_KEY');
   }
-  const key = keys.apiKey;
-  if (!key) return null;
-  return async (req, reply) => {
-    if (!bearerMatches(req, key)) {
-      await sendUnauthorized(
-        reply,
-        'a valid API key is required: send "Authorization: Bearer <key>"',
-        'INVALID_API_KEY',
-      );
-    }
-  };
+  if (!keys.apiKey) return null;
+  return requireKey(keys.apiKey, 'a valid API key is required: send "Authorization: Bearer <key>"', 'INVALID_API_KEY');
 }
 
 /** Must run before any route is registered: each route gets the check of its scope as its first hook. */
