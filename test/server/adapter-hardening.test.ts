@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type DemoAdapterSpec, ensureDemo, writeDemoAdapter } from '../../src/demo/demo-model.ts';
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
-import { buildApp } from '../../src/server/app.ts';
-import { Lifecycle } from '../../src/server/lifecycle.ts';
+import type { buildApp } from '../../src/server/app.ts';
 import { loadTextCodec } from '../../src/tokenizer/text-codec.ts';
+import { testApp } from './loopback.ts';
 
 const SPEC: DemoAdapterSpec = { name: 'x', r: 4, alpha: 8, rslora: false, targets: ['q_proj', 'v_proj'] };
 const SECRET = 'root:x:0:0:loraplex-test-secret';
@@ -114,14 +114,7 @@ before(async () => {
   );
 
   engine = await AsyncEngine.start({ modelDir: demo.modelDir, adapters: [], loraDir: store, kvCacheTokens: 2048 });
-  app = buildApp({
-    engine,
-    codec: await loadTextCodec(demo.modelDir),
-    baseModel: 'base',
-    startedAt: Date.now(),
-    lifecycle: new Lifecycle(),
-    admin: { allowedRoots: [store, uploads] },
-  });
+  app = testApp(engine, await loadTextCodec(demo.modelDir), { admin: { allowedRoots: [store, uploads] } });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 

@@ -17,7 +17,7 @@ import type { LLMEngine } from '../../src/engine/llm-engine.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
-import { metricValue } from './loopback.ts';
+import { metricValue, testApp } from './loopback.ts';
 
 const ALL: DemoAdapterSpec['targets'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const SPECS: Omit<DemoAdapterSpec, 'name'>[] = [
@@ -359,7 +359,7 @@ describe('server limits', () => {
       maxRunningSeqs: 1,
       maxWaitingRequests: 2,
     });
-    const a = buildApp({ engine: e, codec, baseModel: 'base', startedAt: Date.now(), lifecycle: new Lifecycle() });
+    const a = testApp(e, codec);
     const url = await a.listen({ host: '127.0.0.1', port: 0 });
     try {
       const send = (max: number) =>

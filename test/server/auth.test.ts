@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ensureDemo } from '../../src/demo/demo-model.ts';
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
-import { buildApp } from '../../src/server/app.ts';
 import { keyMatches, routeScope } from '../../src/server/auth.ts';
-import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
+import { testApp } from './loopback.ts';
 
 const API_KEY = 'api-key-123';
 const ADMIN_KEY = 'admin-key-456';
@@ -116,12 +115,7 @@ after(async () => {
 });
 
 async function serverWith(keys: { apiKey?: string; adminKey?: string }) {
-  const app = buildApp({
-    engine,
-    codec,
-    baseModel: 'base',
-    startedAt: Date.now(),
-    lifecycle: new Lifecycle(),
+  const app = testApp(engine, codec, {
     apiKey: keys.apiKey,
     admin: { allowedRoots: [cache], adminKey: keys.adminKey },
   });

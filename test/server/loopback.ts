@@ -12,7 +12,7 @@ import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
 import type { SamplingParams } from '../../src/engine/sampling-params.ts';
 import type { Sequence } from '../../src/engine/sequence.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { buildApp, type ServerContext } from '../../src/server/app.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
 
@@ -32,7 +32,7 @@ export async function startLoopback(): Promise<Loopback> {
   const build = { modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 8192 };
   const engine = await AsyncEngine.start(build);
   const codec = await loadTextCodec(demo.modelDir);
-  const app = buildApp({ engine, codec, baseModel: 'base', startedAt: Date.now(), lifecycle: new Lifecycle() });
+  const app = testApp(engine, codec);
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   const client = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'unused', maxRetries: 0 });
   const local = (await buildEngine(build)).engine;
@@ -53,6 +53,11 @@ export async function startLoopback(): Promise<Loopback> {
       await rm(cache, { recursive: true, force: true });
     },
   };
+}
+
+/** The app over `engine` as the server tests use it: the base is 'base', ready now; `extra` adds or overrides. */
+export function testApp(engine: AsyncEngine, codec: TextCodec, extra: Partial<ServerContext> = {}) {
+  return buildApp({ engine, codec, baseModel: 'base', startedAt: Date.now(), lifecycle: new Lifecycle(), ...extra });
 }
 
 /** Reads an SSE stream from the openai client into its chunks. */

@@ -12,10 +12,9 @@ import { after, before, test } from 'node:test';
 import { BenchRandom } from '../../src/bench/random.ts';
 import { ensureDemo } from '../../src/demo/demo-model.ts';
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
-import { buildApp } from '../../src/server/app.ts';
-import { Lifecycle } from '../../src/server/lifecycle.ts';
+import type { buildApp } from '../../src/server/app.ts';
 import { loadTextCodec } from '../../src/tokenizer/text-codec.ts';
-import { engineIdle } from './loopback.ts';
+import { engineIdle, testApp } from './loopback.ts';
 
 const SEED = 20261204;
 const MUTATIONS = 600;
@@ -29,12 +28,7 @@ before(async () => {
   cache = await mkdtemp(join(tmpdir(), 'loraplex-fuzz-'));
   const demo = await ensureDemo(cache);
   engine = await AsyncEngine.start({ modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 8192 });
-  app = buildApp({
-    engine,
-    codec: await loadTextCodec(demo.modelDir),
-    baseModel: 'base',
-    startedAt: Date.now(),
-    lifecycle: new Lifecycle(),
+  app = testApp(engine, await loadTextCodec(demo.modelDir), {
     admin: { allowedRoots: [join(cache, 'uploads')] },
     limits: { maxBodyBytes: 256 * 1024 },
   });

@@ -14,9 +14,9 @@ import { after, before, describe, test } from 'node:test';
 import { ensureDemo } from '../../src/demo/demo-model.ts';
 import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { createError } from '../../src/observability/errors.ts';
-import { buildApp } from '../../src/server/app.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
+import { testApp } from './loopback.ts';
 
 let cache: string;
 let modelDir: string;
@@ -35,14 +35,7 @@ after(async () => {
 });
 
 function appWith(options: { lifecycle?: Lifecycle; limits?: { maxBodyBytes?: number; maxPromptBytes?: number } } = {}) {
-  return buildApp({
-    engine,
-    codec,
-    baseModel: 'base',
-    startedAt: Date.now(),
-    lifecycle: options.lifecycle ?? new Lifecycle(),
-    limits: options.limits,
-  });
+  return testApp(engine, codec, { lifecycle: options.lifecycle ?? new Lifecycle(), limits: options.limits });
 }
 
 const completion = (extra: Record<string, unknown> = {}) => ({
@@ -213,14 +206,7 @@ describe('values, not only shapes', () => {
   }
 
   test('admin names and paths are bounded too', async () => {
-    const admin = buildApp({
-      engine,
-      codec,
-      baseModel: 'base',
-      startedAt: Date.now(),
-      lifecycle: new Lifecycle(),
-      admin: { allowedRoots: [cache] },
-    });
+    const admin = testApp(engine, codec, { admin: { allowedRoots: [cache] } });
     const res = await admin.inject({
       method: 'POST',
       url: '/v1/load_lora_adapter',
@@ -381,13 +367,7 @@ describe('statuses before streams', () => {
       maxRunningSeqs: 1,
       maxWaitingRequests: 2,
     });
-    const app = buildApp({
-      engine: small,
-      codec,
-      baseModel: 'base',
-      startedAt: Date.now(),
-      lifecycle: new Lifecycle(),
-    });
+    const app = testApp(small, codec);
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     const post = poster(base);
     try {
