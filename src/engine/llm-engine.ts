@@ -248,7 +248,11 @@ export class LLMEngine {
       return this.runner.run(entries);
     } catch (error) {
       const groups = new Map<string | null, ScheduledEntry[]>();
-      for (const e of entries) groups.set(e.seq.adapterKey, [...(groups.get(e.seq.adapterKey) ?? []), e]);
+      for (const e of entries) {
+        const group = groups.get(e.seq.adapterKey);
+        if (group) group.push(e);
+        else groups.set(e.seq.adapterKey, [e]);
+      }
       if (groups.size === 1 && groups.has(null)) throw error;
       const sampled: SampledToken[] = [];
       for (const [key, group] of groups) {
