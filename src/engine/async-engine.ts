@@ -95,11 +95,12 @@ export class AsyncEngine {
       const check = () => {
         const turn = Atomics.load(progress, 0);
         const now = performance.now();
-        if (turn !== lastTurn || this.pending.size === 0) {
+        const waiting = this.pending.size + this.adminPending.size;
+        if (turn !== lastTurn || waiting === 0) {
           lastTurn = turn;
           lastProgress = now;
         } else if (now - lastProgress > stallTimeoutSeconds * 1000) {
-          this.fail(`no engine step for ${stallTimeoutSeconds} s while ${this.pending.size} request(s) waited`);
+          this.fail(`no engine step for ${stallTimeoutSeconds} s while ${waiting} request(s) waited`);
         }
       };
       this.watchdog = setInterval(check, Math.min(1000, (stallTimeoutSeconds * 1000) / 4));

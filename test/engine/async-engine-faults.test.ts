@@ -56,6 +56,19 @@ describe('async engine faults', () => {
     await engine.close();
   });
 
+  test('the watchdog also sees an engine that hangs with only admin calls waiting', { timeout: 20_000 }, async () => {
+    const { engine, faulted } = await start({ faults: { hangOnStep: true } }, { stallTimeoutSeconds: 0.3 });
+    // A request hangs the engine thread on its first step, then leaves: only the admin call waits after it.
+    const abort = new AbortController();
+    const gen = engine.generate([1, 2, 3], null, { maxTokens: 4 }, abort.signal);
+    const first = gen.next();
+    abort.abort();
+    await first;
+    await assert.rejects(engine.admin({ op: 'rescan' }), engineFailed(/while 1 request\(s\) waited/));
+    await faulted;
+    await engine.close();
+  });
+
   test('a step that throws in the base rows is an engine fault', async () => {
     const { engine, faulted } = await start({ faults: { throwForBase: true } });
     await assert.rejects(drain(engine, null), engineFailed(/a step failed: injected fault/));
