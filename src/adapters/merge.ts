@@ -5,7 +5,7 @@
  */
 import type { WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { f32ToBf16, f32ToF16, toF32Array } from '../model/dtype.ts';
+import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import type { LayerWeights, ModelWeights } from '../model/weights.ts';
 import type { LoraAdapter, LoraModuleWeights } from './types.ts';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { projectionParent } from '../adapters/peft/targeting.ts';
 import { SeededRandom } from '../engine/rng.ts';
-import { f32ToBf16 } from '../model/dtype.ts';
+import { f32ToBf16 } from '../kernels/dtype.ts';
 import { MODULE_KINDS, type ModuleKind, moduleShape } from '../model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../model/safetensors.ts';
 

@@ -7,7 +7,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, writeFile } from 'node:fs/promises';
 import type { WeightDType } from '../kernels/types.ts';
-import { toF32Array } from './dtype.ts';
+import { toF32Array } from '../kernels/dtype.ts';
 
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 

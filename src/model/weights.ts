@@ -17,7 +17,7 @@
  */
 import type { WeightDType, WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
-import { f32ToBf16, f32ToF16, toF32Array } from './dtype.ts';
+import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import { moduleShape } from './modules.ts';
 import type { RawTensor } from './safetensors.ts';
 

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelConfig } from '../../src/model/config.ts';
-import { f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
+import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { type ModuleKind, moduleShape } from '../../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.ts';
 import { type ErrorCode, LoraplexError } from '../../src/observability/errors.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { moduleIndex, moduleShape } from '../../src/model/modules.ts';
 import { ALL_KINDS, BASE, everyLayer, factorValues, loraTensors, peftConfig, TempDirs } from './helpers.ts';
 

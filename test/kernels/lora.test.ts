@@ -8,7 +8,7 @@ import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraDtype, LoraOutput, PackedAdapter } from '../../src/kernels/types.ts';
-import { bf16ToF32, f32ToBf16 } from '../../src/model/dtype.ts';
+import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
 import {
   assertBitwise,
   availableIsas,

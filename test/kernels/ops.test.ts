@@ -8,7 +8,7 @@ import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeOpsKernels } from '../../src/kernels/native/ops.ts';
 import { referenceOpsKernels } from '../../src/kernels/reference/ops.ts';
 import type { WeightMatrix } from '../../src/kernels/types.ts';
-import { f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
+import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { assertBitwise, availableIsas, restoreDefaults, rng, withThreads } from './implementations.ts';
 
 const isas = availableIsas();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ConfigError } from '../../src/model/config-parse.ts';
-import { f32ToBf16, toF32Array } from '../../src/model/dtype.ts';
+import { f32ToBf16, toF32Array } from '../../src/kernels/dtype.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { SafetensorsError, writeSafetensors } from '../../src/model/safetensors.ts';
 import { WeightsError } from '../../src/model/weights.ts';

@@ -1,7 +1,7 @@
 /** Writes tiny Hugging Face model folders (config.json + safetensors) for the loader tests. */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { f32ToBf16, f32ToF16 } from '../../src/model/dtype.ts';
+import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.ts';
 
 export interface TinyModelOptions {

@@ -5,7 +5,7 @@
  *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
  *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
  */
-import { toF32Array } from '../../model/dtype.ts';
+import { toF32Array } from '../dtype.ts';
 import type { Kernels, PackedWeight, WeightMatrix } from '../types.ts';
 
 function isCount(v: unknown): v is number {

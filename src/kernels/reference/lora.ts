@@ -13,7 +13,7 @@
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
  * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot; the math after that is the same.
  */
-import { bf16ToF32, f32ToBf16 } from '../../model/dtype.ts';
+import { bf16ToF32, f32ToBf16 } from '../dtype.ts';
 import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraOutput, PackedAdapter } from '../types.ts';
 
 interface StoredModule {

@@ -1,7 +1,7 @@
 /**
  * Reference elementwise ops, rounding each step to f32 where Hugging Face (torch, f32) does.
  */
-import { bf16ToF32, f16ToF32 } from '../../model/dtype.ts';
+import { bf16ToF32, f16ToF32 } from '../dtype.ts';
 import type { Kernels } from '../types.ts';
 
 const f = Math.fround;
