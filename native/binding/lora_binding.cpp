@@ -25,6 +25,7 @@ constexpr uint32_t kMaxOutputs = 1024;  // modules in one multi-module call
 
 std::mutex g_banks_mutex;
 std::unordered_set<const LoraBank*> g_banks;  // live banks (Externals may be finalized on any env)
+std::unordered_set<const LoraRowLayout*> g_layouts;  // live row layouts, likewise
 
 bool range_fail(const Napi::Env& env, const std::string& msg) {
   Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
@@ -69,6 +70,16 @@ LoraBank* bank_arg(const Napi::CallbackInfo& info, const char* fn) {
     if (g_banks.count(bank)) return bank;
   }
   fail(info.Env(), std::string(fn) + ": the first argument must be a LoRA bank made by loraBankCreate");
+  return nullptr;
+}
+
+LoraRowLayout* layout_arg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  if (info.Length() > i && info[i].IsExternal()) {
+    LoraRowLayout* rows = info[i].As<Napi::External<LoraRowLayout>>().Data();
+    std::lock_guard<std::mutex> lock(g_banks_mutex);
+    if (g_layouts.count(rows)) return rows;
+  }
+  fail(info.Env(), std::string(fn) + ": 'rows' must be a row layout made by createLoraRows");
   return nullptr;
 }
 
@@ -219,10 +230,10 @@ bool single_args(const Napi::CallbackInfo& info, const char* fn, const char* slo
   return true;
 }
 
-// Multi-module form: (bank, x, k, y, yStride, modules, numModules, slots, ...), modules a Float64Array of
+// Multi-module form: (bank, x, k, y, yStride, modules, numModules, ...), modules a Float64Array of
 // numModules (module, yOffset, n) triples (flattened by the wrapper, which checked they are numbers); the
 // modules' columns must not overlap.
-bool multi_args(const Napi::CallbackInfo& info, const char* fn, const char* slots_name, KernelArgs* a) {
+bool multi_args(const Napi::CallbackInfo& info, const char* fn, KernelArgs* a) {
   a->fn = fn;
   a->multi = true;
   a->bank = bank_arg(info, fn);
@@ -261,7 +272,7 @@ bool multi_args(const Napi::CallbackInfo& info, const char* fn, const char* slot
                                         "] and out.modules[" + std::to_string(order[i]) +
                                         "] overlap (each module needs its own yOffset .. yOffset + n - 1)");
   }
-  return array_arg(info, 7, slots_name, &a->slots);
+  return true;
 }
 
 // Slot of a segment or token: -1 (base) or an occupied slot whose modules match K and their N when targeted.
@@ -384,15 +395,71 @@ Napi::Value bgmv(const Napi::CallbackInfo& info) {
 // sgmvMulti(bank, x, k, y, yStride, modules, numModules, segSlot, numSegments, segStart)
 Napi::Value sgmv_multi(const Napi::CallbackInfo& info) {
   KernelArgs a;
-  if (!multi_args(info, "loraSgmvMulti", "segSlot", &a)) return info.Env().Undefined();
+  if (!multi_args(info, "loraSgmvMulti", &a) || !array_arg(info, 7, "segSlot", &a.slots))
+    return info.Env().Undefined();
   return run_sgmv(info, a, 7);
 }
 
 // bgmvMulti(bank, x, k, y, yStride, modules, numModules, tokenSlot, numTokens)
 Napi::Value bgmv_multi(const Napi::CallbackInfo& info) {
   KernelArgs a;
-  if (!multi_args(info, "loraBgmvMulti", "tokenSlot", &a)) return info.Env().Undefined();
+  if (!multi_args(info, "loraBgmvMulti", &a) || !array_arg(info, 7, "tokenSlot", &a.slots))
+    return info.Env().Undefined();
   return run_bgmv(info, a, 7);
+}
+
+Napi::Value rows_create(const Napi::CallbackInfo& info) {
+  auto* rows = new LoraRowLayout();
+  {
+    std::lock_guard<std::mutex> lock(g_banks_mutex);
+    g_layouts.insert(rows);
+  }
+  return Napi::External<LoraRowLayout>::New(info.Env(), rows, [](Napi::Env, LoraRowLayout* r) {
+    {
+      std::lock_guard<std::mutex> lock(g_banks_mutex);
+      g_layouts.erase(r);
+    }
+    delete r;
+  });
+}
+
+// rowsSet(rows, rowSlot, numRows): row t uses slot rowSlot[t] (-1: base). Slots are checked against the
+// bank of each call that uses the layout.
+Napi::Value rows_set(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const char* fn = "setLoraRows";
+  LoraRowLayout* rows = layout_arg(info, 0, fn);
+  Span<int32_t> row_slot;
+  int64_t count = 0;
+  if (!rows || !array_arg(info, 1, "rowSlot", &row_slot) || !int_arg(info, 2, fn, "numRows", 0, INT32_MAX, &count))
+    return env.Undefined();
+  if (static_cast<int64_t>(row_slot.length) < count) {
+    range_fail(env, std::string(fn) + ": rowSlot has " + std::to_string(row_slot.length) + " entries, numRows is " +
+                        std::to_string(count));
+    return env.Undefined();
+  }
+  for (int64_t t = 0; t < count; ++t)
+    if (row_slot.data[t] < -1 || row_slot.data[t] >= kMaxSlots) {
+      range_fail(env, std::string(fn) + ": rowSlot[" + std::to_string(t) + "] = " + std::to_string(row_slot.data[t]) +
+                          " is outside [-1, " + std::to_string(kMaxSlots - 1) + "] (-1 = base model)");
+      return env.Undefined();
+    }
+  rows->set(row_slot.data, count);
+  return env.Undefined();
+}
+
+// apply(bank, x, k, y, yStride, modules, numModules, rows)
+Napi::Value apply(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  KernelArgs a;
+  if (!multi_args(info, "applyAdapters", &a)) return env.Undefined();
+  const LoraRowLayout* rows = layout_arg(info, 7, "applyAdapters");
+  if (!rows || a.outputs.empty()) return env.Undefined();
+  for (const LoraRowLayout::Group& g : rows->groups())
+    if (!check_slot(env, a, g.slot)) return env.Undefined();
+  if (!check_rows(env, a, 0, rows->num_rows())) return env.Undefined();
+  apply_adapters(*a.bank, *rows, a.x.data, a.k, outputs_of(a));
+  return env.Undefined();
 }
 
 }  // namespace
@@ -405,6 +472,9 @@ void register_lora(Napi::Env env, Napi::Object exports) {
   exports.Set("loraBgmv", Napi::Function::New(env, bgmv));
   exports.Set("loraSgmvMulti", Napi::Function::New(env, sgmv_multi));
   exports.Set("loraBgmvMulti", Napi::Function::New(env, bgmv_multi));
+  exports.Set("loraRowsCreate", Napi::Function::New(env, rows_create));
+  exports.Set("loraRowsSet", Napi::Function::New(env, rows_set));
+  exports.Set("loraApply", Napi::Function::New(env, apply));
 }
 
 }  // namespace loraplex::binding

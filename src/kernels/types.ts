@@ -83,6 +83,14 @@ export interface LoraMultiOutput {
   modules: readonly LoraModuleOutput[];
 }
 
+/**
+ * The rows of one step and the slot each uses, laid out once (setLoraRows) for every applyAdapters call of
+ * the step. Opaque: a backend's own handle (native: rows grouped by slot; CUDA: a device buffer).
+ */
+export interface LoraRows {
+  readonly numRows: number;
+}
+
 export interface AttentionBatch {
   /** [numSeqs + 1]: the queries of sequence s are rows qStart[s] .. qStart[s+1]-1 of q. */
   qStart: Int32Array;
@@ -178,6 +186,22 @@ export interface Kernels {
     tokenSlot: Int32Array,
     numTokens: number,
   ): void;
+  /** An empty row layout, to be filled by setLoraRows (once per step) and reused across steps. */
+  createLoraRows(): LoraRows;
+  /**
+   * Lays out a step's rows: row t uses slot rowSlot[t] (-1: base, no delta). Rows of one slot need not be
+   * contiguous. Slots are checked against the bank of each applyAdapters call (empty slot: RangeError).
+   */
+  setLoraRows(rows: LoraRows, rowSlot: Int32Array, numRows: number): void;
+  /**
+   * The adapters of a step on several modules sharing x [numRows, K] (q|k|v, gate|up, o, down).
+   * Semantics: for each {module, yOffset, n} of out.modules and each row t with slot a = rowSlot[t] ≥ 0
+   * whose rank_a[module] > 0:
+   *   y[t·yStride + yOffset + c] += scale_a · Σ_j (Σ_i x[t·K + i] · A_a[j, i]) · Bt_a[j, c]   (c < n)
+   * Bitwise what loraBgmvMulti(bank, x, k, out, rowSlot, numRows) computes; a row's result does not depend
+   * on the other rows or modules of the call.
+   */
+  applyAdapters(bank: LoraBank, rows: LoraRows, x: Float32Array, k: number, out: LoraMultiOutput): void;
 
   // ── attention over the paged KV cache ───────────────────────────────────────────────────────
   /**

@@ -1,5 +1,6 @@
 /** Fixtures shared by the LoRA kernel tests: random segment layouts and a relative-tolerance comparison. */
 import assert from 'node:assert/strict';
+import type { PackedAdapter } from '../../src/kernels/types.ts';
 import type { Rng } from './implementations.ts';
 
 /** Element-wise |actual − expected| ≤ tol · (1 + |expected|). */
@@ -28,4 +29,36 @@ export function tokenSlotsOf(segStart: Int32Array, segSlot: Int32Array, numSegme
   const slots = new Int32Array(segStart[numSegments]);
   for (let s = 0; s < numSegments; s++) slots.fill(segSlot[s], segStart[s], segStart[s + 1]);
   return slots;
+}
+
+/** One adapter over modules of output sizes `ns` (all with input size k); rank[m] = 0 leaves m untargeted. */
+export function makeAdapter(r: Rng, k: number, ns: number[], ranks: number[]): PackedAdapter {
+  const parts: Float32Array[] = [r.f32(5)]; // leading elements, so offsets are not all zero
+  let offset = 5;
+  const offsetA = new Int32Array(ns.length);
+  const offsetB = new Int32Array(ns.length);
+  ns.forEach((n, m) => {
+    if (ranks[m] === 0) return;
+    offsetA[m] = offset;
+    parts.push(r.f32(ranks[m] * k, 1 / Math.sqrt(k)));
+    offset += ranks[m] * k;
+    offsetB[m] = offset;
+    parts.push(r.f32(ranks[m] * n, 1 / Math.sqrt(ranks[m])));
+    offset += ranks[m] * n;
+  });
+  const weights = new Float32Array(offset);
+  let at = 0;
+  for (const p of parts) {
+    weights.set(p, at);
+    at += p.length;
+  }
+  return {
+    weights,
+    rank: Int32Array.from(ranks),
+    offsetA,
+    offsetB,
+    scale: Float32Array.from(ns, () => 0.25 + r.next() * 2),
+    inFeatures: Int32Array.from(ns, () => k),
+    outFeatures: Int32Array.from(ns),
+  };
 }

@@ -10,41 +10,9 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraDtype, LoraModuleOutput, LoraMultiOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
-import { close, randomSegments, tokenSlotsOf } from './lora-fixtures.ts';
+import { close, makeAdapter, randomSegments, tokenSlotsOf } from './lora-fixtures.ts';
 
 type LoraKernels = typeof nativeLoraKernels;
-
-/** One adapter over modules of output sizes `ns` (all with input size k); rank[m] = 0 leaves m untargeted. */
-function makeAdapter(r: Rng, k: number, ns: number[], ranks: number[]): PackedAdapter {
-  const parts: Float32Array[] = [r.f32(5)]; // leading elements, so offsets are not all zero
-  let offset = 5;
-  const offsetA = new Int32Array(ns.length);
-  const offsetB = new Int32Array(ns.length);
-  ns.forEach((n, m) => {
-    if (ranks[m] === 0) return;
-    offsetA[m] = offset;
-    parts.push(r.f32(ranks[m] * k, 1 / Math.sqrt(k)));
-    offset += ranks[m] * k;
-    offsetB[m] = offset;
-    parts.push(r.f32(ranks[m] * n, 1 / Math.sqrt(ranks[m])));
-    offset += ranks[m] * n;
-  });
-  const weights = new Float32Array(offset);
-  let at = 0;
-  for (const p of parts) {
-    weights.set(p, at);
-    at += p.length;
-  }
-  return {
-    weights,
-    rank: Int32Array.from(ranks),
-    offsetA,
-    offsetB,
-    scale: Float32Array.from(ns, () => 0.25 + r.next() * 2),
-    inFeatures: Int32Array.from(ns, () => k),
-    outFeatures: Int32Array.from(ns),
-  };
-}
 
 /** The same adapters in a native and a reference bank. */
 function twinBanks(adapters: PackedAdapter[], numModules: number, dtype: LoraDtype) {

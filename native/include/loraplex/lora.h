@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace loraplex {
@@ -123,5 +124,37 @@ void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutput
 // BGMV: row t uses slot token_slot[t] (-1: base, skipped). Same per-row math as SGMV.
 void lora_bgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* token_slot,
                int64_t num_tokens);
+
+// The rows of one step grouped by slot, built once per step (set) and read by every apply_adapters call of
+// the step: rows of one slot need not be contiguous in x and y, they are gathered here, not in each call.
+class LoraRowLayout {
+ public:
+  struct Group {
+    int32_t slot;   // ≥ 0
+    int64_t first;  // rows()[first .. first + count) use this slot
+    int64_t count;
+  };
+
+  // row_slot [num_rows]: the slot of row t, -1 for the base (no delta). Values must be ≥ -1 (the binding
+  // checks; slots are checked against a bank when a call uses them).
+  void set(const int32_t* row_slot, int64_t num_rows);
+
+  int64_t num_rows() const { return num_rows_; }
+  const std::vector<int32_t>& rows() const { return rows_; }  // rows with a slot, grouped by ascending slot
+  const std::vector<Group>& groups() const { return groups_; }
+
+ private:
+  int64_t num_rows_ = 0;
+  std::vector<int32_t> rows_;
+  std::vector<Group> groups_;
+  std::vector<std::pair<int32_t, int32_t>> by_slot_;  // scratch: (slot, row)
+};
+
+// The adapters of a step on several modules sharing x [M, K] (M = rows.num_rows()), one pool dispatch.
+// Semantics: for each module m of out and each row t whose slot a = row_slot[t] ≥ 0 targets m:
+//   y[t, offset_m + n] += scale_a,m · Σ_j (Σ_k x[t, k] · A_a,m[j, k]) · Bt_a,m[j, n]
+// Bitwise what lora_bgmv computes with token_slot = row_slot.
+void apply_adapters(const LoraBank& bank, const LoraRowLayout& rows, const float* x, int64_t k,
+                    const LoraOutputs& out);
 
 }  // namespace loraplex

@@ -1,4 +1,5 @@
-// SGMV and BGMV: both turn their rows into groups of rows sharing one slot, then run the same per-row
+// SGMV, BGMV and apply_adapters: all turn their rows into groups of rows sharing one slot (apply_adapters
+// takes them from a LoraRowLayout built once per step), then run the same per-row
 // kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How rows are grouped,
 // blocked or spread over threads, and which modules share the call, never changes a row's arithmetic,
 // which is what makes the two kernels batch invariant.
@@ -41,7 +42,9 @@ struct ColumnTask {
 
 // Scratch reused across calls on the same JS thread (the pool only reads it during a call).
 struct Plan {
-  std::vector<int32_t> rows;  // row indices, grouped by slot
+  std::vector<int32_t> rows;  // SGMV/BGMV: row indices, grouped by slot
+  const int32_t* index = nullptr;  // the row indices groups point into: rows, or a LoraRowLayout's
+  int64_t indexed = 0;
   std::vector<Group> groups;
   std::vector<const LoraModuleWeights*> weights;  // [groups, outputs]; nullptr where the slot has rank 0
   std::vector<Block> blocks;
@@ -62,7 +65,12 @@ struct Plan {
 
   // The last `count` rows pushed use `slot`; records the slot's weights for each output.
   void add_group(const LoraBank& bank, int32_t slot, const LoraOutputs& out, int64_t count) {
-    groups.push_back({static_cast<int64_t>(rows.size()) - count, count, static_cast<int64_t>(weights.size())});
+    add_group_at(bank, slot, out, static_cast<int64_t>(rows.size()) - count, count);
+  }
+
+  // index[first .. first + count) use `slot`.
+  void add_group_at(const LoraBank& bank, int32_t slot, const LoraOutputs& out, int64_t first, int64_t count) {
+    groups.push_back({first, count, static_cast<int64_t>(weights.size())});
     for (int64_t o = 0; o < out.num_modules; ++o) {
       const LoraModuleWeights& w = bank.module(slot, out.modules[o].module);
       weights.push_back(w.rank > 0 ? &w : nullptr);
@@ -123,7 +131,7 @@ class Executor {
 
     const int64_t blocks = static_cast<int64_t>(p.blocks.size());
     if (serial || blocks >= threads) {
-      p.h.resize(p.rows.size() * static_cast<size_t>(p.h_stride));
+      p.h.resize(static_cast<size_t>(p.indexed * p.h_stride));
       if (serial) {
         for (const Block& b : p.blocks) run_block(b);
       } else {
@@ -145,7 +153,7 @@ class Executor {
   Rows rows_of(const Block& b, float* h) const {
     Rows r;
     for (int i = 0; i < b.rows; ++i) {
-      const int64_t t = plan_.rows[b.first + i];
+      const int64_t t = plan_.index[b.first + i];
       r.x[i] = x_ + t * k_;
       r.y[i] = out_.y + t * out_.stride;
       r.h[i] = h + i * plan_.h_stride;
@@ -250,6 +258,8 @@ void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutput
     }
     plan.add_group(bank, slot, out, count);
   }
+  plan.index = plan.rows.data();
+  plan.indexed = static_cast<int64_t>(plan.rows.size());
   Executor(plan, bank.dtype(), x, k, out).run();
 }
 
@@ -273,6 +283,19 @@ void lora_bgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutput
     plan.add_group(bank, slot, out, static_cast<int64_t>(end - i));
     i = end;
   }
+  plan.index = plan.rows.data();
+  plan.indexed = static_cast<int64_t>(plan.rows.size());
+  Executor(plan, bank.dtype(), x, k, out).run();
+}
+
+void apply_adapters(const LoraBank& bank, const LoraRowLayout& rows, const float* x, int64_t k,
+                    const LoraOutputs& out) {
+  Plan& plan = scratch_plan();
+  plan.reset();
+  for (const LoraRowLayout::Group& g : rows.groups())
+    if (targets_any(bank, g.slot, out)) plan.add_group_at(bank, g.slot, out, g.first, g.count);
+  plan.index = rows.rows().data();
+  plan.indexed = static_cast<int64_t>(rows.rows().size());
   Executor(plan, bank.dtype(), x, k, out).run();
 }
 

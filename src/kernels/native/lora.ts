@@ -10,6 +10,9 @@
  * Multi forms: out.modules = [{module m_i, yOffset o_i, n N_i}] sharing x and out.y (q|k|v, gate|up), with
  * disjoint column ranges. Semantics: for each i, the single-module call with m_i, o_i, N_i, bitwise; in one
  * native call, each row block running every module while its x rows are in cache.
+ * applyAdapters: the multi form over a row layout made once per step (createLoraRows/setLoraRows: the rows
+ * grouped by slot natively, so the step's calls do not regroup them); bitwise what loraBgmvMulti computes
+ * with tokenSlot = rowSlot.
  * Batch invariant: a row's result is bitwise the same in SGMV or BGMV, alone or batched, with any thread
  * count (fixed reduction order per element; it may differ between ISAs).
  * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot and widens them exactly in the
@@ -18,7 +21,7 @@
  * setLoraSlot/clearLoraSlot copy/free synchronously; call them between steps on the thread that runs the
  * kernels (the bank has no lock). The adapter's arrays can be dropped once setLoraSlot returns.
  */
-import type { Kernels, LoraBank, LoraDtype, LoraModuleOutput } from '../types.ts';
+import type { Kernels, LoraBank, LoraDtype, LoraModuleOutput, LoraRows } from '../types.ts';
 import { loadAddon } from './addon.ts';
 
 class NativeLoraBank implements LoraBank {
@@ -61,6 +64,17 @@ function packModules(fn: string, modules: readonly LoraModuleOutput[]): number {
   return count;
 }
 
+class NativeLoraRows implements LoraRows {
+  numRows = 0;
+  /** The addon's External (a native LoraRowLayout, freed by its finalizer). */
+  constructor(readonly handle: unknown) {}
+}
+
+function rowsHandleOf(rows: LoraRows, fn: string): unknown {
+  if (!(rows instanceof NativeLoraRows)) throw new TypeError(`${fn}: 'rows' must be made by createLoraRows`);
+  return rows.handle;
+}
+
 function handleOf(bank: LoraBank, fn: string): unknown {
   if (!(bank instanceof NativeLoraBank)) throw new TypeError(`${fn}: the bank was not made by the native kernels`);
   return bank.handle;
@@ -68,7 +82,16 @@ function handleOf(bank: LoraBank, fn: string): unknown {
 
 export const nativeLoraKernels: Pick<
   Kernels,
-  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv' | 'loraSgmvMulti' | 'loraBgmvMulti'
+  | 'createLoraBank'
+  | 'setLoraSlot'
+  | 'clearLoraSlot'
+  | 'loraSgmv'
+  | 'loraBgmv'
+  | 'loraSgmvMulti'
+  | 'loraBgmvMulti'
+  | 'createLoraRows'
+  | 'setLoraRows'
+  | 'applyAdapters'
 > = {
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     const handle = loadAddon().loraBankCreate(numSlots, numModules, dtype);
@@ -138,5 +161,22 @@ export const nativeLoraKernels: Pick<
     const handle = handleOf(bank, 'loraBgmvMulti');
     const count = packModules('loraBgmvMulti', out.modules);
     loadAddon().loraBgmvMulti(handle, x, k, out.y, out.yStride, packedModules, count, tokenSlot, numTokens);
+  },
+
+  createLoraRows() {
+    return new NativeLoraRows(loadAddon().loraRowsCreate());
+  },
+
+  /** Groups the rows by slot once; every applyAdapters call of the step reads the grouping. */
+  setLoraRows(rows, rowSlot, numRows) {
+    loadAddon().loraRowsSet(rowsHandleOf(rows, 'setLoraRows'), rowSlot, numRows);
+    (rows as NativeLoraRows).numRows = numRows;
+  },
+
+  /** Every module of out.modules (disjoint column ranges of out.y) over the step's rows, one native call. */
+  applyAdapters(bank, rows, x, k, out) {
+    const handle = handleOf(bank, 'applyAdapters');
+    const count = packModules('applyAdapters', out.modules);
+    loadAddon().loraApply(handle, x, k, out.y, out.yStride, packedModules, count, rowsHandleOf(rows, 'applyAdapters'));
   },
 };

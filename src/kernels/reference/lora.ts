@@ -10,11 +10,13 @@
  * Semantics: for each i, for row t with slot a ≥ 0 targeting m_i:
  *   y[t*yStride + o_i + n] += scale_a,m_i · Σ_j (Σ_k x[t*K + k] · A_a,m_i[j, k]) · Bt_a,m_i[j, n]
  *   (exactly the single-module call with m_i, o_i, N_i; the modules are independent of each other)
+ * applyAdapters: the multi form over a row layout (setLoraRows: row t uses slot rowSlot[t], -1 = base), what
+ *   loraBgmvMulti computes with tokenSlot = rowSlot.
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
  * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot; the math after that is the same.
  */
 import { bf16ToF32, f32ToBf16 } from '../dtype.ts';
-import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraOutput, PackedAdapter } from '../types.ts';
+import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraOutput, LoraRows, PackedAdapter } from '../types.ts';
 
 interface StoredModule {
   rank: number;
@@ -40,6 +42,13 @@ class ReferenceLoraBank implements LoraBank {
     const copy = weights.slice(begin, end);
     if (this.dtype === 'bf16') for (let i = 0; i < copy.length; i++) copy[i] = bf16ToF32(f32ToBf16(copy[i]));
     return copy;
+  }
+}
+
+class ReferenceLoraRows implements LoraRows {
+  rowSlot = new Int32Array(0);
+  get numRows() {
+    return this.rowSlot.length;
   }
 }
 
@@ -91,7 +100,16 @@ function applyRows(
 
 export const referenceLoraKernels: Pick<
   Kernels,
-  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'loraSgmv' | 'loraBgmv' | 'loraSgmvMulti' | 'loraBgmvMulti'
+  | 'createLoraBank'
+  | 'setLoraSlot'
+  | 'clearLoraSlot'
+  | 'loraSgmv'
+  | 'loraBgmv'
+  | 'loraSgmvMulti'
+  | 'loraBgmvMulti'
+  | 'createLoraRows'
+  | 'setLoraRows'
+  | 'applyAdapters'
 > = {
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     integer(numSlots, 'numSlots', 1, 1 << 16);
@@ -196,7 +214,43 @@ export const referenceLoraKernels: Pick<
     for (let t = 0; t < numTokens; t++)
       for (const o of outputs) applyRows(b, o.module, tokenSlot[t], x, k, o.out, t, t + 1);
   },
+
+  createLoraRows() {
+    return new ReferenceLoraRows();
+  },
+
+  setLoraRows(rows, rowSlot, numRows) {
+    const fn = 'setLoraRows';
+    if (!(rows instanceof ReferenceLoraRows)) throw new TypeError(`${fn}: 'rows' must be made by createLoraRows`);
+    if (!(rowSlot instanceof Int32Array)) throw new TypeError(`${fn}: rowSlot must be an Int32Array`);
+    integer(numRows, 'numRows', 0, 0x7fffffff);
+    if (rowSlot.length < numRows) throw new RangeError(`${fn}: rowSlot has fewer than ${numRows} entries`);
+    for (let t = 0; t < numRows; t++) {
+      if (rowSlot[t] < -1 || rowSlot[t] >= MAX_SLOTS) {
+        throw new RangeError(
+          `${fn}: rowSlot[${t}] = ${rowSlot[t]} is outside [-1, ${MAX_SLOTS - 1}] (-1 = base model)`,
+        );
+      }
+    }
+    rows.rowSlot = rowSlot.slice(0, numRows);
+  },
+
+  applyAdapters(bank, rows, x, k, out) {
+    const fn = 'applyAdapters';
+    const b = referenceBank(bank, fn);
+    const outputs = checkMultiOutput(fn, b, x, k, out);
+    if (!(rows instanceof ReferenceLoraRows)) throw new TypeError(`${fn}: 'rows' must be made by createLoraRows`);
+    if (outputs.length === 0) return;
+    const { rowSlot, numRows } = rows;
+    for (const slot of new Set(rowSlot))
+      for (const o of outputs) checkLoraSlot(fn, slot, b.numSlots, o.module, k, o.n, slotShape(b, o.module));
+    for (const o of outputs) checkLoraRows(fn, x, k, o.out, o.n, 0, numRows);
+    for (let t = 0; t < numRows; t++)
+      for (const o of outputs) applyRows(b, o.module, rowSlot[t], x, k, o.out, t, t + 1);
+  },
 };
+
+const MAX_SLOTS = 1 << 16;
 
 const MAX_OUTPUTS = 1024;
 
