@@ -39,6 +39,13 @@ struct Args {
     }
     return int64_t(d);
   }
+  // A number as f32 (range checks are the kernel's: check_paged_attention).
+  float real(size_t i, const char* name) {
+    if (!ok) return 0.0f;
+    const double d = number(info, i, name);
+    pending();
+    return float(d);
+  }
   // Throws a RangeError with `err` unless it is empty; returns whether the call may proceed.
   bool check(const std::string& err) {
     if (ok && !err.empty()) {
@@ -85,7 +92,8 @@ Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
 }
 
 // pagedAttention(q, kCache, vCache, out, numHeads, numKvHeads, headDim, blockSize,
-//                qStart, kvLen, blockTables, blockTableStart, numSeqs[, slidingWindow])
+//                qStart, kvLen, blockTables, blockTableStart, numSeqs[, slidingWindow[, scale[, softcap]]])
+// scale undefined: 1/√headDim; softcap 0 or undefined: off.
 Napi::Value paged_attention_js(const Napi::CallbackInfo& info) {
   Args a{info};
   auto q = a.f32s(0, "q");
@@ -100,6 +108,11 @@ Napi::Value paged_attention_js(const Napi::CallbackInfo& info) {
   const int64_t seqs = a.whole(12, "numSeqs", 0, kMaxInt);
   AttentionShape windowed = shape;
   if (info.Length() > 13) windowed.sliding_window = int(a.whole(13, "slidingWindow", 0, kMaxInt));
+  if (info.Length() > 14 && !info[14].IsUndefined()) {
+    windowed.scale = a.real(14, "scale");
+    if (!(windowed.scale > 0.0f)) a.check("scale must be finite and > 0 (undefined: 1/√headDim)");
+  }
+  if (info.Length() > 15 && !info[15].IsUndefined()) windowed.softcap = a.real(15, "softcap");
   if (!a.ok) return info.Env().Undefined();
   const bool short_q_start = seqs > 0 && int64_t(q_start.length) < seqs + 1;
   if (short_q_start || int64_t(kv_len.length) < seqs || int64_t(table_start.length) < seqs) {
@@ -108,7 +121,7 @@ Napi::Value paged_attention_js(const Napi::CallbackInfo& info) {
   }
   const AttentionBatch batch{q_start.data, kv_len.data, tables.data, table_start.data, int64_t(tables.length),
                              int(seqs)};
-  if (!a.check(check_paged_attention(q.length, k_cache.length, v_cache.length, out.length, shape, batch)))
+  if (!a.check(check_paged_attention(q.length, k_cache.length, v_cache.length, out.length, windowed, batch)))
     return info.Env().Undefined();
   paged_attention(q.data, k_cache.data, v_cache.data, out.data, windowed, batch);
   return info.Env().Undefined();

@@ -109,6 +109,13 @@ export interface AttentionShape {
   blockSize: number; // tokens per KV block
   /** > 0: the query at position p attends to keys p-W+1 .. p only (Mistral's sliding window). */
   slidingWindow?: number;
+  /** score = (q·k)·scale; default 1/√D (Gemma: query_pre_attn_scalar^-0.5). Must be finite and > 0. */
+  scale?: number;
+  /**
+   * > 0: score = softcap·tanh(score / softcap), after scaling, before the causal/sliding mask and softmax
+   * (Gemma 2's attn_logit_softcapping); 0 or undefined: off.
+   */
+  softcap?: number;
 }
 
 export interface SamplingRow {
@@ -223,7 +230,8 @@ export interface Kernels {
   ): void;
   /**
    * Causal attention of each sequence's queries over its cached keys. Query i of sequence s sits at
-   * position kvLen[s] - qLen[s] + i and attends to keys 0..position. out [T, Hq·D]; scale 1/√D.
+   * position kvLen[s] - qLen[s] + i and attends to keys 0..position (p-W+1..p with shape.slidingWindow W).
+   * out [T, Hq·D]; score = (q·k)·shape.scale (default 1/√D), soft-capped when shape.softcap > 0.
    */
   pagedAttention(
     q: Float32Array,

@@ -538,3 +538,86 @@ describe('pagedAttention: sliding window (Mistral)', () => {
     });
   }
 });
+
+describe('pagedAttention: scale and soft-capping (Gemma)', () => {
+  const cases = [
+    { numHeads: 8, numKvHeads: 4, headDim: 256, blockSize: 16, scale: 256 ** -0.5, softcap: 50 },
+    { numHeads: 6, numKvHeads: 2, headDim: 72, blockSize: 4, scale: 0.3, softcap: 5, slidingWindow: 9 },
+    { numHeads: 3, numKvHeads: 3, headDim: 13, blockSize: 1, scale: 0.5, softcap: 2 },
+    { numHeads: 4, numKvHeads: 1, headDim: 40, blockSize: 16, scale: 0.05 },
+    { numHeads: 2, numKvHeads: 1, headDim: 7, blockSize: 4, softcap: 1, slidingWindow: 20 },
+  ];
+  for (const shape of cases) {
+    test(`D=${shape.headDim} Hq/Hkv=${shape.numHeads}/${shape.numKvHeads} scale=${shape.scale?.toFixed(3)} softcap=${shape.softcap} window=${shape.slidingWindow ?? 0}: native under every ISA matches the reference`, () => {
+      const r = rng(shape.headDim * 7 + (shape.softcap ?? 0));
+      const specs: SeqSpec[] = [
+        { qLen: 1, kvLen: 1 },
+        { qLen: 1, kvLen: r.int(20, 90) },
+        { qLen: r.int(5, 21), kvLen: 40 },
+        { qLen: 17, kvLen: 17 },
+      ];
+      const ids = specs.map((_, i) => i);
+      const scene = makeScene(
+        r,
+        shape,
+        specs.map((s) => s.kvLen),
+      );
+      // Scores of up to ~±10 with these q, k and scales: the cap changes the result.
+      const expected = attend(referenceAttentionKernels, scene, ids, specs);
+      const uncapped = { ...scene, shape: { ...shape, softcap: undefined } };
+      if (shape.softcap !== undefined && shape.softcap < 10)
+        assert.ok(maxAbsDiff(expected, attend(referenceAttentionKernels, uncapped, ids, specs)) > 1e-3);
+      for (const isa of isas) {
+        setIsa(isa);
+        const got = attend(nativeAttentionKernels, scene, ids, specs);
+        const diff = maxAbsDiff(got, expected);
+        assert.ok(diff < 2e-5, `${isa}: max |native - reference| = ${diff}`);
+        const decode = attend(nativeAttentionKernels, scene, [3], [{ qLen: 1, kvLen: 17 }]);
+        assertBitwise(decode, rowsOf(got, shape, 1 + 1 + specs[2].qLen + 16, 1), `${isa}: decode vs prefill`);
+      }
+    });
+  }
+
+  test('scale 1/√D given explicitly gives the default bits; a huge softcap is no cap', () => {
+    const shape = { numHeads: 4, numKvHeads: 2, headDim: 24, blockSize: 4 };
+    const scene = makeScene(rng(3), shape, [30]);
+    const specs = [{ qLen: 6, kvLen: 30 }];
+    for (const isa of isas) {
+      setIsa(isa);
+      const plain = attend(nativeAttentionKernels, scene, [0], specs);
+      const explicit = attend(
+        nativeAttentionKernels,
+        { ...scene, shape: { ...shape, scale: 1 / Math.sqrt(24) } },
+        [0],
+        specs,
+      );
+      assertBitwise(explicit, plain, `${isa}: explicit scale`);
+      const capped = attend(nativeAttentionKernels, { ...scene, shape: { ...shape, softcap: 1e6 } }, [0], specs);
+      assert.ok(maxAbsDiff(capped, plain) < 1e-6, `${isa}: softcap 1e6`);
+    }
+  });
+
+  for (const [name, k] of [
+    ['reference', referenceAttentionKernels],
+    ['native', nativeAttentionKernels],
+  ] as const) {
+    test(`${name}: a scale ≤ 0 or not finite, a negative or infinite softcap are RangeErrors`, () => {
+      const shape = { numHeads: 2, numKvHeads: 1, headDim: 8, blockSize: 4 };
+      const scene = makeScene(rng(4), shape, [5]);
+      for (const bad of [
+        { scale: 0 },
+        { scale: -1 },
+        { scale: Number.NaN },
+        { scale: Number.POSITIVE_INFINITY },
+        { softcap: -1 },
+        { softcap: Number.POSITIVE_INFINITY },
+        { softcap: Number.NaN },
+      ])
+        assert.throws(
+          () => attend(k, { ...scene, shape: { ...shape, ...bad } }, [0], [{ qLen: 2, kvLen: 5 }]),
+          RangeError,
+          JSON.stringify(bad),
+        );
+    });
+  }
+});

@@ -17,6 +17,8 @@ struct AttentionShape {
   int head_dim;      // D
   int block_size;    // tokens per KV block
   int sliding_window = 0;  // > 0: a query at p attends to keys p-W+1..p only (Mistral); 0: all keys ≤ p
+  float scale = 0.0f;      // score = (q·k)·scale; 0: 1/√D (Gemma: query_pre_attn_scalar^-0.5)
+  float softcap = 0.0f;    // > 0: score = softcap·tanh(score/softcap) before the mask (Gemma 2); 0: off
 };
 
 struct AttentionBatch {
@@ -47,7 +49,7 @@ void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionS
                           const float* inv_freq, float* q_out, float* k_cache, float* v_cache,
                           const int32_t* slot_mapping);
 
-// Checks the batch against the buffers (block ids, lengths, query ranges).
+// Checks the batch against the buffers (block ids, lengths, query ranges) and scale/softcap (finite, ≥ 0).
 std::string check_paged_attention(int64_t q_length, int64_t k_cache_length, int64_t v_cache_length,
                                   int64_t out_length, const AttentionShape& shape, const AttentionBatch& batch);
 
@@ -55,7 +57,8 @@ std::string check_paged_attention(int64_t q_length, int64_t k_cache_length, int6
 // Shapes: q, out [T, Hq·D] with T = q_start[num_seqs]; caches as above.
 // Semantics: for sequence s, query i (row t = q_start[s] + i) at position p = kv_len[s] - qLen + i, head h,
 //   kv head g = h / (Hq/Hkv), key j ≤ p at cache row block_tables[start[s] + j/bs]·bs + j%bs:
-//   out[t, h] = Σ_j softmax_j(q[t,h]·k[j,g] / √D) · v[j,g]
+//   score_j = (q[t,h]·k[j,g])·scale, then softcap·tanh(score_j/softcap) when softcap > 0;
+//   out[t, h] = Σ_j softmax_j(score_j) · v[j,g]   (keys p-W < j ≤ p with a sliding window W)
 // Batch invariance: each (query, head) is reduced by one fixed routine (online softmax over keys in
 // position order, in chunks of kAttentionKeyChunk aligned to position 0), so its bits depend only on its
 // own query, its keys and the ISA, never on the batch, the chunking of the prefill or the thread count.

@@ -119,7 +119,7 @@ struct Run {
           const int j0 = std::max(0, lo - c0);
           if (j0 >= n) continue;
           const float* q_heads = q + ((int64_t(batch.q_start[t.seq]) + qi) * hq + int64_t(g) * group) * D;
-          chunk(q_heads, group, state_of(qi, g), k_rows + j0, v_rows + j0, n - j0, D, scale);
+          chunk(q_heads, group, state_of(qi, g), k_rows + j0, v_rows + j0, n - j0, D, scale, shape.softcap);
         }
       }
     }
@@ -172,7 +172,7 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
   // Longest first, so the pool's dynamic scheduling ends with the small tasks.
   std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
   const Run run{q,     k_cache, v_cache, out, shape, batch, chunk_fn_for(active_isa()),
-                float(1.0 / std::sqrt(double(shape.head_dim))), group};
+                shape.scale > 0.0f ? shape.scale : float(1.0 / std::sqrt(double(shape.head_dim))), group};
   parallel_for(int64_t(tasks.size()), [&](int64_t i, int) { run.task(tasks[i]); });
 }
 

@@ -76,9 +76,16 @@ LORAPLEX_TARGET_AVX2 inline void accumulate(AttentionState* states, const float 
     for (int u = 0; u < BB; ++u) store_block(states[h].acc, b0 + u, blocks, a[h][u]);
 }
 
+// Scores times scale, soft-capped when softcap > 0; lanes past n become -inf.
+LORAPLEX_TARGET_AVX2 inline __m256 scaled(const float* s8, __m256 vscale, float softcap, __m256 vcap, __m256 live) {
+  __m256 v = _mm256_mul_ps(_mm256_load_ps(s8), vscale);
+  if (softcap > 0.0f) v = simd::softcap_avx2(v, vcap);
+  return _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, live);
+}
+
 template <int HB>
 LORAPLEX_TARGET_AVX2 void fold_heads(const float* q, AttentionState* states, const float* const* k_rows,
-                                     const float* const* v_rows, int n, int head_dim, float scale,
+                                     const float* const* v_rows, int n, int head_dim, float scale, float softcap,
                                      const Blocks& blocks) {
   constexpr int KB = 8 / HB > 0 ? 8 / HB : 1;  // keys per pass of the score loop
   constexpr int BB = 8 / HB > 0 ? 8 / HB : 1;  // blocks per pass of the accumulation loop
@@ -89,14 +96,14 @@ LORAPLEX_TARGET_AVX2 void fold_heads(const float* q, AttentionState* states, con
 
   const __m256 live_lo = _mm256_castsi256_ps(simd::tail_mask8(n));
   const __m256 live_hi = _mm256_castsi256_ps(simd::tail_mask8(n - 8));
-  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
   const __m256 vscale = _mm256_set1_ps(scale);
+  const __m256 vcap = _mm256_set1_ps(softcap);
   float correction[HB];
   for (int h = 0; h < HB; ++h) {
     AttentionState& st = states[h];
     for (int jj = n; jj < kAttentionKeyChunk; ++jj) s[h][jj] = 0.0f;
-    __m256 s_lo = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(_mm256_load_ps(s[h]), vscale), live_lo);
-    __m256 s_hi = _mm256_blendv_ps(neg_inf, _mm256_mul_ps(_mm256_load_ps(s[h] + 8), vscale), live_hi);
+    __m256 s_lo = scaled(s[h], vscale, softcap, vcap, live_lo);
+    __m256 s_hi = scaled(s[h] + 8, vscale, softcap, vcap, live_hi);
     const float new_max = std::fmax(st.max, hmax_avx2(_mm256_max_ps(s_lo, s_hi)));
     correction[h] = st.max == -INFINITY ? 0.0f : std::exp(st.max - new_max);
     const __m256 vmax = _mm256_set1_ps(new_max);
@@ -116,15 +123,15 @@ LORAPLEX_TARGET_AVX2 void fold_heads(const float* q, AttentionState* states, con
 
 LORAPLEX_TARGET_AVX2 void attention_chunk_avx2(const float* q, int heads, AttentionState* states,
                                                const float* const* k_rows, const float* const* v_rows, int n,
-                                               int head_dim, float scale) {
+                                               int head_dim, float scale, float softcap) {
   const Blocks blocks{(head_dim + 7) / 8, head_dim % 8 != 0, simd::tail_mask8(head_dim % 8 == 0 ? 8 : head_dim % 8)};
   for (int h0 = 0; h0 < heads; h0 += kMaxHeadsAtOnce) {
     const float* qh = q + int64_t(h0) * head_dim;
     switch (std::min(kMaxHeadsAtOnce, heads - h0)) {
-      case 1: fold_heads<1>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
-      case 2: fold_heads<2>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
-      case 3: fold_heads<3>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
-      default: fold_heads<4>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
+      case 1: fold_heads<1>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+      case 2: fold_heads<2>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+      case 3: fold_heads<3>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+      default: fold_heads<4>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
     }
   }
 }

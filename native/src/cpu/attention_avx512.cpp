@@ -65,7 +65,8 @@ LORAPLEX_TARGET_AVX512 inline void accumulate(AttentionState* states, const floa
 
 template <int HB>
 LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, const float* const* k_rows,
-                                       const float* const* v_rows, int n, int head_dim, float scale, Blocks blocks) {
+                                       const float* const* v_rows, int n, int head_dim, float scale, float softcap,
+                                       Blocks blocks) {
   constexpr int KB = 8 / HB > 0 ? 8 / HB : 1;  // keys per pass of the score loop
   constexpr int BB = 8 / HB > 0 ? 8 / HB : 1;  // blocks per pass of the accumulation loop
   alignas(64) float s[HB][kAttentionKeyChunk];
@@ -77,8 +78,9 @@ LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, c
   float correction[HB];
   for (int h = 0; h < HB; ++h) {
     AttentionState& st = states[h];
-    const __m512 sv = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), live, _mm512_maskz_loadu_ps(live, s[h]),
-                                         _mm512_set1_ps(scale));
+    __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, s[h]), _mm512_set1_ps(scale));
+    if (softcap > 0.0f) sv = simd::softcap_avx512(sv, _mm512_set1_ps(softcap));
+    sv = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), live, sv);
     const float new_max = std::fmax(st.max, _mm512_reduce_max_ps(sv));
     correction[h] = st.max == -INFINITY ? 0.0f : std::exp(st.max - new_max);
     const __m512 pv = _mm512_maskz_mov_ps(live, simd::exp_avx512(_mm512_sub_ps(sv, _mm512_set1_ps(new_max))));
@@ -95,15 +97,15 @@ LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, c
 
 LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, AttentionState* states,
                                                    const float* const* k_rows, const float* const* v_rows, int n,
-                                                   int head_dim, float scale) {
+                                                   int head_dim, float scale, float softcap) {
   const Blocks blocks{(head_dim + 15) / 16, simd::tail_mask16(head_dim % 16 == 0 ? 16 : head_dim % 16)};
   for (int h0 = 0; h0 < heads; h0 += kMaxHeadsAtOnce) {
     const float* qh = q + int64_t(h0) * head_dim;
     switch (std::min(kMaxHeadsAtOnce, heads - h0)) {
-      case 1: fold_heads<1>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
-      case 2: fold_heads<2>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
-      case 3: fold_heads<3>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
-      default: fold_heads<4>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, blocks); break;
+      case 1: fold_heads<1>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+      case 2: fold_heads<2>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+      case 3: fold_heads<3>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+      default: fold_heads<4>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
     }
   }
 }

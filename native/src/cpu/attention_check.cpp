@@ -1,4 +1,5 @@
 // Argument checks of the attention kernels: everything paged_attention reads must be in bounds.
+#include <cmath>
 #include <string>
 
 #include "loraplex/attention.h"
@@ -24,6 +25,8 @@ std::string check_paged_attention(int64_t q_length, int64_t k_cache_length, int6
   std::string err = check_attention_shape(s);
   if (err.empty()) err = check_cache(k_cache_length, v_cache_length, s);
   if (!err.empty()) return err;
+  if (!(s.scale >= 0.0f) || !std::isfinite(s.scale)) return "scale must be finite and > 0 (0: 1/√headDim)";
+  if (!(s.softcap >= 0.0f) || !std::isfinite(s.softcap)) return "softcap must be finite and ≥ 0 (0: off)";
   if (b.num_seqs < 0) return "numSeqs must be ≥ 0";
   if (b.num_seqs == 0) return "";
   const int64_t num_blocks = k_cache_length / (int64_t(s.block_size) * s.num_kv_heads * s.head_dim);

@@ -13,19 +13,20 @@ struct AttentionState {
 
 // Folds one chunk of keys into the states of `heads` heads of one query that share a kv head:
 // q [heads, D] (contiguous), states [heads].
-// Semantics, per head h: s_j = (q_h · k_rows[j]) · scale for j < n (n ≤ kAttentionKeyChunk);
+// Semantics, per head h: s_j = (q_h · k_rows[j]) · scale for j < n (n ≤ kAttentionKeyChunk), then
+//   s_j = softcap · tanh(s_j / softcap) when softcap > 0;
 //   m' = max(m, max_j s_j); c = exp(m - m') (0 on the first chunk);
 //   sum = sum·c + Σ_j exp(s_j - m'); acc = acc·c + Σ_j exp(s_j - m')·v_rows[j] (j in order); m = m'.
 // A head's arithmetic never depends on n, on `heads` or on which other heads are folded with it: each key's
 // score and each element's update are computed the same way in every case.
 using AttentionChunkFn = void (*)(const float* q, int heads, AttentionState* states, const float* const* k_rows,
-                                  const float* const* v_rows, int n, int head_dim, float scale);
+                                  const float* const* v_rows, int n, int head_dim, float scale, float softcap);
 
 void attention_chunk_scalar(const float* q, int heads, AttentionState* states, const float* const* k_rows,
-                            const float* const* v_rows, int n, int head_dim, float scale);
+                            const float* const* v_rows, int n, int head_dim, float scale, float softcap);
 void attention_chunk_avx2(const float* q, int heads, AttentionState* states, const float* const* k_rows,
-                          const float* const* v_rows, int n, int head_dim, float scale);
+                          const float* const* v_rows, int n, int head_dim, float scale, float softcap);
 void attention_chunk_avx512(const float* q, int heads, AttentionState* states, const float* const* k_rows,
-                            const float* const* v_rows, int n, int head_dim, float scale);
+                            const float* const* v_rows, int n, int head_dim, float scale, float softcap);
 
 }  // namespace loraplex

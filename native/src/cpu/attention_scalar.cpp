@@ -10,7 +10,7 @@ namespace loraplex {
 namespace {
 
 void fold_head(const float* q, const float* const* k_rows, const float* const* v_rows, int n, int head_dim,
-               float scale, AttentionState* state) {
+               float scale, float softcap, AttentionState* state) {
   float p[kAttentionKeyChunk];
   float chunk_max = -INFINITY;
   for (int j = 0; j < n; ++j) {
@@ -18,6 +18,7 @@ void fold_head(const float* q, const float* const* k_rows, const float* const* v
     float dot = 0.0f;
     for (int d = 0; d < head_dim; ++d) dot += q[d] * k[d];
     p[j] = dot * scale;
+    if (softcap > 0.0f) p[j] = softcap * std::tanh(p[j] / softcap);
     chunk_max = std::fmax(chunk_max, p[j]);
   }
   const float new_max = std::fmax(state->max, chunk_max);
@@ -42,9 +43,9 @@ void fold_head(const float* q, const float* const* k_rows, const float* const* v
 }  // namespace
 
 void attention_chunk_scalar(const float* q, int heads, AttentionState* states, const float* const* k_rows,
-                            const float* const* v_rows, int n, int head_dim, float scale) {
+                            const float* const* v_rows, int n, int head_dim, float scale, float softcap) {
   for (int h = 0; h < heads; ++h)
-    fold_head(q + int64_t(h) * head_dim, k_rows, v_rows, n, head_dim, scale, states + h);
+    fold_head(q + int64_t(h) * head_dim, k_rows, v_rows, n, head_dim, scale, softcap, states + h);
 }
 
 }  // namespace loraplex

@@ -1,4 +1,4 @@
-// Vector exp for the AVX2 and AVX-512 kernels (attention softmax, SiLU, log-softmax).
+// Vector exp and tanh for the AVX2 and AVX-512 kernels (attention softmax and soft-capping, SiLU, GeLU, log-softmax).
 // Cephes-style: 2^n · P(r) with n = round(x·log2 e) and r = x - n·ln 2 (ln 2 split in two for accuracy);
 // about 1-2 ulp. Deterministic for a given input, which is all batch invariance needs.
 #pragma once
@@ -68,6 +68,57 @@ LORAPLEX_TARGET_AVX512 inline __m512 exp_avx512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP5));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_scalef_ps(p, n);
+}
+
+// Vector tanh (Cephes tanhf, about 2 ulp): |x| < 0.625 by the odd polynomial x + x³·P(x²), else
+// 1 - 2/(exp(2|x|) + 1) with the sign of x. Used by attention soft-capping, softcapInPlace and GeLU (tanh).
+constexpr float kTanhSmall = 0.625f;
+constexpr float kTanhP0 = -5.70498872745e-3f;
+constexpr float kTanhP1 = 2.06390887954e-2f;
+constexpr float kTanhP2 = -5.37397155531e-2f;
+constexpr float kTanhP3 = 1.33314422036e-1f;
+constexpr float kTanhP4 = -3.33332819422e-1f;
+
+LORAPLEX_TARGET_AVX2 inline __m256 tanh_avx2(__m256 x) {
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  const __m256 z = _mm256_andnot_ps(sign_bit, x);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = exp_avx2(_mm256_add_ps(z, z));
+  const __m256 large = _mm256_or_ps(_mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one))),
+                                    _mm256_and_ps(x, sign_bit));
+  const __m256 z2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(kTanhP0);
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(kTanhP1));
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(kTanhP2));
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(kTanhP3));
+  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(kTanhP4));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z2), x, x);
+  return _mm256_blendv_ps(large, small, _mm256_cmp_ps(z, _mm256_set1_ps(kTanhSmall), _CMP_LT_OQ));
+}
+
+LORAPLEX_TARGET_AVX512 inline __m512 tanh_avx512(__m512 x) {
+  const __m512 z = _mm512_abs_ps(x);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 e = exp_avx512(_mm512_add_ps(z, z));
+  const __m512 large_abs = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+  const __m512 large = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_castps_si512(large_abs), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(int(0x80000000u)))));
+  const __m512 z2 = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(kTanhP0);
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(kTanhP1));
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(kTanhP2));
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(kTanhP3));
+  p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(kTanhP4));
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z2), x, x);
+  return _mm512_mask_mov_ps(large, _mm512_cmp_ps_mask(z, _mm512_set1_ps(kTanhSmall), _CMP_LT_OQ), small);
+}
+
+// cap · tanh(x / cap) (Gemma 2's soft-capping), x / cap by a true division as torch does.
+LORAPLEX_TARGET_AVX2 inline __m256 softcap_avx2(__m256 x, __m256 cap) {
+  return _mm256_mul_ps(cap, tanh_avx2(_mm256_div_ps(x, cap)));
+}
+LORAPLEX_TARGET_AVX512 inline __m512 softcap_avx512(__m512 x, __m512 cap) {
+  return _mm512_mul_ps(cap, tanh_avx512(_mm512_div_ps(x, cap)));
 }
 
 // f64 exp for the sampler's softmax weights: n = round(x·log2 e), r = x - n·ln 2 (Cody-Waite split, exact

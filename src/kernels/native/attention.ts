@@ -29,7 +29,8 @@ export const nativeAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedA
 
   /**
    * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D]. Query i of sequence s sits at p = kvLen[s] - qLen + i.
-   * Semantics: out[t, h] = Σ_{p-W < j ≤ p} softmax_j(q[t,h]·k[j, h / (Hq/Hkv)] / √D) · v[j, h / (Hq/Hkv)]
+   * Semantics: score_j = (q[t,h]·k[j, g])·scale, g = h / (Hq/Hkv), scale = shape.scale ?? 1/√D (f32);
+   *   softcap c > 0: score_j = c·tanh(score_j / c); out[t, h] = Σ_{p-W < j ≤ p} softmax_j(score_j) · v[j, g]
    * Bitwise batch-invariant: a (query, head) gives the same bits in any batch, chunking or thread count.
    */
   pagedAttention(q, kCache, vCache, out, shape, batch) {
@@ -48,6 +49,8 @@ export const nativeAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedA
       batch.blockTableStart,
       batch.numSeqs,
       shape.slidingWindow ?? 0,
+      shape.scale, // undefined: 1/√D in the kernel
+      shape.softcap ?? 0,
     );
   },
 };

@@ -18,6 +18,10 @@ export function checkAttentionShape(shape: AttentionShape): void {
   if (![numHeads, numKvHeads, headDim, blockSize].every((n) => isWhole(n, 1)))
     fail('numHeads, numKvHeads, headDim and blockSize must be positive integers');
   if (numHeads % numKvHeads !== 0) fail('numHeads must be a multiple of numKvHeads (grouped-query attention)');
+  if (shape.scale !== undefined && !(shape.scale > 0 && Number.isFinite(shape.scale)))
+    fail('scale must be finite and > 0 (undefined: 1/√headDim)');
+  if (shape.softcap !== undefined && !(shape.softcap >= 0 && Number.isFinite(shape.softcap)))
+    fail('softcap must be finite and ≥ 0 (0: off)');
 }
 
 function checkCaches(kCache: Float32Array, vCache: Float32Array, shape: AttentionShape): number {
@@ -89,7 +93,9 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
 
   /**
    * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D]. Query i of sequence s sits at p = kvLen[s] - qLen + i.
-   * Semantics: out[t, h] = Σ_{j ≤ p} softmax_j(q[t,h]·k[j, h / (Hq/Hkv)] / √D) · v[j, h / (Hq/Hkv)]
+   * Semantics: score_j = (q[t,h]·k[j, g])·scale, g = h / (Hq/Hkv), scale = shape.scale ?? 1/√D (as f32);
+   *   softcap c > 0: score_j = c·tanh(score_j / c); then over keys p-W < j ≤ p (W = 0: all j ≤ p):
+   *   out[t, h] = Σ_j softmax_j(score_j) · v[j, g]   (f64 sums; the kernels accumulate in f32)
    */
   pagedAttention(q, kCache, vCache, out, shape, batch) {
     checkAttentionShape(shape);
@@ -97,7 +103,8 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
     const { numHeads: hq, numKvHeads: hkv, headDim: d, blockSize: bs } = shape;
     const group = hq / hkv;
     const kvWidth = hkv * d;
-    const scale = 1 / Math.sqrt(d);
+    const scale = Math.fround(shape.scale ?? 1 / Math.sqrt(d));
+    const softcap = shape.softcap ?? 0;
     for (let s = 0; s < batch.numSeqs; s++) {
       const qLen = batch.qStart[s + 1] - batch.qStart[s];
       const first = batch.kvLen[s] - qLen;
@@ -116,7 +123,7 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
             const rowStart = (batch.blockTables[table + Math.floor(j / bs)] * bs + (j % bs)) * kvWidth + kvOffset;
             let dot = 0;
             for (let x = 0; x < d; x++) dot += q[qOffset + x] * kCache[rowStart + x];
-            scores[j] = dot * scale;
+            scores[j] = softcap > 0 ? softcap * Math.tanh((dot * scale) / softcap) : dot * scale;
             if (scores[j] > max) max = scores[j];
           }
           acc.fill(0);
