@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mergeAdapterIntoWeights } from '../src/adapters/merge.ts';
 import { packAdapter } from '../src/adapters/pack.ts';
+import { createBackend } from '../src/backends/index.ts';
 import { cacheRoot } from '../src/demo/demo-model.ts';
 import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../src/engine/llm-engine.ts';
 import { SeededRandom } from '../src/engine/rng.ts';
-import { getKernels } from '../src/kernels/index.ts';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import type { WeightDType } from '../src/kernels/types.ts';
 import type { ModelConfig } from '../src/model/config.ts';
@@ -42,7 +42,7 @@ const numPrompts = Number(args.prompts);
 const inputTokens = Number(args['input-tokens']);
 const outputTokens = Number(args['output-tokens']);
 const RANK = 16;
-const kernels = getKernels('native');
+const backend = createBackend('native');
 
 function prompts(config: ModelConfig): number[][] {
   const rng = new SeededRandom(7);
@@ -69,7 +69,7 @@ const WORKLOADS: Workload[] = [
 function makeEngine(loaded: LoadedModel, adapters: number): LLMEngine {
   const engine = new LLMEngine(loaded, {
     ...DEFAULT_ENGINE_OPTIONS,
-    kernels,
+    backend,
     maxLoras: Math.max(1, Math.min(adapters, 128)),
     maxBatchTokens: 2048,
     maxRunningSeqs: Math.max(numPrompts, 1),

@@ -9,7 +9,7 @@ import { ThreadAdapterLoader } from '../adapters/loader/loader-thread.ts';
 import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
-import { getKernels, type KernelBackend } from '../kernels/index.ts';
+import { type BackendName, createBackend } from '../backends/index.ts';
 import { configureNative, type NativeConfig } from '../kernels/native/config.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -22,13 +22,13 @@ export interface AdapterSource {
   dir: string;
 }
 
-export interface BuildOptions extends Partial<Omit<EngineOptions, 'kernels' | 'loader'>> {
+export interface BuildOptions extends Partial<Omit<EngineOptions, 'backend' | 'loader'>> {
   modelDir: string;
   /** Loaded and validated while building. */
   adapters: AdapterSource[];
   /** An adapter store (one sub-folder per adapter): listed now, each adapter loaded on first use. */
   loraDir?: string;
-  backend?: KernelBackend;
+  backend?: BackendName;
   /** Convert the weights on load (e.g. f32 → bf16). */
   dtype?: WeightDType;
   maxLoraRank?: number;
@@ -99,7 +99,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
       ? DEFAULT_ENGINE_OPTIONS.maxLoras
       : Math.max(1, Math.min(DEFAULT_ENGINE_OPTIONS.maxLoras, adapters.length)),
     ...given,
-    kernels: getKernels(backend ?? 'native'),
+    backend: createBackend(backend ?? 'native'),
     loader,
   };
   const engine = new LLMEngine(loaded, options);

@@ -5,7 +5,8 @@
 import { AdapterManager } from '../adapters/cache/adapter-manager.ts';
 import type { AdapterLoader } from '../adapters/loader/adapter-loader.ts';
 import type { AdapterSummary } from '../adapters/loader/load-packed.ts';
-import type { Kernels, LoraDtype, PackedAdapter } from '../kernels/types.ts';
+import type { Backend, KvDtype } from '../backends/types.ts';
+import type { LoraDtype, PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { DecoderModel } from '../model/forward.ts';
 import { fuseWeights } from '../model/fused-weights.ts';
@@ -15,15 +16,14 @@ import type { LoadedModel } from '../model/weights.ts';
 import { createError } from '../observability/errors.ts';
 import type { EngineFaults } from './faults.ts';
 import { BlockManager } from './kv/block-manager.ts';
-import { allocateKvCache } from './kv/kv-cache.ts';
-import type { SampledToken } from './model-runner.ts';
-import { ModelRunner } from './model-runner.ts';
+import { ModelRunner, type StepResult } from './model-runner.ts';
 import { type SamplingParams, samplingParams } from './sampling-params.ts';
 import { type ScheduledEntry, Scheduler } from './scheduler/scheduler.ts';
 import { type FinishReason, Sequence } from './sequence.ts';
 
 export interface EngineOptions {
-  kernels: Kernels;
+  /** Owns the weights, the KV cache, the adapter slots and the activations, and runs the ops. */
+  backend: Backend;
   /** Adapter slots a batch can mix (vLLM's max_loras, NIM's max GPU LoRAs). */
   maxLoras: number;
   /** Adapters kept packed in host memory (vLLM's max_cpu_loras, NIM's max CPU LoRAs); at least maxLoras. */
@@ -39,25 +39,32 @@ export interface EngineOptions {
   maxRunningSeqs: number;
   /** Longest prompt + output a sequence may reach. */
   maxModelLen: number;
-  /**
-   * How adapter slots store LoRA matrices. Default: 'bf16' for a bf16 / f16 checkpoint (its adapters gain
-   * nothing from f32, and decode reads half the bytes), else 'f32'.
-   */
-  loraDtype?: LoraDtype;
+  /** How adapter slots store LoRA matrices (`--lora-dtype`); 'auto' (the default): see loraDtypeFor. */
+  loraDtype?: LoraDtype | 'auto';
+  /** How the KV cache stores keys and values (`--kv-cache-dtype`); 'auto' (the default) is f32. */
+  kvCacheDtype?: KvDtype | 'auto';
   /** Test plumbing only: faults to inject (see faults.ts). */
   faults?: EngineFaults;
 }
 
-/** The slots' storage for a model: the option when given, else bf16 for 16-bit checkpoints. */
-export function loraDtypeFor(config: ModelConfig, option?: LoraDtype): LoraDtype {
-  if (option) return option;
-  return config.dtype === 'bf16' || config.dtype === 'f16' ? 'bf16' : 'f32';
+/**
+ * The slots' storage for a model: the option when given; 'auto' never rounds adapters to a format coarser
+ * than the model's own: bf16 for a bf16 checkpoint (what vLLM does; decode reads half the bytes), f32 for
+ * f32 and f16 checkpoints (f16 is finer than bf16).
+ */
+export function loraDtypeFor(config: ModelConfig, option: LoraDtype | 'auto' = 'auto'): LoraDtype {
+  if (option !== 'auto') return option;
+  return config.dtype === 'bf16' ? 'bf16' : 'f32';
+}
+
+export function kvDtypeFor(option: KvDtype | 'auto' = 'auto'): KvDtype {
+  return option === 'auto' ? 'f32' : option;
 }
 
 /** Host-cache entries when not configured (vLLM's max_cpu_loras defaults to max_loras; adapters are small). */
 export const DEFAULT_MAX_CPU_LORAS = 64;
 
-export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'kernels'> = {
+export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'backend'> = {
   maxLoras: 32,
   blockSize: 16,
   kvCacheTokens: 32768,
@@ -109,19 +116,25 @@ export class LLMEngine {
   ) {
     const { config } = loaded;
     this.config = config;
-    const K = options.kernels;
+    const backend = options.backend;
     this.model = new DecoderModel(
       config,
-      fuseWeights(config, loaded.weights, K),
-      K,
+      fuseWeights(config, loaded.weights, backend),
+      backend,
       ropeInvFreq(config),
       options.blockSize,
     );
     const numBlocks = Math.ceil(options.kvCacheTokens / options.blockSize);
     this.blocks = new BlockManager(numBlocks, options.blockSize);
-    const kv = allocateKvCache(config, numBlocks, options.blockSize);
+    const kv = backend.createKvCache({
+      numLayers: config.numLayers,
+      numBlocks,
+      blockSize: options.blockSize,
+      rowWidth: config.numKvHeads * config.headDim,
+      dtype: kvDtypeFor(options.kvCacheDtype),
+    });
     this.adapters = new AdapterManager({
-      kernels: K,
+      backend,
       numModules: numModules(config),
       loraDtype: loraDtypeFor(config, options.loraDtype),
       maxLoras: options.maxLoras,
@@ -136,7 +149,7 @@ export class LLMEngine {
         this.failed.push(seq);
       }
     };
-    this.runner = new ModelRunner(this.model, K, kv, this.blocks, this.adapters.slots.bank, options.faults);
+    this.runner = new ModelRunner(this.model, backend, kv, this.blocks, this.adapters.slots.bank, options.faults);
     this.scheduler = new Scheduler(
       { maxBatchTokens: options.maxBatchTokens, maxRunningSeqs: options.maxRunningSeqs },
       this.blocks,
@@ -224,12 +237,15 @@ export class LLMEngine {
   step(): StepOutput[] {
     const { entries, faulted } = this.scheduler.schedule();
     for (const f of faulted) this.failAdapter(f.key, f.error);
-    const sampled = this.runContained(entries);
+    const results = this.runContained(entries);
     const outputs: StepOutput[] = this.failed.splice(0).map((seq) => ({ seq, newToken: null, finished: true }));
-    for (const { entry, token } of sampled) {
+    for (const result of results) this.commit(result);
+    for (const { entry, token, logprobs, logits } of results.flatMap((r) => r.sampled)) {
       const seq = entry.seq;
       if (seq.isFinished) continue; // failed with its adapter during this step
       seq.outputIds.push(token);
+      if (logprobs) seq.outputLogprobs.push(logprobs);
+      if (logits) seq.stepLogits.push(logits);
       const reason = this.stopReason(seq, token);
       if (reason) this.finish(seq, reason);
       outputs.push({ seq, newToken: token, finished: reason !== null });
@@ -237,15 +253,28 @@ export class LLMEngine {
     return outputs;
   }
 
+  /** What a step computed is now in the KV cache; prompt logits asked for are kept. */
+  private commit(result: StepResult) {
+    const vocab = this.config.vocabSize;
+    for (const e of result.computed) e.seq.numComputed += e.numTokens;
+    for (const { entry, positions, logits } of result.promptLogits) {
+      const seq = entry.seq;
+      seq.promptLogits ??= new Float32Array(seq.promptIds.length * vocab);
+      positions.forEach((position, i) => {
+        seq.promptLogits?.set(logits.subarray(i * vocab, (i + 1) * vocab), position * vocab);
+      });
+    }
+  }
+
   /**
    * Runs the batch; when it throws, runs it again one adapter group at a time (a failed run commits
    * nothing) to find the groups at fault: their adapters are disabled and their sequences failed, the others
    * get their tokens. The base group throwing is rethrown.
    */
-  private runContained(entries: ScheduledEntry[]): SampledToken[] {
+  private runContained(entries: ScheduledEntry[]): StepResult[] {
     if (entries.length === 0) return [];
     try {
-      return this.runner.run(entries);
+      return [this.runner.run(entries)];
     } catch (error) {
       const groups = new Map<string | null, ScheduledEntry[]>();
       for (const e of entries) {
@@ -254,16 +283,16 @@ export class LLMEngine {
         else groups.set(e.seq.adapterKey, [e]);
       }
       if (groups.size === 1 && groups.has(null)) throw error;
-      const sampled: SampledToken[] = [];
+      const results: StepResult[] = [];
       for (const [key, group] of groups) {
         try {
-          sampled.push(...this.runner.run(group));
+          results.push(this.runner.run(group));
         } catch (groupError) {
           if (key === null) throw groupError;
           this.failAdapter(key, groupError);
         }
       }
-      return sampled;
+      return results;
     }
   }
 

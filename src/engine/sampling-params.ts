@@ -12,6 +12,8 @@ export interface SamplingParams {
   stopTokenIds: number[];
   /** Also return the logits of every prompt position (conformance tests). */
   promptLogits: boolean;
+  /** Also return the raw logits row that chose each output token (conformance tests: decode numerics). */
+  stepLogits: boolean;
   /**
    * Log-probabilities per output token (vLLM's `logprobs`): null → none; k → the sampled token's and the k
    * most likely tokens' (0..MAX_LOGPROBS), of the raw distribution (before temperature, top-k, top-p).
@@ -29,6 +31,7 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   ignoreEos: false,
   stopTokenIds: [],
   promptLogits: false,
+  stepLogits: false,
   logprobs: null,
 };
 

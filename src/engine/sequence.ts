@@ -18,8 +18,10 @@ export class Sequence {
   readonly rng: SeededRandom;
   /** Logits of each prompt position [promptLen · vocab], when params.promptLogits. */
   promptLogits: Float32Array | null = null;
-  /** One entry per output token, when params.logprobs is set (the model runner appends as it samples). */
+  /** One entry per output token, when params.logprobs is set. */
   readonly outputLogprobs: TokenLogprobs[] = [];
+  /** One raw logits row [vocab] per output token, when params.stepLogits is set. */
+  readonly stepLogits: Float32Array[] = [];
   /** Why the engine gave up on the sequence before it ran (its adapter failed to load). */
   error: Error | null = null;
 

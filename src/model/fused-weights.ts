@@ -1,26 +1,28 @@
 /**
- * The base weights as the forward pass uses them: q|k|v and gate|up fused into one matrix each, so each
- * layer runs three GEMMs fewer (the LoRA deltas still target each projection through column offsets).
+ * The base weights as the forward pass uses them, on the backend: q|k|v and gate|up fused into one matrix
+ * each, so each layer runs three GEMMs fewer (the adapter deltas still target each projection through column
+ * offsets); norms and biases uploaded once.
  */
-import type { Kernels, PackedWeight, WeightMatrix } from '../kernels/types.ts';
+import type { Backend, EmbeddingTable, Tensor } from '../backends/types.ts';
+import type { PackedWeight, WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 
 export interface FusedLayer {
-  inputNorm: Float32Array;
-  postAttentionNorm: Float32Array;
+  inputNorm: Tensor; // [H]
+  postAttentionNorm: Tensor; // [H]
   qkv: PackedWeight; // [(Hq + 2·Hkv)·D, H]
-  qkvBias: Float32Array | undefined;
+  qkvBias: Tensor | undefined;
   o: PackedWeight; // [H, Hq·D]
-  oBias: Float32Array | undefined;
+  oBias: Tensor | undefined;
   gateUp: PackedWeight; // [2·I, H]
   down: PackedWeight; // [H, I]
 }
 
 export interface FusedWeights {
-  embedding: WeightMatrix; // [V, H]
+  embedding: EmbeddingTable; // [V, H]
   layers: FusedLayer[];
-  finalNorm: Float32Array;
+  finalNorm: Tensor; // [H]
   lmHead: PackedWeight; // [V, H]
 }
 
@@ -50,24 +52,25 @@ function concatBias(parts: (Float32Array | null)[], sizes: number[]): Float32Arr
   return out;
 }
 
-/** Packs every matrix for the kernels. The unfused originals can be dropped afterwards. */
-export function fuseWeights(config: ModelConfig, weights: ModelWeights, kernels: Kernels): FusedWeights {
+/** Packs every matrix and uploads every vector. The host originals can be dropped afterwards. */
+export function fuseWeights(config: ModelConfig, weights: ModelWeights, backend: Backend): FusedWeights {
   const qSize = config.numHeads * config.headDim;
   const kvSize = config.numKvHeads * config.headDim;
+  const vector = (v: Float32Array | null | undefined) => (v ? backend.upload(v) : undefined);
   const layers = weights.layers.map((l) => ({
-    inputNorm: l.inputNorm,
-    postAttentionNorm: l.postAttentionNorm,
-    qkv: kernels.packWeight(concatRows([l.q, l.k, l.v])),
-    qkvBias: concatBias([l.qBias, l.kBias, l.vBias], [qSize, kvSize, kvSize]),
-    o: kernels.packWeight(l.o),
-    oBias: l.oBias ?? undefined,
-    gateUp: kernels.packWeight(concatRows([l.gate, l.up])),
-    down: kernels.packWeight(l.down),
+    inputNorm: backend.upload(l.inputNorm),
+    postAttentionNorm: backend.upload(l.postAttentionNorm),
+    qkv: backend.packWeight(concatRows([l.q, l.k, l.v])),
+    qkvBias: vector(concatBias([l.qBias, l.kBias, l.vBias], [qSize, kvSize, kvSize])),
+    o: backend.packWeight(l.o),
+    oBias: vector(l.oBias),
+    gateUp: backend.packWeight(concatRows([l.gate, l.up])),
+    down: backend.packWeight(l.down),
   }));
   return {
-    embedding: weights.embedding,
+    embedding: backend.embeddingTable(weights.embedding),
     layers,
-    finalNorm: weights.finalNorm,
-    lmHead: kernels.packWeight(weights.lmHead),
+    finalNorm: backend.upload(weights.finalNorm),
+    lmHead: backend.packWeight(weights.lmHead),
   };
 }

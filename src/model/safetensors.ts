@@ -6,8 +6,8 @@
  */
 import { constants } from 'node:fs';
 import { type FileHandle, open, writeFile } from 'node:fs/promises';
-import type { WeightDType } from '../kernels/types.ts';
 import { toF32Array } from '../kernels/dtype.ts';
+import type { WeightDType } from '../kernels/types.ts';
 
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 

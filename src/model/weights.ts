@@ -15,9 +15,10 @@
  *   model.norm.weight                               [H]
  *   lm_head.weight                                  [V, H]      (absent when tie_word_embeddings)
  */
+
+import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import type { WeightDType, WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
-import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import { moduleShape } from './modules.ts';
 import type { RawTensor } from './safetensors.ts';
 

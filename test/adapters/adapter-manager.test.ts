@@ -109,7 +109,7 @@ async function failLoad(loader: FakeLoader, name: string, error: LoraplexError) 
 function setup(opts: Partial<AdapterManagerOptions> = {}) {
   const loader = new FakeLoader();
   const manager = new AdapterManager({
-    kernels,
+    backend: kernels,
     numModules: 1,
     loraDtype: 'f32',
     maxLoras: 2,

@@ -14,7 +14,7 @@ import { InlineAdapterLoader } from '../../src/adapters/loader/adapter-loader.ts
 import { ThreadAdapterLoader } from '../../src/adapters/loader/loader-thread.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { LocalDirStore } from '../../src/adapters/store/local-dir-store.ts';
-import { getKernels } from '../../src/kernels/index.ts';
+import { createBackend } from '../../src/backends/index.ts';
 import { numModules } from '../../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.ts';
 import { LoraplexError } from '../../src/observability/errors.ts';
@@ -226,7 +226,7 @@ describe('adapter warnings', () => {
     const dir = await dirs.adapter(peftConfig({ fan_in_fan_out: true, rank_pattern: { 'nothing.matches': 2 } }), QV());
     const logged: string[] = [];
     const manager = new AdapterManager({
-      kernels: getKernels('reference'),
+      backend: createBackend('reference'),
       numModules: numModules(BASE),
       loraDtype: 'f32',
       maxLoras: 1,

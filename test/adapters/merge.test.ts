@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { mergeAdapterIntoWeights } from '../../src/adapters/merge.ts';
 import { packAdapter } from '../../src/adapters/pack.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
+import { createBackend } from '../../src/backends/index.ts';
 import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
-import { getKernels } from '../../src/kernels/index.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'tiny', 'qwen2');
@@ -17,7 +17,7 @@ for (const dtype of ['f32', 'bf16'] as const) {
     const adapter = await loadPeftAdapter(join(fixture, 'adapters', 'all-r8-rslora'), loaded.config, {
       maxLoraRank: 64,
     });
-    const options = { ...DEFAULT_ENGINE_OPTIONS, kernels: getKernels('native'), kvCacheTokens: 1024 };
+    const options = { ...DEFAULT_ENGINE_OPTIONS, backend: createBackend('native'), kvCacheTokens: 1024 };
     const served = new LLMEngine(loaded, options);
     served.addAdapter('a', packAdapter(adapter, loaded.config));
     const merged = new LLMEngine(

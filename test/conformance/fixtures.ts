@@ -6,8 +6,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packAdapter } from '../../src/adapters/pack.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
+import type { Backend } from '../../src/backends/types.ts';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, LLMEngine } from '../../src/engine/llm-engine.ts';
-import type { Kernels } from '../../src/kernels/types.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 
@@ -60,11 +60,11 @@ export function isUnsupportedAdapter(set: FixtureSet, name: string): boolean {
 
 export async function engineFor(
   set: FixtureSet,
-  kernels: Kernels,
+  backend: Backend,
   overrides: Partial<EngineOptions> = {},
 ): Promise<LLMEngine> {
   const loaded = await loadModelDir(join(set.dir, 'model'));
-  const engine = new LLMEngine(loaded, { ...DEFAULT_ENGINE_OPTIONS, kvCacheTokens: 4096, kernels, ...overrides });
+  const engine = new LLMEngine(loaded, { ...DEFAULT_ENGINE_OPTIONS, kvCacheTokens: 4096, backend, ...overrides });
   const adaptersDir = join(set.dir, 'adapters');
   const names = new Set(set.cases.map((c) => c.adapter).filter((a): a is string => a !== null));
   for (const name of names) {

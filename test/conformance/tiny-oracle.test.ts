@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
-import { getKernels } from '../../src/kernels/index.ts';
-import type { Kernels } from '../../src/kernels/types.ts';
+import { createBackend } from '../../src/backends/index.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { isLoraplexError } from '../../src/observability/errors.ts';
 import { maxAbsDiff } from '../kernels/implementations.ts';
@@ -51,10 +50,10 @@ for (const set of sets) {
 }
 
 for (const backend of ['native', 'reference'] as const) {
-  const kernels: Kernels = getKernels(backend);
+  const engineBackend = createBackend(backend);
   for (const set of sets) {
     describe(`${backend}: ${set.name}`, async () => {
-      const engine = await engineFor(set, kernels);
+      const engine = await engineFor(set, engineBackend);
       const alone = new Map<string, { tokens: number[]; logits: Float32Array }>();
 
       test('each case alone matches the oracle (logits and greedy tokens)', async (t) => {
@@ -90,7 +89,7 @@ for (const backend of ['native', 'reference'] as const) {
       });
 
       test('chunked prefill (5-token budget) gives the same results', async () => {
-        const chunked = await engineFor(set, kernels, { maxBatchTokens: 5 });
+        const chunked = await engineFor(set, engineBackend, { maxBatchTokens: 5 });
         const cases = supportedCases(set);
         const seqs = chunked.generate(cases.map(request));
         seqs.forEach((seq, i) => {

@@ -9,7 +9,7 @@
  * version, sequences keep the version they were admitted with, and an old version's weights are dropped
  * once no sequence uses them.
  */
-import type { Kernels, LoraDtype, PackedAdapter } from '../../kernels/types.ts';
+import type { LoraDtype, PackedAdapter } from '../../kernels/types.ts';
 import { createError, type LoraplexError } from '../../observability/errors.ts';
 import type { ServeLog } from '../../observability/log.ts';
 import { defaultAdapterLog } from '../../observability/thread-log.ts';
@@ -17,7 +17,7 @@ import type { AdapterLoader } from '../loader/adapter-loader.ts';
 import type { AdapterSummary } from '../loader/load-packed.ts';
 import { ADAPTER_NAME } from '../store/local-dir-store.ts';
 import { HostCache } from './host-cache.ts';
-import { SlotTable } from './slot-table.ts';
+import { type SlotBackend, SlotTable } from './slot-table.ts';
 
 /** Where a name came from: --adapter, the store's listing, /v1/load_lora_adapter, or handed over in memory. */
 export type AdapterOrigin = 'static' | 'store' | 'api' | 'memory';
@@ -57,7 +57,7 @@ export interface StoreEntry {
 }
 
 export interface AdapterManagerOptions {
-  kernels: Kernels;
+  backend: SlotBackend;
   numModules: number;
   loraDtype: LoraDtype;
   maxLoras: number;
@@ -114,7 +114,7 @@ export class AdapterManager {
     const displaced = (key: string) => {
       if (this.retained.has(key)) this.ensureResident(key);
     };
-    this.slots = new SlotTable(opts.kernels, opts.maxLoras, opts.numModules, opts.loraDtype, displaced);
+    this.slots = new SlotTable(opts.backend, opts.maxLoras, opts.numModules, opts.loraDtype, displaced);
     this.host = new HostCache(opts.maxCpuLoras);
   }
 

@@ -3,7 +3,11 @@
  * running sequence uses it; unpinned slots are reused least-recently-used first. Slots are keyed by an
  * adapter version's key (`name@version`), so a replaced adapter never shares a slot with its old weights.
  */
-import type { Kernels, LoraBank, LoraDtype, PackedAdapter } from '../../kernels/types.ts';
+import type { Backend } from '../../backends/types.ts';
+import type { LoraBank, LoraDtype, PackedAdapter } from '../../kernels/types.ts';
+
+/** What slots need from a backend: a bank of adapter slots in its memory, and copies into it. */
+export type SlotBackend = Pick<Backend, 'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot'>;
 
 interface SlotState {
   key: string | null;
@@ -19,7 +23,7 @@ export class SlotTable {
   loads = 0; // packs into a slot, for metrics and tests
 
   constructor(
-    private readonly kernels: Kernels,
+    private readonly backend: SlotBackend,
     numSlots: number,
     numModules: number,
     /** How the bank stores adapter matrices ('bf16' halves what decode reads). */
@@ -27,7 +31,7 @@ export class SlotTable {
     /** Told when an unpinned adapter loses its slot to another (not on evict()). */
     private readonly onDisplaced: (key: string) => void = () => {},
   ) {
-    this.bank = kernels.createLoraBank(numSlots, numModules, dtype);
+    this.bank = backend.createLoraBank(numSlots, numModules, dtype);
     this.slots = Array.from({ length: numSlots }, () => ({ key: null, pins: 0, lastUsed: 0 }));
   }
 
@@ -58,10 +62,10 @@ export class SlotTable {
         this.onDisplaced(previous);
       }
       try {
-        this.kernels.setLoraSlot(this.bank, slot, weights);
+        this.backend.setLoraSlot(this.bank, slot, weights);
       } catch (e) {
         // A copy that fails half-way leaves the slot empty, never holding part of anyone's weights.
-        this.kernels.clearLoraSlot(this.bank, slot);
+        this.backend.clearLoraSlot(this.bank, slot);
         throw e;
       }
       this.loads++;
@@ -92,7 +96,7 @@ export class SlotTable {
     const slot = this.slotOf.get(key);
     if (slot === undefined) return true;
     if (this.slots[slot].pins > 0) return false;
-    this.kernels.clearLoraSlot(this.bank, slot);
+    this.backend.clearLoraSlot(this.bank, slot);
     this.slots[slot].key = null;
     this.slotOf.delete(key);
     return true;
