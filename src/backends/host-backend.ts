@@ -8,6 +8,7 @@ import type {
   Kernels,
   LoraBank,
   LoraDtype,
+  LoraRows,
   PackedAdapter,
   PackedWeight,
   SamplingRow,
@@ -55,30 +56,21 @@ class HostKvCache implements KvCache {
   }
 }
 
-/** The step's inputs, and its adapter layout worked out once: BGMV for decode-only steps, else SGMV segments. */
+/** The step's inputs, and its rows grouped by adapter slot once for every adapter application of the step. */
 class HostStep implements StepState {
   inputs: StepInputs | null = null;
-  lora: { mode: 'none' } | { mode: 'bgmv'; tokenSlot: Int32Array } | SgmvLayout = { mode: 'none' };
+  hasAdapters = false;
+  constructor(readonly rows: LoraRows) {}
   get numTokens(): number {
     return this.inputs?.numTokens ?? 0;
   }
   get numLogitRows(): number {
     return this.inputs?.logitRows.length ?? 0;
   }
-  get hasAdapters(): boolean {
-    return this.lora.mode !== 'none';
-  }
   get plan(): StepInputs {
     if (!this.inputs) throw new Error('the step has no plan: call setStep() first');
     return this.inputs;
   }
-}
-
-interface SgmvLayout {
-  mode: 'sgmv';
-  segStart: Int32Array;
-  segSlot: Int32Array;
-  numSegments: number;
 }
 
 function data(t: Tensor): Float32Array {
@@ -94,28 +86,6 @@ function hostStep(s: StepState): HostStep {
 function hostKv(kv: KvCache): HostKvCache {
   if (!(kv instanceof HostKvCache)) throw new TypeError('a KV cache of another backend was passed to a host backend');
   return kv;
-}
-
-/** The adapter layout of a plan: decode-only steps get one slot per row (BGMV), others contiguous segments. */
-function adapterLayout(inputs: StepInputs, decodeOnly: boolean): HostStep['lora'] {
-  const { rowSlot, numTokens } = inputs;
-  if (!rowSlot.some((s) => s >= 0)) return { mode: 'none' };
-  if (decodeOnly) return { mode: 'bgmv', tokenSlot: rowSlot.subarray(0, numTokens) };
-  const segStart: number[] = [0];
-  const segSlot: number[] = [];
-  for (let t = 0; t < numTokens; t++) {
-    if (segSlot.length === 0 || segSlot[segSlot.length - 1] !== rowSlot[t]) {
-      if (segSlot.length > 0) segStart.push(t);
-      segSlot.push(rowSlot[t]);
-    }
-  }
-  segStart.push(numTokens);
-  return {
-    mode: 'sgmv',
-    segStart: Int32Array.from(segStart),
-    segSlot: Int32Array.from(segSlot),
-    numSegments: segSlot.length,
-  };
 }
 
 export class HostBackend implements Backend {
@@ -169,16 +139,14 @@ export class HostBackend implements Backend {
   }
 
   createStep(): StepState {
-    return new HostStep();
+    return new HostStep(this.kernels.createLoraRows());
   }
 
   setStep(step: StepState, inputs: StepInputs): void {
     const s = hostStep(step);
     s.inputs = inputs;
-    const { qStart, numSeqs } = inputs.attention;
-    let decodeOnly = true;
-    for (let i = 0; i < numSeqs && decodeOnly; i++) decodeOnly = qStart[i + 1] - qStart[i] === 1;
-    s.lora = adapterLayout(inputs, decodeOnly);
+    s.hasAdapters = inputs.rowSlot.some((slot) => slot >= 0);
+    if (s.hasAdapters) this.kernels.setLoraRows(s.rows, inputs.rowSlot, inputs.numTokens);
   }
 
   embedding(step: StepState, table: EmbeddingTable, out: Tensor): void {
@@ -197,13 +165,12 @@ export class HostBackend implements Backend {
 
   applyAdapters(bank: LoraBank, step: StepState, x: Tensor, k: number, out: AdapterOutputs): void {
     const s = hostStep(step);
-    const multi = { y: data(out.y), yStride: out.yStride, modules: out.modules };
-    const lora = s.lora;
-    if (lora.mode === 'sgmv') {
-      this.kernels.loraSgmvMulti(bank, data(x), k, multi, lora.segStart, lora.segSlot, lora.numSegments);
-    } else if (lora.mode === 'bgmv') {
-      this.kernels.loraBgmvMulti(bank, data(x), k, multi, lora.tokenSlot, lora.tokenSlot.length);
-    }
+    if (!s.hasAdapters) return;
+    this.kernels.applyAdapters(bank, s.rows, data(x), k, {
+      y: data(out.y),
+      yStride: out.yStride,
+      modules: out.modules,
+    });
   }
 
   ropeAndCacheWrite(
@@ -271,7 +238,8 @@ export class HostBackend implements Backend {
     if (inPlace) input = all.subarray(0, rows.length * vocab);
     else {
       input = new Float32Array(rows.length * vocab);
-      rowIndex.forEach((r, i) => input.set(all.subarray(r * vocab, (r + 1) * vocab), i * vocab));
+      for (let i = 0; i < rowIndex.length; i++)
+        input.set(all.subarray(rowIndex[i] * vocab, (rowIndex[i] + 1) * vocab), i * vocab);
     }
     this.kernels.sample(input, vocab, rows, tokens);
     return tokens;

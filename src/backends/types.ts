@@ -58,7 +58,7 @@ export interface StepInputs {
   positions: Int32Array; // [T]
   slotMapping: Int32Array; // [T] KV cache row (block · blockSize + offset) of each token
   attention: AttentionBatch;
-  /** [T] adapter slot of each row, -1 for the base; rows of one slot are contiguous. */
+  /** [T] adapter slot of each row, -1 for the base. */
   rowSlot: Int32Array;
   /** Rows whose logits are wanted, in output order. */
   logitRows: Int32Array;
