@@ -101,6 +101,72 @@ Napi::Value add_in_place_js(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// rmsNormHeads(x, rows, rowStride, offset, numHeads, headDim, weight, eps)
+Napi::Value rms_norm_heads_js(const Napi::CallbackInfo& info) {
+  Args a{info};
+  auto x = a.f32s(0, "x");
+  const int64_t rows = a.whole(1, "rows", 0, kMaxInt);
+  const int64_t stride = a.whole(2, "rowStride", 0, kMaxLength);
+  const int64_t offset = a.whole(3, "offset", 0, kMaxLength);
+  const int64_t heads = a.whole(4, "numHeads", 0, kMaxInt);
+  const int64_t head_dim = a.whole(5, "headDim", 1, kMaxInt);
+  auto weight = a.f32s(6, "weight");
+  const double eps = a.ok ? number(info, 7, "eps") : 0;
+  if (!a.pending()) return info.Env().Undefined();
+  if (!(eps >= 0) || !std::isfinite(eps)) a.check("eps must be finite and ≥ 0");
+  const int64_t span = heads * head_dim;
+  if (offset + span > stride) a.check("offset + numHeads·headDim must fit in rowStride");
+  if (rows > 0 && int64_t(x.length) < (rows - 1) * stride + offset + span)
+    a.check("x must hold (rows - 1)·rowStride + offset + numHeads·headDim values");
+  if (int64_t(weight.length) < head_dim) a.check("weight must hold headDim values");
+  if (a.ok && overlaps(weight.data, sizeof(float) * head_dim, x.data, sizeof(float) * x.length))
+    a.check("weight must not overlap x");
+  if (a.ok) rms_norm_heads(x.data, rows, stride, offset, heads, head_dim, weight.data, float(eps));
+  return info.Env().Undefined();
+}
+
+// geluTanhMul(gateUp, out, rows, inter)
+Napi::Value gelu_tanh_mul_js(const Napi::CallbackInfo& info) {
+  Args a{info};
+  auto gate_up = a.f32s(0, "gateUp");
+  auto out = a.f32s(1, "out");
+  const int64_t rows = a.whole(2, "rows", 0, kMaxInt);
+  const int64_t inter = a.whole(3, "inter", 0, kMaxInt);
+  if (!a.ok) return info.Env().Undefined();
+  if (int64_t(gate_up.length) < rows * 2 * inter) a.check("gateUp must hold rows·2·inter values");
+  if (int64_t(out.length) < rows * inter) a.check("out must hold rows·inter values");
+  if (a.ok && overlaps(gate_up.data, sizeof(float) * rows * 2 * inter, out.data, sizeof(float) * rows * inter))
+    a.check("out must not overlap gateUp");
+  if (a.ok) gelu_tanh_mul(gate_up.data, out.data, rows, inter);
+  return info.Env().Undefined();
+}
+
+// softcapInPlace(x, length, cap)
+Napi::Value softcap_in_place_js(const Napi::CallbackInfo& info) {
+  Args a{info};
+  auto x = a.f32s(0, "x");
+  const int64_t length = a.whole(1, "length", 0, kMaxLength);
+  const double cap = a.ok ? number(info, 2, "cap") : 0;
+  if (!a.pending()) return info.Env().Undefined();
+  if (!(cap > 0) || !std::isfinite(float(cap))) a.check("cap must be finite and > 0");
+  if (int64_t(x.length) < length) a.check("x must hold length values");
+  if (a.ok) softcap_in_place(x.data, length, float(cap));
+  return info.Env().Undefined();
+}
+
+// scaleInPlace(x, length, factor)
+Napi::Value scale_in_place_js(const Napi::CallbackInfo& info) {
+  Args a{info};
+  auto x = a.f32s(0, "x");
+  const int64_t length = a.whole(1, "length", 0, kMaxLength);
+  const double factor = a.ok ? number(info, 2, "factor") : 0;
+  if (!a.pending()) return info.Env().Undefined();
+  if (!std::isfinite(float(factor))) a.check("factor must be finite (as f32)");
+  if (int64_t(x.length) < length) a.check("x must hold length values");
+  if (a.ok) scale_in_place(x.data, length, float(factor));
+  return info.Env().Undefined();
+}
+
 // embedding(ids, numTokens, dtype, vocab, dim, table, out); table is a Float32Array (f32) or Uint16Array (f16/bf16)
 Napi::Value embedding_js(const Napi::CallbackInfo& info) {
   Args a{info};
@@ -178,6 +244,10 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNorm", Napi::Function::New(env, rms_norm_js));
   exports.Set("siluMul", Napi::Function::New(env, silu_mul_js));
   exports.Set("addInPlace", Napi::Function::New(env, add_in_place_js));
+  exports.Set("rmsNormHeads", Napi::Function::New(env, rms_norm_heads_js));
+  exports.Set("geluTanhMul", Napi::Function::New(env, gelu_tanh_mul_js));
+  exports.Set("softcapInPlace", Napi::Function::New(env, softcap_in_place_js));
+  exports.Set("scaleInPlace", Napi::Function::New(env, scale_in_place_js));
   exports.Set("embedding", Napi::Function::New(env, embedding_js));
   exports.Set("sample", Napi::Function::New(env, sample_js));
   exports.Set("logSoftmax", Napi::Function::New(env, log_softmax_js));

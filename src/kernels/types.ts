@@ -28,10 +28,10 @@ export interface PackedWeight {
 }
 
 /**
- * How a LoRA bank stores adapter matrices: f32, or bf16 (rounded to nearest even when a slot is set, to
- * halve what decode reads; kernels widen to f32 and accumulate in f32 as for an f32 bank).
+ * How a LoRA bank stores adapter matrices: f32, or bf16 / f16 (rounded to nearest even when a slot is set,
+ * to halve what decode reads; kernels widen to f32 exactly and accumulate in f32 as for an f32 bank).
  */
-export type LoraDtype = 'f32' | 'bf16';
+export type LoraDtype = 'f32' | 'bf16' | 'f16';
 
 /** A bank of adapter slots for LoRA kernels: slot s holds one adapter's matrices for every module. */
 export interface LoraBank {
@@ -249,6 +249,33 @@ export interface Kernels {
   siluMul(gateUp: Float32Array, out: Float32Array, rows: number, inter: number): void;
   /** x += y, elementwise over `length` */
   addInPlace(x: Float32Array, y: Float32Array, length: number): void;
+  /**
+   * In place, per head of strided rows (Qwen3 / Gemma 3 q_norm, k_norm on the fused q|k|v rows).
+   * x [rows, rowStride]; head h of row r is x[r·rowStride + offset + h·headDim ..+ headDim), h < numHeads;
+   * weight [headDim]; offset + numHeads·headDim ≤ rowStride.
+   * Semantics: each head becomes what rmsNorm makes of one row of headDim values (LlamaRMSNorm, f32).
+   * (Gemma's (1 + weight) scaling: pass 1 + weight, rounded to f32.)
+   */
+  rmsNormHeads(
+    x: Float32Array,
+    rows: number,
+    rowStride: number,
+    offset: number,
+    numHeads: number,
+    headDim: number,
+    weight: Float32Array,
+    eps: number,
+  ): void;
+  /**
+   * gateUp [T, 2·I] = [gate | up] per row → out [T, I] (not overlapping gateUp); Gemma's GeGLU.
+   * Semantics: out[r, i] = gelu_tanh(gate[r, i]) · up[r, i],
+   *   gelu_tanh(g) = 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))   (torch gelu(approximate='tanh'))
+   */
+  geluTanhMul(gateUp: Float32Array, out: Float32Array, rows: number, inter: number): void;
+  /** Semantics: x[i] = cap·tanh(x[i] / cap) for i < length; cap finite, > 0 (Gemma's final-logit soft-capping). */
+  softcapInPlace(x: Float32Array, length: number, cap: number): void;
+  /** Semantics: x[i] = f32(x[i] · f32(factor)) for i < length (Gemma's embedding normaliser). */
+  scaleInPlace(x: Float32Array, length: number, factor: number): void;
   /** out[t, :] = table[ids[t], :]  (table [vocab, dim] in its dtype) */
   embedding(ids: Int32Array, table: WeightMatrix, out: Float32Array, numTokens: number): void;
 

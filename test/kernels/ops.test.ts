@@ -1,14 +1,15 @@
 /**
- * Elementwise ops (rmsNorm, siluMul, addInPlace, embedding): native under every ISA against the reference,
+ * Elementwise ops (rmsNorm, rmsNormHeads, siluMul, geluTanhMul, addInPlace, softcapInPlace, scaleInPlace,
+ * embedding): native under every ISA against the reference (GeLU and soft-capping against float64),
  * row invariance (bitwise: alone vs in a batch, any thread count), edge values, argument validation.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeOpsKernels } from '../../src/kernels/native/ops.ts';
-import { referenceOpsKernels } from '../../src/kernels/reference/ops.ts';
+import { geluTanh, referenceOpsKernels } from '../../src/kernels/reference/ops.ts';
 import type { WeightMatrix } from '../../src/kernels/types.ts';
-import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { assertBitwise, availableIsas, restoreDefaults, rng, withThreads } from './implementations.ts';
 
 const isas = availableIsas();
@@ -208,5 +209,197 @@ describe('ops: bad arguments throw, never crash', () => {
   test('native: siluMul refuses an out that overlaps gateUp', () => {
     const buf = new Float32Array(16);
     assert.throws(() => nativeOpsKernels.siluMul(buf, buf.subarray(4, 8), 2, 4), RangeError);
+  });
+});
+
+describe('rmsNormHeads (q_norm / k_norm on fused q|k|v rows)', () => {
+  for (const [hq, hkv, headDim] of [
+    [4, 2, 128],
+    [3, 1, 7],
+    [16, 8, 256],
+    [1, 1, 1],
+  ]) {
+    test(`Hq/Hkv=${hq}/${hkv} D=${headDim}: q and k heads normalised as rmsNorm rows, v untouched; native under every ISA`, () => {
+      const r = rng(hq * 100 + headDim);
+      const rows = headDim > 200 ? 3 : 5;
+      const stride = (hq + 2 * hkv) * headDim;
+      const x = r.f32(rows * stride + 3, 3); // 3 values past the last row stay as they are
+      const qWeight = r.f32(headDim, 2);
+      const kWeight = r.f32(headDim, 2);
+      // The expected values: rmsNorm of each head, gathered as rows.
+      const expected = x.slice();
+      const gather = (offset: number, heads: number, weight: Float32Array) => {
+        const rowsOf = new Float32Array(rows * heads * headDim);
+        for (let t = 0; t < rows; t++)
+          rowsOf.set(x.subarray(t * stride + offset, t * stride + offset + heads * headDim), t * heads * headDim);
+        referenceOpsKernels.rmsNorm(rowsOf, weight, rowsOf, rows * heads, headDim, 1e-6);
+        for (let t = 0; t < rows; t++)
+          expected.set(rowsOf.subarray(t * heads * headDim, (t + 1) * heads * headDim), t * stride + offset);
+      };
+      gather(0, hq, qWeight);
+      gather(hq * headDim, hkv, kWeight);
+      const run = (k: typeof referenceOpsKernels) => {
+        const got = x.slice();
+        k.rmsNormHeads(got, rows, stride, 0, hq, headDim, qWeight, 1e-6);
+        k.rmsNormHeads(got, rows, stride, hq * headDim, hkv, headDim, kWeight, 1e-6);
+        return got;
+      };
+      assertBitwise(run(referenceOpsKernels), expected, 'reference');
+      for (const isa of isas) {
+        setIsa(isa);
+        const got = run(nativeOpsKernels);
+        assert.ok(maxRelDiff(got, expected) < 2e-6, `${isa}: ${maxRelDiff(got, expected)}`);
+        const vFrom = (hq + hkv) * headDim;
+        for (let t = 0; t < rows; t++)
+          assertBitwise(
+            got.subarray(t * stride + vFrom, (t + 1) * stride),
+            x.subarray(t * stride + vFrom, (t + 1) * stride),
+            `${isa}: v of row ${t}`,
+          );
+        assertBitwise(got.subarray(rows * stride), x.subarray(rows * stride), `${isa}: past the rows`);
+        // a head gives the bits native rmsNorm gives its row
+        const head = x.slice(stride + headDim * (hq - 1), stride + headDim * hq);
+        nativeOpsKernels.rmsNorm(head, qWeight, head, 1, headDim, 1e-6);
+        assertBitwise(
+          got.subarray(stride + headDim * (hq - 1), stride + headDim * hq),
+          head,
+          `${isa}: row 1, last q head`,
+        );
+      }
+    });
+  }
+});
+
+/** |got - exact| ≤ rel·|exact| + abs (abs: one floor, or one per element); returns the worst ratio to that bound. */
+function worstAgainstBound(got: Float32Array, exact: Float64Array, rel: number, abs: number | Float64Array): number {
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    const floor = typeof abs === 'number' ? abs : abs[i];
+    const ratio = Math.abs(got[i] - exact[i]) / (rel * Math.abs(exact[i]) + floor);
+    if (!(ratio <= worst)) worst = Number.isNaN(ratio) ? Number.POSITIVE_INFINITY : ratio;
+  }
+  return worst;
+}
+
+describe('geluTanhMul (Gemma GeGLU)', () => {
+  // Bound against float64 gelu_tanh(g)·u: 2e-6·|exact| + 1e-6·|u| (the absolute part: f32 cancellation in
+  // 1 + tanh for g ≈ -3..-8, about 1.5e-7·|u| measured).
+  for (const inter of [1, 5, 16, 33, 1000, 9216]) {
+    test(`inter ${inter}: reference and native under every ISA within 2e-6·|exact| + 1e-6·|up| of float64 (gates up to ±40)`, () => {
+      const r = rng(inter + 5);
+      const rows = inter > 5000 ? 2 : 7;
+      const gateUp = r.f32(rows * 2 * inter, 8);
+      for (let i = 0; i < gateUp.length; i += 11) gateUp[i] = (r.next() * 2 - 1) * 40;
+      const exact = new Float64Array(rows * inter);
+      const absFloor = new Float64Array(rows * inter);
+      for (let t = 0; t < rows; t++)
+        for (let i = 0; i < inter; i++) {
+          const up = gateUp[t * 2 * inter + inter + i];
+          exact[t * inter + i] = geluTanh(gateUp[t * 2 * inter + i]) * up;
+          absFloor[t * inter + i] = 1e-6 * Math.abs(up) + 1e-30;
+        }
+      const reference = new Float32Array(rows * inter);
+      referenceOpsKernels.geluTanhMul(gateUp, reference, rows, inter);
+      assert.ok(worstAgainstBound(reference, exact, 2e-6, absFloor) <= 1, 'reference');
+      for (const isa of isas) {
+        setIsa(isa);
+        const out = new Float32Array(rows * inter).fill(Number.NaN);
+        nativeOpsKernels.geluTanhMul(gateUp, out, rows, inter);
+        const worst = worstAgainstBound(out, exact, 2e-6, absFloor);
+        assert.ok(worst <= 1, `${isa}: ${worst} of the bound`);
+      }
+    });
+  }
+
+  test('torch values: gelu_tanh(1) = 0.8411920, gelu_tanh(-1) = -0.1588080, gelu_tanh(0) = 0, large gates', () => {
+    for (const k of [referenceOpsKernels, nativeOpsKernels]) {
+      for (const isa of k === nativeOpsKernels ? isas : ['reference']) {
+        if (k === nativeOpsKernels) setIsa(isa as (typeof isas)[number]);
+        const out = new Float32Array(5);
+        k.geluTanhMul(Float32Array.from([1, -1, 0, 100, -100, 1, 1, 1, 2, 2]), out, 1, 5);
+        assert.ok(Math.abs(out[0] - 0.841192) < 1e-6 && Math.abs(out[1] + 0.158808) < 1e-6, `${isa}: ${out}`);
+        assert.equal(out[2], 0);
+        assert.equal(out[3], 200);
+        assert.ok(Math.abs(out[4]) === 0, `${isa}: gelu(-100)·2 = ${out[4]}`);
+      }
+    }
+  });
+
+  for (const isa of isas) {
+    test(`${isa}: rows are independent of the batch and the thread count (bitwise)`, () => {
+      setIsa(isa);
+      const inter = 3000;
+      const rows = 12;
+      const gateUp = rng(9).f32(rows * 2 * inter, 6);
+      const serial = new Float32Array(rows * inter);
+      withThreads(1, () => nativeOpsKernels.geluTanhMul(gateUp, serial, rows, inter));
+      const threaded = new Float32Array(rows * inter);
+      withThreads(3, () => nativeOpsKernels.geluTanhMul(gateUp, threaded, rows, inter));
+      assertBitwise(threaded, serial, 'threads');
+      const alone = new Float32Array(inter);
+      nativeOpsKernels.geluTanhMul(gateUp.subarray(5 * 2 * inter, 6 * 2 * inter), alone, 1, inter);
+      assertBitwise(alone, serial.subarray(5 * inter, 6 * inter), 'row 5 alone');
+    });
+  }
+});
+
+describe('softcapInPlace and scaleInPlace (Gemma logits and embeddings)', () => {
+  for (const length of [0, 1, 15, 16, 17, 100003]) {
+    test(`length ${length}: softcap within 1e-6 relative of float64 (cap 30, x up to ±300), scale bitwise; tail untouched`, () => {
+      const r = rng(length + 2);
+      const x = r.f32(length + 3, 300);
+      for (let i = 1; i < length; i += 7) x[i] *= 1e-4; // near 0: the polynomial branch of tanh
+      const exact = Float64Array.from(x.subarray(0, length), (v) => 30 * Math.tanh(v / 30));
+      const scaled = x.slice();
+      referenceOpsKernels.scaleInPlace(scaled, length, Math.sqrt(2304));
+      for (const k of [referenceOpsKernels, nativeOpsKernels]) {
+        for (const isa of k === nativeOpsKernels ? isas : ['reference']) {
+          if (k === nativeOpsKernels) setIsa(isa as (typeof isas)[number]);
+          const got = x.slice();
+          k.softcapInPlace(got, length, 30);
+          const worst = worstAgainstBound(got.subarray(0, length), exact, 1e-6, 1e-30);
+          assert.ok(worst <= 1, `${isa}: softcap at ${worst} of the bound`);
+          assertBitwise(got.subarray(length), x.subarray(length), `${isa}: softcap tail`);
+          const s = x.slice();
+          k.scaleInPlace(s, length, Math.sqrt(2304));
+          assertBitwise(s, scaled, `${isa}: scale`);
+        }
+      }
+      for (let i = 0; i < length; i++) assert.equal(scaled[i], Math.fround(x[i] * 48));
+    });
+  }
+});
+
+describe('rmsNormHeads, geluTanhMul, softcapInPlace, scaleInPlace: bad arguments throw', () => {
+  for (const [name, k] of [
+    ['reference', referenceOpsKernels],
+    ['native', nativeOpsKernels],
+  ] as const) {
+    test(`${name}: short buffers, heads past the row, bad caps and factors`, () => {
+      const x = new Float32Array(24);
+      const w = new Float32Array(4);
+      assert.throws(() => k.rmsNormHeads(x, 2, 12, 8, 2, 4, w, 1e-6), RangeError); // heads past the row
+      assert.throws(() => k.rmsNormHeads(x, 3, 12, 0, 2, 4, w, 1e-6), RangeError); // x too short
+      assert.throws(() => k.rmsNormHeads(x, 2, 12, 0, 2, 4, new Float32Array(3), 1e-6), RangeError);
+      assert.throws(() => k.rmsNormHeads(x, 2, 12, 0, 2, 0, w, 1e-6), RangeError);
+      assert.throws(() => k.rmsNormHeads(x, 2, 12, -1, 2, 4, w, 1e-6), RangeError);
+      assert.throws(() => k.rmsNormHeads(x, 2, 12, 0, 2, 4, w, -1), RangeError);
+      k.rmsNormHeads(x, 2, 12, 4, 2, 4, w, 1e-6); // the last heads end the row
+      k.rmsNormHeads(x, 0, 12, 0, 2, 4, w, 1e-6);
+      assert.throws(() => k.geluTanhMul(x, new Float32Array(4), 2, 8), RangeError);
+      assert.throws(() => k.geluTanhMul(x, new Float32Array(1), 1, 4), RangeError);
+      assert.throws(() => k.softcapInPlace(x, 25, 30), RangeError);
+      for (const cap of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1e40])
+        assert.throws(() => k.softcapInPlace(x, 4, cap), RangeError, `cap ${cap}`);
+      assert.throws(() => k.scaleInPlace(x, 25, 2), RangeError);
+      for (const factor of [Number.NaN, Number.POSITIVE_INFINITY, 1e40])
+        assert.throws(() => k.scaleInPlace(x, 4, factor), RangeError, `factor ${factor}`);
+      assert.throws(() => k.scaleInPlace(x, 1.5, 2), RangeError);
+    });
+  }
+  test('native: geluTanhMul refuses an out that overlaps gateUp; rmsNormHeads a weight inside x', () => {
+    const buf = new Float32Array(16);
+    assert.throws(() => nativeOpsKernels.geluTanhMul(buf, buf.subarray(4, 8), 2, 4), RangeError);
+    assert.throws(() => nativeOpsKernels.rmsNormHeads(buf, 1, 8, 0, 2, 4, buf.subarray(12, 16), 1e-6), RangeError);
   });
 });

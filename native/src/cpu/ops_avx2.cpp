@@ -59,6 +59,40 @@ LORAPLEX_TARGET_AVX2 void add(float* x, const float* y, int64_t n) {
   for (; i < n; ++i) x[i] += y[i];
 }
 
+LORAPLEX_TARGET_AVX2 inline __m256 gelu_tanh_mul(__m256 g, __m256 u) {
+  const __m256 g3 = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
+  const __m256 inner = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), g3, g));
+  const __m256 half_g = _mm256_mul_ps(_mm256_set1_ps(0.5f), g);
+  return _mm256_mul_ps(_mm256_mul_ps(half_g, _mm256_add_ps(_mm256_set1_ps(1.0f), simd::tanh_avx2(inner))), u);
+}
+
+LORAPLEX_TARGET_AVX2 void gelu_tanh_mul_row(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, gelu_tanh_mul(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    const __m256i m = tail_mask8(int(n - i));
+    _mm256_maskstore_ps(out + i, m, gelu_tanh_mul(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
+  }
+}
+
+LORAPLEX_TARGET_AVX2 void softcap(float* x, int64_t n, float cap) {
+  const __m256 c = _mm256_set1_ps(cap);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, simd::softcap_avx2(_mm256_loadu_ps(x + i), c));
+  if (i < n) {
+    const __m256i m = tail_mask8(int(n - i));
+    _mm256_maskstore_ps(x + i, m, simd::softcap_avx2(_mm256_maskload_ps(x + i, m), c));
+  }
+}
+
+LORAPLEX_TARGET_AVX2 void scale(float* x, int64_t n, float factor) {
+  const __m256 f = _mm256_set1_ps(factor);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), f));
+  for (; i < n; ++i) x[i] *= factor;
+}
+
 LORAPLEX_TARGET_AVX2 void widen_f16(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -86,6 +120,7 @@ LORAPLEX_TARGET_AVX2 void widen_bf16(const uint16_t* src, float* dst, int64_t n)
 
 }  // namespace
 
-const OpsRowKernels kOpsAvx2 = {rms_norm_row, silu_mul_row, add, widen_f16, widen_bf16};
+const OpsRowKernels kOpsAvx2 = {rms_norm_row, silu_mul_row, add,     widen_f16, widen_bf16, gelu_tanh_mul_row,
+                                softcap,      scale};
 
 }  // namespace loraplex

@@ -65,6 +65,45 @@ LORAPLEX_TARGET_AVX512 void add(float* x, const float* y, int64_t n) {
   }
 }
 
+LORAPLEX_TARGET_AVX512 inline __m512 gelu_tanh_mul(__m512 g, __m512 u) {
+  const __m512 g3 = _mm512_mul_ps(_mm512_mul_ps(g, g), g);
+  const __m512 inner =
+      _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), g3, g));
+  const __m512 half_g = _mm512_mul_ps(_mm512_set1_ps(0.5f), g);
+  return _mm512_mul_ps(_mm512_mul_ps(half_g, _mm512_add_ps(_mm512_set1_ps(1.0f), simd::tanh_avx512(inner))), u);
+}
+
+LORAPLEX_TARGET_AVX512 void gelu_tanh_mul_row(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, gelu_tanh_mul(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask16(int(n - i));
+    _mm512_mask_storeu_ps(out + i, m,
+                          gelu_tanh_mul(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+LORAPLEX_TARGET_AVX512 void softcap(float* x, int64_t n, float cap) {
+  const __m512 c = _mm512_set1_ps(cap);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, simd::softcap_avx512(_mm512_loadu_ps(x + i), c));
+  if (i < n) {
+    const __mmask16 m = tail_mask16(int(n - i));
+    _mm512_mask_storeu_ps(x + i, m, simd::softcap_avx512(_mm512_maskz_loadu_ps(m, x + i), c));
+  }
+}
+
+LORAPLEX_TARGET_AVX512 void scale(float* x, int64_t n, float factor) {
+  const __m512 f = _mm512_set1_ps(factor);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), f));
+  if (i < n) {
+    const __mmask16 m = tail_mask16(int(n - i));
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), f));
+  }
+}
+
 LORAPLEX_TARGET_AVX512 void widen_f16(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -90,6 +129,7 @@ LORAPLEX_TARGET_AVX512 void widen_bf16(const uint16_t* src, float* dst, int64_t 
 
 }  // namespace
 
-const OpsRowKernels kOpsAvx512 = {rms_norm_row, silu_mul_row, add, widen_f16, widen_bf16};
+const OpsRowKernels kOpsAvx512 = {rms_norm_row, silu_mul_row, add,     widen_f16, widen_bf16, gelu_tanh_mul_row,
+                                  softcap,      scale};
 
 }  // namespace loraplex

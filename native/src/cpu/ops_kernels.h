@@ -15,6 +15,12 @@ struct OpsRowKernels {
   // dst[i] = f32(src[i]) for 16-bit float bit patterns
   void (*widen_f16)(const uint16_t* src, float* dst, int64_t n);
   void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
+  // out[i] = 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))) · up[i], g = gate[i]
+  void (*gelu_tanh_mul_row)(const float* gate, const float* up, float* out, int64_t n);
+  // x[i] = cap · tanh(x[i] / cap)
+  void (*softcap)(float* x, int64_t n, float cap);
+  // x[i] *= factor
+  void (*scale)(float* x, int64_t n, float factor);
 };
 
 extern const OpsRowKernels kOpsScalar;

@@ -27,6 +27,25 @@ void add(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+constexpr float kGeluBeta = 0.7978845608028654f;  // √(2/π)
+constexpr float kGeluKappa = 0.044715f;
+
+void gelu_tanh_mul_row(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    const float inner = kGeluBeta * (g + kGeluKappa * (g * g * g));
+    out[i] = 0.5f * g * (1.0f + std::tanh(inner)) * up[i];
+  }
+}
+
+void softcap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+void scale(float* x, int64_t n, float factor) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
+}
+
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
   const uint32_t exp = (h >> 10) & 0x1f;
@@ -61,6 +80,7 @@ void widen_bf16(const uint16_t* src, float* dst, int64_t n) {
 
 }  // namespace
 
-const OpsRowKernels kOpsScalar = {rms_norm_row, silu_mul_row, add, widen_f16, widen_bf16};
+const OpsRowKernels kOpsScalar = {rms_norm_row, silu_mul_row, add,     widen_f16, widen_bf16, gelu_tanh_mul_row,
+                                  softcap,      scale};
 
 }  // namespace loraplex

@@ -1,10 +1,10 @@
 /**
  * Native elementwise ops (native/src/cpu/ops*.cpp), AVX2/AVX-512 at run time; rows split over the thread pool.
  */
-import type { Kernels } from '../types.ts';
+import type { OpsKernels } from '../reference/ops.ts';
 import { loadAddon } from './addon.ts';
 
-export const nativeOpsKernels: Pick<Kernels, 'rmsNorm' | 'siluMul' | 'addInPlace' | 'embedding'> = {
+export const nativeOpsKernels: OpsKernels = {
   /**
    * x, out [rows, dim]; weight [dim] (out may alias x).
    * Semantics: r = 1 / √(mean(x[r, :]²) + eps) in f32; out[r, d] = weight[d] · (x[r, d] · r)
@@ -24,6 +24,32 @@ export const nativeOpsKernels: Pick<Kernels, 'rmsNorm' | 'siluMul' | 'addInPlace
   /** Semantics: x[i] += y[i] for i < length */
   addInPlace(x, y, length) {
     loadAddon().addInPlace(x, y, length);
+  },
+
+  /**
+   * In place; x [rows, rowStride], head h of row r at r·rowStride + offset + h·headDim; weight [headDim]
+   * (must not overlap x). Semantics: each head as rmsNorm does one row of headDim values.
+   */
+  rmsNormHeads(x, rows, rowStride, offset, numHeads, headDim, weight, eps) {
+    loadAddon().rmsNormHeads(x, rows, rowStride, offset, numHeads, headDim, weight, eps);
+  },
+
+  /**
+   * gateUp [rows, 2·inter] = [gate | up]; out [rows, inter] (must not overlap gateUp).
+   * Semantics: out[r, i] = 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))) · up[r, i], g = gate[r, i] (f32, vector tanh)
+   */
+  geluTanhMul(gateUp, out, rows, inter) {
+    loadAddon().geluTanhMul(gateUp, out, rows, inter);
+  },
+
+  /** Semantics: x[i] = cap·tanh(x[i] / cap) for i < length (f32, vector tanh) */
+  softcapInPlace(x, length, cap) {
+    loadAddon().softcapInPlace(x, length, cap);
+  },
+
+  /** Semantics: x[i] = x[i] · f32(factor) for i < length */
+  scaleInPlace(x, length, factor) {
+    loadAddon().scaleInPlace(x, length, factor);
   },
 
   /**
