@@ -3,7 +3,7 @@
  * "time_to_first_token:200 inter_token_latency:50" (ms). A request is good when it meets every SLO:
  * at most the value for latencies, at least the value for larger-is-better metrics.
  */
-import type { RecordMetric, RecordValues } from './metrics.ts';
+import type { RecordMetric, RecordValues } from './metric-names.ts';
 
 export interface GoodputSlo {
   metric: RecordMetric;

@@ -12,30 +12,11 @@
  * Errored requests are counted apart and left out of every distribution.
  */
 import { type GoodputSlo, meetsSlos } from './goodput.ts';
+import { RECORD_METRICS, type RecordMetric, type RecordValues } from './metric-names.ts';
 import { isValid, type RequestRecord } from './record.ts';
 import { type Stats, summarize } from './stats.ts';
 
-export const RECORD_METRICS = [
-  'time_to_first_token',
-  'inter_token_latency',
-  'request_latency',
-  'output_token_throughput_per_user',
-  'output_sequence_length',
-  'input_sequence_length',
-] as const;
-
-export type RecordMetric = (typeof RECORD_METRICS)[number];
-
-export const METRIC_UNITS: Record<RecordMetric, string> = {
-  time_to_first_token: 'ms',
-  inter_token_latency: 'ms',
-  request_latency: 'ms',
-  output_token_throughput_per_user: 'tokens/s/user',
-  output_sequence_length: 'tokens',
-  input_sequence_length: 'tokens',
-};
-
-export type RecordValues = Partial<Record<RecordMetric, number>>;
+export { METRIC_UNITS, RECORD_METRICS, type RecordMetric, type RecordValues } from './metric-names.ts';
 
 /**
  * One request's metrics; a metric that does not apply (TTFT without streaming, ITL of one token) is absent.

@@ -3,7 +3,7 @@
  * unchanged), plus per-adapter counters. Gauges are read from the engine's latest state at scrape time.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineStats } from '../engine/llm-engine.ts';
+import type { ServingStats } from './serving-stats.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -14,10 +14,10 @@ export class Metrics {
   readonly timeToFirstToken: Histogram;
   readonly adapterLoadSeconds: Histogram<'outcome'>;
 
-  constructor(model: string, stats: () => EngineStats | null) {
+  constructor(model: string, stats: () => ServingStats | null) {
     const labels = { model_name: model };
     this.registry.setDefaultLabels(labels);
-    const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
+    const gauge = (name: string, help: string, read: (s: ServingStats) => number) =>
       new Gauge({
         name,
         help,

@@ -12,15 +12,8 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { isInside } from '../adapters/adapter-files.ts';
 import { createError } from '../observability/errors.ts';
-import type { ServerContext } from './app.ts';
+import type { AdminConfig, ServerContext } from './context.ts';
 import { truncated } from './error-mapping.ts';
-
-export interface AdminConfig {
-  /** Directories lora_path may point into. */
-  allowedRoots: string[];
-  /** When set, admin routes need `Authorization: Bearer <adminKey>` (and not the API key); see auth.ts. */
-  adminKey?: string;
-}
 
 const loadSchema = {
   body: {

@@ -3,34 +3,16 @@
  * adapter, tokenizes, and streams the engine worker's tokens back; it never computes.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { AsyncEngine } from '../engine/async-engine.ts';
-import { createError } from '../observability/errors.ts';
 import { Metrics } from '../observability/metrics.ts';
-import type { TextCodec } from '../tokenizer/text-codec.ts';
-import { type AdminConfig, registerAdminRoutes } from './admin.ts';
+import { registerAdminRoutes } from './admin.ts';
 import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerCompletionRoutes } from './completions.ts';
+import type { ServerContext } from './context.ts';
 import { toLoraplexError, truncated } from './error-mapping.ts';
 import { registerHealthRoutes } from './health.ts';
-import type { Lifecycle } from './lifecycle.ts';
 import { registerModelRoutes } from './models.ts';
 
-export interface ServerContext {
-  /** Set once the engine is up: until then (lifecycle.ready false) every route but liveness and metrics answers 503. */
-  engine: AsyncEngine;
-  codec: TextCodec;
-  /** The name clients use for the base model. */
-  baseModel: string;
-  startedAt: number;
-  /** When set, every route but the probes and metrics needs `Authorization: Bearer <apiKey>` (auth.ts). */
-  apiKey?: string;
-  /** The runtime adapter endpoints, when enabled. */
-  admin?: AdminConfig;
-  /** Request limits (defaults: DEFAULT_MAX_BODY_BYTES, and PROMPT_BYTES_PER_TOKEN × the context length). */
-  limits?: { maxBodyBytes?: number; maxPromptBytes?: number };
-  /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
-  lifecycle: Lifecycle;
-}
+export type { ServerContext } from './context.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -115,14 +97,4 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
   registerCompletionRoutes(app, ctx, metrics);
   if (ctx.admin) registerAdminRoutes(app, ctx, ctx.admin);
   return app;
-}
-
-/** `model` → null for the base, the adapter's name otherwise; never a silent fallback to the base. */
-export function resolveModel(ctx: ServerContext, model: string): string | null {
-  if (model === ctx.baseModel) return null;
-  const adapters = ctx.engine.adapters;
-  if (adapters.some((a) => a.name === model)) return model;
-  const names = adapters.map((a) => a.name);
-  const available = [ctx.baseModel, ...names.slice(0, 20)].join(', ') + (names.length > 20 ? ', …' : '');
-  throw createError('MODEL_NOT_FOUND', { name: truncated(model), available }, { param: 'model' });
 }

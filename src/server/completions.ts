@@ -10,12 +10,13 @@ import type { TokenLogprobs } from '../engine/logprobs.ts';
 import type { FinishReason } from '../engine/sequence.ts';
 import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { resolveModel, type ServerContext } from './app.ts';
 import { ChoiceDecoder, type ChoiceDelta } from './choice-decoder.ts';
+import type { ServerContext } from './context.ts';
 import { toLoraplexError } from './error-mapping.ts';
 import { CompletionLogprobsBuilder, chatLogprobs, TokenTexts } from './logprobs.ts';
 import { PROMPT_BYTES_PER_TOKEN, PromptEncoder } from './prompt-input.ts';
 import { refuseUnsupported } from './request-fields.ts';
+import { resolveModel } from './resolve-model.ts';
 import {
   choiceParams,
   logprobsCount,

@@ -1,6 +1,6 @@
 /** Liveness and readiness probes (NIM's /v1/health/live|ready, vLLM's /health); always open, no key. */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ServerContext } from './app.ts';
+import type { ServerContext } from './context.ts';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: ServerContext) {
   const { lifecycle } = ctx;

@@ -12,7 +12,8 @@ import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
 import type { SamplingParams } from '../../src/engine/sampling-params.ts';
 import type { Sequence } from '../../src/engine/sequence.ts';
-import { buildApp, type ServerContext } from '../../src/server/app.ts';
+import { buildApp } from '../../src/server/app.ts';
+import type { ServerContext } from '../../src/server/context.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
 
