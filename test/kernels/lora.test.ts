@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraDtype, LoraOutput, PackedAdapter } from '../../src/kernels/types.ts';
-import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
 import {
   assertBitwise,
   availableIsas,
@@ -455,11 +455,12 @@ describe('LoRA kernels reject bad arguments (reference and native alike)', () =>
       kernels.loraBgmv(bank, 0, xx, 8, out(yy, 12), 12, Int32Array.from(slots), slots.length);
     const withField = (field: keyof PackedAdapter, value: unknown) => ({ ...adapter, [field]: value }) as PackedAdapter;
 
-    test(`${name}: banks store f32 unless asked for bf16; other dtypes are refused`, () => {
+    test(`${name}: banks store f32 unless asked for bf16 or f16; other dtypes are refused`, () => {
       assert.equal(kernels.createLoraBank(2, 2).dtype, 'f32');
       assert.equal(kernels.createLoraBank(2, 2, 'bf16').dtype, 'bf16');
-      assert.throws(() => kernels.createLoraBank(2, 2, 'f16' as LoraDtype), /'f32' or 'bf16'/);
-      assert.throws(() => kernels.createLoraBank(2, 2, 'f16' as LoraDtype), RangeError);
+      assert.equal(kernels.createLoraBank(2, 2, 'f16').dtype, 'f16');
+      assert.throws(() => kernels.createLoraBank(2, 2, 'fp8' as LoraDtype), /'f32', 'bf16' or 'f16'/);
+      assert.throws(() => kernels.createLoraBank(2, 2, 'fp8' as LoraDtype), RangeError);
       assert.throws(() => kernels.createLoraBank(2, 2, 16 as unknown as LoraDtype), TypeError);
       // The default bank keeps every f32 bit: y = 1 · A · Bt with A = 1 returns Bt unrounded.
       const plain = kernels.createLoraBank(1, 1);

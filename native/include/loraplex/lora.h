@@ -3,10 +3,11 @@
 //
 // Shapes: x [M, K] contiguous; slot s, module m: A [rank, K] (lora_A), Bt [rank, N_m] (lora_B transposed);
 // a call targets one or more modules m, each writing its rows at y[t * stride + offset_m + n], n < N_m.
-// Storage: a bank holds A and Bt as f32, or as bf16 (rounded to nearest even once, in set_slot) to halve
-// the bytes decode reads. bf16 is widened to f32 exactly on load; x, h, y, scale and accumulation stay f32,
-// and the order of operations is the f32 path's, so a bf16 bank computes bitwise what an f32 bank holding
-// the rounded weights would.
+// Storage: a bank holds A and Bt as f32, or as bf16 or f16 (rounded to nearest even once, in set_slot) to
+// halve the bytes decode reads. 16-bit weights are widened to f32 exactly on load (bf16: a shift; f16: F16C
+// where the ISA has it, else bit manipulation); x, h, y, scale and accumulation stay f32, and the order of
+// operations is the f32 path's, so a 16-bit bank computes bitwise what an f32 bank holding the rounded
+// weights would.
 // Semantics: for each module m of the call, for each row t whose slot a ≥ 0 targets m (rank > 0):
 //   h[j]               = Σ_k x[t, k] · A_a,m[j, k]             (shrink, j < rank)
 //   y[t, offset_m + n] += scale_a,m · Σ_j h[j] · Bt_a,m[j, n]   (expand)
@@ -33,7 +34,7 @@ namespace loraplex {
 constexpr int32_t kMaxLoraRank = 1024;
 
 // How a bank stores adapter matrices.
-enum class LoraDtype { F32, Bf16 };
+enum class LoraDtype { F32, Bf16, F16 };
 
 // One module of one slot, pointing into the slot's aligned copy of the adapter.
 struct LoraModuleWeights {
@@ -41,7 +42,7 @@ struct LoraModuleWeights {
   int32_t in_features = 0;   // K
   int32_t out_features = 0;  // N
   float scale = 0.0f;
-  const void* a = nullptr;   // [rank, K], float or bf16 bits (uint16_t) as the bank's dtype
+  const void* a = nullptr;   // [rank, K], float, or bf16 / f16 bits (uint16_t) as the bank's dtype
   const void* bt = nullptr;  // [rank, N], likewise
 };
 
@@ -50,6 +51,33 @@ struct LoraModuleWeights {
 inline uint16_t f32_to_bf16(uint32_t bits) {
   if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+// f32 → f16 bits, round to nearest even, subnormals kept, overflow to infinity, NaN a quiet NaN: bitwise
+// f32ToF16 of src/kernels/dtype.ts (the reference). In software: vcvtps2ph depends on MXCSR's modes.
+inline uint16_t f32_to_f16(uint32_t bits) {
+  const uint32_t sign = (bits >> 16) & 0x8000u;
+  const uint32_t exp = (bits >> 23) & 0xffu;
+  uint32_t mant = bits & 0x7fffffu;
+  if (exp == 0xffu) return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0u));
+  int32_t e = static_cast<int32_t>(exp) - 127 + 15;
+  if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (e <= 0) {  // an f16 subnormal (or zero): the rounding carries into the exponent when it must
+    if (e < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    const uint32_t half = 1u << (shift - 1);
+    return static_cast<uint16_t>(sign | ((mant + half - 1u + ((mant >> shift) & 1u)) >> shift));
+  }
+  const uint32_t rounded = mant + 0xfffu + ((mant >> 13) & 1u);
+  if (rounded & 0x800000u) {
+    mant = 0;
+    e += 1;
+    if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
+  } else {
+    mant = rounded;
+  }
+  return static_cast<uint16_t>(sign | (static_cast<uint32_t>(e) << 10) | (mant >> 13));
 }
 
 // A PackedAdapter as borrowed from JS; every per-module array has num_modules entries.
@@ -76,7 +104,7 @@ class LoraBank {
   size_t bytes() const { return bytes_; }  // adapter weights held, for the GC's external-memory accounting
 
   // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped),
-  // rounding them to bf16 in a bf16 bank.
+  // rounding them to bf16 / f16 in a 16-bit bank.
   void set_slot(int32_t slot, const LoraAdapterView& adapter);
   void clear_slot(int32_t slot);
 

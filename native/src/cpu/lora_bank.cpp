@@ -1,5 +1,5 @@
 // The bank of adapter slots: each slot owns a 64-byte-aligned copy of its adapter's matrices (f32, or
-// rounded to bf16), so the kernels read adapter weights in place and never copy them per token.
+// rounded to bf16 or f16), so the kernels read adapter weights in place and never copy them per token.
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -21,10 +21,11 @@ size_t store(LoraDtype dtype, const float* src, size_t n, void* dst) {
     return n * sizeof(float);
   }
   auto* out = static_cast<uint16_t*>(dst);
+  const bool f16 = dtype == LoraDtype::F16;
   for (size_t i = 0; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, src + i, sizeof bits);
-    out[i] = f32_to_bf16(bits);
+    out[i] = f16 ? f32_to_f16(bits) : f32_to_bf16(bits);
   }
   return n * sizeof(uint16_t);
 }

@@ -3,7 +3,7 @@
 // kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How rows are grouped,
 // blocked or spread over threads, and which modules share the call, never changes a row's arithmetic,
 // which is what makes the two kernels batch invariant.
-// bf16 banks run the bf16 row kernels, which widen weights as they load them. (Widening a shared adapter
+// bf16 and f16 banks run their row kernels, which widen weights as they load them. (Widening a shared adapter
 // once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
 #include <algorithm>
 #include <cstdint>
@@ -94,7 +94,7 @@ bool targets_any(const LoraBank& bank, int32_t slot, const LoraOutputs& out) {
 class Executor {
  public:
   Executor(Plan& plan, LoraDtype dtype, const float* x, int64_t k, const LoraOutputs& out)
-      : plan_(plan), bf16_(dtype == LoraDtype::Bf16), x_(x), k_(k), out_(out),
+      : plan_(plan), dtype_(dtype), x_(x), k_(k), out_(out),
         kernels_(lora_rows_for(active_isa())) {}
 
   // One pool dispatch per call (a dispatch costs as much as a small block's arithmetic): row blocks sized so
@@ -215,17 +215,24 @@ class Executor {
     const LoraModuleOutput& m = out_.modules[o];
     float* y[kLoraRowBlock];
     for (int i = 0; i < b.rows; ++i) y[i] = r.y[i] + m.offset;
-    if (bf16_) {
-      kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
-      kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
-    } else {
-      kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h);
-      kernels_.expand(r.h, b.rows, static_cast<const float*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+    switch (dtype_) {
+      case LoraDtype::F32:
+        kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h);
+        kernels_.expand(r.h, b.rows, static_cast<const float*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+        break;
+      case LoraDtype::Bf16:
+        kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
+        kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+        break;
+      case LoraDtype::F16:
+        kernels_.shrink_f16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
+        kernels_.expand_f16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+        break;
     }
   }
 
   Plan& plan_;
-  bool bf16_;  // the bank stores weights as bf16
+  LoraDtype dtype_;  // how the bank stores weights
   const float* x_;
   int64_t k_;
   const LoraOutputs& out_;

@@ -1,14 +1,16 @@
 // AVX2+FMA LoRA row kernels: the AVX-512 scheme on 8 lanes, blocked for 16 ymm registers.
 // Every accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
-// Templated on the weights' element W (float, or uint16_t bf16 bits widened by a shift on load).
+// Templated on the weights' element W (float; uint16_t bf16 bits widened by a shift on load; Half f16 bits
+// widened by F16C's vcvtph2ps, exact; without F16C the table's f16 entries are the scalar kernels).
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "lora_rows.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 
 namespace loraplex {
 namespace {
@@ -33,6 +35,13 @@ inline __m256 load(__m256i m, const uint16_t* p) {
   for (int i = 0; i < kLanes; ++i)
     if (remaining & (1 << i)) buffer[i] = p[i];
   return widen(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)));
+}
+inline __m256 load(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 load(__m256i m, const Half* p) {
+  alignas(16) uint16_t buffer[kLanes] = {};
+  const int remaining = __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m)));  // a prefix of lanes
+  std::memcpy(buffer, p, static_cast<size_t>(remaining) * sizeof(uint16_t));
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)));
 }
 
 // A fixed lane reduction: (lo + hi), then pairs, then the last two.
@@ -85,7 +94,9 @@ inline void shrink_row_group(const float* const* x, const W* a, int rank, int64_
 }
 
 template <typename W>
-void shrink_avx2(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
+void shrink_avx2(const float* const* x, int rows, const StoredAs<W>* a_stored, int rank, int64_t k,
+                 float* const* h) {
+  const W* a = as_weights<W>(a_stored);
   int r = 0;
   for (; r + 2 <= rows; r += 2) shrink_row_group<2>(x + r, a, rank, k, h + r);
   if (r < rows) shrink_row_group<1>(x + r, a, rank, k, h + r);
@@ -136,8 +147,9 @@ inline void expand_row_group(const float* const* h, const W* bt, int rank, int64
 }
 
 template <typename W>
-void expand_avx2(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n_begin,
-                 int64_t n_end, float scale, float* const* y) {
+void expand_avx2(const float* const* h, int rows, const StoredAs<W>* bt_stored, int rank, int64_t ldb,
+                 int64_t n_begin, int64_t n_end, float scale, float* const* y) {
+  const W* bt = as_weights<W>(bt_stored);
   const __m256 sv = _mm256_set1_ps(scale);
   constexpr int64_t kTile = 4 * kLanes;
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
@@ -156,8 +168,13 @@ void expand_avx2(const float* const* h, int rows, const W* bt, int rank, int64_t
 namespace loraplex {
 
 const LoraRowKernels& lora_rows_avx2() {
-  static const LoraRowKernels kernels{shrink_avx2<float>, expand_avx2<float>, shrink_avx2<uint16_t>,
-                                      expand_avx2<uint16_t>};
+  static const bool f16c = __builtin_cpu_supports("f16c");
+  static const LoraRowKernels kernels{shrink_avx2<float>,
+                                      expand_avx2<float>,
+                                      shrink_avx2<uint16_t>,
+                                      expand_avx2<uint16_t>,
+                                      f16c ? shrink_avx2<Half> : lora_rows_scalar().shrink_f16,
+                                      f16c ? expand_avx2<Half> : lora_rows_scalar().expand_f16};
   return kernels;
 }
 

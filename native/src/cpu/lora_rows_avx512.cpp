@@ -1,6 +1,7 @@
 // AVX-512 LoRA row kernels. Register-blocked over rows × j (shrink) and rows × columns (expand); every
 // accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
-// Templated on the weights' element W (float, or uint16_t bf16 bits widened by a shift on load).
+// Templated on the weights' element W (float; uint16_t bf16 bits widened by a shift on load; Half f16 bits
+// widened by vcvtph2ps, exact).
 // Headers come before the target pragma so no library inline is compiled for AVX-512 (it could be picked
 // by the linker for the portable code too).
 #include <immintrin.h>
@@ -29,6 +30,8 @@ inline __m512 load(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline __m512 load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
 inline __m512 load(__mmask16 m, const uint16_t* p) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+inline __m512 load(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 load(__mmask16 m, const Half* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
 
 // A fixed lane reduction: halves, quarters, then pairs (GCC 12's _mm512_reduce_add_ps warns spuriously).
 inline float reduce_add(__m512 v) {
@@ -86,7 +89,9 @@ inline void shrink_row_group(const float* const* x, const W* a, int rank, int64_
 }
 
 template <typename W>
-void shrink_avx512(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
+void shrink_avx512(const float* const* x, int rows, const StoredAs<W>* a_stored, int rank, int64_t k,
+                   float* const* h) {
+  const W* a = as_weights<W>(a_stored);
   int r = 0;
   for (; r + 4 <= rows; r += 4) shrink_row_group<4, 4>(x + r, a, rank, k, h + r);
   switch (rows - r) {
@@ -187,8 +192,9 @@ void expand_one_row(const float* h, const W* bt, int rank, int64_t ldb, int64_t 
 
 // Column tiles outer so a tile of Bt [rank, 64] stays in L1 across the row groups.
 template <typename W>
-void expand_avx512(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n_begin,
-                   int64_t n_end, float scale, float* const* y) {
+void expand_avx512(const float* const* h, int rows, const StoredAs<W>* bt_stored, int rank, int64_t ldb,
+                   int64_t n_begin, int64_t n_end, float scale, float* const* y) {
+  const W* bt = as_weights<W>(bt_stored);
   const __m512 sv = _mm512_set1_ps(scale);
   if (rows == 1) {
     expand_one_row(h[0], bt, rank, ldb, n_begin, n_end, sv, y[0]);
@@ -209,8 +215,8 @@ void expand_avx512(const float* const* h, int rows, const W* bt, int rank, int64
 namespace loraplex {
 
 const LoraRowKernels& lora_rows_avx512() {
-  static const LoraRowKernels kernels{shrink_avx512<float>, expand_avx512<float>, shrink_avx512<uint16_t>,
-                                      expand_avx512<uint16_t>};
+  static const LoraRowKernels kernels{shrink_avx512<float>,    expand_avx512<float>, shrink_avx512<uint16_t>,
+                                      expand_avx512<uint16_t>, shrink_avx512<Half>,  expand_avx512<Half>};
   return kernels;
 }
 

@@ -9,23 +9,26 @@ namespace {
 
 constexpr int64_t kColumnTile = 256;
 
-inline float widen(float v) { return v; }
-inline float widen(uint16_t bits) {
-  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+inline float widen(const float* p) { return *p; }
+inline float widen(const uint16_t* p) {
+  const uint32_t wide = static_cast<uint32_t>(*p) << 16;
   float v;
   std::memcpy(&v, &wide, sizeof v);
   return v;
 }
+inline float widen(const Half* p) { return f16_to_f32(p); }
 
-// Semantics: h[r][j] = Σ_k x[r][k] · a[j, k], k ascending (W: float, or bf16 bits widened).
+// Semantics: h[r][j] = Σ_k x[r][k] · a[j, k], k ascending (W: float, or bf16 / f16 bits widened).
 template <typename W>
-void shrink_scalar(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
+void shrink_scalar(const float* const* x, int rows, const StoredAs<W>* a_stored, int rank, int64_t k,
+                   float* const* h) {
+  const W* a = as_weights<W>(a_stored);
   for (int r = 0; r < rows; ++r) {
     const float* xr = x[r];
     for (int j = 0; j < rank; ++j) {
       const W* aj = a + j * k;
       float acc = 0.0f;
-      for (int64_t i = 0; i < k; ++i) acc += xr[i] * widen(aj[i]);
+      for (int64_t i = 0; i < k; ++i) acc += xr[i] * widen(aj + i);
       h[r][j] = acc;
     }
   }
@@ -33,8 +36,9 @@ void shrink_scalar(const float* const* x, int rows, const W* a, int rank, int64_
 
 // Semantics: y[r][n] += scale · Σ_j h[r][j] · bt[j, n], j ascending.
 template <typename W>
-void expand_scalar(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n_begin,
-                   int64_t n_end, float scale, float* const* y) {
+void expand_scalar(const float* const* h, int rows, const StoredAs<W>* bt_stored, int rank, int64_t ldb,
+                   int64_t n_begin, int64_t n_end, float scale, float* const* y) {
+  const W* bt = as_weights<W>(bt_stored);
   float acc[kColumnTile];
   for (int r = 0; r < rows; ++r) {
     for (int64_t n0 = n_begin; n0 < n_end; n0 += kColumnTile) {
@@ -43,7 +47,7 @@ void expand_scalar(const float* const* h, int rows, const W* bt, int rank, int64
       for (int j = 0; j < rank; ++j) {
         const float hj = h[r][j];
         const W* bj = bt + j * ldb + n0;
-        for (int64_t c = 0; c < width; ++c) acc[c] += hj * widen(bj[c]);
+        for (int64_t c = 0; c < width; ++c) acc[c] += hj * widen(bj + c);
       }
       float* yr = y[r] + n0;
       for (int64_t c = 0; c < width; ++c) yr[c] += scale * acc[c];
@@ -54,8 +58,8 @@ void expand_scalar(const float* const* h, int rows, const W* bt, int rank, int64
 }  // namespace
 
 const LoraRowKernels& lora_rows_scalar() {
-  static const LoraRowKernels kernels{shrink_scalar<float>, expand_scalar<float>, shrink_scalar<uint16_t>,
-                                      expand_scalar<uint16_t>};
+  static const LoraRowKernels kernels{shrink_scalar<float>,    expand_scalar<float>, shrink_scalar<uint16_t>,
+                                      expand_scalar<uint16_t>, shrink_scalar<Half>,  expand_scalar<Half>};
   return kernels;
 }
 

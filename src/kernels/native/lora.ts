@@ -15,8 +15,9 @@
  * with tokenSlot = rowSlot.
  * Batch invariant: a row's result is bitwise the same in SGMV or BGMV, alone or batched, with any thread
  * count (fixed reduction order per element; it may differ between ISAs).
- * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot and widens them exactly in the
- * kernels: bitwise what an 'f32' bank holding the rounded weights computes, at half the weight bytes.
+ * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot and widens them exactly
+ * in the kernels (f16: F16C where the ISA has it): bitwise what an 'f32' bank holding the rounded weights
+ * computes, at half the weight bytes.
  * An empty slot (never set, or cleared) is an error (RangeError), not the base model: pass -1 for that.
  * setLoraSlot/clearLoraSlot copy/free synchronously; call them between steps on the thread that runs the
  * kernels (the bank has no lock). The adapter's arrays can be dropped once setLoraSlot returns.

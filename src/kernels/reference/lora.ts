@@ -13,9 +13,10 @@
  * applyAdapters: the multi form over a row layout (setLoraRows: row t uses slot rowSlot[t], -1 = base), what
  *   loraBgmvMulti computes with tokenSlot = rowSlot.
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
- * A 'bf16' bank rounds A and Bt to bf16 (nearest even) in setLoraSlot; the math after that is the same.
+ * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot; the math after that is
+ * the same.
  */
-import { bf16ToF32, f32ToBf16 } from '../dtype.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../dtype.ts';
 import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraOutput, LoraRows, PackedAdapter } from '../types.ts';
 
 interface StoredModule {
@@ -37,10 +38,11 @@ class ReferenceLoraBank implements LoraBank {
     this.slots = new Array(numSlots).fill(null);
   }
 
-  /** A copy of weights[begin, end) as this bank stores it (bf16-rounded values in a bf16 bank). */
+  /** A copy of weights[begin, end) as this bank stores it (rounded to bf16 / f16 in a 16-bit bank). */
   stored(weights: Float32Array, begin: number, end: number): Float32Array {
     const copy = weights.slice(begin, end);
     if (this.dtype === 'bf16') for (let i = 0; i < copy.length; i++) copy[i] = bf16ToF32(f32ToBf16(copy[i]));
+    if (this.dtype === 'f16') for (let i = 0; i < copy.length; i++) copy[i] = f16ToF32(f32ToF16(copy[i]));
     return copy;
   }
 }
@@ -114,9 +116,10 @@ export const referenceLoraKernels: Pick<
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     integer(numSlots, 'numSlots', 1, 1 << 16);
     integer(numModules, 'numModules', 1, 1 << 20);
-    if (typeof dtype !== 'string') throw new TypeError(`createLoraBank: 'dtype' must be a string ('f32' or 'bf16')`);
-    if (dtype !== 'f32' && dtype !== 'bf16')
-      throw new RangeError(`createLoraBank: 'dtype' must be 'f32' or 'bf16', got '${dtype}'`);
+    if (typeof dtype !== 'string')
+      throw new TypeError(`createLoraBank: 'dtype' must be a string ('f32', 'bf16' or 'f16')`);
+    if (dtype !== 'f32' && dtype !== 'bf16' && dtype !== 'f16')
+      throw new RangeError(`createLoraBank: 'dtype' must be 'f32', 'bf16' or 'f16', got '${dtype}'`);
     return new ReferenceLoraBank(numSlots, numModules, dtype);
   },
 
