@@ -123,7 +123,40 @@ Napi::Value bank_create(const Napi::CallbackInfo& info) {
   });
 }
 
-// bankSet(bank, slot, weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures)
+// Optional adapter.outScale / adapter.offsetOutScale (arguments 9, 10): both or neither; offsetOutScale[m]
+// is -1 (none) or where module m's [N] scales start in outScale, only for a targeted module; finite values.
+bool out_scale_args(const Napi::CallbackInfo& info, const Span<int32_t>& rank, const Span<int32_t>& out_features,
+                    size_t modules, Span<float>* out_scale, Span<int32_t>* offsets) {
+  auto env = info.Env();
+  const bool has_scale = info.Length() > 9 && !info[9].IsUndefined();
+  const bool has_offsets = info.Length() > 10 && !info[10].IsUndefined();
+  if (!has_scale && !has_offsets) return true;
+  if (has_scale != has_offsets)
+    return fail(env, "setLoraSlot: adapter.outScale and adapter.offsetOutScale come together (DoRA) or not at all");
+  if (!array_arg(info, 9, "adapter.outScale", out_scale) || !array_arg(info, 10, "adapter.offsetOutScale", offsets))
+    return false;
+  if (offsets->length != modules)
+    return range_fail(env, "setLoraSlot: adapter.offsetOutScale has " + std::to_string(offsets->length) +
+                               " entries but the bank has " + std::to_string(modules) + " modules");
+  for (size_t m = 0; m < modules; ++m) {
+    const int64_t at = offsets->data[m];
+    if (at == -1) continue;
+    const std::string where = "setLoraSlot: module " + std::to_string(m) + ": ";
+    if (at < -1) return range_fail(env, where + "offsetOutScale " + std::to_string(at) + " must be ≥ -1 (-1 = none)");
+    if (rank.data[m] == 0) return range_fail(env, where + "an output scale on a module the adapter does not target");
+    const int64_t n = out_features.data[m];
+    if (at + n > static_cast<int64_t>(out_scale->length))
+      return range_fail(env, where + "outScale [" + std::to_string(n) + "] at offsetOutScale " + std::to_string(at) +
+                                 " does not fit in adapter.outScale (length " + std::to_string(out_scale->length) +
+                                 ")");
+    for (int64_t c = 0; c < n; ++c)
+      if (!std::isfinite(out_scale->data[at + c])) return range_fail(env, where + "outScale values must be finite");
+  }
+  return true;
+}
+
+// bankSet(bank, slot, weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures[, outScale,
+// offsetOutScale]): the last two both present (DoRA's per-column output scales) or both undefined.
 Napi::Value bank_set(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   LoraBank* bank = bank_arg(info, "setLoraSlot");
@@ -175,8 +208,12 @@ Napi::Value bank_set(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  LoraAdapterView view{weights.data, weights.length, rank.data,        offset_a.data,
-                       offset_b.data, scale.data,    in_features.data, out_features.data};
+  Span<float> out_scale;
+  Span<int32_t> offset_out_scale;
+  if (!out_scale_args(info, rank, out_features, modules, &out_scale, &offset_out_scale)) return env.Undefined();
+  LoraAdapterView view{weights.data,   weights.length, rank.data,        offset_a.data,         offset_b.data,
+                       scale.data,     in_features.data, out_features.data, out_scale.data,
+                       offset_out_scale.data};
   const int64_t before = static_cast<int64_t>(bank->bytes());
   try {
     bank->set_slot(static_cast<int32_t>(slot), view);

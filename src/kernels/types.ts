@@ -48,6 +48,9 @@ export interface LoraBank {
  *   Bt_m = weights[offsetB[m] .. + rank*N]  as [rank, N]   (lora_B transposed, so expand reads rows)
  *   y += scale[m] · (x · A_mᵀ) · Bt_m
  * rank[m] = 0: the module is not targeted by this adapter.
+ * With an output scale (DoRA: magnitude / ‖W + ΔW‖ per column, precomputed), offsetOutScale[m] ≥ 0:
+ *   s_m = outScale[offsetOutScale[m] .. + N]   and   y = s_m ⊙ (y + scale[m] · (x · A_mᵀ) · Bt_m)
+ * (the caller adds the bias after). Stored in f32 whatever the bank's dtype.
  */
 export interface PackedAdapter {
   weights: Float32Array;
@@ -57,6 +60,9 @@ export interface PackedAdapter {
   scale: Float32Array; // [numModules]
   inFeatures: Int32Array; // [numModules] K of each module (checked by the kernel)
   outFeatures: Int32Array; // [numModules] N of each module
+  /** DoRA's per-column output scales, module m's [N] at offsetOutScale[m]; with offsetOutScale or not at all. */
+  outScale?: Float32Array;
+  offsetOutScale?: Int32Array; // [numModules], -1: no output scale (only targeted modules may have one)
 }
 
 /** Where the rows of a LoRA kernel's output live: y[t * yStride + yOffset + n], n < N. */
@@ -90,6 +96,13 @@ export interface LoraMultiOutput {
 export interface LoraRows {
   readonly numRows: number;
 }
+
+/**
+ * A paged KV cache buffer: f32, or bf16 bit patterns in a Uint16Array (written rounded to nearest even as
+ * f32ToBf16 in dtype.ts, widened exactly on read; attention accumulates in f32 as for an f32 cache).
+ * Both caches of one call share a dtype.
+ */
+export type KvBuffer = Float32Array | Uint16Array;
 
 export interface AttentionBatch {
   /** [numSeqs + 1]: the queries of sequence s are rows qStart[s] .. qStart[s+1]-1 of q. */
@@ -205,6 +218,8 @@ export interface Kernels {
    * Semantics: for each {module, yOffset, n} of out.modules and each row t with slot a = rowSlot[t] ≥ 0
    * whose rank_a[module] > 0:
    *   y[t·yStride + yOffset + c] += scale_a · Σ_j (Σ_i x[t·K + i] · A_a[j, i]) · Bt_a[j, c]   (c < n)
+   *   then, where slot a has an output scale s for the module (DoRA): y[t·yStride + yOffset + c] *= s[c],
+   *   i.e. y = s · (y + delta); the caller leaves the bias out of y until after.
    * Bitwise what loraBgmvMulti(bank, x, k, out, rowSlot, numRows) computes; a row's result does not depend
    * on the other rows or modules of the call.
    */
@@ -215,7 +230,8 @@ export interface Kernels {
    * qkv [T, (Hq + 2·Hkv)·D] (q heads, then k heads, then v heads, per row). Applies RoPE (rotate-half,
    * as Hugging Face Llama) to q and k at positions[t] with angle = positions[t] · invFreq[i], i < D/2,
    * writes q into qOut [T, Hq·D], and k, v into the caches at cache row slotMapping[t]
-   * (row = block · blockSize + offset; a cache is [numBlocks · blockSize, Hkv·D]).
+   * (row = block · blockSize + offset; a cache is [numBlocks · blockSize, Hkv·D]; a bf16 cache (Uint16Array)
+   * gets f32ToBf16 of each value). Caches of different dtypes: TypeError.
    */
   ropeAndCacheWrite(
     qkv: Float32Array,
@@ -224,8 +240,8 @@ export interface Kernels {
     positions: Int32Array,
     invFreq: Float32Array,
     qOut: Float32Array,
-    kCache: Float32Array,
-    vCache: Float32Array,
+    kCache: KvBuffer,
+    vCache: KvBuffer,
     slotMapping: Int32Array,
   ): void;
   /**
@@ -235,8 +251,8 @@ export interface Kernels {
    */
   pagedAttention(
     q: Float32Array,
-    kCache: Float32Array,
-    vCache: Float32Array,
+    kCache: KvBuffer,
+    vCache: KvBuffer,
     out: Float32Array,
     shape: AttentionShape,
     batch: AttentionBatch,

@@ -11,6 +11,8 @@
 // Semantics: for each module m of the call, for each row t whose slot a ≥ 0 targets m (rank > 0):
 //   h[j]               = Σ_k x[t, k] · A_a,m[j, k]             (shrink, j < rank)
 //   y[t, offset_m + n] += scale_a,m · Σ_j h[j] · Bt_a,m[j, n]   (expand)
+//   y[t, offset_m + n] *= s_a,m[n]     only where the slot has an output scale for m (DoRA: the magnitude over
+//                                      the weight norm per column), i.e. y = s · (y + delta); s stays f32
 //
 // Batch invariance: a row's result is bitwise the same whether it is computed by SGMV (any segment
 // position or length) or BGMV, alone or batched with other rows, adapters or modules, with any thread
@@ -44,6 +46,7 @@ struct LoraModuleWeights {
   float scale = 0.0f;
   const void* a = nullptr;   // [rank, K], float, or bf16 / f16 bits (uint16_t) as the bank's dtype
   const void* bt = nullptr;  // [rank, N], likewise
+  const float* out_scale = nullptr;  // [N] or nullptr: y = out_scale · (y + delta) (DoRA), f32 in every bank
 };
 
 // f32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN. Done in software, not with
@@ -90,6 +93,8 @@ struct LoraAdapterView {
   const float* scale = nullptr;
   const int32_t* in_features = nullptr;
   const int32_t* out_features = nullptr;
+  const float* out_scale = nullptr;            // optional: module m's [N] at offset_out_scale[m] ≥ 0
+  const int32_t* offset_out_scale = nullptr;   // [num_modules] (-1: none), or nullptr for no module
 };
 
 class LoraBank {

@@ -30,6 +30,10 @@ size_t store(LoraDtype dtype, const float* src, size_t n, void* dst) {
   return n * sizeof(uint16_t);
 }
 
+bool has_out_scale(const LoraAdapterView& adapter, size_t m) {
+  return adapter.offset_out_scale && adapter.offset_out_scale[m] >= 0;
+}
+
 }  // namespace
 
 void LoraBank::FreeDeleter::operator()(void* p) const { std::free(p); }
@@ -46,6 +50,7 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
     if (rank == 0) continue;
     bytes += round_up(rank * static_cast<size_t>(adapter.in_features[m]) * element);
     bytes += round_up(rank * static_cast<size_t>(adapter.out_features[m]) * element);
+    if (has_out_scale(adapter, m)) bytes += round_up(static_cast<size_t>(adapter.out_features[m]) * sizeof(float));
   }
   // Build the replacement fully before touching the slot, so a failed allocation leaves it as it was.
   Slot next;
@@ -71,6 +76,11 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
     cursor += round_up(store(dtype_, adapter.weights + adapter.offset_a[m], a_len, cursor));
     w.bt = cursor;
     cursor += round_up(store(dtype_, adapter.weights + adapter.offset_b[m], b_len, cursor));
+    if (has_out_scale(adapter, m)) {
+      w.out_scale = reinterpret_cast<const float*>(cursor);
+      cursor += round_up(store(LoraDtype::F32, adapter.out_scale + adapter.offset_out_scale[m],
+                               static_cast<size_t>(w.out_features), cursor));
+    }
   }
   bytes_ = bytes_ - slots_[slot].bytes + next.bytes;
   slots_[slot] = std::move(next);

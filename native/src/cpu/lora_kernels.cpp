@@ -229,6 +229,11 @@ class Executor {
         kernels_.expand_f16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
         break;
     }
+    // DoRA: y = s · (y + delta), one rounding after the expand's (an elementwise product: any vector width
+    // gives the same bits, so this is portable code).
+    if (const float* s = w->out_scale)
+      for (int i = 0; i < b.rows; ++i)
+        for (int64_t c = n0; c < n1; ++c) y[i][c] *= s[c];
   }
 
   Plan& plan_;

@@ -18,6 +18,7 @@
  * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot and widens them exactly
  * in the kernels (f16: F16C where the ISA has it): bitwise what an 'f32' bank holding the rounded weights
  * computes, at half the weight bytes.
+ * An adapter with output scales (DoRA, PackedAdapter.outScale) rescales its rows: y = s · (y + delta), s in f32.
  * An empty slot (never set, or cleared) is an error (RangeError), not the base model: pass -1 for that.
  * setLoraSlot/clearLoraSlot copy/free synchronously; call them between steps on the thread that runs the
  * kernels (the bank has no lock). The adapter's arrays can be dropped once setLoraSlot returns.
@@ -110,6 +111,8 @@ export const nativeLoraKernels: Pick<
       adapter.scale,
       adapter.inFeatures,
       adapter.outFeatures,
+      adapter.outScale,
+      adapter.offsetOutScale,
     );
   },
 

@@ -12,6 +12,8 @@
  *   (exactly the single-module call with m_i, o_i, N_i; the modules are independent of each other)
  * applyAdapters: the multi form over a row layout (setLoraRows: row t uses slot rowSlot[t], -1 = base), what
  *   loraBgmvMulti computes with tokenSlot = rowSlot.
+ * A slot whose adapter has an output scale s_m for a module (DoRA) then rescales those rows' columns:
+ *   y[t*yStride + yOffset + n] = s_m[n] · (y[t*yStride + yOffset + n] + delta)   (s_m kept in f32)
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
  * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot; the math after that is
  * the same.
@@ -26,6 +28,7 @@ interface StoredModule {
   scale: number;
   a: Float32Array; // [rank, K]
   bt: Float32Array; // [rank, N]
+  outScale: Float32Array | null; // [N]: y = outScale · (y + delta) (DoRA)
 }
 
 class ReferenceLoraBank implements LoraBank {
@@ -68,7 +71,7 @@ function slotShape(bank: ReferenceLoraBank, module: number): (slot: number) => L
   };
 }
 
-/** Semantics: y[yBase + n] += scale · Σ_j (Σ_k x[xBase + k] · A[j, k]) · Bt[j, n] */
+/** Semantics: y[yBase + n] += scale · Σ_j (Σ_k x[xBase + k] · A[j, k]) · Bt[j, n]; then *= outScale[n] if any. */
 function applyRow(m: StoredModule, x: Float32Array, xBase: number, k: number, y: Float32Array, yBase: number) {
   const h = new Float32Array(m.rank);
   for (let j = 0; j < m.rank; j++) {
@@ -82,6 +85,7 @@ function applyRow(m: StoredModule, x: Float32Array, xBase: number, k: number, y:
     for (let j = 0; j < m.rank; j++) acc = Math.fround(acc + Math.fround(h[j] * m.bt[j * n + c]));
     y[yBase + c] = Math.fround(y[yBase + c] + Math.fround(m.scale * acc));
   }
+  if (m.outScale) for (let c = 0; c < n; c++) y[yBase + c] = Math.fround(y[yBase + c] * m.outScale[c]);
 }
 
 function applyRows(
@@ -139,6 +143,10 @@ export const referenceLoraKernels: Pick<
         scale: adapter.scale[m],
         a: b.stored(adapter.weights, adapter.offsetA[m], adapter.offsetA[m] + rank * k),
         bt: b.stored(adapter.weights, adapter.offsetB[m], adapter.offsetB[m] + rank * n),
+        outScale:
+          adapter.offsetOutScale && adapter.offsetOutScale[m] >= 0
+            ? adapter.outScale!.slice(adapter.offsetOutScale[m], adapter.offsetOutScale[m] + n)
+            : null,
       });
     }
     b.slots[slot] = modules;
@@ -361,6 +369,35 @@ function checkPackedAdapter(adapter: PackedAdapter, numModules: number) {
       throw new RangeError(`${where}A or Bt does not fit in adapter.weights (length ${total})`);
     }
     if (!Number.isFinite(adapter.scale[m])) throw new RangeError(`${where}scale must be finite`);
+  }
+  checkOutScale(adapter, numModules);
+}
+
+/** outScale and offsetOutScale: both or neither; each offset -1 or a targeted module's [N] inside outScale. */
+function checkOutScale(adapter: PackedAdapter, numModules: number) {
+  const { outScale, offsetOutScale } = adapter;
+  if (outScale === undefined && offsetOutScale === undefined) return;
+  if (outScale === undefined || offsetOutScale === undefined) {
+    throw new TypeError('setLoraSlot: adapter.outScale and adapter.offsetOutScale come together (DoRA) or not at all');
+  }
+  if (!(outScale instanceof Float32Array)) throw new TypeError('setLoraSlot: adapter.outScale must be a Float32Array');
+  if (!(offsetOutScale instanceof Int32Array))
+    throw new TypeError('setLoraSlot: adapter.offsetOutScale must be an Int32Array');
+  if (offsetOutScale.length !== numModules) {
+    throw new RangeError(
+      `setLoraSlot: adapter.offsetOutScale has ${offsetOutScale.length} entries but the bank has ${numModules} modules`,
+    );
+  }
+  for (let m = 0; m < numModules; m++) {
+    const at = offsetOutScale[m];
+    if (at === -1) continue;
+    const where = `setLoraSlot: module ${m}: `;
+    if (at < -1) throw new RangeError(`${where}offsetOutScale ${at} must be ≥ -1 (-1 = none)`);
+    if (adapter.rank[m] === 0) throw new RangeError(`${where}an output scale on a module the adapter does not target`);
+    const n = adapter.outFeatures[m];
+    if (at + n > outScale.length) throw new RangeError(`${where}outScale does not fit in adapter.outScale`);
+    for (let c = 0; c < n; c++)
+      if (!Number.isFinite(outScale[at + c])) throw new RangeError(`${where}outScale values must be finite`);
   }
 }
 
