@@ -20,6 +20,34 @@ struct Args {
     pending();
     return s;
   }
+  // A KV cache: a Float32Array (f32) or a Uint16Array (bf16 bit patterns).
+  struct Kv {
+    void* data = nullptr;
+    size_t length = 0;
+    KvDtype dtype = KvDtype::F32;
+  };
+  Kv kv(size_t i, const char* name) {
+    Kv kv;
+    if (!ok) return kv;
+    if (i < info.Length() && info[i].IsTypedArray() &&
+        info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
+      const Span<uint16_t> s = u16(info, i, name);
+      kv = {s.data, s.length, KvDtype::Bf16};
+    } else {
+      const Span<float> s = typed_array<float>(info, i, napi_float32_array,
+                                               (std::string(name) + " (Float32Array, or Uint16Array for bf16)").c_str());
+      kv = {s.data, s.length, KvDtype::F32};
+    }
+    pending();
+    return kv;
+  }
+  // Both caches of a call share one dtype.
+  void same_dtype(const Kv& k, const Kv& v) {
+    if (ok && k.dtype != v.dtype) {
+      ok = false;
+      fail(info.Env(), "kCache and vCache must have the same dtype (both Float32Array or both Uint16Array for bf16)");
+    }
+  }
   Span<int32_t> i32s(size_t i, const char* name) {
     Span<int32_t> s;
     if (ok) s = i32(info, i, name);
@@ -68,7 +96,7 @@ AttentionShape read_shape(Args& a, size_t first) {
 }
 
 // ropeAndCacheWrite(qkv, numTokens, numHeads, numKvHeads, headDim, blockSize, positions, invFreq, qOut,
-//                   kCache, vCache, slotMapping)
+//                   kCache, vCache, slotMapping); caches: both Float32Array, or both Uint16Array (bf16)
 Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
   Args a{info};
   auto qkv = a.f32s(0, "qkv");
@@ -77,8 +105,9 @@ Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
   auto positions = a.i32s(6, "positions");
   auto inv_freq = a.f32s(7, "invFreq");
   auto q_out = a.f32s(8, "qOut");
-  auto k_cache = a.f32s(9, "kCache");
-  auto v_cache = a.f32s(10, "vCache");
+  auto k_cache = a.kv(9, "kCache");
+  auto v_cache = a.kv(10, "vCache");
+  a.same_dtype(k_cache, v_cache);
   auto slots = a.i32s(11, "slotMapping");
   if (!a.ok) return info.Env().Undefined();
   if (!a.check(check_attention_shape(shape))) return info.Env().Undefined();
@@ -87,7 +116,7 @@ Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
                                           slots.data, slots.length)))
     return info.Env().Undefined();
   rope_and_cache_write(qkv.data, tokens, shape, positions.data, inv_freq.data, q_out.data, k_cache.data, v_cache.data,
-                       slots.data);
+                       k_cache.dtype, slots.data);
   return info.Env().Undefined();
 }
 
@@ -97,8 +126,9 @@ Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
 Napi::Value paged_attention_js(const Napi::CallbackInfo& info) {
   Args a{info};
   auto q = a.f32s(0, "q");
-  auto k_cache = a.f32s(1, "kCache");
-  auto v_cache = a.f32s(2, "vCache");
+  auto k_cache = a.kv(1, "kCache");
+  auto v_cache = a.kv(2, "vCache");
+  a.same_dtype(k_cache, v_cache);
   auto out = a.f32s(3, "out");
   const AttentionShape shape = read_shape(a, 4);
   auto q_start = a.i32s(8, "qStart");
@@ -123,7 +153,7 @@ Napi::Value paged_attention_js(const Napi::CallbackInfo& info) {
                              int(seqs)};
   if (!a.check(check_paged_attention(q.length, k_cache.length, v_cache.length, out.length, windowed, batch)))
     return info.Env().Undefined();
-  paged_attention(q.data, k_cache.data, v_cache.data, out.data, windowed, batch);
+  paged_attention(q.data, k_cache.data, v_cache.data, k_cache.dtype, out.data, windowed, batch);
   return info.Env().Undefined();
 }
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeAttentionKernels } from '../../src/kernels/native/attention.ts';
 import { referenceAttentionKernels } from '../../src/kernels/reference/attention.ts';
@@ -618,6 +619,171 @@ describe('pagedAttention: scale and soft-capping (Gemma)', () => {
           RangeError,
           JSON.stringify(bad),
         );
+    });
+  }
+});
+
+/** The scene with its caches rounded to bf16: the Uint16Array patterns and their exact f32 widening. */
+function bf16Scene(scene: Scene) {
+  const kBits = Uint16Array.from(scene.kCache, f32ToBf16);
+  const vBits = Uint16Array.from(scene.vCache, f32ToBf16);
+  const widened: Scene = {
+    ...scene,
+    kCache: Float32Array.from(kBits, bf16ToF32),
+    vCache: Float32Array.from(vBits, bf16ToF32),
+  };
+  const attendBf16 = (k: AttentionKernels, seqIds: number[], specs: SeqSpec[]) => {
+    const batch = makeBatch(scene, seqIds, specs);
+    const q = queryRows(scene.shape, seqIds, specs);
+    const out = new Float32Array(q.length).fill(Number.NaN);
+    k.pagedAttention(q, kBits, vBits, out, scene.shape, batch);
+    return out;
+  };
+  return { kBits, vBits, widened, attendBf16 };
+}
+
+describe('bf16 KV cache', () => {
+  const shapes: AttentionShape[] = [
+    { numHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16 },
+    { numHeads: 9, numKvHeads: 3, headDim: 80, blockSize: 4, slidingWindow: 30 },
+    { numHeads: 4, numKvHeads: 4, headDim: 13, blockSize: 1, scale: 0.4, softcap: 3 },
+    { numHeads: 16, numKvHeads: 8, headDim: 256, blockSize: 16, scale: 0.0625, softcap: 50 },
+  ];
+  for (const shape of shapes) {
+    test(`pagedAttention D=${shape.headDim} Hq/Hkv=${shape.numHeads}/${shape.numKvHeads}: native bf16 = native f32 on the rounded values (bitwise, every ISA), = reference (2e-5), ≈ unrounded f32 (1e-2)`, () => {
+      const r = rng(shape.headDim * 3 + shape.numHeads);
+      const specs: SeqSpec[] = [
+        { qLen: 1, kvLen: 1 },
+        { qLen: 1, kvLen: r.int(40, 150) },
+        { qLen: r.int(3, 20), kvLen: 60 },
+        { qLen: 19, kvLen: 19 },
+      ];
+      const ids = specs.map((_, i) => i);
+      const scene = makeScene(
+        r,
+        shape,
+        specs.map((s) => s.kvLen),
+      );
+      const b = bf16Scene(scene);
+      const reference = b.attendBf16(referenceAttentionKernels, ids, specs);
+      assertBitwise(
+        reference,
+        attend(referenceAttentionKernels, b.widened, ids, specs),
+        'reference: bf16 = widened f32',
+      );
+      // bf16 rounding of k and v (relative 2^-9) moves outputs of these scenes by about 4e-3 (bound 1e-2).
+      const unrounded = attend(referenceAttentionKernels, scene, ids, specs);
+      const loose = maxAbsDiff(reference, unrounded);
+      assert.ok(loose < 1e-2 && loose > 0, `bf16 vs unrounded f32: ${loose}`);
+      for (const isa of isas) {
+        setIsa(isa);
+        const got = b.attendBf16(nativeAttentionKernels, ids, specs);
+        assertBitwise(got, attend(nativeAttentionKernels, b.widened, ids, specs), `${isa}: bf16 vs widened f32`);
+        assert.ok(maxAbsDiff(got, reference) < 2e-5, `${isa}: ${maxAbsDiff(got, reference)}`);
+        const decode = b.attendBf16(nativeAttentionKernels, [3], [{ qLen: 1, kvLen: 19 }]);
+        assertBitwise(decode, rowsOf(got, shape, specs[0].qLen + 1 + specs[2].qLen + 18, 1), `${isa}: decode`);
+      }
+    });
+  }
+
+  for (const headDim of [8, 64, 80, 128]) {
+    test(`ropeAndCacheWrite D=${headDim}: a bf16 cache holds f32ToBf16 of what an f32 cache gets (reference and every ISA)`, () => {
+      const shape = { numHeads: 6, numKvHeads: 2, headDim, blockSize: 4 };
+      const r = rng(headDim + 11);
+      const numTokens = 21;
+      const c = ropeCase(r, shape, numTokens, 7);
+      for (const k of [referenceAttentionKernels, nativeAttentionKernels]) {
+        for (const isa of k === nativeAttentionKernels ? isas : ['reference']) {
+          if (k === nativeAttentionKernels) setIsa(isa as (typeof isas)[number]);
+          const f32 = runRope(k, shape, c, numTokens);
+          const qOut = new Float32Array(numTokens * shape.numHeads * headDim);
+          const kCache = new Uint16Array(c.cacheLength).fill(0x1234);
+          const vCache = new Uint16Array(c.cacheLength).fill(0x1234);
+          k.ropeAndCacheWrite(c.qkv, numTokens, shape, c.positions, c.invFreq, qOut, kCache, vCache, c.slotMapping);
+          assertBitwise(qOut, f32.qOut, `${isa}: q`);
+          const width = shape.numKvHeads * headDim;
+          const written = new Set(Array.from(c.slotMapping).filter((s) => s >= 0));
+          for (let row = 0; row < c.cacheLength / width; row++) {
+            for (let i = row * width; i < (row + 1) * width; i++) {
+              const [kWant, vWant] = written.has(row)
+                ? [f32ToBf16(f32.kCache[i]), f32ToBf16(f32.vCache[i])]
+                : [0x1234, 0x1234];
+              if (kCache[i] !== kWant || vCache[i] !== vWant) assert.fail(`${isa}: row ${row}, element ${i}`);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  test('native: a prefill written to a bf16 cache in chunks attends exactly like one written at once (every ISA)', () => {
+    const shape = { numHeads: 4, numKvHeads: 2, headDim: 48, blockSize: 8 };
+    const r = rng(78);
+    const total = 29;
+    const rowWidth = 8 * 48;
+    const qkv = r.f32(total * rowWidth, 2);
+    const invFreq = Float32Array.from({ length: 24 }, (_, i) => Math.fround(1 / 10000 ** (i / 24)));
+    const table = Int32Array.from([3, 1, 0, 2]);
+    const slots = Int32Array.from({ length: total }, (_, p) => table[Math.floor(p / 8)] * 8 + (p % 8));
+    const positions = Int32Array.from({ length: total }, (_, p) => p);
+    const run = (chunks: number[]) => {
+      const kCache = new Uint16Array(4 * 8 * 2 * 48);
+      const vCache = new Uint16Array(kCache.length);
+      const all = new Float32Array(total * 4 * 48);
+      let done = 0;
+      for (const n of chunks) {
+        const q = new Float32Array(n * 4 * 48);
+        const at = (a: Int32Array) => a.subarray(done, done + n);
+        const part = qkv.subarray(done * rowWidth, (done + n) * rowWidth);
+        nativeAttentionKernels.ropeAndCacheWrite(part, n, shape, at(positions), invFreq, q, kCache, vCache, at(slots));
+        const out = new Float32Array(q.length);
+        nativeAttentionKernels.pagedAttention(q, kCache, vCache, out, shape, {
+          qStart: Int32Array.from([0, n]),
+          kvLen: Int32Array.from([done + n]),
+          blockTables: table,
+          blockTableStart: Int32Array.from([0]),
+          numSeqs: 1,
+        });
+        all.set(out, done * 4 * 48);
+        done += n;
+      }
+      return all;
+    };
+    for (const isa of isas) {
+      setIsa(isa);
+      assertBitwise(run([4, 13, 1, 11]), run([total]), `${isa}: chunked vs one-shot`);
+    }
+  });
+
+  for (const [name, k] of [
+    ['reference', referenceAttentionKernels],
+    ['native', nativeAttentionKernels],
+  ] as const) {
+    test(`${name}: caches of different dtypes, or of another array type, are TypeErrors`, () => {
+      const shape = { numHeads: 2, numKvHeads: 1, headDim: 8, blockSize: 4 };
+      const f32 = new Float32Array(2 * 4 * 8);
+      const bf16 = new Uint16Array(2 * 4 * 8);
+      const batch = {
+        qStart: Int32Array.from([0, 1]),
+        kvLen: Int32Array.from([3]),
+        blockTables: Int32Array.from([1]),
+        blockTableStart: Int32Array.from([0]),
+        numSeqs: 1,
+      };
+      const q = new Float32Array(16);
+      const out = new Float32Array(16);
+      assert.throws(() => k.pagedAttention(q, f32, bf16, out, shape, batch), TypeError);
+      assert.throws(() => k.pagedAttention(q, bf16, f32, out, shape, batch), TypeError);
+      const int16 = new Int16Array(64) as unknown as Uint16Array;
+      assert.throws(() => k.pagedAttention(q, int16, int16, out, shape, batch), TypeError);
+      const qkv = new Float32Array(4 * 8);
+      const rope = (kc: Float32Array | Uint16Array, vc: Float32Array | Uint16Array) =>
+        k.ropeAndCacheWrite(qkv, 1, shape, Int32Array.from([0]), new Float32Array(4), q, kc, vc, Int32Array.from([2]));
+      assert.throws(() => rope(f32, bf16), TypeError);
+      assert.throws(() => rope(bf16, f32), TypeError);
+      rope(bf16, new Uint16Array(64));
+      k.pagedAttention(q, bf16, new Uint16Array(64), out, shape, batch);
+      assert.throws(() => rope(bf16, new Uint16Array(63)), RangeError);
     });
   }
 });

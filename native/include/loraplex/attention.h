@@ -1,15 +1,19 @@
 // Attention over the paged KV cache: RoPE + cache write, and causal grouped-query attention.
 //
-// Layouts (row-major, f32):
+// Layouts (row-major; activations f32):
 //   qkv    [T, (Hq + 2·Hkv)·D]   per row: Hq query heads, then Hkv key heads, then Hkv value heads
 //   q, out [T, Hq·D]
-//   caches [numBlocks·blockSize, Hkv·D]   cache row = block·blockSize + offset
+//   caches [numBlocks·blockSize, Hkv·D]   cache row = block·blockSize + offset; f32, or bf16 bit patterns
+//          (written rounded to nearest even, widened exactly on read: attention then runs as on an f32
+//          cache holding the rounded values, bit for bit)
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 namespace loraplex {
+
+enum class KvDtype { F32, Bf16 };
 
 struct AttentionShape {
   int num_heads;     // Hq
@@ -45,8 +49,9 @@ std::string check_rope_and_cache_write(int64_t qkv_length, int64_t num_tokens, c
 // Semantics: angle = f32(pos[t]·invFreq[i]); c = f32(cos angle); s = f32(sin angle); for i < D/2:
 //   x'[i] = x[i]·c - x[i+D/2]·s ; x'[i+D/2] = x[i+D/2]·c + x[i]·s   (each product rounded to f32, no FMA)
 //   q_out[t, h] = q'(t, h) ; kCache[slot[t], g] = k'(t, g) ; vCache[slot[t], g] = v(t, g)
+//   (bf16 caches: each written value is f32_to_bf16(value), round to nearest even)
 void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionShape& shape, const int32_t* positions,
-                          const float* inv_freq, float* q_out, float* k_cache, float* v_cache,
+                          const float* inv_freq, float* q_out, void* k_cache, void* v_cache, KvDtype kv_dtype,
                           const int32_t* slot_mapping);
 
 // Checks the batch against the buffers (block ids, lengths, query ranges) and scale/softcap (finite, ≥ 0).
@@ -62,8 +67,17 @@ std::string check_paged_attention(int64_t q_length, int64_t k_cache_length, int6
 // Batch invariance: each (query, head) is reduced by one fixed routine (online softmax over keys in
 // position order, in chunks of kAttentionKeyChunk aligned to position 0), so its bits depend only on its
 // own query, its keys and the ISA, never on the batch, the chunking of the prefill or the thread count.
-void paged_attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+// bf16 caches are widened to f32 (exactly) chunk by chunk; the arithmetic is then that of the f32 path.
+void paged_attention(const float* q, const void* k_cache, const void* v_cache, KvDtype kv_dtype, float* out,
                      const AttentionShape& shape, const AttentionBatch& batch);
+
+// Round to nearest even f32 → bf16 bits (NaN stays a quiet NaN), as src/kernels/dtype.ts f32ToBf16.
+inline uint16_t f32_to_bf16(float value) {
+  uint32_t x;
+  __builtin_memcpy(&x, &value, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x40u);
+  return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
 
 constexpr int kAttentionKeyChunk = 16;
 

@@ -11,6 +11,7 @@
 #include "loraplex/attention.h"
 #include "loraplex/cpu_features.h"
 #include "loraplex/thread_pool.h"
+#include "ops_kernels.h"
 
 namespace loraplex {
 
@@ -33,14 +34,21 @@ AttentionChunkFn chunk_fn_for(Isa isa) {
 
 struct Run {
   const float* q;
-  const float* k_cache;
-  const float* v_cache;
+  const void* k_cache;
+  const void* v_cache;
+  KvDtype kv_dtype;
   float* out;
   AttentionShape shape;
   AttentionBatch batch;
   AttentionChunkFn chunk;
+  void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
   float scale;
   int group;  // q heads per kv head
+
+  size_t elem_bytes() const { return kv_dtype == KvDtype::F32 ? 4 : 2; }
+  // Cache rows of kv head g at `offset` (in elements), as bytes.
+  const char* k_at(int64_t offset) const { return static_cast<const char*>(k_cache) + offset * elem_bytes(); }
+  const char* v_at(int64_t offset) const { return static_cast<const char*>(v_cache) + offset * elem_bytes(); }
 
   int64_t row_of(const int32_t* table, int key) const {
     return int64_t(table[key / shape.block_size]) * shape.block_size + key % shape.block_size;
@@ -52,11 +60,11 @@ struct Run {
     const int D = shape.head_dim;
     const int64_t kv_width = int64_t(shape.num_kv_heads) * D;
     const int end = std::min(c0 + kAttentionKeyChunk, last_pos + 1);
-    const int bytes = (t.kv_end - t.kv_begin) * D * 4;
+    const int bytes = (t.kv_end - t.kv_begin) * D * int(elem_bytes());
     for (int key = c0; key < end; ++key) {
       const int64_t offset = row_of(table, key) * kv_width + int64_t(t.kv_begin) * D;
-      const char* k = reinterpret_cast<const char*>(k_cache + offset);
-      const char* v = reinterpret_cast<const char*>(v_cache + offset);
+      const char* k = k_at(offset);
+      const char* v = v_at(offset);
       for (int byte = 0; byte < bytes; byte += 64) {
         _mm_prefetch(k + byte, _MM_HINT_T0);
         _mm_prefetch(v + byte, _MM_HINT_T0);
@@ -97,19 +105,21 @@ struct Run {
       prefetch_chunk(table, c0 + kAttentionKeyChunk, last_pos, t);
       // With several queries reading the chunk (one query's heads share each load), its rows are copied side
       // by side first: in the cache one head's keys sit Hkv·D floats apart (4 KiB for 8×128) and would fight
-      // over the same L1 sets when reread.
-      const bool pack = t.q_end - first_live > 1;
+      // over the same L1 sets when reread. A bf16 cache is always widened into the packed rows (exactly).
+      const bool bf16 = kv_dtype == KvDtype::Bf16;
+      const bool pack = bf16 || t.q_end - first_live > 1;
       for (int g = t.kv_begin; g < t.kv_end; ++g) {
         for (int j = 0; j < chunk_len; ++j) {
           const int64_t offset = row_of(table, c0 + j) * kv_width + int64_t(g) * D;
-          k_rows[j] = k_cache + offset;
-          v_rows[j] = v_cache + offset;
-          if (pack) {
-            std::memcpy(packed_k + j * D, k_rows[j], sizeof(float) * D);
-            std::memcpy(packed_v + j * D, v_rows[j], sizeof(float) * D);
-            k_rows[j] = packed_k + j * D;
-            v_rows[j] = packed_v + j * D;
+          if (bf16) {
+            widen_bf16(reinterpret_cast<const uint16_t*>(k_at(offset)), packed_k + j * D, D);
+            widen_bf16(reinterpret_cast<const uint16_t*>(v_at(offset)), packed_v + j * D, D);
+          } else if (pack) {
+            std::memcpy(packed_k + j * D, k_at(offset), sizeof(float) * D);
+            std::memcpy(packed_v + j * D, v_at(offset), sizeof(float) * D);
           }
+          k_rows[j] = pack ? packed_k + j * D : reinterpret_cast<const float*>(k_at(offset));
+          v_rows[j] = pack ? packed_v + j * D : reinterpret_cast<const float*>(v_at(offset));
         }
         for (int qi = first_live; qi < t.q_end; ++qi) {
           const int n = std::min(chunk_len, first_pos + qi - c0 + 1);
@@ -136,7 +146,7 @@ struct Run {
 
 }  // namespace
 
-void paged_attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+void paged_attention(const float* q, const void* k_cache, const void* v_cache, KvDtype kv_dtype, float* out,
                      const AttentionShape& shape, const AttentionBatch& batch) {
   const int group = shape.num_heads / shape.num_kv_heads;
   const int hkv = shape.num_kv_heads;
@@ -171,8 +181,9 @@ void paged_attention(const float* q, const float* k_cache, const float* v_cache,
   }
   // Longest first, so the pool's dynamic scheduling ends with the small tasks.
   std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
-  const Run run{q,     k_cache, v_cache, out, shape, batch, chunk_fn_for(active_isa()),
-                shape.scale > 0.0f ? shape.scale : float(1.0 / std::sqrt(double(shape.head_dim))), group};
+  const float scale = shape.scale > 0.0f ? shape.scale : float(1.0 / std::sqrt(double(shape.head_dim)));
+  const Run run{q,     k_cache, v_cache, kv_dtype, out, shape, batch, chunk_fn_for(active_isa()),
+                ops_row_kernels().widen_bf16, scale, group};
   parallel_for(int64_t(tasks.size()), [&](int64_t i, int) { run.task(tasks[i]); });
 }
 

@@ -54,7 +54,7 @@ __attribute__((optimize("fp-contract=off"))) void rotate(const float* x, const f
 }  // namespace
 
 void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionShape& shape, const int32_t* positions,
-                          const float* inv_freq, float* q_out, float* k_cache, float* v_cache,
+                          const float* inv_freq, float* q_out, void* k_cache, void* v_cache, KvDtype kv_dtype,
                           const int32_t* slot_mapping) {
   const int D = shape.head_dim, half = D / 2, hq = shape.num_heads, hkv = shape.num_kv_heads;
   const int64_t row_width = int64_t(hq + 2 * hkv) * D;
@@ -62,9 +62,10 @@ void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionS
   constexpr int64_t kTokensPerTask = 8;
   parallel_for((num_tokens + kTokensPerTask - 1) / kTokensPerTask, [&](int64_t task, int) {
     thread_local std::vector<float> trig;
-    trig.resize(size_t(D));
+    trig.resize(size_t(D) + size_t(kv_width));
     float* cos_t = trig.data();
     float* sin_t = trig.data() + half;
+    float* k_row = trig.data() + D;  // a bf16 cache's keys, rotated in f32 before rounding
     const int64_t end = std::min(num_tokens, (task + 1) * kTokensPerTask);
     for (int64_t t = task * kTokensPerTask; t < end; ++t) {
       const float pos = float(positions[t]);  // as torch's position_ids.float()
@@ -78,8 +79,18 @@ void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionS
       const int64_t slot = slot_mapping[t];
       if (slot < 0) continue;
       const float* k = row + int64_t(hq) * D;
-      for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, k_cache + slot * kv_width + g * D);
-      std::memcpy(v_cache + slot * kv_width, row + int64_t(hq + hkv) * D, sizeof(float) * kv_width);
+      const float* v = row + int64_t(hq + hkv) * D;
+      if (kv_dtype == KvDtype::F32) {
+        float* k_dst = static_cast<float*>(k_cache) + slot * kv_width;
+        for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, k_dst + g * D);
+        std::memcpy(static_cast<float*>(v_cache) + slot * kv_width, v, sizeof(float) * kv_width);
+      } else {
+        for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, k_row + g * D);
+        uint16_t* k_dst = static_cast<uint16_t*>(k_cache) + slot * kv_width;
+        uint16_t* v_dst = static_cast<uint16_t*>(v_cache) + slot * kv_width;
+        for (int64_t i = 0; i < kv_width; ++i) k_dst[i] = f32_to_bf16(k_row[i]);
+        for (int64_t i = 0; i < kv_width; ++i) v_dst[i] = f32_to_bf16(v[i]);
+      }
     }
   });
 }

@@ -6,7 +6,8 @@ import { loadAddon } from './addon.ts';
 
 export const nativeAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedAttention'> = {
   /**
-   * qkv [T, (Hq+2Hkv)·D] → qOut [T, Hq·D], kCache/vCache rows slotMapping[t] (-1: skipped), [rows, Hkv·D].
+   * qkv [T, (Hq+2Hkv)·D] → qOut [T, Hq·D], kCache/vCache rows slotMapping[t] (-1: skipped), [rows, Hkv·D];
+   * caches both Float32Array, or both Uint16Array (bf16: each written value rounded to nearest even).
    * Semantics: angle = f32(pos[t]·invFreq[i]); x'[i] = x[i]·cos - x[i+D/2]·sin; x'[i+D/2] = x[i+D/2]·cos + x[i]·sin
    *   qOut[t] = q'; kCache[slot[t]] = k'; vCache[slot[t]] = v
    */
@@ -28,7 +29,9 @@ export const nativeAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedA
   },
 
   /**
-   * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D]. Query i of sequence s sits at p = kvLen[s] - qLen + i.
+   * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D], f32 or bf16 (widened exactly, then the f32 arithmetic:
+   * a bf16 cache gives the bits of an f32 cache holding the same values). Query i of sequence s sits at
+   * p = kvLen[s] - qLen + i.
    * Semantics: score_j = (q[t,h]·k[j, g])·scale, g = h / (Hq/Hkv), scale = shape.scale ?? 1/√D (f32);
    *   softcap c > 0: score_j = c·tanh(score_j / c); out[t, h] = Σ_{p-W < j ≤ p} softmax_j(score_j) · v[j, g]
    * Bitwise batch-invariant: a (query, head) gives the same bits in any batch, chunking or thread count.

@@ -1,7 +1,8 @@
 /**
  * Reference RoPE + cache write and paged attention: direct loops, f64 sums, the oracle for the native path.
  */
-import type { AttentionBatch, AttentionShape, Kernels } from '../types.ts';
+import { bf16ToF32, f32ToBf16 } from '../dtype.ts';
+import type { AttentionBatch, AttentionShape, Kernels, KvBuffer } from '../types.ts';
 
 const f = Math.fround;
 
@@ -24,7 +25,21 @@ export function checkAttentionShape(shape: AttentionShape): void {
     fail('softcap must be finite and ≥ 0 (0: off)');
 }
 
-function checkCaches(kCache: Float32Array, vCache: Float32Array, shape: AttentionShape): number {
+/** Both caches f32, or both bf16 (Uint16Array); anything else is a TypeError, as from the native binding. */
+function isBf16(kCache: KvBuffer, vCache: KvBuffer): boolean {
+  const kind = (c: KvBuffer) => (c instanceof Float32Array ? 'f32' : c instanceof Uint16Array ? 'bf16' : 'other');
+  const k = kind(kCache);
+  if (k === 'other' || kind(vCache) === 'other')
+    throw new TypeError('attention: caches must be Float32Array (f32) or Uint16Array (bf16 bit patterns)');
+  if (k !== kind(vCache)) throw new TypeError('attention: kCache and vCache must have the same dtype');
+  return k === 'bf16';
+}
+
+function widen(cache: KvBuffer): Float32Array {
+  return cache instanceof Float32Array ? cache : Float32Array.from(cache, bf16ToF32);
+}
+
+function checkCaches(kCache: KvBuffer, vCache: KvBuffer, shape: AttentionShape): number {
   if (kCache.length !== vCache.length) fail('kCache and vCache must have the same length');
   const blockElements = shape.blockSize * shape.numKvHeads * shape.headDim;
   if (kCache.length % blockElements !== 0) fail('cache length must be a multiple of blockSize·numKvHeads·headDim');
@@ -52,10 +67,12 @@ function rotate(
 export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedAttention'> = {
   /**
    * qkv [T, (Hq+2Hkv)·D] → qOut [T, Hq·D], kCache/vCache rows slotMapping[t] (-1: skipped), [rows, Hkv·D].
+   * bf16 caches (Uint16Array) get f32ToBf16 of each written value.
    * Semantics: angle = f32(f32(pos[t])·invFreq[i]); c, s = f32(cos angle), f32(sin angle);
    *   q' = rotate_half RoPE(q), k' = RoPE(k); qOut[t] = q'; kCache[slot] = k'; vCache[slot] = v
    */
   ropeAndCacheWrite(qkv, numTokens, shape, positions, invFreq, qOut, kCache, vCache, slotMapping) {
+    const bf16 = isBf16(kCache, vCache);
     checkAttentionShape(shape);
     const { numHeads: hq, numKvHeads: hkv, headDim: d } = shape;
     if (d % 2 !== 0) fail('headDim must be even for rotate-half RoPE');
@@ -72,6 +89,8 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
     }
 
     const half = d / 2;
+    // A bf16 cache: keys rotated in f32 into kDst first, then rounded (the values rounded as they are).
+    const kDst = bf16 ? new Float32Array(hkv * d) : (kCache as Float32Array);
     const cos = new Float32Array(half);
     const sin = new Float32Array(half);
     const kvWidth = hkv * d;
@@ -86,20 +105,33 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
       for (let h = 0; h < hq; h++) rotate(qkv, row + h * d, cos, sin, qOut, (t * hq + h) * d);
       const slot = slotMapping[t];
       if (slot < 0) continue;
-      for (let g = 0; g < hkv; g++) rotate(qkv, row + (hq + g) * d, cos, sin, kCache, slot * kvWidth + g * d);
-      vCache.set(qkv.subarray(row + (hq + hkv) * d, row + rowWidth), slot * kvWidth);
+      const kBase = bf16 ? 0 : slot * kvWidth;
+      for (let g = 0; g < hkv; g++) rotate(qkv, row + (hq + g) * d, cos, sin, kDst, kBase + g * d);
+      const v = qkv.subarray(row + (hq + hkv) * d, row + rowWidth);
+      if (!bf16) {
+        vCache.set(v, slot * kvWidth);
+        continue;
+      }
+      for (let i = 0; i < kvWidth; i++) {
+        kCache[slot * kvWidth + i] = f32ToBf16(kDst[i]);
+        vCache[slot * kvWidth + i] = f32ToBf16(v[i]);
+      }
     }
   },
 
   /**
-   * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D]. Query i of sequence s sits at p = kvLen[s] - qLen + i.
+   * q, out [T, Hq·D]; caches [blocks·bs, Hkv·D], f32 or bf16 (widened exactly). Query i of sequence s sits
+   * at p = kvLen[s] - qLen + i.
    * Semantics: score_j = (q[t,h]·k[j, g])·scale, g = h / (Hq/Hkv), scale = shape.scale ?? 1/√D (as f32);
    *   softcap c > 0: score_j = c·tanh(score_j / c); then over keys p-W < j ≤ p (W = 0: all j ≤ p):
    *   out[t, h] = Σ_j softmax_j(score_j) · v[j, g]   (f64 sums; the kernels accumulate in f32)
    */
-  pagedAttention(q, kCache, vCache, out, shape, batch) {
+  pagedAttention(q, kCacheIn, vCacheIn, out, shape, batch) {
+    isBf16(kCacheIn, vCacheIn);
     checkAttentionShape(shape);
-    checkBatch(q, kCache, vCache, out, shape, batch);
+    checkBatch(q, kCacheIn, vCacheIn, out, shape, batch);
+    const kCache = widen(kCacheIn);
+    const vCache = widen(vCacheIn);
     const { numHeads: hq, numKvHeads: hkv, headDim: d, blockSize: bs } = shape;
     const group = hq / hkv;
     const kvWidth = hkv * d;
@@ -143,8 +175,8 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
 
 function checkBatch(
   q: Float32Array,
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KvBuffer,
+  vCache: KvBuffer,
   out: Float32Array,
   shape: AttentionShape,
   batch: AttentionBatch,
