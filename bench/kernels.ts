@@ -8,6 +8,7 @@
 import './native-env.ts';
 import { parseArgs } from 'node:util';
 import type { WeightDType } from '../src/kernels/types.ts';
+import { runAttentionBench } from './attention.ts';
 import { LLAMA8B_SHAPES, runGemmBench, SMOLLM2_SHAPES } from './gemm.ts';
 import { runLoraBench } from './lora.ts';
 import { type MachinePeaks, measureMachine } from './machine.ts';
@@ -51,6 +52,12 @@ const SECTIONS: { title: string; run: (machine: MachinePeaks) => void }[] = [
     title: 'LoRA (SGMV prefill, BGMV decode) as a fraction of the base GEMM at the same shapes',
     run: () => {
       runLoraBench({ repeats: args.quick ? 3 : 9 });
+    },
+  },
+  {
+    title: 'Decode attention, f32 vs bf16 KV cache (Hq/Hkv 32/8, D 64, 2048 tokens)',
+    run: (machine) => {
+      runAttentionBench({ repeats: args.quick ? 3 : 7, readGBs: machine.readGBs });
     },
   },
 ];
