@@ -1,21 +1,29 @@
 /**
- * LoRA kernel cost relative to the base GEMM at the same shapes (SmolLM2-135M: K = 576, N = 576 or 1536,
- * rank 16, bf16 base weights): SGMV at prefill (M = 512 in 1 / 8 / 32 segments, one adapter each) and BGMV
- * at decode (M = 1 / 8 / 32 / 64 tokens, one shared adapter vs all distinct), the BGMV rows again with
- * the adapters stored as bf16 (rows labelled bf16: half the adapter bytes). Then the fused calls the
- * forward pass makes (q|k|v: N = 576 + 192 + 192, gate|up: N = 1536 + 1536, one loraSgmvMulti /
- * loraBgmvMulti) against the same modules called one by one, at decode (M = 32) and prefill (M = 512),
- * timed alternately so drift hits both. Medians over repeats.
+ * LoRA cost relative to the base GEMM at the same shapes (SmolLM2-135M: K = 576, N = 576 or 1536, rank 16,
+ * bf16 base weights), through applyAdapters over a row layout set once per step: prefill (M = 512 in 1 / 8 / 32
+ * runs of rows, one adapter each) and decode (M = 1 / 8 / 32 / 64 rows, one shared adapter vs all distinct),
+ * the decode rows again with the adapters stored as bf16 and f16 (half the adapter bytes). Then the layout
+ * against the old per-call regrouping: the fused calls the forward pass makes (q|k|v: N = 576 + 192 + 192,
+ * gate|up: N = 1536 + 1536) through applyAdapters vs loraSgmvMulti (prefill) / loraBgmvMulti (decode), timed
+ * alternately so drift hits both; medians over repeats.
  *
- *   npx tsx bench/lora.ts [--fused-only] [--repeats 9]
+ *   [LORAPLEX_THREADS=1] npx tsx bench/lora.ts [--layout-only] [--repeats 9]
  */
 
+import './native-env.ts';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { nativeGemmKernels } from '../src/kernels/native/gemm.ts';
 import { nativeLoraKernels } from '../src/kernels/native/lora.ts';
-import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter, PackedWeight } from '../src/kernels/types.ts';
+import type {
+  LoraBank,
+  LoraDtype,
+  LoraModuleOutput,
+  LoraRows,
+  PackedAdapter,
+  PackedWeight,
+} from '../src/kernels/types.ts';
 import { median, medianSeconds } from './util.ts';
 
 export interface LoraBenchOptions {
@@ -25,14 +33,14 @@ export interface LoraBenchOptions {
   repeats?: number;
   /** Minimum time per repeat; calls are looped until it is reached. */
   minRepeatMs?: number;
-  /** Bank storages the BGMV rows are timed with (SGMV rows use f32). Default: f32 and bf16. */
-  bgmvDtypes?: LoraDtype[];
-  /** Also time the fused multi-module calls against one call per module (runLoraFusedBench). Default: true. */
-  fused?: boolean;
+  /** Bank storages the decode rows are timed with (prefill rows use f32). Default: f32, bf16 and f16. */
+  decodeDtypes?: LoraDtype[];
+  /** Also time the step layout against the old multi entry points (runLoraLayoutBench). Default: true. */
+  layout?: boolean;
 }
 
 export interface LoraBenchRow {
-  kernel: 'sgmv' | 'bgmv';
+  phase: 'prefill' | 'decode';
   dtype: LoraDtype;
   case: string;
   m: number;
@@ -89,12 +97,23 @@ function baseWeight(k: number, n: number): PackedWeight {
   return nativeGemmKernels.packWeight({ dtype: 'bf16', rows: n, cols: k, data: bits });
 }
 
+/** A layout of `rowSlot` (set once, as a step does before its calls). */
+function layoutOf(rowSlot: Int32Array): LoraRows {
+  const rows = nativeLoraKernels.createLoraRows();
+  nativeLoraKernels.setLoraRows(rows, rowSlot, rowSlot.length);
+  return rows;
+}
+
+/** Rows 0..m-1 in `runs` contiguous runs, run s on slot s (a prefill of `runs` sequences). */
+function runsOf(m: number, runs: number): Int32Array {
+  return Int32Array.from({ length: m }, (_, t) => Math.floor((t * runs) / m));
+}
+
 export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
   const { k = 576, ns = [576, 1536], rank = 16, repeats = 9, minRepeatMs = 20 } = options;
-  const bgmvDtypes = options.bgmvDtypes ?? ['f32', 'bf16'];
+  const decodeDtypes = options.decodeDtypes ?? ['f32', 'bf16', 'f16'];
   const banks = new Map<LoraDtype, LoraBank>();
-  for (const dtype of new Set<LoraDtype>(['f32', ...bgmvDtypes])) banks.set(dtype, adapterBank(k, ns, rank, dtype));
-  const bank = banks.get('f32')!;
+  for (const dtype of new Set<LoraDtype>(['f32', ...decodeDtypes])) banks.set(dtype, adapterBank(k, ns, rank, dtype));
   const rows: LoraBenchRow[] = [];
   const time = (fn: () => void) => medianSeconds(fn, { repeats, minSampleMs: minRepeatMs }) * 1e6;
   ns.forEach((n, module) => {
@@ -110,24 +129,22 @@ export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
         );
       return gemmUs.get(m)!;
     };
-    const out = { y, yStride: n, yOffset: 0 };
+    const out = { y, yStride: n, modules: [{ module, yOffset: 0, n }] };
+    const apply = (bank: LoraBank, layout: LoraRows) => () => nativeLoraKernels.applyAdapters(bank, layout, x, k, out);
     const m = 512;
-    for (const segments of [1, 8, 32]) {
-      const segStart = Int32Array.from({ length: segments + 1 }, (_, s) => Math.round((s * m) / segments));
-      const segSlot = Int32Array.from({ length: segments }, (_, s) => s);
-      const loraUs = time(() => nativeLoraKernels.loraSgmv(bank, module, x, k, out, n, segStart, segSlot, segments));
-      const row = { kernel: 'sgmv', dtype: 'f32', case: `${segments} segments`, m, n } as const;
+    for (const runs of [1, 8, 32]) {
+      const loraUs = time(apply(banks.get('f32')!, layoutOf(runsOf(m, runs))));
+      const row = { phase: 'prefill', dtype: 'f32', case: `${runs} adapter${runs > 1 ? 's' : ''}`, m, n } as const;
       rows.push({ ...row, loraUs, gemmUs: gemmAt(m), fraction: 0 });
     }
-    for (const dtype of bgmvDtypes) {
-      const dtypeBank = banks.get(dtype)!;
+    for (const dtype of decodeDtypes) {
       for (const tokens of [1, 8, 32, 64]) {
         for (const distinct of [false, true]) {
           if (tokens === 1 && distinct) continue;
           const slots = Int32Array.from({ length: tokens }, (_, t) => (distinct ? t : 0));
-          const loraUs = time(() => nativeLoraKernels.loraBgmv(dtypeBank, module, x, k, out, n, slots, tokens));
+          const loraUs = time(apply(banks.get(dtype)!, layoutOf(slots)));
           const label = `${distinct ? `${tokens} adapters` : '1 adapter'}${dtype === 'f32' ? '' : ` ${dtype}`}`;
-          const row = { kernel: 'bgmv', dtype, case: label, m: tokens, n } as const;
+          const row = { phase: 'decode', dtype, case: label, m: tokens, n } as const;
           rows.push({ ...row, loraUs, gemmUs: gemmAt(tokens), fraction: 0 });
         }
       }
@@ -135,16 +152,16 @@ export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
   });
   for (const r of rows) r.fraction = r.loraUs / r.gemmUs;
   printTable(rows, k, rank);
-  if (options.fused ?? true) runLoraFusedBench({ repeats, minRepeatMs, rank });
+  if (options.layout ?? true) runLoraLayoutBench({ repeats, minRepeatMs, rank });
   return rows;
 }
 
 function printTable(rows: LoraBenchRow[], k: number, rank: number) {
   const info = cpuInfo();
-  console.log(`LoRA kernels vs base GEMM (bf16), K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`);
-  const header = ['kernel', 'M', 'N', 'case', 'LoRA µs', 'GEMM µs', 'LoRA/GEMM'];
+  console.log(`applyAdapters vs base GEMM (bf16), K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`);
+  const header = ['phase', 'M', 'N', 'case', 'LoRA µs', 'GEMM µs', 'LoRA/GEMM'];
   const lines = rows.map((r) => [
-    r.kernel,
+    r.phase,
     String(r.m),
     String(r.n),
     r.case,
@@ -156,15 +173,15 @@ function printTable(rows: LoraBenchRow[], k: number, rank: number) {
   for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
 }
 
-export interface LoraFusedBenchRow {
-  kernel: 'sgmv' | 'bgmv';
+export interface LoraLayoutBenchRow {
+  phase: 'prefill' | 'decode';
   dtype: LoraDtype;
   modules: string;
   case: string;
   m: number;
   n: number; // the fused output's width
-  separateUs: number; // one call per module
-  fusedUs: number; // one multi-module call
+  oldUs: number; // loraSgmvMulti (prefill) / loraBgmvMulti (decode): rows regrouped in the call
+  applyUs: number; // applyAdapters over a layout set once per step
   gemmUs: number; // the base GEMM of the fused projection
 }
 
@@ -202,15 +219,16 @@ function pairedMedians(a: () => void, b: () => void, repeats: number, minSampleM
 }
 
 /**
- * The forward pass's fused LoRA calls (q|k|v, gate|up) vs the same modules one call each: SGMV at M = 512
- * (1 segment; 32 segments of distinct adapters) and BGMV at M = 32 (1 adapter; 32 distinct), f32 and bf16
- * banks, with the base GEMM of the fused projection for scale.
+ * The forward pass's fused calls (q|k|v, gate|up) through applyAdapters over a layout set once, vs the old
+ * entry points that regroup the rows in every call: prefill M = 512 (1 adapter; 32 adapters in runs, against
+ * loraSgmvMulti's 32 segments) and decode M = 32 (1 adapter; 32 distinct, against loraBgmvMulti); f32 and
+ * bf16 banks, with the base GEMM of the fused projection for scale.
  */
-export function runLoraFusedBench(
+export function runLoraLayoutBench(
   options: { k?: number; rank?: number; repeats?: number; minRepeatMs?: number; dtypes?: LoraDtype[] } = {},
-): LoraFusedBenchRow[] {
+): LoraLayoutBenchRow[] {
   const { k = 576, rank = 16, repeats = 9, minRepeatMs = 20, dtypes = ['f32', 'bf16'] } = options;
-  const rows: LoraFusedBenchRow[] = [];
+  const rows: LoraLayoutBenchRow[] = [];
   const x = random(3)(512 * k, 1);
   for (const dtype of dtypes) {
     const bank = adapterBank(k, FUSED_NS, rank, dtype);
@@ -222,96 +240,72 @@ export function runLoraFusedBench(
       const gemmAt = (m: number) =>
         medianSeconds(() => nativeGemmKernels.gemm(x, w, y, m), { repeats, minSampleMs: minRepeatMs }) * 1e6;
       const gemm = { 32: gemmAt(32), 512: gemmAt(512) };
-      const calls: { kernel: 'sgmv' | 'bgmv'; case: string; m: number; separate: () => void; fused: () => void }[] = [];
+      const calls: { phase: 'prefill' | 'decode'; case: string; m: number; old: () => void; rowSlot: Int32Array }[] =
+        [];
       for (const segments of [1, 32]) {
         const m = 512;
         const segStart = Int32Array.from({ length: segments + 1 }, (_, s) => Math.round((s * m) / segments));
         const segSlot = Int32Array.from({ length: segments }, (_, s) => s);
+        const rowSlot = new Int32Array(m);
+        for (let s = 0; s < segments; s++) rowSlot.fill(s, segStart[s], segStart[s + 1]);
         calls.push({
-          kernel: 'sgmv',
-          case: segments === 1 ? '1 segment' : `${segments} segments`,
+          phase: 'prefill',
+          case: segments === 1 ? '1 adapter' : `${segments} adapters`,
           m,
-          separate: () => {
-            for (const o of group.modules)
-              nativeLoraKernels.loraSgmv(
-                bank,
-                o.module,
-                x,
-                k,
-                { y, yStride: n, yOffset: o.yOffset },
-                o.n,
-                segStart,
-                segSlot,
-                segments,
-              );
-          },
-          fused: () => nativeLoraKernels.loraSgmvMulti(bank, x, k, out, segStart, segSlot, segments),
+          old: () => nativeLoraKernels.loraSgmvMulti(bank, x, k, out, segStart, segSlot, segments),
+          rowSlot,
         });
       }
       for (const distinct of [false, true]) {
         const m = 32;
-        const slots = Int32Array.from({ length: m }, (_, t) => (distinct ? t : 0));
+        const rowSlot = Int32Array.from({ length: m }, (_, t) => (distinct ? t : 0));
         calls.push({
-          kernel: 'bgmv',
+          phase: 'decode',
           case: distinct ? `${m} adapters` : '1 adapter',
           m,
-          separate: () => {
-            for (const o of group.modules)
-              nativeLoraKernels.loraBgmv(bank, o.module, x, k, { y, yStride: n, yOffset: o.yOffset }, o.n, slots, m);
-          },
-          fused: () => nativeLoraKernels.loraBgmvMulti(bank, x, k, out, slots, m),
+          old: () => nativeLoraKernels.loraBgmvMulti(bank, x, k, out, rowSlot, m),
+          rowSlot,
         });
       }
       for (const call of calls) {
-        const [separateUs, fusedUs] = pairedMedians(call.separate, call.fused, repeats, minRepeatMs);
+        const layout = layoutOf(call.rowSlot);
+        const apply = () => nativeLoraKernels.applyAdapters(bank, layout, x, k, out);
+        const [oldUs, applyUs] = pairedMedians(call.old, apply, repeats, minRepeatMs);
         rows.push({
-          kernel: call.kernel,
+          phase: call.phase,
           dtype,
           modules: group.name,
           case: call.case,
           m: call.m,
           n,
-          separateUs,
-          fusedUs,
+          oldUs,
+          applyUs,
           gemmUs: gemm[call.m as 32 | 512],
         });
       }
     }
   }
-  printFusedTable(rows, k, rank);
+  printLayoutTable(rows, k, rank);
   return rows;
 }
 
-function printFusedTable(rows: LoraFusedBenchRow[], k: number, rank: number) {
+function printLayoutTable(rows: LoraLayoutBenchRow[], k: number, rank: number) {
   const info = cpuInfo();
   console.log(
-    `\nFused multi-module LoRA calls vs one call per module, K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`,
+    `\napplyAdapters (layout once per step) vs the old multi calls (regrouping per call), K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`,
   );
-  const header = [
-    'kernel',
-    'bank',
-    'modules',
-    'M',
-    'N',
-    'case',
-    'separate µs',
-    'fused µs',
-    'speedup',
-    'GEMM µs',
-    'LoRA/GEMM',
-  ];
+  const header = ['phase', 'bank', 'modules', 'M', 'N', 'case', 'old µs', 'apply µs', 'old/apply', 'LoRA/GEMM'];
   const lines = rows.map((r) => [
-    r.kernel,
+    r.phase,
     r.dtype,
     r.modules,
     String(r.m),
     String(r.n),
     r.case,
-    r.separateUs.toFixed(1),
-    r.fusedUs.toFixed(1),
-    `${(r.separateUs / r.fusedUs).toFixed(2)}×`,
-    r.gemmUs.toFixed(1),
-    `${((100 * r.separateUs) / r.gemmUs).toFixed(1)}% → ${((100 * r.fusedUs) / r.gemmUs).toFixed(1)}%`,
+    r.oldUs.toFixed(1),
+    r.applyUs.toFixed(1),
+    `${(r.oldUs / r.applyUs).toFixed(3)}×`,
+    `${((100 * r.oldUs) / r.gemmUs).toFixed(1)}% → ${((100 * r.applyUs) / r.gemmUs).toFixed(1)}%`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
@@ -319,9 +313,9 @@ function printFusedTable(rows: LoraFusedBenchRow[], k: number, rank: number) {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values } = parseArgs({
-    options: { 'fused-only': { type: 'boolean', default: false }, repeats: { type: 'string', default: '9' } },
+    options: { 'layout-only': { type: 'boolean', default: false }, repeats: { type: 'string', default: '9' } },
   });
   const repeats = Number(values.repeats);
-  if (values['fused-only']) runLoraFusedBench({ repeats });
+  if (values['layout-only']) runLoraLayoutBench({ repeats });
   else runLoraBench({ repeats });
 }
