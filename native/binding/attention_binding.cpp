@@ -96,7 +96,8 @@ AttentionShape read_shape(Args& a, size_t first) {
 }
 
 // ropeAndCacheWrite(qkv, numTokens, numHeads, numKvHeads, headDim, blockSize, positions, invFreq, qOut,
-//                   kCache, vCache, slotMapping); caches: both Float32Array, or both Uint16Array (bf16)
+//                   kCache, vCache, slotMapping[, rotaryDim]); caches: both Float32Array, or both Uint16Array
+//                   (bf16); rotaryDim undefined: headDim
 Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
   Args a{info};
   auto qkv = a.f32s(0, "qkv");
@@ -109,13 +110,15 @@ Napi::Value rope_and_cache_write_js(const Napi::CallbackInfo& info) {
   auto v_cache = a.kv(10, "vCache");
   a.same_dtype(k_cache, v_cache);
   auto slots = a.i32s(11, "slotMapping");
+  AttentionShape rotary = shape;
+  if (info.Length() > 12 && !info[12].IsUndefined()) rotary.rotary_dim = int(a.whole(12, "rotaryDim", 2, 1 << 16));
   if (!a.ok) return info.Env().Undefined();
   if (!a.check(check_attention_shape(shape))) return info.Env().Undefined();
-  if (!a.check(check_rope_and_cache_write(qkv.length, tokens, shape, positions.data, positions.length,
+  if (!a.check(check_rope_and_cache_write(qkv.length, tokens, rotary, positions.data, positions.length,
                                           inv_freq.length, q_out.length, k_cache.length, v_cache.length,
                                           slots.data, slots.length)))
     return info.Env().Undefined();
-  rope_and_cache_write(qkv.data, tokens, shape, positions.data, inv_freq.data, q_out.data, k_cache.data, v_cache.data,
+  rope_and_cache_write(qkv.data, tokens, rotary, positions.data, inv_freq.data, q_out.data, k_cache.data, v_cache.data,
                        k_cache.dtype, slots.data);
   return info.Env().Undefined();
 }

@@ -129,6 +129,12 @@ export interface AttentionShape {
    * (Gemma 2's attn_logit_softcapping); 0 or undefined: off.
    */
   softcap?: number;
+  /**
+   * ropeAndCacheWrite only: RoPE (rotate-half) on dims [0, rotaryDim) of each q/k head with invFreq
+   * [rotaryDim/2], dims [rotaryDim, D) passed through (partial rotary, as Hugging Face). Even, 2..D;
+   * default D.
+   */
+  rotaryDim?: number;
 }
 
 export interface SamplingRow {

@@ -787,3 +787,103 @@ describe('bf16 KV cache', () => {
     });
   }
 });
+
+describe('ropeAndCacheWrite: partial rotary (rotaryDim < headDim)', () => {
+  /** qkv restricted to the first `r` dims of every head, as rows of a headDim-r model. */
+  function firstDims(qkv: Float32Array, heads: number, d: number, r: number) {
+    const rows = qkv.length / (heads * d);
+    const out = new Float32Array(rows * heads * r);
+    for (let i = 0; i < rows * heads; i++) out.set(qkv.subarray(i * d, i * d + r), i * r);
+    return out;
+  }
+
+  for (const [headDim, rotaryDim] of [
+    [80, 32],
+    [64, 16],
+    [7, 2],
+    [96, 96],
+  ]) {
+    test(`D=${headDim} R=${rotaryDim}: the first R dims as a rope of head dim R, the rest copied; native under every ISA, f32 and bf16 caches`, () => {
+      const shape = { numHeads: 6, numKvHeads: 2, headDim, blockSize: 4, rotaryDim };
+      const heads = 6 + 2 * 2;
+      const r = rng(headDim * 13 + rotaryDim);
+      const numTokens = 19;
+      const c = ropeCase(r, { ...shape, headDim: rotaryDim }, numTokens, 6); // invFreq [R/2], slots, positions
+      const qkv = r.f32(numTokens * heads * headDim, 3);
+      const full = { ...c, qkv, cacheLength: c.cacheLength * (headDim / rotaryDim) };
+      const expected = runRope(referenceAttentionKernels, shape, full, numTokens);
+      // The first R dims of each head are exactly a head-dim-R rope of those dims; the rest are the input's.
+      const small = runRope(
+        referenceAttentionKernels,
+        { ...shape, headDim: rotaryDim, rotaryDim: undefined },
+        { ...c, qkv: firstDims(qkv, heads, headDim, rotaryDim) },
+        numTokens,
+      );
+      assertBitwise(firstDims(expected.qOut, 6, headDim, rotaryDim), small.qOut, 'q, first R dims');
+      assertBitwise(firstDims(expected.kCache, 2, headDim, rotaryDim), small.kCache, 'k, first R dims');
+      for (let t = 0; t < numTokens; t++)
+        for (let h = 0; h < 6; h++)
+          for (let i = rotaryDim; i < headDim; i++)
+            assert.equal(expected.qOut[(t * 6 + h) * headDim + i], qkv[(t * heads + h) * headDim + i]);
+      if (rotaryDim === headDim)
+        assertBitwise(
+          runRope(referenceAttentionKernels, { ...shape, rotaryDim: undefined }, full, numTokens).qOut,
+          expected.qOut,
+          'R = D is the default',
+        );
+      for (const isa of isas) {
+        setIsa(isa);
+        const got = runRope(nativeAttentionKernels, shape, full, numTokens);
+        assert.ok(maxAbsDiff(got.qOut, expected.qOut) <= 1e-6, `${isa}: q`);
+        assert.ok(maxAbsDiff(got.kCache, expected.kCache) <= 1e-6, `${isa}: k`);
+        assertBitwise(got.vCache, expected.vCache, `${isa}: v`);
+        const kBits = new Uint16Array(full.cacheLength);
+        const vBits = new Uint16Array(full.cacheLength);
+        const qOut = new Float32Array(got.qOut.length);
+        nativeAttentionKernels.ropeAndCacheWrite(
+          qkv,
+          numTokens,
+          shape,
+          c.positions,
+          c.invFreq,
+          qOut,
+          kBits,
+          vBits,
+          c.slotMapping,
+        );
+        const written = new Set(Array.from(c.slotMapping).filter((s) => s >= 0));
+        const width = 2 * headDim;
+        for (const row of written)
+          for (let i = row * width; i < (row + 1) * width; i++)
+            if (kBits[i] !== f32ToBf16(got.kCache[i])) assert.fail(`${isa}: bf16 k at ${i}`);
+      }
+    });
+  }
+
+  for (const [name, k] of [
+    ['reference', referenceAttentionKernels],
+    ['native', nativeAttentionKernels],
+  ] as const) {
+    test(`${name}: rotaryDim odd, 0, past headDim, or invFreq shorter than rotaryDim/2 are RangeErrors`, () => {
+      const shape = { numHeads: 1, numKvHeads: 1, headDim: 8, blockSize: 4 };
+      const qkv = new Float32Array(3 * 8);
+      const rope = (rotaryDim: number, invFreq: Float32Array) =>
+        k.ropeAndCacheWrite(
+          qkv,
+          1,
+          { ...shape, rotaryDim },
+          Int32Array.from([0]),
+          invFreq,
+          new Float32Array(8),
+          new Float32Array(32),
+          new Float32Array(32),
+          Int32Array.from([1]),
+        );
+      for (const bad of [3, 0, 10, -2, 2.5])
+        assert.throws(() => rope(bad, new Float32Array(4)), RangeError, `rotaryDim ${bad}`);
+      assert.throws(() => rope(6, new Float32Array(2)), RangeError);
+      rope(6, new Float32Array(3));
+      rope(8, new Float32Array(4));
+    });
+  }
+});

@@ -23,6 +23,7 @@ struct AttentionShape {
   int sliding_window = 0;  // > 0: a query at p attends to keys p-W+1..p only (Mistral); 0: all keys ≤ p
   float scale = 0.0f;      // score = (q·k)·scale; 0: 1/√D (Gemma: query_pre_attn_scalar^-0.5)
   float softcap = 0.0f;    // > 0: score = softcap·tanh(score/softcap) before the mask (Gemma 2); 0: off
+  int rotary_dim = 0;      // RoPE on dims [0, R) of each q/k head, the rest passed through (partial rotary); 0: D
 };
 
 struct AttentionBatch {
@@ -44,10 +45,12 @@ std::string check_rope_and_cache_write(int64_t qkv_length, int64_t num_tokens, c
                                        const int32_t* slot_mapping, int64_t slot_mapping_length);
 
 // RoPE (Hugging Face Llama rotate_half) on q and k, then q → q_out and k, v → caches.
-// Shapes: qkv [T, (Hq+2Hkv)·D], positions [T], inv_freq [D/2], q_out [T, Hq·D], caches as above,
+// Partial rotary (R = shape.rotary_dim < D): rotate-half over dims [0, R) with inv_freq [R/2], dims [R, D) copied.
+// Shapes: qkv [T, (Hq+2Hkv)·D], positions [T], inv_freq [R/2], q_out [T, Hq·D], caches as above,
 //         slot_mapping [T] (-1: padding, the token's k/v are not written).
-// Semantics: angle = f32(pos[t]·invFreq[i]); c = f32(cos angle); s = f32(sin angle); for i < D/2:
-//   x'[i] = x[i]·c - x[i+D/2]·s ; x'[i+D/2] = x[i+D/2]·c + x[i]·s   (each product rounded to f32, no FMA)
+// Semantics: angle = f32(pos[t]·invFreq[i]); c = f32(cos angle); s = f32(sin angle); for i < R/2:
+//   x'[i] = x[i]·c - x[i+R/2]·s ; x'[i+R/2] = x[i+R/2]·c + x[i]·s   (each product rounded to f32, no FMA)
+//   x'[i] = x[i] for R ≤ i < D
 //   q_out[t, h] = q'(t, h) ; kCache[slot[t], g] = k'(t, g) ; vCache[slot[t], g] = v(t, g)
 //   (bf16 caches: each written value is f32_to_bf16(value), round to nearest even)
 void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionShape& shape, const int32_t* positions,

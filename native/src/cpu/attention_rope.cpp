@@ -17,14 +17,17 @@ std::string check_rope_and_cache_write(int64_t qkv_length, int64_t num_tokens, c
                                        const int32_t* slot_mapping, int64_t slot_mapping_length) {
   std::string err = check_attention_shape(s);
   if (!err.empty()) return err;
-  if (s.head_dim % 2 != 0) return "headDim must be even for rotate-half RoPE";
+  const int64_t rotary = s.rotary_dim > 0 ? s.rotary_dim : s.head_dim;
+  if (s.rotary_dim < 0 || rotary > s.head_dim) return "rotaryDim must be in [0, headDim] (0: headDim)";
+  if (rotary % 2 != 0)
+    return s.rotary_dim > 0 ? "rotaryDim must be even for rotate-half RoPE" : "headDim must be even for rotate-half RoPE";
   if (num_tokens < 0) return "numTokens must be ≥ 0";
   const int64_t D = s.head_dim;
   if (qkv_length < num_tokens * (s.num_heads + 2 * s.num_kv_heads) * D)
     return "qkv is shorter than numTokens·(numHeads + 2·numKvHeads)·headDim";
   if (positions_length < num_tokens) return "positions is shorter than numTokens";
   if (slot_mapping_length < num_tokens) return "slotMapping is shorter than numTokens";
-  if (inv_freq_length < D / 2) return "invFreq must hold headDim/2 frequencies";
+  if (inv_freq_length < rotary / 2) return "invFreq must hold rotaryDim/2 frequencies (headDim/2 without rotaryDim)";
   if (q_out_length < num_tokens * s.num_heads * D) return "qOut is shorter than numTokens·numHeads·headDim";
   if (k_cache_length != v_cache_length) return "kCache and vCache must have the same length";
   const int64_t block_elems = int64_t(s.block_size) * s.num_kv_heads * D;
@@ -40,15 +43,16 @@ std::string check_rope_and_cache_write(int64_t qkv_length, int64_t num_tokens, c
 
 namespace {
 
-// x'[i] = x[i]·c[i] - x[i+h]·s[i] ; x'[i+h] = x[i+h]·c[i] + x[i]·s[i]   (h = D/2)
+// x'[i] = x[i]·c[i] - x[i+h]·s[i] ; x'[i+h] = x[i+h]·c[i] + x[i]·s[i]   (h = R/2); x'[i] = x[i] for R ≤ i < D
 __attribute__((optimize("fp-contract=off"))) void rotate(const float* x, const float* cos_t, const float* sin_t,
-                                                         int half, float* y) {
+                                                         int half, int head_dim, float* y) {
   for (int i = 0; i < half; ++i) {
     const float a = x[i], b = x[i + half];
     const float ac = a * cos_t[i], bs = b * sin_t[i], bc = b * cos_t[i], as = a * sin_t[i];
     y[i] = ac - bs;
     y[i + half] = bc + as;
   }
+  for (int i = 2 * half; i < head_dim; ++i) y[i] = x[i];
 }
 
 }  // namespace
@@ -56,7 +60,8 @@ __attribute__((optimize("fp-contract=off"))) void rotate(const float* x, const f
 void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionShape& shape, const int32_t* positions,
                           const float* inv_freq, float* q_out, void* k_cache, void* v_cache, KvDtype kv_dtype,
                           const int32_t* slot_mapping) {
-  const int D = shape.head_dim, half = D / 2, hq = shape.num_heads, hkv = shape.num_kv_heads;
+  const int D = shape.head_dim, hq = shape.num_heads, hkv = shape.num_kv_heads;
+  const int half = (shape.rotary_dim > 0 ? shape.rotary_dim : D) / 2;
   const int64_t row_width = int64_t(hq + 2 * hkv) * D;
   const int64_t kv_width = int64_t(hkv) * D;
   constexpr int64_t kTokensPerTask = 8;
@@ -75,17 +80,17 @@ void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionS
         sin_t[i] = float(std::sin(double(angle)));
       }
       const float* row = qkv + t * row_width;
-      for (int h = 0; h < hq; ++h) rotate(row + int64_t(h) * D, cos_t, sin_t, half, q_out + (t * hq + h) * D);
+      for (int h = 0; h < hq; ++h) rotate(row + int64_t(h) * D, cos_t, sin_t, half, D, q_out + (t * hq + h) * D);
       const int64_t slot = slot_mapping[t];
       if (slot < 0) continue;
       const float* k = row + int64_t(hq) * D;
       const float* v = row + int64_t(hq + hkv) * D;
       if (kv_dtype == KvDtype::F32) {
         float* k_dst = static_cast<float*>(k_cache) + slot * kv_width;
-        for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, k_dst + g * D);
+        for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, D, k_dst + g * D);
         std::memcpy(static_cast<float*>(v_cache) + slot * kv_width, v, sizeof(float) * kv_width);
       } else {
-        for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, k_row + g * D);
+        for (int g = 0; g < hkv; ++g) rotate(k + int64_t(g) * D, cos_t, sin_t, half, D, k_row + g * D);
         uint16_t* k_dst = static_cast<uint16_t*>(k_cache) + slot * kv_width;
         uint16_t* v_dst = static_cast<uint16_t*>(v_cache) + slot * kv_width;
         for (int64_t i = 0; i < kv_width; ++i) k_dst[i] = f32_to_bf16(k_row[i]);

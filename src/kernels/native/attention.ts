@@ -8,7 +8,8 @@ export const nativeAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedA
   /**
    * qkv [T, (Hq+2Hkv)·D] → qOut [T, Hq·D], kCache/vCache rows slotMapping[t] (-1: skipped), [rows, Hkv·D];
    * caches both Float32Array, or both Uint16Array (bf16: each written value rounded to nearest even).
-   * Semantics: angle = f32(pos[t]·invFreq[i]); x'[i] = x[i]·cos - x[i+D/2]·sin; x'[i+D/2] = x[i+D/2]·cos + x[i]·sin
+   * Semantics (R = shape.rotaryDim ?? D, partial rotary when R < D): angle = f32(pos[t]·invFreq[i]), i < R/2;
+   *   x'[i] = x[i]·cos - x[i+R/2]·sin; x'[i+R/2] = x[i+R/2]·cos + x[i]·sin; x'[i] = x[i] for R ≤ i < D
    *   qOut[t] = q'; kCache[slot[t]] = k'; vCache[slot[t]] = v
    */
   ropeAndCacheWrite(qkv, numTokens, shape, positions, invFreq, qOut, kCache, vCache, slotMapping) {
@@ -25,6 +26,7 @@ export const nativeAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedA
       kCache,
       vCache,
       slotMapping,
+      shape.rotaryDim, // undefined: headDim
     );
   },
 

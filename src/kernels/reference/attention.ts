@@ -46,7 +46,10 @@ function checkCaches(kCache: KvBuffer, vCache: KvBuffer, shape: AttentionShape):
   return kCache.length / blockElements; // blocks
 }
 
-/** x'[i] = x[i]·c - x[i+h]·s ; x'[i+h] = x[i+h]·c + x[i]·s, every product and sum rounded to f32 (no FMA). */
+/**
+ * x'[i] = x[i]·c - x[i+h]·s ; x'[i+h] = x[i+h]·c + x[i]·s (h = cos.length = R/2), every product and sum
+ * rounded to f32 (no FMA); x'[i] = x[i] for R ≤ i < headDim.
+ */
 function rotate(
   src: Float32Array,
   srcOffset: number,
@@ -54,6 +57,7 @@ function rotate(
   sin: Float32Array,
   dst: Float32Array,
   dstOffset: number,
+  headDim: number,
 ) {
   const half = cos.length;
   for (let i = 0; i < half; i++) {
@@ -62,33 +66,38 @@ function rotate(
     dst[dstOffset + i] = f(f(a * cos[i]) - f(b * sin[i]));
     dst[dstOffset + i + half] = f(f(b * cos[i]) + f(a * sin[i]));
   }
+  for (let i = 2 * half; i < headDim; i++) dst[dstOffset + i] = src[srcOffset + i];
 }
 
 export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pagedAttention'> = {
   /**
    * qkv [T, (Hq+2Hkv)·D] → qOut [T, Hq·D], kCache/vCache rows slotMapping[t] (-1: skipped), [rows, Hkv·D].
    * bf16 caches (Uint16Array) get f32ToBf16 of each written value.
-   * Semantics: angle = f32(f32(pos[t])·invFreq[i]); c, s = f32(cos angle), f32(sin angle);
-   *   q' = rotate_half RoPE(q), k' = RoPE(k); qOut[t] = q'; kCache[slot] = k'; vCache[slot] = v
+   * Semantics: angle = f32(f32(pos[t])·invFreq[i]), i < R/2 (R = shape.rotaryDim ?? D); c, s = f32(cos), f32(sin);
+   *   q' = rotate_half RoPE(q[:R]) ++ q[R:], k' likewise; qOut[t] = q'; kCache[slot] = k'; vCache[slot] = v
    */
   ropeAndCacheWrite(qkv, numTokens, shape, positions, invFreq, qOut, kCache, vCache, slotMapping) {
     const bf16 = isBf16(kCache, vCache);
     checkAttentionShape(shape);
     const { numHeads: hq, numKvHeads: hkv, headDim: d } = shape;
-    if (d % 2 !== 0) fail('headDim must be even for rotate-half RoPE');
+    const rotary = shape.rotaryDim ?? d;
+    if (shape.rotaryDim !== undefined && !(isWhole(rotary, 2) && rotary <= d))
+      fail('rotaryDim must be a whole number in [2, headDim]');
+    if (rotary % 2 !== 0)
+      fail(shape.rotaryDim === undefined ? 'headDim must be even for rotate-half RoPE' : 'rotaryDim must be even');
     if (!isWhole(numTokens, 0)) fail('numTokens must be a whole number ≥ 0');
     const rowWidth = (hq + 2 * hkv) * d;
     if (qkv.length < numTokens * rowWidth) fail('qkv is shorter than numTokens·(numHeads + 2·numKvHeads)·headDim');
     if (positions.length < numTokens) fail('positions is shorter than numTokens');
     if (slotMapping.length < numTokens) fail('slotMapping is shorter than numTokens');
-    if (invFreq.length < d / 2) fail('invFreq must hold headDim/2 frequencies');
+    if (invFreq.length < rotary / 2) fail('invFreq must hold rotaryDim/2 frequencies (headDim/2 without rotaryDim)');
     if (qOut.length < numTokens * hq * d) fail('qOut is shorter than numTokens·numHeads·headDim');
     const cacheRows = checkCaches(kCache, vCache, shape) * shape.blockSize;
     for (let t = 0; t < numTokens; t++) {
       if (slotMapping[t] < -1 || slotMapping[t] >= cacheRows) fail(`slotMapping[${t}] is outside the cache`);
     }
 
-    const half = d / 2;
+    const half = rotary / 2;
     // A bf16 cache: keys rotated in f32 into kDst first, then rounded (the values rounded as they are).
     const kDst = bf16 ? new Float32Array(hkv * d) : (kCache as Float32Array);
     const cos = new Float32Array(half);
@@ -102,11 +111,11 @@ export const referenceAttentionKernels: Pick<Kernels, 'ropeAndCacheWrite' | 'pag
         sin[i] = Math.sin(angle);
       }
       const row = t * rowWidth;
-      for (let h = 0; h < hq; h++) rotate(qkv, row + h * d, cos, sin, qOut, (t * hq + h) * d);
+      for (let h = 0; h < hq; h++) rotate(qkv, row + h * d, cos, sin, qOut, (t * hq + h) * d, d);
       const slot = slotMapping[t];
       if (slot < 0) continue;
       const kBase = bf16 ? 0 : slot * kvWidth;
-      for (let g = 0; g < hkv; g++) rotate(qkv, row + (hq + g) * d, cos, sin, kDst, kBase + g * d);
+      for (let g = 0; g < hkv; g++) rotate(qkv, row + (hq + g) * d, cos, sin, kDst, kBase + g * d, d);
       const v = qkv.subarray(row + (hq + hkv) * d, row + rowWidth);
       if (!bf16) {
         vCache.set(v, slot * kvWidth);
