@@ -92,3 +92,32 @@ def mixed_batch_logits(model: PeftModel, rows: list[tuple[str | None, list[int]]
     names = [BASE if adapter is None else adapter for adapter, _ in rows]
     logits = model(input_ids=input_ids, attention_mask=mask, adapter_names=names).logits.float()
     return [logits[row, : len(ids)] for row, (_, ids) in enumerate(rows)]
+
+
+@torch.no_grad()
+def softcap_effect(model: PeftModel, prompt_ids: list[int]) -> dict[str, float]:
+    """How far each of Gemma's tanh softcaps moves the base model's prompt logits (max |Δ|): proof that they bite.
+
+    Each cap is switched off in turn (transformers reads the final cap from the config and the attention cap
+    from each attention module at forward time) and restored.
+    """
+    config = model.get_base_model().config
+    capped = prompt_logits(model, None, prompt_ids)
+    effect = {}
+    if getattr(config, "final_logit_softcapping", None) is not None:
+        cap, config.final_logit_softcapping = config.final_logit_softcapping, None
+        try:
+            effect["final_logit_softcapping"] = float((prompt_logits(model, None, prompt_ids) - capped).abs().max())
+        finally:
+            config.final_logit_softcapping = cap
+    attention = [m for m in model.modules() if getattr(m, "attn_logit_softcapping", None) is not None]
+    if attention:
+        caps = [m.attn_logit_softcapping for m in attention]
+        for module in attention:
+            module.attn_logit_softcapping = None
+        try:
+            effect["attn_logit_softcapping"] = float((prompt_logits(model, None, prompt_ids) - capped).abs().max())
+        finally:
+            for module, cap in zip(attention, caps, strict=True):
+                module.attn_logit_softcapping = cap
+    return effect

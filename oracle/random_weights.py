@@ -16,14 +16,19 @@ from peft.tuners.lora import LoraLayer
 from torch_setup import seeded_generator
 
 
-def randomize_base_model(model: torch.nn.Module, seed: int, weight_std: float, bias_std: float) -> None:
-    """Overwrites every parameter: matrices ~ N(0, weight_std²), biases ~ N(0, bias_std²), norm weights ~ 1 ± 0.2."""
+def randomize_base_model(
+    model: torch.nn.Module, seed: int, weight_std: float, bias_std: float, norm_center: float = 1.0
+) -> None:
+    """Overwrites every parameter: matrices ~ N(0, weight_std²), biases ~ N(0, bias_std²), norms ~ norm_center ± 0.2.
+
+    Gemma's RMSNorm multiplies by (1 + w): norm_center 0 gives it the same effective scale 1 ± 0.2.
+    """
     generator = seeded_generator(seed)
     with torch.no_grad():
         for name, parameter in sorted(model.named_parameters()):
             noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float32)
             if "norm" in name:
-                value = 1.0 + 0.2 * noise
+                value = norm_center + 0.2 * noise
             elif name.endswith(".bias"):
                 value = bias_std * noise
             else:

@@ -4,7 +4,7 @@ usage: python tiny_fixtures.py OUT_DIR        (format: test/fixtures/README.md; 
 
 Every number comes from seeded generators, so reruns rewrite the same files (on the same library versions).
 Each case is measured on the model and adapters as re-loaded from the files written, so the fixtures pin
-what an engine reading those files must compute.
+what an engine reading those files must compute. The sets and their model configs: families.py.
 """
 
 import json
@@ -14,138 +14,55 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
-from transformers import (
-    AutoModelForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-    MistralConfig,
-    MistralForCausalLM,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
+from transformers import AutoModelForCausalLM
 
 from adapter_files import adapter_summary, create_random_adapters, directory_bytes, load_all, save_adapters
+from adapter_rounding import DTYPE_NAMES, load_rounded_copies
 from expected_io import ExpectedWriter
-from model_runs import Greedy, greedy, mixed_batch_logits, prompt_logits
+from families import SETS, adapter_specs, forward_summary
+from model_runs import Greedy, greedy, mixed_batch_logits, prompt_logits, softcap_effect
 from random_weights import randomize_base_model
 from torch_setup import deterministic_torch, seeded_generator
 
 SEED = 20261129
 GREEDY_TOKENS = 32
 PROMPT_LENGTHS = (1, 5, 13, 20)
-STEP_LOGITS_PROMPT = "p5"  # decode-step logits are recorded for this prompt only (keeps the fixtures small)
-STEP_LOGITS_ADAPTERS = (None, "all-r8-rslora")
 MIXED_TOLERANCE = 1e-4
 MIN_GREEDY_MARGIN = 1e-3  # every recorded greedy step beats the runner-up logit by at least this much
+MIN_SOFTCAP_EFFECT = 0.05  # a softcap must move some logit by at least this much, or it pins nothing
 MAX_PROMPT_DRAWS = 50
-
-SHAPE = dict(
-    vocab_size=96,
-    hidden_size=64,
-    intermediate_size=112,
-    num_attention_heads=4,
-    num_key_value_heads=2,  # GQA: two query heads per KV head
-    head_dim=16,
-    max_position_embeddings=128,
-    rms_norm_eps=1e-6,
-)
-ALL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-# name → LoraConfig arguments. Together they cover every option an engine must honour.
-ADAPTERS: dict[str, dict] = {
-    "qv-r8": dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.1),
-    "mlp-r1": dict(r=1, lora_alpha=4, target_modules=["gate_proj", "up_proj", "down_proj"]),
-    "all-r8-rslora": dict(r=8, lora_alpha=16, use_rslora=True, target_modules=ALL_TARGETS, lora_dropout=0.05),
-    "patterns": dict(
-        r=4,
-        lora_alpha=8,
-        target_modules=ALL_TARGETS,
-        rank_pattern={"q_proj": 2, "mlp.down_proj": 12, "model.layers.1.mlp.up_proj": 6},
-        alpha_pattern={"o_proj": 3, "layers.0.self_attn.k_proj": 20},
-    ),
-    "regex": dict(
-        r=8,
-        lora_alpha=8,
-        target_modules=r".*\.layers\.0\.self_attn\.(k_proj|o_proj)|.*\.layers\.1\.mlp\.down_proj",
-    ),
-    "qv-r64-layer1": dict(
-        r=64, lora_alpha=32, target_modules=["q_proj", "v_proj"], layers_to_transform=[1], layers_pattern="layers"
-    ),
-    "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj", "down_proj"]),
-}
-
-LLAMA3_ROPE = {
-    "rope_type": "llama3",
-    "factor": 8.0,
-    "low_freq_factor": 1.0,
-    "high_freq_factor": 4.0,
-    # With head_dim 16 and θ=5e5 the wavelengths are 6.3, 32.5, 167, …: one pair below 64/4 (kept), one
-    # between 64/4 and 64 (smoothed), the rest above 64 (divided by factor): all three llama3 bands occur.
-    "original_max_position_embeddings": 64,
-}
-
-CASES = [
-    dict(
-        name="llama-tied",
-        family="llama",
-        build=lambda: LlamaForCausalLM(LlamaConfig(**SHAPE, num_hidden_layers=2, tie_word_embeddings=True)),
-        adapters=list(ADAPTERS),
-    ),
-    dict(
-        name="llama3-rope",
-        family="llama",
-        build=lambda: LlamaForCausalLM(
-            LlamaConfig(**SHAPE, num_hidden_layers=2, rope_parameters={"rope_theta": 500000.0, **LLAMA3_ROPE})
-        ),
-        # RoPE is a base-model feature: two adapters (attention-only and all targets) are enough here.
-        adapters=["qv-r8", "all-r8-rslora"],
-        legacy_config=True,
-    ),
-    dict(
-        name="mistral",
-        family="mistral",
-        build=lambda: MistralForCausalLM(MistralConfig(**SHAPE, num_hidden_layers=2, sliding_window=None)),
-        adapters=list(ADAPTERS),
-    ),
-    dict(
-        name="mistral-sliding",
-        family="mistral",
-        # A window of 8 tokens (query included): prompts of 13 and 20 and every decode step run past it.
-        build=lambda: MistralForCausalLM(MistralConfig(**SHAPE, num_hidden_layers=1, sliding_window=8)),
-        adapters=["qv-r8", "all-r8-rslora"],
-    ),
-    dict(
-        name="qwen2",
-        family="qwen2",
-        build=lambda: Qwen2ForCausalLM(Qwen2Config(**SHAPE, num_hidden_layers=2)),
-        adapters=list(ADAPTERS),
-    ),
-]
 
 
 def main(out_root: Path) -> None:
     out_root.mkdir(parents=True, exist_ok=True)
-    for index, case in enumerate(CASES):
+    for index, fixture in enumerate(SETS):
         deterministic_torch(SEED + index)
-        case_dir = out_root / case["name"]
-        if case_dir.exists():
-            shutil.rmtree(case_dir)
-        write_model_and_adapters(case, case_dir, seed=SEED + 1000 * index)
-        measure(case, case_dir, seed=SEED + 1000 * index)
+        set_dir = out_root / fixture["name"]
+        if set_dir.exists():
+            shutil.rmtree(set_dir)
+        write_model_and_adapters(fixture, set_dir, seed=SEED + 1000 * index)
+        measure(fixture, set_dir, seed=SEED + 1000 * index)
     print(f"wrote {out_root} ({directory_bytes(out_root) / 1e6:.2f} MB)")
 
 
-def write_model_and_adapters(case: dict, case_dir: Path, seed: int) -> None:
-    model = case["build"]().eval()
+def write_model_and_adapters(fixture: dict, set_dir: Path, seed: int) -> None:
+    model = fixture["build"]().eval()
     # Qwen2's q/k/v biases get drawn too (bias_std), so the bias path is exercised.
-    randomize_base_model(model, seed, weight_std=0.3, bias_std=0.3)
-    model.save_pretrained(case_dir / "model")
-    if case.get("legacy_config"):
-        rewrite_as_legacy_config(case_dir / "model" / "config.json")
+    randomize_base_model(model, seed, weight_std=0.3, bias_std=0.3, norm_center=fixture.get("norm_center", 1.0))
+    stored_dtype = fixture.get("stored_dtype")
+    if stored_dtype is not None:
+        # Saved rounded; the adapters are drawn against (and the outputs computed from) the rounded weights.
+        model.to(stored_dtype).save_pretrained(set_dir / "model")
+        model = AutoModelForCausalLM.from_pretrained(set_dir / "model", dtype=torch.float32).eval()
+    else:
+        model.save_pretrained(set_dir / "model")
+    if fixture.get("legacy_config"):
+        rewrite_as_legacy_config(set_dir / "model" / "config.json")
 
-    specs = {name: ADAPTERS[name] for name in case["adapters"]}
+    all_specs = adapter_specs(fixture["family"])
+    specs = {name: all_specs[name] for name in fixture["adapters"]}
     peft_model = create_random_adapters(model, specs, seed=seed + 1, relative_delta=0.5)
-    save_adapters(peft_model, list(specs), case_dir / "adapters")
+    save_adapters(peft_model, list(specs), set_dir / "adapters")
 
 
 def rewrite_as_legacy_config(path: Path) -> None:
@@ -161,21 +78,30 @@ def rewrite_as_legacy_config(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def measure(case: dict, case_dir: Path, seed: int) -> None:
-    base = AutoModelForCausalLM.from_pretrained(case_dir / "model", dtype=torch.float32, attn_implementation="eager")
-    names = case["adapters"]
-    model = load_all(base, case_dir / "adapters", names)
+def measure(fixture: dict, set_dir: Path, seed: int) -> None:
+    base = AutoModelForCausalLM.from_pretrained(set_dir / "model", dtype=torch.float32, attn_implementation="eager")
+    names = fixture["adapters"]
+    model = load_all(base, set_dir / "adapters", names)
+    # (adapter as the case names it, PEFT adapter that computes it, rounding label or None); None = the base.
+    variants: list[tuple[str | None, str | None, str | None]] = [(None, None, None)]
+    variants += [(name, name, None) for name in names]
+    rounding = fixture.get("adapter_rounding")
+    if rounding is not None:
+        copies = load_rounded_copies(model, set_dir / "adapters", names, rounding)
+        variants += [(name, copies[name], DTYPE_NAMES[rounding]) for name in names]
 
     generator = seeded_generator(seed + 999)
     vocab = base.config.vocab_size
-    adapters = [None, *names]
+    checkpoint_dtype = json.loads((set_dir / "model" / "config.json").read_text())
     writer = ExpectedWriter(
-        case["family"],
+        fixture["family"],
         {
             "architecture": base.config.architectures[0],
+            "checkpoint_dtype": checkpoint_dtype.get("dtype", checkpoint_dtype.get("torch_dtype")),
+            "forward": forward_summary(fixture["family"], base.config),
             "logits_positions": "all",
             "greedy": {"max_new_tokens": GREEDY_TOKENS, "ignore_eos": True, "min_margin": MIN_GREEDY_MARGIN},
-            "adapters": {name: adapter_summary(case_dir / "adapters" / name) for name in names},
+            "adapters": {name: adapter_summary(set_dir / "adapters" / name) for name in names},
             "generator": "oracle/tiny_fixtures.py",
             "seed": seed,
         },
@@ -184,37 +110,51 @@ def measure(case: dict, case_dir: Path, seed: int) -> None:
     rows: dict[str, tuple[str | None, list[int]]] = {}
     prompt_names = [f"p{length}" for length in PROMPT_LENGTHS]
     for prompt_name, length in zip(prompt_names, PROMPT_LENGTHS, strict=True):
-        ids, runs = draw_prompt(model, adapters, length, vocab, generator)
-        for adapter, run in zip(adapters, runs, strict=True):
-            case_id = f"{prompt_name}-{adapter or 'base'}"
-            logits = prompt_logits(model, adapter, ids)
-            entry = {
-                "id": case_id,
-                "adapter": adapter,
+        ids, runs = draw_prompt(model, [peft_name for _, peft_name, _ in variants], length, vocab, generator)
+        for (adapter, peft_name, rounded), run in zip(variants, runs, strict=True):
+            case_id = f"{prompt_name}-{adapter or 'base'}" + (f"-lora{rounded}" if rounded else "")
+            logits = prompt_logits(model, peft_name, ids)
+            entry = {"id": case_id, "adapter": adapter}
+            if rounded:
+                entry["adapter_rounding"] = rounded
+            entry |= {
                 "prompt_ids": ids,
                 "greedy_tokens": run.tokens,
                 "greedy_min_margin": round(run.min_margin, 6),
                 "logits_key": writer.add_tensor(case_id, logits),
+                "step_logits_key": writer.add_tensor(f"{case_id}.steps", run.step_logits),
             }
-            if prompt_name == STEP_LOGITS_PROMPT and adapter in STEP_LOGITS_ADAPTERS:
-                entry["step_logits_key"] = writer.add_tensor(f"{case_id}.steps", run.step_logits)
             writer.add_case(entry)
-            single[case_id] = logits
-            rows[case_id] = (adapter, ids)
+            if not rounded:
+                single[case_id] = logits
+                rows[case_id] = (adapter, ids)
+        if prompt_name == prompt_names[-1]:
+            check_softcaps(fixture, writer, model, ids)
 
     worst = 0.0
     # PEFT refuses DoRA in a mixed batch ("Cannot pass `adapter_names` when DoRA is enabled").
-    mixable = [name for name in names if not ADAPTERS[name].get("use_dora")]
+    specs = adapter_specs(fixture["family"])
+    mixable = [name for name in names if not specs[name].get("use_dora")]
     for batch in mixed_batches(prompt_names, mixable):
         mixed = mixed_batch_logits(model, [rows[case_id] for case_id in batch])
         for case_id, logits in zip(batch, mixed, strict=True):
             worst = max(worst, float((logits - single[case_id]).abs().max()))
         writer.add_mixed_batch(batch)
     if worst > MIXED_TOLERANCE:
-        raise RuntimeError(f"{case['name']}: PEFT mixed-adapter batch differs from single runs by {worst}")
+        raise RuntimeError(f"{fixture['name']}: PEFT mixed-adapter batch differs from single runs by {worst}")
     writer.set("mixed_batch_max_abs_diff", worst)
-    writer.write(case_dir)
-    print(f"{case['name']}: {len(writer.document['cases'])} cases, mixed batches agree to {worst:.2e}")
+    writer.write(set_dir)
+    print(f"{fixture['name']}: {len(writer.document['cases'])} cases, mixed batches agree to {worst:.2e}")
+
+
+def check_softcaps(fixture: dict, writer: ExpectedWriter, model: PeftModel, ids: list[int]) -> None:
+    effect = softcap_effect(model, ids)
+    if not effect:
+        return
+    for cap, change in effect.items():
+        if change < MIN_SOFTCAP_EFFECT:
+            raise RuntimeError(f"{fixture['name']}: {cap} moves the logits by only {change}: make it smaller")
+    writer.set("softcap_effect", {cap: round(change, 4) for cap, change in effect.items()})
 
 
 def draw_prompt(

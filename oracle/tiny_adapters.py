@@ -1,0 +1,55 @@
+"""The tiny fixtures' adapters: LoraConfig arguments by name, for split and for fused (Phi-3) projections.
+
+Together they cover every option an engine must honour; a family gets the same names where they make sense.
+"""
+
+ALL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+# Llama, Mistral, Qwen2/3, Gemma2/3: separate q/k/v and gate/up projections.
+ADAPTERS: dict[str, dict] = {
+    "qv-r8": dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.1),
+    "mlp-r1": dict(r=1, lora_alpha=4, target_modules=["gate_proj", "up_proj", "down_proj"]),
+    "all-r8-rslora": dict(r=8, lora_alpha=16, use_rslora=True, target_modules=ALL_TARGETS, lora_dropout=0.05),
+    "patterns": dict(
+        r=4,
+        lora_alpha=8,
+        target_modules=ALL_TARGETS,
+        rank_pattern={"q_proj": 2, "mlp.down_proj": 12, "model.layers.1.mlp.up_proj": 6},
+        alpha_pattern={"o_proj": 3, "layers.0.self_attn.k_proj": 20},
+    ),
+    "regex": dict(
+        r=8,
+        lora_alpha=8,
+        target_modules=r".*\.layers\.0\.self_attn\.(k_proj|o_proj)|.*\.layers\.1\.mlp\.down_proj",
+    ),
+    "qv-r64-layer1": dict(
+        r=64, lora_alpha=32, target_modules=["q_proj", "v_proj"], layers_to_transform=[1], layers_pattern="layers"
+    ),
+    "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj", "down_proj"]),
+}
+
+FUSED_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+
+# Phi-3: the checkpoint has fused qkv_proj ([q+k+v, hidden]) and gate_up_proj ([2·intermediate, hidden]);
+# PEFT targets the fused modules, so lora_B of qkv_proj has q+k+v rows.
+FUSED_ADAPTERS: dict[str, dict] = {
+    "qkv-r8": dict(r=8, lora_alpha=16, target_modules=["qkv_proj"], lora_dropout=0.1),
+    "mlp-r1": dict(r=1, lora_alpha=4, target_modules=["gate_up_proj", "down_proj"]),
+    "all-r8-rslora": dict(r=8, lora_alpha=16, use_rslora=True, target_modules=FUSED_TARGETS, lora_dropout=0.05),
+    "patterns": dict(
+        r=4,
+        lora_alpha=8,
+        target_modules=FUSED_TARGETS,
+        rank_pattern={"qkv_proj": 2, "mlp.down_proj": 12, "model.layers.1.mlp.gate_up_proj": 6},
+        alpha_pattern={"o_proj": 3, "layers.0.self_attn.qkv_proj": 20},
+    ),
+    "regex": dict(
+        r=8,
+        lora_alpha=8,
+        target_modules=r".*\.layers\.0\.self_attn\.(qkv_proj|o_proj)|.*\.layers\.1\.mlp\.down_proj",
+    ),
+    "qkv-r64-layer1": dict(
+        r=64, lora_alpha=32, target_modules=["qkv_proj"], layers_to_transform=[1], layers_pattern="layers"
+    ),
+    "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["qkv_proj", "down_proj"]),
+}
