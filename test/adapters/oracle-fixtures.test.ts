@@ -9,6 +9,7 @@ import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { parseModelConfig } from '../../src/model/config-parse.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { isLoraplexError } from '../../src/observability/errors.ts';
+import { ENGINE_FAMILIES } from '../conformance/fixtures.ts';
 
 const ROOT = process.env.LORAPLEX_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'fixtures', 'tiny');
 
@@ -25,6 +26,12 @@ const cases = subdirs(ROOT).filter(
   (c) => existsSync(join(ROOT, c, 'model', 'config.json')) && subdirs(join(ROOT, c, 'adapters')).length > 0,
 );
 
+// Sets of families the engine does not run yet (ENGINE_FAMILIES) are left out below.
+const engineCases = cases.filter((c) => {
+  const expectedPath = join(ROOT, c, 'expected.json');
+  return !existsSync(expectedPath) || ENGINE_FAMILIES.includes(JSON.parse(readFileSync(expectedPath, 'utf8')).family);
+});
+
 test('the fixture root, when present, holds cases with model/config.json and adapters/', () => {
   for (const c of subdirs(ROOT)) {
     if (subdirs(join(ROOT, c, 'adapters')).length > 0)
@@ -33,7 +40,7 @@ test('the fixture root, when present, holds cases with model/config.json and ada
 });
 
 describe('PEFT-saved fixture adapters', { skip: cases.length === 0 ? `no fixtures under ${ROOT}` : false }, () => {
-  for (const c of cases) {
+  for (const c of engineCases) {
     const configPath = join(ROOT, c, 'model', 'config.json');
     for (const name of subdirs(join(ROOT, c, 'adapters'))) {
       const dir = join(ROOT, c, 'adapters', name);
