@@ -3,21 +3,12 @@
  * targeted projection, computed in f32 and stored back in W's dtype. The result serves the adapter's
  * outputs with the base model's speed (no LoRA kernels at all).
  */
+
+import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import type { WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
-import type { LayerWeights, ModelWeights } from '../model/weights.ts';
+import type { ModelWeights } from '../model/weights.ts';
 import type { LoraAdapter, LoraModuleWeights } from './types.ts';
-
-const FIELD: Record<string, keyof LayerWeights> = {
-  q_proj: 'q',
-  k_proj: 'k',
-  v_proj: 'v',
-  o_proj: 'o',
-  gate_proj: 'gate',
-  up_proj: 'up',
-  down_proj: 'down',
-};
 
 /** W [N, K] + scale · B [N, r] · A [r, K], in W's dtype. A new matrix; W is untouched. */
 export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatrix {
@@ -53,13 +44,14 @@ export function mergeAdapterIntoWeights(
   adapter: LoraAdapter,
   config: ModelConfig,
 ): ModelWeights {
-  const layers = weights.layers.map((l) => ({ ...l }));
+  const layers = weights.layers.map((l) => ({ ...l, linear: { ...l.linear } }));
   for (const mod of adapter.modules.values()) {
     if (mod.layer < 0 || mod.layer >= config.numLayers)
       throw new Error(`merge: layer ${mod.layer} is not in the model`);
-    const field = FIELD[mod.kind];
     const layer = layers[mod.layer];
-    (layer[field] as WeightMatrix) = mergeModule(layer[field] as WeightMatrix, mod);
+    const w = layer.linear[mod.kind];
+    if (!w) throw new Error(`merge: the model has no ${mod.kind}`);
+    layer.linear[mod.kind] = mergeModule(w, mod);
   }
   return { ...weights, layers };
 }

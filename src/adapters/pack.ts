@@ -7,7 +7,7 @@
  */
 import type { PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { MODULE_KINDS, MODULES_PER_LAYER, moduleShape, numModules } from '../model/modules.ts';
+import { moduleKinds, moduleShape, numModules } from '../model/modules.ts';
 import { createError } from '../observability/errors.ts';
 import type { LoraAdapter } from './types.ts';
 
@@ -15,6 +15,7 @@ const MAX_INT32 = 2 ** 31 - 1;
 
 export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdapter {
   const count = numModules(base);
+  const kinds = moduleKinds(base);
   const rank = new Int32Array(count);
   const offsetA = new Int32Array(count);
   const offsetB = new Int32Array(count);
@@ -22,7 +23,7 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
   const inFeatures = new Int32Array(count);
   const outFeatures = new Int32Array(count);
   for (let m = 0; m < count; m++) {
-    const shape = moduleShape(base, MODULE_KINDS[m % MODULES_PER_LAYER]);
+    const shape = moduleShape(base, kinds[m % kinds.length]);
     inFeatures[m] = shape.inFeatures;
     outFeatures[m] = shape.outFeatures;
   }
@@ -32,7 +33,7 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
     const fits =
       m >= 0 &&
       m < count &&
-      MODULE_KINDS[m % MODULES_PER_LAYER] === mod.kind &&
+      kinds[m % kinds.length] === mod.kind &&
       mod.a.length === mod.rank * inFeatures[m] &&
       mod.b.length === outFeatures[m] * mod.rank;
     if (!fits) {

@@ -35,11 +35,13 @@ function dimensionName(kind: ModuleKind, side: 'in' | 'out'): string {
   const kvHeads = 'num_key_value_heads × head_dim';
   const names: Record<ModuleKind, [string, string]> = {
     q_proj: ['hidden_size', heads],
+    qkv_proj: ["hidden_size", "(num_attention_heads + 2 × num_key_value_heads) × head_dim"],
     k_proj: ['hidden_size', kvHeads],
     v_proj: ['hidden_size', kvHeads],
     o_proj: [heads, 'hidden_size'],
     gate_proj: ['hidden_size', 'intermediate_size'],
     up_proj: ['hidden_size', 'intermediate_size'],
+    gate_up_proj: ['hidden_size', '2 × intermediate_size'],
     down_proj: ['intermediate_size', 'hidden_size'],
   };
   return names[kind][side === 'in' ? 0 : 1];

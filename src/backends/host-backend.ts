@@ -122,7 +122,6 @@ export class HostBackend implements Backend {
   }
 
   createKvCache(shape: KvCacheShape): KvCache {
-    if (shape.dtype !== 'f32') throw new RangeError(`the ${this.name} backend has no ${shape.dtype} KV cache yet`);
     return new HostKvCache(shape);
   }
 
@@ -191,8 +190,8 @@ export class HostBackend implements Backend {
       plan.positions,
       data(invFreq),
       data(qOut),
-      cache.k[layer] as Float32Array,
-      cache.v[layer] as Float32Array,
+      cache.k[layer],
+      cache.v[layer],
       plan.slotMapping,
     );
   }
@@ -200,22 +199,40 @@ export class HostBackend implements Backend {
   pagedAttention(step: StepState, q: Tensor, kv: KvCache, layer: number, out: Tensor, shape: AttentionShape): void {
     const plan = hostStep(step).plan;
     const cache = hostKv(kv);
-    this.kernels.pagedAttention(
-      data(q),
-      cache.k[layer] as Float32Array,
-      cache.v[layer] as Float32Array,
-      data(out),
-      shape,
-      plan.attention,
-    );
+    this.kernels.pagedAttention(data(q), cache.k[layer], cache.v[layer], data(out), shape, plan.attention);
+  }
+
+  rmsNormHeads(
+    x: Tensor,
+    rows: number,
+    rowStride: number,
+    offset: number,
+    numHeads: number,
+    headDim: number,
+    weight: Tensor,
+    eps: number,
+  ): void {
+    this.kernels.rmsNormHeads(data(x), rows, rowStride, offset, numHeads, headDim, data(weight), eps);
   }
 
   siluMul(gateUp: Tensor, out: Tensor, rows: number, inter: number): void {
     this.kernels.siluMul(data(gateUp), data(out), rows, inter);
   }
 
+  geluTanhMul(gateUp: Tensor, out: Tensor, rows: number, inter: number): void {
+    this.kernels.geluTanhMul(data(gateUp), data(out), rows, inter);
+  }
+
   addInPlace(x: Tensor, y: Tensor, length: number): void {
     this.kernels.addInPlace(data(x), data(y), length);
+  }
+
+  softcapInPlace(x: Tensor, length: number, cap: number): void {
+    this.kernels.softcapInPlace(data(x), length, cap);
+  }
+
+  scaleInPlace(x: Tensor, length: number, factor: number): void {
+    this.kernels.scaleInPlace(data(x), length, factor);
   }
 
   gatherLogitRows(step: StepState, x: Tensor, dim: number, out: Tensor): void {

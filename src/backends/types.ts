@@ -126,8 +126,22 @@ export interface Backend {
     layer: number,
   ): void;
   pagedAttention(step: StepState, q: Tensor, kv: KvCache, layer: number, out: Tensor, shape: AttentionShape): void;
+  /** In place on each head of strided rows (q/k norms on the fused q|k|v rows). */
+  rmsNormHeads(
+    x: Tensor,
+    rows: number,
+    rowStride: number,
+    offset: number,
+    numHeads: number,
+    headDim: number,
+    weight: Tensor,
+    eps: number,
+  ): void;
   siluMul(gateUp: Tensor, out: Tensor, rows: number, inter: number): void;
+  geluTanhMul(gateUp: Tensor, out: Tensor, rows: number, inter: number): void;
   addInPlace(x: Tensor, y: Tensor, length: number): void;
+  softcapInPlace(x: Tensor, length: number, cap: number): void;
+  scaleInPlace(x: Tensor, length: number, factor: number): void;
   /** out[r, :] = x[logitRows[r], :] (dim columns) for the step's logit rows. */
   gatherLogitRows(step: StepState, x: Tensor, dim: number, out: Tensor): void;
 

@@ -11,7 +11,6 @@ import type { ModelConfig } from '../model/config.ts';
 import { DecoderModel } from '../model/forward.ts';
 import { fuseWeights } from '../model/fused-weights.ts';
 import { numModules } from '../model/modules.ts';
-import { ropeInvFreq } from '../model/rope.ts';
 import type { LoadedModel } from '../model/weights.ts';
 import { createError } from '../observability/errors.ts';
 import type { EngineFaults } from './faults.ts';
@@ -121,7 +120,6 @@ export class LLMEngine {
       config,
       fuseWeights(config, loaded.weights, backend),
       backend,
-      ropeInvFreq(config),
       options.blockSize,
     );
     const numBlocks = Math.ceil(options.kvCacheTokens / options.blockSize);

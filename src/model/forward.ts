@@ -1,14 +1,17 @@
 /**
- * The decoder forward pass of the Llama family (Llama, Mistral, Qwen2: pre-norm, RoPE, grouped-query
- * attention, SiLU-gated MLP), on a backend. One call runs one step: any mix of prefill chunks and decode
- * tokens, of many adapters and the base. Base GEMMs run once over all tokens; each adapter delta only over
- * its rows:  y = x·Wᵀ + scale_s · (x·A_sᵀ)·B_sᵀ  for the rows of slot s.
+ * The decoder forward pass, generic over a model spec (src/model/spec/): pre-norm decoder layers with RoPE,
+ * grouped-query paged attention and a gated MLP, plus what each family adds (q/k norms, norms after each
+ * block, GeGLU, soft-capping, scaled embeddings, per-layer windows and RoPE). One call runs one step: any mix
+ * of prefill chunks and decode tokens, of many adapters and the base. Base GEMMs run once over all tokens;
+ * each adapter delta only over its rows:  y = x·Wᵀ + scale_s · (x·A_sᵀ)·B_sᵀ  for the rows of slot s.
  */
 import type { AdapterOutputs, Backend, KvCache, StepState, Tensor } from '../backends/types.ts';
 import type { AttentionShape, LoraBank } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
 import type { FusedWeights } from './fused-weights.ts';
-import { moduleIndex } from './modules.ts';
+import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from './modules.ts';
+import { layerInvFreq } from './rope.ts';
+import { type ModelSpec, specOf } from './spec/index.ts';
 
 /** Activation tensors, grown to the largest step seen and reused across steps. */
 class Scratch {
@@ -24,46 +27,67 @@ class Scratch {
   }
 }
 
+type AdapterModules = AdapterOutputs['modules'];
+
+/** What one layer's attention and adapter groups look like (built once). */
+interface LayerPlan {
+  attention: AttentionShape;
+  invFreq: Tensor;
+  qkv: AdapterModules;
+  o: AdapterModules;
+  gateUp: AdapterModules;
+  down: AdapterModules;
+}
+
 export class DecoderModel {
-  readonly attentionShape: AttentionShape;
+  readonly spec: ModelSpec;
   private readonly scratch: Scratch;
-  private readonly invFreq: Tensor;
+  private readonly layers: LayerPlan[];
   private readonly qSize: number;
   private readonly kvSize: number;
   private readonly qkvSize: number;
-  /** Per layer: the adapter outputs of its q|k|v and gate|up groups (built once; the tensors are bound per step). */
-  private readonly groups: { qkv: AdapterOutputs['modules']; gateUp: AdapterOutputs['modules'] }[];
 
   constructor(
     readonly config: ModelConfig,
     readonly weights: FusedWeights,
     readonly backend: Backend,
-    invFreq: Float32Array,
     blockSize: number,
   ) {
-    this.attentionShape = {
-      numHeads: config.numHeads,
-      numKvHeads: config.numKvHeads,
-      headDim: config.headDim,
-      blockSize,
-      slidingWindow: config.slidingWindow ?? 0,
-    };
+    this.spec = specOf(config.family);
     this.scratch = new Scratch(backend);
-    this.invFreq = backend.upload(invFreq);
     this.qSize = config.numHeads * config.headDim;
     this.kvSize = config.numKvHeads * config.headDim;
     this.qkvSize = this.qSize + 2 * this.kvSize;
-    const I = config.intermediateSize;
-    this.groups = Array.from({ length: config.numLayers }, (_, l) => ({
-      qkv: [
-        { module: moduleIndex(l, 'q_proj'), yOffset: 0, n: this.qSize },
-        { module: moduleIndex(l, 'k_proj'), yOffset: this.qSize, n: this.kvSize },
-        { module: moduleIndex(l, 'v_proj'), yOffset: this.qSize + this.kvSize, n: this.kvSize },
-      ],
-      gateUp: [
-        { module: moduleIndex(l, 'gate_proj'), yOffset: 0, n: I },
-        { module: moduleIndex(l, 'up_proj'), yOffset: I, n: I },
-      ],
+    const kinds = moduleKinds(config);
+    // The column ranges of a fused group's members, in order.
+    const group = (l: number, members: readonly ModuleKind[]): AdapterModules => {
+      let yOffset = 0;
+      return members.map((kind) => {
+        const n = moduleShape(config, kind).outFeatures;
+        const out = { module: moduleIndex(l, kind, kinds), yOffset, n };
+        yOffset += n;
+        return out;
+      });
+    };
+    const invFreq = {
+      full: backend.upload(layerInvFreq(config, 'full')),
+      sliding: backend.upload(layerInvFreq(config, 'sliding')),
+    };
+    this.layers = config.layerTypes.map((type, l) => ({
+      attention: {
+        numHeads: config.numHeads,
+        numKvHeads: config.numKvHeads,
+        headDim: config.headDim,
+        blockSize,
+        slidingWindow: type === 'sliding' ? (config.slidingWindow ?? 0) : 0,
+        scale: config.attentionScale,
+        softcap: config.attnLogitSoftcap ?? 0,
+      },
+      invFreq: invFreq[type],
+      qkv: group(l, this.spec.qkv),
+      o: group(l, ['o_proj']),
+      gateUp: group(l, this.spec.gateUp),
+      down: group(l, ['down_proj']),
     }));
   }
 
@@ -72,56 +96,62 @@ export class DecoderModel {
    * [0, step.numLogitRows) of [*, vocab] (scratch: read before the next step).
    */
   forward(step: StepState, kv: KvCache, bank: LoraBank | null): Tensor {
-    const { config, backend: B, weights: W } = this;
+    const { config, spec, backend: B, weights: W } = this;
     const T = step.numTokens;
     const H = config.hiddenSize;
     const I = config.intermediateSize;
+    const D = config.headDim;
+    const eps = config.rmsNormEps;
     const x = this.scratch.get('x', T * H);
     const xn = this.scratch.get('xn', T * H);
     const qkv = this.scratch.get('qkv', T * this.qkvSize);
     const q = this.scratch.get('q', T * this.qSize);
     const attn = this.scratch.get('attn', T * this.qSize);
     const proj = this.scratch.get('proj', T * H);
+    const projNormed = spec.norms.attnOut || spec.norms.mlpOut ? this.scratch.get('projNormed', T * H) : proj;
     const gateUp = this.scratch.get('gateUp', T * 2 * I);
     const act = this.scratch.get('act', T * I);
     const lora = bank && step.hasAdapters ? bank : null;
+    const activate = config.hiddenActivation === 'gelu_tanh' ? B.geluTanhMul.bind(B) : B.siluMul.bind(B);
 
     B.embedding(step, W.embedding, x);
+    if (spec.scaleEmbeddings) B.scaleInPlace(x, T * H, Math.sqrt(H));
     for (let l = 0; l < config.numLayers; l++) {
       const layer = W.layers[l];
-      const groups = this.groups[l];
-      B.rmsNorm(x, layer.inputNorm, xn, T, H, config.rmsNormEps);
+      const plan = this.layers[l];
+      B.rmsNorm(x, layer.norms.attnIn, xn, T, H, eps);
       B.gemm(xn, layer.qkv, qkv, T, layer.qkvBias);
       // q, k and v share xn: one call writes their column ranges of the fused qkv rows.
-      if (lora) B.applyAdapters(lora, step, xn, H, { y: qkv, yStride: this.qkvSize, modules: groups.qkv });
-      B.ropeAndCacheWrite(step, qkv, this.attentionShape, this.invFreq, q, kv, l);
-      B.pagedAttention(step, q, kv, l, attn, this.attentionShape);
+      if (lora) B.applyAdapters(lora, step, xn, H, { y: qkv, yStride: this.qkvSize, modules: plan.qkv });
+      if (layer.norms.q && layer.norms.k) {
+        B.rmsNormHeads(qkv, T, this.qkvSize, 0, config.numHeads, D, layer.norms.q, eps);
+        B.rmsNormHeads(qkv, T, this.qkvSize, this.qSize, config.numKvHeads, D, layer.norms.k, eps);
+      }
+      B.ropeAndCacheWrite(step, qkv, plan.attention, plan.invFreq, q, kv, l);
+      B.pagedAttention(step, q, kv, l, attn, plan.attention);
       B.gemm(attn, layer.o, proj, T, layer.oBias);
-      if (lora) {
-        const modules = [{ module: moduleIndex(l, 'o_proj'), yOffset: 0, n: H }];
-        B.applyAdapters(lora, step, attn, this.qSize, { y: proj, yStride: H, modules });
-      }
-      B.addInPlace(x, proj, T * H);
+      if (lora) B.applyAdapters(lora, step, attn, this.qSize, { y: proj, yStride: H, modules: plan.o });
+      if (layer.norms.attnOut) B.rmsNorm(proj, layer.norms.attnOut, projNormed, T, H, eps);
+      B.addInPlace(x, layer.norms.attnOut ? projNormed : proj, T * H);
 
-      B.rmsNorm(x, layer.postAttentionNorm, xn, T, H, config.rmsNormEps);
+      B.rmsNorm(x, layer.norms.mlpIn, xn, T, H, eps);
       B.gemm(xn, layer.gateUp, gateUp, T);
-      if (lora) B.applyAdapters(lora, step, xn, H, { y: gateUp, yStride: 2 * I, modules: groups.gateUp });
-      B.siluMul(gateUp, act, T, I);
+      if (lora) B.applyAdapters(lora, step, xn, H, { y: gateUp, yStride: 2 * I, modules: plan.gateUp });
+      activate(gateUp, act, T, I);
       B.gemm(act, layer.down, proj, T);
-      if (lora) {
-        const modules = [{ module: moduleIndex(l, 'down_proj'), yOffset: 0, n: H }];
-        B.applyAdapters(lora, step, act, I, { y: proj, yStride: H, modules });
-      }
-      B.addInPlace(x, proj, T * H);
+      if (lora) B.applyAdapters(lora, step, act, I, { y: proj, yStride: H, modules: plan.down });
+      if (layer.norms.mlpOut) B.rmsNorm(proj, layer.norms.mlpOut, projNormed, T, H, eps);
+      B.addInPlace(x, layer.norms.mlpOut ? projNormed : proj, T * H);
     }
 
     const R = step.numLogitRows;
     const rows = this.scratch.get('rows', R * H);
     B.gatherLogitRows(step, x, H, rows);
     const normed = this.scratch.get('normedRows', R * H);
-    B.rmsNorm(rows, W.finalNorm, normed, R, H, config.rmsNormEps);
+    B.rmsNorm(rows, W.finalNorm, normed, R, H, eps);
     const logits = this.scratch.get('logits', R * config.vocabSize);
     B.gemm(normed, W.lmHead, logits, R);
+    if (config.finalLogitSoftcap !== null) B.softcapInPlace(logits, R * config.vocabSize, config.finalLogitSoftcap);
     return logits;
   }
 }

@@ -1,16 +1,18 @@
 /**
  * The base weights as the forward pass uses them, on the backend: q|k|v and gate|up fused into one matrix
- * each, so each layer runs three GEMMs fewer (the adapter deltas still target each projection through column
- * offsets); norms and biases uploaded once.
+ * each (the spec's groups; Phi-3's checkpoint is fused already), so each layer runs three GEMMs fewer (the
+ * adapter deltas still target each projection through column offsets); norms and biases uploaded once.
  */
 import type { Backend, EmbeddingTable, Tensor } from '../backends/types.ts';
 import type { PackedWeight, WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
-import type { ModelWeights } from './weights.ts';
+import { type ModuleKind, moduleShape } from './modules.ts';
+import { specOf } from './spec/index.ts';
+import type { LayerWeights, ModelWeights } from './weights.ts';
 
 export interface FusedLayer {
-  inputNorm: Tensor; // [H]
-  postAttentionNorm: Tensor; // [H]
+  /** Norm weights [H] (q/k: [D]), with the family's offset already added (Gemma's 1 + w). */
+  norms: { attnIn: Tensor; attnOut?: Tensor; mlpIn: Tensor; mlpOut?: Tensor; q?: Tensor; k?: Tensor };
   qkv: PackedWeight; // [(Hq + 2·Hkv)·D, H]
   qkvBias: Tensor | undefined;
   o: PackedWeight; // [H, Hq·D]
@@ -54,23 +56,45 @@ function concatBias(parts: (Float32Array | null)[], sizes: number[]): Float32Arr
 
 /** Packs every matrix and uploads every vector. The host originals can be dropped afterwards. */
 export function fuseWeights(config: ModelConfig, weights: ModelWeights, backend: Backend): FusedWeights {
-  const qSize = config.numHeads * config.headDim;
-  const kvSize = config.numKvHeads * config.headDim;
-  const vector = (v: Float32Array | null | undefined) => (v ? backend.upload(v) : undefined);
-  const layers = weights.layers.map((l) => ({
-    inputNorm: backend.upload(l.inputNorm),
-    postAttentionNorm: backend.upload(l.postAttentionNorm),
-    qkv: backend.packWeight(concatRows([l.q, l.k, l.v])),
-    qkvBias: vector(concatBias([l.qBias, l.kBias, l.vBias], [qSize, kvSize, kvSize])),
-    o: backend.packWeight(l.o),
-    oBias: vector(l.oBias),
-    gateUp: backend.packWeight(concatRows([l.gate, l.up])),
-    down: backend.packWeight(l.down),
-  }));
+  const spec = specOf(config.family);
+  const norm = (v: Float32Array) =>
+    backend.upload(spec.normWeightOffset === 0 ? v : v.map((w) => Math.fround(spec.normWeightOffset + w)));
+  const vector = (v: Float32Array | undefined) => (v ? backend.upload(v) : undefined);
+  const matrix = (l: LayerWeights, kind: ModuleKind): WeightMatrix => {
+    const w = l.linear[kind];
+    if (!w) throw new Error(`the weights have no ${kind}`);
+    return w;
+  };
+  const fused = (l: LayerWeights, kinds: readonly ModuleKind[]) =>
+    backend.packWeight(concatRows(kinds.map((k) => matrix(l, k))));
+  const layers = weights.layers.map((l): FusedLayer => {
+    const named = (name: string | undefined) => (name === undefined ? undefined : norm(l.norms[name]));
+    return {
+      norms: {
+        attnIn: norm(l.norms[spec.norms.attnIn]),
+        attnOut: named(spec.norms.attnOut),
+        mlpIn: norm(l.norms[spec.norms.mlpIn]),
+        mlpOut: named(spec.norms.mlpOut),
+        q: spec.qkNorm ? norm(l.norms['self_attn.q_norm']) : undefined,
+        k: spec.qkNorm ? norm(l.norms['self_attn.k_norm']) : undefined,
+      },
+      qkv: fused(l, spec.qkv),
+      qkvBias: vector(
+        concatBias(
+          spec.qkv.map((k) => l.bias[k] ?? null),
+          spec.qkv.map((k) => moduleShape(config, k).outFeatures),
+        ),
+      ),
+      o: backend.packWeight(matrix(l, 'o_proj')),
+      oBias: vector(l.bias.o_proj),
+      gateUp: fused(l, spec.gateUp),
+      down: backend.packWeight(matrix(l, 'down_proj')),
+    };
+  });
   return {
     embedding: backend.embeddingTable(weights.embedding),
     layers,
-    finalNorm: backend.upload(weights.finalNorm),
+    finalNorm: norm(weights.finalNorm),
     lmHead: backend.packWeight(weights.lmHead),
   };
 }

@@ -5,10 +5,11 @@
  * by 1 ulp from torch on CPU (a relative 6e-8, far below what the forward pass can see).
  *
  *   default: invFreq[i] = 1 / theta^(2i / d)
+ *   linear:  invFreq / factor (transformers' _compute_linear_scaling_rope_parameters).
  *   llama3:  invFreq scaled by 1/factor below low frequencies, kept above high ones, and blended between
  *            (transformers' _compute_llama3_parameters).
  */
-import type { ModelConfig } from './config.ts';
+import type { LayerType, ModelConfig } from './config.ts';
 
 const f = Math.fround;
 
@@ -19,6 +20,7 @@ export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 
   for (let i = 0; i < dim / 2; i++) invFreq[i] = f(1 / f(base ** f((2 * i) / dim)));
   const scaling = config.ropeScaling;
   if (scaling === null) return invFreq;
+  if (scaling.type === 'linear') return invFreq.map((inv) => f(inv / f(scaling.factor)));
 
   const factor = f(scaling.factor);
   const low = f(scaling.lowFreqFactor);
@@ -41,4 +43,14 @@ export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 
     invFreq[i] = f(f(f(f(1 - smooth) * inv) / factor) + f(smooth * inv));
   }
   return invFreq;
+}
+
+/** The frequencies of one kind of layer: sliding-window layers may have their own RoPE (Gemma 3). */
+export function layerInvFreq(
+  config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling' | 'localRope'>,
+  type: LayerType,
+): Float32Array {
+  const local = type === 'sliding' ? config.localRope : null;
+  if (!local) return ropeInvFreq(config);
+  return ropeInvFreq({ headDim: config.headDim, ropeTheta: local.theta, ropeScaling: local.scaling });
 }

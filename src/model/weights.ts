@@ -3,7 +3,7 @@
  * kernels' types. Matrices keep one storage dtype (the checkpoint's, or the one asked for); norms and
  * biases become f32.
  *
- * Names (HF Llama/Mistral/Qwen2):
+ * Names, as the family's spec (src/model/spec/) lists them; for Llama:
  *   model.embed_tokens.weight                       [V, H]
  *   model.layers.{i}.input_layernorm.weight         [H]
  *   model.layers.{i}.self_attn.q_proj.weight        [Hq·D, H]   (+ .bias [Hq·D] with attention biases)
@@ -14,28 +14,24 @@
  *   model.layers.{i}.mlp.down_proj.weight           [H, I]
  *   model.norm.weight                               [H]
  *   lm_head.weight                                  [V, H]      (absent when tie_word_embeddings)
+ * Phi-3 stores self_attn.qkv_proj [(Hq + 2·Hkv)·D, H] and mlp.gate_up_proj [2·I, H]; Gemma adds
+ * pre/post_feedforward_layernorm; Qwen3 and Gemma 3 add self_attn.{q,k}_norm [D].
  */
 
 import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import type { WeightDType, WeightMatrix } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
-import { moduleShape } from './modules.ts';
+import { type ModuleKind, moduleShape } from './modules.ts';
 import type { RawTensor } from './safetensors.ts';
+import { specOf } from './spec/index.ts';
 
 export interface LayerWeights {
-  inputNorm: Float32Array; // [H]
-  postAttentionNorm: Float32Array; // [H]
-  q: WeightMatrix; // [Hq·D, H]
-  k: WeightMatrix; // [Hkv·D, H]
-  v: WeightMatrix; // [Hkv·D, H]
-  o: WeightMatrix; // [H, Hq·D]
-  qBias: Float32Array | null;
-  kBias: Float32Array | null;
-  vBias: Float32Array | null;
-  oBias: Float32Array | null;
-  gate: WeightMatrix; // [I, H]
-  up: WeightMatrix; // [I, H]
-  down: WeightMatrix; // [H, I]
+  /** The projections as the checkpoint stores them, by name (the spec's modules). */
+  linear: Partial<Record<ModuleKind, WeightMatrix>>;
+  /** Biases of the projections that have one. */
+  bias: Partial<Record<ModuleKind, Float32Array>>;
+  /** Norm weights by name under the layer ('input_layernorm', 'self_attn.q_norm', …), as stored. */
+  norms: Record<string, Float32Array>;
 }
 
 export interface ModelWeights {
@@ -99,26 +95,29 @@ const FLOAT_DTYPES: Record<string, WeightDType> = { F32: 'f32', F16: 'f16', BF16
 /** Buffers some checkpoints carry that the forward pass recomputes. */
 const IGNORED = /\.rotary_emb\.inv_freq$/;
 
-/** Llama's attention_bias also adds an o_proj bias; Qwen2 biases q/k/v only. */
-function hasOutputBias(config: ModelConfig): boolean {
-  return config.family === 'llama' && config.attentionBias;
+/** Norm tensors of a layer, by name under model.layers.{i}., with their length. */
+export function layerNorms(config: ModelConfig): { name: string; size: number }[] {
+  const spec = specOf(config.family);
+  const norms = Object.values(spec.norms).map((name) => ({ name, size: config.hiddenSize }));
+  if (spec.qkNorm) {
+    norms.push({ name: 'self_attn.q_norm', size: config.headDim }, { name: 'self_attn.k_norm', size: config.headDim });
+  }
+  return norms;
 }
 
 export function expectedTensors(config: ModelConfig): ExpectedTensor[] {
   const { hiddenSize: H, vocabSize: V } = config;
+  const spec = specOf(config.family);
+  const biased = new Set(spec.biases(config));
   const out: ExpectedTensor[] = [{ name: 'model.embed_tokens.weight', shape: [V, H] }];
-  const linear = (prefix: string, kind: Parameters<typeof moduleShape>[1], bias: boolean) => {
-    const { inFeatures, outFeatures } = moduleShape(config, kind);
-    out.push({ name: `${prefix}.${kind}.weight`, shape: [outFeatures, inFeatures] });
-    if (bias) out.push({ name: `${prefix}.${kind}.bias`, shape: [outFeatures] });
-  };
   for (let i = 0; i < config.numLayers; i++) {
     const p = `model.layers.${i}`;
-    out.push({ name: `${p}.input_layernorm.weight`, shape: [H] });
-    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [H] });
-    for (const kind of ['q_proj', 'k_proj', 'v_proj'] as const) linear(`${p}.self_attn`, kind, config.attentionBias);
-    linear(`${p}.self_attn`, 'o_proj', hasOutputBias(config));
-    for (const kind of ['gate_proj', 'up_proj', 'down_proj'] as const) linear(`${p}.mlp`, kind, config.mlpBias);
+    for (const norm of layerNorms(config)) out.push({ name: `${p}.${norm.name}.weight`, shape: [norm.size] });
+    for (const m of spec.modules) {
+      const { inFeatures, outFeatures } = moduleShape(config, m.kind);
+      out.push({ name: `${p}.${m.parent}.${m.kind}.weight`, shape: [outFeatures, inFeatures] });
+      if (biased.has(m.kind)) out.push({ name: `${p}.${m.parent}.${m.kind}.bias`, shape: [outFeatures] });
+    }
   }
   out.push({ name: 'model.norm.weight', shape: [H] });
   if (!config.tieWordEmbeddings) out.push({ name: 'lm_head.weight', shape: [V, H] });
@@ -203,25 +202,18 @@ export async function loadWeights(
   const total = config.numLayers + 2;
   const embedding = await matrix('model.embed_tokens.weight');
   options.onProgress?.(1, total);
+  const spec = specOf(config.family);
+  const biased = new Set(spec.biases(config));
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
-    const attn = `model.layers.${i}.self_attn`;
-    const mlp = `model.layers.${i}.mlp`;
-    layers.push({
-      inputNorm: await vector(`model.layers.${i}.input_layernorm.weight`),
-      postAttentionNorm: await vector(`model.layers.${i}.post_attention_layernorm.weight`),
-      q: await matrix(`${attn}.q_proj.weight`),
-      k: await matrix(`${attn}.k_proj.weight`),
-      v: await matrix(`${attn}.v_proj.weight`),
-      o: await matrix(`${attn}.o_proj.weight`),
-      qBias: await optionalVector(`${attn}.q_proj.bias`, config.attentionBias),
-      kBias: await optionalVector(`${attn}.k_proj.bias`, config.attentionBias),
-      vBias: await optionalVector(`${attn}.v_proj.bias`, config.attentionBias),
-      oBias: await optionalVector(`${attn}.o_proj.bias`, hasOutputBias(config)),
-      gate: await matrix(`${mlp}.gate_proj.weight`),
-      up: await matrix(`${mlp}.up_proj.weight`),
-      down: await matrix(`${mlp}.down_proj.weight`),
-    });
+    const p = `model.layers.${i}`;
+    const layer: LayerWeights = { linear: {}, bias: {}, norms: {} };
+    for (const norm of layerNorms(config)) layer.norms[norm.name] = await vector(`${p}.${norm.name}.weight`);
+    for (const m of spec.modules) {
+      layer.linear[m.kind] = await matrix(`${p}.${m.parent}.${m.kind}.weight`);
+      if (biased.has(m.kind)) layer.bias[m.kind] = await vector(`${p}.${m.parent}.${m.kind}.bias`);
+    }
+    layers.push(layer);
     options.onProgress?.(i + 2, total);
   }
   const finalNorm = await vector('model.norm.weight');

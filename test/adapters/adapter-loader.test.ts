@@ -14,7 +14,7 @@ import { ThreadAdapterLoader } from '../../src/adapters/loader/loader-thread.ts'
 import { DEMO_ADAPTERS, type DemoPaths, ensureDemo } from '../../src/demo/demo-model.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
 import { readModelConfig } from '../../src/model/model-dir.ts';
-import { MODULE_KINDS, MODULES_PER_LAYER, numModules } from '../../src/model/modules.ts';
+import { MODULE_KINDS, numModules } from '../../src/model/modules.ts';
 import { type ErrorCode, LoraplexError } from '../../src/observability/errors.ts';
 
 const MAX_RANK = 32; // the largest demo adapter's rank
@@ -114,7 +114,7 @@ describe('ThreadAdapterLoader: good adapters', () => {
       const scale = spec.rslora ? spec.alpha / Math.sqrt(spec.r) : spec.alpha / spec.r;
       assert.equal(packed.rank.length, numModules(base));
       for (let m = 0; m < packed.rank.length; m++) {
-        const targeted = spec.targets.includes(MODULE_KINDS[m % MODULES_PER_LAYER]);
+        const targeted = spec.targets.includes(MODULE_KINDS[m % MODULE_KINDS.length]);
         assert.equal(packed.rank[m], targeted ? spec.r : 0, `rank of module ${m}`);
         assert.equal(packed.scale[m], targeted ? Math.fround(scale) : 0, `scale of module ${m}`);
       }

@@ -136,6 +136,12 @@ describe('parseModelConfig: supported families', () => {
       attentionBias: false,
       mlpBias: false,
       slidingWindow: null,
+      layerTypes: Array(16).fill('full'),
+      localRope: null,
+      hiddenActivation: 'silu',
+      attentionScale: 64 ** -0.5,
+      attnLogitSoftcap: null,
+      finalLogitSoftcap: null,
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],
       dtype: 'bf16',
@@ -240,11 +246,19 @@ describe('parseModelConfig: refusals name the file, the field, the value and wha
       '"dynamic"',
     );
     rejects(
-      { ...smollm2, rope_parameters: { rope_type: 'linear', factor: 2, rope_theta: 1e4 } },
+      { ...smollm2, rope_parameters: { rope_type: 'yarn', factor: 2, rope_theta: 1e4 } },
       'config_unsupported',
       'rope_parameters.rope_type',
-      '"linear"',
+      '"yarn"',
     );
+  });
+
+  test('linear rope scaling', () => {
+    const c = parseModelConfig(
+      { ...smollm2, rope_parameters: { rope_type: 'linear', factor: 2, rope_theta: 1e4 } },
+      SOURCE,
+    );
+    assert.deepEqual(c.ropeScaling, { type: 'linear', factor: 2 });
   });
 
   test('llama3 scaling with a missing parameter', () => {
@@ -271,7 +285,9 @@ describe('parseModelConfig: refusals name the file, the field, the value and wha
 
   test('Qwen2 sliding windows', () => {
     rejects({ ...qwen25, use_sliding_window: true }, 'config_unsupported', "'use_sliding_window'");
-    rejects({ ...qwen25, layer_types: ['full_attention', 'sliding_attention'] }, 'config_unsupported', "'layer_types'");
+    const layers = qwen25.num_hidden_layers as number;
+    const layerTypes = Array.from({ length: layers }, (_, i) => (i === 1 ? 'sliding_attention' : 'full_attention'));
+    rejects({ ...qwen25, layer_types: layerTypes, sliding_window: 8 }, 'config_unsupported', "'layer_types'");
   });
 
   test('quantized checkpoints', () => {

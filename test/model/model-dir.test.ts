@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ConfigError } from '../../src/model/config-parse.ts';
 import { f32ToBf16, toF32Array } from '../../src/kernels/dtype.ts';
+import { ConfigError } from '../../src/model/config-parse.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { SafetensorsError, writeSafetensors } from '../../src/model/safetensors.ts';
 import { WeightsError } from '../../src/model/weights.ts';
@@ -72,14 +72,14 @@ describe('loadModelDir: loads', () => {
     assert.notEqual(w.lmHead, w.embedding);
     assert.deepEqual(w.lmHead.data, value('lm_head.weight'));
     assert.deepEqual(w.finalNorm, value('model.norm.weight'));
-    const l1 = w.layers[1];
-    assert.deepEqual([l1.q.rows, l1.q.cols], [TINY.heads * TINY.headDim, TINY.hidden]);
-    assert.deepEqual([l1.k.rows, l1.v.rows, l1.o.rows, l1.o.cols], [8, 8, TINY.hidden, 16]);
-    assert.deepEqual([l1.gate.rows, l1.up.rows, l1.down.rows, l1.down.cols], [24, 24, 16, 24]);
-    assert.deepEqual(l1.down.data, value('model.layers.1.mlp.down_proj.weight'));
-    assert.deepEqual(l1.inputNorm, value('model.layers.1.input_layernorm.weight'));
-    assert.deepEqual(l1.postAttentionNorm, value('model.layers.1.post_attention_layernorm.weight'));
-    assert.deepEqual([l1.qBias, l1.kBias, l1.vBias, l1.oBias], [null, null, null, null]);
+    const { linear: p, norms, bias } = w.layers[1];
+    assert.deepEqual([p.q_proj?.rows, p.q_proj?.cols], [TINY.heads * TINY.headDim, TINY.hidden]);
+    assert.deepEqual([p.k_proj?.rows, p.v_proj?.rows, p.o_proj?.rows, p.o_proj?.cols], [8, 8, TINY.hidden, 16]);
+    assert.deepEqual([p.gate_proj?.rows, p.up_proj?.rows, p.down_proj?.rows, p.down_proj?.cols], [24, 24, 16, 24]);
+    assert.deepEqual(p.down_proj?.data, value('model.layers.1.mlp.down_proj.weight'));
+    assert.deepEqual(norms.input_layernorm, value('model.layers.1.input_layernorm.weight'));
+    assert.deepEqual(norms.post_attention_layernorm, value('model.layers.1.post_attention_layernorm.weight'));
+    assert.deepEqual(bias, {});
   });
 
   test('bf16 tied: lm_head is the embedding object, matrices stay raw bf16, norms become f32', async () => {
@@ -88,7 +88,10 @@ describe('loadModelDir: loads', () => {
     assert.equal(m.config.dtype, 'bf16');
     assert.equal(m.weights.lmHead, m.weights.embedding);
     assert.equal(m.weights.embedding.dtype, 'bf16');
-    assert.deepEqual(m.weights.layers[0].q.data, byName(encoded, 'model.layers.0.self_attn.q_proj.weight'));
+    assert.deepEqual(
+      m.weights.layers[0].linear.q_proj?.data,
+      byName(encoded, 'model.layers.0.self_attn.q_proj.weight'),
+    );
     const norm = byName(encoded, 'model.norm.weight') as Uint16Array;
     assert.deepEqual(m.weights.finalNorm, toF32Array('bf16', norm));
   });
@@ -98,28 +101,33 @@ describe('loadModelDir: loads', () => {
     const m = await loadModelDir(dir);
     assert.equal(m.config.family, 'qwen2');
     const l0 = m.weights.layers[0];
-    assert.equal(l0.k.dtype, 'f16');
-    assert.ok(l0.k.data instanceof Uint16Array);
+    assert.equal(l0.linear.k_proj?.dtype, 'f16');
+    assert.ok(l0.linear.k_proj?.data instanceof Uint16Array);
     assert.deepEqual(
-      l0.kBias,
+      l0.bias.k_proj,
       toF32Array('f16', byName(encoded, 'model.layers.0.self_attn.k_proj.bias') as Uint16Array),
     );
-    assert.equal(l0.qBias?.length, 16);
-    assert.equal(l0.vBias?.length, 8);
-    assert.equal(l0.oBias, null);
+    assert.equal(l0.bias.q_proj?.length, 16);
+    assert.equal(l0.bias.v_proj?.length, 8);
+    assert.equal(l0.bias.o_proj, undefined);
   });
 
   test('Llama attention_bias: q/k/v and o_proj biases', async () => {
     const { dir } = await tinyDir({ attentionBias: true });
     const l0 = (await loadModelDir(dir)).weights.layers[0];
-    assert.deepEqual([l0.qBias?.length, l0.kBias?.length, l0.vBias?.length, l0.oBias?.length], [16, 8, 8, 16]);
+    const { bias } = l0;
+    assert.deepEqual(
+      [bias.q_proj?.length, bias.k_proj?.length, bias.v_proj?.length, bias.o_proj?.length],
+      [16, 8, 8, 16],
+    );
   });
 
   test('Mistral loads with its sliding window', async () => {
     const { dir } = await tinyDir({ family: 'mistral' });
     const m = await loadModelDir(dir);
     assert.equal(m.config.slidingWindow, 32);
-    assert.equal(m.weights.layers[0].qBias, null);
+    assert.equal(m.weights.layers[0].bias.q_proj, undefined);
+    assert.deepEqual(m.config.layerTypes, ['sliding', 'sliding']);
   });
 
   test('sharded with an index loads the same weights as one file', async () => {
@@ -133,7 +141,7 @@ describe('loadModelDir: loads', () => {
     const m = await loadModelDir(dir, { dtype: 'bf16' });
     assert.equal(m.config.dtype, 'bf16');
     const up = tensors.find((t) => t.name === 'model.layers.1.mlp.up_proj.weight')!.values;
-    assert.deepEqual(m.weights.layers[1].up.data, Uint16Array.from(up, f32ToBf16));
+    assert.deepEqual(m.weights.layers[1].linear.up_proj?.data, Uint16Array.from(up, f32ToBf16));
     assert.equal(m.weights.finalNorm.constructor, Float32Array);
   });
 

@@ -4,7 +4,7 @@
  * scale, and every disagreement between the config, the tensors and the base model as a LoraplexError.
  */
 import type { ModelConfig } from '../../model/config.ts';
-import { isModuleKind, type ModuleKind } from '../../model/modules.ts';
+import { isModuleKind, type ModuleKind, moduleKinds } from '../../model/modules.ts';
 import { createError } from '../../observability/errors.ts';
 import {
   type BaseContext,
@@ -45,7 +45,12 @@ const KNOWN_OTHER_MODULES = new Set([
   'norm',
   'input_layernorm',
   'post_attention_layernorm',
+  'pre_feedforward_layernorm',
+  'post_feedforward_layernorm',
+  'q_norm',
+  'k_norm',
   'act_fn',
+  'activation_fn',
   'rotary_emb',
   'self_attn',
   'mlp',
@@ -71,7 +76,7 @@ export function planPeftModules(
   const ctx: BaseContext = { config: base, file: weightsFile, trainedOn: config.baseModelNameOrPath };
   const { byKey, prefix } = groupTensors(tensors, ctx);
 
-  const targeted = resolveTargetedModules(config, baseModules(base.numLayers, prefix), base.family);
+  const targeted = resolveTargetedModules(config, baseModules(base.numLayers, prefix, base.family), base.family);
   for (const m of targeted) {
     if (m.projection === null) {
       throw createError('ADAPTER_UNSUPPORTED_TARGET', {
@@ -199,8 +204,10 @@ function locateModule(
 ): { prefix: string; layer: number; kind: ModuleKind } {
   const m = DECODER_MODULE.exec(key);
   const last = key.slice(key.lastIndexOf('.') + 1);
-  if (m && (m[1] === '' || m[1].endsWith('.')) && isModuleKind(m[4]) && projectionParent(m[4]) === m[3]) {
-    return { prefix: m[1], layer: Number(m[2]), kind: m[4] };
+  const kind = m?.[4] ?? '';
+  const ofBase = isModuleKind(kind) && moduleKinds(ctx.config).includes(kind);
+  if (m && (m[1] === '' || m[1].endsWith('.')) && ofBase && projectionParent(kind) === m[3]) {
+    return { prefix: m[1], layer: Number(m[2]), kind };
   }
   if (KNOWN_OTHER_MODULES.has(last)) {
     throw createError('ADAPTER_UNSUPPORTED_TARGET', {

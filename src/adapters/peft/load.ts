@@ -10,7 +10,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { ModelConfig } from '../../model/config.ts';
-import { MODULE_KINDS, type ModuleKind, moduleIndex } from '../../model/modules.ts';
+import { type ModuleKind, moduleIndex, moduleKinds } from '../../model/modules.ts';
 import { SafetensorsError, SafetensorsFile } from '../../model/safetensors.ts';
 import { createError, isLoraplexError } from '../../observability/errors.ts';
 import { type AdapterDir, adapterFileLabel, openAdapterDir, openAdapterFile } from '../adapter-files.ts';
@@ -59,13 +59,14 @@ export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: Load
     const layout = planPeftModules(config, shapes, base, weightsFile, opts.maxLoraRank);
 
     const modules = new Map<number, LoraModuleWeights>();
+    const baseKinds = moduleKinds(base);
     const kinds = new Set<ModuleKind>();
     let sizeBytes = 0;
     let rankMax = 0;
     for (const m of layout.modules) {
       const a = await readFactor(file, m.a.tensor);
       const b = await readFactor(file, m.b.tensor);
-      modules.set(moduleIndex(m.layer, m.kind), { kind: m.kind, layer: m.layer, rank: m.rank, scale: m.scale, a, b });
+      modules.set(moduleIndex(m.layer, m.kind, baseKinds), { kind: m.kind, layer: m.layer, rank: m.rank, scale: m.scale, a, b });
       kinds.add(m.kind);
       sizeBytes += (a.length + b.length) * 4;
       rankMax = Math.max(rankMax, m.rank);
@@ -74,7 +75,7 @@ export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: Load
       name,
       source: d.dir,
       rankMax,
-      targets: MODULE_KINDS.filter((k) => kinds.has(k)),
+      targets: baseKinds.filter((k) => kinds.has(k)),
       modules,
       config,
       sizeBytes,

@@ -9,7 +9,8 @@
  *   model.rotary_emb, lm_head
  */
 import type { ModelFamily } from '../../model/config.ts';
-import { MODULE_KINDS, type ModuleKind } from '../../model/modules.ts';
+import { isModuleKind, type ModuleKind, moduleParent } from '../../model/modules.ts';
+import { MODEL_SPECS, specOf } from '../../model/spec/index.ts';
 import type { PeftLoraConfig } from './adapter-config.ts';
 import { compilePythonRegex, fullMatcher } from './python-regex.ts';
 
@@ -18,29 +19,21 @@ export interface BaseModule {
   projection: { layer: number; kind: ModuleKind } | null; // null: not a LoRA-able projection
 }
 
-const ATTENTION_KINDS: readonly ModuleKind[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
-const MLP_KINDS: readonly ModuleKind[] = ['gate_proj', 'up_proj', 'down_proj'];
-
-/** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for our families (used when target_modules is null). */
-const DEFAULT_TARGETS: Record<ModelFamily, string[]> = {
-  llama: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-};
 
 /** PEFT condenses target lists at least this long (constants.MIN_TARGET_MODULES_FOR_OPTIMIZATION). */
 const MIN_TARGET_MODULES_FOR_OPTIMIZATION = 20;
 
 /** The parent module of a projection: attention for q/k/v/o, the MLP for gate/up/down. */
 export function projectionParent(kind: ModuleKind): 'self_attn' | 'mlp' {
-  return ATTENTION_KINDS.includes(kind) ? 'self_attn' : 'mlp';
+  return moduleParent(kind);
 }
 
 /**
  * All named modules of the base model. `prefix` is where the decoder stack lives ("model." in a
  * *ForCausalLM; "" in a bare *Model), as the adapter's tensor names show it.
  */
-export function baseModules(numLayers: number, prefix: string): BaseModule[] {
+export function baseModules(numLayers: number, prefix: string, family: ModelFamily = 'llama'): BaseModule[] {
+  const spec = specOf(family);
   const plain = (name: string): BaseModule => ({ name, projection: null });
   const out: BaseModule[] = [];
   const parts = prefix.split('.').filter((p) => p.length > 0);
@@ -48,11 +41,14 @@ export function baseModules(numLayers: number, prefix: string): BaseModule[] {
   out.push(plain(`${prefix}embed_tokens`), plain(`${prefix}layers`));
   for (let layer = 0; layer < numLayers; layer++) {
     const l = `${prefix}layers.${layer}`;
-    out.push(plain(l), plain(`${l}.self_attn`));
-    for (const kind of ATTENTION_KINDS) out.push({ name: `${l}.self_attn.${kind}`, projection: { layer, kind } });
-    out.push(plain(`${l}.mlp`));
-    for (const kind of MLP_KINDS) out.push({ name: `${l}.mlp.${kind}`, projection: { layer, kind } });
-    out.push(plain(`${l}.mlp.act_fn`), plain(`${l}.input_layernorm`), plain(`${l}.post_attention_layernorm`));
+    for (const parent of ['self_attn', 'mlp'] as const) {
+      out.push(plain(`${l}.${parent}`));
+      for (const m of spec.modules) {
+        if (m.parent === parent) out.push({ name: `${l}.${parent}.${m.kind}`, projection: { layer, kind: m.kind } });
+      }
+    }
+    for (const other of spec.otherLayerModules) out.push(plain(`${l}.${other}`));
+    for (const norm of Object.values(spec.norms)) out.push(plain(`${l}.${norm}`));
   }
   out.push(plain(`${prefix}norm`), plain(`${prefix}rotary_emb`));
   if (prefix !== '') out.push(plain('lm_head')); // the output layer of a *ForCausalLM
@@ -104,9 +100,10 @@ export function resolveTargetedModules(
   const file = config.file;
   const names = modules.map((m) => m.name);
   let targets: Set<string> | ((key: string) => boolean);
-  const tm = config.targetModules ?? DEFAULT_TARGETS[family];
+  // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING when target_modules is null.
+  const tm = config.targetModules ?? [...specOf(family).defaultTargets];
   if (typeof tm === 'string' && tm.toLowerCase() === 'all-linear') {
-    // Every nn.Linear but the output layer: the seven projections of every layer.
+    // Every nn.Linear but the output layer: the projections of every layer.
     targets = new Set(modules.filter((m) => m.projection !== null).map((m) => m.name));
   } else if (typeof tm === 'string') {
     targets = fullMatcher(tm, file, 'target_modules');
@@ -201,4 +198,7 @@ export function unusedPatterns(patterns: [string, number][], keys: string[], fil
     .map(([pattern]) => pattern);
 }
 
-export const SUPPORTED_TARGETS: readonly string[] = MODULE_KINDS;
+/** Every projection name of the families served (each family has its own subset). */
+export const SUPPORTED_TARGETS: readonly string[] = [
+  ...new Set(MODEL_SPECS.flatMap((s) => s.modules.map((m) => m.kind))),
+].filter(isModuleKind);
