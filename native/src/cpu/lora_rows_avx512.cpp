@@ -30,8 +30,9 @@ inline __m512 load(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline __m512 load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
 inline __m512 load(__mmask16 m, const uint16_t* p) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
-inline __m512 load(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-inline __m512 load(__mmask16 m, const Half* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+inline __m512 widen_half(__m256i f16) { return _mm512_maskz_cvtph_ps(0xffff, f16); }
+inline __m512 load(const Half* p) { return widen_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 load(__mmask16 m, const Half* p) { return widen_half(_mm256_maskz_loadu_epi16(m, p)); }
 
 // A fixed lane reduction: halves, quarters, then pairs (GCC 12's _mm512_reduce_add_ps warns spuriously).
 inline float reduce_add(__m512 v) {
