@@ -46,6 +46,8 @@ export interface StartOptions {
   stallTimeoutSeconds?: number;
   /** Aborting stops the engine thread while it loads; start() then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Test seam: sees every message from the engine thread once it is ready, before it is handled. */
+  onWorkerMessage?: (m: FromWorker) => void;
 }
 
 export const DEFAULT_STALL_TIMEOUT_SECONDS = 120;
@@ -64,6 +66,8 @@ export class AsyncEngine {
   onFault: ((error: LoraplexError) => void) | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly adminPending = new Map<number, { resolve(r: AdminResult): void; reject(e: Error): void }>();
+  /** `until` callers, checked after every message from the engine thread. */
+  private readonly conditions = new Set<{ holds(): boolean; resolve(): void; reject(e: Error): void }>();
   private closing = false;
   private readonly exited: Promise<void>;
   private readonly watchdog: NodeJS.Timeout | null = null;
@@ -74,13 +78,20 @@ export class AsyncEngine {
     adapters: AdapterInfo[],
     progress: Int32Array,
     stallTimeoutSeconds: number,
+    onWorkerMessage?: (m: FromWorker) => void,
   ) {
     this.adapters = adapters;
     let lastTurn = Atomics.load(progress, 0);
     let lastProgress = performance.now();
     worker.on('message', (m: FromWorker) => {
       lastProgress = performance.now();
+      onWorkerMessage?.(m);
       this.onMessage(m);
+      for (const c of this.conditions) {
+        if (!c.holds()) continue;
+        this.conditions.delete(c);
+        c.resolve();
+      }
     });
     worker.on('error', (err) => this.fail(`the engine thread crashed: ${err.message}`));
     this.exited = new Promise((resolve) =>
@@ -138,6 +149,7 @@ export class AsyncEngine {
               m.adapters,
               new Int32Array(progress),
               opts.stallTimeoutSeconds ?? DEFAULT_STALL_TIMEOUT_SECONDS,
+              opts.onWorkerMessage,
             ),
           );
         } else if (m.type === 'progress') {
@@ -229,6 +241,24 @@ export class AsyncEngine {
     });
   }
 
+  /**
+   * Resolves once `condition` holds: now, or after the engine thread's message that makes it hold (stats,
+   * adapters). Rejects when the engine fails. Lets callers (and tests) wait for a state, never poll for it.
+   */
+  until(condition: () => boolean): Promise<void> {
+    if (condition()) return Promise.resolve();
+    if (this.fault) return Promise.reject(this.fault);
+    return new Promise((resolve, reject) => this.conditions.add({ holds: condition, resolve, reject }));
+  }
+
+  /**
+   * Test seam: the engine thread takes at most `steps` more steps, then waits (still taking requests, aborts
+   * and admin calls) until `holdSteps(null)`. Lets a test set up "one running, two waiting" without timing.
+   */
+  holdSteps(steps: number | null) {
+    this.post({ type: 'hold', steps });
+  }
+
   /** Stops the engine thread: asks it to finish its step and exit, and terminates it after `graceMs`. */
   async close(graceMs = 1000) {
     this.closing = true;
@@ -249,6 +279,8 @@ export class AsyncEngine {
     this.pending.clear();
     for (const p of this.adminPending.values()) p.reject(error);
     this.adminPending.clear();
+    for (const c of this.conditions) c.reject(error);
+    this.conditions.clear();
     void this.worker.terminate();
     this.onFault?.(error);
   }
@@ -257,16 +289,24 @@ export class AsyncEngine {
     if (!this.fault) this.worker.postMessage(m);
   }
 
+  private reject(id: number, error: Error) {
+    this.pending.get(id)?.fail(error);
+    this.pending.delete(id);
+  }
+
   private onMessage(m: FromWorker) {
-    if (m.type === 'tokens') {
-      this.pending
-        .get(m.id)
-        ?.push({ tokens: m.tokens, finishReason: m.finishReason, promptTokens: m.promptTokens, logprobs: m.logprobs });
+    if (m.type === 'step') {
+      for (const r of m.rejected) this.reject(r.id, deserializeError(r.error));
+      for (const t of m.tokens) {
+        const logprobs = t.logprobs ? [t.logprobs] : undefined;
+        this.pending
+          .get(t.id)
+          ?.push({ tokens: [t.token], finishReason: t.finishReason, promptTokens: t.promptTokens, logprobs });
+      }
     } else if (m.type === 'stats') {
       this.stats = m.stats;
     } else if (m.type === 'rejected') {
-      this.pending.get(m.id)?.fail(deserializeError(m.error));
-      this.pending.delete(m.id);
+      this.reject(m.id, deserializeError(m.error));
     } else if (m.type === 'adapters') {
       this.adapters = m.adapters;
     } else if (m.type === 'adapterLoad') {

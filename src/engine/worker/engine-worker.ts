@@ -1,5 +1,5 @@
 /**
- * The engine's thread: builds the engine, then loops — take new requests and aborts, step, post tokens —
+ * The engine's thread: builds the engine, then loops — take new requests and aborts, step, post each step's tokens in one message —
  * so the HTTP thread never waits on a forward pass. Idle (or with every waiting request waiting for its
  * adapter's load), it sleeps until a message or a finished load wakes it. It also rescans the adapter
  * store and runs the admin API's adapter operations.
@@ -12,6 +12,7 @@ import { hangForever } from '../faults.ts';
 import type { LLMEngine } from '../llm-engine.ts';
 import type { Sequence } from '../sequence.ts';
 import type { AdminOp, AdminResult, FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+import { endedIds, stepMessage } from './step-message.ts';
 
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
@@ -32,6 +33,8 @@ if (built) {
   const idOf = new Map<Sequence, number>();
   let wake: (() => void) | null = null;
   let running = true;
+  /** Steps left before the loop holds (AsyncEngine.holdSteps); null: no hold. */
+  let stepsLeft: number | null = null;
   let lastStats = '';
   let lastAdapters = -1;
   const wakeUp = () => wake?.();
@@ -84,6 +87,8 @@ if (built) {
       }
     } else if (m.type === 'admin') {
       admin(m.id, m.request);
+    } else if (m.type === 'hold') {
+      stepsLeft = m.steps;
     } else {
       running = false;
     }
@@ -113,7 +118,7 @@ if (built) {
   while (running) {
     if (progressCounter) Atomics.add(progressCounter, 0, 1);
     postStats();
-    if (!engine.canStep()) {
+    if (!engine.canStep() || stepsLeft === 0) {
       await new Promise<void>((resolve) => {
         wake = resolve;
       });
@@ -129,30 +134,15 @@ if (built) {
       post({ type: 'fatal', message: `a step failed: ${(e as Error)?.message ?? String(e)}` });
       break;
     }
-    for (const out of outputs) {
-      const id = idOf.get(out.seq);
-      if (id === undefined) continue;
-      if (out.seq.error) {
-        post({ type: 'rejected', id, error: serializeError(out.seq.error) });
-        seqs.delete(id);
-        idOf.delete(out.seq);
-        continue;
-      }
-      if (out.newToken === null) continue;
-      const logprobs = out.seq.params.logprobs === null ? undefined : out.seq.outputLogprobs.slice(-1);
-      post({
-        type: 'tokens',
-        id,
-        tokens: [out.newToken],
-        finishReason: out.finished ? out.seq.finishReason : null,
-        promptTokens: out.seq.promptIds.length,
-        logprobs,
-      });
-      if (out.finished) {
-        seqs.delete(id);
-        idOf.delete(out.seq);
-      }
+    if (stepsLeft !== null) stepsLeft--;
+    const message = stepMessage(outputs, (seq) => idOf.get(seq));
+    if (message.tokens.length > 0 || message.rejected.length > 0) post(message);
+    for (const id of endedIds(message)) {
+      const seq = seqs.get(id);
+      seqs.delete(id);
+      if (seq) idOf.delete(seq);
     }
+    postStats(); // right behind the step's tokens: the server never sees tokens with the stats of before the step
     // Let queued messages (new requests, aborts) in between steps.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

@@ -7,6 +7,23 @@ import type { TokenLogprobs } from '../logprobs.ts';
 import type { SamplingParams } from '../sampling-params.ts';
 import type { FinishReason } from '../sequence.ts';
 
+/** One sequence's new token in a step. */
+export interface StepToken {
+  id: number;
+  token: number;
+  /** Set on the sequence's last token. */
+  finishReason: FinishReason | null;
+  promptTokens: number;
+  /** When the request asked for logprobs (ids only: the server names the tokens). */
+  logprobs?: TokenLogprobs;
+}
+
+/** A sequence that failed during a step (its adapter broke or failed to load). */
+export interface StepRejection {
+  id: number;
+  error: SerializedError;
+}
+
 export interface WorkerInit {
   build: import('../build-engine.ts').BuildOptions;
   /** Rescan the adapter store this often (0: never). */
@@ -30,6 +47,8 @@ export type ToWorker =
   | { type: 'add'; id: number; promptIds: number[]; adapter: string | null; params: Partial<SamplingParams> }
   | { type: 'abort'; id: number }
   | { type: 'admin'; id: number; request: AdminOp }
+  /** Test seam: at most `steps` more steps, then none until `steps: null` (AsyncEngine.holdSteps). */
+  | { type: 'hold'; steps: number | null }
   | { type: 'shutdown' };
 
 export type FromWorker =
@@ -47,15 +66,9 @@ export type FromWorker =
   /** The engine cannot go on (a step threw what no adapter can be blamed for); the thread stops stepping. */
   | { type: 'fatal'; message: string }
   | { type: 'progress'; stage: 'weights' | 'adapters'; done: number; total: number }
-  | {
-      type: 'tokens';
-      id: number;
-      tokens: number[];
-      finishReason: FinishReason | null;
-      promptTokens: number;
-      /** Aligned with tokens, when the request asked for logprobs (ids only: the server names the tokens). */
-      logprobs?: TokenLogprobs[];
-    }
+  /** Every sequence's share of one engine step, in one message (the server fans it out in this order). */
+  | { type: 'step'; tokens: StepToken[]; rejected: StepRejection[] }
+  /** A request refused when added (overloaded, invalid, unknown adapter). */
   | { type: 'rejected'; id: number; error: SerializedError }
   | { type: 'stats'; stats: EngineStats }
   | { type: 'adapters'; adapters: AdapterInfo[] }
