@@ -80,8 +80,20 @@ describe('endpoint', () => {
   });
 });
 
-// A scripted server: each request's model names a script.
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// A scripted server: each request's model names a script. Time is virtual: the clients read `clock`, which
+// only the server moves, and only once the client has read (stamped) what the server last wrote. So every gap
+// the client measures is exactly the one scripted, however slow the machine (no sleeps, no timing luck).
+const clock = {
+  ms: 0,
+  readers: [] as (() => void)[],
+  /** The clients' `now`: each reading also tells the server that the client has taken in what came. */
+  now: () => {
+    for (const reader of clock.readers.splice(0)) reader();
+    return clock.ms;
+  },
+  /** Resolves at the clients' next reading of the clock. */
+  nextRead: () => new Promise<void>((resolve) => clock.readers.push(resolve)),
+};
 let server: http.Server;
 let url: string;
 
@@ -95,13 +107,21 @@ before(async () => {
     let body = '';
     for await (const c of req) body += c;
     const { model } = JSON.parse(body);
+    /** Writes one SSE event, waits until the client has stamped it, then moves the clock `gapMs` on. */
+    const event = async (text: string, gapMs: number) => {
+      if (res.destroyed) return;
+      const read = clock.nextRead();
+      res.write(text);
+      await read;
+      clock.ms += gapMs;
+    };
     if (model === 'missing') {
       res.writeHead(404, { 'content-type': 'application/json' });
       return res.end(JSON.stringify({ error: { message: "model 'missing' not found" } }));
     }
     if (model === 'hangup') return req.socket.destroy();
     if (model === 'whole') {
-      await sleep(30);
+      clock.ms += 30;
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end(
         JSON.stringify({
@@ -111,20 +131,17 @@ before(async () => {
       );
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.write(chunk(null)); // role-only: not content
-    await sleep(60);
+    await event(chunk(null), 60); // role-only: not content
+    if (res.destroyed) return; // the client went away (the abort test)
     if (model === 'broken') {
       res.write(`data: ${JSON.stringify({ error: { message: 'engine failed' } })}\n\n`);
       return res.end();
     }
-    for (let i = 0; i < 4; i++) {
-      res.write(chunk(`t${i}`));
-      await sleep(20);
-    }
+    for (let i = 0; i < 4; i++) await event(chunk(`t${i}`), 20);
     if (model !== 'no-usage') {
-      res.write(`data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 9, completion_tokens: 4 } })}\n\n`);
+      await event(`data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 9, completion_tokens: 4 } })}\n\n`, 0);
     }
-    await sleep(40); // after the last text: must not count in the latency
+    clock.ms += 40; // after the last text: must not count in the latency
     res.end('data: [DONE]\n\n');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -138,6 +155,7 @@ function client(streaming = true) {
     endpoint: { url, endpointType: 'chat', streaming, fixOutputLength: true },
     countTokens: (text) => text.length,
     requestTimeoutMs: 5000,
+    now: clock.now,
   });
 }
 
@@ -152,9 +170,9 @@ describe('client timing', () => {
     assert.equal(r.contentResponses, 4);
     const ttft = (r.firstContentMs as number) - r.startMs;
     const latency = (r.lastContentMs as number) - r.startMs;
-    assert.ok(ttft >= 55 && ttft < 2000, `ttft ${ttft}`);
-    assert.ok(latency - ttft >= 55 && latency - ttft < 2000, `decode ${latency - ttft}`);
-    assert.ok(r.endMs - (r.lastContentMs as number) >= 35, 'the usage chunk and [DONE] come after the last text');
+    assert.equal(ttft, 60);
+    assert.equal(latency - ttft, 60, 'three 20 ms gaps between four text chunks');
+    assert.equal(r.endMs - (r.lastContentMs as number), 60, 'the usage chunk and [DONE] come after the last text');
     assert.deepEqual(r.usage, { promptTokens: 9, completionTokens: 4 });
     assert.equal(r.outputTokens, 4);
     assert.equal(r.outputTokensSource, 'usage');
@@ -199,7 +217,8 @@ describe('client timing', () => {
     const c = client();
     const abort = new AbortController();
     const pending = c.send(spec('ok'), 0, abort.signal);
-    setTimeout(() => abort.abort(), 20);
+    await clock.nextRead(); // the response has begun (its role chunk read): the request is running
+    abort.abort();
     const r = await pending;
     c.close();
     assert.equal(r.error?.kind, 'cancelled');

@@ -30,17 +30,20 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitReady(deadlineMs: number) {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    try {
-      if ((await fetch(`${url}/health`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`loraplex serve did not become ready:\n${serverLog}`);
+/** Resolves once the server logs that it serves (after markReady): its log is the event, never a poll. */
+function waitReady(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!serverLog.includes("serving '")) return;
+      child.stderr?.off('data', check);
+      resolve();
+    };
+    child.stderr?.on('data', check);
+    child.once('exit', (code) =>
+      reject(new Error(`loraplex serve exited (${code}) before it was ready:\n${serverLog}`)),
+    );
+    check();
+  });
 }
 
 before(async () => {
@@ -56,7 +59,7 @@ before(async () => {
   server.stderr?.on('data', (d) => {
     serverLog += d;
   });
-  await waitReady(15000);
+  await waitReady(server);
 });
 
 after(async () => {

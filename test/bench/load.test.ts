@@ -1,9 +1,11 @@
 /**
  * The load generator with a fake sender: the closed loop never exceeds its concurrency and sends exactly
  * the count; the open loop follows its schedule; a duration stops issuing and cancels after the grace period.
+ * All in virtual time (node:test's mock timers, advanced only when nothing else can run), so the schedule is
+ * checked exactly and no assertion leans on how fast the machine is.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import type { RequestSpec } from '../../src/bench/endpoint.ts';
 import { runLoad, type Send } from '../../src/bench/load.ts';
 import {
@@ -23,13 +25,13 @@ function fakeSend(
 ): Send {
   return (s, index, signal) =>
     new Promise<RequestRecord>((resolve) => {
-      const start = performance.now();
+      const start = Date.now();
       log.starts.push(start);
       log.inFlight++;
       log.peak = Math.max(log.peak, log.inFlight);
       const done = (cancelled: boolean) => {
         log.inFlight--;
-        const end = performance.now();
+        const end = Date.now();
         resolve({
           index,
           model: s.model,
@@ -56,13 +58,35 @@ function fakeSend(
 
 const newLog = () => ({ inFlight: 0, peak: 0, starts: [] as number[] });
 
+/**
+ * Runs `run` with setTimeout and Date mocked, from time 0: whenever nothing else can run (a real setImmediate
+ * has come round), virtual time moves on 1 ms. `now` is the virtual clock, for runLoad's hook.
+ */
+async function inVirtualTime<T>(t: TestContext, run: (now: () => number) => Promise<T>): Promise<T> {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+  let settled = false;
+  const result = run(() => Date.now()).finally(() => {
+    settled = true;
+  });
+  for (let ms = 0; !settled; ms++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (settled) break;
+    if (ms > 60_000) throw new Error('still running after 60 virtual seconds');
+    t.mock.timers.tick(1);
+  }
+  return result;
+}
+
 describe('closed loop', () => {
-  test('keeps exactly `concurrency` requests in flight and sends the count', async () => {
+  test('keeps exactly `concurrency` requests in flight and sends the count', async (t) => {
     const log = newLog();
-    const records = await runLoad(
-      { concurrency: 3, arrivals: null, requestCount: 10, durationSeconds: null, gracePeriodSeconds: 0 },
-      () => spec,
-      fakeSend((i) => 5 + (i % 3) * 5, log),
+    const records = await inVirtualTime(t, (now) =>
+      runLoad(
+        { concurrency: 3, arrivals: null, requestCount: 10, durationSeconds: null, gracePeriodSeconds: 0 },
+        () => spec,
+        fakeSend((i) => 5 + (i % 3) * 5, log),
+        { now },
+      ),
     );
     assert.equal(records.length, 10);
     assert.deepEqual(
@@ -74,49 +98,56 @@ describe('closed loop', () => {
 });
 
 describe('open loop', () => {
-  test('sends on the schedule (constant 100/s: 10 ms apart), unbounded without a concurrency', async () => {
+  test('sends on the schedule (constant 100/s: 10 ms apart), unbounded without a concurrency', async (t) => {
     const log = newLog();
-    const t0 = performance.now();
-    await runLoad(
-      { concurrency: null, arrivals: () => 0.01, requestCount: 8, durationSeconds: null, gracePeriodSeconds: 0 },
-      () => spec,
-      fakeSend(() => 50, log),
+    await inVirtualTime(t, (now) =>
+      runLoad(
+        { concurrency: null, arrivals: () => 0.01, requestCount: 8, durationSeconds: null, gracePeriodSeconds: 0 },
+        () => spec,
+        fakeSend(() => 50, log),
+        { now },
+      ),
     );
-    const offsets = log.starts.map((t) => t - t0);
-    // Never early; late only by timer jitter (the schedule is absolute, so lateness does not add up). The
-    // upper bounds are loose: a shared, busy machine can stall a timer by hundreds of milliseconds.
-    offsets.forEach((o, i) => {
-      assert.ok(o >= i * 10 - 1 && o < i * 10 + 1000, `request ${i} at ${o.toFixed(1)} ms`);
-    });
-    assert.ok(offsets[7] < 70 + 1000, `last at ${offsets[7]}`);
-    assert.ok(log.peak >= 4, 'requests overlap: the schedule does not wait for answers');
+    assert.deepEqual(log.starts, [0, 10, 20, 30, 40, 50, 60, 70], 'exactly on the schedule: never early, never late');
+    assert.equal(log.peak, 5, 'requests overlap: the schedule does not wait for answers (50 ms each, 10 ms apart)');
   });
 
-  test('--concurrency caps an open loop', async () => {
+  test('--concurrency caps an open loop', async (t) => {
     const log = newLog();
-    await runLoad(
-      { concurrency: 2, arrivals: () => 0.001, requestCount: 6, durationSeconds: null, gracePeriodSeconds: 0 },
-      () => spec,
-      fakeSend(() => 20, log),
+    await inVirtualTime(t, (now) =>
+      runLoad(
+        { concurrency: 2, arrivals: () => 0.001, requestCount: 6, durationSeconds: null, gracePeriodSeconds: 0 },
+        () => spec,
+        fakeSend(() => 20, log),
+        { now },
+      ),
     );
     assert.equal(log.peak, 2);
   });
 });
 
 describe('duration', () => {
-  test('stops issuing at the deadline and cancels what outlives the grace period', async () => {
+  test('stops issuing at the deadline and cancels what outlives the grace period', async (t) => {
     const log = newLog();
-    const t0 = performance.now();
-    const records = await runLoad(
-      { concurrency: 2, arrivals: null, requestCount: null, durationSeconds: 0.1, gracePeriodSeconds: 0.05 },
-      () => spec,
-      fakeSend((i) => (i < 4 ? 30 : 1000), log),
+    const records = await inVirtualTime(t, (now) =>
+      runLoad(
+        { concurrency: 2, arrivals: null, requestCount: null, durationSeconds: 0.1, gracePeriodSeconds: 0.05 },
+        () => spec,
+        fakeSend((i) => (i < 4 ? 30 : 1000), log),
+        { now },
+      ),
     );
-    const elapsed = performance.now() - t0;
-    assert.ok(elapsed < 2000, `took ${elapsed} ms`);
-    assert.ok(log.starts.every((t) => t - t0 < 100 + 50));
+    // Two at a time, 30 ms each: pairs at 0, 30, 60 (the third pair outlives the run), none issued at 100.
+    assert.deepEqual(log.starts, [0, 0, 30, 30, 60, 60]);
     const cancelled = records.filter((r) => r.error?.kind === 'cancelled');
-    assert.equal(cancelled.length, 2);
+    assert.deepEqual(
+      cancelled.map((r) => [r.index, r.endMs]),
+      [
+        [4, 150],
+        [5, 150],
+      ],
+      'cancelled at the deadline plus the grace period',
+    );
     assert.equal(records.length - cancelled.length, 4);
   });
 });

@@ -17,7 +17,7 @@ import type { LLMEngine } from '../../src/engine/llm-engine.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
-import { metricValue, testApp } from './loopback.ts';
+import { deadline, engineIdle, metricValue, testApp } from './loopback.ts';
 
 const ALL: DemoAdapterSpec['targets'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const SPECS: Omit<DemoAdapterSpec, 'name'>[] = [
@@ -262,18 +262,23 @@ describe('adapter store and cache tiers', () => {
     assert.equal(dup.status, 400);
     assert.match((await dup.json()).error.message, /has already been loaded/);
 
-    // A long stream on v1, then the swap: it must finish with v1's weights.
-    const long = post('/v1/completions', {
+    // A long stream on v1, then the swap: it must finish with v1's weights. Its headers come with its first
+    // token, so once they are here the engine has admitted it under v1.
+    const long = await post('/v1/completions', {
       model: 'live',
       prompt: PROMPT,
       max_tokens: 120,
       temperature: 0,
       ignore_eos: true,
+      stream: true,
     });
-    await new Promise((r) => setTimeout(r, 30));
     assert.equal((await load('v2', true)).status, 200);
     assert.equal((await complete('live')).text, expected('up-v2'));
-    const longText = (await (await long).json()).choices[0].text as string;
+    const longText = (await long.text())
+      .split('\n')
+      .filter((line) => line.startsWith('data: {'))
+      .map((line) => JSON.parse(line.slice(6)).choices[0].text as string)
+      .join('');
     const [alone] = offline.generate([
       {
         promptIds: codec.encode(PROMPT),
@@ -295,23 +300,24 @@ describe('adapter store and cache tiers', () => {
   test('a client gone before its first token is aborted: running, waiting and KV blocks return to idle', async () => {
     await writeAdapter(join(store, 'gone'), 41);
     await post('/v1/rescan_lora_adapters', {});
-    const ctrl = new AbortController();
-    const request = fetch(`${base}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'gone', prompt: PROMPT.repeat(40), max_tokens: 200, stream: true }),
-      signal: ctrl.signal,
-    }).catch(() => null);
-    await new Promise((r) => setTimeout(r, 5));
-    ctrl.abort();
-    await request;
-    let text = '';
-    for (let i = 0; i < 100; i++) {
-      text = await (await fetch(`${base}/metrics`)).text();
-      const idle = ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'loraplex_kv_blocks_used'];
-      if (idle.every((name) => metricValue(text, name) === 0)) break;
-      await new Promise((r) => setTimeout(r, 20));
+    // The engine takes no step while held: the request is surely aborted before its first token.
+    engine.holdSteps(0);
+    try {
+      const ctrl = new AbortController();
+      const request = fetch(`${base}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gone', prompt: PROMPT.repeat(40), max_tokens: 200, stream: true }),
+        signal: ctrl.signal,
+      }).catch(() => null);
+      await engine.until(() => engine.stats?.waiting === 1);
+      ctrl.abort();
+      await request;
+      await engineIdle(engine, 10_000);
+    } finally {
+      engine.holdSteps(null);
     }
+    const text = await (await fetch(`${base}/metrics`)).text();
     assert.equal(metricValue(text, 'vllm:num_requests_running'), 0);
     assert.equal(metricValue(text, 'vllm:num_requests_waiting'), 0);
     assert.equal(metricValue(text, 'loraplex_kv_blocks_used'), 0);
@@ -340,7 +346,12 @@ describe('server limits', () => {
     try {
       assert.equal(e.adapters.length, 0);
       await writeAdapter(join(dir, 'late'), 3);
-      for (let i = 0; i < 60 && e.adapters.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      // The worker's own timer rescans; its adapters message is the event.
+      await deadline(
+        e.until(() => e.adapters.length > 0),
+        10_000,
+        () => 'no rescan picked up the adapter',
+      );
       assert.deepEqual(
         e.adapters.map((a) => a.name),
         ['late'],
@@ -368,11 +379,14 @@ describe('server limits', () => {
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ model: 'base', prompt: PROMPT, max_tokens: max, ignore_eos: true }),
         });
+      // One step (the first request admitted and running), then none: the next two wait, the fourth is refused.
+      e.holdSteps(1);
       const running = send(200);
-      await new Promise((r) => setTimeout(r, 50));
+      await e.until(() => e.stats?.running === 1);
       const queued = [send(4), send(4)];
-      await new Promise((r) => setTimeout(r, 50));
+      await e.until(() => e.stats?.waiting === 2);
       const refused = await send(4);
+      e.holdSteps(null);
       assert.equal(refused.status, 429);
       assert.equal(refused.headers.get('retry-after'), '1');
       assert.equal((await refused.json()).error.type, 'rate_limit_error');

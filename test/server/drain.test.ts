@@ -20,14 +20,23 @@ test('SIGTERM: readiness 503, new requests 503, the running stream completes, ex
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
-    await new Promise<void>((resolve, reject) => {
-      let err = '';
-      child.stderr.on('data', (d) => {
-        err += d;
-        if (err.includes("serving '")) resolve();
-      });
-      child.on('exit', () => reject(new Error(`server exited early:\n${err}`)));
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
     });
+    /** Resolves once the server has logged `text`: its log is the event, never a sleep. */
+    const logged = (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!err.includes(text)) return;
+          child.stderr.off('data', check);
+          resolve();
+        };
+        child.stderr.on('data', check);
+        child.once('exit', () => reject(new Error(`server exited before logging '${text}':\n${err}`)));
+        check();
+      });
+    await logged("serving '");
     const base = `http://127.0.0.1:${port}`;
     const res = await fetch(`${base}/v1/completions`, {
       method: 'POST',
@@ -39,12 +48,9 @@ test('SIGTERM: readiness 503, new requests 503, the running stream completes, ex
     let body = decoder.decode((await reader.read()).value);
 
     child.kill('SIGTERM');
-    let ready = 200;
-    for (let i = 0; i < 100 && ready !== 503; i++) {
-      ready = (await fetch(`${base}/v1/health/ready`)).status;
-      if (ready !== 503) await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.equal(ready, 503, 'readiness fails while draining');
+    // Logged in the same turn that starts the drain, so every request the server reads after it sees draining.
+    await logged('SIGTERM: draining');
+    assert.equal((await fetch(`${base}/v1/health/ready`)).status, 503, 'readiness fails while draining');
     const refused = await fetch(`${base}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

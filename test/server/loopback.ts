@@ -68,15 +68,35 @@ export async function chunksOf<T>(stream: unknown): Promise<T[]> {
   return chunks;
 }
 
-/** Resolves once the engine is idle again (nothing running or waiting, every KV block free), or fails. */
+/** The engine's last report says idle: nothing running or waiting, every KV block free. */
+export function isIdle(engine: AsyncEngine): boolean {
+  const s = engine.stats;
+  return s !== null && s.running === 0 && s.waiting === 0 && s.kvBlocksUsed === 0;
+}
+
+/**
+ * Resolves once the engine reports idle (on the worker's stats message that says so, not by polling); fails
+ * if that has not happened within `withinMs` (a guard against a hang, never a wait).
+ */
 export async function engineIdle(engine: AsyncEngine, withinMs: number): Promise<void> {
-  const deadline = performance.now() + withinMs;
-  while (performance.now() < deadline) {
-    const s = engine.stats;
-    if (s && s.running === 0 && s.waiting === 0 && s.kvBlocksUsed === 0) return;
-    await new Promise((r) => setTimeout(r, 10));
+  await deadline(
+    engine.until(() => isIdle(engine)),
+    withinMs,
+    () => `the engine was still busy: ${JSON.stringify(engine.stats)}`,
+  );
+}
+
+/** `promise`, or a failure naming what did not happen when `ms` pass first. */
+export async function deadline<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what()}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
   }
-  throw new Error(`the engine was still busy after ${withinMs} ms: ${JSON.stringify(engine.stats)}`);
 }
 
 /** A completions call with fixed defaults (vLLM's extra fields allowed), each call overriding some of them. */

@@ -15,7 +15,7 @@ import { buildEngine } from '../../src/engine/build-engine.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
-import { metricValue } from './loopback.ts';
+import { engineIdle, metricValue } from './loopback.ts';
 
 let cache: string;
 let engine: AsyncEngine;
@@ -53,16 +53,6 @@ after(async () => {
   await engine.close();
   await rm(cache, { recursive: true, force: true });
 });
-
-async function waitForMetrics(ok: (metrics: string) => boolean): Promise<string> {
-  let last = '';
-  for (let i = 0; i < 100; i++) {
-    last = await (await fetch(`${address}/metrics`)).text();
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`metrics never reached the expected state:\n${last}`);
-}
 
 describe('OpenAI API', () => {
   test('/v1/models lists the base and every adapter with its parent', async () => {
@@ -173,9 +163,11 @@ describe('OpenAI API', () => {
     });
     assert.equal(r.choices[0].text.length > 0, true);
     // the aborted sequence's KV blocks and slot are freed: the metrics return to idle
-    const idle = await waitForMetrics(
-      (m) => metricValue(m, 'vllm:num_requests_running') === 0 && metricValue(m, 'loraplex_kv_blocks_used') === 0,
-    );
+    // Synchronised on the worker's stats message; the server counts the abort before that message can arrive.
+    await engineIdle(engine, 10_000);
+    const idle = await (await fetch(`${address}/metrics`)).text();
+    assert.equal(metricValue(idle, 'vllm:num_requests_running'), 0);
+    assert.equal(metricValue(idle, 'loraplex_kv_blocks_used'), 0);
     assert.match(idle, /loraplex_adapter_requests_total\{[^}]*adapter="demo-robot"[^}]*finish_reason="abort"/);
   });
 

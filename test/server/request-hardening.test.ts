@@ -16,7 +16,7 @@ import { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { createError } from '../../src/observability/errors.ts';
 import { Lifecycle } from '../../src/server/lifecycle.ts';
 import { loadTextCodec, type TextCodec } from '../../src/tokenizer/text-codec.ts';
-import { testApp } from './loopback.ts';
+import { deadline, testApp } from './loopback.ts';
 
 let cache: string;
 let modelDir: string;
@@ -65,13 +65,9 @@ async function events(res: Response): Promise<unknown[]> {
     .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
 }
 
-/** Waits (bounded) until `cond` holds; the bound only turns a hang into a failure. */
-async function until(cond: () => boolean, what: string, withinMs = 10_000) {
-  const deadline = performance.now() + withinMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
+/** Resolves on the engine's message that makes `cond` hold (AsyncEngine.until); the bound only turns a hang into a failure. */
+function until(engine: AsyncEngine, cond: () => boolean, what: string, withinMs = 10_000) {
+  return deadline(engine.until(cond), withinMs, () => `${what}: ${JSON.stringify(engine.stats)}`);
 }
 
 describe('client mistakes are 4xx in OpenAI shape, never 5xx', () => {
@@ -371,11 +367,14 @@ describe('statuses before streams', () => {
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     const post = poster(base);
     try {
+      // One step (the first request admitted, its first token out), then none until released: it stays running.
+      small.holdSteps(1);
       const running = await post(completion({ max_tokens: 400, ignore_eos: true, stream: true }));
       assert.equal(running.status, 200); // admitted: the one running sequence
       const queued = [post(completion({ max_tokens: 2, stream: true })), post(completion({ max_tokens: 2 }))];
-      await until(() => small.stats?.waiting === 2, 'two waiting requests');
+      await until(small, () => small.stats?.waiting === 2, 'two waiting requests');
       const refused = await post(completion({ stream: true }));
+      small.holdSteps(null);
       assert.equal(refused.status, 429);
       assert.equal(refused.headers.get('retry-after'), '1');
       assert.equal(refused.headers.get('content-type')?.startsWith('application/json'), true);
@@ -418,14 +417,19 @@ describe('running requests end when the server must stop them', () => {
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const post = poster(base);
+      // Steps one at a time: neither request can finish before the cancel, however fast the machine.
+      engine.holdSteps(1);
       const res = await post(completion({ max_tokens: 3000, ignore_eos: true, stream: true }));
       assert.equal(res.status, 200);
       const whole = post(completion({ max_tokens: 3000, ignore_eos: true }));
-      await until(() => engine.stats?.running === 2, 'two running sequences');
+      await until(engine, () => engine.stats?.running === 1 && engine.stats.waiting === 1, 'the second request queued');
+      engine.holdSteps(1);
+      await until(engine, () => engine.stats?.running === 2, 'two running sequences');
       cancel(lifecycle);
       const streamed = await events(res);
       return { streamed, whole: await whole };
     } finally {
+      engine.holdSteps(null);
       await app.close();
     }
   }
