@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseSelectionStrategy, SELECTION_STRATEGIES } from '../bench/adapter-selection.ts';
 import { writeArtifacts } from '../bench/artifacts.ts';
-import { loadComparable, renderComparison, rowsBeyondTolerance } from '../bench/compare.ts';
+import { type ComparableRun, loadComparable, renderComparison, rowsBeyondTolerance } from '../bench/compare.ts';
 import { ENDPOINT_TYPES, type EndpointType } from '../bench/endpoint.ts';
 import { parseGoodput } from '../bench/goodput.ts';
 import {
@@ -20,7 +20,7 @@ import { runBench } from '../bench/run-bench.ts';
 import { ARRIVAL_PATTERNS, type ArrivalPattern } from '../bench/schedule.ts';
 import { envOption, floatArg, intArg } from './options.ts';
 
-interface BenchFlags {
+export interface BenchFlags {
   url: string;
   model?: string;
   numAdapters?: number;
@@ -85,7 +85,8 @@ function names(value: string): string {
   return value;
 }
 
-function toOptions(flags: BenchFlags): BenchOptions {
+/** What runBench takes: every bench flag lands here. */
+export function toOptions(flags: BenchFlags): BenchOptions {
   const outputTokens = flags.outputTokens === 0 ? null : { mean: flags.outputTokens, stddev: flags.outputTokensStddev };
   return {
     ...DEFAULT_OPTIONS,
@@ -132,17 +133,30 @@ function compareCommand(): Command {
     .argument('<b>', 'result file compared with the baseline')
     .addOption(new Option('--tolerance <percent>', 'mark rows whose difference exceeds this').argParser(floatArg(0)))
     .option('--fail-over-tolerance', 'exit 1 when a row differs by more than --tolerance (CI checks)')
-    .action(async (a: string, b: string, flags: { tolerance?: number; failOverTolerance?: boolean }) => {
+    .action(async (a: string, b: string, flags: CompareFlags) => {
       const [runA, runB] = await Promise.all([loadComparable(a), loadComparable(b)]);
-      console.log(renderComparison(runA, runB, flags.tolerance ?? null));
-      if (flags.failOverTolerance) {
-        const beyond = rowsBeyondTolerance(runA, runB, flags.tolerance ?? 5);
-        if (beyond.length > 0) {
-          console.error(`beyond ${flags.tolerance ?? 5}%:\n  ${beyond.join('\n  ')}`);
-          process.exitCode = 1;
-        }
+      const outcome = compareOutcome(runA, runB, flags);
+      console.log(outcome.report);
+      if (outcome.failures.length > 0) {
+        console.error(`beyond ${outcome.tolerance}%:\n  ${outcome.failures.join('\n  ')}`);
+        process.exitCode = 1;
       }
     });
+}
+
+export interface CompareFlags {
+  tolerance?: number;
+  failOverTolerance?: boolean;
+}
+
+/** The comparison's text and, under --fail-over-tolerance, the rows beyond --tolerance (default 5 %) that fail it. */
+export function compareOutcome(a: ComparableRun, b: ComparableRun, flags: CompareFlags) {
+  const tolerance = flags.tolerance ?? 5;
+  return {
+    report: renderComparison(a, b, flags.tolerance ?? null),
+    tolerance,
+    failures: flags.failOverTolerance ? rowsBeyondTolerance(a, b, tolerance) : [],
+  };
 }
 
 export function benchCommand(): Command {

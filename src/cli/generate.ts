@@ -4,16 +4,18 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
+import { buildConfig } from '../config/build-config.ts';
+import type { ConfigFlags } from '../config/flags.ts';
 import { ensureDemo } from '../demo/demo-model.ts';
 import { buildEngine } from '../engine/build-engine.ts';
 import type { GenerationRequest } from '../engine/llm-engine.ts';
 import type { SamplingParams } from '../engine/sampling-params.ts';
-import type { WeightDType } from '../kernels/types.ts';
 import { loadTextCodec, type TextCodec } from '../tokenizer/text-codec.ts';
-import { adapterArg, engineOptions, floatArg, intArg, nativeConfig } from './options.ts';
+import { buildOptionsOf } from './config-parts.ts';
+import { adapterArg, engineOptions, floatArg, intArg } from './options.ts';
 
-interface GenerateFlags {
-  model?: string;
+/** generate's own flags; the engine's (and --model, --adapter) go into the Config. */
+export interface GenerateFlags extends ConfigFlags {
   adapter: { name: string; dir: string }[];
   use?: string;
   prompt: string;
@@ -28,16 +30,6 @@ interface GenerateFlags {
   batch?: string;
   output?: string;
   json: boolean;
-  backend: 'native' | 'reference';
-  dtype?: WeightDType;
-  maxLoras?: number;
-  maxLoraRank: number;
-  maxBatchTokens: number;
-  maxRunningSeqs: number;
-  kvCacheTokens: number;
-  threads?: number;
-  isa?: string;
-  bf16Dot?: boolean | string;
 }
 
 /** One line of a --batch JSONL file. */
@@ -87,59 +79,25 @@ export function generateCommand(): Command {
 }
 
 async function runGenerate(flags: GenerateFlags) {
-  let modelDir = flags.model;
-  let adapters = flags.adapter;
-  const demo = !modelDir;
-  if (!modelDir) {
-    const paths = await ensureDemo();
-    modelDir = paths.modelDir;
-    adapters = [...paths.adapters, ...adapters];
-    console.error(`loraplex: using the built-in demo model (${modelDir}) and ${paths.adapters.length} demo adapters`);
+  const { config, warnings } = await buildConfig(flags, process.env, { ensureDemo });
+  for (const w of warnings) console.error(`loraplex: ${w}`);
+  const modelDir = config.model.dir;
+  const adapters = config.adapters.static;
+  const demo = config.model.demo;
+  if (demo) {
+    const demoAdapters = adapters.length - flags.adapter.length;
+    console.error(`loraplex: using the built-in demo model (${modelDir}) and ${demoAdapters} demo adapters`);
   }
   const names = new Set(adapters.map((a) => a.name));
   if (flags.use && !names.has(flags.use)) {
     throw new Error(`--use ${flags.use}: no such adapter (given: ${[...names].join(', ') || 'none'})`);
   }
   const started = performance.now();
-  const { engine } = await buildEngine({
-    modelDir,
-    adapters,
-    backend: flags.backend,
-    dtype: flags.dtype,
-    maxLoras: flags.maxLoras,
-    maxLoraRank: flags.maxLoraRank,
-    maxBatchTokens: flags.maxBatchTokens,
-    maxRunningSeqs: flags.maxRunningSeqs,
-    kvCacheTokens: flags.kvCacheTokens,
-    native: nativeConfig(flags),
-  });
+  const { engine } = await buildEngine(buildOptionsOf(config));
   const codec = await loadTextCodec(modelDir).catch((e: Error) => tokenIdsOnly(e.message));
   const loadMs = performance.now() - started;
 
-  const defaults: Partial<SamplingParams> = {
-    maxTokens: flags.maxTokens,
-    minTokens: flags.minTokens,
-    temperature: flags.temperature,
-    topP: flags.topP,
-    topK: flags.topK,
-    seed: flags.seed ?? null,
-    ignoreEos: flags.ignoreEos,
-  };
-  const requests: { label: string; prompt: string; req: GenerationRequest }[] = [];
-  if (flags.batch) {
-    const lines = (await readFile(flags.batch, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-    for (const [i, line] of lines.entries())
-      requests.push(batchRequest(line, i + 1, flags.batch, codec, defaults, names));
-  } else {
-    const promptIds = flags.chat
-      ? codec.encodeChat([{ role: 'user', content: flags.prompt }])
-      : codec.encode(flags.prompt);
-    const targets: (string | null)[] = flags.use ? [flags.use] : demo ? [null, ...adapters.map((a) => a.name)] : [null];
-    for (const adapter of targets) {
-      requests.push({ label: adapter ?? 'base', prompt: flags.prompt, req: { promptIds, adapter, params: defaults } });
-    }
-  }
-
+  const requests = await planRequests(flags, codec, [...names], demo);
   const t0 = performance.now();
   const seqs = engine.generate(requests.map((r) => r.req));
   const seconds = (performance.now() - t0) / 1000;
@@ -155,9 +113,10 @@ async function runGenerate(flags: GenerateFlags) {
     prompt_tokens: seq.promptIds.length,
     completion_tokens: seq.outputIds.length,
   }));
-  if (flags.json || flags.output) {
+  const output = outputOf(flags);
+  if (output.format === 'jsonl') {
     const body = `${results.map((r) => JSON.stringify(r)).join('\n')}\n`;
-    if (flags.output) await writeFile(flags.output, body);
+    if (output.file) await writeFile(output.file, body);
     else process.stdout.write(body);
   } else {
     for (const [i, r] of results.entries()) {
@@ -169,6 +128,58 @@ async function runGenerate(flags: GenerateFlags) {
     `loraplex: ${seqs.length} sequence(s), ${generated} tokens in ${seconds.toFixed(2)} s ` +
       `(${(generated / seconds).toFixed(1)} tok/s); model and adapters loaded in ${(loadMs / 1000).toFixed(2)} s`,
   );
+}
+
+export interface PlannedRequest {
+  label: string;
+  prompt: string;
+  req: GenerationRequest;
+}
+
+/** The requests to run: each --batch line, else --prompt (--chat: as a user message) through --use or the base. */
+export async function planRequests(
+  flags: GenerateFlags,
+  codec: Omit<TextCodec, 'tokenizer'>,
+  adapters: string[],
+  demo: boolean,
+): Promise<PlannedRequest[]> {
+  const defaults = samplingDefaults(flags);
+  if (flags.batch) {
+    const file = flags.batch;
+    const lines = (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '');
+    return lines.map((line, i) => batchRequest(line, i + 1, file, codec, defaults, new Set(adapters)));
+  }
+  const promptIds = flags.chat
+    ? codec.encodeChat([{ role: 'user', content: flags.prompt }])
+    : codec.encode(flags.prompt);
+  // The demo shows the base and every adapter side by side.
+  const targets: (string | null)[] = flags.use ? [flags.use] : demo ? [null, ...adapters] : [null];
+  return targets.map((adapter) => ({
+    label: adapter ?? 'base',
+    prompt: flags.prompt,
+    req: { promptIds, adapter, params: defaults },
+  }));
+}
+
+/** Where results go: JSONL (--json, or --output FILE) or text on stdout. */
+export function outputOf(flags: Pick<GenerateFlags, 'json' | 'output'>): {
+  format: 'jsonl' | 'text';
+  file: string | null;
+} {
+  return { format: flags.json || flags.output ? 'jsonl' : 'text', file: flags.output ?? null };
+}
+
+/** The sampling flags: every request's parameters unless its --batch line sets its own. */
+export function samplingDefaults(flags: GenerateFlags): Partial<SamplingParams> {
+  return {
+    maxTokens: flags.maxTokens,
+    minTokens: flags.minTokens,
+    temperature: flags.temperature,
+    topP: flags.topP,
+    topK: flags.topK,
+    seed: flags.seed ?? null,
+    ignoreEos: flags.ignoreEos,
+  };
 }
 
 /** A model without tokenizer files still runs requests given as token ids. */

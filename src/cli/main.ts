@@ -1,8 +1,12 @@
 /** `loraplex` command line: one sub-command per job. */
 import { Command } from 'commander';
+import { applyEnvAliases } from '../config/env.ts';
 import { benchCommand } from './bench.ts';
 import { generateCommand } from './generate.ts';
 import { serveCommand } from './serve.ts';
+
+// NIM's and vLLM's variable names stand in for ours before commander reads the environment with the flags.
+applyEnvAliases(process.env);
 
 const program = new Command()
   .name('loraplex')

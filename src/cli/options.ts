@@ -1,5 +1,7 @@
 /** Option parsers shared by the sub-commands; each flag also reads a LORAPLEX_… variable. */
 import { InvalidArgumentError, Option } from 'commander';
+import { DEFAULTS } from '../config/defaults.ts';
+import { truthy } from '../config/env.ts';
 import type { NativeConfig } from '../kernels/native/config.ts';
 
 export function intArg(min: number) {
@@ -36,12 +38,28 @@ export function envOption(flags: string, description: string, env: string): Opti
   return new Option(flags, description).env(`LORAPLEX_${env}`);
 }
 
+/** The engine's flags, shared by `serve` and `generate`. */
 export function engineOptions(): Option[] {
   return [
     envOption('--backend <name>', 'kernels: native (C++ addon) or reference (plain TypeScript)', 'BACKEND')
       .choices(['native', 'reference'])
-      .default('native'),
+      .default(DEFAULTS.native.backend),
     envOption('--dtype <dtype>', 'convert the weights on load', 'DTYPE').choices(['f32', 'f16', 'bf16']),
+    envOption(
+      '--lora-dtype <dtype>',
+      "adapter slots' storage (auto: bf16 for a 16-bit checkpoint, else f32)",
+      'LORA_DTYPE',
+    )
+      .choices(['auto', 'f32', 'bf16', 'f16'])
+      .default(DEFAULTS.precision.loraDtype),
+    envOption('--kv-cache-dtype <dtype>', "the KV cache's storage (auto: f32)", 'KV_CACHE_DTYPE')
+      .choices(['auto', 'f32', 'bf16'])
+      .default(DEFAULTS.precision.kvCacheDtype),
+    envOption(
+      '--max-model-len <n>',
+      "longest prompt + output; at most the model's limit (default: the model's, NIM_MAX_MODEL_LEN)",
+      'MAX_MODEL_LEN',
+    ).argParser(intArg(1)),
     envOption('--max-loras <n>', 'adapter slots one batch can mix (NIM_MAX_GPU_LORAS)', 'MAX_LORAS').argParser(
       intArg(1),
     ),
@@ -52,19 +70,16 @@ export function engineOptions(): Option[] {
     ).argParser(intArg(1)),
     envOption('--max-lora-rank <n>', 'largest adapter rank accepted (NIM_MAX_LORA_RANK)', 'MAX_LORA_RANK')
       .argParser(intArg(1))
-      .default(64),
+      .default(DEFAULTS.adapters.maxLoraRank),
     envOption('--max-batch-tokens <n>', 'tokens per forward pass (chunked prefill)', 'MAX_BATCH_TOKENS')
       .argParser(intArg(1))
-      .default(2048),
+      .default(DEFAULTS.limits.maxBatchTokens),
     envOption('--max-running-seqs <n>', 'sequences decoded together', 'MAX_RUNNING_SEQS')
       .argParser(intArg(1))
-      .default(128),
+      .default(DEFAULTS.limits.maxRunningSeqs),
     envOption('--kv-cache-tokens <n>', 'KV cache size in tokens', 'KV_CACHE_TOKENS')
       .argParser(intArg(16))
-      .default(32768),
-    envOption('--adapter-load-timeout <seconds>', 'seconds one adapter load may take', 'ADAPTER_LOAD_TIMEOUT')
-      .argParser(floatArg(0.001, 3600))
-      .default(60),
+      .default(DEFAULTS.limits.kvCacheTokens),
     envOption('--threads <n>', 'kernel threads (default: all cores)', 'THREADS').argParser(intArg(1)),
     envOption(
       '--isa <name>',
@@ -75,25 +90,7 @@ export function engineOptions(): Option[] {
   ];
 }
 
-/** The native kernels' configuration from --threads, --isa and --bf16-dot (their LORAPLEX_… variables included). */
+/** The native kernels' configuration from --threads, --isa and --bf16-dot values (bench/native-env.ts). */
 export function nativeConfig(flags: { threads?: number; isa?: string; bf16Dot?: boolean | string }): NativeConfig {
-  const bf16Dot =
-    flags.bf16Dot === true || (typeof flags.bf16Dot === 'string' && /^(1|true|yes|on)$/i.test(flags.bf16Dot));
-  return { threads: flags.threads, isa: flags.isa as NativeConfig['isa'], bf16Dot };
-}
-
-/** NIM's (and vLLM's) variable names, read as the LORAPLEX_… variable they stand for when that one is unset. */
-export const ENV_ALIASES: Record<string, string> = {
-  NIM_PEFT_SOURCE: 'LORAPLEX_LORA_DIR',
-  NIM_PEFT_REFRESH_INTERVAL: 'LORAPLEX_LORA_REFRESH_INTERVAL',
-  NIM_MAX_GPU_LORAS: 'LORAPLEX_MAX_LORAS',
-  NIM_MAX_CPU_LORAS: 'LORAPLEX_MAX_CPU_LORAS',
-  NIM_MAX_LORA_RANK: 'LORAPLEX_MAX_LORA_RANK',
-  VLLM_ALLOW_RUNTIME_LORA_UPDATING: 'LORAPLEX_ENABLE_LORA_RUNTIME_UPDATES',
-};
-
-export function applyEnvAliases(env: NodeJS.ProcessEnv = process.env) {
-  for (const [alias, name] of Object.entries(ENV_ALIASES)) {
-    if (env[name] === undefined && env[alias] !== undefined) env[name] = env[alias];
-  }
+  return { threads: flags.threads, isa: flags.isa as NativeConfig['isa'], bf16Dot: truthy(flags.bf16Dot) };
 }

@@ -1,62 +1,32 @@
 /** `loraplex serve`: the OpenAI-compatible server over the engine worker (no --model: the built-in demo). */
-import { basename, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
+import { buildConfig } from '../config/build-config.ts';
+import { DEFAULTS } from '../config/defaults.ts';
+import type { ConfigFlags } from '../config/flags.ts';
 import { ensureDemo } from '../demo/demo-model.ts';
-import { AsyncEngine, DEFAULT_STALL_TIMEOUT_SECONDS } from '../engine/async-engine.ts';
+import { AsyncEngine } from '../engine/async-engine.ts';
 import { type EngineFaults, parseFault } from '../engine/faults.ts';
-import type { KernelBackend } from '../kernels/index.ts';
-import type { WeightDType } from '../kernels/types.ts';
 import type { LoraplexError } from '../observability/errors.ts';
 import { createServeLog } from '../observability/log.ts';
-import { buildApp, DEFAULT_MAX_BODY_BYTES, type ServerContext } from '../server/app.ts';
+import { buildApp } from '../server/app.ts';
 import { Lifecycle } from '../server/lifecycle.ts';
 import { PROMPT_BYTES_PER_TOKEN } from '../server/prompt-input.ts';
 import { loadTextCodec } from '../tokenizer/text-codec.ts';
-import { adapterArg, applyEnvAliases, engineOptions, envOption, floatArg, intArg, nativeConfig } from './options.ts';
-
-interface ServeFlags {
-  model?: string;
-  servedModelName?: string;
-  adapter: { name: string; dir: string }[];
-  mergeAdapter?: string;
-  loraDir?: string;
-  loraRefreshInterval: number;
-  enableLoraRuntimeUpdates?: boolean | string;
-  allowedLoraRoot: string[];
-  apiKey?: string;
-  adminKey?: string;
-  maxWaitingRequests: number;
-  maxBodyBytes: number;
-  maxPromptBytes?: number;
-  drainTimeout: number;
-  host: string;
-  port: number;
-  backend: KernelBackend;
-  dtype?: WeightDType;
-  maxLoras?: number;
-  maxCpuLoras?: number;
-  maxLoraRank: number;
-  maxBatchTokens: number;
-  maxRunningSeqs: number;
-  kvCacheTokens: number;
-  adapterLoadTimeout: number;
-  threads?: number;
-  isa?: string;
-  bf16Dot?: boolean | string;
-  engineStallTimeout: number;
-  injectFault?: EngineFaults;
-}
+import { engineStartOf, serverContextOf } from './config-parts.ts';
+import { adapterArg, engineOptions, envOption, floatArg, intArg } from './options.ts';
 
 /** After an engine fault, how long streams get to flush their final error event (and probes answer 503) before exit(1). */
 const FAULT_GRACE_MS = 1000;
 
+/** serve's flags: the Config's, and test plumbing that stays out of it. */
+export interface ServeFlags extends ConfigFlags {
+  injectFault?: EngineFaults;
+}
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-const truthy = (v: boolean | string | undefined) =>
-  v === true || (typeof v === 'string' && /^(1|true|yes|on)$/i.test(v));
 
 export function serveCommand(): Command {
-  applyEnvAliases();
   const cmd = new Command('serve')
     .description('serve the OpenAI API: `model` names the base or an adapter (no --model: the built-in demo)')
     .addOption(envOption('--model <dir>', 'Hugging Face model directory', 'MODEL'))
@@ -83,7 +53,7 @@ export function serveCommand(): Command {
         'LORA_REFRESH_INTERVAL',
       )
         .argParser(intArg(0))
-        .default(0),
+        .default(DEFAULTS.adapters.refreshIntervalSeconds),
     )
     .addOption(
       envOption(
@@ -105,12 +75,12 @@ export function serveCommand(): Command {
     .addOption(
       envOption('--max-waiting-requests <n>', 'queued requests beyond this get 429', 'MAX_WAITING_REQUESTS')
         .argParser(intArg(1))
-        .default(1024),
+        .default(DEFAULTS.limits.maxWaitingRequests),
     )
     .addOption(
       envOption('--max-body-bytes <n>', 'request bodies beyond this get 413', 'MAX_BODY_BYTES')
         .argParser(intArg(1024))
-        .default(DEFAULT_MAX_BODY_BYTES),
+        .default(DEFAULTS.server.maxBodyBytes),
     )
     .addOption(
       envOption(
@@ -122,7 +92,7 @@ export function serveCommand(): Command {
     .addOption(
       envOption('--drain-timeout <seconds>', 'on SIGTERM, wait this long for running requests', 'DRAIN_TIMEOUT')
         .argParser(intArg(0))
-        .default(30),
+        .default(DEFAULTS.server.drainTimeoutSeconds),
     )
     .addOption(
       envOption(
@@ -131,18 +101,27 @@ export function serveCommand(): Command {
         'ENGINE_STALL_TIMEOUT',
       )
         .argParser(floatArg(0))
-        .default(DEFAULT_STALL_TIMEOUT_SECONDS),
+        .default(DEFAULTS.server.engineStallTimeoutSeconds),
     )
     .addOption(
       new Option('--inject-fault <spec>', 'test plumbing: adapter:NAME, base, exit, hang or hang-load')
         .argParser(parseFault)
         .hideHelp(),
     )
-    .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default('127.0.0.1'))
-    .addOption(envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(8000));
+    .addOption(
+      envOption('--adapter-load-timeout <seconds>', 'seconds one adapter load may take', 'ADAPTER_LOAD_TIMEOUT')
+        .argParser(floatArg(0.001, 3600))
+        .default(DEFAULTS.adapters.loadTimeoutSeconds),
+    )
+    .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default(DEFAULTS.server.host))
+    .addOption(
+      envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(DEFAULTS.server.port),
+    );
   for (const o of engineOptions()) cmd.addOption(o);
   return cmd.action(async (flags: ServeFlags) => {
     const log = createServeLog();
+    const { config, warnings } = await buildConfig(flags, process.env, { ensureDemo });
+    const { drainTimeoutSeconds } = config.server;
     const lifecycle = new Lifecycle(false);
     const loading = new AbortController();
     let app: FastifyInstance | null = null;
@@ -155,13 +134,13 @@ export function serveCommand(): Command {
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      setTimeout(() => process.exit(0), flags.drainTimeout * 1000 + 1800);
+      setTimeout(() => process.exit(0), drainTimeoutSeconds * 1000 + 1800);
       if (!lifecycle.ready) {
         log.info(`${signal} while loading: stopping the engine thread`);
         loading.abort(new Error(`${signal} while loading`));
       } else if (!lifecycle.fault) {
         log.info(`${signal}: draining ${lifecycle.inFlight} running request(s)`);
-        await lifecycle.drain(flags.drainTimeout * 1000);
+        await lifecycle.drain(drainTimeoutSeconds * 1000);
       }
       await closeServer(app);
       await engine?.close();
@@ -183,78 +162,24 @@ export function serveCommand(): Command {
       }, FAULT_GRACE_MS);
     };
 
-    let modelDir = flags.model;
-    let adapters = flags.adapter;
-    if (!modelDir) {
-      const demo = await ensureDemo();
-      modelDir = demo.modelDir;
-      adapters = [...demo.adapters, ...adapters];
-      log.info(
-        `no --model: serving the built-in demo model and ${demo.adapters.length} demo adapters (random weights)`,
-      );
+    if (config.model.demo) {
+      const demoAdapters = config.adapters.static.length - (flags.adapter?.length ?? 0);
+      log.info(`no --model: serving the built-in demo model and ${demoAdapters} demo adapters (random weights)`);
     }
-    const baseModel =
-      flags.servedModelName ??
-      (flags.mergeAdapter ? basename(resolve(flags.mergeAdapter)) : flags.model ? basename(modelDir) : 'loraplex-demo');
-    const allowedRoots =
-      flags.allowedLoraRoot.length > 0 ? flags.allowedLoraRoot : flags.loraDir ? [flags.loraDir] : [];
-    const runtimeUpdates = truthy(flags.enableLoraRuntimeUpdates);
-    if (runtimeUpdates && allowedRoots.length === 0) {
-      throw new Error(
-        '--enable-lora-runtime-updates needs --allowed-lora-root DIR (or --lora-dir): where lora_path may point',
-      );
-    }
+    for (const w of warnings) log.warn(w);
 
     // Listen first: probes see a live server whose readiness (and every API route) is 503 until the model is up.
-    const ctx: ServerContext = {
-      engine: null as unknown as AsyncEngine, // set below, before lifecycle.markReady(); routes 503 until then
-      codec: await loadTextCodec(modelDir),
-      baseModel,
-      startedAt: Date.now(),
-      apiKey: flags.apiKey,
-      limits: { maxBodyBytes: flags.maxBodyBytes, maxPromptBytes: flags.maxPromptBytes },
-      admin: runtimeUpdates
-        ? { allowedRoots: allowedRoots.map((r) => resolve(r)), adminKey: flags.adminKey }
-        : undefined,
-      lifecycle,
-    };
-    if (runtimeUpdates && !flags.apiKey && !flags.adminKey) {
-      log.warn(
-        'WARNING: runtime adapter updates are enabled with no --admin-key or --api-key: anyone who can reach ' +
-          'this port can load, replace and unload adapters (from inside --allowed-lora-root)',
-      );
-    }
+    const ctx = serverContextOf(config, await loadTextCodec(config.model.dir), lifecycle);
     app = buildApp(ctx);
-    const address = await app.listen({ host: flags.host, port: flags.port });
-    log.info(`listening on ${address}; loading the model (ready: 503 until loaded)`, { model: modelDir });
+    const address = await app.listen({ host: config.server.host, port: config.server.port });
+    log.info(`listening on ${address}; loading the model (ready: 503 until loaded)`, {
+      model: config.model.dir,
+      maxModelLen: config.model.maxModelLen,
+    });
 
     try {
       engine = await AsyncEngine.start(
-        {
-          modelDir,
-          adapters,
-          loraDir: flags.loraDir,
-          mergeAdapter: flags.mergeAdapter,
-          backend: flags.backend,
-          dtype: flags.dtype,
-          maxLoras: flags.maxLoras,
-          maxCpuLoras: flags.maxCpuLoras,
-          maxLoraRank: flags.maxLoraRank,
-          maxBatchTokens: flags.maxBatchTokens,
-          maxRunningSeqs: flags.maxRunningSeqs,
-          kvCacheTokens: flags.kvCacheTokens,
-          maxWaitingRequests: flags.maxWaitingRequests,
-          adapterLoadTimeout: flags.adapterLoadTimeout,
-          native: nativeConfig(flags),
-          faults: flags.injectFault,
-          skipInvalidAdapters: true,
-        },
-        {
-          loraRefreshSeconds: flags.loraDir ? flags.loraRefreshInterval : 0,
-          onProgress: log.progress,
-          stallTimeoutSeconds: flags.engineStallTimeout,
-          signal: loading.signal,
-        },
+        ...engineStartOf(config, { onProgress: log.progress, signal: loading.signal, faults: flags.injectFault }),
       );
     } catch (e) {
       if (loading.signal.aborted) return; // SIGTERM while loading: stop() exits
@@ -262,19 +187,13 @@ export function serveCommand(): Command {
     }
     for (const r of engine.info.rejected) log.warn(`adapter '${r.name}' not served: ${r.message}`);
     if (engine.info.native) log.info('native kernels configured', { ...engine.info.native });
-    if (flags.engineStallTimeout > 0 && flags.engineStallTimeout <= flags.adapterLoadTimeout) {
-      log.warn(
-        `--engine-stall-timeout (${flags.engineStallTimeout} s) is not above --adapter-load-timeout ` +
-          `(${flags.adapterLoadTimeout} s): requests waiting for a slow adapter load may be taken for a stalled engine`,
-      );
-    }
     engine.onFault = onFault;
     if (engine.fault) onFault(engine.fault);
     ctx.engine = engine;
     lifecycle.markReady();
-    log.info(`serving '${baseModel}' and ${engine.adapters.length} adapter(s) on ${address}`, {
-      store: flags.loraDir ?? null,
-      runtimeUpdates,
+    log.info(`serving '${config.model.servedModelName}' and ${engine.adapters.length} adapter(s) on ${address}`, {
+      store: config.adapters.loraDir,
+      runtimeUpdates: config.adapters.runtimeUpdates,
     });
   });
 }

@@ -55,8 +55,9 @@ export interface DemoPaths {
   adapters: { name: string; dir: string }[];
 }
 
+/** The default cache; the CLI's Config passes LORAPLEX_CACHE's instead (src/config/env.ts). */
 export function cacheRoot(): string {
-  return process.env.LORAPLEX_CACHE ?? join(homedir(), '.cache', 'loraplex');
+  return join(homedir(), '.cache', 'loraplex');
 }
 
 function normal(rng: SeededRandom, n: number, std: number): Float32Array {

@@ -10,6 +10,7 @@ import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
 import { type BackendName, createBackend } from '../backends/index.ts';
+import type { AdapterSource, KvCacheDtypeOption, LoraDtypeOption } from '../config/config.ts';
 import { configureNative, type NativeConfig } from '../kernels/native/config.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -17,12 +18,10 @@ import { loadModelDir } from '../model/model-dir.ts';
 import { defaultAdapterLog } from '../observability/thread-log.ts';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, LLMEngine } from './llm-engine.ts';
 
-export interface AdapterSource {
-  name: string;
-  dir: string;
-}
+export type { AdapterSource } from '../config/config.ts';
 
-export interface BuildOptions extends Partial<Omit<EngineOptions, 'backend' | 'loader'>> {
+export interface BuildOptions
+  extends Partial<Omit<EngineOptions, 'backend' | 'loader' | 'loraDtype' | 'kvCacheDtype'>> {
   modelDir: string;
   /** Loaded and validated while building. */
   adapters: AdapterSource[];
@@ -42,6 +41,10 @@ export interface BuildOptions extends Partial<Omit<EngineOptions, 'backend' | 'l
   adapterLoadTimeout?: number;
   /** The native kernels' threads, ISA cap and bf16 path, applied before anything runs (native backend). */
   native?: NativeConfig;
+  /** Adapter slots' storage ('auto': the engine's choice from the checkpoint's dtype). */
+  loraDtype?: LoraDtypeOption;
+  /** The KV cache's storage ('auto': the engine's choice). */
+  kvCacheDtype?: KvCacheDtypeOption;
 }
 
 /** What building reports as it goes: reading the weights, then loading each --adapter. */
@@ -71,6 +74,8 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     mergeAdapter,
     adapterLoadTimeout,
     native,
+    loraDtype,
+    kvCacheDtype,
     ...engineOpts
   } = opts;
   if ((backend ?? 'native') === 'native') configureNative(native ?? {});
@@ -98,7 +103,11 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     maxLoras: store
       ? DEFAULT_ENGINE_OPTIONS.maxLoras
       : Math.max(1, Math.min(DEFAULT_ENGINE_OPTIONS.maxLoras, adapters.length)),
+    // The model's own context length unless lowered (src/config/ resolves --max-model-len against it).
+    maxModelLen: loaded.config.maxPositionEmbeddings,
     ...given,
+    ...(loraDtype && loraDtype !== 'auto' ? { loraDtype } : {}),
+    ...(kvCacheDtype && kvCacheDtype !== 'auto' ? { kvCacheDtype } : {}),
     backend: createBackend(backend ?? 'native'),
     loader,
   };

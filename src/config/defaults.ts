@@ -1,0 +1,22 @@
+/**
+ * Default values of every setting that has one (the flags show them in --help). The engine and the server keep
+ * their own defaults for callers without a Config; test/config/defaults.test.ts holds the two equal.
+ */
+export const DEFAULTS = {
+  limits: {
+    maxBatchTokens: 2048,
+    maxRunningSeqs: 128,
+    kvCacheTokens: 32768,
+    maxWaitingRequests: 1024,
+  },
+  adapters: { refreshIntervalSeconds: 0, maxLoraRank: 64, loadTimeoutSeconds: 60 },
+  server: {
+    host: '127.0.0.1',
+    port: 8000,
+    maxBodyBytes: 16 * 1024 * 1024,
+    drainTimeoutSeconds: 30,
+    engineStallTimeoutSeconds: 120,
+  },
+  native: { backend: 'native' },
+  precision: { loraDtype: 'auto', kvCacheDtype: 'auto' },
+} as const;

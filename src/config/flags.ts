@@ -1,0 +1,38 @@
+/** The flags of `serve` and `generate` as commander hands them over (LORAPLEX_… variables already merged in). */
+import type { WeightDType } from '../kernels/types.ts';
+import type { AdapterSource, KvCacheDtypeOption, LoraDtypeOption } from './config.ts';
+
+export interface ConfigFlags {
+  model?: string;
+  servedModelName?: string;
+  adapter?: AdapterSource[];
+  mergeAdapter?: string;
+  loraDir?: string;
+  loraRefreshInterval?: number;
+  enableLoraRuntimeUpdates?: boolean | string;
+  allowedLoraRoot?: string[];
+  apiKey?: string;
+  adminKey?: string;
+  maxWaitingRequests?: number;
+  maxBodyBytes?: number;
+  maxPromptBytes?: number;
+  drainTimeout?: number;
+  engineStallTimeout?: number;
+  host?: string;
+  port?: number;
+  backend?: 'native' | 'reference';
+  dtype?: WeightDType;
+  maxLoras?: number;
+  maxCpuLoras?: number;
+  maxLoraRank?: number;
+  maxBatchTokens?: number;
+  maxRunningSeqs?: number;
+  kvCacheTokens?: number;
+  maxModelLen?: number;
+  adapterLoadTimeout?: number;
+  threads?: number;
+  isa?: string;
+  bf16Dot?: boolean | string;
+  loraDtype?: LoraDtypeOption;
+  kvCacheDtype?: KvCacheDtypeOption;
+}
