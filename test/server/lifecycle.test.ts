@@ -1,7 +1,8 @@
 /**
  * SIGTERM at any moment ends `loraplex serve` promptly: with --drain-timeout 1 a stream still running at the
- * deadline is cut (with an error event when the route sends one) and the process exits 0 within the timeout
- * and 2 s; during model loading it exits 0 at once; after an engine fault it exits at once.
+ * deadline is cut (with an error event when the route sends one) and the process exits 0; during model loading
+ * it exits 0 at once; after an engine fault it exits at once. Time bounds are hang guards far from the values
+ * they separate (a 30 s drain timeout), never measurements.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -11,7 +12,7 @@ import { post, startServe } from './serve-process.ts';
 const SERVING = "serving '";
 
 describe('lifecycle (real CLI)', () => {
-  test('--drain-timeout 1: a long stream is cut at the deadline and the process exits 0 within 3 s', async () => {
+  test('--drain-timeout 1: a long stream is cut at the deadline and the process exits 0', async () => {
     const s = await startServe(['--drain-timeout', '1']);
     try {
       await s.waitForLog(SERVING);
@@ -31,7 +32,9 @@ describe('lifecycle (real CLI)', () => {
         body += decoder.decode(chunk.value);
       const { code, at } = await s.exited;
       assert.equal(code, 0);
-      assert.ok(at - signalled < 3000, `exited ${Math.round(at - signalled)} ms after SIGTERM`);
+      // The cut itself is pinned by the SERVER_DRAINING event below; the bound only says the process did not hang
+      // (serve's own fallback exits 1.8 s after the deadline), with room for a loaded machine.
+      assert.ok(at - signalled < 15_000, `exited ${Math.round(at - signalled)} ms after SIGTERM`);
       assert.doesNotMatch(body, /"finish_reason":"length"/, 'the stream did not run to its end');
       assert.match(body, /data: \{"error":\{[^\n]*"code":"SERVER_DRAINING"\}\}\n\ndata: \[DONE\]\n\n$/);
     } finally {
@@ -50,7 +53,8 @@ describe('lifecycle (real CLI)', () => {
       s.child.kill('SIGTERM');
       const { code, at } = await s.exited;
       assert.equal(code, 0);
-      assert.ok(at - signalled < 2000, `exited ${Math.round(at - signalled)} ms after SIGTERM`);
+      // At once: well before the 30 s drain timeout it would otherwise wait out (a bound, not a measurement).
+      assert.ok(at - signalled < 15_000, `exited ${Math.round(at - signalled)} ms after SIGTERM`);
       assert.match(s.log(), /SIGTERM while loading/);
     } finally {
       await s.close();
@@ -67,7 +71,8 @@ describe('lifecycle (real CLI)', () => {
       s.child.kill('SIGTERM');
       const { code, at } = await s.exited;
       assert.ok(code === 0 || code === 1, `exit code ${code}`);
-      assert.ok(at - signalled < 2000, `exited ${Math.round(at - signalled)} ms after SIGTERM`);
+      // At once: well before the 30 s drain timeout it would otherwise wait out (a bound, not a measurement).
+      assert.ok(at - signalled < 15_000, `exited ${Math.round(at - signalled)} ms after SIGTERM`);
     } finally {
       await s.close();
     }
