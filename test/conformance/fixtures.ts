@@ -13,7 +13,7 @@ import { loadModelDir } from '../../src/model/model-dir.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 
 /** The model families the engine runs; fixture sets of other families are skipped (extend as families land). */
-export const ENGINE_FAMILIES: readonly string[] = ['llama', 'mistral', 'qwen2'];
+export const ENGINE_FAMILIES: readonly string[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3'];
 
 export interface FixtureCase {
   id: string;
