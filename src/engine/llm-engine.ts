@@ -116,12 +116,7 @@ export class LLMEngine {
     const { config } = loaded;
     this.config = config;
     const backend = options.backend;
-    this.model = new DecoderModel(
-      config,
-      fuseWeights(config, loaded.weights, backend),
-      backend,
-      options.blockSize,
-    );
+    this.model = new DecoderModel(config, fuseWeights(config, loaded.weights, backend), backend, options.blockSize);
     const numBlocks = Math.ceil(options.kvCacheTokens / options.blockSize);
     this.blocks = new BlockManager(numBlocks, options.blockSize);
     const kv = backend.createKvCache({
@@ -221,9 +216,13 @@ export class LLMEngine {
     return this.scheduler.hasWork || this.failed.length > 0;
   }
 
-  /** A step would do something now (false: idle, or every waiting sequence waits for an adapter load). */
+  /**
+   * A step would do something now (false: idle, or every waiting sequence waits for an adapter load). Requests
+   * the loads waiting sequences need (an adapter evicted from memory since its request came is loaded again).
+   */
   canStep(): boolean {
     if (this.failed.length > 0 || this.scheduler.running.length > 0) return true;
+    for (const s of this.scheduler.waiting) if (s.adapterKey !== null) this.adapters.requestLoad(s.adapterKey);
     return this.scheduler.waiting.some((s) => s.adapterKey === null || this.adapters.isReady(s.adapterKey));
   }
 
@@ -233,8 +232,9 @@ export class LLMEngine {
    * engine cannot go on.
    */
   step(): StepOutput[] {
-    const { entries, faulted } = this.scheduler.schedule();
+    const { entries, faulted, awaitingLoad } = this.scheduler.schedule();
     for (const f of faulted) this.failAdapter(f.key, f.error);
+    for (const key of awaitingLoad) this.adapters.requestLoad(key);
     const results = this.runContained(entries);
     const outputs: StepOutput[] = this.failed.splice(0).map((seq) => ({ seq, newToken: null, finished: true }));
     for (const result of results) this.commit(result);

@@ -196,10 +196,13 @@ describe('AdapterManager: loads', () => {
     assert.deepEqual(manager.stats(), { slotsUsed: 0, slotsTotal: 2, hostUsed: 1, hostTotal: 4, loading: 0 });
   });
 
-  test('isReady alone starts the load, once', async () => {
+  test('isReady is a query; requestLoad starts the load, once', async () => {
     const { manager, loader, ready } = setup();
     manager.syncStore(store('a'));
     assert.equal(manager.isReady('a@1'), false);
+    assert.deepEqual(loader.calls, []);
+    manager.requestLoad('a@1');
+    manager.requestLoad('a@1');
     assert.equal(manager.isReady('a@1'), false);
     assert.deepEqual(loader.names(), ['a']);
     await finishLoad(loader, 'a', 1);
@@ -210,8 +213,10 @@ describe('AdapterManager: loads', () => {
   test('an unknown or stale key is never ready and starts no load', () => {
     const { manager, loader } = setup();
     manager.syncStore(store('a'));
-    assert.equal(manager.isReady('nope@1'), false);
-    assert.equal(manager.isReady('a@7'), false);
+    for (const key of ['nope@1', 'a@7']) {
+      manager.requestLoad(key);
+      assert.equal(manager.isReady(key), false);
+    }
     assert.deepEqual(loader.calls, []);
   });
 
@@ -234,7 +239,7 @@ describe('AdapterManager: loads', () => {
   test('without a loader, a store adapter cannot be loaded', () => {
     const { manager } = setup({ loader: null });
     manager.syncStore(store('a'));
-    assert.throws(() => manager.isReady('a@1'), /no adapter loader/);
+    assert.throws(() => manager.requestLoad('a@1'), /no adapter loader/);
   });
 
   test('release more often than retain throws', () => {
@@ -743,7 +748,7 @@ describe('AdapterManager: syncStore', () => {
   test('an adapter removed while loading is discarded when its load ends, unless a sequence holds it', async () => {
     const { manager, loader, ready } = setup();
     manager.syncStore(store('a', 'b'));
-    manager.isReady('a@1'); // asked about, not held
+    manager.requestLoad('a@1'); // asked for, not held
     manager.retain('b@1');
     manager.syncStore([]);
     await finishLoad(loader, 'a', 1);

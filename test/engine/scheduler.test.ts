@@ -133,10 +133,13 @@ test('a sequence whose adapter is still loading is passed over until it is ready
   slots.ready.add('warm');
   s.add(cold);
   s.add(warm);
+  const first = s.schedule();
   assert.deepEqual(
-    s.schedule().entries.map((e) => e.seq.id),
+    first.entries.map((e) => e.seq.id),
     [warm.id],
   );
+  // The scheduler only reports what waits for a load; the engine requests it.
+  assert.deepEqual(first.awaitingLoad, ['cold']);
   slots.ready.add('cold');
   assert.deepEqual(
     s.schedule().entries.map((e) => e.seq.id),

@@ -242,10 +242,14 @@ export class AdapterManager {
   }
 
   /** Resident (slot or host) now; when not, a load is started (once) and the caller waits. */
+  /** The adapter's weights are in a slot or in memory (a query: it starts nothing). */
   isReady(key: string): boolean {
-    if (this.slots.has(key) || this.inMemory(key)) return true;
-    this.ensureResident(key);
-    return false;
+    return this.slots.has(key) || this.inMemory(key);
+  }
+
+  /** Starts the adapter's load unless its weights are resident or already on their way (the engine asks). */
+  requestLoad(key: string) {
+    if (!this.isReady(key)) this.ensureResident(key);
   }
 
   /** Pins a kernel slot for a running sequence; null when none is free or the weights are not resident. */

@@ -17,7 +17,7 @@ export interface SchedulerConfig {
 
 /** What the scheduler needs from the adapter tiers, by adapter version key: residency and kernel slots. */
 export interface SlotProvider {
-  /** The adapter's weights are in memory, so a slot can be filled now (false: it is loading). */
+  /** The adapter's weights are in memory, so a slot can be filled now (a query; false: not resident). */
   isReady(key: string): boolean;
   /** Pins a slot holding the adapter; null when every slot is pinned by other adapters. */
   acquireSlot(key: string): number | null;
@@ -34,6 +34,8 @@ export interface Schedule {
   preempted: Sequence[];
   /** Adapters whose slot could not be filled (the copy threw); their sequences were left waiting. */
   faulted: { key: string; error: unknown }[];
+  /** Adapters of waiting sequences passed over because their weights are not resident: the engine loads them. */
+  awaitingLoad: string[];
 }
 
 export class Scheduler {
@@ -58,6 +60,7 @@ export class Scheduler {
     const entries: ScheduledEntry[] = [];
     const preempted: Sequence[] = [];
     const faulted: Schedule['faulted'] = [];
+    const awaitingLoad = new Set<string>();
     let budget = this.config.maxBatchTokens;
 
     // Decodes before prefill chunks, so a long prompt never delays the running sequences' next token.
@@ -85,7 +88,11 @@ export class Scheduler {
     for (const seq of admissionOrder(this.waiting)) {
       if (budget <= 0 || this.running.length >= this.config.maxRunningSeqs) break;
       const key = seq.adapterKey;
-      if (key !== null && (slotBlocked || !this.slots.isReady(key) || faulted.some((f) => f.key === key))) continue;
+      if (key !== null && !this.slots.isReady(key)) {
+        awaitingLoad.add(key);
+        continue;
+      }
+      if (key !== null && (slotBlocked || faulted.some((f) => f.key === key))) continue;
       const take = Math.min(pendingOf(seq), budget);
       if (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) break;
       let slot = -1;
@@ -111,7 +118,7 @@ export class Scheduler {
       entries.push({ seq, numTokens: take });
       budget -= take;
     }
-    return { entries, preempted, faulted };
+    return { entries, preempted, faulted, awaitingLoad: [...awaitingLoad] };
   }
 
   /** Removes a finished or aborted sequence and frees what it held. */
