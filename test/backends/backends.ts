@@ -1,0 +1,86 @@
+/**
+ * The backends the conformance suite runs against, and the reference backend it compares them with. A new
+ * backend (CUDA) joins by adding an entry to `backendsUnderTest`; nothing else in test/backends/ names an
+ * implementation.
+ */
+import { createBackend } from '../../src/backends/index.ts';
+import type { Backend, StepInputs, StepState, Tensor } from '../../src/backends/types.ts';
+import { bf16DotActive } from '../../src/kernels/native/gemm.ts';
+import type { AttentionBatch } from '../../src/kernels/types.ts';
+import { nativeImplementations, restoreDefaults } from '../kernels/implementations.ts';
+
+export interface BackendUnderTest {
+  name: string;
+  backend: Backend;
+  /** Call before the backend's tests (selects the ISA); `restore` undoes it. */
+  activate(): void;
+  restore(): void;
+  /** bf16 weights go through a dot product that rounds x to bf16 (native with LORAPLEX_BF16_DOT on AVX-512 BF16). */
+  roundsBf16Activations(): boolean;
+}
+
+/** The oracle: plain TypeScript kernels on host memory. */
+export const referenceBackend = createBackend('reference');
+
+export function backendsUnderTest(): BackendUnderTest[] {
+  const none = () => {};
+  const native = createBackend('native');
+  return [
+    {
+      name: 'reference',
+      backend: createBackend('reference'),
+      activate: none,
+      restore: none,
+      roundsBf16Activations: () => false,
+    },
+    ...nativeImplementations().map((impl) => ({
+      name: impl.name,
+      backend: native,
+      activate: impl.activate,
+      restore: restoreDefaults,
+      roundsBf16Activations: bf16DotActive,
+    })),
+  ];
+}
+
+/** Everything of `t`. */
+export function readAll(backend: Backend, t: Tensor): Float32Array {
+  return backend.read(t, 0, t.length);
+}
+
+/** One sequence per row group; every row's KV goes to its own cache row unless a plan says otherwise. */
+export interface PlanOptions {
+  tokens: Int32Array;
+  positions?: Int32Array;
+  slotMapping?: Int32Array;
+  attention?: AttentionBatch;
+  rowSlot?: Int32Array;
+  logitRows?: Int32Array;
+}
+
+/** A full StepInputs with defaults (one sequence of every row, positions 0.., no adapters, no logits). */
+export function plan(o: PlanOptions): StepInputs {
+  const n = o.tokens.length;
+  return {
+    numTokens: n,
+    tokens: o.tokens,
+    positions: o.positions ?? Int32Array.from({ length: n }, (_, i) => i),
+    slotMapping: o.slotMapping ?? Int32Array.from({ length: n }, (_, i) => i),
+    attention: o.attention ?? {
+      qStart: Int32Array.of(0, n),
+      kvLen: Int32Array.of(n),
+      blockTables: new Int32Array(0),
+      blockTableStart: Int32Array.of(0),
+      numSeqs: 1,
+    },
+    rowSlot: o.rowSlot ?? new Int32Array(n).fill(-1),
+    logitRows: o.logitRows ?? new Int32Array(0),
+  };
+}
+
+/** A fresh step of `backend` holding `inputs`. */
+export function stepOf(backend: Backend, inputs: StepInputs): StepState {
+  const step = backend.createStep();
+  backend.setStep(step, inputs);
+  return step;
+}
