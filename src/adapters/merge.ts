@@ -4,8 +4,8 @@
  * outputs with the base model's speed (no LoRA kernels at all).
  */
 
-import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
 import type { WeightMatrix } from '../kernels/types.ts';
+import { weightFormat } from '../kernels/weight-format.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { ModelWeights } from '../model/weights.ts';
 import type { LoraAdapter, LoraModuleWeights } from './types.ts';
@@ -18,7 +18,8 @@ export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatr
       `merge: ${mod.kind} of layer ${mod.layer} has shape [${n}, ${k}], which the adapter's factors do not fit`,
     );
   }
-  const merged = Float32Array.from(toF32Array(w.dtype, w.data));
+  const format = weightFormat(w.dtype);
+  const merged = Float32Array.from(format.decode(w));
   const delta = new Float64Array(k);
   for (let row = 0; row < n; row++) {
     delta.fill(0);
@@ -31,11 +32,7 @@ export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatr
     const base = row * k;
     for (let c = 0; c < k; c++) merged[base + c] += delta[c];
   }
-  if (w.dtype === 'f32') return { ...w, data: merged };
-  const bits = new Uint16Array(merged.length);
-  const round = w.dtype === 'bf16' ? f32ToBf16 : f32ToF16;
-  for (let i = 0; i < merged.length; i++) bits[i] = round(merged[i]);
-  return { ...w, data: bits };
+  return format.encode(merged, n, k);
 }
 
 /** Base weights with the adapter merged in; layers the adapter does not touch share the original objects. */

@@ -18,8 +18,9 @@
  * pre/post_feedforward_layernorm; Qwen3 and Gemma 3 add self_attn.{q,k}_norm [D].
  */
 
-import { f32ToBf16, f32ToF16, toF32Array } from '../kernels/dtype.ts';
+import { toF32Array } from '../kernels/dtype.ts';
 import type { WeightDType, WeightMatrix } from '../kernels/types.ts';
+import { convertWeight } from '../kernels/weight-format.ts';
 import type { ModelConfig } from './config.ts';
 import { type ModuleKind, moduleShape } from './modules.ts';
 import type { RawTensor } from './safetensors.ts';
@@ -171,13 +172,7 @@ export function checkTensors(config: ModelConfig, source: TensorSource, configFi
 
 export function convertMatrix(raw: RawTensor, dtype: WeightDType): WeightMatrix {
   const [rows, cols] = raw.shape;
-  if (raw.dtype === dtype) return { dtype, rows, cols, data: raw.data };
-  const f32 = toF32Array(raw.dtype, raw.data);
-  if (dtype === 'f32') return { dtype, rows, cols, data: f32 };
-  const round = dtype === 'bf16' ? f32ToBf16 : f32ToF16;
-  const data = new Uint16Array(f32.length);
-  for (let i = 0; i < f32.length; i++) data[i] = round(f32[i]);
-  return { dtype, rows, cols, data };
+  return convertWeight({ dtype: raw.dtype, rows, cols, data: raw.data }, dtype);
 }
 
 /**

@@ -5,8 +5,9 @@
  *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
  *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
  */
-import { toF32Array } from '../dtype.ts';
+
 import type { Kernels, PackedWeight, WeightMatrix } from '../types.ts';
+import { weightFormat } from '../weight-format.ts';
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
@@ -52,7 +53,7 @@ class ReferencePackedWeight implements PackedWeight {
 export const referenceGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
   packWeight(w: WeightMatrix): PackedWeight {
     checkWeight(w);
-    const values = toF32Array(w.dtype, w.data.subarray(0, w.rows * w.cols));
+    const values = weightFormat(w.dtype).decode(w);
     return new ReferencePackedWeight(w.dtype, w.rows, w.cols, values);
   },
 
