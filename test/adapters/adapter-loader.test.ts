@@ -81,21 +81,18 @@ async function rejection(load: Promise<PackedWithSummary>): Promise<LoraplexErro
 
 const errorFields = (e: LoraplexError) => ({ code: e.code, status: e.status, type: e.type, message: e.message });
 
-/** Settles to what happened within `ms`: 'resolved', 'rejected' or 'pending'. */
-async function outcomeWithin(p: Promise<unknown>, ms: number): Promise<'resolved' | 'rejected' | 'pending'> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<'pending'>((resolve) => {
-    timer = setTimeout(() => resolve('pending'), ms);
-  });
-  const settled = p.then(
-    () => 'resolved' as const,
-    () => 'rejected' as const,
+/** What has happened to `p` so far, updated as it settles (read it once the event loop has turned). */
+function watch(p: Promise<unknown>): { state: 'pending' | 'resolved' | 'rejected' } {
+  const seen = { state: 'pending' as 'pending' | 'resolved' | 'rejected' };
+  p.then(
+    () => {
+      seen.state = 'resolved';
+    },
+    () => {
+      seen.state = 'rejected';
+    },
   );
-  try {
-    return await Promise.race([settled, pending]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return seen;
 }
 
 describe('ThreadAdapterLoader: good adapters', () => {
@@ -183,16 +180,25 @@ describe('ThreadAdapterLoader: close', () => {
     await loader.close();
   });
 
-  test('a load still in flight when close() is called rejects, and so does a load after it', async () => {
-    const loader = new ThreadAdapterLoader({ base, maxLoraRank: MAX_RANK });
-    const inFlight = outcomeWithin(loader.load('demo-robot', dirOf('demo-robot')), 1000);
+  test('a load the thread is running when close() is called rejects, and so does a load after it', async () => {
+    let started!: (name: string) => void;
+    const running = new Promise<string>((resolve) => {
+      started = resolve;
+    });
+    // The load never finishes on its own: only close() can settle it.
+    const loader = new ThreadAdapterLoader({
+      base,
+      maxLoraRank: MAX_RANK,
+      neverFinishForTest: 'demo-robot',
+      onLoadStartedForTest: (name) => started(name),
+    });
+    const inFlight = watch(loader.load('demo-robot', dirOf('demo-robot')));
+    assert.equal(await running, 'demo-robot', 'the thread has the load');
     await loader.close();
-    const later = outcomeWithin(loader.load('demo-chef', dirOf('demo-chef')), 1000);
+    const later = watch(loader.load('demo-chef', dirOf('demo-chef')));
+    await new Promise(setImmediate); // handlers of promises settled by now have run
     assert.deepEqual(
-      await Promise.all([inFlight, later]).then(([a, b]) => ({
-        inFlight: a,
-        later: b,
-      })),
+      { inFlight: inFlight.state, later: later.state },
       { inFlight: 'rejected', later: 'rejected' },
       'a load on a closed loader never settles: whoever awaits it waits forever',
     );

@@ -23,6 +23,8 @@ export interface LoaderInit {
 export interface ThreadLoaderOptions extends LoaderInit {
   /** Seconds one load may take (default 60). */
   loadTimeoutSeconds?: number;
+  /** Tests only: told when the thread has received a load and started it (its clock starts then). */
+  onLoadStartedForTest?: (name: string) => void;
 }
 
 export type ToLoader = { id: number; name: string; dir: string; root?: string };
@@ -89,6 +91,7 @@ export class ThreadAdapterLoader implements AdapterLoader {
       // The clock runs from the load's start on the thread: a thread still starting up is not the adapter's fault.
       if ('started' in m) {
         this.timer = setTimeout(() => this.timedOut(job), this.timeoutMs);
+        this.init.onLoadStartedForTest?.(job.name);
         return;
       }
       this.done();
