@@ -1,7 +1,7 @@
 /**
  * AdapterManager: catalogue, host tier and kernel slots, driven through a fake loader whose loads the test
  * settles by hand, so every interleaving is deterministic. Slot contents are read back through the
- * reference kernels' BGMV: each test adapter's single module turns x = [1, 0] into y = [v, v].
+ * reference kernels' applyAdapters: each test adapter's single module turns x = [1, 0] into y = [v, v].
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -134,9 +134,14 @@ const store = (...names: string[]): StoreEntry[] =>
 /** What the kernel slot computes for x = [1, 0]: the adapter's value v, null for an empty (cleared) slot. */
 function slotValue(manager: AdapterManager, slot: number): number | null {
   const y = new Float32Array(2);
-  const out = { y, yStride: 2, yOffset: 0 };
+  const rows = kernels.createLoraRows();
+  kernels.setLoraRows(rows, Int32Array.of(slot), 1);
   try {
-    kernels.loraBgmv(manager.slots.bank, 0, Float32Array.of(1, 0), 2, out, 2, Int32Array.of(slot), 1);
+    kernels.applyAdapters(manager.slots.bank, rows, Float32Array.of(1, 0), 2, {
+      y,
+      yStride: 2,
+      modules: [{ module: 0, yOffset: 0, n: 2 }],
+    });
   } catch (e) {
     if (e instanceof RangeError && /is empty/.test(e.message)) return null;
     throw e;
