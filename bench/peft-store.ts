@@ -6,8 +6,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { projectionParent } from '../src/adapters/peft/targeting.ts';
 import { SeededRandom } from '../src/engine/rng.ts';
-import type { ModelConfig } from '../src/model/config.ts';
 import { f32ToBf16 } from '../src/kernels/dtype.ts';
+import type { ModelConfig } from '../src/model/config.ts';
 import { MODULE_KINDS, moduleShape } from '../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../src/model/safetensors.ts';
 

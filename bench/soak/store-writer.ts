@@ -11,8 +11,8 @@ import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promise
 import { basename, join } from 'node:path';
 import { projectionParent } from '../../src/adapters/peft/targeting.ts';
 import { BenchRandom } from '../../src/bench/random.ts';
-import type { ModelConfig } from '../../src/model/config.ts';
 import { f32ToBf16 } from '../../src/kernels/dtype.ts';
+import type { ModelConfig } from '../../src/model/config.ts';
 import { MODULE_KINDS, type ModuleKind, moduleShape } from '../../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.ts';
 

@@ -35,7 +35,7 @@ function dimensionName(kind: ModuleKind, side: 'in' | 'out'): string {
   const kvHeads = 'num_key_value_heads × head_dim';
   const names: Record<ModuleKind, [string, string]> = {
     q_proj: ['hidden_size', heads],
-    qkv_proj: ["hidden_size", "(num_attention_heads + 2 × num_key_value_heads) × head_dim"],
+    qkv_proj: ['hidden_size', '(num_attention_heads + 2 × num_key_value_heads) × head_dim'],
     k_proj: ['hidden_size', kvHeads],
     v_proj: ['hidden_size', kvHeads],
     o_proj: [heads, 'hidden_size'],

@@ -52,7 +52,9 @@ export class ModelRunner {
     try {
       return this.compute(scheduled);
     } catch (e) {
-      scheduled.forEach((entry, i) => entry.seq.rng.restore(rngBefore[i]));
+      scheduled.forEach((entry, i) => {
+        entry.seq.rng.restore(rngBefore[i]);
+      });
       throw e;
     }
   }

@@ -192,7 +192,6 @@ export async function loadWeights(
     const raw = await source.readRaw(name);
     return toF32Array(raw.dtype, raw.data);
   };
-  const optionalVector = (name: string, present: boolean) => (present ? vector(name) : Promise.resolve(null));
 
   const total = config.numLayers + 2;
   const embedding = await matrix('model.embed_tokens.weight');

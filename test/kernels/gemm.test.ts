@@ -8,9 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { bf16DotActive, setBf16Dot } from '../../src/kernels/native/gemm.ts';
 import type { Kernels, PackedWeight, WeightDType, WeightMatrix } from '../../src/kernels/types.ts';
-import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import {
   assertBitwise,
   envNativeConfig,

@@ -66,7 +66,14 @@ export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: Load
     for (const m of layout.modules) {
       const a = await readFactor(file, m.a.tensor);
       const b = await readFactor(file, m.b.tensor);
-      modules.set(moduleIndex(m.layer, m.kind, baseKinds), { kind: m.kind, layer: m.layer, rank: m.rank, scale: m.scale, a, b });
+      modules.set(moduleIndex(m.layer, m.kind, baseKinds), {
+        kind: m.kind,
+        layer: m.layer,
+        rank: m.rank,
+        scale: m.scale,
+        a,
+        b,
+      });
       kinds.add(m.kind);
       sizeBytes += (a.length + b.length) * 4;
       rankMax = Math.max(rankMax, m.rank);

@@ -19,7 +19,6 @@ export interface BaseModule {
   projection: { layer: number; kind: ModuleKind } | null; // null: not a LoRA-able projection
 }
 
-
 /** PEFT condenses target lists at least this long (constants.MIN_TARGET_MODULES_FOR_OPTIMIZATION). */
 const MIN_TARGET_MODULES_FOR_OPTIMIZATION = 20;
 
