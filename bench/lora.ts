@@ -2,12 +2,11 @@
  * LoRA cost relative to the base GEMM at the same shapes (SmolLM2-135M: K = 576, N = 576 or 1536, rank 16,
  * bf16 base weights), through applyAdapters over a row layout set once per step: prefill (M = 512 in 1 / 8 / 32
  * runs of rows, one adapter each) and decode (M = 1 / 8 / 32 / 64 rows, one shared adapter vs all distinct),
- * the decode rows again with the adapters stored as bf16 and f16 (half the adapter bytes). Then the layout
- * against the old per-call regrouping: the fused calls the forward pass makes (q|k|v: N = 576 + 192 + 192,
- * gate|up: N = 1536 + 1536) through applyAdapters vs loraSgmvMulti (prefill) / loraBgmvMulti (decode), timed
- * alternately so drift hits both; medians over repeats.
+ * the decode rows again with the adapters stored as bf16 and f16 (half the adapter bytes). Then the fused
+ * calls the forward pass makes (q|k|v: N = 576 + 192 + 192, gate|up: N = 1536 + 1536) against the base GEMM
+ * of the fused projection; medians over repeats.
  *
- *   [LORAPLEX_THREADS=1] npx tsx bench/lora.ts [--layout-only] [--repeats 9]
+ *   [LORAPLEX_THREADS=1] npx tsx bench/lora.ts [--fused-only] [--repeats 9]
  */
 
 import './native-env.ts';
@@ -24,7 +23,7 @@ import type {
   PackedAdapter,
   PackedWeight,
 } from '../src/kernels/types.ts';
-import { median, medianSeconds } from './util.ts';
+import { medianSeconds } from './util.ts';
 
 export interface LoraBenchOptions {
   k?: number;
@@ -35,8 +34,8 @@ export interface LoraBenchOptions {
   minRepeatMs?: number;
   /** Bank storages the decode rows are timed with (prefill rows use f32). Default: f32, bf16 and f16. */
   decodeDtypes?: LoraDtype[];
-  /** Also time the step layout against the old multi entry points (runLoraLayoutBench). Default: true. */
-  layout?: boolean;
+  /** Also time the fused module groups (runLoraFusedBench). Default: true. */
+  fused?: boolean;
 }
 
 export interface LoraBenchRow {
@@ -152,7 +151,7 @@ export function runLoraBench(options: LoraBenchOptions = {}): LoraBenchRow[] {
   });
   for (const r of rows) r.fraction = r.loraUs / r.gemmUs;
   printTable(rows, k, rank);
-  if (options.layout ?? true) runLoraLayoutBench({ repeats, minRepeatMs, rank });
+  if (options.fused ?? true) runLoraFusedBench({ repeats, minRepeatMs, rank });
   return rows;
 }
 
@@ -173,14 +172,13 @@ function printTable(rows: LoraBenchRow[], k: number, rank: number) {
   for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
 }
 
-export interface LoraLayoutBenchRow {
+export interface LoraFusedBenchRow {
   phase: 'prefill' | 'decode';
   dtype: LoraDtype;
   modules: string;
   case: string;
   m: number;
   n: number; // the fused output's width
-  oldUs: number; // loraSgmvMulti (prefill) / loraBgmvMulti (decode): rows regrouped in the call
   applyUs: number; // applyAdapters over a layout set once per step
   gemmUs: number; // the base GEMM of the fused projection
 }
@@ -205,30 +203,17 @@ const FUSED_GROUPS: { name: string; modules: LoraModuleOutput[] }[] = [
   },
 ];
 
-/** Medians of a and b, sampled alternately (a, b, a, b, ...) so the machine's drift hits both alike. */
-function pairedMedians(a: () => void, b: () => void, repeats: number, minSampleMs: number): [number, number] {
-  const as: number[] = [];
-  const bs: number[] = [];
-  a();
-  b();
-  for (let r = 0; r < repeats; r++) {
-    as.push(medianSeconds(a, { repeats: 1, warmup: 0, minSampleMs }));
-    bs.push(medianSeconds(b, { repeats: 1, warmup: 0, minSampleMs }));
-  }
-  return [median(as) * 1e6, median(bs) * 1e6];
-}
-
 /**
- * The forward pass's fused calls (q|k|v, gate|up) through applyAdapters over a layout set once, vs the old
- * entry points that regroup the rows in every call: prefill M = 512 (1 adapter; 32 adapters in runs, against
- * loraSgmvMulti's 32 segments) and decode M = 32 (1 adapter; 32 distinct, against loraBgmvMulti); f32 and
- * bf16 banks, with the base GEMM of the fused projection for scale.
+ * The forward pass's fused calls (q|k|v, gate|up) through applyAdapters over a layout set once: prefill
+ * M = 512 (1 adapter; 32 adapters in runs) and decode M = 32 (1 adapter; 32 distinct); f32 and bf16 banks,
+ * with the base GEMM of the fused projection for scale.
  */
-export function runLoraLayoutBench(
+export function runLoraFusedBench(
   options: { k?: number; rank?: number; repeats?: number; minRepeatMs?: number; dtypes?: LoraDtype[] } = {},
-): LoraLayoutBenchRow[] {
+): LoraFusedBenchRow[] {
   const { k = 576, rank = 16, repeats = 9, minRepeatMs = 20, dtypes = ['f32', 'bf16'] } = options;
-  const rows: LoraLayoutBenchRow[] = [];
+  const time = (fn: () => void) => medianSeconds(fn, { repeats, minSampleMs: minRepeatMs }) * 1e6;
+  const rows: LoraFusedBenchRow[] = [];
   const x = random(3)(512 * k, 1);
   for (const dtype of dtypes) {
     const bank = adapterBank(k, FUSED_NS, rank, dtype);
@@ -237,64 +222,50 @@ export function runLoraLayoutBench(
       const y = new Float32Array(512 * n);
       const out = { y, yStride: n, modules: group.modules };
       const w = baseWeight(k, n);
-      const gemmAt = (m: number) =>
-        medianSeconds(() => nativeGemmKernels.gemm(x, w, y, m), { repeats, minSampleMs: minRepeatMs }) * 1e6;
-      const gemm = { 32: gemmAt(32), 512: gemmAt(512) };
-      const calls: { phase: 'prefill' | 'decode'; case: string; m: number; old: () => void; rowSlot: Int32Array }[] =
-        [];
-      for (const segments of [1, 32]) {
-        const m = 512;
-        const segStart = Int32Array.from({ length: segments + 1 }, (_, s) => Math.round((s * m) / segments));
-        const segSlot = Int32Array.from({ length: segments }, (_, s) => s);
-        const rowSlot = new Int32Array(m);
-        for (let s = 0; s < segments; s++) rowSlot.fill(s, segStart[s], segStart[s + 1]);
+      const gemm = {
+        32: time(() => nativeGemmKernels.gemm(x, w, y, 32)),
+        512: time(() => nativeGemmKernels.gemm(x, w, y, 512)),
+      };
+      const calls: { phase: 'prefill' | 'decode'; case: string; rowSlot: Int32Array }[] = [];
+      for (const runs of [1, 32])
         calls.push({
           phase: 'prefill',
-          case: segments === 1 ? '1 adapter' : `${segments} adapters`,
-          m,
-          old: () => nativeLoraKernels.loraSgmvMulti(bank, x, k, out, segStart, segSlot, segments),
-          rowSlot,
+          case: runs === 1 ? '1 adapter' : `${runs} adapters`,
+          rowSlot: runsOf(512, runs),
         });
-      }
-      for (const distinct of [false, true]) {
-        const m = 32;
-        const rowSlot = Int32Array.from({ length: m }, (_, t) => (distinct ? t : 0));
+      for (const distinct of [false, true])
         calls.push({
           phase: 'decode',
-          case: distinct ? `${m} adapters` : '1 adapter',
-          m,
-          old: () => nativeLoraKernels.loraBgmvMulti(bank, x, k, out, rowSlot, m),
-          rowSlot,
+          case: distinct ? '32 adapters' : '1 adapter',
+          rowSlot: Int32Array.from({ length: 32 }, (_, t) => (distinct ? t : 0)),
         });
-      }
       for (const call of calls) {
         const layout = layoutOf(call.rowSlot);
-        const apply = () => nativeLoraKernels.applyAdapters(bank, layout, x, k, out);
-        const [oldUs, applyUs] = pairedMedians(call.old, apply, repeats, minRepeatMs);
+        const m = call.rowSlot.length;
+        const applyUs = time(() => nativeLoraKernels.applyAdapters(bank, layout, x, k, out));
         rows.push({
           phase: call.phase,
           dtype,
           modules: group.name,
           case: call.case,
-          m: call.m,
+          m,
           n,
-          oldUs,
           applyUs,
-          gemmUs: gemm[call.m as 32 | 512],
+          gemmUs: gemm[m as 32 | 512],
         });
       }
     }
   }
-  printLayoutTable(rows, k, rank);
+  printFusedTable(rows, k, rank);
   return rows;
 }
 
-function printLayoutTable(rows: LoraLayoutBenchRow[], k: number, rank: number) {
+function printFusedTable(rows: LoraFusedBenchRow[], k: number, rank: number) {
   const info = cpuInfo();
   console.log(
-    `\napplyAdapters (layout once per step) vs the old multi calls (regrouping per call), K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`,
+    `\napplyAdapters on the fused module groups vs their base GEMM (bf16), K=${k}, rank ${rank}, ISA ${info.active}, ${info.threads} threads`,
   );
-  const header = ['phase', 'bank', 'modules', 'M', 'N', 'case', 'old µs', 'apply µs', 'old/apply', 'LoRA/GEMM'];
+  const header = ['phase', 'bank', 'modules', 'M', 'N', 'case', 'apply µs', 'GEMM µs', 'LoRA/GEMM'];
   const lines = rows.map((r) => [
     r.phase,
     r.dtype,
@@ -302,10 +273,9 @@ function printLayoutTable(rows: LoraLayoutBenchRow[], k: number, rank: number) {
     String(r.m),
     String(r.n),
     r.case,
-    r.oldUs.toFixed(1),
     r.applyUs.toFixed(1),
-    `${(r.oldUs / r.applyUs).toFixed(3)}×`,
-    `${((100 * r.oldUs) / r.gemmUs).toFixed(1)}% → ${((100 * r.applyUs) / r.gemmUs).toFixed(1)}%`,
+    r.gemmUs.toFixed(1),
+    `${((100 * r.applyUs) / r.gemmUs).toFixed(1)}%`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   for (const line of [header, ...lines]) console.log(line.map((c, i) => c.padStart(widths[i])).join('  '));
@@ -313,9 +283,9 @@ function printLayoutTable(rows: LoraLayoutBenchRow[], k: number, rank: number) {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values } = parseArgs({
-    options: { 'layout-only': { type: 'boolean', default: false }, repeats: { type: 'string', default: '9' } },
+    options: { 'fused-only': { type: 'boolean', default: false }, repeats: { type: 'string', default: '9' } },
   });
   const repeats = Number(values.repeats);
-  if (values['layout-only']) runLoraLayoutBench({ repeats });
+  if (values['fused-only']) runLoraFusedBench({ repeats });
   else runLoraBench({ repeats });
 }

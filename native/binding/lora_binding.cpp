@@ -21,7 +21,7 @@ namespace {
 constexpr int64_t kMaxSlots = 1 << 16;
 constexpr int64_t kMaxModules = 1 << 20;
 constexpr int64_t kMaxFeatures = 1 << 24;
-constexpr uint32_t kMaxOutputs = 1024;  // modules in one multi-module call
+constexpr uint32_t kMaxOutputs = 1024;  // modules in one call
 
 std::mutex g_banks_mutex;
 std::unordered_set<const LoraBank*> g_banks;  // live banks (Externals may be finalized on any env)
@@ -236,45 +236,23 @@ Napi::Value bank_clear(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// The arguments both kernels share, whether they target one module or several.
+// applyAdapters' arguments but the row layout.
 struct KernelArgs {
   const char* fn = nullptr;
-  bool multi = false;  // the modules came as out.modules (names in messages follow the call's form)
   LoraBank* bank = nullptr;
-  int64_t k = 0, y_stride = 0, count = 0;
+  int64_t k = 0, y_stride = 0;
   Span<float> x, y;
-  Span<int32_t> slots;
   std::vector<LoraModuleOutput> outputs;
 
-  // How the call named a field of output i: "module" / "out.yOffset" / "n", or "out.modules[i].field".
-  std::string field(size_t i, const char* name) const {
-    if (multi) return "out.modules[" + std::to_string(i) + "]." + name;
-    return std::string(name) == "yOffset" ? "out.yOffset" : name;
-  }
+  // How the call names a field of output i: "out.modules[i].field".
+  std::string field(size_t i, const char* name) const { return "out.modules[" + std::to_string(i) + "]." + name; }
 };
 
-// Single-module form: (bank, module, x, k, y, yStride, yOffset, n, slots, ...).
-bool single_args(const Napi::CallbackInfo& info, const char* fn, const char* slots_name, KernelArgs* a) {
-  a->fn = fn;
-  a->bank = bank_arg(info, fn);
-  if (!a->bank) return false;
-  int64_t module = 0, offset = 0, n = 0;
-  if (!int_arg(info, 1, fn, "module", 0, a->bank->num_modules() - 1, &module) || !array_arg(info, 2, "x", &a->x) ||
-      !int_arg(info, 3, fn, "k", 1, kMaxFeatures, &a->k) || !array_arg(info, 4, "out.y", &a->y) ||
-      !int_arg(info, 5, fn, "out.yStride", 1, INT32_MAX, &a->y_stride) ||
-      !int_arg(info, 6, fn, "out.yOffset", 0, INT32_MAX, &offset) || !int_arg(info, 7, fn, "n", 1, kMaxFeatures, &n) ||
-      !array_arg(info, 8, slots_name, &a->slots))
-    return false;
-  a->outputs.assign(1, {static_cast<int32_t>(module), offset, n});
-  return true;
-}
-
-// Multi-module form: (bank, x, k, y, yStride, modules, numModules, ...), modules a Float64Array of
+// (bank, x, k, y, yStride, modules, numModules, ...), modules a Float64Array of
 // numModules (module, yOffset, n) triples (flattened by the wrapper, which checked they are numbers); the
 // modules' columns must not overlap.
-bool multi_args(const Napi::CallbackInfo& info, const char* fn, KernelArgs* a) {
+bool module_args(const Napi::CallbackInfo& info, const char* fn, KernelArgs* a) {
   a->fn = fn;
-  a->multi = true;
   a->bank = bank_arg(info, fn);
   if (!a->bank) return false;
   int64_t count = 0;
@@ -314,7 +292,7 @@ bool multi_args(const Napi::CallbackInfo& info, const char* fn, KernelArgs* a) {
   return true;
 }
 
-// Slot of a segment or token: -1 (base) or an occupied slot whose modules match K and their N when targeted.
+// A slot of the step's rows: -1 (base) or an occupied slot whose modules match K and their N when targeted.
 bool check_slot(const Napi::Env& env, const KernelArgs& a, int32_t slot) {
   if (slot == -1) return true;
   const auto where = [&] { return std::string(a.fn) + ": slot " + std::to_string(slot); };
@@ -367,86 +345,6 @@ LoraOutputs outputs_of(const KernelArgs& a) {
   return {a.y.data, a.y_stride, a.outputs.data(), static_cast<int64_t>(a.outputs.size())};
 }
 
-// After the shared arguments: (segSlot, numSegments, segStart) at slots_index.
-Napi::Value run_sgmv(const Napi::CallbackInfo& info, KernelArgs& a, size_t slots_index) {
-  auto env = info.Env();
-  const std::string fn = a.fn;
-  Span<int32_t> seg_start;
-  if (!int_arg(info, slots_index + 1, a.fn, "numSegments", 0, INT32_MAX, &a.count) ||
-      !array_arg(info, slots_index + 2, "segStart", &seg_start))
-    return env.Undefined();
-  if (a.count == 0 || a.outputs.empty()) return env.Undefined();
-  if (static_cast<int64_t>(a.slots.length) < a.count || static_cast<int64_t>(seg_start.length) < a.count + 1) {
-    range_fail(env, fn + ": numSegments " + std::to_string(a.count) + " needs segStart of " +
-                        std::to_string(a.count + 1) + " entries (has " + std::to_string(seg_start.length) +
-                        ") and segSlot of " + std::to_string(a.count) + " (has " + std::to_string(a.slots.length) +
-                        ")");
-    return env.Undefined();
-  }
-  if (seg_start.data[0] < 0) {
-    range_fail(env, fn + ": segStart[0] must be ≥ 0");
-    return env.Undefined();
-  }
-  for (int64_t s = 0; s < a.count; ++s) {
-    if (seg_start.data[s + 1] < seg_start.data[s]) {
-      range_fail(env, fn + ": segStart must be non-decreasing (segStart[" + std::to_string(s + 1) + "] = " +
-                          std::to_string(seg_start.data[s + 1]) + " < " + std::to_string(seg_start.data[s]) + ")");
-      return env.Undefined();
-    }
-    if (!check_slot(env, a, a.slots.data[s])) return env.Undefined();
-  }
-  if (!check_rows(env, a, seg_start.data[0], seg_start.data[a.count])) return env.Undefined();
-  lora_sgmv(*a.bank, a.x.data, a.k, outputs_of(a), seg_start.data, a.slots.data, a.count);
-  return env.Undefined();
-}
-
-// After the shared arguments: (tokenSlot, numTokens) at slots_index.
-Napi::Value run_bgmv(const Napi::CallbackInfo& info, KernelArgs& a, size_t slots_index) {
-  auto env = info.Env();
-  if (!int_arg(info, slots_index + 1, a.fn, "numTokens", 0, INT32_MAX, &a.count)) return env.Undefined();
-  if (static_cast<int64_t>(a.slots.length) < a.count) {
-    range_fail(env, std::string(a.fn) + ": tokenSlot has " + std::to_string(a.slots.length) +
-                        " entries, numTokens is " + std::to_string(a.count));
-    return env.Undefined();
-  }
-  if (a.outputs.empty()) return env.Undefined();
-  for (int64_t t = 0; t < a.count; ++t)
-    if (!check_slot(env, a, a.slots.data[t])) return env.Undefined();
-  if (!check_rows(env, a, 0, a.count)) return env.Undefined();
-  lora_bgmv(*a.bank, a.x.data, a.k, outputs_of(a), a.slots.data, a.count);
-  return env.Undefined();
-}
-
-// sgmv(bank, module, x, k, y, yStride, yOffset, n, segSlot, numSegments, segStart)
-Napi::Value sgmv(const Napi::CallbackInfo& info) {
-  KernelArgs a;
-  if (!single_args(info, "loraSgmv", "segSlot", &a)) return info.Env().Undefined();
-  return run_sgmv(info, a, 8);
-}
-
-// bgmv(bank, module, x, k, y, yStride, yOffset, n, tokenSlot, numTokens)
-Napi::Value bgmv(const Napi::CallbackInfo& info) {
-  KernelArgs a;
-  if (!single_args(info, "loraBgmv", "tokenSlot", &a)) return info.Env().Undefined();
-  return run_bgmv(info, a, 8);
-}
-
-// sgmvMulti(bank, x, k, y, yStride, modules, numModules, segSlot, numSegments, segStart)
-Napi::Value sgmv_multi(const Napi::CallbackInfo& info) {
-  KernelArgs a;
-  if (!multi_args(info, "loraSgmvMulti", &a) || !array_arg(info, 7, "segSlot", &a.slots))
-    return info.Env().Undefined();
-  return run_sgmv(info, a, 7);
-}
-
-// bgmvMulti(bank, x, k, y, yStride, modules, numModules, tokenSlot, numTokens)
-Napi::Value bgmv_multi(const Napi::CallbackInfo& info) {
-  KernelArgs a;
-  if (!multi_args(info, "loraBgmvMulti", &a) || !array_arg(info, 7, "tokenSlot", &a.slots))
-    return info.Env().Undefined();
-  return run_bgmv(info, a, 7);
-}
-
 Napi::Value rows_create(const Napi::CallbackInfo& info) {
   auto* rows = new LoraRowLayout();
   {
@@ -491,7 +389,7 @@ Napi::Value rows_set(const Napi::CallbackInfo& info) {
 Napi::Value apply(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   KernelArgs a;
-  if (!multi_args(info, "applyAdapters", &a)) return env.Undefined();
+  if (!module_args(info, "applyAdapters", &a)) return env.Undefined();
   const LoraRowLayout* rows = layout_arg(info, 7, "applyAdapters");
   if (!rows || a.outputs.empty()) return env.Undefined();
   for (const LoraRowLayout::Group& g : rows->groups())
@@ -507,10 +405,6 @@ void register_lora(Napi::Env env, Napi::Object exports) {
   exports.Set("loraBankCreate", Napi::Function::New(env, bank_create));
   exports.Set("loraBankSet", Napi::Function::New(env, bank_set));
   exports.Set("loraBankClear", Napi::Function::New(env, bank_clear));
-  exports.Set("loraSgmv", Napi::Function::New(env, sgmv));
-  exports.Set("loraBgmv", Napi::Function::New(env, bgmv));
-  exports.Set("loraSgmvMulti", Napi::Function::New(env, sgmv_multi));
-  exports.Set("loraBgmvMulti", Napi::Function::New(env, bgmv_multi));
   exports.Set("loraRowsCreate", Napi::Function::New(env, rows_create));
   exports.Set("loraRowsSet", Napi::Function::New(env, rows_set));
   exports.Set("loraApply", Napi::Function::New(env, apply));

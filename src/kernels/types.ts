@@ -65,14 +65,7 @@ export interface PackedAdapter {
   offsetOutScale?: Int32Array; // [numModules], -1: no output scale (only targeted modules may have one)
 }
 
-/** Where the rows of a LoRA kernel's output live: y[t * yStride + yOffset + n], n < N. */
-export interface LoraOutput {
-  y: Float32Array;
-  yStride: number;
-  yOffset: number;
-}
-
-/** One module of a multi-module LoRA call: its delta goes to y[t * yStride + yOffset + c], c < n (its N). */
+/** One module of an applyAdapters call: its delta goes to y[t * yStride + yOffset + c], c < n (its N). */
 export interface LoraModuleOutput {
   module: number;
   yOffset: number;
@@ -80,7 +73,7 @@ export interface LoraModuleOutput {
 }
 
 /**
- * The output of a multi-module LoRA call: rows of yStride elements (e.g. the fused q|k|v or gate|up
+ * The output of an applyAdapters call: rows of yStride elements (e.g. the fused q|k|v or gate|up
  * projection), one column range per module; the ranges must not overlap.
  */
 export interface LoraMultiOutput {
@@ -155,63 +148,11 @@ export interface Kernels {
    */
   gemm(x: Float32Array, w: PackedWeight, y: Float32Array, m: number, bias?: Float32Array, accumulate?: boolean): void;
 
-  // ── LoRA (SGMV for segments, BGMV per token) ────────────────────────────────────────────────
+  // ── LoRA (adapter slots; a step's rows laid out once, then every module group applied) ─────────
   createLoraBank(numSlots: number, numModules: number, dtype?: LoraDtype): LoraBank;
   /** Copies an adapter into a slot (replacing what it held). */
   setLoraSlot(bank: LoraBank, slot: number, adapter: PackedAdapter): void;
   clearLoraSlot(bank: LoraBank, slot: number): void;
-  /**
-   * SGMV: segment s covers rows segStart[s] .. segStart[s+1]-1 and uses slot segSlot[s] (-1: base, skipped).
-   * Semantics: for t in segment s with slot a = segSlot[s], if rank_a[module] > 0:
-   *   out.y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
-   * x is [M, K] contiguous. Segments may be empty.
-   */
-  loraSgmv(
-    bank: LoraBank,
-    module: number,
-    x: Float32Array,
-    k: number,
-    out: LoraOutput,
-    n: number,
-    segStart: Int32Array,
-    segSlot: Int32Array,
-    numSegments: number,
-  ): void;
-  /** BGMV: row t uses slot tokenSlot[t] (-1: base). Same semantics as SGMV with one-row segments. */
-  loraBgmv(
-    bank: LoraBank,
-    module: number,
-    x: Float32Array,
-    k: number,
-    out: LoraOutput,
-    n: number,
-    tokenSlot: Int32Array,
-    numTokens: number,
-  ): void;
-  /**
-   * SGMV for several modules sharing the input x [M, K] (q, k, v of a layer; gate, up) in one call.
-   * Semantics: for each {module, yOffset, n} of out.modules, what loraSgmv(bank, module, x, k,
-   *   {y, yStride, yOffset}, n, segStart, segSlot, numSegments) does, bitwise; a slot that does not
-   *   target a module (rank 0) leaves its columns untouched.
-   */
-  loraSgmvMulti(
-    bank: LoraBank,
-    x: Float32Array,
-    k: number,
-    out: LoraMultiOutput,
-    segStart: Int32Array,
-    segSlot: Int32Array,
-    numSegments: number,
-  ): void;
-  /** BGMV for several modules sharing x: for each of out.modules, what loraBgmv does, bitwise. */
-  loraBgmvMulti(
-    bank: LoraBank,
-    x: Float32Array,
-    k: number,
-    out: LoraMultiOutput,
-    tokenSlot: Int32Array,
-    numTokens: number,
-  ): void;
   /** An empty row layout, to be filled by setLoraRows (once per step) and reused across steps. */
   createLoraRows(): LoraRows;
   /**
@@ -226,8 +167,8 @@ export interface Kernels {
    *   y[t·yStride + yOffset + c] += scale_a · Σ_j (Σ_i x[t·K + i] · A_a[j, i]) · Bt_a[j, c]   (c < n)
    *   then, where slot a has an output scale s for the module (DoRA): y[t·yStride + yOffset + c] *= s[c],
    *   i.e. y = s · (y + delta); the caller leaves the bias out of y until after.
-   * Bitwise what loraBgmvMulti(bank, x, k, out, rowSlot, numRows) computes; a row's result does not depend
-   * on the other rows or modules of the call.
+   * Batch invariant: a row's result is bitwise the same whatever the other rows (and their slots) or the
+   * other modules of the call; a slot that does not target a module (rank 0) leaves its columns untouched.
    */
   applyAdapters(bank: LoraBank, rows: LoraRows, x: Float32Array, k: number, out: LoraMultiOutput): void;
 

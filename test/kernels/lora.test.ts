@@ -1,6 +1,8 @@
 /**
- * LoRA kernels (SGMV, BGMV, the slot bank): native under every ISA against the reference, the batch-invariance
- * guarantee (bitwise), what must stay untouched, and argument validation; for f32 and bf16 banks.
+ * The LoRA slot bank and applyAdapters, one module per call and at offsets of wider rows: native under every
+ * ISA against the reference (each module with its own K), the batch-invariance guarantee (bitwise: a row
+ * alone, in a run of its slot, interleaved with other slots, any thread count), what must stay untouched,
+ * bf16 storage, the bank's own copies, and argument validation (reference and native alike).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -8,7 +10,7 @@ import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
-import type { LoraBank, LoraDtype, LoraOutput, PackedAdapter } from '../../src/kernels/types.ts';
+import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import {
   assertBitwise,
   availableIsas,
@@ -18,7 +20,7 @@ import {
   rng,
   withThreads,
 } from './implementations.ts';
-import { close, randomSegments, tokenSlotsOf } from './lora-fixtures.ts';
+import { close, makeAdapter as makeUniformAdapter, randomSegments, tokenSlotsOf } from './lora-fixtures.ts';
 
 type LoraKernels = typeof nativeLoraKernels;
 
@@ -27,7 +29,7 @@ interface ModuleShape {
   n: number;
 }
 
-/** One adapter over `shapes`, rank[m] = 0 leaving module m untargeted; values scaled so y stays O(1). */
+/** One adapter over `shapes` (each module its own K), rank[m] = 0 leaving m untargeted; y stays O(1). */
 function makeAdapter(r: Rng, shapes: ModuleShape[], ranks: number[]): PackedAdapter {
   const m = shapes.length;
   const adapter: PackedAdapter = {
@@ -39,9 +41,8 @@ function makeAdapter(r: Rng, shapes: ModuleShape[], ranks: number[]): PackedAdap
     inFeatures: new Int32Array(m),
     outFeatures: new Int32Array(m),
   };
-  const parts: Float32Array[] = [];
-  let offset = 3; // a few leading elements, so offsets are not all zero
-  parts.push(r.f32(3));
+  const parts: Float32Array[] = [r.f32(3)]; // a few leading elements, so offsets are not all zero
+  let offset = 3;
   shapes.forEach(({ k, n }, i) => {
     const rank = ranks[i];
     adapter.inFeatures[i] = k;
@@ -64,31 +65,65 @@ function makeAdapter(r: Rng, shapes: ModuleShape[], ranks: number[]): PackedAdap
   return adapter;
 }
 
-/** The same adapters in a native and a reference bank. */
-function twinBanks(
-  native: LoraKernels,
+function bankOf(
+  kernels: LoraKernels,
   adapters: PackedAdapter[],
   numSlots: number,
   numModules: number,
   dtype: LoraDtype = 'f32',
 ) {
-  const nb = native.createLoraBank(numSlots, numModules, dtype);
-  const rb = referenceLoraKernels.createLoraBank(numSlots, numModules, dtype);
-  adapters.forEach((a, s) => {
-    native.setLoraSlot(nb, s, a);
-    referenceLoraKernels.setLoraSlot(rb, s, a);
-  });
-  return { nb, rb };
+  const bank = kernels.createLoraBank(numSlots, numModules, dtype);
+  for (const [s, a] of adapters.entries()) kernels.setLoraSlot(bank, s, a);
+  return bank;
 }
 
-const out = (y: Float32Array, yStride: number, yOffset = 0): LoraOutput => ({ y, yStride, yOffset });
+/** The same adapters in a native and a reference bank. */
+function twinBanks(adapters: PackedAdapter[], numSlots: number, numModules: number, dtype: LoraDtype = 'f32') {
+  return {
+    nb: bankOf(nativeLoraKernels, adapters, numSlots, numModules, dtype),
+    rb: bankOf(referenceLoraKernels, adapters, numSlots, numModules, dtype),
+  };
+}
+
+/** applyAdapters over a fresh layout of rowSlot, on a copy of y0. */
+function applied(
+  kernels: LoraKernels,
+  bank: LoraBank,
+  rowSlot: Int32Array,
+  x: Float32Array,
+  k: number,
+  y0: Float32Array,
+  yStride: number,
+  modules: LoraModuleOutput[],
+): Float32Array {
+  const rows = kernels.createLoraRows();
+  kernels.setLoraRows(rows, rowSlot, rowSlot.length);
+  const y = y0.slice();
+  kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
+  return y;
+}
+
+/** One module over rows of its own N (y0 [rows, n]). */
+const appliedOne = (
+  kernels: LoraKernels,
+  bank: LoraBank,
+  module: number,
+  rowSlot: Int32Array,
+  x: Float32Array,
+  { k, n }: ModuleShape,
+  y0: Float32Array,
+) => applied(kernels, bank, rowSlot, x, k, y0, n, [{ module, yOffset: 0, n }]);
+
+/** Rows reordered by `order` (row i of the result is row order[i] of `rows`, of `width` elements each). */
+function permuteRows(rows: Float32Array, width: number, order: number[]): Float32Array {
+  const out = new Float32Array(rows.length);
+  order.forEach((from, i) => {
+    out.set(rows.subarray(from * width, (from + 1) * width), i * width);
+  });
+  return out;
+}
 
 const bf16Round = (v: number) => bf16ToF32(f32ToBf16(v));
-
-/** The adapter with every weight rounded to bf16, as a bf16 bank stores it. */
-function roundedToBf16(adapter: PackedAdapter): PackedAdapter {
-  return { ...adapter, weights: adapter.weights.map(bf16Round) };
-}
 
 const DTYPES: LoraDtype[] = ['f32', 'bf16'];
 
@@ -100,13 +135,13 @@ const SHAPES: ModuleShape[] = [
 ];
 
 for (const isa of availableIsas()) {
-  describe(`LoRA kernels, native-${isa}`, () => {
+  describe(`LoRA slot bank and applyAdapters, one module per call, native-${isa}`, () => {
     const native = nativeLoraKernels;
     before(() => setIsa(isa));
     after(restoreDefaults);
 
     for (const dtype of DTYPES)
-      test(`${dtype} bank: SGMV and BGMV match the reference: odd sizes, ranks 1..128, empty and base segments`, () => {
+      test(`${dtype} bank: each module with its own K matches the reference: odd sizes, ranks 1..128, runs of one slot, base rows; interleaving the rows changes no bit`, () => {
         const r = rng(dtype === 'f32' ? 11 : 21);
         const rankSets = [
           [1, 128, 0, 5],
@@ -116,91 +151,73 @@ for (const isa of availableIsas()) {
           [33, 8, 1, 2],
         ];
         const adapters = rankSets.map((ranks) => makeAdapter(r, SHAPES, ranks));
-        const { nb, rb } = twinBanks(native, adapters, 6, SHAPES.length, dtype);
+        const { nb, rb } = twinBanks(adapters, 6, SHAPES.length, dtype);
         for (let trial = 0; trial < 8; trial++) {
           const module = trial % SHAPES.length;
-          const { k, n } = SHAPES[module];
-          const rows = r.int(1, 40);
-          const x = r.f32(rows * k);
-          const y0 = r.f32(rows * n);
+          const shape = SHAPES[module];
+          const rows = trial === 0 ? 1 : r.int(1, 40);
+          const x = r.f32(rows * shape.k);
+          const y0 = r.f32(rows * shape.n);
+          // Runs of one slot (some empty), as a prefill chunk's rows are.
           const { segStart, segSlot, numSegments } = randomSegments(r, rows, adapters.length);
-          const yn = y0.slice();
-          const yr = y0.slice();
-          native.loraSgmv(nb, module, x, k, out(yn, n), n, segStart, segSlot, numSegments);
-          referenceLoraKernels.loraSgmv(rb, module, x, k, out(yr, n), n, segStart, segSlot, numSegments);
-          close(yn, yr, `SGMV trial ${trial}`);
-          const tokenSlot = tokenSlotsOf(segStart, segSlot, numSegments);
-          const yb = y0.slice();
-          const ybr = y0.slice();
-          native.loraBgmv(nb, module, x, k, out(yb, n), n, tokenSlot, rows);
-          referenceLoraKernels.loraBgmv(rb, module, x, k, out(ybr, n), n, tokenSlot, rows);
-          close(yb, ybr, `BGMV trial ${trial}`);
-          assertBitwise(yb, yn, `BGMV vs SGMV trial ${trial}`);
+          const rowSlot = tokenSlotsOf(segStart, segSlot, numSegments);
+          const yn = appliedOne(native, nb, module, rowSlot, x, shape, y0);
+          close(yn, appliedOne(referenceLoraKernels, rb, module, rowSlot, x, shape, y0), `trial ${trial}`);
+          // The same rows shuffled: each row's bits do not depend on where its slot's other rows are.
+          const order = Array.from({ length: rows }, (_, i) => i).sort(() => r.next() - 0.5);
+          const shuffled = appliedOne(
+            native,
+            nb,
+            module,
+            Int32Array.from(order, (t) => rowSlot[t]),
+            permuteRows(x, shape.k, order),
+            shape,
+            permuteRows(y0, shape.n, order),
+          );
+          assertBitwise(shuffled, permuteRows(yn, shape.n, order), `trial ${trial}, rows interleaved`);
         }
       });
 
-    test('rows of the base (-1) and modules a slot does not target stay bitwise untouched', () => {
-      const r = rng(12);
-      const adapter = makeAdapter(r, SHAPES, [4, 0, 9, 0]);
-      const { nb } = twinBanks(native, [adapter], 1, SHAPES.length);
-      const { k, n } = SHAPES[0];
-      const x = r.f32(5 * k);
-      const y0 = r.f32(5 * n);
-      const y = y0.slice();
-      native.loraSgmv(nb, 0, x, k, out(y, n), n, Int32Array.from([0, 2, 3, 5]), Int32Array.from([-1, 0, -1]), 3);
-      assertBitwise(y.subarray(0, 2 * n), y0.subarray(0, 2 * n), 'base rows 0-1');
-      assertBitwise(y.subarray(3 * n), y0.subarray(3 * n), 'base rows 3-4');
-      assert.notDeepEqual(y.subarray(2 * n, 3 * n), y0.subarray(2 * n, 3 * n));
-      const m1 = SHAPES[1];
-      const x1 = r.f32(3 * m1.k);
-      const y1 = r.f32(3 * m1.n);
-      const y1before = y1.slice();
-      native.loraBgmv(nb, 1, x1, m1.k, out(y1, m1.n), m1.n, Int32Array.from([0, -1, 0]), 3);
-      native.loraSgmv(nb, 1, x1, m1.k, out(y1, m1.n), m1.n, Int32Array.from([0, 3]), Int32Array.from([0]), 1);
-      assertBitwise(y1, y1before, 'untargeted module');
-    });
-
-    test('yStride/yOffset write only their slice of a wider (fused q|k|v) output', () => {
-      const r = rng(13);
-      const shapes = [
-        { k: 64, n: 40 },
-        { k: 64, n: 23 },
-        { k: 64, n: 23 },
-      ]; // q, k, v of one layer
-      const adapters = [makeAdapter(r, shapes, [8, 5, 3]), makeAdapter(r, shapes, [2, 17, 0])];
-      const { nb } = twinBanks(native, adapters, 2, 3);
-      const rows = 9;
-      const stride = 40 + 23 + 23;
-      const x = r.f32(rows * 64);
-      const fused0 = r.f32(rows * stride);
-      const fused = fused0.slice();
-      const segStart = Int32Array.from([0, 4, 4, 9]);
-      const segSlot = Int32Array.from([1, -1, 0]);
-      native.loraSgmv(nb, 1, x, 64, out(fused, stride, 40), 23, segStart, segSlot, 3);
-      const separate = new Float32Array(rows * 23);
-      for (let t = 0; t < rows; t++) separate.set(fused0.subarray(t * stride + 40, t * stride + 63), t * 23);
-      native.loraSgmv(nb, 1, x, 64, out(separate, 23), 23, segStart, segSlot, 3);
-      for (let t = 0; t < rows; t++) {
-        assertBitwise(
-          fused.subarray(t * stride, t * stride + 40),
-          fused0.subarray(t * stride, t * stride + 40),
-          `q of row ${t}`,
-        );
-        assertBitwise(
-          fused.subarray(t * stride + 40, t * stride + 63),
-          separate.subarray(t * 23, t * 23 + 23),
-          `k of row ${t}`,
-        );
-        assertBitwise(
-          fused.subarray(t * stride + 63, (t + 1) * stride),
-          fused0.subarray(t * stride + 63, (t + 1) * stride),
-          `v of row ${t}`,
-        );
-      }
+    test('base rows, modules a slot does not target and the gaps between modules stay bitwise untouched', () => {
+      const r = rng(33);
+      const K = 67;
+      const NS = [53, 21, 21, 130, 1];
+      const adapter = makeUniformAdapter(r, K, NS, [6, 0, 3, 0, 2]);
+      const { nb } = twinBanks([adapter], 1, NS.length);
+      const modules = [
+        { module: 0, yOffset: 2, n: 53 },
+        { module: 1, yOffset: 60, n: 21 }, // rank 0 in slot 0
+        { module: 2, yOffset: 81, n: 21 },
+      ];
+      const yStride = 105;
+      const rows = 5;
+      const x = r.f32(rows * K);
+      const y0 = r.f32(rows * yStride);
+      const y = applied(native, nb, Int32Array.of(-1, -1, 0, -1, -1), x, K, y0, yStride, modules);
+      const row = (buffer: Float32Array, t: number, from: number, to: number) =>
+        buffer.subarray(t * yStride + from, t * yStride + to);
+      for (const t of [0, 1, 3, 4]) assertBitwise(row(y, t, 0, yStride), row(y0, t, 0, yStride), `base row ${t}`);
+      for (const [from, to] of [
+        [0, 2],
+        [55, 60],
+        [60, 81],
+        [102, 105],
+      ])
+        assertBitwise(row(y, 2, from, to), row(y0, 2, from, to), `row 2, columns ${from}..${to - 1}`);
+      assert.notDeepEqual(row(y, 2, 2, 55), row(y0, 2, 2, 55));
+      // Module 2 at offset 81 of the wide rows is bitwise module 2 into rows of its own.
+      const alone = new Float32Array(rows * 21);
+      for (let t = 0; t < rows; t++) alone.set(row(y0, t, 81, 102), t * 21);
+      const own = appliedOne(native, nb, 2, Int32Array.of(-1, -1, 0, -1, -1), x, { k: K, n: 21 }, alone);
+      assertBitwise(row(y, 2, 81, 102), own.subarray(2 * 21, 3 * 21), 'module 2 at an offset vs alone');
+      // A slot targeting none of the call's modules leaves everything as it was.
+      const y1 = r.f32(3 * 21);
+      const untouched = applied(native, nb, Int32Array.of(0, -1, 0), x, K, y1, 21, [{ module: 1, yOffset: 0, n: 21 }]);
+      assertBitwise(untouched, y1, 'untargeted module');
     });
 
     for (const dtype of DTYPES)
-      test(`${dtype} bank: batch invariance: a row is bitwise the same alone, in any segment, in BGMV, any thread count`, () => {
+      test(`${dtype} bank: batch invariance: a row is bitwise the same alone, in a run of its slot, interleaved, any thread count`, () => {
         const r = rng(dtype === 'f32' ? 14 : 24);
         // Shapes that reach the serial, the row-parallel and the column-split paths.
         const shapes = [
@@ -212,55 +229,41 @@ for (const isa of availableIsas()) {
           makeAdapter(r, shapes, [16, 1]),
           makeAdapter(r, shapes, [7, 128]),
         ];
-        const { nb } = twinBanks(native, adapters, 3, shapes.length, dtype);
-        for (const module of [0, 1]) {
-          const { k, n } = shapes[module];
+        const nb = bankOf(native, adapters, 3, shapes.length, dtype);
+        for (const [module, shape] of shapes.entries()) {
+          const { k, n } = shape;
           const rows = 37;
           const x = r.f32(rows * k);
           const y0 = r.f32(rows * n);
           const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
-          // Each row alone, from its own buffers.
-          const alone = y0.slice();
+          const rowOf = (t: number, slot: number) =>
+            appliedOne(
+              native,
+              nb,
+              module,
+              Int32Array.of(slot),
+              x.slice(t * k, (t + 1) * k),
+              shape,
+              y0.slice(t * n, (t + 1) * n),
+            );
+          const alone = new Float32Array(rows * n);
           withThreads(1, () => {
-            for (let t = 0; t < rows; t++) {
-              const yt = y0.slice(t * n, (t + 1) * n);
-              native.loraBgmv(nb, module, x.slice(t * k, (t + 1) * k), k, out(yt, n), n, slots.subarray(t, t + 1), 1);
-              alone.set(yt, t * n);
-            }
+            for (let t = 0; t < rows; t++) alone.set(rowOf(t, slots[t]), t * n);
           });
           for (const threads of [1, 2, 3]) {
             withThreads(threads, () => {
-              const yb = y0.slice();
-              native.loraBgmv(nb, module, x, k, out(yb, n), n, slots, rows);
-              assertBitwise(yb, alone, `module ${module}, BGMV batch, ${threads} threads`);
-              // One segment per row, in one call.
-              const ys = y0.slice();
-              const perRow = Int32Array.from({ length: rows + 1 }, (_, i) => i);
-              native.loraSgmv(nb, module, x, k, out(ys, n), n, perRow, slots, rows);
-              assertBitwise(ys, alone, `module ${module}, SGMV one row per segment, ${threads} threads`);
+              const batch = appliedOne(native, nb, module, slots, x, shape, y0);
+              assertBitwise(batch, alone, `module ${module}, interleaved batch, ${threads} threads`);
               for (const slot of [0, 1, 2]) {
-                // One long segment of `slot` vs that slot's rows computed alone.
-                const ylong = y0.slice();
-                native.loraSgmv(
-                  nb,
-                  module,
-                  x,
-                  k,
-                  out(ylong, n),
-                  n,
-                  Int32Array.from([0, 5, rows]),
-                  Int32Array.from([-1, slot]),
-                  2,
-                );
-                for (let t = 5; t < rows; t++) {
-                  const yt = y0.slice(t * n, (t + 1) * n);
-                  native.loraBgmv(nb, module, x.subarray(t * k, (t + 1) * k), k, out(yt, n), n, Int32Array.of(slot), 1);
+                // Five base rows, then one long run of `slot` (a prefill chunk).
+                const run = Int32Array.from({ length: rows }, (_, t) => (t < 5 ? -1 : slot));
+                const long = appliedOne(native, nb, module, run, x, shape, y0);
+                for (let t = 5; t < rows; t++)
                   assertBitwise(
-                    ylong.subarray(t * n, (t + 1) * n),
-                    yt,
-                    `module ${module}, slot ${slot}, row ${t} in a segment`,
+                    long.subarray(t * n, (t + 1) * n),
+                    rowOf(t, slot),
+                    `module ${module}, slot ${slot}, row ${t} in a run`,
                   );
-                }
               }
             });
           }
@@ -278,22 +281,23 @@ for (const isa of availableIsas()) {
         makeAdapter(r, shapes, [3, 33]),
         makeAdapter(r, shapes, [1, 0]),
       ];
-      const bf16 = native.createLoraBank(3, shapes.length, 'bf16');
-      const f32 = native.createLoraBank(3, shapes.length, 'f32');
-      adapters.forEach((a, s) => {
-        native.setLoraSlot(bf16, s, a);
-        native.setLoraSlot(f32, s, roundedToBf16(a));
-      });
-      for (const [module, { k, n }] of shapes.entries()) {
+      const bf16 = bankOf(native, adapters, 3, shapes.length, 'bf16');
+      const f32 = bankOf(
+        native,
+        adapters.map((a) => ({ ...a, weights: a.weights.map(bf16Round) })),
+        3,
+        shapes.length,
+      );
+      for (const [module, shape] of shapes.entries()) {
         for (const rows of [1, 2, 7, 19]) {
-          const x = r.f32(rows * k);
-          const y0 = r.f32(rows * n);
+          const x = r.f32(rows * shape.k);
+          const y0 = r.f32(rows * shape.n);
           const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
-          const yb = y0.slice();
-          const yf = y0.slice();
-          native.loraBgmv(bf16, module, x, k, out(yb, n), n, slots, rows);
-          native.loraBgmv(f32, module, x, k, out(yf, n), n, slots, rows);
-          assertBitwise(yb, yf, `module ${module}, ${rows} rows`);
+          assertBitwise(
+            appliedOne(native, bf16, module, slots, x, shape, y0),
+            appliedOne(native, f32, module, slots, x, shape, y0),
+            `module ${module}, ${rows} rows`,
+          );
         }
       }
     });
@@ -314,10 +318,8 @@ for (const isa of availableIsas()) {
       };
       const expected = bt.map(bf16Round);
       for (const kernels of [native, referenceLoraKernels]) {
-        const bank = kernels.createLoraBank(1, 1, 'bf16');
-        kernels.setLoraSlot(bank, 0, adapter);
-        const y = new Float32Array(n);
-        kernels.loraBgmv(bank, 0, Float32Array.of(1), 1, out(y, n), n, Int32Array.of(0), 1);
+        const bank = bankOf(kernels, [adapter], 1, 1, 'bf16');
+        const y = appliedOne(kernels, bank, 0, Int32Array.of(0), Float32Array.of(1), { k: 1, n }, new Float32Array(n));
         assertBitwise(y, expected, kernels === native ? 'native' : 'reference');
       }
       assert.equal(expected[6], Number.POSITIVE_INFINITY);
@@ -326,60 +328,26 @@ for (const isa of availableIsas()) {
 
     test('bf16 and f32 banks differ only by the bf16 rounding of the weights', () => {
       const r = rng(26);
-      const shapes = [{ k: 200, n: 130 }];
-      const adapters = [makeAdapter(r, shapes, [16]), makeAdapter(r, shapes, [64])];
-      const { nb: f32 } = twinBanks(native, adapters, 2, 1, 'f32');
-      const { nb: bf16 } = twinBanks(native, adapters, 2, 1, 'bf16');
+      const shape = { k: 200, n: 130 };
+      const adapters = [makeAdapter(r, [shape], [16]), makeAdapter(r, [shape], [64])];
+      const f32 = bankOf(native, adapters, 2, 1, 'f32');
+      const bf16 = bankOf(native, adapters, 2, 1, 'bf16');
       const rows = 12;
       const x = r.f32(rows * 200);
       const slots = Int32Array.from({ length: rows }, (_, t) => t % 2);
-      const yf = new Float32Array(rows * 130);
-      const yb = new Float32Array(rows * 130);
-      native.loraBgmv(f32, 0, x, 200, out(yf, 130), 130, slots, rows);
-      native.loraBgmv(bf16, 0, x, 200, out(yb, 130), 130, slots, rows);
+      const y0 = new Float32Array(rows * 130);
       // Each weight moves by ≤ 2^-9 relative; the products add up to O(1) outputs, so a few 1e-2 at most.
-      const diff = maxAbsDiff(yb, yf);
+      const diff = maxAbsDiff(
+        appliedOne(native, bf16, 0, slots, x, shape, y0),
+        appliedOne(native, f32, 0, slots, x, shape, y0),
+      );
       assert.ok(diff > 0, 'bf16 rounding changes the result');
       assert.ok(diff < 3e-2, `bf16 vs f32 max |diff| ${diff}`);
     });
 
-    test('many adapters: 100 slots with their own ranks and scales, decode batch of 64', () => {
-      const r = rng(15);
-      const shapes = [{ k: 96, n: 80 }];
-      const adapters = Array.from({ length: 100 }, () => makeAdapter(r, shapes, [r.int(1, 128)]));
-      const { nb, rb } = twinBanks(native, adapters, 100, 1);
-      const x = r.f32(64 * 96);
-      const y0 = r.f32(64 * 80);
-      const slots = Int32Array.from({ length: 64 }, () => r.int(-1, 99));
-      const yn = y0.slice();
-      const yr = y0.slice();
-      native.loraBgmv(nb, 0, x, 96, out(yn, 80), 80, slots, 64);
-      referenceLoraKernels.loraBgmv(rb, 0, x, 96, out(yr, 80), 80, slots, 64);
-      close(yn, yr, 'BGMV over 100 adapters');
-    });
-
-    test('one token, no segments, no tokens, and all-empty segments', () => {
-      const r = rng(16);
-      const { k, n } = SHAPES[1];
-      const adapter = makeAdapter(r, SHAPES, [3, 11, 2, 1]);
-      const { nb, rb } = twinBanks(native, [adapter], 1, SHAPES.length);
-      const x = r.f32(k);
-      const y0 = r.f32(n);
-      const yn = y0.slice();
-      const yr = y0.slice();
-      native.loraBgmv(nb, 1, x, k, out(yn, n), n, Int32Array.of(0), 1);
-      referenceLoraKernels.loraBgmv(rb, 1, x, k, out(yr, n), n, Int32Array.of(0), 1);
-      close(yn, yr, 'one token');
-      const y = y0.slice();
-      native.loraSgmv(nb, 1, x, k, out(y, n), n, new Int32Array(0), new Int32Array(0), 0);
-      native.loraBgmv(nb, 1, x, k, out(y, n), n, new Int32Array(0), 0);
-      native.loraSgmv(nb, 1, x, k, out(y, n), n, Int32Array.from([0, 0, 0]), Int32Array.from([0, 0]), 2);
-      assertBitwise(y, y0, 'nothing to do');
-    });
-
     test('the bank holds its own copy; replacing a slot takes effect; a cleared slot is refused', () => {
       const r = rng(17);
-      const { k, n } = SHAPES[0];
+      const shape = SHAPES[0];
       const first = makeAdapter(r, SHAPES, [6, 0, 0, 0]);
       const second = makeAdapter(r, SHAPES, [9, 0, 0, 0]);
       const bank = native.createLoraBank(2, SHAPES.length);
@@ -387,13 +355,9 @@ for (const isa of availableIsas()) {
       native.setLoraSlot(bank, 1, first);
       referenceLoraKernels.setLoraSlot(ref, 1, first);
       first.weights.fill(Number.NaN); // the caller may reuse or drop its arrays
-      const x = r.f32(2 * k);
-      const y0 = r.f32(2 * n);
-      const run = (b: LoraBank, kernels: LoraKernels) => {
-        const y = y0.slice();
-        kernels.loraBgmv(b, 0, x, k, out(y, n), n, Int32Array.of(1, 1), 2);
-        return y;
-      };
+      const x = r.f32(2 * shape.k);
+      const y0 = r.f32(2 * shape.n);
+      const run = (b: LoraBank, kernels: LoraKernels) => appliedOne(kernels, b, 0, Int32Array.of(1, 1), x, shape, y0);
       close(run(bank, native), run(ref, referenceLoraKernels), 'after the source was overwritten');
       native.setLoraSlot(bank, 1, second);
       referenceLoraKernels.setLoraSlot(ref, 1, second);
@@ -408,51 +372,45 @@ for (const isa of availableIsas()) {
         kernels.setLoraSlot(b, 1, second);
         run(b, kernels);
       }
-      assert.throws(
-        () => native.loraBgmv(bank, 0, x, k, out(y0.slice(), n), n, Int32Array.of(0), 1),
-        /slot 0 is empty/,
-      );
+      assert.throws(() => appliedOne(native, bank, 0, Int32Array.of(0), x, shape, y0), /slot 0 is empty/);
     });
   });
 }
 
-describe('LoRA kernels reject bad arguments (reference and native alike)', () => {
+describe('the LoRA bank and applyAdapters reject bad arguments (reference and native alike)', () => {
   const r = rng(18);
   const shapes = [
     { k: 8, n: 12 },
     { k: 8, n: 5 },
+    { k: 8, n: 7 },
   ];
-  const adapter = makeAdapter(r, shapes, [3, 2]);
+  const adapter = makeAdapter(r, shapes, [3, 2, 0]);
   for (const kernels of [referenceLoraKernels, nativeLoraKernels]) {
     const name = kernels === nativeLoraKernels ? 'native' : 'reference';
-    const bank = kernels.createLoraBank(2, 2);
+    const other = kernels === nativeLoraKernels ? referenceLoraKernels : nativeLoraKernels;
+    const bank = kernels.createLoraBank(2, 3);
     kernels.setLoraSlot(bank, 0, adapter);
     const x = r.f32(4 * 8);
-    const y = r.f32(4 * 12);
-    const seg = (
-      start: number[],
-      slot: number[],
-      yy: Float32Array = y,
-      xx: Float32Array = x,
-      k = 8,
-      n = 12,
-      module = 0,
-      stride = n,
-      offset = 0,
-    ) =>
-      kernels.loraSgmv(
-        bank,
-        module,
-        xx,
-        k,
-        out(yy, stride, offset),
-        n,
-        Int32Array.from(start),
-        Int32Array.from(slot),
-        slot.length,
-      );
-    const tok = (slots: number[], yy: Float32Array = y, xx: Float32Array = x) =>
-      kernels.loraBgmv(bank, 0, xx, 8, out(yy, 12), 12, Int32Array.from(slots), slots.length);
+    const y = r.f32(4 * 20);
+    const good = [
+      { module: 0, yOffset: 0, n: 12 },
+      { module: 1, yOffset: 12, n: 5 },
+    ];
+    /** applyAdapters over rows of `slots` (default: 4 rows of slot 0), out.modules as given. */
+    const apply = (
+      modules: unknown,
+      {
+        slots = [0, 0, 0, 0],
+        yStride = 20,
+        yy = y,
+        xx = x,
+        k = 8,
+      }: Partial<{ slots: number[]; yStride: number; yy: Float32Array; xx: Float32Array; k: number }> = {},
+    ) => {
+      const rows = kernels.createLoraRows();
+      kernels.setLoraRows(rows, Int32Array.from(slots), slots.length);
+      kernels.applyAdapters(bank, rows, xx, k, { y: yy, yStride, modules: modules as LoraModuleOutput[] });
+    };
     const withField = (field: keyof PackedAdapter, value: unknown) => ({ ...adapter, [field]: value }) as PackedAdapter;
 
     test(`${name}: banks store f32 unless asked for bf16 or f16; other dtypes are refused`, () => {
@@ -474,8 +432,15 @@ describe('LoRA kernels reject bad arguments (reference and native alike)', () =>
         inFeatures: Int32Array.of(1),
         outFeatures: Int32Array.of(2),
       });
-      const yy = new Float32Array(2);
-      kernels.loraBgmv(plain, 0, Float32Array.of(1), 1, out(yy, 2), 2, Int32Array.of(0), 1);
+      const yy = appliedOne(
+        kernels,
+        plain,
+        0,
+        Int32Array.of(0),
+        Float32Array.of(1),
+        { k: 1, n: 2 },
+        new Float32Array(2),
+      );
       assertBitwise(yy, bt, 'default bank');
     });
 
@@ -486,50 +451,60 @@ describe('LoRA kernels reject bad arguments (reference and native alike)', () =>
       assert.throws(() => kernels.setLoraSlot(bank, -1, adapter), RangeError);
       assert.throws(() => kernels.clearLoraSlot(bank, 7), RangeError);
       assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', Int32Array.of(3))), RangeError);
-      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', Int32Array.of(3, 1025))), RangeError);
-      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', Int32Array.of(-1, 2))), RangeError);
+      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', Int32Array.of(3, 1025, 0))), RangeError);
+      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', Int32Array.of(-1, 2, 0))), RangeError);
       assert.throws(
-        () => kernels.setLoraSlot(bank, 1, withField('offsetB', Int32Array.of(adapter.weights.length, 0))),
+        () => kernels.setLoraSlot(bank, 1, withField('offsetB', Int32Array.of(adapter.weights.length, 0, 0))),
         RangeError,
       );
-      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('offsetA', Int32Array.of(-4, 0))), RangeError);
-      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('inFeatures', Int32Array.of(0, 8))), RangeError);
-      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('scale', Float32Array.of(Number.NaN, 1))), RangeError);
+      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('offsetA', Int32Array.of(-4, 0, 0))), RangeError);
+      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('inFeatures', Int32Array.of(0, 8, 8))), RangeError);
+      assert.throws(
+        () => kernels.setLoraSlot(bank, 1, withField('scale', Float32Array.of(Number.NaN, 1, 1))),
+        RangeError,
+      );
       assert.throws(() => kernels.setLoraSlot(bank, 1, withField('weights', new Float64Array(100))), TypeError);
-      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', [3, 2])), TypeError);
-      const other = kernels === nativeLoraKernels ? referenceLoraKernels : nativeLoraKernels;
-      assert.throws(() => kernels.setLoraSlot(other.createLoraBank(2, 2), 0, adapter), TypeError);
+      assert.throws(() => kernels.setLoraSlot(bank, 1, withField('rank', [3, 2, 0])), TypeError);
+      assert.throws(() => kernels.setLoraSlot(other.createLoraBank(2, 3), 0, adapter), TypeError);
       // A rejected setLoraSlot leaves the slot as it was.
-      assert.throws(() => tok([1]), /empty/);
+      assert.throws(() => apply(good, { slots: [1] }), /empty/);
     });
 
-    test(`${name}: kernel arguments`, () => {
-      assert.throws(() => seg([0, 4], [0], y, x, 8, 12, 2), RangeError); // module out of range
-      assert.throws(() => seg([0, 4], [0], y, x, 9), RangeError); // K differs from the slot's
-      assert.throws(() => seg([0, 4], [0], y, x, 8, 5), RangeError); // N differs from the slot's (module 0)
-      assert.throws(() => seg([0, 4], [2]), RangeError); // slot beyond the bank
-      assert.throws(() => seg([0, 4], [-2]), RangeError);
-      assert.throws(() => seg([0, 3, 2], [0, 0]), RangeError); // decreasing
-      assert.throws(() => seg([-1, 2], [0]), RangeError);
-      assert.throws(() => seg([0, 5], [0]), RangeError); // past x and y
-      assert.throws(() => seg([0, 4], [0], y.subarray(1)), RangeError); // y too short
-      assert.throws(() => seg([0, 4], [0], y, x, 8, 12, 0, 12, 1), RangeError); // yOffset + n > yStride
-      assert.throws(() => seg([0, 4], [0], y, x, 8, 12, 0, 12.5), RangeError);
-      assert.throws(() => seg([0, 4], [0], new Float64Array(48) as unknown as Float32Array), TypeError);
-      assert.throws(
-        () => kernels.loraSgmv(bank, 0, x, 8, out(y, 12), 12, Int32Array.of(0, 4), Int32Array.of(0), 2),
-        RangeError,
-      );
-      assert.throws(
-        () => kernels.loraSgmv(bank, 0, x, 8, out(y, 12), 12, [0, 4] as unknown as Int32Array, Int32Array.of(0), 1),
-        TypeError,
-      );
-      assert.throws(() => tok([0, 0, 0, 0, 0]), RangeError); // 5 tokens, x holds 4
-      assert.throws(() => tok([0, 3]), RangeError);
-      assert.throws(() => kernels.loraBgmv(bank, 0, x, 8, out(y, 12), 12, Int32Array.of(0), 2), RangeError);
+    test(`${name}: module lists`, () => {
+      apply(good);
+      apply([good[1], good[0]]); // any order
+      apply([...good, { module: 2, yOffset: 17, n: 3 }]); // slot 0 does not target module 2: nothing to check
+      assert.throws(() => apply([good[0], { module: 1, yOffset: 11, n: 5 }]), /overlap/);
+      assert.throws(() => apply([good[0], { module: 1, yOffset: 11, n: 5 }]), RangeError);
+      assert.throws(() => apply([good[0], { ...good[0] }]), RangeError); // the same columns twice
+      assert.throws(() => apply([{ module: 3, yOffset: 0, n: 12 }]), RangeError); // module out of range
+      assert.throws(() => apply([{ module: 0, yOffset: 0.5, n: 12 }]), RangeError);
+      assert.throws(() => apply([{ module: 0, yOffset: -1, n: 12 }]), RangeError);
+      assert.throws(() => apply([{ module: 0, yOffset: 0, n: 0 }]), RangeError);
+      assert.throws(() => apply([{ module: 0, yOffset: 0, n: '12' }]), TypeError);
+      assert.throws(() => apply([{ module: 0, yOffset: 0 }]), TypeError); // n missing
+      assert.throws(() => apply([good[0], 7]), TypeError);
+      assert.throws(() => apply([good[0], null]), TypeError);
+      assert.throws(() => apply({ 0: good[0], length: 1 }), TypeError); // not an array
+      assert.throws(() => apply(new Array(1025).fill(good[0])), RangeError);
+      assert.throws(() => apply([{ module: 0, yOffset: 0, n: 5 }]), /N=12/); // N differs from the slot's
+      assert.throws(() => apply([good[0], { module: 1, yOffset: 12, n: 4 }]), /N=5/);
+    });
+
+    test(`${name}: rows, strides and buffers`, () => {
+      assert.throws(() => apply(good, { k: 9, xx: r.f32(36) }), /K=8/); // K differs from the slot's
+      assert.throws(() => apply(good, { yStride: 16 }), /exceeds out.yStride/); // module 1 ends at 17
+      assert.throws(() => apply(good, { yStride: 16 }), RangeError);
+      assert.throws(() => apply(good, { yStride: 20.5 }), RangeError);
+      assert.throws(() => apply(good, { yy: y.subarray(4) }), RangeError); // y too short for the last row
+      assert.throws(() => apply(good, { xx: x.subarray(1) }), RangeError); // x too short
+      assert.throws(() => apply(good, { slots: [0, 0, 0, 0, 0] }), RangeError); // 5 rows, x holds 4
+      assert.throws(() => apply(good, { yy: new Float64Array(80) as unknown as Float32Array }), TypeError);
+      assert.throws(() => apply(good, { xx: new Float64Array(32) as unknown as Float32Array }), TypeError);
       const shared = new Float32Array(200);
-      assert.throws(() => tok([0, 0], shared.subarray(10, 40), shared.subarray(0, 16)), TypeError); // x overlaps y
-      tok([0, 0], shared.subarray(16, 40), shared.subarray(0, 16)); // adjacent is fine
+      // x (rows 0..3, 32 floats) overlaps y's module columns, not only the gap between them.
+      assert.throws(() => apply(good, { yy: shared.subarray(10), xx: shared.subarray(0, 32) }), TypeError);
+      apply(good, { yy: shared.subarray(32), xx: shared.subarray(0, 32) }); // adjacent is fine
     });
   }
 });

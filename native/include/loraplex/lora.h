@@ -1,5 +1,5 @@
-// LoRA kernels over a bank of adapter slots: SGMV (rows grouped in segments, prefill) and BGMV (one
-// slot per row, decode).
+// LoRA over a bank of adapter slots: apply_adapters runs a step's rows (each with its slot, or -1 for the
+// base) through one or more modules, over a row layout built once per step (LoraRowLayout).
 //
 // Shapes: x [M, K] contiguous; slot s, module m: A [rank, K] (lora_A), Bt [rank, N_m] (lora_B transposed);
 // a call targets one or more modules m, each writing its rows at y[t * stride + offset_m + n], n < N_m.
@@ -14,11 +14,10 @@
 //   y[t, offset_m + n] *= s_a,m[n]     only where the slot has an output scale for m (DoRA: the magnitude over
 //                                      the weight norm per column), i.e. y = s · (y + delta); s stays f32
 //
-// Batch invariance: a row's result is bitwise the same whether it is computed by SGMV (any segment
-// position or length) or BGMV, alone or batched with other rows, adapters or modules, with any thread
-// count: every element is reduced in a fixed order (k ascending in SIMD-width lanes, then a fixed lane
-// reduction; j ascending), and the per-row code is shared by both kernels. Results differ between ISAs,
-// not within one.
+// Batch invariance: a row's result is bitwise the same alone or batched with other rows (of its slot or
+// others), adapters or modules, with any thread count: every element is reduced in a fixed order (k
+// ascending in SIMD-width lanes, then a fixed lane reduction; j ascending), whatever block or task the row
+// lands in. Results differ between ISAs, not within one.
 //
 // Threading: the bank is not locked. set_slot/clear_slot must not run while a kernel reads the bank;
 // callers (the JS thread that owns the bank) issue them between steps, on the thread that runs the kernels.
@@ -146,18 +145,6 @@ struct LoraOutputs {
   int64_t num_modules;
 };
 
-// Both kernels take several modules sharing one input x [M, K] (q, k, v of a layer; gate, up): one pool
-// dispatch for all of them, each row block running every module while its x rows are in cache. A row's
-// result for a module is bitwise what a call with that module alone computes.
-
-// SGMV: segment s covers rows seg_start[s] .. seg_start[s+1]-1 and uses slot seg_slot[s] (-1: base, skipped).
-void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* seg_start,
-               const int32_t* seg_slot, int64_t num_segments);
-
-// BGMV: row t uses slot token_slot[t] (-1: base, skipped). Same per-row math as SGMV.
-void lora_bgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* token_slot,
-               int64_t num_tokens);
-
 // The rows of one step grouped by slot, built once per step (set) and read by every apply_adapters call of
 // the step: rows of one slot need not be contiguous in x and y, they are gathered here, not in each call.
 class LoraRowLayout {
@@ -183,10 +170,12 @@ class LoraRowLayout {
   std::vector<std::pair<int32_t, int32_t>> by_slot_;  // scratch: (slot, row)
 };
 
-// The adapters of a step on several modules sharing x [M, K] (M = rows.num_rows()), one pool dispatch.
+// The adapters of a step on several modules sharing x [M, K] (M = rows.num_rows(); q|k|v of a layer, gate|up):
+// one pool dispatch for all of them, each row block running every module while its x rows are in cache.
 // Semantics: for each module m of out and each row t whose slot a = row_slot[t] ≥ 0 targets m:
 //   y[t, offset_m + n] += scale_a,m · Σ_j (Σ_k x[t, k] · A_a,m[j, k]) · Bt_a,m[j, n]
-// Bitwise what lora_bgmv computes with token_slot = row_slot.
+//   then y[t, offset_m + n] *= s_a,m[n] where the slot has an output scale for m (DoRA)
+// A row's result for a module is bitwise what a call with that row alone and that module alone computes.
 void apply_adapters(const LoraBank& bank, const LoraRowLayout& rows, const float* x, int64_t k,
                     const LoraOutputs& out);
 

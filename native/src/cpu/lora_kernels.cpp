@@ -1,13 +1,11 @@
-// SGMV, BGMV and apply_adapters: all turn their rows into groups of rows sharing one slot (apply_adapters
-// takes them from a LoraRowLayout built once per step), then run the same per-row
-// kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How rows are grouped,
-// blocked or spread over threads, and which modules share the call, never changes a row's arithmetic,
-// which is what makes the two kernels batch invariant.
+// apply_adapters: takes the step's rows grouped by slot from a LoraRowLayout (built once per step), then
+// runs the per-row kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How
+// rows are grouped, blocked or spread over threads, and which modules share the call, never changes a row's
+// arithmetic, which is what makes the kernel batch invariant.
 // bf16 and f16 banks run their row kernels, which widen weights as they load them. (Widening a shared adapter
 // once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
 #include <algorithm>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 #include "lora_rows.h"
@@ -42,20 +40,17 @@ struct ColumnTask {
 
 // Scratch reused across calls on the same JS thread (the pool only reads it during a call).
 struct Plan {
-  std::vector<int32_t> rows;  // SGMV/BGMV: row indices, grouped by slot
-  const int32_t* index = nullptr;  // the row indices groups point into: rows, or a LoraRowLayout's
+  const int32_t* index = nullptr;  // the row indices groups point into (a LoraRowLayout's)
   int64_t indexed = 0;
   std::vector<Group> groups;
   std::vector<const LoraModuleWeights*> weights;  // [groups, outputs]; nullptr where the slot has rank 0
   std::vector<Block> blocks;
   std::vector<ColumnTask> column_tasks;
-  std::vector<float> h;       // [rows.size(), h_stride]: the shrink's output per row, reused by each module
+  std::vector<float> h;       // [indexed, h_stride]: the shrink's output per row, reused by each module
   std::vector<float> task_h;  // per column task: its own shrink rows
   int64_t h_stride = 0;
-  std::vector<std::pair<int32_t, int32_t>> by_slot;  // BGMV: (slot, row)
 
   void reset() {
-    rows.clear();
     groups.clear();
     weights.clear();
     blocks.clear();
@@ -63,12 +58,7 @@ struct Plan {
     h_stride = 0;
   }
 
-  // The last `count` rows pushed use `slot`; records the slot's weights for each output.
-  void add_group(const LoraBank& bank, int32_t slot, const LoraOutputs& out, int64_t count) {
-    add_group_at(bank, slot, out, static_cast<int64_t>(rows.size()) - count, count);
-  }
-
-  // index[first .. first + count) use `slot`.
+  // index[first .. first + count) use `slot`; records the slot's weights for each output.
   void add_group_at(const LoraBank& bank, int32_t slot, const LoraOutputs& out, int64_t first, int64_t count) {
     groups.push_back({first, count, static_cast<int64_t>(weights.size())});
     for (int64_t o = 0; o < out.num_modules; ++o) {
@@ -245,60 +235,6 @@ class Executor {
 };
 
 }  // namespace
-
-void lora_sgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* seg_start,
-               const int32_t* seg_slot, int64_t num_segments) {
-  Plan& plan = scratch_plan();
-  plan.reset();
-  plan.by_slot.clear();
-  for (int64_t s = 0; s < num_segments; ++s) {
-    const int32_t slot = seg_slot[s];
-    if (slot < 0 || seg_start[s + 1] == seg_start[s] || !targets_any(bank, slot, out)) continue;
-    plan.by_slot.emplace_back(slot, static_cast<int32_t>(s));
-  }
-  // Segments of one slot become one group (a mixed step interleaves many adapters' decodes and prefill
-  // chunks), so their rows share reads of A and Bt; sorting segments, not rows, keeps this cheap.
-  std::stable_sort(plan.by_slot.begin(), plan.by_slot.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 0; i < plan.by_slot.size();) {
-    const int32_t slot = plan.by_slot[i].first;
-    int64_t count = 0;
-    for (; i < plan.by_slot.size() && plan.by_slot[i].first == slot; ++i) {
-      const int32_t s = plan.by_slot[i].second;
-      for (int32_t t = seg_start[s]; t < seg_start[s + 1]; ++t) plan.rows.push_back(t);
-      count += seg_start[s + 1] - seg_start[s];
-    }
-    plan.add_group(bank, slot, out, count);
-  }
-  plan.index = plan.rows.data();
-  plan.indexed = static_cast<int64_t>(plan.rows.size());
-  Executor(plan, bank.dtype(), x, k, out).run();
-}
-
-void lora_bgmv(const LoraBank& bank, const float* x, int64_t k, const LoraOutputs& out, const int32_t* token_slot,
-               int64_t num_tokens) {
-  Plan& plan = scratch_plan();
-  plan.reset();
-  plan.by_slot.clear();
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    const int32_t slot = token_slot[t];
-    if (slot >= 0 && targets_any(bank, slot, out)) plan.by_slot.emplace_back(slot, static_cast<int32_t>(t));
-  }
-  // Tokens of one slot become one group, so they share reads of A and Bt.
-  std::stable_sort(plan.by_slot.begin(), plan.by_slot.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 0; i < plan.by_slot.size();) {
-    const int32_t slot = plan.by_slot[i].first;
-    size_t end = i;
-    while (end < plan.by_slot.size() && plan.by_slot[end].first == slot)
-      plan.rows.push_back(plan.by_slot[end++].second);
-    plan.add_group(bank, slot, out, static_cast<int64_t>(end - i));
-    i = end;
-  }
-  plan.index = plan.rows.data();
-  plan.indexed = static_cast<int64_t>(plan.rows.size());
-  Executor(plan, bank.dtype(), x, k, out).run();
-}
 
 void apply_adapters(const LoraBank& bank, const LoraRowLayout& rows, const float* x, int64_t k,
                     const LoraOutputs& out) {

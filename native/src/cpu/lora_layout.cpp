@@ -1,5 +1,5 @@
-// A step's rows grouped by slot once (LoraRowLayout), so each apply_adapters call of the step skips the
-// regrouping SGMV and BGMV do per call.
+// A step's rows grouped by slot once (LoraRowLayout), so the apply_adapters calls of the step (every layer,
+// every module group) do not regroup them.
 #include <algorithm>
 #include <cstdint>
 

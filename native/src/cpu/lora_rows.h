@@ -1,6 +1,6 @@
-// The per-row LoRA math, one implementation per ISA (lora_rows_{scalar,avx2,avx512}.cpp), shared by SGMV
-// and BGMV. A call handles a block of up to kLoraRowBlock rows given by pointers, so segments (contiguous
-// rows) and gathered tokens run the same code. Register blocking over rows, j or columns never changes an
+// The per-row LoRA math of apply_adapters, one implementation per ISA (lora_rows_{scalar,avx2,avx512}.cpp).
+// A call handles a block of up to kLoraRowBlock rows given by pointers, so contiguous rows and rows gathered
+// from anywhere in the step run the same code. Register blocking over rows, j or columns never changes an
 // element's arithmetic: each accumulator sees the same operations in the same order as it would alone.
 // Each kernel comes three times: weights (a, bt) as f32, or as bf16 or f16 bits widened exactly to f32 on
 // load; they share one template per ISA, so their arithmetic differs only in the weights' values.

@@ -1,19 +1,16 @@
 /**
  * Native LoRA kernels (native/src/cpu/lora_*.cpp): a bank of adapter slots held in aligned native memory,
- * SGMV over segments (prefill) and BGMV per token (decode). The binding validates every argument and
- * throws TypeError / RangeError; nothing here re-checks (out.modules of the Multi forms is flattened here,
- * its types checked on the way).
+ * and applyAdapters over a row layout made once per step (createLoraRows/setLoraRows: the rows grouped by
+ * slot natively, so the step's calls do not regroup them). The binding validates every argument and
+ * throws TypeError / RangeError; nothing here re-checks (out.modules is flattened here, its types checked
+ * on the way).
  *
- * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; output row t at y[t*yStride + yOffset + n].
- * Semantics: for row t with slot a ≥ 0 targeting m (rank > 0):
- *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
- * Multi forms: out.modules = [{module m_i, yOffset o_i, n N_i}] sharing x and out.y (q|k|v, gate|up), with
- * disjoint column ranges. Semantics: for each i, the single-module call with m_i, o_i, N_i, bitwise; in one
- * native call, each row block running every module while its x rows are in cache.
- * applyAdapters: the multi form over a row layout made once per step (createLoraRows/setLoraRows: the rows
- * grouped by slot natively, so the step's calls do not regroup them); bitwise what loraBgmvMulti computes
- * with tokenSlot = rowSlot.
- * Batch invariant: a row's result is bitwise the same in SGMV or BGMV, alone or batched, with any thread
+ * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; out.modules = [{module m_i, yOffset o_i,
+ * n N_i}] sharing x and out.y (q|k|v, gate|up), with disjoint column ranges.
+ * Semantics: for each i, for row t with slot a = rowSlot[t] ≥ 0 targeting m_i (rank > 0):
+ *   y[t*yStride + o_i + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
+ * in one native call, each row block running every module while its x rows are in cache.
+ * Batch invariant: a row's result is bitwise the same alone or batched, with any module list, any thread
  * count (fixed reduction order per element; it may differ between ISAs).
  * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot and widens them exactly
  * in the kernels (f16: F16C where the ISA has it): bitwise what an 'f32' bank holding the rounded weights
@@ -38,7 +35,7 @@ class NativeLoraBank implements LoraBank {
 
 const MAX_MODULES_PER_CALL = 1024; // the binding's limit too
 
-/** out.modules of a Multi call as (module, yOffset, n) triples; grown as needed, reused across calls. */
+/** out.modules of a call as (module, yOffset, n) triples; grown as needed, reused across calls. */
 let packedModules = new Float64Array(3 * 8);
 
 /**
@@ -84,16 +81,7 @@ function handleOf(bank: LoraBank, fn: string): unknown {
 
 export const nativeLoraKernels: Pick<
   Kernels,
-  | 'createLoraBank'
-  | 'setLoraSlot'
-  | 'clearLoraSlot'
-  | 'loraSgmv'
-  | 'loraBgmv'
-  | 'loraSgmvMulti'
-  | 'loraBgmvMulti'
-  | 'createLoraRows'
-  | 'setLoraRows'
-  | 'applyAdapters'
+  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'createLoraRows' | 'setLoraRows' | 'applyAdapters'
 > = {
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     const handle = loadAddon().loraBankCreate(numSlots, numModules, dtype);
@@ -118,53 +106,6 @@ export const nativeLoraKernels: Pick<
 
   clearLoraSlot(bank, slot) {
     loadAddon().loraBankClear(handleOf(bank, 'clearLoraSlot'), slot);
-  },
-
-  /** SGMV: rows segStart[s] .. segStart[s+1]-1 use slot segSlot[s] (-1: base, untouched). */
-  loraSgmv(bank, module, x, k, out, n, segStart, segSlot, numSegments) {
-    loadAddon().loraSgmv(
-      handleOf(bank, 'loraSgmv'),
-      module,
-      x,
-      k,
-      out.y,
-      out.yStride,
-      out.yOffset,
-      n,
-      segSlot,
-      numSegments,
-      segStart,
-    );
-  },
-
-  /** BGMV: row t uses slot tokenSlot[t] (-1: base, untouched); same per-row math as SGMV. */
-  loraBgmv(bank, module, x, k, out, n, tokenSlot, numTokens) {
-    loadAddon().loraBgmv(
-      handleOf(bank, 'loraBgmv'),
-      module,
-      x,
-      k,
-      out.y,
-      out.yStride,
-      out.yOffset,
-      n,
-      tokenSlot,
-      numTokens,
-    );
-  },
-
-  /** SGMV over out.modules (disjoint column ranges of out.y), one native call. */
-  loraSgmvMulti(bank, x, k, out, segStart, segSlot, numSegments) {
-    const handle = handleOf(bank, 'loraSgmvMulti');
-    const count = packModules('loraSgmvMulti', out.modules);
-    loadAddon().loraSgmvMulti(handle, x, k, out.y, out.yStride, packedModules, count, segSlot, numSegments, segStart);
-  },
-
-  /** BGMV over out.modules (disjoint column ranges of out.y), one native call. */
-  loraBgmvMulti(bank, x, k, out, tokenSlot, numTokens) {
-    const handle = handleOf(bank, 'loraBgmvMulti');
-    const count = packModules('loraBgmvMulti', out.modules);
-    loadAddon().loraBgmvMulti(handle, x, k, out.y, out.yStride, packedModules, count, tokenSlot, numTokens);
   },
 
   createLoraRows() {

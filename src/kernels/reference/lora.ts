@@ -2,16 +2,12 @@
  * Reference LoRA kernels: the math written plainly, f32 accumulation (Math.fround at every step).
  * Validates its arguments like the native binding (same error classes), so one suite tests both.
  *
- * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; output row t at y[t*yStride + yOffset + n].
- * Semantics: for row t with slot a ≥ 0 targeting m:
- *   y[t*yStride + yOffset + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
- * Multi forms, x [M, K], out.y rows of out.yStride, out.modules = [{module m_i, yOffset o_i, n N_i}] with
- * disjoint column ranges [o_i, o_i + N_i).
+ * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; out.y rows of out.yStride,
+ * out.modules = [{module m_i, yOffset o_i, n N_i}] with disjoint column ranges [o_i, o_i + N_i).
+ * applyAdapters over a row layout (setLoraRows: row t uses slot rowSlot[t], -1 = base).
  * Semantics: for each i, for row t with slot a ≥ 0 targeting m_i:
  *   y[t*yStride + o_i + n] += scale_a,m_i · Σ_j (Σ_k x[t*K + k] · A_a,m_i[j, k]) · Bt_a,m_i[j, n]
- *   (exactly the single-module call with m_i, o_i, N_i; the modules are independent of each other)
- * applyAdapters: the multi form over a row layout (setLoraRows: row t uses slot rowSlot[t], -1 = base), what
- *   loraBgmvMulti computes with tokenSlot = rowSlot.
+ *   (rows and modules independent of each other)
  * A slot whose adapter has an output scale s_m for a module (DoRA) then rescales those rows' columns:
  *   y[t*yStride + yOffset + n] = s_m[n] · (y[t*yStride + yOffset + n] + delta)   (s_m kept in f32)
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
@@ -19,7 +15,14 @@
  * the same.
  */
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../dtype.ts';
-import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraOutput, LoraRows, PackedAdapter } from '../types.ts';
+import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraRows, PackedAdapter } from '../types.ts';
+
+/** Where one module's rows go: y[t*yStride + yOffset + n], n < N. */
+interface ModuleOutput {
+  y: Float32Array;
+  yStride: number;
+  yOffset: number;
+}
 
 interface StoredModule {
   rank: number;
@@ -94,7 +97,7 @@ function applyRows(
   slot: number,
   x: Float32Array,
   k: number,
-  out: LoraOutput,
+  out: ModuleOutput,
   first: number,
   end: number,
 ) {
@@ -106,16 +109,7 @@ function applyRows(
 
 export const referenceLoraKernels: Pick<
   Kernels,
-  | 'createLoraBank'
-  | 'setLoraSlot'
-  | 'clearLoraSlot'
-  | 'loraSgmv'
-  | 'loraBgmv'
-  | 'loraSgmvMulti'
-  | 'loraBgmvMulti'
-  | 'createLoraRows'
-  | 'setLoraRows'
-  | 'applyAdapters'
+  'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot' | 'createLoraRows' | 'setLoraRows' | 'applyAdapters'
 > = {
   createLoraBank(numSlots, numModules, dtype = 'f32') {
     integer(numSlots, 'numSlots', 1, 1 << 16);
@@ -158,74 +152,6 @@ export const referenceLoraKernels: Pick<
     b.slots[slot] = null;
   },
 
-  loraSgmv(bank, module, x, k, out, n, segStart, segSlot, numSegments) {
-    const fn = 'loraSgmv';
-    const b = referenceBank(bank, fn);
-    integer(module, 'module', 0, b.numModules - 1);
-    checkKernelTypes(fn, x, k, out, n, segSlot, 'segSlot');
-    if (!(segStart instanceof Int32Array)) throw new TypeError(`${fn}: segStart must be an Int32Array`);
-    integer(numSegments, 'numSegments', 0, 0x7fffffff);
-    if (numSegments === 0) return;
-    if (segSlot.length < numSegments || segStart.length < numSegments + 1) {
-      throw new RangeError(`${fn}: numSegments ${numSegments} needs segStart of ${numSegments + 1} entries`);
-    }
-    if (segStart[0] < 0) throw new RangeError(`${fn}: segStart[0] must be ≥ 0`);
-    for (let s = 0; s < numSegments; s++) {
-      if (segStart[s + 1] < segStart[s]) throw new RangeError(`${fn}: segStart must be non-decreasing`);
-      checkLoraSlot(fn, segSlot[s], b.numSlots, module, k, n, slotShape(b, module));
-    }
-    checkLoraRows(fn, x, k, out, n, segStart[0], segStart[numSegments]);
-    for (let s = 0; s < numSegments; s++) applyRows(b, module, segSlot[s], x, k, out, segStart[s], segStart[s + 1]);
-  },
-
-  loraBgmv(bank, module, x, k, out, n, tokenSlot, numTokens) {
-    const fn = 'loraBgmv';
-    const b = referenceBank(bank, fn);
-    integer(module, 'module', 0, b.numModules - 1);
-    checkKernelTypes(fn, x, k, out, n, tokenSlot, 'tokenSlot');
-    integer(numTokens, 'numTokens', 0, 0x7fffffff);
-    if (tokenSlot.length < numTokens) throw new RangeError(`${fn}: tokenSlot has fewer than ${numTokens} entries`);
-    for (let t = 0; t < numTokens; t++) checkLoraSlot(fn, tokenSlot[t], b.numSlots, module, k, n, slotShape(b, module));
-    checkLoraRows(fn, x, k, out, n, 0, numTokens);
-    for (let t = 0; t < numTokens; t++) applyRows(b, module, tokenSlot[t], x, k, out, t, t + 1);
-  },
-
-  loraSgmvMulti(bank, x, k, out, segStart, segSlot, numSegments) {
-    const fn = 'loraSgmvMulti';
-    const b = referenceBank(bank, fn);
-    const outputs = checkMultiOutput(fn, b, x, k, out);
-    if (!(segSlot instanceof Int32Array)) throw new TypeError(`${fn}: segSlot must be an Int32Array`);
-    if (!(segStart instanceof Int32Array)) throw new TypeError(`${fn}: segStart must be an Int32Array`);
-    integer(numSegments, 'numSegments', 0, 0x7fffffff);
-    if (numSegments === 0 || outputs.length === 0) return;
-    if (segSlot.length < numSegments || segStart.length < numSegments + 1) {
-      throw new RangeError(`${fn}: numSegments ${numSegments} needs segStart of ${numSegments + 1} entries`);
-    }
-    if (segStart[0] < 0) throw new RangeError(`${fn}: segStart[0] must be ≥ 0`);
-    for (let s = 0; s < numSegments; s++) {
-      if (segStart[s + 1] < segStart[s]) throw new RangeError(`${fn}: segStart must be non-decreasing`);
-      for (const o of outputs) checkLoraSlot(fn, segSlot[s], b.numSlots, o.module, k, o.n, slotShape(b, o.module));
-    }
-    for (const o of outputs) checkLoraRows(fn, x, k, o.out, o.n, segStart[0], segStart[numSegments]);
-    for (let s = 0; s < numSegments; s++)
-      for (const o of outputs) applyRows(b, o.module, segSlot[s], x, k, o.out, segStart[s], segStart[s + 1]);
-  },
-
-  loraBgmvMulti(bank, x, k, out, tokenSlot, numTokens) {
-    const fn = 'loraBgmvMulti';
-    const b = referenceBank(bank, fn);
-    const outputs = checkMultiOutput(fn, b, x, k, out);
-    if (!(tokenSlot instanceof Int32Array)) throw new TypeError(`${fn}: tokenSlot must be an Int32Array`);
-    integer(numTokens, 'numTokens', 0, 0x7fffffff);
-    if (tokenSlot.length < numTokens) throw new RangeError(`${fn}: tokenSlot has fewer than ${numTokens} entries`);
-    if (outputs.length === 0) return;
-    for (let t = 0; t < numTokens; t++)
-      for (const o of outputs) checkLoraSlot(fn, tokenSlot[t], b.numSlots, o.module, k, o.n, slotShape(b, o.module));
-    for (const o of outputs) checkLoraRows(fn, x, k, o.out, o.n, 0, numTokens);
-    for (let t = 0; t < numTokens; t++)
-      for (const o of outputs) applyRows(b, o.module, tokenSlot[t], x, k, o.out, t, t + 1);
-  },
-
   createLoraRows() {
     return new ReferenceLoraRows();
   },
@@ -265,7 +191,7 @@ const MAX_SLOTS = 1 << 16;
 
 const MAX_OUTPUTS = 1024;
 
-/** out.modules checked (integers in range, disjoint columns), each as a single-module call's arguments. */
+/** out.modules checked (integers in range, disjoint columns), each as one module's output. */
 function checkMultiOutput(fn: string, b: ReferenceLoraBank, x: Float32Array, k: number, out: LoraMultiOutput) {
   if (!(x instanceof Float32Array)) throw new TypeError(`${fn}: x must be a Float32Array`);
   integer(k, 'k', 1, 1 << 24);
@@ -294,24 +220,6 @@ function checkMultiOutput(fn: string, b: ReferenceLoraBank, x: Float32Array, k: 
     }
   }
   return outputs;
-}
-
-function checkKernelTypes(
-  fn: string,
-  x: Float32Array,
-  k: number,
-  out: LoraOutput,
-  n: number,
-  slots: Int32Array,
-  slotsName: string,
-) {
-  if (!(x instanceof Float32Array)) throw new TypeError(`${fn}: x must be a Float32Array`);
-  integer(k, 'k', 1, 1 << 24);
-  if (!(out?.y instanceof Float32Array)) throw new TypeError(`${fn}: out.y must be a Float32Array`);
-  integer(out.yStride, 'out.yStride', 1, 0x7fffffff);
-  integer(out.yOffset, 'out.yOffset', 0, 0x7fffffff);
-  integer(n, 'n', 1, 1 << 24);
-  if (!(slots instanceof Int32Array)) throw new TypeError(`${fn}: ${slotsName} must be an Int32Array`);
 }
 
 // ── argument checks (the binding's, in TypeScript) ──────────────────────────────────────────────
@@ -423,7 +331,15 @@ function checkLoraSlot(
 }
 
 /** Rows [first, end) must lie inside x and out.y, and x must not overlap the output rows. */
-function checkLoraRows(fn: string, x: Float32Array, k: number, out: LoraOutput, n: number, first: number, end: number) {
+function checkLoraRows(
+  fn: string,
+  x: Float32Array,
+  k: number,
+  out: ModuleOutput,
+  n: number,
+  first: number,
+  end: number,
+) {
   if (end <= first) return;
   if (out.yOffset + n > out.yStride) throw new RangeError(`${fn}: out.yOffset + n exceeds out.yStride`);
   if (end * k > x.length)
