@@ -155,17 +155,22 @@ for (const backend of ['native', 'reference'] as const) {
         });
       });
 
-      test('bf16 KV cache: logits within the stated tolerance of the oracle', async (t) => {
-        const bf16 = await engineFor(set, engineBackend, { kvCacheDtype: 'bf16' });
-        const cases = supportedCases(set);
-        const { worst, results } = await checkAgainstOracle(bf16, set, cases, BF16_KV_TOLERANCE);
-        const agree = cases.filter((c) => results.get(c.id)?.tokens.every((tok, i) => tok === c.greedy_tokens[i]));
-        t.diagnostic(`worst |Δlogit| ${worst}; greedy sequences identical: ${agree.length}/${cases.length}`);
-      });
+      // Precision settings on the native backend only: test/backends pins the reference's bf16 KV and f16/bf16
+      // slots against the native ops, and the reference takes minutes per pass over every case.
+      const precision = backend === 'native';
+      if (precision) {
+        test('bf16 KV cache: logits within the stated tolerance of the oracle', async (t) => {
+          const bf16 = await engineFor(set, engineBackend, { kvCacheDtype: 'bf16' });
+          const cases = supportedCases(set);
+          const { worst, results } = await checkAgainstOracle(bf16, set, cases, BF16_KV_TOLERANCE);
+          const agree = cases.filter((c) => results.get(c.id)?.tokens.every((tok, i) => tok === c.greedy_tokens[i]));
+          t.diagnostic(`worst |Δlogit| ${worst}; greedy sequences identical: ${agree.length}/${cases.length}`);
+        });
+      }
 
       const model = JSON.parse(readFileSync(join(set.dir, 'model', 'config.json'), 'utf8'));
       const sixteenBit = model.dtype ?? model.torch_dtype;
-      if (sixteenBit === 'bfloat16' || sixteenBit === 'float16') {
+      if (precision && (sixteenBit === 'bfloat16' || sixteenBit === 'float16')) {
         test('--lora-dtype: f32 slots match PEFT exactly (above); bf16 slots match PEFT with bf16-rounded adapters', async () => {
           assert.ok(set.roundedCases.length > 0, 'the set has cases with bf16-rounded adapters');
           const bf16 = await engineFor(set, engineBackend, { loraDtype: 'bf16' });
