@@ -38,6 +38,9 @@ export interface ThroughputResult extends ThroughputSetting {
   slotBytesPerAdapter: number;
 }
 
+/** Output tokens beyond the timed decode steps: room for the steps a sequence decodes while others prefill. */
+const PREFILL_SLACK = 32;
+
 const LORA_BYTES: Record<LoraDtype, number> = { f32: 4, bf16: 2, f16: 2 };
 
 interface Running {
@@ -69,7 +72,7 @@ export function measureThroughput(
       backend,
       maxLoras: w.adapters,
       maxRunningSeqs: w.sequences,
-      kvCacheTokens: w.sequences * (w.promptTokens + decodeSteps + 2) + 1024,
+      kvCacheTokens: w.sequences * (w.promptTokens + decodeSteps + PREFILL_SLACK) + 1024,
       ...setting,
     });
     for (const [i, p] of packed.entries()) engine.addAdapter(`a${i}`, p);
@@ -77,7 +80,8 @@ export function measureThroughput(
       engine.addRequest({
         promptIds: prompt(i, w.promptTokens, config.vocabSize),
         adapter: `a${i % w.adapters}`,
-        params: { maxTokens: decodeSteps + 2, temperature: 0, ignoreEos: true },
+        // Chunked prefill gives the first sequences a few decode steps before the last one has its first token.
+        params: { maxTokens: decodeSteps + PREFILL_SLACK, temperature: 0, ignoreEos: true },
       }),
     );
     const t0 = performance.now();
