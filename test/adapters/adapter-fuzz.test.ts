@@ -16,7 +16,9 @@ import { mutateBytes, mutateSafetensors, randomJson } from '../model/safetensors
 import { BASE, everyLayer, loraTensors, peftConfig, TempDirs } from './helpers.ts';
 
 const SEED = 4_2026_12;
-const BUDGET_MS = 3000;
+/** Fixed counts, not a time budget: the same seeded inputs on every machine, however loaded. */
+const CONFIG_MUTATIONS = 1500;
+const WHOLE_LOADS = 400;
 const FILE = "adapter 'fz': adapter_config.json";
 
 const dirs = new TempDirs();
@@ -47,9 +49,7 @@ function assertClean(e: unknown, what: string, dir = '/tmp/') {
 
 test('mutated adapter_config.json parses or fails with a catalogue error', () => {
   const rng = new BenchRandom(SEED);
-  const started = performance.now();
-  let n = 0;
-  for (; n < 5000 && performance.now() - started < BUDGET_MS; n++) {
+  for (let n = 0; n < CONFIG_MUTATIONS; n++) {
     const text = mutateConfig(rng);
     try {
       parsePeftAdapterConfig(text, FILE);
@@ -57,7 +57,6 @@ test('mutated adapter_config.json parses or fails with a catalogue error', () =>
       assertClean(e, `config ${n} ${text.slice(0, 300)}`);
     }
   }
-  assert.ok(n > 100, `only ${n} mutations ran`);
 });
 
 test('whole loads of mutated adapters load or fail with a catalogue error', async () => {
@@ -66,9 +65,8 @@ test('whole loads of mutated adapters load or fail with a catalogue error', asyn
   const good = await dirs.adapter(peftConfig({ target_modules: ['q_proj', 'v_proj', 'down_proj'] }), tensors);
   const weights = new Uint8Array(await readFile(join(good, 'adapter_model.safetensors')));
   const dir = await dirs.make();
-  const started = performance.now();
   const outcomes = { ok: 0, rejected: 0 };
-  for (let n = 0; n < 400 && performance.now() - started < BUDGET_MS; n++) {
+  for (let n = 0; n < WHOLE_LOADS; n++) {
     const which = rng.int(3); // 0: config, 1: weights, 2: both
     const config =
       which === 1
