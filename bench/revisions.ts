@@ -13,19 +13,19 @@
  * pairs, not the run length, are what make the ratio fair there.
  *
  * Writes <out>/<name>.json after every pair (a run cut short keeps what it measured), then <name>.md and
- * <name>-{engine,serving,kv}.svg.
+ * <name>-{engine,serving,kv}.svg; `--render <out>/<name>.json` redraws those from the JSON alone.
  */
 import './native-env.ts';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { barChart } from '../src/bench/charts/bar-chart.ts';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { measureMachine } from './machine.ts';
 import { type Metrics, runEngineBench } from './revisions/engine-run.ts';
-import { compareKvDtypes, type KvDtypeResult } from './revisions/kv-dtype.ts';
-import { type Comparison, comparePairs } from './revisions/paired.ts';
-import { comparisonTable, throughputChart } from './revisions/report.ts';
+import { compareKvDtypes } from './revisions/kv-dtype.ts';
+import { comparePairs } from './revisions/paired.ts';
+import { type RevisionsReport, renderReport, type Section } from './revisions/render.ts';
 import { runServingBench } from './revisions/serving-run.ts';
 import { type Checkout, ensureWorktree, workingTree } from './revisions/worktree.ts';
 
@@ -37,7 +37,8 @@ const { values: args } = parseArgs({
     'kv-pairs': { type: 'string', default: '3' },
     'kv-requests': { type: 'string', default: '32' },
     'kv-tokens': { type: 'string', default: '64,32' },
-    benches: { type: 'string', default: 'engine,serving,kv' },
+    /** In this order; the cheap KV comparison first so a run cut short still has it. */
+    benches: { type: 'string', default: 'kv,serving,engine' },
     out: { type: 'string', default: 'artifacts/revisions' },
     name: { type: 'string', default: 'revisions' },
     'engine-args': {
@@ -49,14 +50,29 @@ const { values: args } = parseArgs({
       default: '--concurrency 32 --adapters 32 --requests 32 --repeats 1 --input-tokens 32 --output-tokens 16',
     },
     port: { type: 'string', default: '18700' },
+    /** Redraw <out>/<name>.{md,svg} from a saved JSON; measures nothing. */
+    render: { type: 'string' },
   },
 });
-if (!args.base) throw new Error('--base <commit> is required (e.g. --base 5c9bfdf)');
 
 const ROOT = join(import.meta.dirname, '..');
 const outDir = resolve(ROOT, args.out!);
+
+async function writeOutputs(report: RevisionsReport) {
+  const { markdown, svgs } = renderReport(report, args.name!);
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, `${args.name}.md`), markdown);
+  for (const [file, svg] of svgs) await writeFile(join(outDir, file), svg);
+  console.log(markdown);
+}
+
+if (args.render) {
+  await writeOutputs(JSON.parse(await readFile(args.render, 'utf8')) as RevisionsReport);
+  process.exit(0);
+}
+if (!args.base) throw new Error('--base <commit> is required (e.g. --base 5c9bfdf)');
 const pairs = Number(args.pairs);
-const benches = new Set(args.benches!.split(','));
+const benches = args.benches!.split(',');
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
 let port = Number(args.port);
 /** A fresh port block per server start (bench/serving.ts takes two consecutive ports from --port). */
@@ -69,23 +85,17 @@ const base = ensureWorktree(ROOT, args.base);
 const head = args.head ? ensureWorktree(ROOT, args.head) : workingTree(ROOT);
 const label = (c: Checkout) => `${c.label} (${c.sha.slice(0, 7)}${c.dirty ? ', uncommitted changes' : ''})`;
 
-interface Section {
-  command: string;
-  runs: { pair: number; order: string; base: Metrics; head: Metrics }[];
-  comparisons: Comparison[];
-}
-
 const info = cpuInfo();
-const report = {
+const report: RevisionsReport = {
   command: `npm run bench:revisions -- ${process.argv.slice(2).join(' ')}`,
   startedAt: new Date().toISOString(),
   base: { ...base, label: label(base) },
   head: { ...head, label: label(head) },
   machine: { cpu: { best: info.best, active: info.active, threads: info.threads }, peaks: measureMachine() },
-  engine: null as Section | null,
-  serving: null as Section | null,
-  kv: null as KvDtypeResult | null,
-  finishedAt: null as string | null,
+  engine: null,
+  serving: null,
+  kv: null,
+  finishedAt: null,
 };
 console.error(`revisions: base ${report.base.label}, head ${report.head.label}`);
 
@@ -95,15 +105,22 @@ async function save() {
 }
 
 /** Runs `bench` in both checkouts, alternating which goes first, and compares after every pair. */
-async function paired(name: string, command: string, bench: (dir: string) => Promise<Metrics>): Promise<Section> {
+async function paired(
+  name: 'engine' | 'serving',
+  command: string,
+  bench: (dir: string) => Promise<Metrics>,
+): Promise<Section> {
   const section: Section = { command, runs: [], comparisons: [] };
+  report[name] = section;
   for (let pair = 0; pair < pairs; pair++) {
     const baseFirst = pair % 2 === 0;
+    const loadBefore = [loadavg()[0]];
     const first = await bench(baseFirst ? base.dir : head.dir);
+    loadBefore.push(loadavg()[0]);
     const second = await bench(baseFirst ? head.dir : base.dir);
     const run = baseFirst
-      ? { pair, order: 'base, head', base: first, head: second }
-      : { pair, order: 'head, base', base: second, head: first };
+      ? { pair, order: 'base, head', base: first, head: second, loadBefore }
+      : { pair, order: 'head, base', base: second, head: first, loadBefore };
     section.runs.push(run);
     section.comparisons = comparePairs(section.runs.map((r) => ({ a: r.base, b: r.head })));
     console.error(`${name} pair ${pair + 1}/${pairs} (${run.order}) done`);
@@ -112,72 +129,36 @@ async function paired(name: string, command: string, bench: (dir: string) => Pro
   return section;
 }
 
-if (benches.has('engine')) {
-  const flags = words(args['engine-args']!);
-  report.engine = await paired('engine', `npm run bench:engine -- ${flags.join(' ')}`, (dir) =>
-    runEngineBench(dir, flags),
-  );
-  await save();
-}
-if (benches.has('serving')) {
-  const flags = words(args['serving-args']!);
-  report.serving = await paired('serving', `npm run bench:serving -- --mode ratios ${flags.join(' ')}`, (dir) =>
-    runServingBench(dir, [...flags, '--port', String(nextPort())]),
-  );
-  await save();
-}
-if (benches.has('kv')) {
-  report.kv = await compareKvDtypes({
-    dir: head.dir,
-    pairs: Number(args['kv-pairs']),
-    concurrency: 32,
-    adapters: 32,
-    requests: Number(args['kv-requests']),
-    inputTokens: Number(args['kv-tokens']!.split(',')[0]),
-    outputTokens: Number(args['kv-tokens']!.split(',')[1]),
-    port: nextPort(),
-  });
+const sections: Record<string, () => Promise<unknown>> = {
+  engine: () => {
+    const flags = words(args['engine-args']!);
+    return paired('engine', `npm run bench:engine -- ${flags.join(' ')}`, (dir) => runEngineBench(dir, flags));
+  },
+  serving: () => {
+    const flags = words(args['serving-args']!);
+    return paired('serving', `npm run bench:serving -- --mode ratios ${flags.join(' ')}`, (dir) =>
+      runServingBench(dir, [...flags, '--port', String(nextPort())]),
+    );
+  },
+  kv: async () => {
+    report.kv = await compareKvDtypes({
+      dir: head.dir,
+      pairs: Number(args['kv-pairs']),
+      concurrency: 32,
+      adapters: 32,
+      requests: Number(args['kv-requests']),
+      inputTokens: Number(args['kv-tokens']!.split(',')[0]),
+      outputTokens: Number(args['kv-tokens']!.split(',')[1]),
+      port: nextPort(),
+    });
+  },
+};
+for (const name of benches) {
+  if (!sections[name]) throw new Error(`--benches: unknown '${name}' (engine, serving, kv)`);
+  await sections[name]();
   await save();
 }
 report.finishedAt = new Date().toISOString();
 await save();
 
-const a = `base ${base.sha.slice(0, 7)}`;
-const b = `head ${head.sha.slice(0, 7)}`;
-const lines = [`Command: \`${report.command}\``, `Base: ${report.base.label}; head: ${report.head.label}`, ''];
-const svgs: [string, string][] = [];
-for (const key of ['engine', 'serving'] as const) {
-  const section = report[key];
-  if (!section) continue;
-  lines.push(`### ${key}: \`${section.command}\`, ${section.runs.length} pairs`, '');
-  lines.push(...comparisonTable(section.comparisons, a, b), '');
-  svgs.push([`${args.name}-${key}.svg`, throughputChart(`bench:${key}: ${a} vs ${b}`, section.comparisons, a, b)]);
-}
-if (report.kv) {
-  const { bytesPerToken, load, comparisons } = report.kv;
-  lines.push(
-    `### KV cache f32 vs bf16 (head; concurrency ${load.concurrency}, ${load.adapters} adapters round-robin, ${load.inputTokens} in / ${load.outputTokens} out, ` +
-      `${load.requests} requests, ${comparisons[0]?.a.length ?? 0} pairs)`,
-    '',
-    `KV bytes per token: f32 ${bytesPerToken.f32}, bf16 ${bytesPerToken.bf16} ` +
-      `(ratio ${(bytesPerToken.bf16 / bytesPerToken.f32).toFixed(3)})`,
-    '',
-    ...comparisonTable(comparisons, 'f32 KV', 'bf16 KV'),
-    '',
-  );
-  const tput = comparisons.find((c) => c.metric === 'output tok/s');
-  if (tput)
-    svgs.push([
-      `${args.name}-kv.svg`,
-      barChart({
-        title: `KV cache dtype at concurrency ${load.concurrency}: output tokens/s (median)`,
-        xLabel: 'KV cache',
-        yLabel: 'output tokens/s',
-        categories: [`f32 (${bytesPerToken.f32} B/token)`, `bf16 (${bytesPerToken.bf16} B/token)`],
-        series: [{ name: 'output tok/s', values: [tput.medianA, tput.medianB] }],
-      }),
-    ]);
-}
-await writeFile(join(outDir, `${args.name}.md`), `${lines.join('\n')}\n`);
-for (const [file, svg] of svgs) await writeFile(join(outDir, file), svg);
-console.log(lines.join('\n'));
+await writeOutputs(report);
