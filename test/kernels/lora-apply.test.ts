@@ -8,11 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
-import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
+import type { LoraDtype, LoraModuleOutput } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
-import { close, makeAdapter } from './lora-fixtures.ts';
-
-type LoraKernels = typeof nativeLoraKernels;
+import { applied, bankOf, close, makeAdapter } from './lora-fixtures.ts';
 
 const DTYPES: LoraDtype[] = ['f32', 'bf16'];
 const K = 67;
@@ -40,12 +38,6 @@ const GATE_UP: LoraModuleOutput[] = [
   { module: 4, yOffset: 1536, n: 1536 },
 ];
 
-function bankOf(kernels: LoraKernels, adapters: PackedAdapter[], numModules: number, dtype: LoraDtype): LoraBank {
-  const bank = kernels.createLoraBank(adapters.length, numModules, dtype);
-  for (const [s, a] of adapters.entries()) kernels.setLoraSlot(bank, s, a);
-  return bank;
-}
-
 /** A random non-empty subset of the modules at random disjoint offsets with gaps, listed in random order. */
 function randomOutputs(r: Rng, ns: number[]): { yStride: number; modules: LoraModuleOutput[] } {
   const chosen = ns.map((_, m) => m).filter(() => r.next() < 0.6);
@@ -63,24 +55,6 @@ function randomOutputs(r: Rng, ns: number[]): { yStride: number; modules: LoraMo
 /** Slots per row, interleaved: a row's slot is independent of its neighbours' (-1 = base). */
 function interleavedSlots(r: Rng, rows: number, numSlots: number): Int32Array {
   return Int32Array.from({ length: rows }, () => r.int(-1, numSlots - 1));
-}
-
-/** applyAdapters on a copy of y0 with a fresh layout of rowSlot. */
-function applied(
-  kernels: LoraKernels,
-  bank: LoraBank,
-  rowSlot: Int32Array,
-  x: Float32Array,
-  k: number,
-  y0: Float32Array,
-  yStride: number,
-  modules: LoraModuleOutput[],
-): Float32Array {
-  const rows = kernels.createLoraRows();
-  kernels.setLoraRows(rows, rowSlot, rowSlot.length);
-  const y = y0.slice();
-  kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
-  return y;
 }
 
 for (const isa of availableIsas()) {

@@ -9,11 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
-import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
+import type { LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
-import { close, makeAdapter } from './lora-fixtures.ts';
-
-type LoraKernels = typeof nativeLoraKernels;
+import { applied, bankOf, close, makeAdapter } from './lora-fixtures.ts';
 
 /** The adapter with output scales (around 1, as DoRA's magnitude / norm) on the modules where `on[m]`. */
 function withOutScale(r: Rng, adapter: PackedAdapter, on: boolean[]): PackedAdapter {
@@ -25,29 +23,6 @@ function withOutScale(r: Rng, adapter: PackedAdapter, on: boolean[]): PackedAdap
     for (let c = 0; c < adapter.outFeatures[m]; c++) parts.push(0.5 + r.next());
   });
   return { ...adapter, outScale: Float32Array.from(parts), offsetOutScale };
-}
-
-function bankOf(kernels: LoraKernels, adapters: PackedAdapter[], numModules: number, dtype: LoraDtype): LoraBank {
-  const bank = kernels.createLoraBank(adapters.length, numModules, dtype);
-  for (const [s, a] of adapters.entries()) kernels.setLoraSlot(bank, s, a);
-  return bank;
-}
-
-function applied(
-  kernels: LoraKernels,
-  bank: LoraBank,
-  rowSlot: Int32Array,
-  x: Float32Array,
-  k: number,
-  y0: Float32Array,
-  yStride: number,
-  modules: LoraModuleOutput[],
-): Float32Array {
-  const rows = kernels.createLoraRows();
-  kernels.setLoraRows(rows, rowSlot, rowSlot.length);
-  const y = y0.slice();
-  kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
-  return y;
 }
 
 /** What an output-scaled slot must give: the plain delta added, then one f32 product per column. */

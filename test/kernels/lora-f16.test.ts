@@ -9,19 +9,11 @@ import { f16ToF32, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
-import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
+import type { LoraBank, LoraModuleOutput } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, maxAbsDiff, restoreDefaults, rng } from './implementations.ts';
-import { close, makeAdapter } from './lora-fixtures.ts';
-
-type LoraKernels = typeof nativeLoraKernels;
+import { bankOf, close, type LoraKernels, makeAdapter } from './lora-fixtures.ts';
 
 const f16Round = (v: number) => f16ToF32(f32ToF16(v));
-
-function bankOf(kernels: LoraKernels, adapters: PackedAdapter[], numModules: number, dtype: LoraDtype): LoraBank {
-  const bank = kernels.createLoraBank(adapters.length, numModules, dtype);
-  for (const [s, a] of adapters.entries()) kernels.setLoraSlot(bank, s, a);
-  return bank;
-}
 
 /** One module, K = 1, A = 1, scale 1: y = 0 + Bt[0, n], i.e. Bt exactly as the bank stores it. */
 function storedValues(kernels: LoraKernels, values: Float32Array): Float32Array {

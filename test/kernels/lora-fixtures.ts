@@ -1,6 +1,7 @@
 /** Fixtures shared by the LoRA kernel tests: random segment layouts and a relative-tolerance comparison. */
 import assert from 'node:assert/strict';
-import type { PackedAdapter } from '../../src/kernels/types.ts';
+import type { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
+import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import type { Rng } from './implementations.ts';
 
 /** Element-wise |actual − expected| ≤ tol · (1 + |expected|). */
@@ -61,4 +62,37 @@ export function makeAdapter(r: Rng, k: number, ns: number[], ranks: number[]): P
     inFeatures: Int32Array.from(ns, () => k),
     outFeatures: Int32Array.from(ns),
   };
+}
+
+/** The LoRA part of a Kernels implementation (native or reference). */
+export type LoraKernels = typeof nativeLoraKernels;
+
+/** A bank holding one adapter per slot, in order. */
+export function bankOf(
+  kernels: LoraKernels,
+  adapters: PackedAdapter[],
+  numModules: number,
+  dtype: LoraDtype,
+): LoraBank {
+  const bank = kernels.createLoraBank(adapters.length, numModules, dtype);
+  for (const [s, a] of adapters.entries()) kernels.setLoraSlot(bank, s, a);
+  return bank;
+}
+
+/** applyAdapters on a copy of y0 with a fresh row layout of rowSlot. */
+export function applied(
+  kernels: LoraKernels,
+  bank: LoraBank,
+  rowSlot: Int32Array,
+  x: Float32Array,
+  k: number,
+  y0: Float32Array,
+  yStride: number,
+  modules: LoraModuleOutput[],
+): Float32Array {
+  const rows = kernels.createLoraRows();
+  kernels.setLoraRows(rows, rowSlot, rowSlot.length);
+  const y = y0.slice();
+  kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
+  return y;
 }

@@ -20,9 +20,14 @@ import {
   rng,
   withThreads,
 } from './implementations.ts';
-import { close, makeAdapter as makeUniformAdapter, randomSegments, tokenSlotsOf } from './lora-fixtures.ts';
-
-type LoraKernels = typeof nativeLoraKernels;
+import {
+  applied,
+  close,
+  type LoraKernels,
+  makeAdapter as makeUniformAdapter,
+  randomSegments,
+  tokenSlotsOf,
+} from './lora-fixtures.ts';
 
 interface ModuleShape {
   k: number;
@@ -83,24 +88,6 @@ function twinBanks(adapters: PackedAdapter[], numSlots: number, numModules: numb
     nb: bankOf(nativeLoraKernels, adapters, numSlots, numModules, dtype),
     rb: bankOf(referenceLoraKernels, adapters, numSlots, numModules, dtype),
   };
-}
-
-/** applyAdapters over a fresh layout of rowSlot, on a copy of y0. */
-function applied(
-  kernels: LoraKernels,
-  bank: LoraBank,
-  rowSlot: Int32Array,
-  x: Float32Array,
-  k: number,
-  y0: Float32Array,
-  yStride: number,
-  modules: LoraModuleOutput[],
-): Float32Array {
-  const rows = kernels.createLoraRows();
-  kernels.setLoraRows(rows, rowSlot, rowSlot.length);
-  const y = y0.slice();
-  kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
-  return y;
 }
 
 /** One module over rows of its own N (y0 [rows, n]). */
