@@ -73,8 +73,9 @@ Napi::Value rms_norm_js(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// siluMul(gateUp, out, rows, inter)
-Napi::Value silu_mul_js(const Napi::CallbackInfo& info) {
+// siluMul / geluTanhMul(gateUp, out, rows, inter): the same arguments, another activation of the gate.
+template <void (*GatedMul)(const float*, float*, int64_t, int64_t)>
+Napi::Value gated_mul_js(const Napi::CallbackInfo& info) {
   Args a{info};
   auto gate_up = a.f32s(0, "gateUp");
   auto out = a.f32s(1, "out");
@@ -85,7 +86,7 @@ Napi::Value silu_mul_js(const Napi::CallbackInfo& info) {
   if (int64_t(out.length) < rows * inter) a.check("out must hold rows·inter values");
   if (a.ok && overlaps(gate_up.data, sizeof(float) * rows * 2 * inter, out.data, sizeof(float) * rows * inter))
     a.check("out must not overlap gateUp");
-  if (a.ok) silu_mul(gate_up.data, out.data, rows, inter);
+  if (a.ok) GatedMul(gate_up.data, out.data, rows, inter);
   return info.Env().Undefined();
 }
 
@@ -122,22 +123,6 @@ Napi::Value rms_norm_heads_js(const Napi::CallbackInfo& info) {
   if (a.ok && overlaps(weight.data, sizeof(float) * head_dim, x.data, sizeof(float) * x.length))
     a.check("weight must not overlap x");
   if (a.ok) rms_norm_heads(x.data, rows, stride, offset, heads, head_dim, weight.data, float(eps));
-  return info.Env().Undefined();
-}
-
-// geluTanhMul(gateUp, out, rows, inter)
-Napi::Value gelu_tanh_mul_js(const Napi::CallbackInfo& info) {
-  Args a{info};
-  auto gate_up = a.f32s(0, "gateUp");
-  auto out = a.f32s(1, "out");
-  const int64_t rows = a.whole(2, "rows", 0, kMaxInt);
-  const int64_t inter = a.whole(3, "inter", 0, kMaxInt);
-  if (!a.ok) return info.Env().Undefined();
-  if (int64_t(gate_up.length) < rows * 2 * inter) a.check("gateUp must hold rows·2·inter values");
-  if (int64_t(out.length) < rows * inter) a.check("out must hold rows·inter values");
-  if (a.ok && overlaps(gate_up.data, sizeof(float) * rows * 2 * inter, out.data, sizeof(float) * rows * inter))
-    a.check("out must not overlap gateUp");
-  if (a.ok) gelu_tanh_mul(gate_up.data, out.data, rows, inter);
   return info.Env().Undefined();
 }
 
@@ -242,10 +227,10 @@ Napi::Value log_softmax_js(const Napi::CallbackInfo& info) {
 
 void register_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNorm", Napi::Function::New(env, rms_norm_js));
-  exports.Set("siluMul", Napi::Function::New(env, silu_mul_js));
+  exports.Set("siluMul", Napi::Function::New(env, gated_mul_js<silu_mul>));
   exports.Set("addInPlace", Napi::Function::New(env, add_in_place_js));
   exports.Set("rmsNormHeads", Napi::Function::New(env, rms_norm_heads_js));
-  exports.Set("geluTanhMul", Napi::Function::New(env, gelu_tanh_mul_js));
+  exports.Set("geluTanhMul", Napi::Function::New(env, gated_mul_js<gelu_tanh_mul>));
   exports.Set("softcapInPlace", Napi::Function::New(env, softcap_in_place_js));
   exports.Set("scaleInPlace", Napi::Function::New(env, scale_in_place_js));
   exports.Set("embedding", Napi::Function::New(env, embedding_js));
