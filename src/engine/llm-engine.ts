@@ -13,6 +13,7 @@ import { fuseWeights } from '../model/fused-weights.ts';
 import { numModules } from '../model/modules.ts';
 import type { LoadedModel } from '../model/weights.ts';
 import { createError } from '../observability/errors.ts';
+import type { ServingStats } from '../observability/serving-stats.ts';
 import type { EngineFaults } from './faults.ts';
 import { BlockManager } from './kv/block-manager.ts';
 import { ModelRunner, type StepResult } from './model-runner.ts';
@@ -78,16 +79,8 @@ export interface GenerationRequest {
   params?: Partial<SamplingParams>;
 }
 
-export interface EngineStats {
-  running: number;
-  waiting: number;
-  kvBlocksUsed: number;
-  kvBlocksTotal: number;
-  runningAdapters: string[];
-  waitingAdapters: string[];
-  maxLoras: number;
-  adapterCache: import('../adapters/cache/adapter-manager.ts').AdapterCacheStats;
-}
+/** What the scheduler and the adapter tiers hold now (the shape the metrics read: observability declares it). */
+export type EngineStats = ServingStats;
 
 export interface StepOutput {
   seq: Sequence;

@@ -1,7 +1,6 @@
 /**
  * The engine state the metrics read at scrape time, declared here (the layer everything may import) so
- * observability never imports the engine. The engine's `EngineStats` is this shape, checked where the
- * server hands it over (`buildApp`).
+ * observability never imports the engine. The engine's `EngineStats` is this type.
  */
 export interface ServingStats {
   running: number;
