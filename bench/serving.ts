@@ -14,7 +14,6 @@
  * Synthetic adapters (rank 16 on all seven projections) are written once under the cache. Results go to
  * artifacts/serving/<mode>.json; the tables print as markdown for docs/benchmarks.md.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +26,7 @@ import { cacheRoot, ensureDemo } from '../src/demo/demo-model.ts';
 import { readModelConfig } from '../src/model/model-dir.ts';
 import { measureMachine } from './machine.ts';
 import { adapterName, ensureSyntheticStore } from './peft-store.ts';
+import { type Server, startServer as startChildServer } from './serve-child.ts';
 import { median } from './util.ts';
 
 const { values: args } = parseArgs({
@@ -51,38 +51,8 @@ const OUTPUT = Number(args['output-tokens']);
 const smollm2 = args.model ?? join(cacheRoot(), 'smollm2', 'model-bf16');
 let nextPort = Number(args.port);
 
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function startServer(flags: string[]): Promise<Server> {
-  const port = nextPort++;
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'loraplex.js'), 'serve', '--port', String(port), ...flags], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (d) => {
-    log += d;
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited:\n${log}`);
-    const ok = await fetch(`${url}/v1/health/ready`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    if (i > 600) throw new Error(`server not ready after 60 s:\n${log}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
+function startServer(flags: string[]): Promise<Server> {
+  return startChildServer(ROOT, nextPort++, flags);
 }
 
 interface Load {

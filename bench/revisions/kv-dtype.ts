@@ -13,9 +13,9 @@ import { cacheRoot } from '../../src/demo/demo-model.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
 import { readModelConfig } from '../../src/model/model-dir.ts';
 import { adapterName, ensureSyntheticStore } from '../peft-store.ts';
+import { startServer } from '../serve-child.ts';
 import type { Metrics } from './engine-run.ts';
 import { type Comparison, comparePairs } from './paired.ts';
-import { startServer } from './serve-child.ts';
 
 export interface KvDtypeOptions {
   dir: string;

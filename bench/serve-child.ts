@@ -1,6 +1,6 @@
 /**
  * `loraplex serve` of one checkout as a child process, ready when /v1/health/ready answers 200
- * (as bench/serving.ts starts it; that script runs on import, so its helper is not shared).
+ * (bench:serving starts its servers this way; bench:revisions, those of either checkout).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
