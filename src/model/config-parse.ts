@@ -6,7 +6,7 @@
  *   const config = parseModelConfig(JSON.parse(text), '/models/llama/config.json');
  */
 import type { WeightDType } from '../kernels/types.ts';
-import type { LayerType, ModelConfig, ModelFamily, RopeParams, RopeScaling } from './config.ts';
+import type { LayerType, ModelConfig, RopeParams, RopeScaling } from './config.ts';
 import { MODEL_SPECS, type ModelSpec } from './spec/index.ts';
 
 export type ConfigErrorCode = 'config_invalid' | 'config_unsupported';
@@ -28,8 +28,6 @@ const ACTIVATIONS: Record<string, ModelConfig['hiddenActivation']> = {
   gelu_pytorch_tanh: 'gelu_tanh',
 };
 const LAYER_TYPES: Record<string, LayerType> = { full_attention: 'full', sliding_attention: 'sliding' };
-/** Families whose config.json has an attention_bias flag (Qwen2 always has q/k/v biases). */
-const ATTENTION_BIAS_FLAG: readonly ModelFamily[] = ['llama', 'qwen3', 'gemma2', 'gemma3'];
 
 type Json = Record<string, unknown>;
 
@@ -125,14 +123,15 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
     localRope,
     maxPositionEmbeddings,
     tieWordEmbeddings: r.bool('tie_word_embeddings', spec.defaults.tieWordEmbeddings),
-    attentionBias: family === 'qwen2' || (ATTENTION_BIAS_FLAG.includes(family) && r.bool('attention_bias', false)),
+    attentionBias:
+      spec.attentionBias === 'always' || (spec.attentionBias === 'flag' && r.bool('attention_bias', false)),
     mlpBias: false,
     slidingWindow,
     layerTypes,
     hiddenActivation: parseActivation(r, spec),
     attentionScale: gemma ? r.positiveNumber('query_pre_attn_scalar', 256) ** -0.5 : headDim ** -0.5,
-    attnLogitSoftcap: gemma ? optionalPositive(r, 'attn_logit_softcapping', family === 'gemma2' ? 50 : null) : null,
-    finalLogitSoftcap: gemma ? optionalPositive(r, 'final_logit_softcapping', family === 'gemma2' ? 30 : null) : null,
+    attnLogitSoftcap: gemma ? optionalPositive(r, 'attn_logit_softcapping', spec.defaults.attnLogitSoftcap) : null,
+    finalLogitSoftcap: gemma ? optionalPositive(r, 'final_logit_softcapping', spec.defaults.finalLogitSoftcap) : null,
     bosTokenId: r.json.bos_token_id == null ? null : r.tokenId('bos_token_id', r.json.bos_token_id),
     eosTokenIds: parseEos(r),
     dtype: parseDtype(r),
@@ -294,13 +293,12 @@ function parseLayerTypes(
       if (!type) throw r.unsupported(`layer_types[${i}]`, t, '"full_attention", "sliding_attention"');
       return type;
     });
-  } else if (family === 'gemma2') {
-    layerTypes = Array.from({ length: numLayers }, (_, i) => ((i + 1) % 2 ? 'sliding' : 'full'));
-  } else if (family === 'gemma3') {
-    const pattern = r.positiveInt('sliding_window_pattern', 6);
-    layerTypes = Array.from({ length: numLayers }, (_, i) => ((i + 1) % pattern ? 'sliding' : 'full'));
+  } else if (typeof spec.slidingLayers === 'object') {
+    const { fullEvery, patternField } = spec.slidingLayers;
+    const n = patternField ? r.positiveInt(patternField, fullEvery) : fullEvery;
+    layerTypes = Array.from({ length: numLayers }, (_, i) => ((i + 1) % n ? 'sliding' : 'full'));
   } else {
-    const slides = (family === 'mistral' || family === 'phi3') && r.json.sliding_window != null;
+    const slides = spec.slidingLayers === 'all' && r.json.sliding_window != null;
     layerTypes = Array.from({ length: numLayers }, () => (slides ? 'sliding' : 'full'));
   }
   if (qwen && layerTypes.some((t) => t !== 'full')) {

@@ -20,6 +20,7 @@ const gemma = {
   biases: ({ attentionBias }: { attentionBias: boolean }) =>
     attentionBias ? (['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) : [],
   defaultTargets: ['q_proj', 'v_proj'],
+  attentionBias: 'flag',
 } as const;
 
 export const GEMMA2: ModelSpec = {
@@ -29,7 +30,8 @@ export const GEMMA2: ModelSpec = {
   modelType: 'gemma2',
   qkNorm: false,
   otherLayerModules: ['mlp.act_fn'],
-  defaults: { maxPositionEmbeddings: 8192, tieWordEmbeddings: true },
+  slidingLayers: { fullEvery: 2 },
+  defaults: { maxPositionEmbeddings: 8192, tieWordEmbeddings: true, attnLogitSoftcap: 50, finalLogitSoftcap: 30 },
 };
 
 export const GEMMA3: ModelSpec = {
@@ -39,5 +41,7 @@ export const GEMMA3: ModelSpec = {
   modelType: 'gemma3_text',
   qkNorm: true,
   otherLayerModules: ['mlp.act_fn', 'self_attn.q_norm', 'self_attn.k_norm'],
-  defaults: { maxPositionEmbeddings: 131072, tieWordEmbeddings: true },
+  slidingLayers: { fullEvery: 6, patternField: 'sliding_window_pattern' },
+  // transformers 5.24's Gemma 3 attention never applies attn_logit_softcapping.
+  defaults: { maxPositionEmbeddings: 131072, tieWordEmbeddings: true, attnLogitSoftcap: null, finalLogitSoftcap: null },
 };

@@ -21,7 +21,10 @@ const llamaLike = {
   scaleEmbeddings: false,
   defaultTargets: ['q_proj', 'v_proj'],
   otherLayerModules: ['mlp.act_fn'],
+  slidingLayers: 'none',
 } as const;
+
+const noSoftcaps = { attnLogitSoftcap: null, finalLogitSoftcap: null };
 
 export const LLAMA: ModelSpec = {
   ...llamaLike,
@@ -33,7 +36,8 @@ export const LLAMA: ModelSpec = {
     ...(attentionBias ? (['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) : []),
     ...(mlpBias ? (['gate_proj', 'up_proj', 'down_proj'] as const) : []),
   ],
-  defaults: { maxPositionEmbeddings: 2048, tieWordEmbeddings: false },
+  attentionBias: 'flag',
+  defaults: { maxPositionEmbeddings: 2048, tieWordEmbeddings: false, ...noSoftcaps },
 };
 
 export const MISTRAL: ModelSpec = {
@@ -42,7 +46,9 @@ export const MISTRAL: ModelSpec = {
   architecture: 'MistralForCausalLM',
   modelType: 'mistral',
   biases: () => [],
-  defaults: { maxPositionEmbeddings: 131072, tieWordEmbeddings: false },
+  attentionBias: 'never',
+  slidingLayers: 'all',
+  defaults: { maxPositionEmbeddings: 131072, tieWordEmbeddings: false, ...noSoftcaps },
 };
 
 export const QWEN2: ModelSpec = {
@@ -51,7 +57,8 @@ export const QWEN2: ModelSpec = {
   architecture: 'Qwen2ForCausalLM',
   modelType: 'qwen2',
   biases: () => ['q_proj', 'k_proj', 'v_proj'],
-  defaults: { maxPositionEmbeddings: 32768, tieWordEmbeddings: false },
+  attentionBias: 'always',
+  defaults: { maxPositionEmbeddings: 32768, tieWordEmbeddings: false, ...noSoftcaps },
 };
 
 export const QWEN3: ModelSpec = {
@@ -62,5 +69,6 @@ export const QWEN3: ModelSpec = {
   qkNorm: true,
   biases: ({ attentionBias }) => (attentionBias ? ['q_proj', 'k_proj', 'v_proj', 'o_proj'] : []),
   otherLayerModules: ['mlp.act_fn', 'self_attn.q_norm', 'self_attn.k_norm'],
-  defaults: { maxPositionEmbeddings: 32768, tieWordEmbeddings: false },
+  attentionBias: 'flag',
+  defaults: { maxPositionEmbeddings: 32768, tieWordEmbeddings: false, ...noSoftcaps },
 };

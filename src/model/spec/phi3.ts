@@ -20,5 +20,7 @@ export const PHI3: ModelSpec = {
   biases: () => [],
   defaultTargets: ['qkv_proj'],
   otherLayerModules: ['mlp.activation_fn', 'resid_attn_dropout', 'resid_mlp_dropout'],
-  defaults: { maxPositionEmbeddings: 4096, tieWordEmbeddings: false },
+  attentionBias: 'never',
+  slidingLayers: 'all',
+  defaults: { maxPositionEmbeddings: 4096, tieWordEmbeddings: false, attnLogitSoftcap: null, finalLogitSoftcap: null },
 };

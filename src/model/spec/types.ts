@@ -54,6 +54,18 @@ export interface ModelSpec {
   defaultTargets: readonly ModuleKind[];
   /** Other named modules of a decoder layer (for PEFT's target matching), besides the projections and norms. */
   otherLayerModules: readonly string[];
-  /** transformers' default for fields config.json may leave out. */
-  defaults: { maxPositionEmbeddings: number; tieWordEmbeddings: boolean };
+  /** Attention biases: always there (Qwen2), per config.json's attention_bias, or never. */
+  attentionBias: 'always' | 'flag' | 'never';
+  /**
+   * Which layers slide when config.json has no layer_types: none, all (when sliding_window is set), or all but
+   * every n-th (Gemma 2: n = 2; Gemma 3: config.json's sliding_window_pattern, default 6).
+   */
+  slidingLayers: 'none' | 'all' | { fullEvery: number; patternField?: string };
+  /** transformers' default for fields config.json may leave out (soft-caps: null = off). */
+  defaults: {
+    maxPositionEmbeddings: number;
+    tieWordEmbeddings: boolean;
+    attnLogitSoftcap: number | null;
+    finalLogitSoftcap: number | null;
+  };
 }
