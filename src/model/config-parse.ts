@@ -130,7 +130,9 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
     layerTypes,
     hiddenActivation: parseActivation(r, spec),
     attentionScale: gemma ? r.positiveNumber('query_pre_attn_scalar', 256) ** -0.5 : headDim ** -0.5,
-    attnLogitSoftcap: gemma ? optionalPositive(r, 'attn_logit_softcapping', spec.defaults.attnLogitSoftcap) : null,
+    attnLogitSoftcap: spec.attnSoftcap
+      ? optionalPositive(r, 'attn_logit_softcapping', spec.defaults.attnLogitSoftcap)
+      : null,
     finalLogitSoftcap: gemma ? optionalPositive(r, 'final_logit_softcapping', spec.defaults.finalLogitSoftcap) : null,
     bosTokenId: r.json.bos_token_id == null ? null : r.tokenId('bos_token_id', r.json.bos_token_id),
     eosTokenIds: parseEos(r),

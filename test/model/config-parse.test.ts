@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, parseModelConfig } from '../../src/model/config-parse.ts';
 
@@ -312,4 +314,13 @@ describe('parseModelConfig: refusals name the file, the field, the value and wha
     rejects({ ...smollm2, eos_token_id: [0, 'x'] }, 'config_invalid', "'eos_token_id[1]'");
     rejects([1, 2], 'config_invalid', 'JSON object');
   });
+});
+
+test('attention soft-capping: Gemma 2 applies attn_logit_softcapping, Gemma 3 ignores it as transformers does', () => {
+  const read = (set: string) =>
+    JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'tiny', set, 'model', 'config.json'), 'utf8'));
+  const gemma2 = parseModelConfig({ ...read('gemma2'), attn_logit_softcapping: 5 }, SOURCE);
+  assert.equal(gemma2.attnLogitSoftcap, 5);
+  const gemma3 = parseModelConfig({ ...read('gemma3'), attn_logit_softcapping: 5 }, SOURCE);
+  assert.equal(gemma3.attnLogitSoftcap, null);
 });

@@ -31,6 +31,7 @@ export const GEMMA2: ModelSpec = {
   qkNorm: false,
   otherLayerModules: ['mlp.act_fn'],
   slidingLayers: { fullEvery: 2 },
+  attnSoftcap: true,
   defaults: { maxPositionEmbeddings: 8192, tieWordEmbeddings: true, attnLogitSoftcap: 50, finalLogitSoftcap: 30 },
 };
 
@@ -42,6 +43,7 @@ export const GEMMA3: ModelSpec = {
   qkNorm: true,
   otherLayerModules: ['mlp.act_fn', 'self_attn.q_norm', 'self_attn.k_norm'],
   slidingLayers: { fullEvery: 6, patternField: 'sliding_window_pattern' },
-  // transformers 5.24's Gemma 3 attention never applies attn_logit_softcapping.
+  // transformers 5.24's Gemma 3 attention never applies attn_logit_softcapping, whatever config.json says.
+  attnSoftcap: false,
   defaults: { maxPositionEmbeddings: 131072, tieWordEmbeddings: true, attnLogitSoftcap: null, finalLogitSoftcap: null },
 };

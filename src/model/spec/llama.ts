@@ -22,6 +22,7 @@ const llamaLike = {
   defaultTargets: ['q_proj', 'v_proj'],
   otherLayerModules: ['mlp.act_fn'],
   slidingLayers: 'none',
+  attnSoftcap: false,
 } as const;
 
 const noSoftcaps = { attnLogitSoftcap: null, finalLogitSoftcap: null };

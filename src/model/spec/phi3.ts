@@ -22,5 +22,6 @@ export const PHI3: ModelSpec = {
   otherLayerModules: ['mlp.activation_fn', 'resid_attn_dropout', 'resid_mlp_dropout'],
   attentionBias: 'never',
   slidingLayers: 'all',
+  attnSoftcap: false,
   defaults: { maxPositionEmbeddings: 4096, tieWordEmbeddings: false, attnLogitSoftcap: null, finalLogitSoftcap: null },
 };

@@ -61,6 +61,8 @@ export interface ModelSpec {
    * every n-th (Gemma 2: n = 2; Gemma 3: config.json's sliding_window_pattern, default 6).
    */
   slidingLayers: 'none' | 'all' | { fullEvery: number; patternField?: string };
+  /** The attention applies config.json's attn_logit_softcapping (Gemma 2; Gemma 3's attention ignores it). */
+  attnSoftcap: boolean;
   /** transformers' default for fields config.json may leave out (soft-caps: null = off). */
   defaults: {
     maxPositionEmbeddings: number;
