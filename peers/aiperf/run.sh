@@ -37,6 +37,11 @@ ISL=${ISL:-128}
 OSL=${OSL:-64}
 SEED=${SEED:-0}
 TOLERANCE=${TOLERANCE:-5}
+# The paced check uses three adapters: the paced server gives each its own TTFT/ITL, so the latencies form one
+# cluster per adapter, and with four equal clusters the median falls exactly between two of them, where one
+# request more or less in a cluster moves p50 by the whole gap (CI saw TTFT p50 78 vs 72 ms). With three
+# clusters of REQUESTS/3, p50, p90 and p99 each fall inside one.
+if [ "$TARGET" = paced ]; then MODELS=${MODELS:-demo-pirate,demo-poet,demo-chef}; fi
 MODELS=${MODELS:-demo-pirate,demo-poet,demo-chef,demo-robot}
 URL=http://127.0.0.1:$PORT
 LORAPLEX=(node "$ROOT/bin/loraplex.js")
