@@ -207,6 +207,14 @@ void check_lora(harness::Harness& h) {
     report(h, "64 rows, 64 adapters, q|k|v 4096, bf16", f.apply(rng, rows, {{0, 1, 2}}, false));
   }
 
+  // K split over blocks (few tiles), with a last part shorter than the others (K 3000 = 1536 + 1464).
+  for (LoraDtype d : {LoraDtype::F16, LoraDtype::Bf16}) {
+    Fixture f(2, {3000, 3000}, {24, 4096}, d);
+    f.set(0, make_adapter(rng, f.in(), f.out(), {128, 5}, {false, true}));
+    f.set(1, make_adapter(rng, f.in(), f.out(), {3, 64}, {true, false}));
+    report(h, std::string("K 3000 split over blocks, ") + dtype_name(d), f.apply(rng, {0, 1, 0, -1, 0}, {{1, 0}}, false));
+  }
+
   // Prefill segments: long groups (tiles of 8 and a remainder), interleaved rows, ranks 128 / 64 / 8 / 1.
   for (LoraDtype d : {LoraDtype::F32, LoraDtype::Bf16}) {
     Fixture f(4, {512, 512}, {512, 128}, d);

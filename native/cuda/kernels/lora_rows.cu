@@ -1,5 +1,6 @@
 // DeviceLoraRows: a step's rows grouped by ascending slot on the host (as LoraRowLayout groups them), cut into
 // tiles of at most kLoraTileRows rows, and uploaded once per step for every apply_adapters of the step.
+// A tile's rows keep their place in `rows` (tile.first), which also indexes the shrink workspace.
 #include "lora_rows.cuh"
 
 #include <algorithm>
@@ -41,7 +42,6 @@ void DeviceLoraRows::set(const int32_t* row_slot, int64_t num_rows, cudaStream_t
   Impl& r = *impl_;
   r.num_rows = num_rows;
   r.num_groups = 0;
-  r.max_group_rows = 0;
   r.rows.clear();
   r.tiles.clear();
   r.by_slot.clear();
@@ -57,8 +57,11 @@ void DeviceLoraRows::set(const int32_t* row_slot, int64_t num_rows, cudaStream_t
     for (int32_t at = 0; at < count; at += kLoraTileRows)
       r.tiles.push_back({slot, first + at, std::min(kLoraTileRows, count - at)});
     r.num_groups += 1;
-    r.max_group_rows = std::max(r.max_group_rows, count);
   }
+  // One-row tiles (decode) and multi-row tiles (prefill segments) run different kernels: one range each.
+  r.single_tiles = static_cast<int32_t>(
+      std::stable_partition(r.tiles.begin(), r.tiles.end(), [](const LoraTile& t) { return t.count == 1; }) -
+      r.tiles.begin());
   if (r.rows.empty()) return;
 
   const size_t rows_bytes = align16(r.rows.size() * sizeof(int32_t));

@@ -22,9 +22,9 @@ struct LoraTile {
 struct DeviceLoraRows::Impl {
   int64_t num_rows = 0;
   int32_t num_groups = 0;
-  int32_t max_group_rows = 0;
   std::vector<int32_t> rows;    // host: adapter rows grouped by ascending slot (row order within a slot)
-  std::vector<LoraTile> tiles;  // host copy of the device tiles
+  std::vector<LoraTile> tiles;  // host copy of the device tiles: one-row tiles first (decode), then the others
+  int32_t single_tiles = 0;     // tiles [0, single_tiles) have one row
   std::vector<std::pair<int32_t, int32_t>> by_slot;  // scratch: (slot, row)
   std::vector<unsigned char> upload;                 // scratch: rows then tiles, one copy
 
