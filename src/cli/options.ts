@@ -41,8 +41,12 @@ export function envOption(flags: string, description: string, env: string): Opti
 /** The engine's flags, shared by `serve` and `generate`. */
 export function engineOptions(): Option[] {
   return [
-    envOption('--backend <name>', 'kernels: native (C++ addon) or reference (plain TypeScript)', 'BACKEND')
-      .choices(['native', 'reference'])
+    envOption(
+      '--backend <name>',
+      'kernels: native (C++ addon), reference (plain TypeScript) or cuda (NVIDIA GPU, where built)',
+      'BACKEND',
+    )
+      .choices(['native', 'reference', 'cuda'])
       .default(DEFAULTS.native.backend),
     envOption('--dtype <dtype>', 'convert the weights on load', 'DTYPE').choices(['f32', 'f16', 'bf16']),
     envOption(

@@ -139,13 +139,14 @@ function unusedFlagWarnings(flags: ConfigFlags, runtimeUpdates: boolean): string
       out.push(`${given.join(' and ')}: no effect without --enable-lora-runtime-updates (no admin routes)`);
     }
   }
-  if (flags.backend === 'reference') {
+  if (flags.backend === 'reference' || flags.backend === 'cuda') {
     const given = [
       flags.threads !== undefined && '--threads',
       flags.isa !== undefined && '--isa',
       truthy(flags.bf16Dot) && '--bf16-dot',
     ].filter(Boolean);
-    if (given.length > 0) out.push(`${given.join(', ')}: no effect on the reference backend (native kernels only)`);
+    if (given.length > 0)
+      out.push(`${given.join(', ')}: no effect on the ${flags.backend} backend (native CPU kernels only)`);
   }
   return out;
 }

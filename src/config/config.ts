@@ -90,7 +90,7 @@ export interface SecuritySettings {
 
 export interface NativeSettings {
   /** Kernels: the C++ addon or the plain TypeScript reference. */
-  backend: 'native' | 'reference';
+  backend: 'native' | 'reference' | 'cuda';
   /** Kernel threads (null: every core). */
   threads: number | null;
   /** The widest instruction set the kernels may use (null: the best this CPU has). */

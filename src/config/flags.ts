@@ -20,7 +20,7 @@ export interface ConfigFlags {
   engineStallTimeout?: number;
   host?: string;
   port?: number;
-  backend?: 'native' | 'reference';
+  backend?: 'native' | 'reference' | 'cuda';
   dtype?: WeightDType;
   maxLoras?: number;
   maxCpuLoras?: number;

@@ -1,12 +1,12 @@
 /**
  * The backends the conformance suite runs against, and the reference backend it compares them with. A new
- * backend (CUDA) joins by adding an entry to `backendsUnderTest`; nothing else in test/backends/ names an
- * implementation.
+ * backend joins by adding an entry to `backendsUnderTest` (CUDA has, where a GPU is present); nothing else in
+ * test/backends/ names an implementation.
  */
-import { createBackend } from '../../src/backends/index.ts';
+import { createBackend, cudaAvailability } from '../../src/backends/index.ts';
 import type { Backend, StepInputs, StepState, Tensor } from '../../src/backends/types.ts';
 import { bf16DotActive } from '../../src/kernels/native/gemm.ts';
-import type { AttentionBatch } from '../../src/kernels/types.ts';
+import type { AttentionBatch, WeightDType } from '../../src/kernels/types.ts';
 import { nativeImplementations, restoreDefaults } from '../kernels/implementations.ts';
 
 export interface BackendUnderTest {
@@ -15,12 +15,18 @@ export interface BackendUnderTest {
   /** Call before the backend's tests (selects the ISA); `restore` undoes it. */
   activate(): void;
   restore(): void;
-  /** bf16 weights go through a dot product that rounds x to bf16 (native with LORAPLEX_BF16_DOT on AVX-512 BF16). */
-  roundsBf16Activations(): boolean;
+  /**
+   * 16-bit weights of this dtype go through a product that rounds x to it first (native bf16 with
+   * LORAPLEX_BF16_DOT on AVX-512 BF16; CUDA's tensor cores for bf16 and f16).
+   */
+  roundsActivations(dtype: WeightDType): boolean;
 }
 
 /** The oracle: plain TypeScript kernels on host memory. */
 export const referenceBackend = createBackend('reference');
+
+/** Whether the CUDA backend can run here (addon built, GPU present), and why not. */
+export const cuda = cudaAvailability();
 
 export function backendsUnderTest(): BackendUnderTest[] {
   const none = () => {};
@@ -31,15 +37,26 @@ export function backendsUnderTest(): BackendUnderTest[] {
       backend: createBackend('reference'),
       activate: none,
       restore: none,
-      roundsBf16Activations: () => false,
+      roundsActivations: () => false,
     },
     ...nativeImplementations().map((impl) => ({
       name: impl.name,
       backend: native,
       activate: impl.activate,
       restore: restoreDefaults,
-      roundsBf16Activations: bf16DotActive,
+      roundsActivations: (dtype: WeightDType) => dtype === 'bf16' && bf16DotActive(),
     })),
+    ...(cuda.ok
+      ? [
+          {
+            name: 'cuda',
+            backend: createBackend('cuda'),
+            activate: none,
+            restore: none,
+            roundsActivations: (dtype: WeightDType) => dtype !== 'f32',
+          },
+        ]
+      : []),
   ];
 }
 

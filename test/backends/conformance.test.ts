@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Backend, EmbeddingTable, KvCache, StepState, Tensor } from '../../src/backends/types.ts';
-import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
+import { f16ToF32, f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import type {
   AttentionShape,
   LoraBank,
@@ -51,7 +51,9 @@ function randomWeight(dtype: WeightDType, rows: number, cols: number, seed: numb
   return { dtype, rows, cols, data: Uint16Array.from(values, dtype === 'f16' ? f32ToF16 : f32ToBf16) };
 }
 
-function roundedToBf16(x: Float32Array): Float32Array {
+/** x as a product that rounds it to the weight's 16-bit dtype first sees it. */
+function roundedTo(dtype: 'bf16' | 'f16', x: Float32Array): Float32Array {
+  if (dtype === 'f16') return Float32Array.from(x, (v) => f16ToF32(f32ToF16(v)));
   return new Float32Array(Uint32Array.from(x, (v) => f32ToBf16(v) << 16).buffer);
 }
 
@@ -116,7 +118,7 @@ for (const under of backendsUnderTest()) {
             return readAll(be, y);
           };
           const got = run(b, x);
-          const expected = run(ref, dtype === 'bf16' && under.roundsBf16Activations() ? roundedToBf16(x) : x);
+          const expected = run(ref, dtype !== 'f32' && under.roundsActivations(dtype) ? roundedTo(dtype, x) : x);
           const what = `M=${c.m} K=${c.k} N=${c.n}${c.bias ? ' +bias' : ''}`;
           const err = maxAbsDiff(got.subarray(0, c.m * c.n), expected.subarray(0, c.m * c.n));
           assert.ok(err <= 1e-6 * (c.k + 1), `${what}: max |diff| ${err}`);

@@ -3,13 +3,17 @@
  * position and at every decode step (max |Δ| ≤ 1e-3), 32 greedy tokens identical, and a sequence's results
  * identical alone and in mixed batches (bitwise: the kernels are batch-invariant), with and without chunked
  * prefill. On 16-bit checkpoints, each --lora-dtype against its oracle; bf16 KV within a stated tolerance.
+ * The CUDA backend joins where a GPU is present (else a skipped test says why): its reductions run in
+ * another order, so mixed and chunked batches agree within LOGIT_TOLERANCE instead of bitwise, and 16-bit
+ * checkpoints run on tensor cores (x rounded to the weight's dtype) within TENSOR_CORE_TOLERANCE.
+ * LORAPLEX_TEST_BACKENDS=cuda (comma-separated) runs only the backends named.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
-import { createBackend } from '../../src/backends/index.ts';
+import { createBackend, cudaAvailability } from '../../src/backends/index.ts';
 import type { LLMEngine } from '../../src/engine/llm-engine.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { isLoraplexError } from '../../src/observability/errors.ts';
@@ -23,6 +27,12 @@ const LOGIT_TOLERANCE = 1e-3;
  * SmolLM2's figures are in docs/precision.md.
  */
 const BF16_KV_TOLERANCE = 1;
+/**
+ * 16-bit checkpoints on the CUDA backend: x is rounded to bf16/f16 before each tensor-core GEMM, as PyTorch
+ * does in that dtype, while the oracle ran in f32; the logits of these random models move by up to this much,
+ * and greedy tokens are counted (margins are small), not required.
+ */
+const TENSOR_CORE_TOLERANCE = 1;
 const sets = await readFixtureSets();
 
 test('oracle fixtures are present', () => {
@@ -110,20 +120,44 @@ for (const set of sets) {
   }
 }
 
-for (const backend of ['native', 'reference'] as const) {
+const cuda = cudaAvailability();
+if (!cuda.ok) test('cuda: oracle fixtures on the GPU', { skip: cuda.reason }, () => {});
+const only = process.env.LORAPLEX_TEST_BACKENDS?.split(',');
+const backends = (['native', 'reference', ...(cuda.ok ? ['cuda' as const] : [])] as const).filter(
+  (b) => !only || only.includes(b),
+);
+
+for (const backend of backends) {
   const engineBackend = createBackend(backend);
+  // Host kernels are batch-invariant (bitwise); the GPU's reductions depend on the batch's shape.
+  const batchTolerance = backend === 'cuda' ? LOGIT_TOLERANCE : 0;
   for (const set of sets) {
+    const config = JSON.parse(readFileSync(join(set.dir, 'model', 'config.json'), 'utf8'));
+    const checkpointDtype = config.dtype ?? config.torch_dtype;
+    const tensorCores = backend === 'cuda' && (checkpointDtype === 'bfloat16' || checkpointDtype === 'float16');
     describe(`${backend}: ${set.name}`, async () => {
       const engine = await engineFor(set, engineBackend);
       const alone = new Map<string, Outcome>();
 
       test('each case alone matches the oracle (prompt and decode-step logits, greedy tokens)', async (t) => {
-        const { worst, results } = await checkAgainstOracle(engine, set, supportedCases(set), LOGIT_TOLERANCE);
-        for (const c of supportedCases(set)) {
-          assert.deepEqual(results.get(c.id)?.tokens, c.greedy_tokens, `${c.id}: greedy tokens differ from the oracle`);
+        const tolerance = tensorCores ? TENSOR_CORE_TOLERANCE : LOGIT_TOLERANCE;
+        const { worst, results } = await checkAgainstOracle(engine, set, supportedCases(set), tolerance);
+        const agree = supportedCases(set).filter((c) =>
+          results.get(c.id)?.tokens.every((tok, i) => tok === c.greedy_tokens[i]),
+        );
+        if (!tensorCores) {
+          for (const c of supportedCases(set)) {
+            assert.deepEqual(
+              results.get(c.id)?.tokens,
+              c.greedy_tokens,
+              `${c.id}: greedy tokens differ from the oracle`,
+            );
+          }
         }
         for (const [id, result] of results) alone.set(id, result);
-        t.diagnostic(`worst |Δlogit| ${worst}`);
+        t.diagnostic(
+          `worst |Δlogit| ${worst}; greedy sequences identical: ${agree.length}/${supportedCases(set).length}`,
+        );
       });
 
       test('mixed batches give each sequence exactly its results alone', () => {
@@ -136,8 +170,10 @@ for (const backend of ['native', 'reference'] as const) {
             const ref = alone.get(cases[i].id)!;
             assert.deepEqual(seq.outputIds, ref.tokens, `${cases[i].id}: tokens differ in a mixed batch`);
             const got = outcome(seq);
-            assert.equal(maxAbsDiff(got.logits, ref.logits), 0, `${cases[i].id}: logits differ in a mixed batch`);
-            assert.equal(maxAbsDiff(got.steps, ref.steps), 0, `${cases[i].id}: step logits differ in a mixed batch`);
+            const logits = maxAbsDiff(got.logits, ref.logits);
+            const steps = maxAbsDiff(got.steps, ref.steps);
+            assert.ok(logits <= batchTolerance, `${cases[i].id}: logits differ in a mixed batch (${logits})`);
+            assert.ok(steps <= batchTolerance, `${cases[i].id}: step logits differ in a mixed batch (${steps})`);
           });
         }
       });
@@ -150,8 +186,10 @@ for (const backend of ['native', 'reference'] as const) {
           const ref = alone.get(cases[i].id)!;
           assert.deepEqual(seq.outputIds, ref.tokens, `${cases[i].id}: tokens differ with chunked prefill`);
           const got = outcome(seq);
-          assert.equal(maxAbsDiff(got.logits, ref.logits), 0, `${cases[i].id}: logits differ when chunked`);
-          assert.equal(maxAbsDiff(got.steps, ref.steps), 0, `${cases[i].id}: step logits differ when chunked`);
+          const logits = maxAbsDiff(got.logits, ref.logits);
+          const steps = maxAbsDiff(got.steps, ref.steps);
+          assert.ok(logits <= batchTolerance, `${cases[i].id}: logits differ when chunked (${logits})`);
+          assert.ok(steps <= batchTolerance, `${cases[i].id}: step logits differ when chunked (${steps})`);
         });
       });
 
@@ -168,8 +206,7 @@ for (const backend of ['native', 'reference'] as const) {
         });
       }
 
-      const model = JSON.parse(readFileSync(join(set.dir, 'model', 'config.json'), 'utf8'));
-      const sixteenBit = model.dtype ?? model.torch_dtype;
+      const sixteenBit = checkpointDtype;
       if (precision && (sixteenBit === 'bfloat16' || sixteenBit === 'float16')) {
         test('--lora-dtype: f32 slots match PEFT exactly (above); bf16 slots match PEFT with bf16-rounded adapters', async () => {
           assert.ok(set.roundedCases.length > 0, 'the set has cases with bf16-rounded adapters');
