@@ -209,10 +209,12 @@ void check_lora(harness::Harness& h) {
 
   // K split over blocks (few tiles), with a last part shorter than the others (K 3000 = 1536 + 1464).
   for (LoraDtype d : {LoraDtype::F16, LoraDtype::Bf16}) {
-    Fixture f(2, {3000, 3000}, {24, 4096}, d);
-    f.set(0, make_adapter(rng, f.in(), f.out(), {128, 5}, {false, true}));
-    f.set(1, make_adapter(rng, f.in(), f.out(), {3, 64}, {true, false}));
-    report(h, std::string("K 3000 split over blocks, ") + dtype_name(d), f.apply(rng, {0, 1, 0, -1, 0}, {{1, 0}}, false));
+    Fixture f(2, {3000, 3000, 3000}, {24, 4096, 30}, d);
+    f.set(0, make_adapter(rng, f.in(), f.out(), {128, 5, 7}, {false, true, true}));
+    f.set(1, make_adapter(rng, f.in(), f.out(), {3, 64, 16}, {true, false, false}));
+    // The N 30 call runs the plain expand over the split shrink's partials.
+    report(h, std::string("K 3000 split over blocks, ") + dtype_name(d),
+           f.apply(rng, {0, 1, 0, -1, 0}, {{1, 0}, {2}}, false));
   }
 
   // Prefill segments: long groups (tiles of 8 and a remainder), interleaved rows, ranks 128 / 64 / 8 / 1.

@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "lora_rows.cuh"
 
@@ -25,7 +26,9 @@ constexpr int kSingleWarps = 4;     // shrink warps per block, one-row tiles
 constexpr int kMultiWarps = 8;      // shrink warps per block, multi-row tiles (they share x rows through L1)
 constexpr int kPlainWarps = 8;
 constexpr int kExpandThreads = 128;
-constexpr int kExpandColumns = kExpandThreads * 8;  // 8 columns per thread in the fast expand
+// Columns per thread in the fast expand; multi-row tiles hold R · C accumulators and R · C loaded y values.
+constexpr int kSingleColumns = 8;
+constexpr int kMultiColumns = 4;
 constexpr int kPlainExpandColumns = 256;            // one column per thread in the plain expand
 
 struct CallModule {
@@ -94,10 +97,40 @@ __device__ __forceinline__ void load8(const void* p, int64_t i, float (&out)[8])
   }
 }
 
-__device__ __forceinline__ void load8(const float* p, float (&out)[8]) {
-  const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
-  out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
-  out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+// 4 consecutive weights from p + i (i a multiple of 4, p 16-byte aligned) as f32.
+template <int W>
+__device__ __forceinline__ void load4(const void* p, int64_t i, float (&out)[4]) {
+  if constexpr (W == 0) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(static_cast<const float*>(p) + i));
+    out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+  } else {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(static_cast<const unsigned short*>(p) + i));
+    unpack2(v.x, W, out[0], out[1]);
+    unpack2(v.y, W, out[2], out[3]);
+  }
+}
+
+template <int W, int C>
+__device__ __forceinline__ void load_weights(const void* p, int64_t i, float (&out)[C]) {
+  if constexpr (C == 8) load8<W>(p, i, out);
+  else load4<W>(p, i, out);
+}
+
+// C (4 or 8) consecutive floats, 16-byte aligned: plain loads (y is read and written by the kernel).
+template <int C>
+__device__ __forceinline__ void load_floats(const float* p, float (&out)[C]) {
+#pragma unroll
+  for (int q = 0; q < C / 4; ++q) {
+    const float4 a = *reinterpret_cast<const float4*>(p + 4 * q);
+    out[4 * q] = a.x; out[4 * q + 1] = a.y; out[4 * q + 2] = a.z; out[4 * q + 3] = a.w;
+  }
+}
+
+template <int C>
+__device__ __forceinline__ void store_floats(float* p, const float (&v)[C]) {
+#pragma unroll
+  for (int q = 0; q < C / 4; ++q)
+    reinterpret_cast<float4*>(p)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -120,8 +153,7 @@ __device__ __forceinline__ int padded_rows(int count) { return count <= 2 ? 2 : 
 
 // ── shrink ─────────────────────────────────────────────────────────────────────────────────────────────
 
-// One warp: ranks j0, j0 + 1 over K range [k0, k1) for the tile's R (≥ count) rows; lanes take 8 of K each
-// per step. Rows past `count` repeat the last row (cached loads) and are not written.
+// One-row tiles: one warp, ranks j0 and j0 + 1 over K range [k0, k1); lanes take 8 of K each per step.
 template <int W, int R>
 __device__ __forceinline__ void shrink_warp(const Pass& p, const LoraModuleDesc& d, const LoraTile& tile,
                                             const float* x, int64_t k, int64_t k0, int64_t k1, float* h,
@@ -143,7 +175,7 @@ __device__ __forceinline__ void shrink_warp(const Pass& p, const LoraModuleDesc&
 #pragma unroll
     for (int i = 0; i < R; ++i) {
       float xv[8];
-      load8(xr[i] + at, xv);
+      load_floats<8>(xr[i] + at, xv);
 #pragma unroll
       for (int c = 0; c < 8; ++c) {
         acc[i][0] = fmaf(xv[c], w0[c], acc[i][0]);
@@ -151,6 +183,65 @@ __device__ __forceinline__ void shrink_warp(const Pass& p, const LoraModuleDesc&
       }
     }
   }
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    const float s0 = warp_sum(acc[i][0]);
+    const float s1 = warp_sum(acc[i][1]);
+    if (lane == 0 && i < tile.count) {
+      float* out = h + static_cast<int64_t>(tile.first + i) * p.h_stride + h_offset + j0;
+      out[0] = s0;
+      if (j0 + 1 < d.rank) out[1] = s1;
+    }
+  }
+}
+
+// Multi-row tiles: the block stages each 256-wide slab of the tile's x rows in shared memory once and every
+// warp reads it there (else each of the 8 warps would read all R rows through L1/L2). Warps past the slot's
+// rank (`active` false) still stage and meet the barriers.
+template <int W, int R>
+__device__ __forceinline__ void shrink_tile(const Pass& p, const LoraModuleDesc& d, const LoraTile& tile,
+                                            const float* x, int64_t k, int64_t k0, int64_t k1, float* h,
+                                            int32_t h_offset, int j0, int lane, float4* xs) {
+  const bool active = j0 < d.rank;
+  const int j1 = min(j0 + 1, d.rank - 1);
+  const void* a0 = static_cast<const unsigned char*>(d.a) + static_cast<int64_t>(min(j0, d.rank - 1)) * k * (W == 0 ? 4 : 2);
+  const void* a1 = static_cast<const unsigned char*>(d.a) + static_cast<int64_t>(j1) * k * (W == 0 ? 4 : 2);
+  float acc[R][kWarpRanks];
+#pragma unroll
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = 0.f;
+  for (int64_t base = k0; base < k1; base += 32 * 8) {
+    const int64_t at = base + static_cast<int64_t>(lane) * 8;
+    float w0[8], w1[8];
+    if (active && at < k1) {
+      load8<W>(a0, at, w0);
+      load8<W>(a1, at, w1);
+    } else {
+#pragma unroll
+      for (int c = 0; c < 8; ++c) w0[c] = w1[c] = 0.f;
+    }
+    // xs[(i · 2 + half) · 32 + lane]: lane's 8 values of row i, as two float4.
+    for (int e = static_cast<int>(threadIdx.x); e < R * 64; e += static_cast<int>(blockDim.x)) {
+      const int i = e / 64, half = (e / 32) % 2, l = e % 32;
+      const int64_t col = base + l * 8 + half * 4;
+      const float* row = x + static_cast<int64_t>(p.rows[tile.first + min(i, tile.count - 1)]) * k;
+      xs[e] = col < k1 ? *reinterpret_cast<const float4*>(row + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    __syncthreads();
+    if (active) {
+#pragma unroll
+      for (int i = 0; i < R; ++i) {
+        const float4 lo = xs[(i * 2) * 32 + lane], hi = xs[(i * 2 + 1) * 32 + lane];
+        const float xv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+        for (int c = 0; c < 8; ++c) {
+          acc[i][0] = fmaf(xv[c], w0[c], acc[i][0]);
+          acc[i][1] = fmaf(xv[c], w1[c], acc[i][1]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  if (!active) return;
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     const float s0 = warp_sum(acc[i][0]);
@@ -175,17 +266,24 @@ __global__ void __launch_bounds__((Multi ? kMultiWarps : kSingleWarps) * 32, Mul
   const int rank_tile = static_cast<int>(blockIdx.z) % p.split.rank_tiles;
   const int part = static_cast<int>(blockIdx.z) / p.split.rank_tiles;
   const int j0 = (rank_tile * kWarps + static_cast<int>(threadIdx.x / 32)) * kWarpRanks;
-  if (d.rank <= 0 || j0 >= d.rank || d.in_features != k) return;  // warp-uniform; no block barrier follows
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int64_t k0 = part * p.split.chunk, k1 = min(k, k0 + p.split.chunk);
   float* h = p.h + part * p.split.stride;
   if constexpr (!Multi) {
+    if (d.rank <= 0 || j0 >= d.rank || d.in_features != k) return;  // warp-uniform; no barrier follows
     shrink_warp<W, 1>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane);
   } else {
+    __shared__ float4 xs[kLoraTileRows * 64];
     const int rows = padded_rows(tile.count);
-    if (rows == 2) shrink_warp<W, 2>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane);
-    else if (rows == 4) shrink_warp<W, 4>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane);
-    else shrink_warp<W, kLoraTileRows>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane);
+    if (rows == 2) {  // two rows: staging costs more than the second row's reads (measured)
+      if (d.rank <= 0 || j0 >= d.rank || d.in_features != k) return;  // warp-uniform; no barrier follows
+      shrink_warp<W, 2>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane);
+      return;
+    }
+    // Block-uniform exit (barriers follow): no rank of this block's tile.
+    if (d.rank <= 0 || rank_tile * kWarps * kWarpRanks >= d.rank || d.in_features != k) return;
+    if (rows == 4) shrink_tile<W, 4>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane, xs);
+    else shrink_tile<W, kLoraTileRows>(p, d, tile, x, k, k0, k1, h, cm.h_offset, j0, lane, xs);
   }
 }
 
@@ -215,6 +313,7 @@ __global__ void __launch_bounds__(kPlainWarps * 32) shrink_plain(const Pass p, c
 // shared memory hs[i · rank + j]: every thread of the block reads all of them.
 __device__ __forceinline__ void gather_h(const Pass& p, const LoraTile& tile, int32_t h_offset, int rank, int rows,
                                          float* hs) {
+#pragma unroll 4
   for (int e = static_cast<int>(threadIdx.x); e < rows * rank; e += static_cast<int>(blockDim.x)) {
     const int i = e / rank, j = e % rank;
     const float* src = p.h + static_cast<int64_t>(tile.first + min(i, tile.count - 1)) * p.h_stride + h_offset + j;
@@ -224,78 +323,74 @@ __device__ __forceinline__ void gather_h(const Pass& p, const LoraTile& tile, in
   }
 }
 
-// One thread: 8 columns [n, n + 8) of the tile's R (≥ count) rows. The tile's y rows are loaded before any
+// One thread: C columns [n, n + C) of the tile's R (≥ count) rows. The tile's y rows are loaded before any
 // is stored, so their loads overlap instead of waiting on each other's stores.
-template <int W, int R>
+template <int W, int R, int C>
 __device__ __forceinline__ void expand_thread(const Pass& p, const LoraModuleDesc& d, const LoraTile& tile,
                                               const float* hs, const CallModule& cm, float* y, int64_t y_stride,
                                               int64_t n) {
   float* yr[R];
-  float v[R][8];
+  float v[R][C];
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     yr[i] = y + static_cast<int64_t>(p.rows[tile.first + min(i, tile.count - 1)]) * y_stride + cm.y_offset + n;
-    load8(yr[i], v[i]);
+    load_floats<C>(yr[i], v[i]);
   }
-  float acc[R][8];
+  float acc[R][C];
 #pragma unroll
   for (int i = 0; i < R; ++i)
 #pragma unroll
-    for (int c = 0; c < 8; ++c) acc[i][c] = 0.f;
+    for (int c = 0; c < C; ++c) acc[i][c] = 0.f;
   const int64_t ldb = d.out_features;
-#pragma unroll 4
+#pragma unroll 8
   for (int j = 0; j < d.rank; ++j) {
-    float b[8];
-    load8<W>(d.bt, static_cast<int64_t>(j) * ldb + n, b);
+    float b[C];
+    load_weights<W, C>(d.bt, static_cast<int64_t>(j) * ldb + n, b);
 #pragma unroll
     for (int i = 0; i < R; ++i) {
       const float hv = hs[i * d.rank + j];
 #pragma unroll
-      for (int c = 0; c < 8; ++c) acc[i][c] = fmaf(hv, b[c], acc[i][c]);
+      for (int c = 0; c < C; ++c) acc[i][c] = fmaf(hv, b[c], acc[i][c]);
     }
   }
-  float s[8];
-  if (d.out_scale) {
-    const float4 a = __ldg(reinterpret_cast<const float4*>(d.out_scale + n));
-    const float4 b = __ldg(reinterpret_cast<const float4*>(d.out_scale + n + 4));
-    s[0] = a.x; s[1] = a.y; s[2] = a.z; s[3] = a.w; s[4] = b.x; s[5] = b.y; s[6] = b.z; s[7] = b.w;
-  }
+  float s[C];
+  if (d.out_scale) load_weights<0, C>(d.out_scale, n, s);
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     if (i >= tile.count) break;
 #pragma unroll
-    for (int c = 0; c < 8; ++c) {
+    for (int c = 0; c < C; ++c) {
       v[i][c] = fmaf(d.scale, acc[i][c], v[i][c]);
       if (d.out_scale) v[i][c] *= s[c];
     }
-    reinterpret_cast<float4*>(yr[i])[0] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
-    reinterpret_cast<float4*>(yr[i])[1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
+    store_floats<C>(yr[i], v[i]);
   }
 }
 
-// grid (tiles of the class, call modules, ceil(max N / kExpandColumns)); dynamic shared memory
-// kLoraTileRows · max rank floats. N % 8 == 0; y, y_stride, offsets 16-byte aligned.
+// grid (tiles of the class, call modules, ceil(max N / (kExpandThreads · C))); dynamic shared memory
+// (Multi ? kLoraTileRows : 1) · max rank floats. N % 8 == 0; y, y_stride, offsets 16-byte aligned.
 template <int W, bool Multi>
 __global__ void __launch_bounds__(kExpandThreads)
     expand_fast(const Pass p, float* __restrict__ y, int64_t y_stride) {
+  constexpr int C = Multi ? kMultiColumns : kSingleColumns;
   extern __shared__ float hs[];
   const LoraTile tile = p.tiles[blockIdx.x];
   const CallModule& cm = p.call[blockIdx.y];
   const LoraModuleDesc d = desc_of(p, tile, cm.module);
-  const int64_t n0 = static_cast<int64_t>(blockIdx.z) * kExpandColumns;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.z) * kExpandThreads * C;
   // Block-uniform exits, before the barrier. Bt's rows are the call's N long.
   if (d.rank <= 0 || d.out_features != cm.n || n0 >= cm.n) return;
   const int rows = Multi ? padded_rows(tile.count) : 1;
   gather_h(p, tile, cm.h_offset, d.rank, rows, hs);
   __syncthreads();
-  const int64_t n = n0 + static_cast<int64_t>(threadIdx.x) * 8;
+  const int64_t n = n0 + static_cast<int64_t>(threadIdx.x) * C;
   if (n >= cm.n) return;
   if constexpr (!Multi) {
-    expand_thread<W, 1>(p, d, tile, hs, cm, y, y_stride, n);
+    expand_thread<W, 1, C>(p, d, tile, hs, cm, y, y_stride, n);
   } else {
-    if (rows == 2) expand_thread<W, 2>(p, d, tile, hs, cm, y, y_stride, n);
-    else if (rows == 4) expand_thread<W, 4>(p, d, tile, hs, cm, y, y_stride, n);
-    else expand_thread<W, kLoraTileRows>(p, d, tile, hs, cm, y, y_stride, n);
+    if (rows == 2) expand_thread<W, 2, C>(p, d, tile, hs, cm, y, y_stride, n);
+    else if (rows == 4) expand_thread<W, 4, C>(p, d, tile, hs, cm, y, y_stride, n);
+    else expand_thread<W, kLoraTileRows, C>(p, d, tile, hs, cm, y, y_stride, n);
   }
 }
 
@@ -373,7 +468,7 @@ void run_class(LoraDtype dtype, bool multi, unsigned first, unsigned count, Pass
   p.tiles += first;
   const dim3 shrink_grid(count, static_cast<unsigned>(modules),
                          static_cast<unsigned>(p.split.rank_tiles * p.split.parts));
-  const int64_t columns = y_fast ? kExpandColumns : kPlainExpandColumns;
+  const int64_t columns = y_fast ? kExpandThreads * (multi ? kMultiColumns : kSingleColumns) : kPlainExpandColumns;
   const dim3 expand_grid(count, static_cast<unsigned>(modules), static_cast<unsigned>((max_n + columns - 1) / columns));
   const size_t shared = y_fast ? sizeof(float) * (multi ? kLoraTileRows : 1) * static_cast<size_t>(max_rank) : 0;
   switch (dtype) {
@@ -427,6 +522,8 @@ void apply_adapters(const DeviceLoraBank& bank, const DeviceLoraRows& rows, cons
       y_fast = y_fast && m.n % 8 == 0 && m.offset % 4 == 0;
     }
     if (max_rank == 0 || max_n == 0) continue;
+    // The expand keeps a tile's h rows in shared memory: 8 · kMaxLoraRank floats is 32 KiB, under 48 KiB.
+    if (max_rank > kMaxLoraRank) throw std::invalid_argument("apply_adapters: an adapter's rank exceeds kMaxLoraRank");
     const int64_t h_floats = static_cast<int64_t>(r.rows.size()) * h_stride;
     const Split single = split_for(x_fast, false, k, singles, count, max_rank, h_floats);
     const Split multi = split_for(x_fast, true, k, multis, count, max_rank, h_floats);
