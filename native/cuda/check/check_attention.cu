@@ -97,7 +97,7 @@ void run_attention_case(Harness& h, const AttnCase& c, Rng& rng, const std::vect
   const double tol = 2e-5 * std::sqrt(double(s.head_dim));
   auto [max_abs, worst] = harness::compare(got, want, tol, tol);
   h.check("attention " + c.name, worst <= 1.0,
-          harness::fmt("max |err| %.3g (tol %.2g), %d tokens", max_abs, tol, T));
+          harness::fmt("max |err| %.3g (tol %.2g), %.0f tokens", max_abs, tol, double(T)));
 }
 
 void attention_case(Harness& h, const AttnCase& c, Rng& rng) {

@@ -1,11 +1,12 @@
 // Paged causal GQA attention on the device (semantics: ../../include/loraplex/attention.h).
 //
-// One warp per block. A block owns up to 8 (query, head) rows that share one kv head: for decode the group's
-// query heads of one sequence (so the group shares every K/V load), for prefill a tile of consecutive queries
-// times those heads. It walks its keys in chunks of 32 (one key per lane for the scores, then lanes across
-// the head dim for p·V), copying each chunk's K and V rows into shared memory with cp.async, double-buffered,
-// and keeps an f32 online softmax per row. When the step has too few blocks for the SMs (few sequences, long
-// contexts), the keys are split over blocks (flash-decoding) and a second kernel merges the partial states.
+// A block owns up to 8 (query, head) rows that share one kv head: for decode the group's query heads of one
+// sequence (so the group shares every K/V load), for prefill a tile of consecutive queries times those heads.
+// It walks its keys in chunks of 32, copying each chunk's K and V rows into shared memory with cp.async,
+// double-buffered; each of its (up to 4) warps takes one or two rows: one key per lane for the scores, then
+// lanes across the head dim for p·V, with an f32 online softmax per row. When the step has too few blocks for
+// the SMs (few sequences, long contexts), the keys are split over blocks (flash-decoding) and a second kernel
+// merges the partial states.
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -25,6 +26,8 @@ namespace {
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kChunk = 32;      // keys per chunk: one per lane
 constexpr int kMaxRows = 8;     // (query, head) rows per block
+constexpr int kMaxWarps = 4;    // a block's warps share each K/V chunk; each takes up to two of its rows
+constexpr int kRowsPerWarp = 2;
 constexpr int kMaxQuads = 2;    // 4-wide column groups per lane in p·V: padded head dim ≤ 2·32·4
 constexpr int kMaxHeadDim = 256;
 constexpr int kMinSplitKeys = 128;
@@ -95,10 +98,11 @@ __device__ __forceinline__ int tile_base(const Params& P, int s) {
 }
 
 template <typename KV>
-__global__ void __launch_bounds__(32) paged_attention_kernel(const Params P) {
+__global__ void __launch_bounds__(kMaxWarps * 32, 4) paged_attention_kernel(const Params P) {
   constexpr int kEpg = 16 / int(sizeof(KV));  // elements per 16-byte granule
   extern __shared__ float4 smem[];
-  const int lane = threadIdx.x;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, threads = blockDim.x;
+  const int warps = threads / 32;
   const KV* tag = nullptr;  // selects the dtype overloads
 
   // The block's sequence and query tile.
@@ -130,23 +134,20 @@ __global__ void __launch_bounds__(32) paged_attention_kernel(const Params P) {
   key_hi = int(min(int64_t(key_hi), (int64_t(blockIdx.z) + 1) * P.split_len));
 
   const int row_bytes = P.row_granules * 16;
-  float* q_s = reinterpret_cast<float*>(smem);                          // [rows, Dp]
-  float* p_s = q_s + P.heads_per_block * P.q_tile * Dp;                 // [kMaxRows, kChunk]
-  char* kv_s = reinterpret_cast<char*>(p_s + kMaxRows * kChunk);        // K stage 0, 1, then V stage 0, 1
+  float* q_s = reinterpret_cast<float*>(smem);                    // [rows, Dp]
+  float* p_s = q_s + P.heads_per_block * P.q_tile * Dp;           // [kMaxRows, kChunk]
+  char* kv_s = reinterpret_cast<char*>(p_s + kMaxRows * kChunk);  // K stage 0, 1, then V stage 0, 1
   auto k_stage = [&](int st) { return kv_s + st * kChunk * row_bytes; };
   auto v_stage = [&](int st) { return kv_s + (2 + st) * kChunk * row_bytes; };
 
-  int row_pos[kMaxRows];
-#pragma unroll
-  for (int r = 0; r < kMaxRows; ++r) row_pos[r] = first_pos + (r < rows ? r / nh : 0);
-  for (int r = 0; r < rows; ++r) {
+  for (int i = threadIdx.x; i < rows * Dp; i += threads) {
+    const int r = i / Dp, d = i % Dp;
     const int64_t t = q0 + qi0 + r / nh;
-    const float* src = P.q + (t * P.hq + g * P.group + h0 + r % nh) * D;
-    for (int d = lane; d < Dp; d += kChunk) q_s[r * Dp + d] = d < D ? src[d] : 0.0f;
+    q_s[i] = d < D ? P.q[(t * P.hq + g * P.group + h0 + r % nh) * D + d] : 0.0f;
   }
   if (Dp != D) {  // zero pad columns: they meet zero q pads in the dot product and are never copied over
     const int pad_words = (Dp - D) * int(sizeof(KV)) / 4;
-    for (int i = lane; i < 4 * kChunk * pad_words; i += kChunk) {
+    for (int i = threadIdx.x; i < 4 * kChunk * pad_words; i += threads) {
       const int row = i / pad_words, word = i % pad_words;
       reinterpret_cast<uint32_t*>(kv_s + row * row_bytes + D * sizeof(KV))[word] = 0u;
     }
@@ -155,22 +156,32 @@ __global__ void __launch_bounds__(32) paged_attention_kernel(const Params P) {
   const int32_t* table = P.block_tables + P.block_table_start[s];
   const char* k_base = static_cast<const char*>(P.k_cache);
   const char* v_base = static_cast<const char*>(P.v_cache);
-  // Copies the cache rows of keys c0..c0+31 that lie in [key_lo, key_hi) into stage st, then commits.
-  auto load_chunk = [&](int st, int c0) {
+  // Cache row of key c0 + lane, -1 outside [key_lo, key_hi): looked up one chunk ahead of its copy.
+  auto row_of_key = [&](int c0) {
     const int key = c0 + lane;
-    int64_t src = -1;  // byte offset of this lane's key row for kv head g
-    if (key >= key_lo && key < key_hi) {
-      const int64_t row = int64_t(table[key / P.block_size]) * P.block_size + key % P.block_size;
-      src = ((row * P.hkv + g) * D) * int64_t(sizeof(KV));
-    }
+    return key >= key_lo && key < key_hi ? table[key / P.block_size] * P.block_size + key % P.block_size : -1;
+  };
+  // Copies the K and V rows of keys c0..c0+31 (lane j's src_row) into stage st, then commits; V rows of keys
+  // outside the block's range are zeroed, so p·V may run over the whole chunk (their p is 0). Every warp
+  // copies its share of the 16- or 4-byte pieces.
+  auto load_chunk = [&](int st, int src_row) {
     char* k_dst = k_stage(st);
     char* v_dst = v_stage(st);
     const int piece = P.copy16 ? 16 : 4;
     const int per_row = D * int(sizeof(KV)) / piece;
-    for (int i = lane; i < kChunk * per_row; i += kChunk) {  // the same trip count on every lane
-      const int j = i / per_row, off = (i % per_row) * piece;
-      const int64_t src_j = __shfl_sync(kFullMask, src, j);
-      if (src_j < 0) continue;
+    const float inv_per_row = 1.0f / float(per_row);
+    // The pieces of a warp's step are 32 consecutive indices: all in range or none, so the shuffle is uniform.
+#pragma unroll 4
+    for (int i = threadIdx.x; i < kChunk * per_row; i += threads) {
+      // i / per_row by a float product: exact here (i < 2^13: the quotient stays ≥ 1/(2·per_row) from an integer)
+      const int j = int((float(i) + 0.5f) * inv_per_row), off = (i - j * per_row) * piece;
+      const int row_j = __shfl_sync(kFullMask, src_row, j);
+      if (row_j < 0) {
+        if (P.copy16) *reinterpret_cast<uint4*>(v_dst + j * row_bytes + off) = make_uint4(0u, 0u, 0u, 0u);
+        else *reinterpret_cast<uint32_t*>(v_dst + j * row_bytes + off) = 0u;
+        continue;
+      }
+      const int64_t src_j = (int64_t(row_j) * P.hkv + g) * D * int64_t(sizeof(KV));
       if (P.copy16) {
         __pipeline_memcpy_async(k_dst + j * row_bytes + off, k_base + src_j + off, 16);
         __pipeline_memcpy_async(v_dst + j * row_bytes + off, v_base + src_j + off, 16);
@@ -182,132 +193,171 @@ __global__ void __launch_bounds__(32) paged_attention_kernel(const Params P) {
     __pipeline_commit();
   };
 
-  float m[kMaxRows], l[kMaxRows], acc[kMaxRows][kMaxQuads][4];
+  // This warp's rows: warp, warp + warps (at most kRowsPerWarp since rows ≤ 2·warps).
+  int my_rows = 0, row_pos[kRowsPerWarp];
 #pragma unroll
-  for (int r = 0; r < kMaxRows; ++r) {
-    m[r] = -INFINITY, l[r] = 0.0f;
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int r = warp + i * warps;
+    if (r < rows) ++my_rows;
+    row_pos[i] = first_pos + (r < rows ? r / nh : 0);
+  }
+  float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kMaxQuads][4];
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    m[i] = -INFINITY, l[i] = 0.0f;
 #pragma unroll
     for (int c = 0; c < kMaxQuads; ++c)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[r][c][e] = 0.0f;
+      for (int e = 0; e < 4; ++e) acc[i][c][e] = 0.0f;
   }
   // p·V lanes: `quads` 4-wide column groups per row; with fewer than 32, lanes also split the keys `kp_count` ways.
   const int quads = Dp / 4;
+  const int lane_quads = quads > kChunk ? 2 : 1;  // column groups per lane (warp-uniform)
   const int kp_count = quads >= kChunk ? 1 : kChunk / quads;
   const int kp = quads >= kChunk ? 0 : lane / quads;
   const int quad0 = quads >= kChunk ? lane : lane % quads;
   const bool pv_lane = kp < kp_count;
 
   const int c_begin = key_lo / kChunk * kChunk;
-  if (key_lo < key_hi) load_chunk(0, c_begin);
+  int next_row = row_of_key(c_begin);
+  if (key_lo < key_hi) {
+    load_chunk(0, next_row);
+    next_row = row_of_key(c_begin + kChunk);
+  }
   int st = 0;
   for (int c0 = c_begin; c0 < key_hi; c0 += kChunk, st ^= 1) {
-    if (c0 + kChunk < key_hi) load_chunk(st ^ 1, c0 + kChunk);
-    else __pipeline_commit();
+    if (c0 + kChunk < key_hi) {
+      load_chunk(st ^ 1, next_row);
+      next_row = row_of_key(c0 + 2 * kChunk);
+    } else {
+      __pipeline_commit();
+    }
     __pipeline_wait_prior(1);
-    __syncwarp();
+    __syncthreads();  // the stage's copies by every thread are visible
 
-    // Scores: lane j holds key c0 + j for every row.
+    // Scores: lane j holds key c0 + j for each of the warp's rows.
     const int key = c0 + lane;
     const bool loaded = key >= key_lo && key < key_hi;
-    float sc[kMaxRows];
+    float sc[kRowsPerWarp];
 #pragma unroll
-    for (int r = 0; r < kMaxRows; ++r) sc[r] = 0.0f;
-    if (loaded) {
+    for (int i = 0; i < kRowsPerWarp; ++i) sc[i] = 0.0f;
+    if (loaded && my_rows > 0) {
       const char* k_row = k_stage(st) + lane * row_bytes;
+#pragma unroll 4
       for (int gi = 0; gi < Dp / kEpg; ++gi) {
         float kf[kEpg];
         widen_granule(tag, k_row + gi * 16, kf);
 #pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) {
-          if (r < rows) {
-            const float4* qv = reinterpret_cast<const float4*>(q_s + r * Dp + gi * kEpg);
+        for (int i = 0; i < kRowsPerWarp; ++i) {
+          if (i < my_rows) {
+            const float4* qv = reinterpret_cast<const float4*>(q_s + (warp + i * warps) * Dp + gi * kEpg);
 #pragma unroll
             for (int e = 0; e < kEpg / 4; ++e) {
               const float4 qq = qv[e];
-              sc[r] += qq.x * kf[4 * e] + qq.y * kf[4 * e + 1] + qq.z * kf[4 * e + 2] + qq.w * kf[4 * e + 3];
+              sc[i] += qq.x * kf[4 * e] + qq.y * kf[4 * e + 1] + qq.z * kf[4 * e + 2] + qq.w * kf[4 * e + 3];
             }
           }
         }
       }
     }
 #pragma unroll
-    for (int r = 0; r < kMaxRows; ++r) {
-      if (r >= rows) break;
-      const bool visible = loaded && key <= row_pos[r] && (P.window <= 0 || key > row_pos[r] - P.window);
-      float x = sc[r] * P.scale;
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      if (i >= my_rows) break;
+      const bool visible = loaded && key <= row_pos[i] && (P.window <= 0 || key > row_pos[i] - P.window);
+      float x = sc[i] * P.scale;
       if (P.softcap > 0.0f) x = P.softcap * tanhf(x / P.softcap);
       x = visible ? x : -INFINITY;
-      const float new_max = fmaxf(m[r], warp_max(x));
+      const float new_max = fmaxf(m[i], warp_max(x));
       float p = 0.0f, correction = 1.0f;
       if (new_max != -INFINITY) {  // some key of the row seen so far
         p = expf(x - new_max);
-        correction = expf(m[r] - new_max);
+        correction = expf(m[i] - new_max);
       }
-      l[r] = l[r] * correction + p;  // per-lane partial sum, same correction on every lane
-      m[r] = new_max;
-      p_s[r * kChunk + lane] = p;
+      l[i] = l[i] * correction + p;  // per-lane partial sum, same correction on every lane
+      m[i] = new_max;
+      p_s[(warp + i * warps) * kChunk + lane] = p;
       if (correction != 1.0f) {
 #pragma unroll
         for (int c = 0; c < kMaxQuads; ++c)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) acc[r][c][e] *= correction;
+          for (int e = 0; e < 4; ++e) acc[i][c][e] *= correction;
       }
     }
-    __syncwarp();
+    __syncwarp();  // p of the warp's rows
 
-    // p·V over the chunk's loaded keys (rows outside a row's range have p = 0, their V rows are real data).
-    if (pv_lane) {
-      const int j_end = min(kChunk, key_hi - c0);
-      for (int j = max(0, key_lo - c0) + kp; j < j_end; j += kp_count) {
-        const char* v_row = v_stage(st) + j * row_bytes;
-        float4 vq[kMaxQuads];
+    // p·V over the chunk (keys outside a row's range have p = 0, outside the block's range V = 0 too).
+    if (pv_lane && my_rows > 0 && kp_count == 1) {
 #pragma unroll
-        for (int c = 0; c < kMaxQuads; ++c) {
-          const int quad = quad0 + c * kChunk;
-          vq[c] = quad < quads ? load_quad(tag, v_row, quad) : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
+      for (int j0 = 0; j0 < kChunk; j0 += 4) {
+        float4 p4[kRowsPerWarp];
 #pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) {
-          if (r < rows) {
-            const float p = p_s[r * kChunk + j];
+        for (int i = 0; i < kRowsPerWarp; ++i)
+          p4[i] = i < my_rows ? *reinterpret_cast<const float4*>(p_s + (warp + i * warps) * kChunk + j0)
+                              : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
-            for (int c = 0; c < kMaxQuads; ++c) {
-              acc[r][c][0] += p * vq[c].x;
-              acc[r][c][1] += p * vq[c].y;
-              acc[r][c][2] += p * vq[c].z;
-              acc[r][c][3] += p * vq[c].w;
+        for (int jj = 0; jj < 4; ++jj) {
+          const char* v_row = v_stage(st) + (j0 + jj) * row_bytes;
+#pragma unroll
+          for (int c = 0; c < kMaxQuads; ++c) {
+            if (c >= lane_quads) break;
+            const int quad = quad0 + c * kChunk;
+            if (quad >= quads) continue;
+            const float4 vq = load_quad(tag, v_row, quad);
+#pragma unroll
+            for (int i = 0; i < kRowsPerWarp; ++i) {
+              if (i >= my_rows) break;
+              const float p = jj == 0 ? p4[i].x : jj == 1 ? p4[i].y : jj == 2 ? p4[i].z : p4[i].w;
+              acc[i][c][0] += p * vq.x;
+              acc[i][c][1] += p * vq.y;
+              acc[i][c][2] += p * vq.z;
+              acc[i][c][3] += p * vq.w;
             }
           }
         }
       }
+    } else if (pv_lane && my_rows > 0) {  // head dim below 128 (f32) / 128 (bf16): lanes split keys
+      for (int j = kp; j < kChunk; j += kp_count) {
+        const char* v_row = v_stage(st) + j * row_bytes;
+        const float4 vq = load_quad(tag, v_row, quad0);
+#pragma unroll
+        for (int i = 0; i < kRowsPerWarp; ++i) {
+          if (i < my_rows) {
+            const float p = p_s[(warp + i * warps) * kChunk + j];
+            acc[i][0][0] += p * vq.x;
+            acc[i][0][1] += p * vq.y;
+            acc[i][0][2] += p * vq.z;
+            acc[i][0][3] += p * vq.w;
+          }
+        }
+      }
     }
-    __syncwarp();  // the next iteration's copy overwrites the stage just read
+    __syncthreads();  // the next iteration's copy overwrites the stage just read
   }
 
   // Lanes that split the keys add their partial acc into the first kp lane.
   if (kp_count > 1) {
 #pragma unroll
-    for (int r = 0; r < kMaxRows; ++r) {
-      if (r >= rows) break;
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      if (i >= my_rows) break;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float total = acc[r][0][e];
-        for (int k = 1; k < kp_count; ++k) total += __shfl_sync(kFullMask, acc[r][0][e], (lane + k * quads) & 31);
-        acc[r][0][e] = total;
+        float total = acc[i][0][e];
+        for (int k = 1; k < kp_count; ++k) total += __shfl_sync(kFullMask, acc[i][0][e], (lane + k * quads) & 31);
+        acc[i][0][e] = total;
       }
     }
   }
   const bool split = gridDim.z > 1;
   const int64_t plane = int64_t(P.num_tokens) * P.hq;
 #pragma unroll
-  for (int r = 0; r < kMaxRows; ++r) {
-    if (r >= rows) break;
-    const float sum = warp_sum(l[r]);
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    if (i >= my_rows) break;
+    const int r = warp + i * warps;
+    const float sum = warp_sum(l[i]);
     const int64_t row = (int64_t(q0) + qi0 + r / nh) * P.hq + g * P.group + h0 + r % nh;
     float* dst = split ? P.part_acc + (blockIdx.z * plane + row) * D : P.out + row * D;
     if (split && lane == 0) {
-      P.part_max[blockIdx.z * plane + row] = m[r];
+      P.part_max[blockIdx.z * plane + row] = m[i];
       P.part_sum[blockIdx.z * plane + row] = sum;
     }
     if (kp != 0) continue;
@@ -317,7 +367,7 @@ __global__ void __launch_bounds__(32) paged_attention_kernel(const Params P) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int d = 4 * quad + e;
-        if (quad < quads && d < D) dst[d] = split ? acc[r][c][e] : acc[r][c][e] / sum;
+        if (quad < quads && d < D) dst[d] = split ? acc[i][c][e] : acc[i][c][e] / sum;
       }
     }
   }
@@ -382,7 +432,7 @@ constexpr size_t smem_limit() {
 }
 
 template <typename KV>
-void launch(const Params& P, dim3 grid, size_t smem, cudaStream_t stream) {
+void launch(const Params& P, dim3 grid, int warps, size_t smem, cudaStream_t stream) {
   static std::atomic<uint64_t> configured{0};  // devices whose shared-memory limit is raised
   int device = 0;
   check_cuda(cudaGetDevice(&device), "paged_attention: cudaGetDevice");
@@ -393,7 +443,7 @@ void launch(const Params& P, dim3 grid, size_t smem, cudaStream_t stream) {
                "paged_attention: cudaFuncSetAttribute");
     configured.fetch_or(bit);
   }
-  paged_attention_kernel<KV><<<grid, 32, smem, stream>>>(P);
+  paged_attention_kernel<KV><<<grid, 32 * warps, smem, stream>>>(P);
 }
 
 }  // namespace
@@ -458,8 +508,9 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, K
   const size_t smem = size_t(rows_alloc) * P.padded_dim * 4 + size_t(kMaxRows) * kChunk * 4 +
                       size_t(4) * kChunk * P.row_granules * 16;
   const dim3 grid{unsigned(tiles), unsigned(heads_y), unsigned(splits)};
-  if (kv_dtype == KvDtype::F32) launch<float>(P, grid, smem, stream);
-  else launch<uint16_t>(P, grid, smem, stream);
+  const int warps = std::min(kMaxWarps, rows_alloc);  // rows_alloc ≤ 2·warps
+  if (kv_dtype == KvDtype::F32) launch<float>(P, grid, warps, smem, stream);
+  else launch<uint16_t>(P, grid, warps, smem, stream);
   if (splits > 1) merge_splits_kernel<<<unsigned(batch.num_tokens * int64_t(P.hq)), 64, 0, stream>>>(P, splits);
 }
 
