@@ -75,11 +75,10 @@ struct DeviceLoraBank::Impl {
     return staging;
   }
 
-  // Copies the slot's descriptors (already in staging at `at`) to the device and records `ready`.
-  void upload_descs(int32_t slot, const unsigned char* at) {
+  // Copies the slot's descriptors through staging at `at` to the device and records `ready`.
+  void upload_descs(int32_t slot, unsigned char* at) {
     const size_t n = static_cast<size_t>(num_modules);
-    std::memcpy(const_cast<unsigned char*>(at), descs.data() + static_cast<size_t>(slot) * n,
-                n * sizeof(LoraModuleDesc));
+    std::memcpy(at, descs.data() + static_cast<size_t>(slot) * n, n * sizeof(LoraModuleDesc));
     check_cuda(cudaMemcpyAsync(device_descs + static_cast<size_t>(slot) * n, at, n * sizeof(LoraModuleDesc),
                                cudaMemcpyHostToDevice, upload),
                "cudaMemcpyAsync (lora descriptors)");
