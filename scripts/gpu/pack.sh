@@ -20,11 +20,12 @@ rm -rf .gpu
 mkdir -p .gpu
 xz -T0 -6 -c "$(command -v node)" >.gpu/node.xz
 
-# The runtime packages: tsx (runs the TypeScript) and the dependencies' closure of what src/ imports at run
-# time, read from each package.json (optional and peer dependencies included when installed).
+# The runtime packages: the closure of package.json's dependencies (tsx runs the TypeScript; cmake-js only
+# builds), read from each package.json (optional and peer dependencies included when installed).
 mapfile -t PACKAGES < <(node -e '
   const fs = require("fs"), path = require("path");
-  const seen = new Set(), todo = ["tsx", "node-gyp-build", "cli-progress", "pino", "@esbuild/linux-x64"];
+  const deps = Object.keys(JSON.parse(fs.readFileSync("package.json", "utf8")).dependencies);
+  const seen = new Set(), todo = [...deps.filter((d) => d !== "cmake-js"), "@esbuild/linux-x64"];
   while (todo.length) {
     const name = todo.pop();
     if (seen.has(name)) continue;
