@@ -103,11 +103,11 @@ void check_gated(Harness& h, Rng& rng) {
       loraplex::gelu_tanh_mul(gu.data(), want.data(), rows, inter);
       cuda::gelu_tanh_mul(dgu.get(), dout.get(), rows, inter, 0);
       LPX_CUDA(cudaDeviceSynchronize());
-      gelu.add(name, compare(dout.download(want.size()), want, 1e-6, 2e-6));
+      gelu.add(name, compare(dout.download(want.size()), want, 2e-6, 2e-6));  // 1 + tanh cancels for g ≪ 0
     }
   }
   silu.report(h, "silu_mul vs CPU (rel 2e-6)");
-  gelu.report(h, "gelu_tanh_mul vs CPU (rel 2e-6)");
+  gelu.report(h, "gelu_tanh_mul vs CPU (rel 2e-6, abs 2e-6)");
 }
 
 void check_in_place(Harness& h, Rng& rng) {

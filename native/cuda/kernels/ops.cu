@@ -34,7 +34,10 @@ __device__ float block_sum(float v, float* scratch) {
   return t;
 }
 
-// One block per row: r = 1 / sqrt(Σ x² / dim + eps); out = weight · (x · r).
+// One block per row: r = 1 / sqrt(Σ x² / dim + eps); out = weight · (x · r). On the float4 path the row stays in
+// registers (kRowItems float4 per thread covers dim ≤ 16384), so x is read once and all loads are in flight together.
+constexpr int kRowItems = 16;
+
 __global__ void __launch_bounds__(kThreads) rms_norm_kernel(const float* x, const float* weight, float* out,
                                                             int64_t dim, float eps, bool vec) {
   __shared__ float scratch[32];
@@ -43,27 +46,31 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(const float* x, cons
   float ss = 0.f;
   if (vec) {
     const float4* r4 = reinterpret_cast<const float4*>(row);
-    for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-      const float4 v = r4[i];
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    const int64_t n4 = dim / 4;
+    float4 v[kRowItems];
+#pragma unroll
+    for (int j = 0; j < kRowItems; ++j) {
+      const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+      v[j] = i < n4 ? r4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+      ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
     }
-  } else {
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += row[i] * row[i];
-  }
-  const float sum = block_sum(ss, scratch);
-  const float r = 1.0f / sqrtf(sum / float(dim) + eps);
-  // out may alias x: every read of this row happened before block_sum's barriers.
-  if (vec) {
-    const float4* r4 = reinterpret_cast<const float4*>(row);
+    const float r = 1.0f / sqrtf(block_sum(ss, scratch) / float(dim) + eps);
     const float4* w4 = reinterpret_cast<const float4*>(weight);
     float4* o4 = reinterpret_cast<float4*>(dst);
-    for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-      const float4 v = r4[i], w = w4[i];
-      o4[i] = make_float4(w.x * (v.x * r), w.y * (v.y * r), w.z * (v.z * r), w.w * (v.w * r));
+#pragma unroll
+    for (int j = 0; j < kRowItems; ++j) {
+      const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+      if (i < n4) {
+        const float4 w = w4[i];
+        o4[i] = make_float4(w.x * (v[j].x * r), w.y * (v[j].y * r), w.z * (v[j].z * r), w.w * (v[j].w * r));
+      }
     }
-  } else {
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = weight[i] * (row[i] * r);
+    return;
   }
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += row[i] * row[i];
+  const float r = 1.0f / sqrtf(block_sum(ss, scratch) / float(dim) + eps);
+  // out may alias x: each thread rewrites only the elements it read itself.
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = weight[i] * (row[i] * r);
 }
 
 // One warp per (row, head), in place.
@@ -200,7 +207,8 @@ constexpr int64_t kMaxGridX = 0x7fffffff;
 void rms_norm(const float* x, const float* weight, float* out, int64_t rows, int64_t dim, float eps,
               cudaStream_t stream) {
   if (rows <= 0 || dim <= 0) return;
-  const bool vec = dim % 4 == 0 && aligned16(x) && aligned16(weight) && aligned16(out);
+  const bool vec = dim % 4 == 0 && dim / 4 <= int64_t(kThreads) * kRowItems && aligned16(x) && aligned16(weight) &&
+                   aligned16(out);
   for (int64_t r0 = 0; r0 < rows; r0 += kMaxGridX) {
     const int64_t n = std::min(kMaxGridX, rows - r0);
     rms_norm_kernel<<<unsigned(n), kThreads, 0, stream>>>(x + r0 * dim, weight, out + r0 * dim, dim, eps, vec);

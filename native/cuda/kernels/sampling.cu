@@ -156,8 +156,9 @@ __device__ void set_key_bounds(const Row& r, Mode mode, Bucket& b) {
 }
 
 // Calls f(v, logit, valid) for every token v of the row; every thread makes the same number of calls (the
-// callbacks use warp collectives). Loads are float4 where the row's alignment allows.
-template <class F>
+// callbacks use warp collectives). Loads are float4 where the row's alignment allows; kUnroll of them per thread
+// are in flight at once (8 for the plain scans, which are bound by memory latency).
+template <int kUnroll = 4, class F>
 __device__ __forceinline__ void visit_row(const float* x, int n, F&& f) {
   const int head = min(n, int(((16 - (reinterpret_cast<uintptr_t>(x) & 15)) & 15) / 4));
   {
@@ -167,7 +168,6 @@ __device__ __forceinline__ void visit_row(const float* x, int n, F&& f) {
   }
   const float4* x4 = reinterpret_cast<const float4*>(x + head);
   const int n4 = (n - head) / 4;
-  constexpr int kUnroll = 4;
   for (int base = 0; base < n4; base += kThreads * kUnroll) {
     float4 q[kUnroll];
 #pragma unroll
@@ -529,7 +529,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
   if (sp.temperature == 0 || r.n == 1) {
     float best = -INFINITY;
     int token = INT_MAX;
-    visit_row(r.logits, r.n, [&](int v, float logit, bool valid) {
+    visit_row<8>(r.logits, r.n, [&](int v, float logit, bool valid) {
       const float k = key_of(logit);
       if (valid && (k > best || (k == best && v < token))) best = k, token = v;
     });
@@ -539,7 +539,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
   }
 
   float mk = -INFINITY;
-  visit_row(r.logits, r.n, [&](int, float logit, bool valid) {
+  visit_row<8>(r.logits, r.n, [&](int, float logit, bool valid) {
     if (valid) mk = fmaxf(mk, key_of(logit));
   });
   r.max_key = block_max(mk, s);
