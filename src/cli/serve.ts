@@ -170,6 +170,7 @@ export function serveCommand(): Command {
 
     // Listen first: probes see a live server whose readiness (and every API route) is 503 until the model is up.
     const ctx = serverContextOf(config, await loadTextCodec(config.model.dir), lifecycle);
+    ctx.requestLog = log;
     app = buildApp(ctx);
     const address = await app.listen({ host: config.server.host, port: config.server.port });
     log.info(`listening on ${address}; loading the model (ready: 503 until loaded)`, {

@@ -3,7 +3,8 @@
  * adapter, tokenizes, and streams the engine worker's tokens back; it never computes.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Metrics } from '../observability/metrics.ts';
+import { CLIENT_CLOSED_STATUS, Metrics } from '../observability/metrics.ts';
+import { errorCodeOf, RequestTrace } from '../observability/request-trace.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerCompletionRoutes } from './completions.ts';
@@ -13,6 +14,13 @@ import { registerHealthRoutes } from './health.ts';
 import { registerModelRoutes } from './models.ts';
 
 export type { ServerContext } from './context.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's metrics and log line (observability/request-trace.ts). */
+    trace: RequestTrace;
+  }
+}
 
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -49,8 +57,21 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     // Types are checked, never coerced: "10" is not 10, and [9707] is not the text "9707".
     ajv: { customOptions: { coerceTypes: false } },
   });
-  registerAuth(app, { apiKey: ctx.apiKey, adminKey: ctx.admin?.adminKey });
   const metrics = new Metrics(ctx.baseModel, () => (ctx.lifecycle.ready ? ctx.engine.stats : null));
+  // The first hook, so refusals (auth, 503) count too; the raw 'close' also sees streamed (hijacked) replies.
+  app.decorateRequest('trace', null as unknown as RequestTrace);
+  app.addHook('onRequest', async (req, reply) => {
+    const origin = { id: req.id, route: req.routeOptions.url ?? null, method: req.method };
+    const trace = new RequestTrace(metrics, ctx.requestLog ?? null, origin);
+    req.trace = trace;
+    const res = reply.raw;
+    res.once('close', () => trace.end(res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS));
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (reply.statusCode >= 400) req.trace.failed(errorCodeOf(payload));
+    return payload;
+  });
+  registerAuth(app, { apiKey: ctx.apiKey, adminKey: ctx.admin?.adminKey });
   // Loading or faulted: every route answers 503, but the probes (which say so themselves) and metrics.
   app.addHook('onRequest', async (req, reply) => {
     const { ready, fault } = ctx.lifecycle;

@@ -3,6 +3,7 @@
  * route modules and `buildApp` (which registers them) depend on it, not on each other.
  */
 import type { AsyncEngine } from '../engine/async-engine.ts';
+import type { RequestLog } from '../observability/request-trace.ts';
 import type { TextCodec } from '../tokenizer/text-codec.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
@@ -26,6 +27,8 @@ export interface ServerContext {
   admin?: AdminConfig;
   /** Request limits (defaults: DEFAULT_MAX_BODY_BYTES, and PROMPT_BYTES_PER_TOKEN × the context length). */
   limits?: { maxBodyBytes?: number; maxPromptBytes?: number };
+  /** Where each generation request (and each failed one) writes its one line; none when unset. */
+  requestLog?: RequestLog;
   /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
   lifecycle: Lifecycle;
 }
