@@ -7,6 +7,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createError } from '../../observability/errors.ts';
 import { isInside } from '../adapter-files.ts';
+import { ggufFilesIn } from '../formats/gguf-lora/adapter-dir.ts';
 
 /** What an adapter name may look like: no separators, no dot-dot, nothing a path could hide in. */
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -44,7 +45,10 @@ export class LocalDirStore {
     return new LocalDirStore(real, opts);
   }
 
-  /** The adapters in the store: sub-folders with a valid name, inside the store, holding adapter_config.json. */
+  /**
+   * The adapters in the store: sub-folders with a valid name, inside the store, holding adapter_config.json
+   * (PEFT) or a *.gguf file (llama.cpp GGUF LoRA).
+   */
   async list(): Promise<StoredAdapter[]> {
     const out: StoredAdapter[] = [];
     for (const entry of (await readdir(this.root, { withFileTypes: true })).sort((a, b) =>
@@ -57,8 +61,10 @@ export class LocalDirStore {
       const dir = await this.inside(join(this.root, entry.name));
       if (dir === OUTSIDE) this.skip(entry.name, 'it resolves outside the store (a symlink out)');
       if (dir === null || dir === OUTSIDE) continue;
-      const config = await this.inside(join(dir, 'adapter_config.json'));
-      if (config === OUTSIDE) this.skip(entry.name, 'its adapter_config.json resolves outside the store');
+      const file = await adapterFileOf(dir);
+      if (file === null) continue;
+      const config = await this.inside(join(dir, file));
+      if (config === OUTSIDE) this.skip(entry.name, `its ${file} resolves outside the store`);
       if (config === null || config === OUTSIDE) continue;
       out.push({ name: entry.name, dir, root: this.root, fingerprint: await fingerprintOf(dir) });
     }
@@ -87,6 +93,13 @@ export class LocalDirStore {
     this.reported.add(key);
     this.opts.onSkip?.(name.length > 128 ? `${name.slice(0, 128)}…` : name, reason);
   }
+}
+
+/** The file that makes a folder an adapter: adapter_config.json, else its first *.gguf file; null for neither. */
+async function adapterFileOf(dir: string): Promise<string | null> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  if (names.includes('adapter_config.json')) return 'adapter_config.json';
+  return (await ggufFilesIn(dir))[0] ?? null;
 }
 
 async function fingerprintOf(dir: string): Promise<string> {
