@@ -3,10 +3,11 @@
  * grouped-query paged attention and a gated MLP, plus what each family adds (q/k norms, norms after each
  * block, GeGLU, soft-capping, scaled embeddings, per-layer windows and RoPE). One call runs one step: any mix
  * of prefill chunks and decode tokens, of many adapters and the base. Base GEMMs run once over all tokens;
- * each adapter delta only over its rows:  y = x·Wᵀ + scale_s · (x·A_sᵀ)·B_sᵀ  for the rows of slot s.
+ * each adapter delta only over its rows:  y = x·Wᵀ + scale_s · (x·A_sᵀ)·B_sᵀ  for the rows of slot s
+ * (a DoRA slot's rows then times its out-scale), and a projection's bias after them (BiasAfterAdapters).
  */
 import type { AdapterOutputs, Backend, KvCache, StepState, Tensor } from '../backends/types.ts';
-import type { AttentionShape, LoraBank } from '../kernels/types.ts';
+import type { AttentionShape, LoraBank, PackedWeight } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
 import type { FusedWeights } from './fused-weights.ts';
 import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from './modules.ts';
@@ -27,6 +28,47 @@ class Scratch {
   }
 }
 
+/**
+ * Adds a projection's bias to y [T, N] after the adapters: a DoRA slot rescales its rows' x·Wᵀ + delta, never
+ * the bias (PEFT: y = s·(x·Wᵀ + delta) + bias). Every row takes this order, so a row's bits never depend on
+ * what else is in the batch. The broadcast uses the backend's own ops: a GEMM of one zero input column
+ * writes 0·0 + bias[n] = bias[n] exactly into every row, then one add.
+ */
+class BiasAfterAdapters {
+  private readonly zeroWeights = new Map<number, PackedWeight>();
+  private zeros: Tensor | null = null;
+  private zerosLength = 0;
+  constructor(
+    private readonly backend: Backend,
+    private readonly scratch: Scratch,
+  ) {}
+
+  add(y: Tensor, bias: Tensor, rows: number, n: number): void {
+    const B = this.backend;
+    const broadcast = this.scratch.get('biasRows', rows * n);
+    B.gemm(this.zeroColumn(rows), this.zeroWeight(n), broadcast, rows, bias);
+    B.addInPlace(y, broadcast, rows * n);
+  }
+
+  private zeroColumn(rows: number): Tensor {
+    if (!this.zeros || this.zerosLength < rows) {
+      if (this.zeros) this.backend.free(this.zeros);
+      this.zerosLength = Math.max(rows, Math.ceil(this.zerosLength * 1.5));
+      this.zeros = this.backend.upload(new Float32Array(this.zerosLength)); // [rows, 1], stays zero
+    }
+    return this.zeros;
+  }
+
+  private zeroWeight(n: number): PackedWeight {
+    let w = this.zeroWeights.get(n);
+    if (!w) {
+      w = this.backend.packWeight({ dtype: 'f32', rows: n, cols: 1, data: new Float32Array(n) });
+      this.zeroWeights.set(n, w);
+    }
+    return w;
+  }
+}
+
 type AdapterModules = AdapterOutputs['modules'];
 
 /** What one layer's attention and adapter groups look like (built once). */
@@ -42,6 +84,7 @@ interface LayerPlan {
 export class DecoderModel {
   readonly spec: ModelSpec;
   private readonly scratch: Scratch;
+  private readonly biasAfter: BiasAfterAdapters;
   private readonly layers: LayerPlan[];
   private readonly qSize: number;
   private readonly kvSize: number;
@@ -55,6 +98,7 @@ export class DecoderModel {
   ) {
     this.spec = specOf(config.family);
     this.scratch = new Scratch(backend);
+    this.biasAfter = new BiasAfterAdapters(backend, this.scratch);
     this.qSize = config.numHeads * config.headDim;
     this.kvSize = config.numKvHeads * config.headDim;
     this.qkvSize = this.qSize + 2 * this.kvSize;
@@ -120,17 +164,19 @@ export class DecoderModel {
       const layer = W.layers[l];
       const plan = this.layers[l];
       B.rmsNorm(x, layer.norms.attnIn, xn, T, H, eps);
-      B.gemm(xn, layer.qkv, qkv, T, layer.qkvBias);
+      B.gemm(xn, layer.qkv, qkv, T);
       // q, k and v share xn: one call writes their column ranges of the fused qkv rows.
       if (lora) B.applyAdapters(lora, step, xn, H, { y: qkv, yStride: this.qkvSize, modules: plan.qkv });
+      if (layer.qkvBias) this.biasAfter.add(qkv, layer.qkvBias, T, this.qkvSize);
       if (layer.norms.q && layer.norms.k) {
         B.rmsNormHeads(qkv, T, this.qkvSize, 0, config.numHeads, D, layer.norms.q, eps);
         B.rmsNormHeads(qkv, T, this.qkvSize, this.qSize, config.numKvHeads, D, layer.norms.k, eps);
       }
       B.ropeAndCacheWrite(step, qkv, plan.attention, plan.invFreq, q, kv, l);
       B.pagedAttention(step, q, kv, l, attn, plan.attention);
-      B.gemm(attn, layer.o, proj, T, layer.oBias);
+      B.gemm(attn, layer.o, proj, T);
       if (lora) B.applyAdapters(lora, step, attn, this.qSize, { y: proj, yStride: H, modules: plan.o });
+      if (layer.oBias) this.biasAfter.add(proj, layer.oBias, T, H);
       if (layer.norms.attnOut) B.rmsNorm(proj, layer.norms.attnOut, projNormed, T, H, eps);
       B.addInPlace(x, layer.norms.attnOut ? projNormed : proj, T * H);
 
