@@ -45,6 +45,8 @@ void bench_ops(Harness& h) {
   {
     const int64_t rows = 64, vocab = 128256;
     DeviceBuffer<float> logits(lm_logits(rng, rows, vocab));
+    // The slow shape for the search: no token stands out, so the top-p cut falls among ~10⁵ similar tokens.
+    DeviceBuffer<float> flat(rng.vec(size_t(rows * vocab), -1, 1));
     std::vector<int32_t> index(static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; r++) index[size_t(r)] = int32_t(r);
     DeviceBuffer<int32_t> di(index), out{size_t(rows)};
@@ -52,18 +54,20 @@ void bench_ops(Harness& h) {
     struct Case {
       const char* name;
       SamplingParams p;
+      bool flat = false;
     };
     const Case cases[] = {{"greedy", {0, 0, 1, 0.5}},
                           {"T 0.8 top-p 0.9", {0.8, 0, 0.9, 0.5}},
                           {"T 1 (no top-p)", {1.0, 0, 1, 0.5}},
-                          {"T 0.8 top-k 50 top-p 0.9", {0.8, 50, 0.9, 0.5}}};
+                          {"T 0.8 top-k 50 top-p 0.9", {0.8, 50, 0.9, 0.5}},
+                          {"flat logits T 1 top-p 0.95", {1.0, 0, 0.95, 0.5}, true}};
     for (const Case& c : cases) {
       std::vector<SamplingParams> params(size_t(rows), c.p);
       for (int64_t r = 0; r < rows; r++) params[size_t(r)].uniform = double(rng.next() >> 11) * 0x1p-53;
       DeviceBuffer<SamplingParams> dp{size_t(rows)};
       LPX_CUDA(cudaMemcpy(dp.get(), params.data(), params.size() * sizeof(SamplingParams), cudaMemcpyHostToDevice));
       const double ms =
-          harness::time_ms([&] { sample(logits.get(), vocab, di.get(), dp.get(), rows, out.get(), 0); });
+          harness::time_ms([&] { sample((c.flat ? flat : logits).get(), vocab, di.get(), dp.get(), rows, out.get(), 0); });
       report(h, std::string("sample 64x128256 ") + c.name, ms, bytes, "one read of the logits counted");
     }
   }

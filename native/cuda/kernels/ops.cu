@@ -172,13 +172,33 @@ __device__ __forceinline__ float widen(DType dtype, const void* table, int64_t i
 }
 
 // One block per token. Ids are checked on the host (check_embedding_ids); a negative one still reads NaN, not memory.
+// `vec`: dim % 4 == 0 and table and out 16-byte aligned, so four elements move per load (16 or 8 bytes).
 __global__ void __launch_bounds__(kThreads) embedding_kernel(const int32_t* ids, DType dtype, const void* table,
-                                                             int64_t dim, float* out) {
+                                                             int64_t dim, float* out, bool vec) {
   const int32_t id = ids[blockIdx.x];
   float* dst = out + int64_t(blockIdx.x) * dim;
-  const bool valid = id >= 0;
-  for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-    dst[d] = valid ? widen(dtype, table, int64_t(id) * dim + d) : __int_as_float(0x7fc00000);
+  if (id < 0) {
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) dst[d] = __int_as_float(0x7fc00000);
+    return;
+  }
+  const int64_t base = int64_t(id) * dim;
+  if (vec && dtype == DType::F32) {
+    const float4* src = reinterpret_cast<const float4*>(static_cast<const float*>(table) + base);
+    for (int64_t q = threadIdx.x; q < dim / 4; q += blockDim.x) reinterpret_cast<float4*>(dst)[q] = src[q];
+  } else if (vec) {
+    const uint2* src = reinterpret_cast<const uint2*>(static_cast<const uint16_t*>(table) + base);
+    const bool f16 = dtype == DType::F16;
+    for (int64_t q = threadIdx.x; q < dim / 4; q += blockDim.x) {
+      const uint2 u = src[q];
+      const uint16_t h[4] = {uint16_t(u.x & 0xffff), uint16_t(u.x >> 16), uint16_t(u.y & 0xffff), uint16_t(u.y >> 16)};
+      float f[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = f16 ? f16_bits_to_f32(h[k]) : __uint_as_float(uint32_t(h[k]) << 16);
+      reinterpret_cast<float4*>(dst)[q] = make_float4(f[0], f[1], f[2], f[3]);
+    }
+  } else {
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) dst[d] = widen(dtype, table, base + d);
+  }
 }
 
 // One block per gathered row; a negative row index reads NaN (the caller's bug).
@@ -262,9 +282,10 @@ void scale_in_place(float* x, int64_t length, float factor, cudaStream_t stream)
 void embedding(const int32_t* ids, int64_t num_tokens, DType dtype, const void* table, int64_t dim, float* out,
                cudaStream_t stream) {
   if (num_tokens <= 0 || dim <= 0) return;
+  const bool vec = dim % 4 == 0 && aligned16(table) && aligned16(out);
   for (int64_t t0 = 0; t0 < num_tokens; t0 += kMaxGridX) {
     const int64_t n = std::min(kMaxGridX, num_tokens - t0);
-    embedding_kernel<<<unsigned(n), kThreads, 0, stream>>>(ids + t0, dtype, table, dim, out + t0 * dim);
+    embedding_kernel<<<unsigned(n), kThreads, 0, stream>>>(ids + t0, dtype, table, dim, out + t0 * dim, vec);
   }
 }
 
