@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { applyEnvAliases } from '../config/env.ts';
 import { benchCommand } from './bench.ts';
 import { generateCommand } from './generate.ts';
+import { mergeCommand } from './merge-command.ts';
 import { serveCommand } from './serve.ts';
 
 // NIM's and vLLM's variable names stand in for ours before commander reads the environment with the flags.
@@ -16,6 +17,7 @@ const program = new Command()
 program.addCommand(generateCommand());
 program.addCommand(serveCommand());
 program.addCommand(benchCommand());
+program.addCommand(mergeCommand());
 
 try {
   await program.parseAsync(process.argv);
