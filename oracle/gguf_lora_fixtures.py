@@ -44,6 +44,7 @@ CONVERSIONS = [
     ("qwen2", "mlp-r1", "bf16"),
     ("qwen2", "qv-r8", "q8_0"),
     ("phi3", "qkv-r8", "f32"),
+    ("phi3", "all-r8-rslora", "f32"),
 ]
 
 # Hugging Face architecture class -> (llama.cpp arch, q/k rows permuted), as convert_hf_to_gguf.py registers them.
