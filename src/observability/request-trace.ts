@@ -4,10 +4,12 @@
  * names, counts and times, never prompt or output text.
  *
  *   const trace = new RequestTrace(metrics, log, { id: 'req-1', route: '/v1/completions', method: 'POST' });
- *   trace.generating(adapter, promptIds.length);    // per prompt, once it goes to the engine
- *   trace.token(choiceIndex);                       // per token event
+ *   trace.generating(adapter, promptIds.length, n);  // per prompt, as it goes to the engine with n choices
+ *   trace.token(choiceIndex);                        // per token event
  *   trace.choiceFinished(choiceIndex, adapter, completionTokens, finishReason);
- *   trace.end(200);                                 // when the response has gone out
+ *   trace.end(200);                                  // when the response has gone out
+ *
+ * A client that leaves ends the response before its choices are aborted: the record waits for them.
  */
 import type { ServeLog } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -40,7 +42,10 @@ export class RequestTrace {
   private readonly choices = new Map<number, ChoiceTiming>();
   private readonly finishReasons = new Set<string>();
   private errorCode: string | null = null;
-  private ended = false;
+  /** Choices sent to the engine and not yet finished. */
+  private open = 0;
+  /** The response's status and duration, once it has gone out. */
+  private ended: { status: number; seconds: number } | null = null;
 
   constructor(
     private readonly metrics: Metrics,
@@ -51,10 +56,11 @@ export class RequestTrace {
     this.started = now();
   }
 
-  /** A prompt of this request goes to the engine, for the base (null) or an adapter. */
-  generating(adapter: string | null, promptTokens: number) {
+  /** A prompt of this request goes to the engine with `choices` choices, for the base (null) or an adapter. */
+  generating(adapter: string | null, promptTokens: number, choices: number) {
     this.adapter = adapter;
     this.prompts++;
+    this.open += choices;
     this.promptTokens += promptTokens;
     this.metrics.prompt(promptTokens);
   }
@@ -82,6 +88,8 @@ export class RequestTrace {
     this.finishReasons.add(finishReason);
     const decode = timing ? (timing.last - timing.first) / 1000 : null;
     this.metrics.choiceFinished(adapter, completionTokens, finishReason, decode);
+    this.open--;
+    if (this.open === 0 && this.ended) this.record();
   }
 
   /** The error code the response carried (the catalogue's, e.g. ADAPTER_NOT_FOUND). */
@@ -92,8 +100,12 @@ export class RequestTrace {
   /** The response went out with `status` (CLIENT_CLOSED_STATUS: the client left first). Only the first call counts. */
   end(status: number) {
     if (this.ended) return;
-    this.ended = true;
-    const seconds = (this.now() - this.started) / 1000;
+    this.ended = { status, seconds: (this.now() - this.started) / 1000 };
+    if (this.open === 0) this.record();
+  }
+
+  private record() {
+    const { status, seconds } = this.ended!;
     const { route, method, id } = this.origin;
     this.metrics.responded(route ?? 'unmatched', METHODS.has(method) ? method : 'other', status, this.errorCode);
     const ran = this.prompts > 0;

@@ -243,9 +243,9 @@ function checkPrompt(job: Job) {
 
 /** The request's n choices, each generating and decoding on its own; `onDelta` sees every delta. */
 function runChoices(job: Job, signal: AbortSignal, onDelta: (index: number, delta: ChoiceDelta) => void) {
-  const { ctx, metrics, request, adapter, promptIds } = job;
-  const started = performance.now();
-  let firstToken = true;
+  const { ctx, request, adapter, promptIds } = job;
+  const trace = job.reply.request.trace;
+  trace.generating(adapter, promptIds.length, request.n);
   const choices = Array.from(
     { length: request.n },
     () =>
@@ -262,8 +262,7 @@ function runChoices(job: Job, signal: AbortSignal, onDelta: (index: number, delt
     let reason = 'abort';
     try {
       for await (const e of ctx.engine.generate(promptIds, adapter, choiceParams(request, i), signal)) {
-        if (firstToken) metrics.timeToFirstToken.observe((performance.now() - started) / 1000);
-        firstToken = false;
+        trace.token(i);
         const delta = choice.push(e);
         if (delta.finishReason) reason = delta.finishReason;
         onDelta(i, delta);
@@ -271,7 +270,7 @@ function runChoices(job: Job, signal: AbortSignal, onDelta: (index: number, delt
         if (choice.finished) break;
       }
     } finally {
-      metrics.finished(adapter, promptIds.length, choice.completionTokens, reason);
+      trace.choiceFinished(i, adapter, choice.completionTokens, reason);
     }
   });
   return { choices, done: Promise.all(runs) };

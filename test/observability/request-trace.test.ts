@@ -30,7 +30,7 @@ describe('RequestTrace', () => {
   test('a two-choice generation: TTFT, inter-token gaps, per-choice TPOT, e2e, finish reasons, one log line', async () => {
     const { metrics, lines, trace, at } = setup();
     const t = trace('/v1/completions');
-    t.generating('demo-pirate', 5);
+    t.generating('demo-pirate', 5, 2);
     at(40);
     t.token(0); // TTFT 40 ms
     at(50);
@@ -135,9 +135,10 @@ describe('RequestTrace', () => {
   test('a client gone before its first token: 499, the choice counted as aborted, no TTFT', async () => {
     const { metrics, lines, trace } = setup();
     const t = trace('/v1/completions');
-    t.generating(null, 4);
-    t.choiceFinished(0, null, 0, 'abort');
+    t.generating(null, 4, 1);
     t.end(CLIENT_CLOSED_STATUS);
+    assert.equal(lines.length, 0, 'the record waits for the aborted choice');
+    t.choiceFinished(0, null, 0, 'abort');
     const r = metrics.registry;
     assert.equal(await sampleOf(r, 'vllm:request_success_total', { finished_reason: 'abort' }), 1);
     assert.equal(await sampleOf(r, 'loraplex_adapter_requests_total', { adapter: 'base', finish_reason: 'abort' }), 1);
