@@ -54,6 +54,7 @@ export function serverContextOf(config: Config, codec: TextCodec, lifecycle: Lif
     admin: adapters.runtimeUpdates
       ? { allowedRoots: adapters.allowedRoots, adminKey: security.adminKey ?? undefined }
       : undefined,
+    ui: server.ui,
     lifecycle,
   };
 }

@@ -113,6 +113,7 @@ export function serveCommand(): Command {
         .argParser(floatArg(0.001, 3600))
         .default(DEFAULTS.adapters.loadTimeoutSeconds),
     )
+    .addOption(envOption('--no-ui', 'do not serve the web dashboard at /', 'NO_UI'))
     .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default(DEFAULTS.server.host))
     .addOption(
       envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(DEFAULTS.server.port),

@@ -107,6 +107,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
       maxPromptBytes: flags.maxPromptBytes ?? null,
       drainTimeoutSeconds: flags.drainTimeout ?? DEFAULTS.server.drainTimeoutSeconds,
       engineStallTimeoutSeconds,
+      ui: flags.ui ?? DEFAULTS.server.ui,
     },
     security: { apiKey, adminKey },
     native: {

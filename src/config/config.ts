@@ -79,6 +79,8 @@ export interface ServerSettings {
   drainTimeoutSeconds: number;
   /** Requests waiting this long with no engine step mean a stuck engine (0: never). */
   engineStallTimeoutSeconds: number;
+  /** Serve the web dashboard at / (--no-ui: off). */
+  ui: boolean;
 }
 
 export interface SecuritySettings {

@@ -16,6 +16,7 @@ export const DEFAULTS = {
     maxBodyBytes: 16 * 1024 * 1024,
     drainTimeoutSeconds: 30,
     engineStallTimeoutSeconds: 120,
+    ui: true,
   },
   native: { backend: 'native' },
   precision: { loraDtype: 'auto', kvCacheDtype: 'auto' },

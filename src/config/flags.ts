@@ -18,6 +18,8 @@ export interface ConfigFlags {
   maxPromptBytes?: number;
   drainTimeout?: number;
   engineStallTimeout?: number;
+  /** false with --no-ui. */
+  ui?: boolean;
   host?: string;
   port?: number;
   backend?: 'native' | 'reference' | 'cuda';

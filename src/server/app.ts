@@ -12,6 +12,7 @@ import type { ServerContext } from './context.ts';
 import { toLoraplexError, truncated } from './error-mapping.ts';
 import { registerHealthRoutes } from './health.ts';
 import { registerModelRoutes } from './models.ts';
+import { registerUiRoutes } from './ui/routes.ts';
 
 export type { ServerContext } from './context.ts';
 
@@ -117,5 +118,6 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
   registerModelRoutes(app, ctx);
   registerCompletionRoutes(app, ctx, metrics);
   if (ctx.admin) registerAdminRoutes(app, ctx, ctx.admin);
+  if (ctx.ui) registerUiRoutes(app, ctx);
   return app;
 }

@@ -2,17 +2,25 @@
  * API keys, checked per route: every route gets its key check when it is registered (fastify's onRoute), so
  * the check sees the route the router matched — never the raw URL, which percent-encoding (`/%761/models`)
  * or other spellings could disguise. Scopes:
- *   open  — probes and metrics (/health, /v1/health/*, /metrics): no key, ever;
+ *   open  — probes and metrics (/health, /v1/health/*, /metrics), the dashboard's static files: no key, ever;
  *   admin — the runtime adapter routes: the admin key, or else the API key, when either is set;
  *   api   — every other route (routes added later included: fail closed): the API key, when set.
  * Keys are compared through their SHA-256 digests in constant time, so neither content nor length leaks.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { UI_ASSET_ROUTES } from './ui/routes.ts';
 
 export type RouteScope = 'open' | 'api' | 'admin';
 
-export const OPEN_ROUTES: ReadonlySet<string> = new Set(['/health', '/v1/health/live', '/v1/health/ready', '/metrics']);
+export const OPEN_ROUTES: ReadonlySet<string> = new Set([
+  '/health',
+  '/v1/health/live',
+  '/v1/health/ready',
+  '/metrics',
+  // The dashboard's page, script and style: static, like any web page; the data they fetch takes the API key.
+  ...UI_ASSET_ROUTES,
+]);
 export const ADMIN_ROUTES: ReadonlySet<string> = new Set([
   '/v1/load_lora_adapter',
   '/v1/unload_lora_adapter',

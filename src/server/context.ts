@@ -29,6 +29,8 @@ export interface ServerContext {
   limits?: { maxBodyBytes?: number; maxPromptBytes?: number };
   /** Where each generation request (and each failed one) writes its one line; none when unset. */
   requestLog?: RequestLog;
+  /** Serve the web dashboard at / (src/server/ui/). */
+  ui?: boolean;
   /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
   lifecycle: Lifecycle;
 }

@@ -219,6 +219,7 @@ const SERVE_CASES: Record<string, Case<ServeView>> = {
   },
   '--host': { args: ['--host', '0.0.0.0'], config: (c) => c.server.host, consumer: (v) => v.config.server },
   '--port': { args: ['--port', '9'], config: (c) => c.server.port, consumer: (v) => v.config.server },
+  '--no-ui': { args: ['--no-ui'], config: (c) => c.server.ui, consumer: (v) => v.ctx.ui },
 };
 
 async function serveView(argv: string[]): Promise<ServeView> {

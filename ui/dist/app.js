@@ -1,0 +1,149 @@
+var $,$e,ut,M,ee,V,xe,W,we,ne,te,ct,R=Symbol.for("pv"),J={},z=[],dt=/^m(i|n|o|s|text|space)$/,oe=Array.isArray,se=z.slice,I=Object.assign;function U(t){t&&t.parentNode&&t.remove()}function Se(t,e,n){var o,a,s,r={},i=arguments.length;for(s in e)s=="key"?o=e[s]:s=="ref"&&typeof t!="function"?a=e[s]:r[s]=e[s];return i>2&&(r.children=i>3?se.call(arguments,2):n),D(t,r,o,a,null)}function D(t,e,n,o,a){var s={type:t,props:e,key:n,ref:o,__k:null,__:null,__b:0,__e:null,__c:null,constructor:R,__v:a||++$e,__i:-1,__u:0};return!a&&$.vnode&&$.vnode(s),s}function G(t){return t.children}function B(t,e){this.props=t,this.context=e,this.__g=0}function A(t,e){if(e==null)return t.__&&A(t.__,t.__i+1);for(var n;e<t.__k.length;e++)if((n=t.__k[e])&&n.__e)return n.__e;return typeof t.type!="function"||t.props.__P?null:A(t)}function mt(t){var e,n=t.__v,o=n.__e,a=[],s=[],r=t.__P;r&&((e=I({constructor:R},n)).__v=n.__v+1,$.vnode&&$.vnode(e),re(r,e,n,t.__n,r.namespaceURI,32&n.__u?[o]:null,a,o||A(n),32&n.__u,s),e.__v=n.__v,e.__.__k[e.__i]=e,Ee(a,e,s),n.__=n.__e=null,e.__e!=o&&Ce(e))}function Ce(t){if((t=t.__)&&t.__c&&!t.props.__P)return t.__e=null,t.__k.some(function(e){return e&&(t.__e=e.__e)}),Ce(t)}function be(t){(8&t.__g||(t.__g|=8,M.push(t),V++))&&ee==$.debounceRendering||((ee=$.debounceRendering)||queueMicrotask)(Pe)}function Pe(){try{for(var t,e=1;M.length;)M.length>e&&M.sort(xe),t=M.shift(),e=M.length,8&t.__g&&mt(t)}finally{(V=M.length)&&(ee||queueMicrotask)(Pe)}}function Te(t,e,n,o,a,s,r,i,c,h,l){var g,u,_,m,b,d,p=o.__k||z,f=e.length;for(c=ft(n,e,p,c,f),g=0;g<f;g++)(_=n.__k[g])!=null&&(u=~_.__i&&p[_.__i]||J,_.__i=g,d=re(t,_,u,a,s,r,i,c,h,l),m=_.__e,(u.ref!=_.ref||8&u.__u)&&(u.ref&&ae(u.ref,null,_,u),_.ref&&l.push(_.ref,_.__c||m,_)),b=b||m,4&_.__u?(c=Me(_,c,t,!u.__v),u.__e&&(u.__e=null)):typeof _.type=="function"&&d!==void 0?c=d:m&&(c=m.nextSibling),_.__u&=-21);return n.__e=b,c}function ft(t,e,n,o,a){var s,r,i,c,h,l,g,u,_,m=n.length,b=m,d=0,p=0,f=t.__k=Array(a);for(s=0;s<a;s++)(r=e[s])!=null&&typeof r!="boolean"&&typeof r!="function"?(typeof r!="object"||r.constructor===String?r=f[s]=D(null,r):oe(r)?r=f[s]=D(G,{children:r}):r.constructor===R&&r.__b?r=f[s]=D(r.type,r.props,r.key,r.ref,r.__v):f[s]=r,c=s+d,r.__=t,r.__b=t.__b+1,i=null,~(h=r.__i=pt(r,n,c,b))&&(b--,(i=n[h])&&(i.__u|=2)),i&&i.__v?(r.__u|=16,h==c-1?d--:h==c+1?d++:h!=c&&(h>c?d--:d++,p=1)):(~h||(a>m?d--:a<m&&d++),typeof r.type!="function"&&(r.__u|=4))):f[s]=null;if(p){for(l=[],g=[],s=0;s<a;s++)if((r=f[s])&&16&r.__u){for(d=0,u=l.length;d<u;)l[_=d+u>>1]<r.__i?d=_+1:u=_;l[d]=r.__i,g[s]=d+1}for(d=l.length;s--;)g[s]&&(g[s]==d?d--:f[s].__u|=4)}if(b)for(s=0;s<m;s++)!(i=n[s])||2&i.__u||(i.__e==o&&(o=A(i)),ie(i,i));return o}function Me(t,e,n,o){var a,s,r,i;if(typeof t.type=="function"){if(t.props.__P)return e;if(a=t.__k)for(s=0;s<a.length;s++)a[s]&&(a[s].__=t,e=Me(a[s],e,n,!1));return e}for(e&&!e.parentNode&&(e=A(t))&&!e.parentNode&&(e=null),r=t.__e,i=e;i&&i.nodeType==8;)i=i.nextSibling;for(r!=i&&(!o&&n.moveBefore&&r.parentNode?n.moveBefore(r,e):n.insertBefore(r,e||null)),e=r;(e=e&&e.nextSibling)&&e.nodeType==8&&!e.data.startsWith("$s"););return e}function pt(t,e,n,o){var a,s=t.key,r=t.type,i=e[n],c=i&&!(2&i.__u);if(i===null&&s==null||c&&s==i.key&&r==i.type)return n;if(o>(c?1:0)){for(a=n-1;a>=0;a--)if((i=e[a])&&!(2&i.__u)&&s==i.key&&r==i.type)return a;for(a=n+1;a<e.length;a++)if((i=e[a])&&!(2&i.__u)&&s==i.key&&r==i.type)return a}return-1}function ke(t,e,n){n==null&&(n=""),e[0]=="-"?t.setProperty(e,n):t[e]=n}function q(t,e,n,o,a){var s,r;if(e=="style")if(typeof n=="string")t.style.cssText=n;else{if(typeof o=="string"&&(t.style.cssText=o=""),o)for(e in o)n&&e in n||ke(t.style,e);if(n)for(e in n)o&&n[e]==o[e]||ke(t.style,e,n[e])}else if(e[0]=="o"&&e[1]=="n")typeof n!="function"&&(n=null),typeof o!="function"&&(o=null),(t.__e||(t.__e={}))[e]=n,n&&o||(r=te[e]||(te[e]=ht(e)),(t.__a||(t.__a={}))[e]=ne,s=e!=(e=e.replace(we,"$1")),(e=e.slice(2))[0]<"a"&&(e=e.toLowerCase()),n?t.addEventListener(e,r,s):t.removeEventListener(e,r,s));else{if(a=="http://www.w3.org/2000/svg")e=e.replace(/xlink(H|:h)/,"h").replace(/sName$/,"s");else if(e!="width"&&e!="height"&&e!="href"&&e!="list"&&e!="form"&&e!="tabIndex"&&e!="download"&&e!="rowSpan"&&e!="colSpan"&&e!="role"&&e!="popover"&&e in t)try{return void(t[e]=n??"")}catch{}if(typeof n=="function")return;n==null||n===!1&&e[4]!="-"?t.removeAttribute(e):t.setAttribute(e,e=="popover"&&n==1?"":n)}}function ht(t){return function(e){var n=this.__e;if(n){if(n=n[t],e[W]==null)e[W]=ne++;else if(e[W]<this.__a[t])return;return n($.event?$.event(e):e)}}}function re(t,e,n,o,a,s,r,i,c,h){var l,g,u,_,m,b,d,p,f,y,k,Z,ve,F,E,ye,T,N,P=e.type;if(e.constructor!==R)return null;128&n.__u&&(c=32&n.__u,l=n.__c.__z)&&(e.__u|=c,g=s=[],l.nodeType==8?i=j(l,s):s.push(l),i=s[0]||i),(l=$.__b)&&l(e);e:if(typeof P=="function"){u=r.length;try{if(p=e.props,f=(l=P.prototype)&&l.render,y=(l=P.contextType)&&o[l.__c],k=l?y?y.props.value:l.__:o,(_=n.__c)?(e.__c=_,2&_.__g&&(_.__g|=1)):(f?e.__c=_=new P(p,k):(e.__c=_=new B(p,k),_.constructor=P,_.render=vt),y&&y.sub(_),_.state||(_.state={}),_.__n=o,_.__g|=8,_.__h=[],_.__k=[]),f&&(_.__s||(_.__s=_.state),P.getDerivedStateFromProps&&(_.__s==_.state&&(_.__s=I({},_.__s)),I(_.__s,P.getDerivedStateFromProps(p,_.__s)))),m=_.props,b=_.state,_.__v=e,n.__c){if(p!==m&&f&&!P.getDerivedStateFromProps&&_.componentWillReceiveProps&&_.componentWillReceiveProps(p,k),e.__v==n.__v&&!(8&_.__g)||!(4&_.__g)&&_.shouldComponentUpdate&&_.shouldComponentUpdate(p,_.__s,k)===!1){e.__v!=n.__v&&(_.props=p,_.state=_.__s,_.__g&=-9),e.__e=n.__e,e.__k=n.__k,e.__k.some(function(C){C&&(C.__=e)}),z.push.apply(_.__h,_.__k),_.__k=[],_.__h.length&&r.push(_),i=A(n);break e}_.componentWillUpdate&&_.componentWillUpdate(p,_.__s,k),f&&_.componentDidUpdate&&_.__h.push(function(){_.componentDidUpdate(m,b,d)})}else f&&!P.getDerivedStateFromProps&&_.componentWillMount&&_.componentWillMount(),f&&_.componentDidMount&&_.__h.push(_.componentDidMount);_.context=k,_.props=p,_.__P=t,_.__g&=-5,Z=$.__r,ve=f?25:0;do _.__g&=-9,Z&&Z(e),l=_.render(_.props,_.state=_.__s,_.context);while(8&_.__g&&++ve<25);f&&(z.push.apply(_.__h,_.__k),_.__k=[]),_.state=_.__s,_.getChildContext&&(o=I({},o,_.getChildContext())),f&&n.__c&&_.getSnapshotBeforeUpdate&&(d=_.getSnapshotBeforeUpdate(m,b)),F=l&&l.type===G&&l.key==null?l.props.children:l,p.__P&&(l=i,a=(t=p.__P).namespaceURI,c=s=null,n.props&&n.props.__P!=t&&(n.__k.some(function(C){C&&ie(C,C)}),n.__k=null),i=n.__k?A(n,0):null),i=Te(t,oe(F)?F:[F],e,n,o,a,s,r,i,c,h),p.__P&&(e.__e=null,i=l),e.__u&=-161,g&&g.some(U),_.__h.length&&r.push(_),1&_.__g&&(_.__g&=-4)}catch(C){if(r.length=u,e.__v=null,c||s)if(C&&C.then){if(e.__u|=128|c,s){for(~(T=s.indexOf(i||void 0))||(T=s.length);(N=s[T-1])&&N.nodeType==8;)T--;for(;T<s.length;T++)if(N=s[T])if(s[T]=null,E){if(N==ye)break}else{if(N.nodeType!=8)break;N.data.startsWith("$s")&&(ye=j(E=N))}}if(!E){for(;i&&i.nodeType==8&&i.nextSibling;)i=i.nextSibling;E=i}(l=j(E=e.__c.__z||(e.__c.__z=E)))?(e.__e=E,i=l):e.__e=i,i=i&&i.nextSibling}else s&&s.some(U);else e.__e=n.__e;e.__k||(e.__k=n.__k||[]),C&&C.then||Ae(e),$.__e(C,e,n)}}else i=e.__e=gt(n.__e,e,n,o,a,s,r,c,h,t);return(l=$.diffed)&&l(e),i}function j(t,e){if(t&&t.nodeType==8&&t.data.startsWith("$s"))for(var n=1;t=t.nextSibling;){if(t.nodeType==8){if(t.data.startsWith("$s"))n++;else if(t.data.startsWith("/$s")&&!--n)return t}e&&e.push(t)}}function Ae(t){t&&(t.__c&&(t.__c.__g|=4),t.__k&&t.__k.some(Ae))}function Ee(t,e,n){for(var o=0;o<n.length;)ae(n[o++],n[o++],n[o++]);$.__c&&$.__c(e,t),t.some(function(a){try{t=a.__h,a.__h=[],t.some(function(s){s.call(a)})}catch(s){$.__e(s,a.__v)}})}function gt(t,e,n,o,a,s,r,i,c,h){var l,g,u,_,m,b,d,p,f=n.props||J,y=e.props,k=e.type;if(k=="svg"?a="http://www.w3.org/2000/svg":k=="math"?a="http://www.w3.org/1998/Math/MathML":a||(a="http://www.w3.org/1999/xhtml"),s){for(l=0;l<s.length;l++)if((m=s[l])&&(k?m.localName==k:m.nodeType==3)){t=m,s[l]=null;break}}if(!t){if(p=h.ownerDocument||document,!k)return p.createTextNode(y);t=p.createElementNS(a,k,y.is?y:h),i&&($.__m&&$.__m(e,s),i=!1),s=null}if(k){if(h=k=="template"&&t.content||t,s=k=="textarea"&&y.defaultValue!=null?null:s&&se.call(h.childNodes),!i&&s)for(f={},l=0;l<t.attributes.length;l++)f[(m=t.attributes[l]).name]=m.value;for(l in f)m=f[l],l=="dangerouslySetInnerHTML"?u=m:l=="children"||l in y||l=="value"&&"defaultValue"in y||l=="checked"&&"defaultChecked"in y||q(t,l,null,m,a);for(l in y)m=y[l],l=="children"?_=m:l=="dangerouslySetInnerHTML"?g=m:l=="value"?b=m:l=="checked"?d=m:i&&typeof m!="function"||f[l]===m||q(t,l,m,f[l],a);g?(i||u&&(g.__html==u.__html||g.__html==t.innerHTML)||(t.innerHTML=g.__html),e.__k=[]):(u&&(t.textContent=""),(k=="foreignObject"||a=="http://www.w3.org/1998/Math/MathML"&&dt.test(k))&&(a="http://www.w3.org/1999/xhtml"),Te(h,oe(_)?_:[_],e,n,o,a,s,r,s?s[0]:n.__k&&A(n,0),i,c),s&&s.some(U)),i&&k!="textarea"||(l="value",k=="progress"&&b==null?t.removeAttribute(l):b==null||b===t[l]&&(k!="progress"||b)||q(t,l,b,f[l],a),l="checked",d!=null&&d!=t[l]&&q(t,l,d,f[l],a))}else f===y||i&&t.data==y||(t.data=y);return t}function ae(t,e,n,o){try{typeof t=="function"?e?e.__x=t(e)||1:o&&(o=o.__c||o.__e)&&(e=o.__x)&&(o.__x=null,typeof e=="function"?e():t(null)):t.current=e}catch(a){$.__e(a,n)}}function ie(t,e,n){var o,a,s,r;if($.unmount&&$.unmount(t),!(o=t.ref)||o.current&&o.current!=t.__e||ae(o,null,e,t),o=t.__c){if(o.componentWillUnmount)try{o.componentWillUnmount()}catch(i){$.__e(i,e)}o.__P=o.__n=null}if(o=t.__k)for(r=0;r<o.length;r++)o[r]&&ie(o[r],e,typeof t.type!="function"||n&&!t.props.__P);!n&&(o=t.__c)&&(o=o.__z)&&(a=j(o,s=[]))&&(o==t.__e&&s.some(U),U(a),U(o)),n||U(t.__e),t.__e=t.__c=t.__=null}function vt(t,e,n){return this.constructor(t,n)}function Ne(t,e){var n,o,a,s;$.__&&$.__(t,e),e.nodeType==9&&(e=e.documentElement),o=(n=t&&32&t.__u)?null:e.__k,e.__k=D(G,{children:[t]}),a=[],s=[],re(e,e.__k,o||J,J,e.namespaceURI,o?null:e.firstChild?se.call(e.childNodes):null,a,o?o.__e:e.firstChild,n,s),Ee(a,e.__k,s),e.__k.props.children=null}$={__e:function(t,e,n,o){for(var a,s,r;e=e.__;)if((a=e.__c)&&!(1&a.__g)){a.__g|=4;try{if((r=(s=a.constructor)&&s.getDerivedStateFromError)&&a.setState(s.getDerivedStateFromError(t)),a.componentDidCatch&&(a.componentDidCatch(t,o||{}),r=1),r&&8&a.__g)return void(a.__g|=2)}catch(i){t=i}}throw V=0,t}},$e=0,ut=function(t){return t!=null&&t.constructor===R},B.prototype.setState=function(t,e){var n=this.__s;n&&n!=this.state||(n=this.__s=I({},this.state)),typeof t=="function"&&(t=t(I({},n),this.props)),t&&(I(n,t),this.__v&&(e&&this.__k.push(e),be(this)))},B.prototype.forceUpdate=function(t){this.__v&&(this.__g|=4,t&&this.__h.push(t),be(this))},B.prototype.render=G,M=[],V=0,xe=function(t,e){return t.__v.__b-e.__v.__b},W=Symbol(),we=/(PointerCapture)$|Capture$/i,ne=0,te={},ct=0;var L,w,_e,Ue,le=Object.is,Q=0,qe=[],ue=[],x=$,Ie=x.__b,De=x.__r,Re=x.diffed,He=x.__c,Le=x.unmount,Oe=x.__;function de(t,e){x.__h&&x.__h(w,t,Q||e),Q=0;var n=w.__H||(w.__H={__:[],__h:[]});return t>=n.__.length&&n.__.push({}),n.__[t]}function S(t){return Q=1,yt(Ve,t)}function yt(t,e,n){var o=de(L++,2);if(o.t=t,!o.__c&&(o.__=[n?n(e):Ve(void 0,e),function(s){var r=(o.__N||o.__)[0],i=o.t(r,s);le(r,i)||(o.__N=[i,o.__[1]],o.__c.setState({}))}],o.__c=w,!w.__f)){w.__f=!0;var a=w.shouldComponentUpdate;w.shouldComponentUpdate=function(s,r,i){var c=this.__H;if(!c)return!0;var h=!1,l=this.props!=s;if(c.__.some(function(u){u.__N&&(h=!0,le(u.__[0],u.__N[0])||(l=!0))}),a){var g=a.call(this,s,r,i);return h?g||l:g}return!h||l}}return o.__}function We(t,e){var n=de(L++,3);!x.__s&&je(n.__H,e)&&(n.__P=!0,n.__=t,n.u=e,w.__H.__h.push(n))}function Be(t){return Q=5,bt(function(){return{current:t}},[])}function bt(t,e){var n=de(L++,7);return je(n.__H,e)&&(n.__=t(),n.__H=e),n.__}function kt(){var t;do{for(;t=ue.shift();)try{H(t)}catch(n){x.__e(n,{__:(t=t.__P)&&t.__v})}for(;t=qe.shift();){var e=t.__H;if(t.__P&&e)try{e.__h.some(H),e.__h.some(ce),e.__h=[]}catch(n){e.__h=[],x.__e(n,t.__v)}}}while(ue.length)}x.__b=function(t){w=null,Ie&&Ie(t)},x.__=function(t,e){t&&e.__k&&e.__k.__m&&(t.__m=e.__k.__m),Oe&&Oe(t,e)},x.__r=function(t){De&&De(t),L=0;var e=(w=t.__c).__H;e&&(_e==w?w.__h=[]:(e.__h.some(H),e.__h.some(ce),L=0),e.__h=[],e.__.some(function(n){n.__N&&(n.__=n.__N),n.u=n.__N=void 0})),_e=w},x.diffed=function(t){Re&&Re(t);var e=t.__c;e&&e.__H&&(e.__H.__h.length&&Fe(qe.push(e)),e.__H.__.some(function(n){n.u&&(n.__H=n.u)})),_e=w=null},x.__c=function(t,e){e.some(function(n){try{n.__h.some(H),n.__h=n.__h.filter(function(o){return!o.__||ce(o)})}catch(o){n.__h=[function(){throw o}]}}),He&&He(t,e)},x.unmount=function(t){Le&&Le(t);var e,n,o=t.__c;o&&o.__H&&(o.__H.__.some(function(a){try{if(a.__P&&a.__c){if(n===void 0){for(n=t.__;n&&(!n.__c||!n.__c.__P);)n=n.__;n=n&&n.__c}a.__P=n,Fe(ue.push(a))}else H(a)}catch(s){e=s}}),o.__H=void 0,e&&x.__e(e,o.__v))};var Ke=typeof requestAnimationFrame=="function";function $t(t){var e,n=function(){clearTimeout(o),Ke&&cancelAnimationFrame(e),setTimeout(t)},o=setTimeout(n,35);Ke&&(e=requestAnimationFrame(n))}function Fe(t){t!=1&&Ue==x.requestAnimationFrame||((Ue=x.requestAnimationFrame)||$t)(kt)}function H(t){var e=w,n=t.__c;typeof n=="function"&&(t.__c=void 0,n()),w=e}function ce(t){var e=w;t.__c=t.__(),w=e}function je(t,e){return!t||t.length!=e.length||e.some(function(n,o){return!le(n,t[o])})}function Ve(t,e){return typeof e=="function"?e(t):e}var ze=function(t,e,n,o){var a;e[0]=0;for(var s=1;s<e.length;s++){var r=e[s++],i=e[s]?(e[0]|=r?1:2,n[e[s++]]):e[++s];r===3?o[0]=i:r===4?o[1]=Object.assign(o[1]||{},i):r===5?(o[1]=o[1]||{})[e[++s]]=i:r===6?o[1][e[++s]]+=i+"":r?(a=t.apply(i,ze(t,i,n,["",null])),o.push(a),i[0]?e[0]|=2:(e[s-2]=0,e[s]=a)):o.push(i)}return o},Je=new Map;function Ge(t){var e=Je.get(this);return e||(e=new Map,Je.set(this,e)),(e=ze(this,e.get(t)||(e.set(t,e=(function(n){for(var o,a,s=1,r="",i="",c=[0],h=function(u){s===1&&(u||(r=r.replace(/^\s*\n\s*|\s*\n\s*$/g,"")))?c.push(0,u,r):s===3&&(u||r)?(c.push(3,u,r),s=2):s===2&&r==="..."&&u?c.push(4,u,0):s===2&&r&&!u?c.push(5,0,!0,r):s>=5&&((r||!u&&s===5)&&(c.push(s,0,r,a),s=6),u&&(c.push(s,u,0,a),s=6)),r=""},l=0;l<n.length;l++){l&&(s===1&&h(),h(l));for(var g=0;g<n[l].length;g++)o=n[l][g],s===1?o==="<"?(h(),c=[c],s=3):r+=o:s===4?r==="--"&&o===">"?(s=1,r=""):r=o+r[0]:i?o===i?i="":r+=o:o==='"'||o==="'"?i=o:o===">"?(h(),s=1):s&&(o==="="?(s=5,a=r,r=""):o==="/"&&(s<5||n[l][g+1]===">")?(h(),s===3&&(c=c[0]),s=c,(c=c[0]).push(2,0,s),s=0):o===" "||o==="	"||o===`
+`||o==="\r"?(h(),s=2):r+=o),s===3&&r==="!--"&&(s=4,c=c[0])}return h(),c})(t)),e),arguments,[])).length>1?e:e[0]}var v=Ge.bind(Se);function Qe(t){let[e,n]=S(""),[o,a]=S(""),s=async i=>{t.setMessage("\u2026");try{t.setMessage(await i())}catch(c){t.setMessage(`error: ${c.message}`)}};return v`
+    <section class="admin" data-testid="admin">
+      <form onSubmit=${i=>{i.preventDefault(),s(()=>t.actions.load(e.trim(),o.trim()))}}>
+        <input placeholder="adapter name" value=${e} onInput=${i=>n(i.target.value)} name="lora_name" required />
+        <input placeholder="directory on the server" value=${o} onInput=${i=>a(i.target.value)} name="lora_path" required class="wide" />
+        <button type="submit">load</button>
+        <button type="button" onClick=${()=>s(t.actions.rescan)}>rescan store</button>
+      </form>
+      <output data-testid="admin-message">${t.message}</output>
+    </section>
+  `}var Xe="loraplex.keys";function Ye(){try{let t=JSON.parse(sessionStorage.getItem(Xe)??"{}");return{api:String(t.api??""),admin:String(t.admin??"")}}catch{return{api:"",admin:""}}}function Ze(t){sessionStorage.setItem(Xe,JSON.stringify(t))}var O=class extends Error{constructor(n,o){super(o);this.status=n}status};function me(t,e){let n={};return t&&(n.authorization=`Bearer ${t}`),e&&(n["content-type"]="application/json"),n}async function fe(t){let e=await t.text(),n=e||t.statusText;try{n=JSON.parse(e).error?.message??n}catch{}return new O(t.status,n)}async function et(t,e,n){let o=await fetch(t,{headers:me(e,!1),signal:n});if(!o.ok)throw await fe(o);return await o.json()}async function X(t,e,n,o){let a=await fetch(t,{method:"POST",headers:me(e,!0),body:JSON.stringify(n),signal:o});if(!a.ok)throw await fe(a);return a.text()}async function tt(t,e,n,o){let a=await fetch(t,{method:"POST",headers:me(e,!0),body:JSON.stringify(n),signal:o});if(!a.ok||!a.body)throw await fe(a);return a.body}var pe=320,K=80;function xt(t,e,n){let o=n>1?pe/(n-1):0,a=n-t.length;return t.map((s,r)=>`${r===0?"M":"L"}${((a+r)*o).toFixed(1)},${(K-s/e*K).toFixed(1)}`).join(" ")}function he(t){let e=Math.max(2,...t.series.map(o=>o.values.length)),n=t.max>0?t.max:1;return v`
+    <figure class="chart" data-testid=${t.testId}>
+      <figcaption>
+        ${t.title}
+        ${t.series.map(o=>v`<span class=${`legend ${o.className}`}>${o.name} ${o.values.at(-1)?.toFixed(0)??"\u2013"}${t.unit}</span>`)}
+      </figcaption>
+      <svg viewBox=${`0 0 ${pe} ${K}`} preserveAspectRatio="none" role="img" aria-label=${t.title}>
+        <line x1="0" y1=${K} x2=${pe} y2=${K} class="axis" />
+        ${t.series.map(o=>v`<path d=${xt(o.values,n,e)} class=${`line ${o.className}`} data-points=${o.values.length} />`)}
+      </svg>
+      <div class="scale">max ${t.max.toFixed(0)}${t.unit}</div>
+    </figure>
+  `}var nt=(t,e=0)=>t===null?"\u2013":t.toFixed(e);function wt(t){let{m:e}=t;return v`
+    <tr data-model=${e.id} class=${e.error?"failed":""}>
+      <td class="name" title=${e.error??""}>${e.id}</td>
+      <td>${e.kind}${e.source?v` <small>(${e.source})</small>`:null}</td>
+      <td><span class=${`tier tier-${e.tier??"base"}`} data-field="tier">${e.tier??"resident"}</span></td>
+      <td data-field="version">${e.version??"\u2013"}</td>
+      <td data-field="rank">${e.rank??"\u2013"}</td>
+      <td class="num" data-field="running">${e.running}</td>
+      <td class="num" data-field="waiting">${e.waiting}</td>
+      <td class="num" data-field="requests">${e.requests}</td>
+      <td class="num" data-field="tokens">${e.tokens}</td>
+      <td class="num" data-field="tokens-per-second">${nt(e.tokensPerSecond,1)}</td>
+      <td class="num" data-field="ttft">${nt(e.ttftMs)}</td>
+      ${t.onUnload?v`<td>${e.kind==="adapter"?v`<button class="small" onClick=${()=>t.onUnload?.(e.id)}>unload</button>`:null}</td>`:null}
+    </tr>
+  `}function ot(t){let{state:e}=t,n=e.engine,o=e.history.map(i=>i.kvUse*100),a=e.history.map(i=>i.running),s=e.history.map(i=>i.waiting),r=Math.max(4,...a,...s);return v`
+    <section class="live">
+      <div class="totals" data-testid="totals">
+        <div><b data-field="running">${n?.running??0}</b> running</div>
+        <div><b data-field="waiting">${n?.waiting??0}</b> waiting</div>
+        <div><b>${n?`${n.kvBlocksUsed} / ${n.kvBlocksTotal}`:"\u2013"}</b> KV blocks</div>
+        <div><b>${n?`${n.adapterCache.slotsUsed} / ${n.adapterCache.slotsTotal}`:"\u2013"}</b> slots</div>
+        <div><b>${n?`${n.adapterCache.hostUsed} / ${n.adapterCache.hostTotal}`:"\u2013"}</b> host cache</div>
+        <div><b>${e.maxModelLen}</b> max model len</div>
+      </div>
+      <div class="charts">
+        <${he} title="KV cache use" series=${[{name:"used",values:o,className:"s-kv"}]} max=${100} unit="%" testId="chart-kv" />
+        <${he}
+          title="Queue"
+          series=${[{name:"running",values:a,className:"s-running"},{name:"waiting",values:s,className:"s-waiting"}]}
+          max=${r}
+          unit=""
+          testId="chart-queue"
+        />
+      </div>
+      <table class="models" data-testid="models">
+        <thead>
+          <tr>
+            <th>model</th><th>kind</th><th>tier</th><th>version</th><th>rank</th>
+            <th class="num">running</th><th class="num">waiting</th><th class="num">requests</th>
+            <th class="num">tokens</th><th class="num">tok/s</th><th class="num">TTFT ms</th>
+            ${t.onUnload?v`<th></th>`:null}
+          </tr>
+        </thead>
+        <tbody>
+          ${e.models.map(i=>v`<${wt} key=${i.id} m=${i} onUnload=${t.onUnload} />`)}
+        </tbody>
+      </table>
+      <p class="note">
+        Per model: waiting until the first token, then running; tok/s over the last 10 s; TTFT the median of the
+        last 16 requests.
+      </p>
+    </section>
+  `}function st(t,e){let n={model:t,max_tokens:e.maxTokens,temperature:e.temperature,top_p:e.topP,stream:!0,...e.seed===null?{}:{seed:e.seed}};if(e.mode==="prompt")return{path:"/v1/completions",body:{...n,prompt:e.prompt,logprobs:0}};let o=[...e.system.trim()?[{role:"system",content:e.system}]:[],{role:"user",content:e.prompt}];return{path:"/v1/chat/completions",body:{...n,messages:o,logprobs:!0}}}function rt(t){let e=t.choices?.[0]?.logprobs;return e?e.tokens??e.content?.map(n=>n.token)??[]:[]}var Y=class{buffer="";done=!1;feed(e){this.buffer=(this.buffer+e).replace(/\r\n/g,`
+`);let n=[],o=this.buffer.indexOf(`
+
+`);for(;o>=0;){let a=this.buffer.slice(0,o);this.buffer=this.buffer.slice(o+2);let s=a.split(`
+`).filter(r=>r.startsWith("data:")).map(r=>r.slice(5).trimStart()).join(`
+`);s==="[DONE]"?this.done=!0:s&&n.push(JSON.parse(s)),o=this.buffer.indexOf(`
+
+`)}return n}};async function at(t,e,n,o,a){let s={model:t,status:"waiting",tokens:[],ttftMs:null,tokensPerSecond:null,finishReason:null,error:null},r=h=>{s={...s,...h},a(s)};r({});let i=performance.now(),c=0;try{let{path:h,body:l}=st(t,e),g=(await tt(h,n,l,o)).getReader(),u=new TextDecoder,_=new Y;for(;!_.done;){let{value:m,done:b}=await g.read();if(b)break;for(let d of _.feed(u.decode(m,{stream:!0}))){if(d.error)throw new Error(d.error.message??"the stream failed");let p=rt(d),f=performance.now();p.length>0&&s.ttftMs===null&&(c=f,r({ttftMs:f-i,status:"streaming"}));let y=[...s.tokens,...p],k=y.length>1&&f>c?(y.length-1)*1e3/(f-c):null;r({tokens:y,tokensPerSecond:k??s.tokensPerSecond,finishReason:d.choices?.[0]?.finish_reason??s.finishReason})}}r({status:"done"})}catch(h){r({status:"error",error:o.aborted?"stopped":h.message})}}function it(t,e){let n=Math.min(t.tokens.length,e.tokens.length);for(let o=0;o<n;o++)if(t.tokens[o]!==e.tokens[o])return o;return t.done&&e.tokens.length>n||e.done&&t.tokens.length>n?n:null}var ge=5,_t=(t,e=0)=>t===null?"\u2013":t.toFixed(e);function St(t){let{c:e,reference:n}=t,o=s=>s.status==="done"||s.status==="error",a=n?it({tokens:n.tokens,done:o(n)},{tokens:e.tokens,done:o(e)}):null;return v`
+    <article class=${`column ${e.status}`} data-column=${e.model} data-status=${e.status}>
+      <header>
+        <b>${e.model}</b>
+        <span class="status">${e.status}${e.finishReason?` (${e.finishReason})`:""}</span>
+      </header>
+      <dl class="figures">
+        <div><dt>TTFT</dt><dd data-field="ttft">${_t(e.ttftMs)} ms</dd></div>
+        <div><dt>tok/s</dt><dd data-field="tokens-per-second">${_t(e.tokensPerSecond,1)}</dd></div>
+        <div><dt>tokens</dt><dd data-field="tokens">${e.tokens.length}</dd></div>
+        <div>
+          <dt>diverges</dt>
+          <dd data-field="divergence">${n?a===null?"\u2013":`at ${a}`:"reference"}</dd>
+        </div>
+      </dl>
+      ${e.error?v`<p class="error">${e.error}</p>`:null}
+      <pre class="text">${e.tokens.map((s,r)=>v`<span class=${a!==null&&r>=a?r===a?"tok diverged first":"tok diverged":"tok"}>${s}</span>`)}</pre>
+    </article>
+  `}function lt(t){let[e,n]=S(null),[o,a]=S({mode:"prompt",prompt:"Once upon a time",system:"",maxTokens:32,temperature:0,topP:1,seed:null}),[s,r]=S([]),i=Be(null),c=(e??t.models.slice(0,ge)).filter(u=>t.models.includes(u)),h=u=>{n(c.includes(u)?c.filter(_=>_!==u):[...c,u])},l=(u,_)=>m=>a({...o,[u]:_(m.target.value)});return v`
+    <section class="playground" data-testid="playground">
+      <form onSubmit=${async u=>{u.preventDefault(),i.current?.abort();let _=new AbortController;i.current=_;let m=[...c],b=[],d=p=>{b=m.map(f=>f===p.model?p:b.find(y=>y.model===f)??p),r(b)};await Promise.all(m.map(p=>at(p,o,t.apiKey,_.signal,d))),i.current===_&&(i.current=null)}}>
+        <fieldset class="models-pick">
+          <legend>models (the first is the reference; at most ${ge})</legend>
+          ${t.models.map(u=>v`<label><input type="checkbox" name="model" value=${u} checked=${c.includes(u)} disabled=${!c.includes(u)&&c.length>=ge} onChange=${()=>h(u)} /> ${u}</label>`)}
+        </fieldset>
+        <fieldset class="mode">
+          <label><input type="radio" name="mode" checked=${o.mode==="prompt"} onChange=${()=>a({...o,mode:"prompt"})} /> prompt</label>
+          <label><input type="radio" name="mode" checked=${o.mode==="chat"} onChange=${()=>a({...o,mode:"chat"})} /> chat</label>
+        </fieldset>
+        ${o.mode==="chat"?v`<textarea name="system" rows="1" placeholder="system message (optional)" value=${o.system} onInput=${l("system",String)} />`:null}
+        <textarea name="prompt" rows="3" value=${o.prompt} onInput=${l("prompt",String)} required />
+        <fieldset class="sampling">
+          <label>max tokens <input name="max_tokens" type="number" min="1" value=${o.maxTokens} onInput=${l("maxTokens",Number)} /></label>
+          <label>temperature <input name="temperature" type="number" min="0" max="2" step="0.05" value=${o.temperature} onInput=${l("temperature",Number)} /></label>
+          <label>top p <input name="top_p" type="number" min="0" max="1" step="0.05" value=${o.topP} onInput=${l("topP",Number)} /></label>
+          <label>seed <input name="seed" type="number" value=${o.seed??""} onInput=${l("seed",u=>u===""?null:Number(u))} /></label>
+          <button type="submit" disabled=${c.length===0}>run</button>
+          <button type="button" onClick=${()=>i.current?.abort()}>stop</button>
+        </fieldset>
+      </form>
+      <div class="columns" data-testid="columns">
+        ${s.map((u,_)=>v`<${St} key=${u.model} c=${u} reference=${_===0?null:s[0]} />`)}
+      </div>
+    </section>
+  `}var Ct=1e3;function Pt(t){let[e,n]=S(t.keys.api),[o,a]=S(t.keys.admin),s=r=>{r.preventDefault(),t.onSave({api:e,admin:o})};return v`
+    <form class=${`keys ${t.needed?"needed":""}`} onSubmit=${s} data-testid="keys">
+      ${t.needed?v`<span class="ask">This server needs its API key.</span>`:null}
+      <input type="password" name="api_key" placeholder="API key" value=${e} onInput=${r=>n(r.target.value)} autocomplete="off" />
+      <input type="password" name="admin_key" placeholder="admin key (optional)" value=${o} onInput=${r=>a(r.target.value)} autocomplete="off" />
+      <button type="submit">use keys</button>
+    </form>
+  `}function Tt(){let[t,e]=S(Ye),[n,o]=S(null),[a,s]=S(null),[r,i]=S(""),[c,h]=S(0);We(()=>{let d=new AbortController,p=0,f=async()=>{try{o(await et("/ui/api/state",t.api,d.signal)),s(null)}catch(y){if(d.signal.aborted)return;let k=y instanceof O?y.status:0;s({status:k,message:y.message})}d.signal.aborted||(p=window.setTimeout(f,Ct))};return f(),()=>{d.abort(),clearTimeout(p)}},[t,c]);let l=d=>{Ze(d),e(d)},g=n?.admin.ownKey?t.admin:t.api,u=d=>(h(p=>p+1),d),_={load:async(d,p)=>u(await X("/v1/load_lora_adapter",g,{lora_name:d,lora_path:p})),rescan:async()=>u(await X("/v1/rescan_lora_adapters",g,{}))},m=async d=>{try{i(u(await X("/v1/unload_lora_adapter",g,{lora_name:d})))}catch(p){i(`error: ${p.message}`)}},b=n?.admin.enabled===!0&&(!n.admin.ownKey||t.admin!=="");return v`
+    <header class="top">
+      <h1>loraplex</h1>
+      <span class="model" data-testid="model">${n?n.model:""}</span>
+      <${Pt} keys=${t} onSave=${l} needed=${a?.status===401} />
+    </header>
+    ${a?v`<p class="problem" data-testid="problem">${a.status===503?"The server is loading (or draining): ":""}${a.message}</p>`:null}
+    ${n?v`
+          <h2>Live</h2>
+          <${ot} state=${n} onUnload=${b?m:null} />
+          ${b?v`<h2>Adapters</h2><${Qe} actions=${_} message=${r} setMessage=${i} />`:null}
+          <h2>A/B playground</h2>
+          <${lt} models=${n.models.filter(d=>!d.error).map(d=>d.id)} apiKey=${t.api} />
+        `:null}
+  `}Ne(v`<${Tt} />`,document.getElementById("app"));
