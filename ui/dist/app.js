@@ -13,7 +13,7 @@ var $,$e,ut,M,ee,V,xe,W,we,ne,te,ct,R=Symbol.for("pv"),J={},z=[],dt=/^m(i|n|o|s|
     <figure class="chart" data-testid=${t.testId}>
       <figcaption>
         ${t.title}
-        ${t.series.map(o=>v`<span class=${`legend ${o.className}`}>${o.name} ${o.values.at(-1)?.toFixed(0)??"\u2013"}${t.unit}</span>`)}
+        ${t.series.map(o=>v`<span class=${`legend ${o.className}`}>${o.name} ${o.values.at(-1)?.toFixed(t.digits)??"\u2013"}${t.unit}</span>`)}
       </figcaption>
       <svg viewBox=${`0 0 ${pe} ${K}`} preserveAspectRatio="none" role="img" aria-label=${t.title}>
         <line x1="0" y1=${K} x2=${pe} y2=${K} class="axis" />
@@ -47,12 +47,13 @@ var $,$e,ut,M,ee,V,xe,W,we,ne,te,ct,R=Symbol.for("pv"),J={},z=[],dt=/^m(i|n|o|s|
         <div><b>${e.maxModelLen}</b> max model len</div>
       </div>
       <div class="charts">
-        <${he} title="KV cache use" series=${[{name:"used",values:o,className:"s-kv"}]} max=${100} unit="%" testId="chart-kv" />
+        <${he} title="KV cache use" series=${[{name:"used",values:o,className:"s-kv"}]} max=${100} unit="%" digits=${1} testId="chart-kv" />
         <${he}
           title="Queue"
           series=${[{name:"running",values:a,className:"s-running"},{name:"waiting",values:s,className:"s-waiting"}]}
           max=${r}
           unit=""
+          digits=${0}
           testId="chart-queue"
         />
       </div>

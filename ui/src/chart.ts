@@ -18,7 +18,15 @@ function path(values: readonly number[], max: number, count: number): string {
     .join(' ');
 }
 
-export function LineChart(props: { title: string; series: Series[]; max: number; unit: string; testId: string }) {
+export function LineChart(props: {
+  title: string;
+  series: Series[];
+  max: number;
+  unit: string;
+  /** Decimals of the latest values in the legend. */
+  digits: number;
+  testId: string;
+}) {
   const count = Math.max(2, ...props.series.map((s) => s.values.length));
   const max = props.max > 0 ? props.max : 1;
   return html`
@@ -27,7 +35,7 @@ export function LineChart(props: { title: string; series: Series[]; max: number;
         ${props.title}
         ${props.series.map(
           (s) =>
-            html`<span class=${`legend ${s.className}`}>${s.name} ${s.values.at(-1)?.toFixed(0) ?? '–'}${props.unit}</span>`,
+            html`<span class=${`legend ${s.className}`}>${s.name} ${s.values.at(-1)?.toFixed(props.digits) ?? '–'}${props.unit}</span>`,
         )}
       </figcaption>
       <svg viewBox=${`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label=${props.title}>

@@ -47,7 +47,7 @@ export function LiveView(props: { state: DashboardState; onUnload: ((name: strin
         <div><b>${state.maxModelLen}</b> max model len</div>
       </div>
       <div class="charts">
-        <${LineChart} title="KV cache use" series=${[{ name: 'used', values: kv, className: 's-kv' }]} max=${100} unit="%" testId="chart-kv" />
+        <${LineChart} title="KV cache use" series=${[{ name: 'used', values: kv, className: 's-kv' }]} max=${100} unit="%" digits=${1} testId="chart-kv" />
         <${LineChart}
           title="Queue"
           series=${[
@@ -56,6 +56,7 @@ export function LiveView(props: { state: DashboardState; onUnload: ((name: strin
           ]}
           max=${queueMax}
           unit=""
+          digits=${0}
           testId="chart-queue"
         />
       </div>
