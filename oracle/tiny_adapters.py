@@ -25,7 +25,9 @@ ADAPTERS: dict[str, dict] = {
     "qv-r64-layer1": dict(
         r=64, lora_alpha=32, target_modules=["q_proj", "v_proj"], layers_to_transform=[1], layers_pattern="layers"
     ),
+    # DoRA on part of each fused group (q and v, not k; down only), then on every projection with rsLoRA.
     "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj", "down_proj"]),
+    "dora-all-rslora": dict(r=8, lora_alpha=16, use_dora=True, use_rslora=True, target_modules=ALL_TARGETS),
 }
 
 FUSED_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
@@ -52,4 +54,5 @@ FUSED_ADAPTERS: dict[str, dict] = {
         r=64, lora_alpha=32, target_modules=["qkv_proj"], layers_to_transform=[1], layers_pattern="layers"
     ),
     "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["qkv_proj", "down_proj"]),
+    "dora-all-rslora": dict(r=8, lora_alpha=16, use_dora=True, use_rslora=True, target_modules=FUSED_TARGETS),
 }

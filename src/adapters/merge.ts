@@ -1,6 +1,7 @@
 /**
  * Merges an adapter into the base weights, for single-task deployments: W' = W + scale · B · A for every
- * targeted projection, computed in f32 and stored back in W's dtype. The result serves the adapter's
+ * targeted projection (DoRA: W' = (m / ‖W + scale·B·A‖) ⊙ (W + scale·B·A), the norm per output row, as PEFT's
+ * merge_and_unload), computed in f64 per row and stored back in W's dtype. The result serves the adapter's
  * outputs with the base model's speed (no LoRA kernels at all).
  */
 
@@ -10,7 +11,10 @@ import type { ModelConfig } from '../model/config.ts';
 import type { ModelWeights } from '../model/weights.ts';
 import type { LoraAdapter, LoraModuleWeights } from './types.ts';
 
-/** W [N, K] + scale · B [N, r] · A [r, K], in W's dtype. A new matrix; W is untouched. */
+/**
+ * W [N, K] + scale · B [N, r] · A [r, K], in W's dtype; for DoRA each row then times m / its norm (from this
+ * W and the adapter's magnitude m). A new matrix; W is untouched.
+ */
 export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatrix {
   const { rows: n, cols: k } = w;
   if (mod.a.length !== mod.rank * k || mod.b.length !== n * mod.rank) {
@@ -19,6 +23,12 @@ export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatr
     );
   }
   const format = weightFormat(w.dtype);
+  const magnitude = mod.dora?.magnitude;
+  if (magnitude && magnitude.length !== n) {
+    throw new Error(
+      `merge: ${mod.kind} of layer ${mod.layer} has ${n} outputs, its DoRA magnitude ${magnitude.length}`,
+    );
+  }
   const merged = Float32Array.from(format.decode(w));
   const delta = new Float64Array(k);
   for (let row = 0; row < n; row++) {
@@ -30,7 +40,17 @@ export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatr
       for (let c = 0; c < k; c++) delta[c] += bj * mod.a[aRow + c];
     }
     const base = row * k;
-    for (let c = 0; c < k; c++) merged[base + c] += delta[c];
+    if (!magnitude) {
+      for (let c = 0; c < k; c++) merged[base + c] += delta[c];
+      continue;
+    }
+    let sum = 0;
+    for (let c = 0; c < k; c++) {
+      delta[c] += merged[base + c];
+      sum += delta[c] * delta[c];
+    }
+    const factor = magnitude[row] / Math.sqrt(sum);
+    for (let c = 0; c < k; c++) merged[base + c] = factor * delta[c];
   }
   return format.encode(merged, n, k);
 }

@@ -4,6 +4,8 @@
  *
  * Semantics (what a kernel computes with it): y[t, n] += scale[m] · Σ_j (Σ_k x[t, k] · A_m[j, k]) · Bt_m[j, n]
  * Modules the adapter does not target get rank 0, scale 0 and offsets 0; in/outFeatures are set for all.
+ * A DoRA adapter also gets outScale (each DoRA module's [N] factors, in module order) and offsetOutScale
+ * (-1 for the other modules); a plain LoRA adapter has neither.
  */
 import type { PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -35,12 +37,14 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
       m < count &&
       kinds[m % kinds.length] === mod.kind &&
       mod.a.length === mod.rank * inFeatures[m] &&
-      mod.b.length === outFeatures[m] * mod.rank;
+      mod.b.length === outFeatures[m] * mod.rank &&
+      (!mod.dora || (mod.dora.outScale.length === outFeatures[m] && mod.rank > 0));
     if (!fits) {
       throw createError('ADAPTER_BASE_MISMATCH', {
         file: `adapter '${adapter.name}'`,
         problem:
-          `${mod.kind} of layer ${mod.layer} (rank ${mod.rank}, A ${mod.a.length} values, B ${mod.b.length}) does not fit ` +
+          `${mod.kind} of layer ${mod.layer} (rank ${mod.rank}, A ${mod.a.length} values, B ${mod.b.length}` +
+          `${mod.dora ? `, DoRA scales ${mod.dora.outScale.length}` : ''}) does not fit ` +
           `module ${m} of the base model it is packed for (${base.numLayers} layers, hidden_size ${base.hiddenSize})`,
         baseModel: adapter.config.baseModelNameOrPath,
       });
@@ -74,5 +78,29 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
     }
     pos += r * n;
   }
-  return { weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures };
+  const packed: PackedAdapter = { weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures };
+  return hasDora(adapter) ? { ...packed, ...packOutScales(adapter, outFeatures) } : packed;
+}
+
+function hasDora(adapter: LoraAdapter): boolean {
+  for (const mod of adapter.modules.values()) if (mod.dora) return true;
+  return false;
+}
+
+function packOutScales(adapter: LoraAdapter, outFeatures: Int32Array) {
+  const offsetOutScale = new Int32Array(outFeatures.length).fill(-1);
+  let total = 0;
+  for (let m = 0; m < outFeatures.length; m++) {
+    if (adapter.modules.get(m)?.dora) total += outFeatures[m];
+  }
+  const outScale = new Float32Array(total);
+  let pos = 0;
+  for (let m = 0; m < outFeatures.length; m++) {
+    const dora = adapter.modules.get(m)?.dora;
+    if (!dora) continue;
+    offsetOutScale[m] = pos;
+    outScale.set(dora.outScale, pos);
+    pos += outFeatures[m];
+  }
+  return { outScale, offsetOutScale };
 }

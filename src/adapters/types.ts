@@ -1,5 +1,5 @@
 /**
- * A LoRA adapter in memory, whatever format it came from: validated against one base model, every factor
+ * A LoRA (or DoRA) adapter in memory, whatever format it came from: validated against one base model, every factor
  * in f32, ready to pack into a kernel slot (pack.ts).
  */
 import type { ModuleKind } from '../model/modules.ts';
@@ -13,6 +13,14 @@ export interface LoraModuleWeights {
   scale: number; // alpha / rank, or alpha / √rank for rsLoRA
   a: Float32Array; // [rank, K]  (lora_A.weight); K = moduleShape(base, kind).inFeatures
   b: Float32Array; // [N, rank]  (lora_B.weight); N = moduleShape(base, kind).outFeatures
+  /** DoRA: y = outScale ⊙ (x·Wᵀ + scale · (x · Aᵀ) · Bᵀ) + bias instead (see dora.ts). */
+  dora?: DoraVectors;
+}
+
+/** A DoRA module's vectors, both [N]: its magnitude, and magnitude / ‖W + scale·B·A‖ per output row. */
+export interface DoraVectors {
+  magnitude: Float32Array; // lora_magnitude_vector
+  outScale: Float32Array; // from the base weight W the adapter was loaded against
 }
 
 /** The source format's parsed config, kept for introspection (admin API, logs). */
@@ -24,7 +32,7 @@ export interface LoraAdapter {
   targets: ModuleKind[]; // the projection kinds adapted in at least one layer, in MODULE_KINDS order
   modules: Map<number, LoraModuleWeights>; // key: moduleIndex(layer, kind)
   config: AdapterSourceConfig;
-  sizeBytes: number; // bytes of the f32 factors held in memory
+  sizeBytes: number; // bytes of the f32 factors (and DoRA vectors) held in memory
   source?: string; // where it was loaded from (a directory), for messages
   warnings?: string[]; // worth logging; did not stop the load
 }

@@ -4,6 +4,7 @@
  * (loaded on first use).
  */
 
+import { projectionsFromModelDir, projectionsInMemory } from '../adapters/base-projections.ts';
 import { InlineAdapterLoader } from '../adapters/loader/adapter-loader.ts';
 import { ThreadAdapterLoader } from '../adapters/loader/loader-thread.ts';
 import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
@@ -84,7 +85,8 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),
   });
   if (mergeAdapter) {
-    const adapter = await loadPeftAdapter(mergeAdapter, loaded.config, { maxLoraRank });
+    const baseWeights = projectionsInMemory(loaded.weights);
+    const adapter = await loadPeftAdapter(mergeAdapter, loaded.config, { maxLoraRank, baseWeights });
     loaded.weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
   }
   const store = loraDir
@@ -94,9 +96,20 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     : null;
   const listing = store ? await store.list() : [];
   const given = Object.fromEntries(Object.entries(engineOpts).filter(([, v]) => v !== undefined));
+  // DoRA's norms are taken over the weights as served: read again from the directory, unless merged into.
+  const servedDir = mergeAdapter ? undefined : modelDir;
   const loader = loaderThread
-    ? new ThreadAdapterLoader({ base: loaded.config, maxLoraRank, loadTimeoutSeconds: adapterLoadTimeout })
-    : new InlineAdapterLoader(loaded.config, maxLoraRank);
+    ? new ThreadAdapterLoader({
+        base: loaded.config,
+        maxLoraRank,
+        modelDir: servedDir,
+        loadTimeoutSeconds: adapterLoadTimeout,
+      })
+    : new InlineAdapterLoader(
+        loaded.config,
+        maxLoraRank,
+        servedDir === undefined ? undefined : projectionsFromModelDir(servedDir, loaded.config),
+      );
   const options: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     // Without a store, no more slots than adapters (each slot is memory the kernels address).

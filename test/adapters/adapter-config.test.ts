@@ -14,6 +14,7 @@ describe('adapter_config.json: accepted fields', () => {
       r: 16,
       lora_alpha: 32,
       use_rslora: true,
+      use_dora: true,
       rank_pattern: { q_proj: 8, 'layers.1.mlp.down_proj': 4 },
       alpha_pattern: { o_proj: 3.5 },
       target_modules: ['q_proj', 'o_proj', 'down_proj'],
@@ -27,6 +28,7 @@ describe('adapter_config.json: accepted fields', () => {
     assert.equal(c.r, 16);
     assert.equal(c.loraAlpha, 32);
     assert.equal(c.useRslora, true);
+    assert.equal(c.useDora, true);
     assert.deepEqual(c.rankPattern, [
       ['q_proj', 8],
       ['layers.1.mlp.down_proj', 4],
@@ -49,6 +51,7 @@ describe('adapter_config.json: accepted fields', () => {
     const c = parsePeftAdapterConfig(JSON.stringify({ peft_type: 'LORA', r: 2 }), FILE);
     assert.equal(c.loraAlpha, 8);
     assert.equal(c.useRslora, false);
+    assert.equal(c.useDora, false);
     assert.equal(c.targetModules, null);
     assert.equal(c.layersToTransform, null);
     assert.equal(c.bias, 'none');
@@ -83,7 +86,7 @@ describe('adapter_config.json: rejections name the file and the field', () => {
     ['r a float', { r: 4.5 }, 'ADAPTER_INVALID_CONFIG', ['r: 4.5']],
     ['peft_type missing', { peft_type: undefined }, 'ADAPTER_INVALID_CONFIG', ['peft_type: missing']],
     ['peft_type not LORA', { peft_type: 'IA3' }, 'ADAPTER_UNSUPPORTED_FEATURE', ['peft_type: "IA3"']],
-    ['use_dora', { use_dora: true }, 'ADAPTER_UNSUPPORTED_FEATURE', ['use_dora', 'DoRA', 'not yet supported']],
+    ['use_dora not a boolean', { use_dora: 'yes' }, 'ADAPTER_INVALID_CONFIG', ['use_dora', 'true or false']],
     [
       'modules_to_save',
       { modules_to_save: ['lm_head'] },

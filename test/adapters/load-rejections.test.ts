@@ -75,9 +75,9 @@ describe('loadPeftAdapter: files', () => {
 });
 
 describe('loadPeftAdapter: config features', () => {
-  test('use_dora', async () => {
+  test('use_dora without magnitude vectors', async () => {
     const dir = await dirs.adapter(peftConfig({ use_dora: true }), QV());
-    await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', CONFIG, 'use_dora', 'DoRA');
+    await assertRejects(() => load(dir), 'ADAPTER_TENSOR_MISSING', 'lora_magnitude_vector', 'use_dora: true');
   });
 
   test('modules_to_save', async () => {
@@ -153,12 +153,12 @@ describe('loadPeftAdapter: tensors', () => {
     await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', WEIGHTS, 'lora_embedding_A', 'embeddings');
   });
 
-  test('lora_magnitude_vector (DoRA weights)', async () => {
+  test('lora_magnitude_vector (DoRA weights) without use_dora', async () => {
     const dir = await withTensors((t) => [
       ...t,
       extra('base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector', [12]),
     ]);
-    await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', 'lora_magnitude_vector', 'DoRA');
+    await assertRejects(() => load(dir), 'ADAPTER_TENSOR_UNEXPECTED', 'lora_magnitude_vector', 'use_dora');
   });
 
   test('a lora_B bias', async () => {

@@ -1,6 +1,7 @@
 /** `loraplex generate` as a user runs it: the built-in demo, a JSONL batch, and clear errors. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,8 +80,26 @@ test('errors are clear and exit non-zero', async () => {
   await assert.rejects(loraplex(['generate', '--adapter', '../x=/tmp']), (e: { stderr: string }) =>
     /must be letters, digits/.test(e.stderr),
   );
-  await assert.rejects(
-    loraplex(['generate', '--model', join(fixture, 'model'), '--adapter', `d=${join(fixture, 'adapters', 'dora')}`]),
-    (e: { stderr: string }) => /DoRA|use_dora/i.test(e.stderr),
+});
+
+test("a DoRA adapter generates the oracle's greedy tokens (its norms read from the model directory)", async () => {
+  const expected = JSON.parse(readFileSync(join(fixture, 'expected.json'), 'utf8'));
+  const c = expected.cases.find((x: { id: string }) => x.id === 'p5-dora-all-rslora');
+  const batch = join(cache, 'dora.jsonl');
+  await writeFile(
+    batch,
+    `${JSON.stringify({ prompt_ids: c.prompt_ids, adapter: 'd', max_tokens: 8, temperature: 0 })}\n`,
   );
+  const { stdout } = await loraplex([
+    'generate',
+    '--model',
+    join(fixture, 'model'),
+    '--adapter',
+    `d=${join(fixture, 'adapters', 'dora-all-rslora')}`,
+    '--batch',
+    batch,
+    '--json',
+    '--ignore-eos',
+  ]);
+  assert.deepEqual(JSON.parse(stdout.trim()).token_ids, c.greedy_tokens.slice(0, 8));
 });

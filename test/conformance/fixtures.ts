@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { projectionsInMemory } from '../../src/adapters/base-projections.ts';
 import { packAdapter } from '../../src/adapters/pack.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import type { Backend } from '../../src/backends/types.ts';
@@ -79,10 +80,10 @@ export async function readFixtureSets(root = fixturesRoot(), onSkip = reportSkip
   return sets;
 }
 
-/** Adapters the engine does not support yet (DoRA): their cases check the refusal instead. */
+/** Adapters of a PEFT type the engine does not serve yet (LoRA and DoRA are served): their cases check the refusal. */
 export function isUnsupportedAdapter(set: FixtureSet, name: string): boolean {
   const config = JSON.parse(readFileSync(join(set.dir, 'adapters', name, 'adapter_config.json'), 'utf8'));
-  return config.use_dora === true;
+  return config.peft_type !== 'LORA';
 }
 
 export async function engineFor(
@@ -97,9 +98,14 @@ export async function engineFor(
   const engine = new LLMEngine(loaded, options);
   const adaptersDir = join(set.dir, 'adapters');
   const names = new Set(set.cases.map((c) => c.adapter).filter((a): a is string => a !== null));
+  const baseWeights = projectionsInMemory(loaded.weights); // DoRA's norms
   for (const name of names) {
     if (isUnsupportedAdapter(set, name)) continue;
-    const adapter = await loadPeftAdapter(join(adaptersDir, name), loaded.config, { maxLoraRank: 128, name });
+    const adapter = await loadPeftAdapter(join(adaptersDir, name), loaded.config, {
+      maxLoraRank: 128,
+      name,
+      baseWeights,
+    });
     engine.addAdapter(name, packAdapter(adapter, loaded.config));
   }
   return engine;

@@ -4,6 +4,7 @@
  * thread (offline use and tests).
  */
 import type { ModelConfig } from '../../model/config.ts';
+import type { BaseProjections } from '../base-projections.ts';
 import { loadPackedAdapter, type PackedWithSummary } from './load-packed.ts';
 
 export interface AdapterLoader {
@@ -16,10 +17,11 @@ export class InlineAdapterLoader implements AdapterLoader {
   constructor(
     private readonly base: ModelConfig,
     private readonly maxLoraRank: number,
+    private readonly baseWeights?: BaseProjections,
   ) {}
 
   load(name: string, dir: string, root?: string): Promise<PackedWithSummary> {
-    return loadPackedAdapter(name, dir, this.base, this.maxLoraRank, root);
+    return loadPackedAdapter(name, dir, this.base, this.maxLoraRank, root, this.baseWeights);
   }
 
   async close() {}

@@ -5,6 +5,7 @@
 import type { PackedAdapter } from '../../kernels/types.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { ModuleKind } from '../../model/modules.ts';
+import type { BaseProjections } from '../base-projections.ts';
 import { packAdapter } from '../pack.ts';
 import { loadPeftAdapter } from '../peft/load.ts';
 
@@ -27,8 +28,9 @@ export async function loadPackedAdapter(
   base: ModelConfig,
   maxLoraRank: number,
   root?: string,
+  baseWeights?: BaseProjections, // DoRA adapters need them
 ): Promise<PackedWithSummary> {
-  const adapter = await loadPeftAdapter(dir, base, { maxLoraRank, name, root });
+  const adapter = await loadPeftAdapter(dir, base, { maxLoraRank, name, root, baseWeights });
   const packed = packAdapter(adapter, base);
   return {
     packed,

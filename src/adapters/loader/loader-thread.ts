@@ -16,6 +16,8 @@ export const DEFAULT_ADAPTER_LOAD_TIMEOUT_S = 60;
 export interface LoaderInit {
   base: ModelConfig;
   maxLoraRank: number;
+  /** The base model's directory, read again for DoRA adapters' norms (absent: DoRA adapters are refused). */
+  modelDir?: string;
   /** Tests only: loads of this adapter name never finish (to prove a timeout replaces the thread). */
   neverFinishForTest?: string;
 }
@@ -79,10 +81,11 @@ export class ThreadAdapterLoader implements AdapterLoader {
   }
 
   private spawn(): Worker {
-    const { base, maxLoraRank, neverFinishForTest } = this.init;
+    const { base, maxLoraRank, modelDir, neverFinishForTest } = this.init;
     const w = startTsWorker(new URL('./loader-worker.ts', import.meta.url), {
       base,
       maxLoraRank,
+      modelDir,
       neverFinishForTest,
     } satisfies LoaderInit);
     w.on('message', (m: FromLoader) => {

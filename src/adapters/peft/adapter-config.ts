@@ -14,6 +14,7 @@ export interface PeftLoraConfig {
   r: number;
   loraAlpha: number;
   useRslora: boolean; // scale = alpha/√r instead of alpha/r
+  useDora: boolean; // DoRA: each targeted module also has a magnitude vector (lora_magnitude_vector)
   /** Pattern → rank / alpha, in file order (PEFT takes the first pattern that matches). */
   rankPattern: [string, number][];
   alphaPattern: [string, number][];
@@ -151,6 +152,7 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
     r,
     loraAlpha: read.finiteNumber('lora_alpha') ?? 8, // PEFT's default
     useRslora: read.bool('use_rslora') ?? false,
+    useDora: read.bool('use_dora') ?? false,
     rankPattern: read.patternMap('rank_pattern', true),
     alphaPattern: read.patternMap('alpha_pattern', false),
     targetModules,
@@ -178,13 +180,6 @@ function present(value: unknown): boolean {
 function rejectUnsupported(json: Json, file: string): void {
   const unsupported = (field: string, problem: string, hint?: string) =>
     createError('ADAPTER_UNSUPPORTED_FEATURE', { file, field, problem, hint });
-  if (json.use_dora === true) {
-    throw unsupported(
-      'use_dora',
-      'DoRA adapters (use_dora: true) are not yet supported',
-      'merge it into the base model with merge_and_unload(), or retrain with use_dora=False',
-    );
-  }
   if (present(json.modules_to_save)) {
     throw unsupported(
       'modules_to_save',

@@ -1,10 +1,10 @@
 /**
  * Lays a PEFT adapter's tensors over the base model before any weight is read: which projection each
- * lora_A / lora_B belongs to, the rank and alpha the config gives it (rank_pattern / alpha_pattern), its
- * scale, and every disagreement between the config, the tensors and the base model as a LoraplexError.
+ * lora_A / lora_B (and DoRA's lora_magnitude_vector) belongs to, the rank and alpha the config gives it
+ * (rank_pattern / alpha_pattern), its scale, and every disagreement between the config, the tensors and the base model as a LoraplexError.
  */
 import type { ModelConfig } from '../../model/config.ts';
-import { isModuleKind, type ModuleKind, moduleKinds } from '../../model/modules.ts';
+import { isModuleKind, type ModuleKind, moduleKinds, moduleShape } from '../../model/modules.ts';
 import { createError } from '../../observability/errors.ts';
 import {
   type BaseContext,
@@ -31,6 +31,7 @@ export interface PlannedModule extends DeclaredModule {
   moduleName: string; // e.g. model.layers.3.self_attn.q_proj
   alpha: number;
   scale: number;
+  magnitude?: TensorShape; // DoRA: lora_magnitude_vector [out_features]
 }
 
 export interface PeftLayout {
@@ -64,6 +65,7 @@ interface TensorModule {
   kind: ModuleKind;
   a?: TensorShape;
   b?: TensorShape;
+  m?: TensorShape; // DoRA's magnitude
 }
 
 export function planPeftModules(
@@ -100,7 +102,7 @@ export function planPeftModules(
     if (!targetedKeys.has(t.key)) {
       throw createError('ADAPTER_TENSOR_UNEXPECTED', {
         file: weightsFile,
-        field: `tensor '${(t.a ?? t.b)!.tensor}'`,
+        field: `tensor '${(t.a ?? t.b ?? t.m)!.tensor}'`,
         problem: `adapts module '${t.key}', which ${config.file} does not target (${describeTargeting(config)})`,
         hint: 'the config and the weights disagree; save both from the same adapter',
       });
@@ -139,7 +141,8 @@ export function planPeftModules(
         hint: 'lora_alpha is usually r or 2·r; re-save the adapter with its real alpha',
       });
     }
-    modules.push({ ...module, moduleName: name, alpha, scale });
+    const magnitude = checkMagnitude(found.m, name, moduleShape(base, kind).outFeatures, config, ctx);
+    modules.push({ ...module, moduleName: name, alpha, scale, ...(magnitude ? { magnitude } : {}) });
   }
 
   const warnings = [...config.warnings];
@@ -182,7 +185,7 @@ function groupTensors(tensors: TensorShape[], ctx: BaseContext): { byKey: Map<st
       entry = { key: name.moduleKey, layer: where.layer, kind: where.kind };
       byKey.set(name.moduleKey, entry);
     }
-    const slot = name.factor === 'lora_A' ? 'a' : 'b';
+    const slot = name.factor === 'lora_A' ? 'a' : name.factor === 'lora_B' ? 'b' : 'm';
     const previous = entry[slot];
     if (previous) {
       throw createError('ADAPTER_TENSOR_UNEXPECTED', {
@@ -235,10 +238,11 @@ function missingFactor(
   ctx: BaseContext,
 ) {
   if (found) {
-    const [has, lacks] = found.a ? ['lora_A', 'lora_B'] : ['lora_B', 'lora_A'];
+    const has = found.a ? 'lora_A' : found.b ? 'lora_B' : 'lora_magnitude_vector';
+    const lacks = [found.a ? null : 'lora_A', found.b ? null : 'lora_B'].filter((f) => f !== null).join(' / ');
     return createError('ADAPTER_TENSOR_MISSING', {
       file: ctx.file,
-      field: `tensor '${(found.a ?? found.b)!.tensor}'`,
+      field: `tensor '${(found.a ?? found.b ?? found.m)!.tensor}'`,
       problem: `module '${name}' has its ${has} but no ${lacks}`,
       hint: 'the file is incomplete; re-save the adapter',
     });
@@ -257,6 +261,41 @@ function missingFactor(
     problem: `no lora_A / lora_B for module '${name}', which ${config.file} targets (${describeTargeting(config)})`,
     hint: 'the weights file is incomplete, or the config belongs to another adapter',
   });
+}
+
+/** DoRA's magnitude: present exactly when use_dora is set, one value per output of the projection. */
+function checkMagnitude(
+  m: TensorShape | undefined,
+  name: string,
+  outFeatures: number,
+  config: PeftLoraConfig,
+  ctx: BaseContext,
+): TensorShape | undefined {
+  if (!config.useDora) {
+    if (!m) return undefined;
+    throw createError('ADAPTER_TENSOR_UNEXPECTED', {
+      file: ctx.file,
+      field: `tensor '${m.tensor}'`,
+      problem: `is a DoRA magnitude vector, but ${config.file} does not set use_dora: true`,
+      hint: 'the config and the weights disagree; save both from the same adapter',
+    });
+  }
+  if (!m) {
+    throw createError('ADAPTER_TENSOR_MISSING', {
+      file: ctx.file,
+      problem: `module '${name}' has no lora_magnitude_vector, which DoRA (use_dora: true in ${config.file}) needs`,
+      hint: 'the weights file is incomplete, or the config belongs to another adapter',
+    });
+  }
+  if (m.shape.length !== 1 || m.shape[0] !== outFeatures) {
+    throw createError('ADAPTER_TENSOR_SHAPE', {
+      file: ctx.file,
+      field: `tensor '${m.tensor}'`,
+      problem: `has shape [${m.shape.join(', ')}]; DoRA's magnitude of '${name}' has one value per output: [${outFeatures}]`,
+      hint: 'the file is inconsistent; re-save the adapter',
+    });
+  }
+  return m;
 }
 
 /** JSON of a config value, cut short: target lists can name every module of a large model. */

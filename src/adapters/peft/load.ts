@@ -1,8 +1,9 @@
 /**
  * Loads a Hugging Face PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors),
- * validates it against the base model, and converts every factor to f32.
+ * validates it against the base model, and converts every factor to f32. A DoRA adapter (use_dora) also gets
+ * its output scales, computed from the base weights (options.baseWeights) it will be served with.
  *
- *   const adapter = await loadPeftAdapter('/adapters/sql', baseConfig, { maxLoraRank: 64 });
+ *   const adapter = await loadPeftAdapter('/adapters/sql', baseConfig, { maxLoraRank: 64, baseWeights });
  *   const packed = packAdapter(adapter, baseConfig);
  *
  * Nothing is read from the weights file but its header until config, names, ranks and shapes all agree.
@@ -10,10 +11,12 @@
 import type { FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { ModelConfig } from '../../model/config.ts';
-import { type ModuleKind, moduleIndex, moduleKinds } from '../../model/modules.ts';
+import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from '../../model/modules.ts';
 import { SafetensorsError, SafetensorsFile } from '../../model/safetensors.ts';
 import { createError, isLoraplexError } from '../../observability/errors.ts';
 import { type AdapterDir, adapterFileLabel, openAdapterDir, openAdapterFile } from '../adapter-files.ts';
+import type { BaseProjections } from '../base-projections.ts';
+import { doraOutScale } from '../dora.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../types.ts';
 import type { TensorShape } from '../validate.ts';
 import { parsePeftAdapterConfig } from './adapter-config.ts';
@@ -32,6 +35,8 @@ export interface LoadPeftOptions {
   name?: string; // defaults to the directory's name
   /** Every file read must lie inside it (symlinks resolved); defaults to the adapter directory itself. */
   root?: string;
+  /** The served base weights: DoRA adapters need them (their norms of W + ΔW); plain LoRA never reads them. */
+  baseWeights?: BaseProjections;
 }
 
 export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: LoadPeftOptions): Promise<LoraAdapter> {
@@ -57,6 +62,14 @@ export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: Load
       shapes.push({ tensor: t.name, shape: t.shape });
     }
     const layout = planPeftModules(config, shapes, base, weightsFile, opts.maxLoraRank);
+    if (config.useDora && !opts.baseWeights) {
+      throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
+        file: config.file,
+        field: 'use_dora',
+        problem: "DoRA needs the base model's weights at load, and this loader has none",
+        hint: 'serve it from a model directory without --merge-adapter, or merge it with merge_and_unload()',
+      });
+    }
 
     const modules = new Map<number, LoraModuleWeights>();
     const baseKinds = moduleKinds(base);
@@ -66,14 +79,15 @@ export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: Load
     for (const m of layout.modules) {
       const a = await readFactor(file, m.a.tensor);
       const b = await readFactor(file, m.b.tensor);
-      modules.set(moduleIndex(m.layer, m.kind, baseKinds), {
-        kind: m.kind,
-        layer: m.layer,
-        rank: m.rank,
-        scale: m.scale,
-        a,
-        b,
-      });
+      const mod: LoraModuleWeights = { kind: m.kind, layer: m.layer, rank: m.rank, scale: m.scale, a, b };
+      if (m.magnitude && opts.baseWeights) {
+        const magnitude = await readFactor(file, m.magnitude.tensor);
+        const { inFeatures: k, outFeatures: n } = moduleShape(base, m.kind);
+        const w = await opts.baseWeights.weight(m.layer, m.kind);
+        mod.dora = { magnitude, outScale: doraOutScale(w, n, k, mod, magnitude, weightsFile) };
+        sizeBytes += 2 * n * 4;
+      }
+      modules.set(moduleIndex(m.layer, m.kind, baseKinds), mod);
       kinds.add(m.kind);
       sizeBytes += (a.length + b.length) * 4;
       rankMax = Math.max(rankMax, m.rank);
