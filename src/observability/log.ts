@@ -14,8 +14,9 @@ export interface ServeLog {
   progress(stage: string, done: number, total: number): void;
 }
 
-export function createServeLog(tty = process.stderr.isTTY === true): ServeLog {
-  return tty ? terminalLog() : structuredLog();
+/** `destination`: where JSON lines go (stderr by default; tests pass a stream). */
+export function createServeLog(tty = process.stderr.isTTY === true, destination?: pino.DestinationStream): ServeLog {
+  return tty ? terminalLog() : structuredLog(destination ?? pino.destination({ dest: 2, sync: true }));
 }
 
 function terminalLog(): ServeLog {
@@ -53,8 +54,8 @@ function terminalLog(): ServeLog {
   };
 }
 
-function structuredLog(): ServeLog {
-  const logger = pino({ base: { service: 'loraplex' } }, pino.destination({ dest: 2, sync: true }));
+function structuredLog(destination: pino.DestinationStream): ServeLog {
+  const logger = pino({ base: { service: 'loraplex' } }, destination);
   return {
     info: (msg, fields) => logger.info(fields ?? {}, msg),
     warn: (msg, fields) => logger.warn(fields ?? {}, msg),

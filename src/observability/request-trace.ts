@@ -46,6 +46,7 @@ export class RequestTrace {
   private open = 0;
   /** The response's status and duration, once it has gone out. */
   private ended: { status: number; seconds: number } | null = null;
+  private recorded = false;
 
   constructor(
     private readonly metrics: Metrics,
@@ -89,7 +90,7 @@ export class RequestTrace {
     const decode = timing ? (timing.last - timing.first) / 1000 : null;
     this.metrics.choiceFinished(adapter, completionTokens, finishReason, decode);
     this.open--;
-    if (this.open === 0 && this.ended) this.record();
+    if (this.open <= 0 && this.ended) this.record();
   }
 
   /** The error code the response carried (the catalogue's, e.g. ADAPTER_NOT_FOUND). */
@@ -101,10 +102,12 @@ export class RequestTrace {
   end(status: number) {
     if (this.ended) return;
     this.ended = { status, seconds: (this.now() - this.started) / 1000 };
-    if (this.open === 0) this.record();
+    if (this.open <= 0) this.record();
   }
 
   private record() {
+    if (this.recorded) return;
+    this.recorded = true;
     const { status, seconds } = this.ended!;
     const { route, method, id } = this.origin;
     this.metrics.responded(route ?? 'unmatched', METHODS.has(method) ? method : 'other', status, this.errorCode);
