@@ -196,4 +196,30 @@ describe('the dashboard in Chromium', { skip: browserSkip() }, () => {
     }
     assert.ok(diverging > 0, 'the demo adapters change the text');
   });
+  test('chat mode: a system and a user message to the base and one adapter, as the chat API answers them', async () => {
+    for (const m of ['demo-pirate', 'demo-chef', 'demo-robot']) await page.uncheck(`input[name="model"][value="${m}"]`);
+    await page.check('input[name="mode"][value="chat"]');
+    await page.fill('textarea[name="system"]', 'You are terse.');
+    await page.fill('textarea[name="prompt"]', 'Name a colour.');
+    await page.fill('input[name="max_tokens"]', '12');
+    await page.click('[data-testid="playground"] button[type="submit"]');
+    await shows(page, '[data-column="demo-poet"][data-status="done"]');
+    await shows(page, '[data-column="demo-base"][data-status="done"]');
+    assert.equal(await page.locator('[data-column]').count(), 2);
+    for (const m of ['demo-base', 'demo-poet']) {
+      const r = await client.chat.completions.create({
+        model: m,
+        messages: [
+          { role: 'system', content: 'You are terse.' },
+          { role: 'user', content: 'Name a colour.' },
+        ],
+        max_tokens: 12,
+        temperature: 0,
+        logprobs: true,
+      });
+      const tokens = r.choices[0].logprobs!.content!.map((c) => c.token);
+      assert.deepEqual(await page.locator(`[data-column="${m}"] .tok`).allTextContents(), tokens, m);
+      assert.equal(await textOf(page, column(m, 'tokens')), String(tokens.length));
+    }
+  });
 });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AdapterInfo } from '../../src/adapters/cache/adapter-manager.ts';
+import type { AsyncEngine } from '../../src/engine/async-engine.ts';
 import { LoadHistory } from '../../src/server/ui/history.ts';
 import { dashboardState } from '../../src/server/ui/state.ts';
 import { RATE_WINDOW_MS, TrafficLedger } from '../../src/server/ui/traffic.ts';
@@ -150,4 +151,24 @@ test('the state lists the base first, then each adapter with its tier named as o
     ],
   );
   assert.deepEqual(state.history, [{ t: 5, kvUse: 0.25, running: 1, waiting: 2 }]);
+});
+
+test('watch counts what engine.generate serves, and stops when asked', async () => {
+  const engine = {
+    async *generate(_ids: number[], _adapter: string | null) {
+      yield { tokens: [1], finishReason: null, promptTokens: 1 };
+      yield { tokens: [2], finishReason: 'length', promptTokens: 1 };
+    },
+  } as unknown as AsyncEngine;
+  const prototypeGenerate = engine.generate;
+  const ledger = new TrafficLedger(() => 0);
+  const unwatch = ledger.watch(engine);
+  for await (const _ of engine.generate([5], 'a', {})) {
+  }
+  assert.equal(ledger.snapshot().get('a')?.tokens, 2);
+  unwatch();
+  assert.equal(engine.generate, prototypeGenerate);
+  for await (const _ of engine.generate([5], 'a', {})) {
+  }
+  assert.equal(ledger.snapshot().get('a')?.tokens, 2, 'no longer counted');
 });

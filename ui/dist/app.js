@@ -108,8 +108,8 @@ var $,$e,ut,M,ee,V,xe,W,we,ne,te,ct,R=Symbol.for("pv"),J={},z=[],dt=/^m(i|n|o|s|
           ${t.models.map(u=>v`<label><input type="checkbox" name="model" value=${u} checked=${c.includes(u)} disabled=${!c.includes(u)&&c.length>=ge} onChange=${()=>h(u)} /> ${u}</label>`)}
         </fieldset>
         <fieldset class="mode">
-          <label><input type="radio" name="mode" checked=${o.mode==="prompt"} onChange=${()=>a({...o,mode:"prompt"})} /> prompt</label>
-          <label><input type="radio" name="mode" checked=${o.mode==="chat"} onChange=${()=>a({...o,mode:"chat"})} /> chat</label>
+          <label><input type="radio" name="mode" value="prompt" checked=${o.mode==="prompt"} onChange=${()=>a({...o,mode:"prompt"})} /> prompt</label>
+          <label><input type="radio" name="mode" value="chat" checked=${o.mode==="chat"} onChange=${()=>a({...o,mode:"chat"})} /> chat</label>
         </fieldset>
         ${o.mode==="chat"?v`<textarea name="system" rows="1" placeholder="system message (optional)" value=${o.system} onInput=${l("system",String)} />`:null}
         <textarea name="prompt" rows="3" value=${o.prompt} onInput=${l("prompt",String)} required />

@@ -92,8 +92,8 @@ export function Playground(props: { models: string[]; apiKey: string }) {
           )}
         </fieldset>
         <fieldset class="mode">
-          <label><input type="radio" name="mode" checked=${settings.mode === 'prompt'} onChange=${() => setSettings({ ...settings, mode: 'prompt' })} /> prompt</label>
-          <label><input type="radio" name="mode" checked=${settings.mode === 'chat'} onChange=${() => setSettings({ ...settings, mode: 'chat' })} /> chat</label>
+          <label><input type="radio" name="mode" value="prompt" checked=${settings.mode === 'prompt'} onChange=${() => setSettings({ ...settings, mode: 'prompt' })} /> prompt</label>
+          <label><input type="radio" name="mode" value="chat" checked=${settings.mode === 'chat'} onChange=${() => setSettings({ ...settings, mode: 'chat' })} /> chat</label>
         </fieldset>
         ${settings.mode === 'chat' ? html`<textarea name="system" rows="1" placeholder="system message (optional)" value=${settings.system} onInput=${field('system', String)} />` : null}
         <textarea name="prompt" rows="3" value=${settings.prompt} onInput=${field('prompt', String)} required />

@@ -50,9 +50,15 @@ export function registerUiRoutes(app: FastifyInstance, ctx: ServerContext) {
 
   const ledger = new TrafficLedger();
   const history = new LoadHistory();
-  ctx.lifecycle.whenReady(() => ledger.watch(ctx.engine));
+  let unwatch = () => {};
+  ctx.lifecycle.whenReady(() => {
+    unwatch = ledger.watch(ctx.engine);
+  });
   const stopSampling = history.sample(() => (ctx.lifecycle.ready ? ctx.engine.stats : null));
-  app.addHook('onClose', async () => stopSampling());
+  app.addHook('onClose', async () => {
+    stopSampling();
+    unwatch();
+  });
 
   app.get('/ui/api/state', async () =>
     dashboardState({

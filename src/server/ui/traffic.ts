@@ -45,13 +45,21 @@ export class TrafficLedger {
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /**
-   * Counts every request `engine.generate` serves from now on. The API routes call `generate` and know nothing
-   * of the dashboard, so the ledger wraps that one method instead of adding hooks to each route.
+   * Counts every request `engine.generate` serves until the returned function is called. The API routes call
+   * `generate` and know nothing of the dashboard, so the ledger wraps that one method instead of adding hooks
+   * to each route.
    */
-  watch(engine: AsyncEngine) {
+  watch(engine: AsyncEngine): () => void {
+    const own = Object.hasOwn(engine, 'generate') ? engine.generate : null;
     const generate = engine.generate.bind(engine);
-    engine.generate = (promptIds, adapter, params, signal) =>
+    const counted: AsyncEngine['generate'] = (promptIds, adapter, params, signal) =>
       this.counted(adapter, generate(promptIds, adapter, params, signal));
+    engine.generate = counted;
+    return () => {
+      if (engine.generate !== counted) return; // wrapped again since: leave the chain alone
+      if (own) engine.generate = own;
+      else Reflect.deleteProperty(engine, 'generate');
+    };
   }
 
   /** Passes `events` through, counting them for `adapter` (null: the base). */
