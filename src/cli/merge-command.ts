@@ -1,12 +1,13 @@
 /**
  * `loraplex merge --model DIR --adapter DIR --out DIR`: the adapter merged into the base weights
- * (W' = W + scale · B · A, merge.ts), written as a Hugging Face model directory that any loader — loraplex
+ * (W' = W + scale · B · A; DoRA rows rescaled to their magnitudes: merge.ts), written as a Hugging Face model directory that any loader — loraplex
  * serve included — takes as a plain base model: model.safetensors (or shards + index), config.json, the
  * tokenizer and generation config copied, and a README.md saying where the weights came from.
  */
 import { copyFile, mkdir, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { projectionsInMemory } from '../adapters/base-projections.ts';
 import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import type { WeightDType } from '../kernels/types.ts';
@@ -97,7 +98,10 @@ export async function runMerge(options: MergeOptions): Promise<MergeResult> {
   await checkOutDir(options);
   // A new dtype: merge in f32 (16-bit weights widen exactly) and round once, when writing.
   const loaded = await loadModelDir(options.model, { dtype: options.dtype ? 'f32' : undefined });
-  const adapter = await loadPeftAdapter(options.adapter, loaded.config, { maxLoraRank: Number.MAX_SAFE_INTEGER });
+  const adapter = await loadPeftAdapter(options.adapter, loaded.config, {
+    maxLoraRank: Number.MAX_SAFE_INTEGER,
+    baseWeights: projectionsInMemory(loaded.weights), // DoRA's row norms of W + ΔW
+  });
   const weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
   const dtype = options.dtype ?? loaded.config.dtype;
   const tensors = checkpointTensors(loaded.config, weights, dtype);
@@ -171,7 +175,7 @@ function provenance(options: MergeOptions, adapter: PeftAdapter, dtype: WeightDT
   const layers = new Set([...adapter.modules.values()].map((m) => m.layer));
   const rows = [
     ['base model', `\`${basename(resolve(options.model))}\``],
-    ['adapter', `\`${basename(resolve(options.adapter))}\` (PEFT LoRA)`],
+    ['adapter', `\`${basename(resolve(options.adapter))}\` (PEFT ${config.useDora ? 'DoRA' : 'LoRA'})`],
     ['adapter trained on', config.baseModelNameOrPath ? `\`${config.baseModelNameOrPath}\`` : 'not recorded'],
     [
       'rank, alpha',
@@ -183,8 +187,9 @@ function provenance(options: MergeOptions, adapter: PeftAdapter, dtype: WeightDT
   return [
     '# Merged model',
     '',
-    'Written by `loraplex merge`: every targeted projection is W + scale · B · A, computed in float32 and',
-    `stored as ${TORCH_DTYPE[dtype]}. Serve it as a plain base model; the adapter is no longer needed.`,
+    'Written by `loraplex merge`: every targeted projection is W + scale · B · A (DoRA: each row of it then',
+    `rescaled to the adapter's magnitude), computed in float32 and stored as ${TORCH_DTYPE[dtype]}. Serve it as a`,
+    'plain base model; the adapter is no longer needed.',
     '',
     '| | |',
     '| --- | --- |',
