@@ -17,12 +17,14 @@ export function chromiumPath(): string | null {
   return CANDIDATES.find((p) => existsSync(p)) ?? null;
 }
 
-/** Why the browser tests skip here, or false when they run. */
+/** Why the browser tests skip here, or false when they run (always with LORAPLEX_REQUIRE_CHROMIUM=1, as in CI). */
 export function browserSkip(): string | false {
-  return chromiumPath() ? false : 'no chromium here (apt-get install -y chromium, or set LORAPLEX_CHROMIUM)';
+  if (chromiumPath() || process.env.LORAPLEX_REQUIRE_CHROMIUM === '1') return false;
+  return 'no chromium here (apt-get install -y chromium, or set LORAPLEX_CHROMIUM)';
 }
 
 export function launch(): Promise<Browser> {
+  if (!chromiumPath()) throw new Error('LORAPLEX_REQUIRE_CHROMIUM=1 but no chromium: apt-get install -y chromium');
   // --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start.
   return chromium.launch({ executablePath: chromiumPath()!, args: ['--no-sandbox', '--disable-gpu'] });
 }
