@@ -3,6 +3,7 @@
  * in f32, ready to pack into a kernel slot (pack.ts).
  */
 import type { ModuleKind } from '../model/modules.ts';
+import type { GgufLoraConfig } from './formats/gguf-lora/gguf-config.ts';
 import type { PeftLoraConfig } from './peft/adapter-config.ts';
 
 /** The LoRA factors of one targeted projection: y += scale · (x · Aᵀ) · Bᵀ */
@@ -24,14 +25,15 @@ export interface DoraVectors {
 }
 
 /** The source format's parsed config, kept for introspection (admin API, logs). */
-export type AdapterSourceConfig = PeftLoraConfig;
+export type AdapterSourceConfig = PeftLoraConfig | GgufLoraConfig;
 
-export interface LoraAdapter {
+/** `Config` names the source format where the loader is known (loadPeftAdapter gives a PEFT config). */
+export interface LoraAdapter<Config extends AdapterSourceConfig = AdapterSourceConfig> {
   name: string;
   rankMax: number;
   targets: ModuleKind[]; // the projection kinds adapted in at least one layer, in MODULE_KINDS order
   modules: Map<number, LoraModuleWeights>; // key: moduleIndex(layer, kind)
-  config: AdapterSourceConfig;
+  config: Config;
   sizeBytes: number; // bytes of the f32 factors (and DoRA vectors) held in memory
   source?: string; // where it was loaded from (a directory), for messages
   warnings?: string[]; // worth logging; did not stop the load

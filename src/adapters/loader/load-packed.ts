@@ -6,6 +6,8 @@ import type { PackedAdapter } from '../../kernels/types.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { ModuleKind } from '../../model/modules.ts';
 import type { BaseProjections } from '../base-projections.ts';
+import { isGgufAdapterDir } from '../formats/gguf-lora/adapter-dir.ts';
+import { loadGgufAdapter } from '../formats/gguf-lora/load.ts';
 import { packAdapter } from '../pack.ts';
 import { loadPeftAdapter } from '../peft/load.ts';
 
@@ -30,7 +32,9 @@ export async function loadPackedAdapter(
   root?: string,
   baseWeights?: BaseProjections, // DoRA adapters need them
 ): Promise<PackedWithSummary> {
-  const adapter = await loadPeftAdapter(dir, base, { maxLoraRank, name, root, baseWeights });
+  const adapter = (await isGgufAdapterDir(dir))
+    ? await loadGgufAdapter(dir, base, { maxLoraRank, name, root })
+    : await loadPeftAdapter(dir, base, { maxLoraRank, name, root, baseWeights });
   const packed = packAdapter(adapter, base);
   return {
     packed,

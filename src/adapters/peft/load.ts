@@ -19,7 +19,7 @@ import type { BaseProjections } from '../base-projections.ts';
 import { doraOutScale } from '../dora.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../types.ts';
 import type { TensorShape } from '../validate.ts';
-import { parsePeftAdapterConfig } from './adapter-config.ts';
+import { type PeftLoraConfig, parsePeftAdapterConfig } from './adapter-config.ts';
 import { planPeftModules } from './layout.ts';
 import { checkFactorValues } from './weight-values.ts';
 import { findPeftWeights } from './weights-file.ts';
@@ -39,7 +39,11 @@ export interface LoadPeftOptions {
   baseWeights?: BaseProjections;
 }
 
-export async function loadPeftAdapter(dir: string, base: ModelConfig, opts: LoadPeftOptions): Promise<LoraAdapter> {
+export async function loadPeftAdapter(
+  dir: string,
+  base: ModelConfig,
+  opts: LoadPeftOptions,
+): Promise<LoraAdapter<PeftLoraConfig>> {
   const name = opts.name ?? basename(resolve(dir));
   const d = await openAdapterDir(name, dir, opts.root);
   const config = parsePeftAdapterConfig(await readConfig(d), adapterFileLabel(name, PEFT_CONFIG_FILE));

@@ -23,7 +23,7 @@ import { GgufFile, GgufFormatError, type GgufTensor, shownName } from './gguf-fi
 import { parseGgufLoraName } from './tensor-names.ts';
 
 /** A LoraAdapter whose config is the GGUF file's metadata. */
-export type GgufLoraAdapter = Omit<LoraAdapter, 'config'> & { config: GgufLoraConfig };
+export type GgufLoraAdapter = LoraAdapter<GgufLoraConfig>;
 
 export interface LoadGgufOptions {
   maxLoraRank: number;
