@@ -17,6 +17,10 @@ export interface ColumnState {
   error: string | null;
 }
 
+export function waitingColumn(model: string): ColumnState {
+  return { model, status: 'waiting', tokens: [], ttftMs: null, tokensPerSecond: null, finishReason: null, error: null };
+}
+
 /** Runs the column's request, calling `update` with a new state after every chunk. */
 export async function runColumn(
   model: string,
@@ -25,15 +29,7 @@ export async function runColumn(
   signal: AbortSignal,
   update: (s: ColumnState) => void,
 ): Promise<void> {
-  let state: ColumnState = {
-    model,
-    status: 'waiting',
-    tokens: [],
-    ttftMs: null,
-    tokensPerSecond: null,
-    finishReason: null,
-    error: null,
-  };
+  let state = waitingColumn(model);
   const set = (next: Partial<ColumnState>) => {
     state = { ...state, ...next };
     update(state);

@@ -48,6 +48,7 @@ function App() {
         if (abort.signal.aborted) return;
         const status = e instanceof ApiError ? e.status : 0;
         setProblem({ status, message: (e as Error).message });
+        if (status === 401) setState(null); // nothing shown to a wrong key
       }
       if (!abort.signal.aborted) timer = window.setTimeout(poll, POLL_MS);
     };

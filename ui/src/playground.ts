@@ -4,7 +4,7 @@
  * where its tokens part from the reference's.
  */
 import { useRef, useState } from 'preact/hooks';
-import { type ColumnState, runColumn } from './column-run.ts';
+import { type ColumnState, runColumn, waitingColumn } from './column-run.ts';
 import type { Settings } from './completion-request.ts';
 import { firstDivergence } from './divergence.ts';
 import { html } from './html.ts';
@@ -72,9 +72,11 @@ export function Playground(props: { models: string[]; apiKey: string }) {
     const abort = new AbortController();
     running.current = abort;
     const order = [...chosen];
-    let latest: ColumnState[] = [];
+    let latest = order.map(waitingColumn);
+    setColumns(latest);
     const update = (s: ColumnState) => {
-      latest = order.map((m) => (m === s.model ? s : (latest.find((c) => c.model === m) ?? s)));
+      if (running.current !== abort) return; // a newer run owns the columns now
+      latest = latest.map((c) => (c.model === s.model ? s : c));
       setColumns(latest);
     };
     await Promise.all(order.map((m) => runColumn(m, settings, props.apiKey, abort.signal, update)));
