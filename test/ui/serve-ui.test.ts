@@ -3,12 +3,22 @@
  * takes the API key, and the page may load only its own files.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
 import { routeScope } from '../../src/server/auth.ts';
 import { startServe } from '../server/serve-process.ts';
 
+// One demo model for both servers: written once, not once per process.
+let cache = '';
+before(async () => {
+  cache = await mkdtemp(join(tmpdir(), 'loraplex-serve-ui-'));
+});
+after(() => rm(cache, { recursive: true, force: true }));
+
 test('serve: the dashboard at / by default; its state takes the API key', async () => {
-  const server = await startServe(['--api-key', 'k']);
+  const server = await startServe(['--api-key', 'k'], { LORAPLEX_CACHE: cache });
   try {
     await server.waitForLog("serving '");
     const page = await fetch(`${server.base}/`);
@@ -38,7 +48,7 @@ test('serve: the dashboard at / by default; its state takes the API key', async 
 });
 
 test('serve --no-ui: no dashboard routes', async () => {
-  const server = await startServe(['--no-ui']);
+  const server = await startServe(['--no-ui'], { LORAPLEX_CACHE: cache });
   try {
     await server.waitForLog("serving '");
     for (const path of ['/', '/ui/app.js', '/ui/api/state']) {
