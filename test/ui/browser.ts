@@ -38,14 +38,14 @@ export async function screenshotDir(): Promise<string> {
 
 /** The text of `selector`'s first match once it is attached. */
 export async function textOf(page: Page, selector: string): Promise<string> {
-  return ((await page.locator(selector).first().textContent({ timeout: 20_000 })) ?? '').trim();
+  return ((await page.locator(selector).first().textContent({ timeout: 60_000 })) ?? '').trim();
 }
 
 /**
  * Waits until `selector` matches (Playwright's `:text-is("…")` pins a cell's exact text). The page polls the
  * server every second, so this waits on what the page shows, never on a clock; the timeout only bounds a hang.
  */
-export async function shows(page: Page, selector: string, timeout = 20_000): Promise<void> {
+export async function shows(page: Page, selector: string, timeout = 60_000): Promise<void> {
   try {
     await page.waitForSelector(selector, { timeout });
   } catch (e) {

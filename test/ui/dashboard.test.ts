@@ -131,7 +131,7 @@ describe('the dashboard in Chromium', { skip: browserSkip() }, () => {
 
     await page.click('tr[data-model="pirate-copy"] button');
     await shows(page, `[data-testid="admin-message"]:has-text("'pirate-copy' removed")`);
-    await page.waitForSelector('tr[data-model="pirate-copy"]', { state: 'detached', timeout: 20_000 });
+    await page.waitForSelector('tr[data-model="pirate-copy"]', { state: 'detached', timeout: 60_000 });
 
     await cp(demo.adapters.find((a) => a.name === 'demo-chef')!.dir, join(store, 'chef-stored'), { recursive: true });
     await page.click('[data-testid="admin"] button[type="button"]');
