@@ -4,6 +4,7 @@
  */
 import type { ModuleKind } from '../model/modules.ts';
 import type { GgufLoraConfig } from './formats/gguf-lora/gguf-config.ts';
+import type { NemoLoraConfig } from './formats/nemo/model-config.ts';
 import type { PeftLoraConfig } from './peft/adapter-config.ts';
 
 /** The LoRA factors of one targeted projection: y += scale · (x · Aᵀ) · Bᵀ */
@@ -25,7 +26,7 @@ export interface DoraVectors {
 }
 
 /** The source format's parsed config, kept for introspection (admin API, logs). */
-export type AdapterSourceConfig = PeftLoraConfig | GgufLoraConfig;
+export type AdapterSourceConfig = PeftLoraConfig | GgufLoraConfig | NemoLoraConfig;
 
 /** `Config` names the source format where the loader is known (loadPeftAdapter gives a PEFT config). */
 export interface LoraAdapter<Config extends AdapterSourceConfig = AdapterSourceConfig> {

@@ -8,6 +8,8 @@ import type { ModuleKind } from '../../model/modules.ts';
 import type { BaseProjections } from '../base-projections.ts';
 import { isGgufAdapterDir } from '../formats/gguf-lora/adapter-dir.ts';
 import { loadGgufAdapter } from '../formats/gguf-lora/load.ts';
+import { isNemoAdapterDir } from '../formats/nemo/adapter-dir.ts';
+import { loadNemoAdapter } from '../formats/nemo/load.ts';
 import { packAdapter } from '../pack.ts';
 import { loadPeftAdapter } from '../peft/load.ts';
 
@@ -34,7 +36,9 @@ export async function loadPackedAdapter(
 ): Promise<PackedWithSummary> {
   const adapter = (await isGgufAdapterDir(dir))
     ? await loadGgufAdapter(dir, base, { maxLoraRank, name, root })
-    : await loadPeftAdapter(dir, base, { maxLoraRank, name, root, baseWeights });
+    : (await isNemoAdapterDir(dir))
+      ? await loadNemoAdapter(dir, base, { maxLoraRank, name, root })
+      : await loadPeftAdapter(dir, base, { maxLoraRank, name, root, baseWeights });
   const packed = packAdapter(adapter, base);
   return {
     packed,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createError } from '../../observability/errors.ts';
 import { isInside } from '../adapter-files.ts';
 import { ggufFilesIn } from '../formats/gguf-lora/adapter-dir.ts';
+import { nemoFilesIn } from '../formats/nemo/adapter-dir.ts';
 
 /** What an adapter name may look like: no separators, no dot-dot, nothing a path could hide in. */
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -47,7 +48,7 @@ export class LocalDirStore {
 
   /**
    * The adapters in the store: sub-folders with a valid name, inside the store, holding adapter_config.json
-   * (PEFT) or a *.gguf file (llama.cpp GGUF LoRA).
+   * (PEFT), a *.gguf file (llama.cpp GGUF LoRA) or a *.nemo file (NeMo LoRA).
    */
   async list(): Promise<StoredAdapter[]> {
     const out: StoredAdapter[] = [];
@@ -95,11 +96,11 @@ export class LocalDirStore {
   }
 }
 
-/** The file that makes a folder an adapter: adapter_config.json, else its first *.gguf file; null for neither. */
+/** The file that makes a folder an adapter: adapter_config.json, else its first *.gguf, else *.nemo file; or null. */
 async function adapterFileOf(dir: string): Promise<string | null> {
   const names = await readdir(dir).catch(() => [] as string[]);
   if (names.includes('adapter_config.json')) return 'adapter_config.json';
-  return (await ggufFilesIn(dir))[0] ?? null;
+  return (await ggufFilesIn(dir))[0] ?? (await nemoFilesIn(dir))[0] ?? null;
 }
 
 async function fingerprintOf(dir: string): Promise<string> {
