@@ -3,11 +3,12 @@
  * token for each sequence whose uncomputed tokens are all in this step. It changes no sequence: it returns
  * what the step produced, and the engine applies it.
  */
-import type { Backend, KvCache, StepState } from '../backends/types.ts';
+import type { Backend, KvCache, StepState, Tensor } from '../backends/types.ts';
 import type { LoraBank, SamplingRow } from '../kernels/types.ts';
 import type { DecoderModel } from '../model/forward.ts';
 import { checkInjectedFault, type EngineFaults } from './faults.ts';
 import type { BlockManager } from './kv/block-manager.ts';
+import { processesLogits, processLogits } from './logits-processing.ts';
 import { type TokenLogprobs, tokenLogprobs } from './logprobs.ts';
 import { buildStepPlan } from './plan/step-plan.ts';
 import type { ScheduledEntry } from './scheduler/scheduler.ts';
@@ -99,10 +100,15 @@ export class ModelRunner {
       sampledEntries.push(e);
     });
     // Logprobs and step logits are of the raw logits; the sampler may overwrite its rows, so read them first.
+    const processed = sampledEntries.map((e) => processesLogits(e.seq.params));
     const raw = sampledEntries.map((e, i) =>
-      e.seq.params.logprobs === null && !e.seq.params.stepLogits ? null : B.read(logits, rowIndex[i] * vocab, vocab),
+      e.seq.params.logprobs === null && !e.seq.params.stepLogits && !processed[i]
+        ? null
+        : B.read(logits, rowIndex[i] * vocab, vocab),
     );
-    const tokens = B.sample(logits, vocab, Int32Array.from(rowIndex), rows);
+    const tokens = processed.includes(true)
+      ? this.sampleProcessed(logits, vocab, sampledEntries, rowIndex, rows, raw, processed)
+      : B.sample(logits, vocab, Int32Array.from(rowIndex), rows);
     const sampled = sampledEntries.map((entry, i): SampledToken => {
       const out: SampledToken = { entry, token: tokens[i] };
       const row = raw[i];
@@ -112,5 +118,57 @@ export class ModelRunner {
       return out;
     });
     return { computed: plan.entries, sampled, promptLogits };
+  }
+
+  /**
+   * Rows of sequences that change their logits (logits-processing.ts) are changed on the host and sampled from
+   * an uploaded copy by the same sampler; the others are sampled where they are. Tokens come back in row order.
+   */
+  private sampleProcessed(
+    logits: Tensor,
+    vocab: number,
+    entries: ScheduledEntry[],
+    rowIndex: number[],
+    rows: SamplingRow[],
+    raw: (Float32Array | null)[],
+    processed: boolean[],
+  ): Int32Array {
+    const B = this.backend;
+    const plain = processed.flatMap((p, i) => (p ? [] : [i]));
+    const changed = processed.flatMap((p, i) => (p ? [i] : []));
+    const tokens = new Int32Array(rows.length);
+    if (plain.length > 0) {
+      const out = B.sample(
+        logits,
+        vocab,
+        Int32Array.from(plain, (i) => rowIndex[i]),
+        plain.map((i) => rows[i]),
+      );
+      plain.forEach((i, j) => {
+        tokens[i] = out[j];
+      });
+    }
+    const copy = new Float32Array(changed.length * vocab);
+    changed.forEach((i, j) => {
+      const row = copy.subarray(j * vocab, (j + 1) * vocab);
+      row.set(raw[i] as Float32Array);
+      const seq = entries[i].seq;
+      processLogits(row, seq.params, seq.promptIds, seq.outputIds);
+    });
+    const uploaded = B.upload(copy);
+    try {
+      const out = B.sample(
+        uploaded,
+        vocab,
+        Int32Array.from(changed, (_, j) => j),
+        changed.map((i) => rows[i]),
+      );
+      changed.forEach((i, j) => {
+        tokens[i] = out[j];
+      });
+    } finally {
+      B.free(uploaded);
+    }
+    return tokens;
   }
 }

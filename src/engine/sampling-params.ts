@@ -19,7 +19,19 @@ export interface SamplingParams {
    * most likely tokens' (0..MAX_LOGPROBS), of the raw distribution (before temperature, top-k, top-p).
    */
   logprobs: number | null;
+  /** OpenAI's: subtracted once from every token already in the output (-2..2). */
+  presencePenalty: number;
+  /** OpenAI's: subtracted per occurrence of a token in the output (-2..2). */
+  frequencyPenalty: number;
+  /** vLLM's: tokens of the prompt or output are made less likely by this factor (> 0; 1 = off). */
+  repetitionPenalty: number;
+  /** OpenAI's logit_bias: (token id, bias in -100..100) pairs added to the logits; null = none. */
+  logitBias: [number, number][] | null;
 }
+
+/** OpenAI's limits on the presence and frequency penalties, and on a logit bias. */
+export const MAX_PENALTY = 2;
+export const MAX_LOGIT_BIAS = 100;
 
 export const DEFAULT_SAMPLING: SamplingParams = {
   maxTokens: 16,
@@ -33,6 +45,10 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   promptLogits: false,
   stepLogits: false,
   logprobs: null,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repetitionPenalty: 1,
+  logitBias: null,
 };
 
 export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingParams {
@@ -51,6 +67,21 @@ export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingP
   if (!Number.isInteger(p.topK) || p.topK < 0) bad('top_k', `must be an integer ≥ 0 (got ${p.topK})`);
   if (p.logprobs !== null && !(Number.isInteger(p.logprobs) && p.logprobs >= 0 && p.logprobs <= MAX_LOGPROBS)) {
     bad('logprobs', `must be an integer between 0 and ${MAX_LOGPROBS} (got ${p.logprobs})`);
+  }
+  for (const [field, value] of [
+    ['presence_penalty', p.presencePenalty],
+    ['frequency_penalty', p.frequencyPenalty],
+  ] as const) {
+    if (!(Math.abs(value) <= MAX_PENALTY))
+      bad(field, `must be between -${MAX_PENALTY} and ${MAX_PENALTY} (got ${value})`);
+  }
+  if (!(p.repetitionPenalty > 0 && Number.isFinite(p.repetitionPenalty))) {
+    bad('repetition_penalty', `must be > 0 (got ${p.repetitionPenalty})`);
+  }
+  for (const [id, bias] of p.logitBias ?? []) {
+    if (!Number.isInteger(id) || id < 0) bad('logit_bias', `keys must be token ids (got ${id})`);
+    if (!(Math.abs(bias) <= MAX_LOGIT_BIAS))
+      bad('logit_bias', `values must be between -${MAX_LOGIT_BIAS} and ${MAX_LOGIT_BIAS} (got ${bias})`);
   }
   return p;
 }

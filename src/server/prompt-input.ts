@@ -27,10 +27,10 @@ export class PromptEncoder {
   }
 
   /** A completion's prompt: text, or token ids (each an integer in [0, vocabSize)). */
-  async completion(prompt: string | number[], vocabSize: number): Promise<number[]> {
-    if (typeof prompt !== 'string') return checkTokenIds(prompt, vocabSize);
+  async completion(prompt: string | number[], vocabSize: number, param = 'prompt'): Promise<number[]> {
+    if (typeof prompt !== 'string') return checkTokenIds(prompt, vocabSize, param);
     const bytes = Buffer.byteLength(prompt, 'utf8');
-    this.checkSize(bytes, 'prompt');
+    this.checkSize(bytes, param);
     return this.tokenize(
       bytes,
       () => this.codec.encode(prompt),
@@ -79,12 +79,12 @@ export class PromptEncoder {
 }
 
 /** Token-id prompts: integers in [0, vocabSize) (the schema already refuses non-integers). */
-function checkTokenIds(ids: number[], vocabSize: number): number[] {
+function checkTokenIds(ids: number[], vocabSize: number, param: string): number[] {
   const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
   if (bad >= 0) {
     throw createError(
       'REQUEST_INVALID',
-      { message: `'prompt' token ids must be integers in [0, ${vocabSize}); prompt[${bad}] is ${ids[bad]}` },
+      { message: `'${param}' token ids must be integers in [0, ${vocabSize}); ${param}[${bad}] is ${ids[bad]}` },
       { param: 'prompt' },
     );
   }

@@ -1,8 +1,8 @@
 /**
  * Tells the truth about request fields: a field loraplex does not implement is refused with a 400 that names
  * it, rather than silently ignored (a client asking for JSON output must not get prose and no warning).
- * OpenAI fields that clients often send at their neutral value (presence_penalty: 0, logit_bias: {},
- * tools: [], response_format: {type: "text"}, …) pass at that value only.
+ * OpenAI fields that clients often send at their neutral value (echo: false, best_of: 1, tools: [],
+ * response_format: {type: "text"}, …) pass at that value only.
  */
 import { createError } from '../observability/errors.ts';
 
@@ -14,10 +14,6 @@ const isEmpty = (v: unknown) =>
 
 /** Fields loraplex does not implement, each with the values that ask for nothing. */
 const NEUTRAL_ONLY: Record<string, (v: unknown) => boolean> = {
-  presence_penalty: (v) => isNull(v) || v === 0,
-  frequency_penalty: (v) => isNull(v) || v === 0,
-  repetition_penalty: (v) => isNull(v) || v === 1,
-  logit_bias: isEmpty,
   echo: (v) => isNull(v) || v === false,
   best_of: (v) => isNull(v) || v === 1,
   suffix: (v) => isNull(v) || v === '',

@@ -4,7 +4,7 @@
  * on the server (they are matched on text); everything else goes to the engine.
  */
 import { MAX_LOGPROBS } from '../engine/logprobs.ts';
-import type { SamplingParams } from '../engine/sampling-params.ts';
+import { MAX_LOGIT_BIAS, MAX_PENALTY, type SamplingParams } from '../engine/sampling-params.ts';
 import { createError } from '../observability/errors.ts';
 
 /** Most choices per request (OpenAI caps n at 128; each is a sequence in the batch here). */
@@ -15,23 +15,31 @@ export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_CHARS = 1024;
 /** Most stop token ids: every generated token is looked up among them. */
 export const MAX_STOP_TOKEN_IDS = 1024;
+/** Most logit_bias entries: each is applied to the row at every step. */
+export const MAX_LOGIT_BIAS_ENTRIES = 1024;
 
+/** Every field but `model` may be null, which means its default (as OpenAI's reference allows). */
 export interface SamplingBody {
   model: string;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  seed?: number;
-  stream?: boolean;
-  stream_options?: { include_usage?: boolean };
-  ignore_eos?: boolean;
-  min_tokens?: number;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  seed?: number | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  ignore_eos?: boolean | null;
+  min_tokens?: number | null;
   n?: number | null;
   stop?: string | string[] | null;
   stop_token_ids?: number[] | null;
-  include_stop_str_in_output?: boolean;
+  include_stop_str_in_output?: boolean | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  /** Token id (as a string) → bias added to its logit. */
+  logit_bias?: Record<string, number> | null;
 }
 
 /**
@@ -43,14 +51,14 @@ export const samplingProperties = {
   model: { type: 'string', minLength: 1 },
   max_tokens: { type: ['integer', 'null'], minimum: 1 },
   max_completion_tokens: { type: ['integer', 'null'], minimum: 1 },
-  temperature: { type: 'number', minimum: 0, maximum: 2 },
-  top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
-  top_k: { type: 'integer', minimum: -1 },
-  seed: { type: 'integer' },
-  stream: { type: 'boolean' },
-  stream_options: { type: 'object', properties: { include_usage: { type: 'boolean' } } },
-  ignore_eos: { type: 'boolean' },
-  min_tokens: { type: 'integer', minimum: 0 },
+  temperature: { type: ['number', 'null'], minimum: 0, maximum: 2 },
+  top_p: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1 },
+  top_k: { type: ['integer', 'null'], minimum: -1 },
+  seed: { type: ['integer', 'null'] },
+  stream: { type: ['boolean', 'null'] },
+  stream_options: { type: ['object', 'null'], properties: { include_usage: { type: ['boolean', 'null'] } } },
+  ignore_eos: { type: ['boolean', 'null'] },
+  min_tokens: { type: ['integer', 'null'], minimum: 0 },
   n: { type: ['integer', 'null'] },
   stop: {
     anyOf: [
@@ -59,12 +67,22 @@ export const samplingProperties = {
     ],
   },
   stop_token_ids: { type: ['array', 'null'], items: { type: 'integer' }, maxItems: MAX_STOP_TOKEN_IDS },
-  include_stop_str_in_output: { type: 'boolean' },
+  include_stop_str_in_output: { type: ['boolean', 'null'] },
+  presence_penalty: { type: ['number', 'null'], minimum: -MAX_PENALTY, maximum: MAX_PENALTY },
+  frequency_penalty: { type: ['number', 'null'], minimum: -MAX_PENALTY, maximum: MAX_PENALTY },
+  repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0 },
+  logit_bias: {
+    type: ['object', 'null'],
+    additionalProperties: { type: 'number', minimum: -MAX_LOGIT_BIAS, maximum: MAX_LOGIT_BIAS },
+    maxProperties: MAX_LOGIT_BIAS_ENTRIES,
+  },
 };
 
 export interface SamplingRequest {
-  /** Engine parameters of choice 0 (choiceParams gives the others). */
+  /** Engine parameters of choice 0 but maxTokens (choiceParams gives each choice's). */
   params: Partial<SamplingParams>;
+  /** max_completion_tokens or max_tokens; null: the rest of the context (OpenAI's and vLLM's default). */
+  maxTokens: number | null;
   n: number;
   stop: string[];
   includeStopStr: boolean;
@@ -89,6 +107,12 @@ export function samplingRequest(body: SamplingBody, logprobs: number | null, voc
   if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES) {
     invalid('n', `'n' must be an integer between 1 and ${MAX_CHOICES} (got ${n})`);
   }
+  for (const key of Object.keys(body.stream_options ?? {})) {
+    if (key !== 'include_usage') {
+      const name = key.slice(0, 64);
+      throw createError('PARAMETER_UNSUPPORTED', { param: `stream_options.${name}` }, { param: 'stream_options' });
+    }
+  }
   const stop =
     body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   if (stop.length > MAX_STOP_STRINGS) {
@@ -104,24 +128,49 @@ export function samplingRequest(body: SamplingBody, logprobs: number | null, voc
     );
   }
 
-  const p: Partial<SamplingParams> = { maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 16 };
-  if (body.temperature !== undefined) p.temperature = body.temperature;
-  if (body.top_p !== undefined) p.topP = body.top_p;
-  if (body.top_k !== undefined) p.topK = Math.max(body.top_k, 0); // vLLM's -1 = off
-  if (body.seed !== undefined) p.seed = body.seed >>> 0;
-  if (body.ignore_eos !== undefined) p.ignoreEos = body.ignore_eos;
-  if (body.min_tokens !== undefined) p.minTokens = body.min_tokens;
+  const p: Partial<SamplingParams> = {};
+  if (body.temperature != null) p.temperature = body.temperature;
+  if (body.top_p != null) p.topP = body.top_p;
+  if (body.top_k != null) p.topK = Math.max(body.top_k, 0); // vLLM's -1 = off
+  if (body.seed != null) p.seed = body.seed >>> 0;
+  if (body.ignore_eos != null) p.ignoreEos = body.ignore_eos;
+  if (body.min_tokens != null) p.minTokens = body.min_tokens;
   if (stopTokenIds.length > 0) p.stopTokenIds = stopTokenIds;
   if (logprobs !== null) p.logprobs = logprobs;
-  return { params: p, n, stop, includeStopStr: body.include_stop_str_in_output ?? false };
+  if (body.presence_penalty != null) p.presencePenalty = body.presence_penalty;
+  if (body.frequency_penalty != null) p.frequencyPenalty = body.frequency_penalty;
+  if (body.repetition_penalty != null) p.repetitionPenalty = body.repetition_penalty;
+  const bias = logitBias(body.logit_bias, vocabSize);
+  if (bias.length > 0) p.logitBias = bias;
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? null;
+  return { params: p, maxTokens, n, stop, includeStopStr: body.include_stop_str_in_output ?? false };
+}
+
+/** logit_bias's {"token id": bias} → (id, bias) pairs, each id a token of this vocabulary. */
+function logitBias(bias: Record<string, number> | null | undefined, vocabSize: number): [number, number][] {
+  return Object.entries(bias ?? {}).map(([key, value]) => {
+    const id = Number(key);
+    if (!/^\d+$/.test(key) || id >= vocabSize) {
+      invalid(
+        'logit_bias',
+        `'logit_bias' keys must be token ids below the vocabulary size ${vocabSize} (got '${key.slice(0, 32)}')`,
+      );
+    }
+    return [id, value];
+  });
+}
+
+/** The output tokens a prompt of `promptTokens` may get: the request's max, else the rest of the context. */
+export function maxTokensFor(request: SamplingRequest, promptTokens: number, maxModelLen: number): number {
+  return request.maxTokens ?? Math.max(maxModelLen - promptTokens, 0);
 }
 
 /**
  * Engine parameters of choice `i`: with a seed, choice i samples with seed + i (as vLLM's parallel sampling),
  * so choices differ yet repeat; choice 0 is what n = 1 gives.
  */
-export function choiceParams(request: SamplingRequest, i: number): Partial<SamplingParams> {
+export function choiceParams(request: SamplingRequest, i: number, maxTokens: number): Partial<SamplingParams> {
   const seed = request.params.seed;
-  if (seed === undefined || seed === null || i === 0) return request.params;
-  return { ...request.params, seed: (seed + i) >>> 0 };
+  if (seed === undefined || seed === null || i === 0) return { ...request.params, maxTokens };
+  return { ...request.params, maxTokens, seed: (seed + i) >>> 0 };
 }

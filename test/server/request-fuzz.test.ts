@@ -27,7 +27,13 @@ let app: ReturnType<typeof buildApp>;
 before(async () => {
   cache = await mkdtemp(join(tmpdir(), 'loraplex-fuzz-'));
   const demo = await ensureDemo(cache);
-  engine = await AsyncEngine.start({ modelDir: demo.modelDir, adapters: demo.adapters, kvCacheTokens: 8192 });
+  // A short context: a mutation that drops max_tokens generates the rest of it (the default), quickly.
+  engine = await AsyncEngine.start({
+    modelDir: demo.modelDir,
+    adapters: demo.adapters,
+    kvCacheTokens: 8192,
+    maxModelLen: 128,
+  });
   app = testApp(engine, await loadTextCodec(demo.modelDir), {
     admin: { allowedRoots: [join(cache, 'uploads')] },
     limits: { maxBodyBytes: 256 * 1024 },
