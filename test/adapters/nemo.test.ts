@@ -8,10 +8,11 @@
  * pickle that runs code, damaged archives.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { bufferSource } from '../../src/adapters/formats/nemo/byte-source.ts';
 import { qkvRowsInHfOrder } from '../../src/adapters/formats/nemo/layout.ts';
 import { loadNemoAdapter } from '../../src/adapters/formats/nemo/load.ts';
@@ -31,7 +32,8 @@ import { maxAbsDiff } from '../kernels/implementations.ts';
 import { mutateBytes } from '../model/safetensors-mutations.ts';
 import { TempDirs } from './helpers.ts';
 
-const ROOT = join(import.meta.dirname, '..', 'fixtures', 'nemo');
+/** LORAPLEX_NEMO_FIXTURES_DIR: a live regeneration (oracle/nemo_fixtures.py OUT_DIR), as in CI. */
+const ROOT = process.env.LORAPLEX_NEMO_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'fixtures', 'nemo');
 const TINY = join(import.meta.dirname, '..', 'fixtures', 'tiny');
 const SETS = ['llama-tied', 'phi3'];
 const ADAPTERS = ['fused-all', 'qkv-bf16-layer2', 'canonical-all'];
@@ -95,11 +97,11 @@ for (const set of SETS) {
       });
       return engine;
     };
-    const requests = (c: NemoCase) => [
-      { promptIds: c.prompt_ids, adapter: c.adapter, params: { maxTokens: 1, temperature: 0, promptLogits: true } },
+    const requests = (c: NemoCase, adapter = c.adapter) => [
+      { promptIds: c.prompt_ids, adapter, params: { maxTokens: 1, temperature: 0, promptLogits: true } },
       ...c.greedy.map((g) => ({
         promptIds: g.prompt_ids,
-        adapter: c.adapter,
+        adapter,
         params: { maxTokens: g.tokens.length, temperature: 0, ignoreEos: true },
       })),
     ];
@@ -109,8 +111,12 @@ for (const set of SETS) {
       const chunked = engineWith({ maxBatchTokens: 5 });
       for (const c of cases) {
         const { packed } = await loadPackedAdapter(c.adapter, nemoDir(set, c.adapter), loaded.config, 64);
-        alone.addAdapter(c.adapter, packed);
-        chunked.addAdapter(c.adapter, packed);
+        const twinDir = join(ROOT, set, 'peft', c.adapter);
+        const { packed: twin } = await loadPackedAdapter(`peft-${c.adapter}`, twinDir, loaded.config, 64);
+        for (const engine of [alone, chunked]) {
+          engine.addAdapter(c.adapter, packed);
+          engine.addAdapter(`peft-${c.adapter}`, twin);
+        }
       }
       let worst = 0;
       const check = (seqs: ReturnType<LLMEngine['generate']>, c: NemoCase, how: string) => {
@@ -124,18 +130,21 @@ for (const set of SETS) {
       const want = new Map<string, Float32Array>();
       for (const c of cases) want.set(c.id, (await logits.readF32(c.logits_key)).data);
       for (const c of cases) check(alone.generate(requests(c)), c, 'alone');
-      // Every NeMo adapter and the base in one batch, then all of it again with a 5-token prefill budget.
+      // Every NeMo adapter, its PEFT twin and the base in one batch, then again with a 5-token prefill budget.
       const base = { promptIds: cases[0].prompt_ids, adapter: null, params: { maxTokens: 4, temperature: 0 } };
+      const runs = cases.flatMap((c) => [
+        { c, how: 'nemo', reqs: requests(c) },
+        { c, how: 'its PEFT twin', reqs: requests(c, `peft-${c.adapter}`) },
+      ]);
       for (const [engine, how] of [
         [alone, 'mixed'],
         [chunked, 'mixed + chunked'],
       ] as const) {
-        const all = engine.generate([base, ...cases.flatMap(requests)]);
+        const all = engine.generate([base, ...runs.flatMap((r) => r.reqs)]);
         let at = 1;
-        for (const c of cases) {
-          const n = requests(c).length;
-          check(all.slice(at, at + n), c, how);
-          at += n;
+        for (const r of runs) {
+          check(all.slice(at, at + r.reqs.length), r.c, `${how} (${r.how})`);
+          at += r.reqs.length;
         }
       }
       t.diagnostic(`worst |Δlogit| ${worst}`);
@@ -160,6 +169,16 @@ test('an adapter store lists a folder holding one .nemo file, and loads it by na
   const { summary } = await loadPackedAdapter('support-bot', listed[0].dir, await baseOf('llama-tied'), 64, store);
   assert.deepEqual(summary.targets, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
   assert.equal(summary.rank, 8);
+});
+
+test('a gzip-compressed .nemo (NeMo before 1.7) loads like the plain tar', async () => {
+  const dir = await dirs.make();
+  const plain = await readFile(join(nemoDir('llama-tied', 'qkv-bf16-layer2'), 'qkv-bf16-layer2.nemo'));
+  await writeFile(join(dir, 'old.nemo'), gzipSync(plain));
+  const base = await baseOf('llama-tied');
+  const old = await loadNemoAdapter(dir, base, { maxLoraRank: 64 });
+  const current = await loadNemoAdapter(nemoDir('llama-tied', 'qkv-bf16-layer2'), base, { maxLoraRank: 64 });
+  assert.deepEqual(packAdapter(old, base), packAdapter(current, base));
 });
 
 // --- what is refused ------------------------------------------------------------------------------------
@@ -278,6 +297,7 @@ test('a .nemo for another base model is refused as a base mismatch: by its recor
 test('a model_weights.ckpt whose pickle calls os.system is refused by name; the command never runs', async () => {
   const { config } = await members('llama-tied', 'fused-all');
   const evil = readFileSync(join(ROOT, 'pickle', 'runs-code.pt'));
+  rmSync('/tmp/loraplex-pickle-ran', { force: true }); // what the pickle's command would create
   const dir = await nemoWith([
     ['./model_config.yaml', Buffer.from(config)],
     ['./model_weights.ckpt', evil],
@@ -288,7 +308,7 @@ test('a model_weights.ckpt whose pickle calls os.system is refused by name; the 
     'ADAPTER_WEIGHTS_INVALID',
     /'posix\.system'.*nothing in the file was run/,
   );
-  assert.equal((await import('node:fs')).existsSync('/tmp/loraplex-pickle-ran'), false);
+  assert.equal(existsSync('/tmp/loraplex-pickle-ran'), false);
 });
 
 test('archives that are not what NeMo saves: missing members, shards, two .nemo files, not a tar', async () => {

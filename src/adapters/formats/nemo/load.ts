@@ -21,9 +21,9 @@ import { nemoFilesIn } from './adapter-dir.ts';
 import { type ByteSource, bufferSource, FormatError, fileSource, subSource } from './byte-source.ts';
 import { type NemoPlannedModule, planNemoModules } from './layout.ts';
 import { type NemoLoraConfig, parseNemoModelConfig } from './model-config.ts';
+import { PickleError } from './pickle-values.ts';
 import { listTar, type TarMember } from './tar.ts';
 import { readTorchCheckpoint } from './torch-checkpoint.ts';
-import { PickleError } from './unpickler.ts';
 
 const CONFIG_MEMBER = 'model_config.yaml';
 const WEIGHTS_MEMBER = 'model_weights.ckpt';

@@ -10,6 +10,7 @@
 import { bf16ToF32, f16ToF32 } from '../../../kernels/dtype.ts';
 import { type ByteSource, FormatError } from './byte-source.ts';
 import {
+  isTensor,
   PickleDict,
   PickleError,
   PickleTuple,
@@ -18,8 +19,8 @@ import {
   type StorageDtype,
   type StorageRef,
   type TensorRef,
-  unpickle,
-} from './unpickler.ts';
+} from './pickle-values.ts';
+import { unpickle } from './unpickler.ts';
 import { listZip, readZipEntry, type ZipEntry } from './zip.ts';
 
 /** Most bytes data.pkl may have: a state dict's pickle is names and shapes, a few MB for the largest models. */
@@ -111,10 +112,6 @@ export async function readTorchCheckpoint(src: ByteSource): Promise<TorchCheckpo
       return gather(await readZipEntry(src, entry), t);
     },
   };
-}
-
-function isTensor(v: PickleValue): v is TensorRef {
-  return typeof v === 'object' && v !== null && 'kind' in v && v.kind === 'tensor';
 }
 
 function kindOf(v: PickleValue): string {

@@ -1,8 +1,8 @@
 /**
  * A restricted pickle reader for torch.save checkpoints (pickle protocols 2–5). It is a small stack machine
  * that builds plain values — None, bools, ints, floats, strings, bytes, lists, tuples, dicts, sets — and
- * rebuilds tensors from a fixed list of torch globals. Every other global (os.system, builtins.eval, any class)
- * is refused the moment the pickle names it: nothing is imported, called or executed, ever.
+ * rebuilds tensors from a fixed list of torch globals (allowed-globals.ts). Every other global (os.system,
+ * builtins.eval, any class) is refused the moment the pickle names it: nothing is imported, called or run, ever.
  *
  *   const root = unpickle(bytes, { persistentLoad: (pid) => storageOf(pid) });
  *
@@ -12,96 +12,18 @@
  * Bounds: every length is checked against the bytes left before anything is allocated, so a truncated or
  * hostile pickle fails with a PickleError naming the opcode and its offset.
  */
-
-export class PickleError extends Error {}
-
-/** A torch storage dtype, named as torch.<Name>Storage names it. */
-export type StorageDtype =
-  | 'float32'
-  | 'float64'
-  | 'float16'
-  | 'bfloat16'
-  | 'int64'
-  | 'int32'
-  | 'int16'
-  | 'int8'
-  | 'uint8'
-  | 'bool';
-
-const STORAGE_CLASSES: Record<string, StorageDtype> = {
-  FloatStorage: 'float32',
-  DoubleStorage: 'float64',
-  HalfStorage: 'float16',
-  BFloat16Storage: 'bfloat16',
-  LongStorage: 'int64',
-  IntStorage: 'int32',
-  ShortStorage: 'int16',
-  CharStorage: 'int8',
-  ByteStorage: 'uint8',
-  BoolStorage: 'bool',
-};
-
-export class PickleTuple {
-  constructor(readonly items: readonly PickleValue[]) {}
-}
-
-export class PickleSet {
-  constructor(readonly items: PickleValue[]) {}
-}
-
-export type DictKey = string | number | bigint | boolean | null;
-
-/** A dict (or OrderedDict); `attributes` holds what BUILD set on it (a state dict's `_metadata`). */
-export class PickleDict {
-  readonly entries = new Map<DictKey, PickleValue>();
-  attributes: PickleValue = null;
-}
-
-/** A class a pickle may name but never call: torch.<X>Storage, used only inside persistent ids. */
-export class StorageClass {
-  constructor(readonly dtype: StorageDtype) {}
-}
-
-/** What persistentLoad returns for a storage id: where its bytes are, as the caller resolves them. */
-export interface StorageRef {
-  kind: 'storage';
-  dtype: StorageDtype;
-  key: string;
-  numel: number;
-}
-
-/** A tensor as torch rebuilds it: a view (offset, size, stride) into a storage; no data is read here. */
-export interface TensorRef {
-  kind: 'tensor';
-  storage: StorageRef;
-  offset: number;
-  size: number[];
-  stride: number[];
-}
-
-export type PickleValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PickleValue[]
-  | PickleTuple
-  | PickleSet
-  | PickleDict
-  | StorageClass
-  | StorageRef
-  | TensorRef
-  | AllowedGlobal;
-
-/** A callable the pickle may REDUCE; it only builds values from its arguments. */
-class AllowedGlobal {
-  constructor(
-    readonly name: string,
-    readonly call: (args: readonly PickleValue[]) => PickleValue,
-  ) {}
-}
+import { allowedGlobal } from './allowed-globals.ts';
+import {
+  AllowedGlobal,
+  describe,
+  isDictKey,
+  PickleDict,
+  PickleError,
+  PickleSet,
+  PickleTuple,
+  type PickleValue,
+  type StorageRef,
+} from './pickle-values.ts';
 
 export interface UnpickleOptions {
   /** Resolves a persistent id (torch: a storage tuple); throw a PickleError to refuse it. */
@@ -341,20 +263,20 @@ class Machine {
 
   /** A global the pickle names: a torch rebuild function, a storage class, or a container; anything else fails here. */
   private global(module: string, name: string): PickleValue {
-    const qualified = `${module}.${name}`;
-    if (module === 'torch' && Object.hasOwn(STORAGE_CLASSES, name)) return new StorageClass(STORAGE_CLASSES[name]);
-    const make = ALLOWED_GLOBALS.get(qualified);
-    if (!make) {
+    const found = allowedGlobal(module, name);
+    if (!found) {
       throw new PickleError(
-        `the pickle names the global '${qualified.slice(0, 200)}' (at byte ${this.opStart}); only torch tensors, ` +
-          'storages and plain containers are read, and nothing in the file was run',
+        `the pickle names the global '${`${module}.${name}`.slice(0, 200)}' (at byte ${this.opStart}); only torch ` +
+          'tensors, storages and plain containers are read, and nothing in the file was run',
       );
     }
-    return new AllowedGlobal(qualified, (args) => {
+    if (!(found instanceof AllowedGlobal)) return found;
+    // Errors of the call name the global and where the pickle called it.
+    return new AllowedGlobal(found.name, (args) => {
       try {
-        return make(args);
+        return found.call(args);
       } catch (e) {
-        if (e instanceof PickleError) this.fail(`${qualified}: ${e.message}`);
+        if (e instanceof PickleError) this.fail(`${found.name}: ${e.message}`);
         throw e;
       }
     });
@@ -364,10 +286,8 @@ class Machine {
     if (items.length % 2 !== 0) this.fail('SETITEMS with an odd number of items');
     for (let i = 0; i < items.length; i += 2) {
       const k = items[i];
-      if (!(k === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof k))) {
-        this.fail(`a dict key that is ${describe(k)}; keys are strings or numbers`);
-      }
-      d.entries.set(k as DictKey, items[i + 1]);
+      if (!isDictKey(k)) this.fail(`a dict key that is ${describe(k)}; keys are strings or numbers`);
+      d.entries.set(k, items[i + 1]);
     }
   }
 
@@ -494,122 +414,4 @@ class Machine {
 function textOpcode(op: number): string {
   const c = String.fromCharCode(op);
   return /[A-Za-z(]/.test(c) ? ` ('${c}', a protocol 0/1 opcode)` : '';
-}
-
-function describe(v: PickleValue | typeof MARK): string {
-  if (v === null) return 'None';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Uint8Array) return 'bytes';
-  if (v instanceof PickleTuple) return 'a tuple';
-  if (v instanceof PickleDict) return 'a dict';
-  if (v instanceof PickleSet) return 'a set';
-  if (v instanceof StorageClass) return `torch storage class (${v.dtype})`;
-  if (v instanceof AllowedGlobal) return v.name;
-  if (typeof v === 'object' && 'kind' in v) return `a ${v.kind}`;
-  return typeof v;
-}
-
-// --- the allowed globals ---------------------------------------------------------------------------------
-
-function int(v: PickleValue, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw new PickleError(`${what} is ${describe(v)}, not a non-negative integer`);
-  }
-  return v;
-}
-
-function ints(v: PickleValue, what: string): number[] {
-  if (!(v instanceof PickleTuple)) throw new PickleError(`${what} is ${describe(v)}, not a tuple`);
-  return v.items.map((x, i) => int(x, `${what}[${i}]`));
-}
-
-function isStorage(v: PickleValue): v is StorageRef {
-  return typeof v === 'object' && v !== null && 'kind' in v && v.kind === 'storage';
-}
-
-function isTensor(v: PickleValue): v is TensorRef {
-  return typeof v === 'object' && v !== null && 'kind' in v && v.kind === 'tensor';
-}
-
-/** torch._utils._rebuild_tensor(_v2)(storage, storage_offset, size, stride, ...): a view into the storage. */
-function rebuildTensor(args: readonly PickleValue[], minArgs: number): TensorRef {
-  if (args.length < minArgs || args.length > 7) throw new PickleError(`called with ${args.length} arguments`);
-  const [storage, offset, size, stride] = args;
-  if (!isStorage(storage)) throw new PickleError(`the storage argument is ${describe(storage)}`);
-  const shape = ints(size, 'size');
-  const strides = ints(stride, 'stride');
-  if (shape.length !== strides.length) throw new PickleError(`size has ${shape.length} dims, stride ${strides.length}`);
-  const start = int(offset, 'storage_offset');
-  // The last element the view reaches must lie inside the storage.
-  let last = start;
-  let empty = false;
-  for (let i = 0; i < shape.length; i++) {
-    if (shape[i] === 0) empty = true;
-    else last += (shape[i] - 1) * strides[i];
-  }
-  if (!empty && last >= storage.numel) {
-    throw new PickleError(
-      `a view of size [${shape.join(', ')}] at offset ${start} reaches element ${last} of a storage of ${storage.numel}`,
-    );
-  }
-  return { kind: 'tensor', storage, offset: start, size: shape, stride: strides };
-}
-
-const ALLOWED_GLOBALS = new Map<string, (args: readonly PickleValue[]) => PickleValue>([
-  ['torch._utils._rebuild_tensor_v2', (args) => rebuildTensor(args, 6)],
-  ['torch._utils._rebuild_tensor', (args) => rebuildTensor(args, 4)],
-  [
-    // A Parameter pickles as its data tensor plus requires_grad and hooks: the tensor is what is kept.
-    'torch._utils._rebuild_parameter',
-    (args) => {
-      if (!isTensor(args[0])) throw new PickleError(`the data argument is ${describe(args[0] ?? null)}`);
-      return args[0];
-    },
-  ],
-  [
-    'collections.OrderedDict',
-    (args) => {
-      const d = new PickleDict();
-      if (args.length > 1) throw new PickleError(`called with ${args.length} arguments`);
-      if (args.length === 1) {
-        const pairs = args[0];
-        if (!Array.isArray(pairs)) throw new PickleError(`called with ${describe(pairs)}, not a list of pairs`);
-        for (const p of pairs) {
-          if (!(p instanceof PickleTuple) || p.items.length !== 2) throw new PickleError('an item that is not a pair');
-          const [k, v] = p.items;
-          if (!(k === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof k))) {
-            throw new PickleError(`a key that is ${describe(k)}`);
-          }
-          d.entries.set(k as DictKey, v);
-        }
-      }
-      return d;
-    },
-  ],
-  [
-    // Protocol 2 has no bytes opcode: Python 3 pickles bytes b as _codecs.encode(b.decode('latin1'), 'latin1').
-    '_codecs.encode',
-    (args) => {
-      const [text, encoding] = args;
-      const latin1 = typeof text === 'string' && [...text].every((c) => c.charCodeAt(0) < 256);
-      if (args.length !== 2 || !latin1 || (encoding !== 'latin1' && encoding !== 'latin-1')) {
-        throw new PickleError("only _codecs.encode(text, 'latin1') is read (protocol 2's spelling of bytes)");
-      }
-      return Uint8Array.from(Buffer.from(text as string, 'latin1'));
-    },
-  ],
-  // Protocol 2 spells builtins by their Python 2 module name (pickle's compat mapping).
-  ['builtins.set', (args) => new PickleSet(containerItems(args))],
-  ['builtins.frozenset', (args) => new PickleSet(containerItems(args))],
-  ['__builtin__.set', (args) => new PickleSet(containerItems(args))],
-  ['__builtin__.frozenset', (args) => new PickleSet(containerItems(args))],
-]);
-
-/** set() or set(list | tuple): protocol 2 pickles sets this way. */
-function containerItems(args: readonly PickleValue[]): PickleValue[] {
-  if (args.length === 0) return [];
-  const [items] = args;
-  if (args.length === 1 && Array.isArray(items)) return [...items];
-  if (args.length === 1 && items instanceof PickleTuple) return [...items.items];
-  throw new PickleError('called with something other than a list');
 }
