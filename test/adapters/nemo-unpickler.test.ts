@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { crc32 } from 'node:zlib';
 import { bufferSource, FormatError } from '../../src/adapters/formats/nemo/byte-source.ts';
 import {
   PickleDict,
@@ -23,6 +22,7 @@ import { unpickle } from '../../src/adapters/formats/nemo/unpickler.ts';
 import { listZip, readZipEntry } from '../../src/adapters/formats/nemo/zip.ts';
 import { BenchRandom } from '../../src/bench/random.ts';
 import { mutateBytes } from '../model/safetensors-mutations.ts';
+import { zip } from './nemo-writer.ts';
 
 const DIR = join(
   process.env.LORAPLEX_NEMO_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'fixtures', 'nemo'),
@@ -210,7 +210,7 @@ function tensorCheckpoint(o: {
     a[i] = i;
   });
   return bufferSource(
-    makeZip([
+    zip([
       ['archive/data.pkl', pkl],
       ['archive/data/0', data],
     ]),
@@ -238,41 +238,6 @@ test('a hand-built checkpoint reads; a missing storage, a size that disagrees an
   await fails({ ...good, offset: 3 }, /reaches element 6 of a storage of 6/);
   await fails({ ...good, stride: [3, 2] }, /reaches element 6/);
 });
-
-/** A minimal zip writer (stored entries, as torch writes them). */
-function makeZip(files: [string, Uint8Array][]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const [name, data] of files) {
-    const n = Buffer.from(name);
-    const crc = crc32(data) >>> 0;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(n.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(n.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, n, Buffer.from(data));
-    centrals.push(central, n);
-    offset += 30 + n.length + data.length;
-  }
-  const dir = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(files.length, 8);
-  end.writeUInt16LE(files.length, 10);
-  end.writeUInt32LE(dir.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, dir, end]);
-}
 
 test('data.pkl cut at every length fails with a PickleError, never another exception', async () => {
   const pkl = await dataPkl('state-dict-protocol2.pt');

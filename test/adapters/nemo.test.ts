@@ -31,6 +31,7 @@ import { type ErrorCode, isLoraplexError, LoraplexError } from '../../src/observ
 import { maxAbsDiff } from '../kernels/implementations.ts';
 import { mutateBytes } from '../model/safetensors-mutations.ts';
 import { TempDirs } from './helpers.ts';
+import { tar } from './nemo-writer.ts';
 
 /** LORAPLEX_NEMO_FIXTURES_DIR: a live regeneration (oracle/nemo_fixtures.py OUT_DIR), as in CI. */
 const ROOT = process.env.LORAPLEX_NEMO_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'fixtures', 'nemo');
@@ -192,29 +193,6 @@ async function members(set: string, adapter: string): Promise<{ config: string; 
     return bytes.subarray(m.offset, m.offset + m.size);
   };
   return { config: get('model_config.yaml').toString('utf8'), weights: Buffer.from(get('model_weights.ckpt')) };
-}
-
-/** A ustar archive of regular files, as Python's tarfile writes it. */
-function tar(files: [string, Uint8Array][]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, data] of files) {
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\x0000', 257, 'latin1');
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-    blocks.push(h, Buffer.from(data), Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
 }
 
 async function nemoWith(files: [string, Uint8Array][], name = 'x'): Promise<string> {
