@@ -125,6 +125,12 @@ function kindOf(v: PickleValue): string {
 function gather(bytes: Buffer, t: TensorRef): Float32Array {
   const decode = decoderOf(t.storage.dtype, bytes);
   const n = t.size.reduce((a, b) => a * b, 1);
+  if (t.storage.dtype === 'float32' && isContiguous(t)) {
+    // What torch.save writes for a saved parameter: one copy (the file is little-endian, as every host we run on).
+    const out = new Float32Array(n);
+    bytes.copy(new Uint8Array(out.buffer), 0, t.offset * 4, (t.offset + n) * 4);
+    return out;
+  }
   const out = new Float32Array(n);
   const dims = t.size.length;
   const index = new Array<number>(dims).fill(0);
@@ -141,6 +147,15 @@ function gather(bytes: Buffer, t: TensorRef): Float32Array {
     }
   }
   return out;
+}
+
+function isContiguous(t: TensorRef): boolean {
+  let expected = 1;
+  for (let d = t.size.length - 1; d >= 0; d--) {
+    if (t.size[d] !== 1 && t.stride[d] !== expected) return false;
+    expected *= t.size[d];
+  }
+  return true;
 }
 
 function decoderOf(dtype: StorageDtype, bytes: Buffer): (i: number) => number {
