@@ -55,6 +55,7 @@ export function serverContextOf(config: Config, codec: TextCodec, lifecycle: Lif
       ? { allowedRoots: adapters.allowedRoots, adminKey: security.adminKey ?? undefined }
       : undefined,
     ui: server.ui,
+    allowedOrigins: server.allowedOrigins,
     lifecycle,
   };
 }

@@ -1,5 +1,5 @@
 /** `loraplex serve`: the OpenAI-compatible server over the engine worker (no --model: the built-in demo). */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { buildConfig } from '../config/build-config.ts';
 import { DEFAULTS } from '../config/defaults.ts';
@@ -25,6 +25,20 @@ export interface ServeFlags extends ConfigFlags {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** --allowed-origins a,b (repeatable): each an origin (scheme://host[:port]) or '*'. */
+function originsArg(value: string, previous: string[] = []): string[] {
+  const origins = value
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o.length > 0);
+  for (const o of origins) {
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) {
+      throw new InvalidArgumentError(`'${o}' is not an origin (scheme://host[:port], no path) or '*'`);
+    }
+  }
+  return [...previous, ...origins];
+}
 
 export function serveCommand(): Command {
   const cmd = new Command('serve')
@@ -114,6 +128,13 @@ export function serveCommand(): Command {
         .default(DEFAULTS.adapters.loadTimeoutSeconds),
     )
     .addOption(envOption('--no-ui', 'do not serve the web dashboard at /', 'NO_UI'))
+    .addOption(
+      envOption(
+        '--allowed-origins <origins>',
+        "CORS: comma-separated origins browsers may call the API from, or '*' (default: none, no CORS headers)",
+        'ALLOWED_ORIGINS',
+      ).argParser(originsArg),
+    )
     .addOption(envOption('--host <host>', 'address to listen on', 'HOST').default(DEFAULTS.server.host))
     .addOption(
       envOption('--port <port>', 'port to listen on', 'PORT').argParser(intArg(0)).default(DEFAULTS.server.port),

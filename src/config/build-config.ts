@@ -108,6 +108,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
       drainTimeoutSeconds: flags.drainTimeout ?? DEFAULTS.server.drainTimeoutSeconds,
       engineStallTimeoutSeconds,
       ui: flags.ui ?? DEFAULTS.server.ui,
+      allowedOrigins: flags.allowedOrigins ?? [],
     },
     security: { apiKey, adminKey },
     native: {

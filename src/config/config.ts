@@ -81,6 +81,8 @@ export interface ServerSettings {
   engineStallTimeoutSeconds: number;
   /** Serve the web dashboard at / (--no-ui: off). */
   ui: boolean;
+  /** Origins browsers may call the API from (CORS; '*': any); empty: no CORS headers. */
+  allowedOrigins: string[];
 }
 
 export interface SecuritySettings {

@@ -20,6 +20,8 @@ export interface ConfigFlags {
   engineStallTimeout?: number;
   /** false with --no-ui. */
   ui?: boolean;
+  /** --allowed-origins: origins browsers may call the API from ('*': any). */
+  allowedOrigins?: string[];
   host?: string;
   port?: number;
   backend?: 'native' | 'reference' | 'cuda';

@@ -9,10 +9,13 @@ import { registerAdminRoutes } from './admin.ts';
 import { OPEN_ROUTES, registerAuth } from './auth.ts';
 import { registerCompletionRoutes } from './completions.ts';
 import type { ServerContext } from './context.ts';
+import { registerCors } from './cors.ts';
 import { toLoraplexError, truncated } from './error-mapping.ts';
 import { registerHealthRoutes } from './health.ts';
 import { registerModelRoutes } from './models.ts';
+import { registerTokenizeRoutes } from './tokenize.ts';
 import { registerUiRoutes } from './ui/routes.ts';
+import { registerVersionRoute } from './version.ts';
 
 export type { ServerContext } from './context.ts';
 
@@ -72,6 +75,7 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
     if (reply.statusCode >= 400) req.trace.failed(errorCodeOf(payload));
     return payload;
   });
+  registerCors(app, ctx.allowedOrigins ?? []);
   registerAuth(app, { apiKey: ctx.apiKey, adminKey: ctx.admin?.adminKey });
   // Loading or faulted: every route answers 503, but the probes (which say so themselves) and metrics.
   app.addHook('onRequest', async (req, reply) => {
@@ -116,6 +120,8 @@ export function buildApp(ctx: ServerContext): FastifyInstance {
 
   registerHealthRoutes(app, ctx);
   registerModelRoutes(app, ctx);
+  registerTokenizeRoutes(app, ctx);
+  registerVersionRoute(app);
   registerCompletionRoutes(app, ctx, metrics);
   if (ctx.admin) registerAdminRoutes(app, ctx, ctx.admin);
   if (ctx.ui) registerUiRoutes(app, ctx);

@@ -31,6 +31,8 @@ export interface ServerContext {
   requestLog?: RequestLog;
   /** Serve the web dashboard at / (src/server/ui/). */
   ui?: boolean;
+  /** Origins browsers may call the API from (--allowed-origins; '*': any); empty or unset: no CORS headers. */
+  allowedOrigins?: string[];
   /** Draining (after SIGTERM): readiness fails and new requests get 503 while running ones finish. */
   lifecycle: Lifecycle;
 }

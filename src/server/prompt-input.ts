@@ -27,10 +27,17 @@ export class PromptEncoder {
   }
 
   /** A completion's prompt: text, or token ids (each an integer in [0, vocabSize)). */
-  async completion(prompt: string | number[], vocabSize: number, param = 'prompt'): Promise<number[]> {
+  async completion(
+    prompt: string | number[],
+    vocabSize: number,
+    param = 'prompt',
+    options: { addSpecialTokens?: boolean } = {},
+  ): Promise<number[]> {
     if (typeof prompt !== 'string') return checkTokenIds(prompt, vocabSize, param);
     const bytes = Buffer.byteLength(prompt, 'utf8');
     this.checkSize(bytes, param);
+    // The tokenizer thread runs the server's defaults; /tokenize's other settings run inline, after the size check.
+    if (options.addSpecialTokens === false) return this.codec.tokenizer.encode(prompt, { addSpecialTokens: false });
     return this.tokenize(
       bytes,
       () => this.codec.encode(prompt),
@@ -38,11 +45,21 @@ export class PromptEncoder {
     );
   }
 
-  /** A chat's messages through the chat template. */
-  async chat(messages: ChatMessage[]): Promise<number[]> {
+  /** A chat's messages through the chat template (by default: with a generation prompt, no added specials). */
+  async chat(
+    messages: ChatMessage[],
+    options: { addGenerationPrompt?: boolean; addSpecialTokens?: boolean } = {},
+  ): Promise<number[]> {
     let bytes = 0;
     for (const m of messages) bytes += Buffer.byteLength(String(m.content ?? ''), 'utf8') + MESSAGE_OVERHEAD_BYTES;
     this.checkSize(bytes, 'messages');
+    const { addGenerationPrompt = true, addSpecialTokens = false } = options;
+    if (!addGenerationPrompt || addSpecialTokens) {
+      const tokenizer = this.codec.tokenizer;
+      return this.tokenize(0, () =>
+        tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt }), { addSpecialTokens }),
+      );
+    }
     return this.tokenize(
       bytes,
       () => this.codec.encodeChat(messages),
@@ -69,9 +86,9 @@ export class PromptEncoder {
     }
   }
 
-  private async tokenize(bytes: number, inline: () => number[], offThread: () => Promise<number[]>) {
+  private async tokenize(bytes: number, inline: () => number[], offThread?: () => Promise<number[]>) {
     try {
-      return bytes <= INLINE_BYTES ? inline() : await offThread();
+      return bytes <= INLINE_BYTES || !offThread ? inline() : await offThread();
     } catch (e) {
       throw templateError(e);
     }

@@ -220,6 +220,11 @@ const SERVE_CASES: Record<string, Case<ServeView>> = {
   '--host': { args: ['--host', '0.0.0.0'], config: (c) => c.server.host, consumer: (v) => v.config.server },
   '--port': { args: ['--port', '9'], config: (c) => c.server.port, consumer: (v) => v.config.server },
   '--no-ui': { args: ['--no-ui'], config: (c) => c.server.ui, consumer: (v) => v.ctx.ui },
+  '--allowed-origins': {
+    args: ['--allowed-origins', 'https://a.example,https://b.example:8443'],
+    config: (c) => c.server.allowedOrigins,
+    consumer: (v) => v.ctx.allowedOrigins,
+  },
 };
 
 async function serveView(argv: string[]): Promise<ServeView> {
