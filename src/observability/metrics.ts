@@ -212,12 +212,6 @@ export class Metrics {
       this.requestTimePerOutputToken.observe(decodeSeconds / (generated - 1));
   }
 
-  /** Records a finished (or aborted) choice without its timing: `prompt` plus `choiceFinished`. */
-  finished(adapter: string | null, promptTokens: number, generated: number, finishReason: string) {
-    this.prompt(promptTokens);
-    this.choiceFinished(adapter, generated, finishReason, null);
-  }
-
   /** An HTTP response went out (or the client left first: CLIENT_CLOSED_STATUS). */
   responded(route: string, method: string, status: number, errorCode: string | null) {
     this.httpRequests.inc({ route, method, status: String(status) });
