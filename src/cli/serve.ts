@@ -14,6 +14,7 @@ import { Lifecycle } from '../server/lifecycle.ts';
 import { PROMPT_BYTES_PER_TOKEN } from '../server/prompt-input.ts';
 import { loadTextCodec } from '../tokenizer/text-codec.ts';
 import { engineStartOf, serverContextOf } from './config-parts.ts';
+import { nameConflicts, storeNames } from './name-conflicts.ts';
 import { adapterArg, engineOptions, envOption, floatArg, intArg } from './options.ts';
 
 /** After an engine fault, how long streams get to flush their final error event (and probes answer 503) before exit(1). */
@@ -44,7 +45,13 @@ export function serveCommand(): Command {
   const cmd = new Command('serve')
     .description('serve the OpenAI API: `model` names the base or an adapter (no --model: the built-in demo)')
     .addOption(envOption('--model <dir>', 'Hugging Face model directory', 'MODEL'))
-    .addOption(envOption('--served-model-name <name>', 'the name of the base model in the API', 'SERVED_MODEL_NAME'))
+    .addOption(
+      envOption(
+        '--served-model-name <name>',
+        "the base model's name in the API, the `model` clients send (default: the --model folder's name); adapters may not take it",
+        'SERVED_MODEL_NAME',
+      ),
+    )
     .option('--adapter <name=dir>', 'a PEFT adapter directory, loaded at start-up; repeatable', adapterArg, [])
     .addOption(
       envOption(
@@ -189,6 +196,13 @@ export function serveCommand(): Command {
       log.info(`no --model: serving the built-in demo model and ${demoAdapters} demo adapters (random weights)`);
     }
     for (const w of warnings) log.warn(w);
+    const names = nameConflicts(
+      config.model.servedModelName,
+      config.adapters.static.map((a) => a.name),
+      await storeNames(config.adapters.loraDir),
+    );
+    if (names.error) throw new Error(names.error);
+    for (const w of names.warnings) log.warn(w);
 
     // Listen first: probes see a live server whose readiness (and every API route) is 503 until the model is up.
     const ctx = serverContextOf(config, await loadTextCodec(config.model.dir), lifecycle);

@@ -41,6 +41,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, ad
     { schema: loadSchema },
     async (req, reply) => {
       const { lora_name: name, lora_path: path, load_inplace: inplace = false } = req.body;
+      if (name === ctx.baseModel) {
+        throw createError(
+          'REQUEST_INVALID',
+          { message: `'${truncated(name)}' is the base model's name; give the adapter another lora_name` },
+          { param: 'lora_name' },
+        );
+      }
       const { dir, root } = await allowedPath(path, admin.allowedRoots);
       await ctx.engine.admin({ op: 'load', name, dir, root, inplace });
       return reply.type('text/plain').send(`Success: LoRA adapter '${name}' added successfully.`);

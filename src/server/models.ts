@@ -20,23 +20,26 @@ function modelList(ctx: ServerContext) {
       root: ctx.baseModel,
       max_model_len: maxModelLen,
     },
-    ...ctx.engine.adapters.map((a) => ({
-      id: a.name,
-      object: 'model',
-      created,
-      owned_by: 'loraplex',
-      parent: ctx.baseModel,
-      root: ctx.baseModel,
-      max_model_len: maxModelLen,
-      // loraplex's own fields: what a router or an operator wants to know about each adapter.
-      version: a.version,
-      source: a.origin,
-      cache_tier: a.tier,
-      rank: a.rank,
-      target_modules: a.targets,
-      ...(a.error ? { error: a.error } : {}),
-      warnings: a.warnings,
-    })),
+    // A store folder named like the base is not served (the name means the base): it is not listed either.
+    ...ctx.engine.adapters
+      .filter((a) => a.name !== ctx.baseModel)
+      .map((a) => ({
+        id: a.name,
+        object: 'model',
+        created,
+        owned_by: 'loraplex',
+        parent: ctx.baseModel,
+        root: ctx.baseModel,
+        max_model_len: maxModelLen,
+        // loraplex's own fields: what a router or an operator wants to know about each adapter.
+        version: a.version,
+        source: a.origin,
+        cache_tier: a.tier,
+        rank: a.rank,
+        target_modules: a.targets,
+        ...(a.error ? { error: a.error } : {}),
+        warnings: a.warnings,
+      })),
   ];
 }
 

@@ -783,6 +783,20 @@ describe('AdapterManager: unregister', () => {
     assert.deepEqual(manager.stats(), { slotsUsed: 0, slotsTotal: 2, hostUsed: 0, hostTotal: 4, loading: 0 });
     assert.equal(manager.unregister('m'), false);
   });
+
+  test('an unloaded store adapter stays out of rescans until its files change (or it leaves the store)', () => {
+    const { manager } = setup();
+    manager.syncStore(store('a', 'b'));
+    assert.equal(manager.unregister('a'), true);
+    assert.deepEqual(manager.syncStore(store('a', 'b')), { added: [], removed: [], changed: [] });
+    assert.equal(manager.has('a'), false);
+    const changed = manager.syncStore([{ name: 'a', dir: '/store/a', fingerprint: '2' }, ...store('b')]);
+    assert.deepEqual(changed.added, ['a']);
+    assert.equal(manager.has('a'), true);
+    manager.unregister('a');
+    manager.syncStore(store('b'));
+    assert.deepEqual(manager.syncStore(store('a', 'b')).added, ['a'], 'gone from the store, then back: served');
+  });
 });
 
 describe('AdapterManager: list', () => {

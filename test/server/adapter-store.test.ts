@@ -334,6 +334,30 @@ describe('adapter store and cache tiers', () => {
     assert.deepEqual((await (await post('/v1/rescan_lora_adapters', {})).json()).removed, ['fresh']);
     assert.equal((await complete('fresh')).status, 404);
   });
+
+  test('an unloaded store adapter stays unloaded across rescans until its files change', async () => {
+    await cp(join(uploads, 'v1'), join(store, 'kept-out'), { recursive: true });
+    await post('/v1/rescan_lora_adapters', {});
+    assert.equal((await post('/v1/unload_lora_adapter', { lora_name: 'kept-out' })).status, 200);
+    assert.deepEqual((await (await post('/v1/rescan_lora_adapters', {})).json()).added, []);
+    assert.equal((await complete('kept-out')).status, 404);
+    await rm(join(store, 'kept-out'), { recursive: true });
+    await cp(join(uploads, 'v2'), join(store, 'kept-out'), { recursive: true });
+    assert.deepEqual((await (await post('/v1/rescan_lora_adapters', {})).json()).added, ['kept-out']);
+    assert.equal((await complete('kept-out')).text, expected('up-v2'));
+    await rm(join(store, 'kept-out'), { recursive: true });
+    await post('/v1/rescan_lora_adapters', {});
+  });
+
+  test("a runtime load under the base model's name is a 400 naming lora_name; /v1/models lists the base once", async () => {
+    const res = await post('/v1/load_lora_adapter', { lora_name: 'base', lora_path: join(uploads, 'v1') });
+    assert.equal(res.status, 400);
+    const { error } = await res.json();
+    assert.equal(error.param, 'lora_name');
+    assert.match(error.message, /base model's name/);
+    const ids = ((await (await fetch(`${base}/v1/models`)).json()).data as { id: string }[]).map((m) => m.id);
+    assert.equal(ids.filter((id) => id === 'base').length, 1);
+  });
 });
 
 describe('server limits', () => {

@@ -103,6 +103,8 @@ export class AdapterManager {
   private readonly deferred = new Set<string>();
   private readonly failures = new Map<string, LoraplexError>();
   private readonly summaries = new Map<string, AdapterSummary>();
+  /** Store adapters unloaded on request: name → the fingerprint unloaded; rescans skip them until it changes. */
+  private readonly unloaded = new Map<string, string | null>();
   events: AdapterEvents = { ready() {}, failed() {}, loadTimed() {} };
   private changes = 0;
 
@@ -149,6 +151,7 @@ export class AdapterManager {
     }
     this.events.loadTimed(name, (performance.now() - started) / 1000, true);
     exists(); // a concurrent register may have won
+    this.unloaded.delete(name);
     const entry = this.setEntry(name, origin, dir, null, opts.root);
     const key = adapterKey(name, entry.version);
     this.setSummary(key, result.summary);
@@ -156,8 +159,17 @@ export class AdapterManager {
     return this.info(entry);
   }
 
-  /** Stops serving a name; sequences already using it finish with its weights. False when unknown. */
+  /**
+   * Stops serving a name; sequences already using it finish with its weights. False when unknown. A store
+   * adapter stays unloaded until its files change (a rescan does not bring it back).
+   */
   unregister(name: string): boolean {
+    const entry = this.catalog.get(name);
+    if (entry?.origin === 'store') this.unloaded.set(name, entry.fingerprint);
+    return this.drop(name);
+  }
+
+  private drop(name: string): boolean {
     const entry = this.catalog.get(name);
     if (!entry) return false;
     this.catalog.delete(name);
@@ -169,7 +181,7 @@ export class AdapterManager {
   /**
    * Brings store-listed names in line with a fresh listing: new names are added, names gone from the store
    * are dropped, changed fingerprints make new versions. Names from --adapter or the admin API win over the
-   * store's.
+   * store's; a store adapter unloaded through the API stays out until its fingerprint changes.
    */
   syncStore(listing: StoreEntry[]): { added: string[]; removed: string[]; changed: string[] } {
     const added: string[] = [];
@@ -177,6 +189,10 @@ export class AdapterManager {
     const listed = new Set<string>();
     for (const s of listing) {
       listed.add(s.name);
+      if (this.unloaded.has(s.name)) {
+        if (this.unloaded.get(s.name) === s.fingerprint) continue;
+        this.unloaded.delete(s.name);
+      }
       const entry = this.catalog.get(s.name);
       if (!entry) {
         this.setEntry(s.name, 'store', s.dir, s.fingerprint, s.root);
@@ -186,10 +202,11 @@ export class AdapterManager {
         changed.push(s.name);
       }
     }
+    for (const name of this.unloaded.keys()) if (!listed.has(name)) this.unloaded.delete(name);
     const removed: string[] = [];
     for (const entry of [...this.catalog.values()]) {
       if (entry.origin === 'store' && !listed.has(entry.name)) {
-        this.unregister(entry.name);
+        this.drop(entry.name);
         removed.push(entry.name);
       }
     }
