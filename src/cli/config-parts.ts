@@ -31,6 +31,7 @@ export function buildOptionsOf(config: Config): BuildOptions {
     maxModelLen: model.maxModelLen,
     maxBatchTokens: limits.maxBatchTokens,
     maxRunningSeqs: limits.maxRunningSeqs,
+    stepTimeTargetMs: limits.stepTimeTargetMs,
     kvCacheTokens: limits.kvCacheTokens,
     maxWaitingRequests: limits.maxWaitingRequests ?? undefined,
   };

@@ -78,6 +78,13 @@ export function engineOptions(): Option[] {
     envOption('--max-batch-tokens <n>', 'tokens per forward pass (chunked prefill)', 'MAX_BATCH_TOKENS')
       .argParser(intArg(1))
       .default(DEFAULTS.limits.maxBatchTokens),
+    envOption(
+      '--step-time-target-ms <ms>',
+      'latency-aware chunked prefill: steps with decodes take only the prompt tokens that keep them near this time (0: off)',
+      'STEP_TIME_TARGET_MS',
+    )
+      .argParser(floatArg(0))
+      .default(DEFAULTS.limits.stepTimeTargetMs),
     envOption('--max-running-seqs <n>', 'sequences decoded together', 'MAX_RUNNING_SEQS')
       .argParser(intArg(1))
       .default(DEFAULTS.limits.maxRunningSeqs),

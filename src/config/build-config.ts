@@ -86,6 +86,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
     limits: {
       maxBatchTokens: flags.maxBatchTokens ?? DEFAULTS.limits.maxBatchTokens,
       maxRunningSeqs: flags.maxRunningSeqs ?? DEFAULTS.limits.maxRunningSeqs,
+      stepTimeTargetMs: flags.stepTimeTargetMs ?? DEFAULTS.limits.stepTimeTargetMs,
       kvCacheTokens,
       maxWaitingRequests: flags.maxWaitingRequests ?? null,
     },

@@ -41,6 +41,8 @@ export interface EngineLimits {
   maxBatchTokens: number;
   /** Sequences decoded together. */
   maxRunningSeqs: number;
+  /** Latency-aware chunked prefill: a step's target time in ms (0: off; EngineOptions.stepTimeTargetMs). */
+  stepTimeTargetMs: number;
   /** KV cache size in tokens; holds at least one sequence of maxModelLen. */
   kvCacheTokens: number;
   /** Queued requests beyond this get 429 (null: no bound; offline generate). */

@@ -6,6 +6,7 @@ export const DEFAULTS = {
   limits: {
     maxBatchTokens: 2048,
     maxRunningSeqs: 128,
+    stepTimeTargetMs: 0,
     kvCacheTokens: 32768,
     maxWaitingRequests: 1024,
   },

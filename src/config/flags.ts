@@ -31,6 +31,7 @@ export interface ConfigFlags {
   maxLoraRank?: number;
   maxBatchTokens?: number;
   maxRunningSeqs?: number;
+  stepTimeTargetMs?: number;
   kvCacheTokens?: number;
   maxModelLen?: number;
   adapterLoadTimeout?: number;

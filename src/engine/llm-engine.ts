@@ -19,6 +19,7 @@ import { BlockManager } from './kv/block-manager.ts';
 import { ModelRunner, type StepResult } from './model-runner.ts';
 import { type SamplingParams, samplingParams } from './sampling-params.ts';
 import { type ScheduledEntry, Scheduler } from './scheduler/scheduler.ts';
+import { StepTimeModel } from './scheduler/step-time-model.ts';
 import { type FinishReason, Sequence } from './sequence.ts';
 
 export interface EngineOptions {
@@ -37,6 +38,11 @@ export interface EngineOptions {
   kvCacheTokens: number;
   maxBatchTokens: number;
   maxRunningSeqs: number;
+  /**
+   * Latency-aware chunked prefill: steps with decodes take only the prompt tokens that keep them near this
+   * many milliseconds (a fitted step-time model, step-time-model.ts); 0 or unset: --max-batch-tokens alone.
+   */
+  stepTimeTargetMs?: number;
   /** Longest prompt + output a sequence may reach. */
   maxModelLen: number;
   /** How adapter slots store LoRA matrices (`--lora-dtype`); 'auto' (the default): see loraDtypeFor. */
@@ -142,6 +148,23 @@ export class LLMEngine {
       this.adapters,
     );
     this.eosTokenIds = new Set(config.eosTokenIds);
+    const targetMs = options.stepTimeTargetMs ?? 0;
+    if (targetMs > 0) this.prefillAllowance = this.latencyAware(targetMs, options.maxBatchTokens);
+  }
+
+  /**
+   * The prefill tokens a step may take (see EngineOptions.stepTimeTargetMs); undefined: no cap. Steps with
+   * no decodes are not capped: nobody waits on them.
+   */
+  private prefillAllowance: ((decodeRows: number) => number) | undefined;
+  private readonly stepTimes = new StepTimeModel();
+
+  private latencyAware(targetMs: number, maxBatchTokens: number) {
+    const minChunk = Math.min(maxBatchTokens, 16);
+    return (decodeRows: number) =>
+      decodeRows === 0
+        ? maxBatchTokens
+        : this.stepTimes.prefillTokens({ targetMs, decodeRows, maxBatchTokens, minChunk });
   }
 
   /** Serves an adapter already parsed, validated and packed (kept in memory; replaces one of that name). */
@@ -225,10 +248,13 @@ export class LLMEngine {
    * engine cannot go on.
    */
   step(): StepOutput[] {
-    const { entries, faulted, awaitingLoad } = this.scheduler.schedule();
+    const { entries, faulted, awaitingLoad } = this.scheduler.schedule(this.prefillAllowance);
     for (const f of faulted) this.failAdapter(f.key, f.error);
     for (const key of awaitingLoad) this.adapters.requestLoad(key);
+    const started = performance.now();
     const results = this.runContained(entries);
+    const tokens = entries.reduce((n, e) => n + e.numTokens, 0);
+    this.stepTimes.observe(tokens, performance.now() - started);
     const outputs: StepOutput[] = this.failed.splice(0).map((seq) => ({ seq, newToken: null, finished: true }));
     for (const result of results) this.commit(result);
     for (const { entry, token, logprobs, logits } of results.flatMap((r) => r.sampled)) {

@@ -130,6 +130,11 @@ const ENGINE_CASES: Record<string, Case<Built>> = {
     config: (c) => c.limits.maxRunningSeqs,
     consumer: (v) => v.build.maxRunningSeqs,
   },
+  '--step-time-target-ms': {
+    args: ['--step-time-target-ms', '40'],
+    config: (c) => c.limits.stepTimeTargetMs,
+    consumer: (v) => v.build.stepTimeTargetMs,
+  },
   '--kv-cache-tokens': {
     args: ['--kv-cache-tokens', '1024'],
     config: (c) => c.limits.kvCacheTokens,

@@ -150,3 +150,30 @@ describe('building from a store', () => {
     await rm(dir, { recursive: true, force: true });
   });
 });
+
+describe('latency-aware chunked prefill (--step-time-target-ms)', () => {
+  test('a step-time target may cut prompts at other places, never changes the tokens', async () => {
+    const reqs = requests(12, { maxTokens: 16, temperature: 0, ignoreEos: true });
+    const expected = (await engine()).generate(reqs).map((s) => s.outputIds);
+    // A target no step can meet: steps with decodes take the 16-token minimum of prompt once the step-time
+    // model is determined (how soon depends on this machine's timings; the scheduler's tests pin the cap).
+    const capped = await engine({ stepTimeTargetMs: 1e-6 });
+    const late = requests(6, { maxTokens: 16, temperature: 0, ignoreEos: true }).map((r, i) => ({
+      ...r,
+      promptIds: Array.from({ length: 40 + i }, (_, j) => (i * 11 + j * 3) % 96),
+    }));
+    const lateExpected = (await engine()).generate(late).map((s) => s.outputIds);
+    const first = reqs.map((r) => capped.addRequest(r));
+    for (let i = 0; i < 3; i++) capped.step();
+    const second = late.map((r) => capped.addRequest(r));
+    while (capped.hasUnfinished()) capped.step();
+    assert.deepEqual(
+      first.map((s) => s.outputIds),
+      expected,
+    );
+    assert.deepEqual(
+      second.map((s) => s.outputIds),
+      lateExpected,
+    );
+  });
+});

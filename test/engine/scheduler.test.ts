@@ -72,6 +72,70 @@ test('chunks prefill within the token budget and puts decodes first', () => {
   );
 });
 
+test('a prefill allowance caps prompt tokens per step; every decode still runs', () => {
+  const s = new Scheduler({ maxBatchTokens: 64, maxRunningSeqs: 8 }, new BlockManager(64, 4), new FakeSlots(4));
+  const [d1, d2] = [seq(2), seq(2)];
+  s.add(d1);
+  s.add(d2);
+  s.schedule();
+  for (const d of [d1, d2]) {
+    d.numComputed = 2;
+    d.outputIds.push(1);
+  }
+  const long = seq(30);
+  const waiting = seq(5);
+  s.add(long);
+  s.add(waiting);
+  const asked: number[] = [];
+  const allowance = (decodeRows: number) => {
+    asked.push(decodeRows);
+    return 12;
+  };
+  let plan = s.schedule(allowance);
+  // two decodes, then 12 prompt tokens: the long prompt's first chunk; the other prompt waits
+  assert.deepEqual(
+    plan.entries.map((e) => [e.seq.id, e.numTokens]),
+    [
+      [d1.id, 1],
+      [d2.id, 1],
+      [long.id, 12],
+    ],
+  );
+  assert.deepEqual(asked, [2]);
+  long.numComputed += 12;
+  for (const d of [d1, d2]) {
+    d.numComputed += 1;
+    d.outputIds.push(1);
+  }
+  plan = s.schedule(() => 20);
+  // the running prompt continues (18 left, capped at 20), then 2 tokens of the waiting one
+  assert.deepEqual(
+    plan.entries.map((e) => [e.seq.id, e.numTokens]),
+    [
+      [d1.id, 1],
+      [d2.id, 1],
+      [long.id, 18],
+      [waiting.id, 2],
+    ],
+  );
+  // an allowance of 0 leaves prompts waiting, decodes go
+  long.numComputed += 18;
+  waiting.numComputed += 2;
+  for (const d of [d1, d2, long]) {
+    d.numComputed = d.numTokens;
+    d.outputIds.push(1);
+  }
+  plan = s.schedule(() => 0);
+  assert.deepEqual(
+    plan.entries.map((e) => [e.seq.id, e.numTokens]),
+    [
+      [d1.id, 1],
+      [d2.id, 1],
+      [long.id, 1],
+    ],
+  );
+});
+
 test('caps running sequences', () => {
   const s = new Scheduler({ maxBatchTokens: 100, maxRunningSeqs: 2 }, new BlockManager(64, 4), new FakeSlots(4));
   for (let i = 0; i < 3; i++) s.add(seq(2));

@@ -1,7 +1,8 @@
 /**
  * Continuous batching. Each step: running sequences first (decodes, then unfinished prefill chunks), then
  * waiting ones, within a token budget (chunked prefill), a cap on running sequences, the KV blocks left and
- * the adapter slots left. When blocks run out, the newest running sequence is preempted (its blocks freed,
+ * the adapter slots left. With a step-time target the engine also caps the prefill tokens of a step
+ * (step-time-model.ts): decodes always go, prompts take what keeps the step near the target. When blocks run out, the newest running sequence is preempted (its blocks freed,
  * recomputed later from its tokens).
  * Waiting sequences are admitted preempted-first, then round-robin across adapters in arrival order, so a
  * busy adapter cannot starve the others; one whose adapter is still loading is passed over.
@@ -56,19 +57,27 @@ export class Scheduler {
     return this.waiting.length > 0 || this.running.length > 0;
   }
 
-  schedule(): Schedule {
+  /**
+   * `prefillAllowance(decodeRows)`: at most this many prefill tokens (prompt chunks, recomputation) this step,
+   * given the decode rows it holds; unlimited without one.
+   */
+  schedule(prefillAllowance?: (decodeRows: number) => number): Schedule {
     const entries: ScheduledEntry[] = [];
     const preempted: Sequence[] = [];
     const faulted: Schedule['faulted'] = [];
     const awaitingLoad = new Set<string>();
     let budget = this.config.maxBatchTokens;
+    const decodeRows = this.running.filter((s) => pendingOf(s) === 1).length;
+    let prefillLeft = prefillAllowance ? prefillAllowance(decodeRows) : Number.POSITIVE_INFINITY;
 
     // Decodes before prefill chunks, so a long prompt never delays the running sequences' next token.
     const order = [...this.running].sort((a, b) => pendingOf(a) - pendingOf(b));
     for (const seq of order) {
       if (seq.status !== 'running') continue; // preempted below
       if (budget <= 0) break;
-      const take = Math.min(pendingOf(seq), budget);
+      const decode = pendingOf(seq) === 1;
+      if (!decode && prefillLeft <= 0) continue;
+      const take = Math.min(pendingOf(seq), budget, decode ? 1 : prefillLeft);
       while (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) {
         const victim = this.newestRunning(seq, entries);
         if (!victim) break;
@@ -80,20 +89,21 @@ export class Scheduler {
       if (!this.blocks.grow(seq.blockTable, seq.numComputed + take)) continue;
       entries.push({ seq, numTokens: take });
       budget -= take;
+      if (!decode) prefillLeft -= take;
     }
 
     // Once a ready sequence finds every slot pinned, no later adapter sequence is admitted this step, so
     // the pinned slots drain and it gets one next (base sequences need no slot and still go).
     let slotBlocked = false;
     for (const seq of admissionOrder(this.waiting)) {
-      if (budget <= 0 || this.running.length >= this.config.maxRunningSeqs) break;
+      if (budget <= 0 || prefillLeft <= 0 || this.running.length >= this.config.maxRunningSeqs) break;
       const key = seq.adapterKey;
       if (key !== null && !this.slots.isReady(key)) {
         awaitingLoad.add(key);
         continue;
       }
       if (key !== null && (slotBlocked || faulted.some((f) => f.key === key))) continue;
-      const take = Math.min(pendingOf(seq), budget);
+      const take = Math.min(pendingOf(seq), budget, prefillLeft);
       if (!this.blocks.canGrow(seq.blockTable, seq.numComputed + take)) break;
       let slot = -1;
       if (key !== null) {
@@ -117,6 +127,7 @@ export class Scheduler {
       this.running.push(seq);
       entries.push({ seq, numTokens: take });
       budget -= take;
+      prefillLeft -= take;
     }
     return { entries, preempted, faulted, awaitingLoad: [...awaitingLoad] };
   }
