@@ -119,10 +119,7 @@ async function runGenerate(flags: GenerateFlags) {
     if (output.file) await writeFile(output.file, body);
     else process.stdout.write(body);
   } else {
-    for (const [i, r] of results.entries()) {
-      console.log(`── ${requests[i].label} (${r.completion_tokens} tokens, ${r.finish_reason})`);
-      console.log(`${r.prompt}${r.text}\n`);
-    }
+    for (const [i, r] of results.entries()) console.log(textResult(requests[i], r));
   }
   console.error(
     `loraplex: ${seqs.length} sequence(s), ${generated} tokens in ${seconds.toFixed(2)} s ` +
@@ -133,7 +130,29 @@ async function runGenerate(flags: GenerateFlags) {
 export interface PlannedRequest {
   label: string;
   prompt: string;
+  /** Chat messages through the template: the answer is printed apart from the prompt, not as its continuation. */
+  chat: boolean;
   req: GenerationRequest;
+}
+
+/**
+ * One result as text: a completion continues its prompt; a chat shows the prompt and the answer apart.
+ *
+ *   ── base (12 tokens, stop)         ── base (12 tokens, stop)
+ *   Once upon a time, there was…      > What is a pirate?
+ *                                     A pirate is…
+ */
+export function textResult(
+  request: Pick<PlannedRequest, 'label' | 'prompt' | 'chat'>,
+  r: { text: string; completion_tokens: number; finish_reason: string | null },
+): string {
+  const head = `── ${request.label} (${r.completion_tokens} tokens, ${r.finish_reason})`;
+  if (!request.chat) return `${head}\n${request.prompt}${r.text}\n`;
+  const asked = request.prompt
+    .split('\n')
+    .map((line) => `> ${line}`)
+    .join('\n');
+  return `${head}\n${asked}\n${r.text}\n`;
 }
 
 /** The requests to run: each --batch line, else --prompt (--chat: as a user message) through --use or the base. */
@@ -157,6 +176,7 @@ export async function planRequests(
   return targets.map((adapter) => ({
     label: adapter ?? 'base',
     prompt: flags.prompt,
+    chat: flags.chat,
     req: { promptIds, adapter, params: defaults },
   }));
 }
@@ -209,12 +229,14 @@ function batchRequest(
   if (adapter !== null && !adapters.has(adapter)) throw new Error(`${where}: unknown adapter '${adapter}'`);
   let promptIds: number[];
   let prompt: string;
+  let chat = false;
   if (b.prompt_ids) {
     promptIds = b.prompt_ids;
     prompt = codec.decode(promptIds);
   } else if (b.messages) {
     promptIds = codec.encodeChat(b.messages);
     prompt = b.messages.map((m) => m.content).join('\n');
+    chat = true;
   } else if (typeof b.prompt === 'string') {
     promptIds = codec.encode(b.prompt);
     prompt = b.prompt;
@@ -229,5 +251,5 @@ function batchRequest(
   if (b.top_k !== undefined) params.topK = b.top_k;
   if (b.seed !== undefined) params.seed = b.seed;
   if (b.ignore_eos !== undefined) params.ignoreEos = b.ignore_eos;
-  return { label: `${lineNo}:${adapter ?? 'base'}`, prompt, req: { promptIds, adapter, params } };
+  return { label: `${lineNo}:${adapter ?? 'base'}`, prompt, chat, req: { promptIds, adapter, params } };
 }

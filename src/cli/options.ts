@@ -2,6 +2,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from '../config/defaults.ts';
 import { truthy } from '../config/env.ts';
+import { DEFAULT_ENGINE_OPTIONS, DEFAULT_MAX_CPU_LORAS } from '../engine/llm-engine.ts';
 import type { NativeConfig } from '../kernels/native/config.ts';
 
 export function intArg(min: number) {
@@ -64,12 +65,14 @@ export function engineOptions(): Option[] {
       "longest prompt + output; at most the model's limit (default: the model's, NIM_MAX_MODEL_LEN)",
       'MAX_MODEL_LEN',
     ).argParser(intArg(1)),
-    envOption('--max-loras <n>', 'adapter slots one batch can mix (NIM_MAX_GPU_LORAS)', 'MAX_LORAS').argParser(
-      intArg(1),
-    ),
+    envOption(
+      '--max-loras <n>',
+      `adapter slots one batch can mix (NIM_MAX_GPU_LORAS) (default: ${DEFAULT_ENGINE_OPTIONS.maxLoras}; with --adapter only, their count up to that)`,
+      'MAX_LORAS',
+    ).argParser(intArg(1)),
     envOption(
       '--max-cpu-loras <n>',
-      'adapters kept packed in memory, ≥ --max-loras (NIM_MAX_CPU_LORAS)',
+      `adapters kept packed in memory, ≥ --max-loras (NIM_MAX_CPU_LORAS) (default: the larger of --max-loras and ${DEFAULT_MAX_CPU_LORAS})`,
       'MAX_CPU_LORAS',
     ).argParser(intArg(1)),
     envOption('--max-lora-rank <n>', 'largest adapter rank accepted (NIM_MAX_LORA_RANK)', 'MAX_LORA_RANK')

@@ -11,6 +11,7 @@ import { DEFAULTS } from './defaults.ts';
 import { cacheDirOf, type Env, truthy } from './env.ts';
 import type { ConfigFlags } from './flags.ts';
 import { readModelMaxLen, resolveMaxModelLen } from './max-model-len.ts';
+import { checkModelDir } from './model-dir.ts';
 
 export interface BuiltConfig {
   config: Config;
@@ -31,7 +32,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
     const demo = await deps.ensureDemo(cacheDir);
     dir = demo.modelDir;
     statics = [...demo.adapters, ...statics];
-  }
+  } else await checkModelDir(dir, dir);
   const servedModelName =
     flags.servedModelName ??
     (flags.mergeAdapter ? basename(resolve(flags.mergeAdapter)) : flags.model ? basename(dir) : 'loraplex-demo');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { textResult } from '../../src/cli/generate.ts';
 
 const run = promisify(execFile);
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'loraplex.js');
@@ -80,6 +81,41 @@ test('errors are clear and exit non-zero', async () => {
   await assert.rejects(loraplex(['generate', '--adapter', '../x=/tmp']), (e: { stderr: string }) =>
     /must be letters, digits/.test(e.stderr),
   );
+});
+
+test('a --model that is missing, a file or no model directory is said as such, in the flag as given', async () => {
+  const file = join(cache, 'a-file');
+  await writeFile(file, 'x');
+  const cases: [string, RegExp][] = [
+    ['no-such-model', /--model 'no-such-model': no such directory/],
+    [file, /is a file/],
+    [cache, /has no config\.json/],
+  ];
+  for (const [model, message] of cases) {
+    await assert.rejects(loraplex(['generate', '--model', model, '--prompt', 'hi']), (e: { stderr: string }) => {
+      assert.match(e.stderr, message);
+      assert.doesNotMatch(e.stderr, /ENOENT|tokenizer\.json: missing/);
+      return true;
+    });
+  }
+});
+
+test('generate --chat prints the prompt and the answer apart; a completion continues its prompt', async () => {
+  const chat = { label: 'base', prompt: 'Hi\nthere', chat: true };
+  const result = { text: 'Hello!', completion_tokens: 2, finish_reason: 'stop' };
+  assert.equal(textResult(chat, result), '── base (2 tokens, stop)\n> Hi\n> there\nHello!\n');
+  assert.equal(textResult({ ...chat, prompt: 'Once', chat: false }, result), '── base (2 tokens, stop)\nOnceHello!\n');
+  const { stdout } = await loraplex([
+    'generate',
+    '--chat',
+    '--use',
+    'demo-poet',
+    '--max-tokens',
+    '3',
+    '--prompt',
+    'Hello',
+  ]);
+  assert.match(stdout, /^── demo-poet \(3 tokens, length\)\n> Hello\n/);
 });
 
 test("a DoRA adapter generates the oracle's greedy tokens (its norms read from the model directory)", async () => {
