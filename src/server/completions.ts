@@ -32,6 +32,8 @@ interface CompletionBody extends SamplingBody {
   prompt: PromptField;
   /** Top logprobs per token (0: only the sampled token's). */
   logprobs?: number | null;
+  /** Each choice's text starts with its prompt's. */
+  echo?: boolean | null;
 }
 
 interface ChatBody extends SamplingBody {
@@ -57,6 +59,7 @@ const completionSchema = {
         ],
       },
       logprobs: { type: ['integer', 'null'] },
+      echo: { type: ['boolean', 'null'] },
     },
   },
 };
@@ -116,6 +119,10 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
       const adapter = resolveModel(ctx, body.model);
       const vocabSize = ctx.engine.info.vocabSize;
       const request = samplingRequest(body, completionLogprobsOf(body), vocabSize);
+      if (body.echo && request.params.logprobs !== undefined) {
+        // The prompt's own logprobs are not computed on this path: say so rather than return half of them.
+        throw createError('PARAMETER_UNSUPPORTED', { param: 'echo with logprobs' }, { param: 'echo' });
+      }
       const texts = promptList(body.prompt, request.n);
       const promptIds: number[][] = [];
       for (const [i, prompt] of texts.entries()) {
@@ -130,6 +137,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
         request,
         adapter,
         prompts: promptIds,
+        echo: body.echo ? texts.map((t) => (typeof t === 'string' ? t : ctx.codec.decode(t))) : undefined,
         flavor: completionFlavor,
       });
     },

@@ -30,6 +30,8 @@ export interface Job {
   adapter: string | null;
   /** One or more prompts (completions' prompt lists); each gets request.n choices. */
   prompts: number[][];
+  /** Completions' echo: each prompt's text, put before its choices' text. */
+  echo?: string[];
   flavor: Flavor;
 }
 
@@ -37,6 +39,8 @@ export interface Job {
 interface ChoicePlan {
   promptIds: number[];
   params: Partial<SamplingParams>;
+  /** Text the choice starts with (echo), before what it generates. */
+  echo: string;
 }
 
 export async function serve(job: Job) {
@@ -88,6 +92,7 @@ function planChoices(job: Job): ChoicePlan[] {
     return Array.from({ length: job.request.n }, (_, c) => ({
       promptIds,
       params: choiceParams(job.request, c, maxTokens),
+      echo: job.echo?.[p] ?? '',
     }));
   });
 }
@@ -187,8 +192,8 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
   const created = Math.floor(Date.now() / 1000);
   const formats = plans.map((_, i) => flavor.format(i, job.names));
   const wantLogprobs = request.params.logprobs !== undefined;
-  const outputs = formats.map(() => ({
-    text: '',
+  const outputs = plans.map((plan) => ({
+    text: plan.echo,
     tokens: [] as number[],
     logprobs: [] as TokenLogprobs[],
     finish: null as FinishReason | null,
@@ -269,7 +274,7 @@ async function respondStreaming(job: Job, plans: ChoicePlan[], abort: RequestAbo
     send(
       chunk([
         {
-          ...format.delta(d.text, d.finishReason, d.stopReason, first[i]),
+          ...format.delta(first[i] ? plans[i].echo + d.text : d.text, d.finishReason, d.stopReason, first[i]),
           logprobs: carriesLogprobs ? format.logprobs(d.tokens, d.logprobs) : null,
         },
       ]),

@@ -175,6 +175,41 @@ describe('request shapes', () => {
     );
   });
 
+  test('echo: each choice starts with its prompt, whole and streamed; with logprobs, or in chat, a 400', async () => {
+    const prompts = ['The sea', 'A dragon slept'];
+    const plain = await create({ prompt: prompts, max_tokens: 4 });
+    const echoed = await create({ prompt: prompts, max_tokens: 4, echo: true });
+    assert.deepEqual(
+      echoed.choices.map((c) => c.text),
+      plain.choices.map((c, i) => prompts[i] + c.text),
+    );
+    assert.equal(echoed.usage?.completion_tokens, plain.usage?.completion_tokens);
+    const chunks = await chunksOf<OpenAI.Completion>(
+      await client.completions.create({
+        model: 'base',
+        prompt: prompts[0],
+        max_tokens: 4,
+        temperature: 0,
+        ignore_eos: true,
+        echo: true,
+        stream: true,
+      } as never),
+    );
+    assert.equal(chunks.map((c) => c.choices[0]?.text ?? '').join(''), echoed.choices[0].text);
+    await assert.rejects(
+      create({ prompt: 'x', max_tokens: 1, echo: true, logprobs: 1 }),
+      (e: APIError) => e.status === 400 && e.param === 'echo',
+    );
+    await assert.rejects(
+      client.chat.completions.create({
+        model: 'base',
+        messages: [{ role: 'user', content: 'x' }],
+        echo: true,
+      } as never),
+      (e: APIError) => e.status === 400 && /echo/.test(e.message),
+    );
+  });
+
   test('null means the default for the sampling fields OpenAI lets be null', async () => {
     const nulls = {
       temperature: null,
