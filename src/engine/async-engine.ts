@@ -20,6 +20,8 @@ export interface TokenEvent {
   promptTokens: number;
   /** Aligned with tokens, when the request asked for logprobs. */
   logprobs?: TokenLogprobs[];
+  /** With the first token, when the request asked for prompt logprobs: one per prompt token (null at 0). */
+  promptLogprobs?: (TokenLogprobs | null)[];
 }
 
 interface Pending {
@@ -299,9 +301,14 @@ export class AsyncEngine {
       for (const r of m.rejected) this.reject(r.id, deserializeError(r.error));
       for (const t of m.tokens) {
         const logprobs = t.logprobs ? [t.logprobs] : undefined;
-        this.pending
-          .get(t.id)
-          ?.push({ tokens: [t.token], finishReason: t.finishReason, promptTokens: t.promptTokens, logprobs });
+        const event: TokenEvent = {
+          tokens: [t.token],
+          finishReason: t.finishReason,
+          promptTokens: t.promptTokens,
+          logprobs,
+        };
+        if (t.promptLogprobs) event.promptLogprobs = t.promptLogprobs;
+        this.pending.get(t.id)?.push(event);
       }
     } else if (m.type === 'stats') {
       this.stats = m.stats;

@@ -281,6 +281,14 @@ export class LLMEngine {
         seq.promptLogits?.set(logits.subarray(i * vocab, (i + 1) * vocab), position * vocab);
       });
     }
+    for (const { entry, positions, logprobs } of result.promptLogprobs) {
+      const seq = entry.seq;
+      seq.promptLogprobs ??= new Array(seq.promptIds.length).fill(null);
+      const all = seq.promptLogprobs;
+      positions.forEach((position, i) => {
+        all[position] = logprobs[i];
+      });
+    }
   }
 
   /**

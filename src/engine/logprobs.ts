@@ -18,6 +18,8 @@ export interface TokenLogprobs {
   topIds: number[];
   /** Their log-probabilities, aligned with topIds (non-increasing). */
   topLogprobs: number[];
+  /** The token's rank in the distribution (1: the most likely), where computed (prompt logprobs). */
+  rank?: number;
 }
 
 /** NaN logits count as -∞: they never win and carry no mass. */

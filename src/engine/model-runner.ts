@@ -28,6 +28,8 @@ export interface StepResult {
   sampled: SampledToken[];
   /** Prompt logits asked for (params.promptLogits): rows [positions.length, vocab] at those prompt positions. */
   promptLogits: { entry: ScheduledEntry; positions: number[]; logits: Float32Array }[];
+  /** Prompt logprobs asked for (params.promptLogprobs): of the prompt tokens at `positions` (each ≥ 1). */
+  promptLogprobs: { entry: ScheduledEntry; positions: number[]; logprobs: TokenLogprobs[] }[];
 }
 
 export class ModelRunner {
@@ -61,7 +63,7 @@ export class ModelRunner {
   }
 
   private compute(scheduled: ScheduledEntry[]): StepResult {
-    if (scheduled.length === 0) return { computed: [], sampled: [], promptLogits: [] };
+    if (scheduled.length === 0) return { computed: [], sampled: [], promptLogits: [], promptLogprobs: [] };
     checkInjectedFault(
       this.faults,
       scheduled.map((e) => e.seq.adapter),
@@ -73,12 +75,16 @@ export class ModelRunner {
     const logits = this.model.forward(this.step, this.kv, this.bank);
 
     const promptLogits: StepResult['promptLogits'] = [];
+    const promptLogprobs: StepResult['promptLogprobs'] = [];
     const sampledEntries: ScheduledEntry[] = [];
     const rowIndex: number[] = [];
     const rows: SamplingRow[] = [];
     plan.entries.forEach((e, i) => {
       const prompt = plan.promptRows[i];
-      if (prompt.length > 0) {
+      if (prompt.length > 0 && e.seq.params.promptLogprobs !== null) {
+        promptLogprobs.push(this.promptTokenLogprobs(logits, vocab, e, prompt, e.seq.params.promptLogprobs));
+      }
+      if (prompt.length > 0 && e.seq.params.promptLogits) {
         // Prompt rows of one entry are consecutive logits rows.
         const first = prompt[0][0];
         promptLogits.push({
@@ -117,7 +123,30 @@ export class ModelRunner {
       if (row && entry.seq.params.stepLogits) out.logits = row;
       return out;
     });
-    return { computed: plan.entries, sampled, promptLogits };
+    return { computed: plan.entries, sampled, promptLogits, promptLogprobs };
+  }
+
+  /** Row at position p predicts the prompt token at p + 1; read one row at a time, so memory stays one row. */
+  private promptTokenLogprobs(
+    logits: Tensor,
+    vocab: number,
+    entry: ScheduledEntry,
+    prompt: [number, number][],
+    k: number,
+  ): StepResult['promptLogprobs'][number] {
+    const ids = entry.seq.promptIds;
+    const positions: number[] = [];
+    const logprobs: TokenLogprobs[] = [];
+    for (const [row, position] of prompt) {
+      if (position + 1 >= ids.length) continue;
+      const raw = this.backend.read(logits, row * vocab, vocab);
+      const token = ids[position + 1];
+      let above = 0;
+      for (let v = 0; v < vocab; v++) if (raw[v] > raw[token]) above++;
+      positions.push(position + 1);
+      logprobs.push({ ...tokenLogprobs(raw, 0, vocab, token, k), rank: above + 1 });
+    }
+    return { entry, positions, logprobs };
   }
 
   /**

@@ -19,6 +19,11 @@ export interface SamplingParams {
    * most likely tokens' (0..MAX_LOGPROBS), of the raw distribution (before temperature, top-k, top-p).
    */
   logprobs: number | null;
+  /**
+   * Log-probabilities of each prompt token after the first (vLLM's `prompt_logprobs`): null → none; k → the
+   * token's and the k most likely at its position, of the raw distribution.
+   */
+  promptLogprobs: number | null;
   /** OpenAI's: subtracted once from every token already in the output (-2..2). */
   presencePenalty: number;
   /** OpenAI's: subtracted per occurrence of a token in the output (-2..2). */
@@ -45,6 +50,7 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   promptLogits: false,
   stepLogits: false,
   logprobs: null,
+  promptLogprobs: null,
   presencePenalty: 0,
   frequencyPenalty: 0,
   repetitionPenalty: 1,
@@ -67,6 +73,12 @@ export function samplingParams(partial: Partial<SamplingParams> = {}): SamplingP
   if (!Number.isInteger(p.topK) || p.topK < 0) bad('top_k', `must be an integer ≥ 0 (got ${p.topK})`);
   if (p.logprobs !== null && !(Number.isInteger(p.logprobs) && p.logprobs >= 0 && p.logprobs <= MAX_LOGPROBS)) {
     bad('logprobs', `must be an integer between 0 and ${MAX_LOGPROBS} (got ${p.logprobs})`);
+  }
+  if (
+    p.promptLogprobs !== null &&
+    !(Number.isInteger(p.promptLogprobs) && p.promptLogprobs >= 0 && p.promptLogprobs <= MAX_LOGPROBS)
+  ) {
+    bad('prompt_logprobs', `must be an integer between 0 and ${MAX_LOGPROBS} (got ${p.promptLogprobs})`);
   }
   for (const [field, value] of [
     ['presence_penalty', p.presencePenalty],

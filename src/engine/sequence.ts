@@ -18,6 +18,8 @@ export class Sequence {
   readonly rng: SeededRandom;
   /** Logits of each prompt position [promptLen · vocab], when params.promptLogits. */
   promptLogits: Float32Array | null = null;
+  /** Per prompt position, when params.promptLogprobs is set: the logprobs of the token there (null at 0). */
+  promptLogprobs: (TokenLogprobs | null)[] | null = null;
   /** One entry per output token, when params.logprobs is set. */
   readonly outputLogprobs: TokenLogprobs[] = [];
   /** One raw logits row [vocab] per output token, when params.stepLogits is set. */

@@ -13,7 +13,7 @@ export interface StepPlan {
   inputs: StepInputs;
   /** Per entry: the logits row its next token is sampled from, or -1 (a prefill chunk that ends mid-prompt). */
   sampleRow: Int32Array;
-  /** Per entry: (logits row, prompt position) pairs for the prompt logits it asked for. */
+  /** Per entry: (logits row, prompt position) pairs for the prompt logits or logprobs it asked for. */
   promptRows: [number, number][][];
 }
 
@@ -46,7 +46,7 @@ export function buildStepPlan(scheduled: readonly ScheduledEntry[], blocks: Bloc
       positions[t] = pos;
       slotMapping[t] = blocks.slotOf(seq.blockTable, pos);
       rowSlot[t] = seq.adapterSlot;
-      if (seq.params.promptLogits && pos < seq.promptIds.length) {
+      if ((seq.params.promptLogits || seq.params.promptLogprobs !== null) && pos < seq.promptIds.length) {
         prompt.push([logitRows.length, pos]);
         logitRows.push(t);
       }

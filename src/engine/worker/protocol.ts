@@ -16,6 +16,8 @@ export interface StepToken {
   promptTokens: number;
   /** When the request asked for logprobs (ids only: the server names the tokens). */
   logprobs?: TokenLogprobs;
+  /** On the sequence's first token, when it asked for prompt logprobs: one per prompt token (null at 0). */
+  promptLogprobs?: (TokenLogprobs | null)[];
 }
 
 /** A sequence that failed during a step (its adapter broke or failed to load). */

@@ -24,6 +24,7 @@ export function stepMessage(outputs: readonly StepOutput[], idOf: (seq: Sequence
         finishReason: finished ? seq.finishReason : null,
         promptTokens: seq.promptIds.length,
         logprobs: seq.params.logprobs === null ? undefined : seq.outputLogprobs.at(-1),
+        ...(seq.promptLogprobs && seq.outputIds.length === 1 ? { promptLogprobs: seq.promptLogprobs } : {}),
       });
     }
   }
