@@ -8,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ModelConfig } from './config.ts';
 import { ConfigError, parseModelConfig } from './config-parse.ts';
+import { ggufModelFile, loadGgufModel } from './gguf/load.ts';
 import { SafetensorsFile } from './safetensors.ts';
 import { type LoadedModel, type LoadWeightsOptions, loadWeights, type TensorSource, WeightsError } from './weights.ts';
 
@@ -143,7 +144,10 @@ export async function openModelTensors(dir: string): Promise<TensorSource> {
   );
 }
 
+/** A Hugging Face folder, or a GGUF model file (or a folder holding just one): see gguf/load.ts. */
 export async function loadModelDir(dir: string, options: LoadWeightsOptions = {}): Promise<LoadedModel> {
+  const gguf = await ggufModelFile(dir);
+  if (gguf !== null) return loadGgufModel(gguf, options);
   const config = await readModelConfig(dir);
   const source = await openModelTensors(dir);
   const { weights, dtype } = await loadWeights(config, source, join(dir, 'config.json'), options);

@@ -487,10 +487,10 @@ describe('bad GGUF adapter files are refused with clear errors that quote no pat
       /holds NaN/,
     ],
     [
-      'a quantization loraplex does not read (Q4_0)',
-      () => ggufBytes(ADAPTER_KV, [{ ...Q_PAIR[0], type: 2, data: Buffer.alloc(8 * 2 * 18) }, Q_PAIR[1]]),
+      'a quantization loraplex does not read (Q2_K)',
+      () => ggufBytes(ADAPTER_KV, [{ ...Q_PAIR[0], type: 10, data: Buffer.alloc(84) }, Q_PAIR[1]]),
       'ADAPTER_WEIGHTS_INVALID',
-      /type Q4_0.*F32, F16, BF16 and Q8_0/,
+      /type Q2_K.*F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K/,
     ],
     ['no LoRA tensors at all', () => ggufBytes(ADAPTER_KV, []), 'ADAPTER_TENSOR_MISSING', /holds no LoRA tensors/],
   ];

@@ -4,8 +4,8 @@
  * general.architecture = the base model's llama.cpp arch.
  */
 import type { ModelConfig, ModelFamily } from '../../../model/config.ts';
+import { type GgufMetadata, GgufValueType } from '../../../model/gguf/gguf-file.ts';
 import { createError } from '../../../observability/errors.ts';
-import { type GgufMetadata, GgufValueType } from './gguf-file.ts';
 
 export interface GgufLoraConfig {
   format: 'gguf';

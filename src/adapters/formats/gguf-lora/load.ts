@@ -11,6 +11,8 @@
  */
 import { basename, resolve } from 'node:path';
 import type { ModelConfig } from '../../../model/config.ts';
+import { GgufFile, GgufFormatError, type GgufTensor, shownName } from '../../../model/gguf/gguf-file.ts';
+import { unpermuteRows } from '../../../model/gguf/permute.ts';
 import { type ModuleKind, moduleIndex, moduleKinds } from '../../../model/modules.ts';
 import { createError, isLoraplexError } from '../../../observability/errors.ts';
 import { type AdapterDir, adapterFileLabel, openAdapterDir, openAdapterFile } from '../../adapter-files.ts';
@@ -19,8 +21,9 @@ import type { LoraAdapter, LoraModuleWeights } from '../../types.ts';
 import { type BaseContext, checkLayerExists, checkModuleShapes, checkRankLimit } from '../../validate.ts';
 import { ggufFilesIn } from './adapter-dir.ts';
 import { type GgufLoraConfig, LLAMA_CPP_ARCH, parseGgufLoraConfig } from './gguf-config.ts';
-import { GgufFile, GgufFormatError, type GgufTensor, shownName } from './gguf-file.ts';
 import { parseGgufLoraName } from './tensor-names.ts';
+
+export { unpermuteRows }; // lora_b [out, rank] is a [rows, cols] matrix like any other
 
 /** A LoraAdapter whose config is the GGUF file's metadata. */
 export type GgufLoraAdapter = LoraAdapter<GgufLoraConfig>;
@@ -169,26 +172,6 @@ async function readFactor(file: GgufFile, t: GgufTensor, label: string): Promise
   }
   checkFactorValues(data, label, shownName(t.name));
   return data;
-}
-
-/**
- * Undoes convert_hf_to_gguf.py's LlamaModel.permute on lora_b [out, rank]: within each head of d rows, file
- * row 2i + j holds Hugging Face row j·d/2 + i (j ∈ {0, 1}).
- */
-export function unpermuteRows(b: Float32Array, rank: number, heads: number): Float32Array {
-  const rows = b.length / rank;
-  const d = rows / heads;
-  const half = d / 2;
-  const out = new Float32Array(b.length);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const from = (h * d + 2 * i + j) * rank;
-        out.set(b.subarray(from, from + rank), (h * d + j * half + i) * rank);
-      }
-    }
-  }
-  return out;
 }
 
 /** GGUF format errors and file-system errors (EIO, …) become ADAPTER_WEIGHTS_INVALID, naming no path. */

@@ -4,27 +4,15 @@
  *   blk.3.attn_q.weight.lora_a   ne [in, rank]   = PEFT lora_A [rank, in]    → layer 3, q_proj
  *   blk.3.attn_q.weight.lora_b   ne [rank, out]  = PEFT lora_B [out, rank]
  *
- * The base tensor names are llama.cpp's (llama-arch.cpp: LLM_TENSOR_ATTN_Q → "blk.%d.attn_q", …); a fused
- * projection (Phi-3's qkv_proj, gate_up_proj) is one tensor there too (attn_qkv, ffn_up). llama.cpp skips
+ * The base tensor names are llama.cpp's (src/model/gguf/llama-cpp-names.ts). llama.cpp skips
  * "*_norm.weight" tensors (mergekit's) and refuses any other suffix, as this does.
  */
 import type { ModelFamily } from '../../../model/config.ts';
-import type { ModuleKind, ProjectionRole } from '../../../model/spec/index.ts';
+import { shownName } from '../../../model/gguf/gguf-file.ts';
+import { LLAMA_CPP_TENSOR } from '../../../model/gguf/llama-cpp-names.ts';
+import type { ModuleKind } from '../../../model/spec/index.ts';
 import { specOf } from '../../../model/spec/index.ts';
 import { createError } from '../../../observability/errors.ts';
-import { shownName } from './gguf-file.ts';
-
-const LLAMA_CPP_TENSOR: Record<ProjectionRole, string> = {
-  q: 'attn_q',
-  k: 'attn_k',
-  v: 'attn_v',
-  qkv: 'attn_qkv',
-  o: 'attn_output',
-  gate: 'ffn_gate',
-  up: 'ffn_up',
-  gate_up: 'ffn_up',
-  down: 'ffn_down',
-};
 
 /** Base tensors llama.cpp can adapt and loraplex does not: refused by name, not as a wrong base model. */
 const NOT_ADAPTED = new Set(['token_embd.weight', 'output.weight']);

@@ -3,16 +3,17 @@
  * see adapter-files.ts): the parser asks for byte ranges through a fetch function that reads that handle,
  * so nothing is opened by path and nothing leaves the machine. Every tensor's data must lie inside the file.
  *
- *   const file = await GgufFile.fromHandle(fh, size, "adapter 'sql': sql.gguf");
+ *   const file = await GgufFile.fromHandle(fh, size);
  *   const a = await file.readF32(file.tensors.get('blk.0.attn_q.weight.lora_a')!);
  */
 import type { FileHandle } from 'node:fs/promises';
 import { GGMLQuantizationType, type GGUFTypedMetadata, GGUFValueType, gguf } from '@huggingface/gguf';
-import { decodeTensor, tensorByteLength } from './tensor-data.ts';
+import { decodeTensor, READABLE_TYPES, tensorByteLength } from './tensor-data.ts';
 
 export { GGUFValueType as GgufValueType };
 
-export type GgufMetadata = Map<string, { type: GGUFValueType; value: unknown }>;
+/** subType: the element type of an array. */
+export type GgufMetadata = Map<string, { type: GGUFValueType; value: unknown; subType?: GGUFValueType }>;
 
 export interface GgufTensor {
   name: string;
@@ -55,7 +56,8 @@ export class GgufFile {
     const metadata: GgufMetadata = new Map();
     for (const [key, entry] of Object.entries(parsed.typedMetadata)) {
       if (key === 'version' || key === 'tensor_count' || key === 'kv_count') continue;
-      metadata.set(key, { type: entry.type, value: entry.value });
+      const subType = (entry as { subType?: GGUFValueType }).subType;
+      metadata.set(key, { type: entry.type, value: entry.value, ...(subType === undefined ? {} : { subType }) });
     }
     const dataStart = Number(parsed.tensorDataOffset);
     if (dataStart > size) {
@@ -71,7 +73,7 @@ export class GgufFile {
       const byteLength = tensorByteLength(info.dtype, ne);
       if (byteLength === null) {
         throw new GgufFormatError(
-          `tensor '${name}' has type ${GGMLQuantizationType[info.dtype] ?? info.dtype} with shape [${ne.join(', ')}], which loraplex cannot read (F32, F16, BF16 and Q8_0 are read)`,
+          `tensor '${name}' has type ${GGMLQuantizationType[info.dtype] ?? info.dtype} with shape [${ne.join(', ')}], which loraplex cannot read (${READABLE_TYPES} are read)`,
         );
       }
       const offset = dataStart + Number(info.offset);

