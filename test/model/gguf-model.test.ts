@@ -208,6 +208,16 @@ describe('the tokenizer and chat template from GGUF metadata', () => {
     );
     assert.equal(gguf.vocabSize, hf.vocabSize);
   });
+
+  test('SmolLM2’s GGUF loads with the config of its config.json', {
+    skip: real ? false : `no ${ggufDir}/*.gguf or ${hfDir}`,
+  }, async () => {
+    const { config } = await loadModelDir(join(ggufDir, real!));
+    const want = (await loadModelDir(hfDir, { dtype: 'bf16' })).config;
+    assert.equal(config.rmsNormEps, Math.fround(want.rmsNormEps));
+    assert.deepEqual({ ...config, rmsNormEps: 0, eosTokenIds: [] }, { ...want, rmsNormEps: 0, eosTokenIds: [] });
+    assert.ok(config.eosTokenIds.every((id) => want.eosTokenIds.includes(id)));
+  });
 });
 
 const tmpRoots: string[] = [];
