@@ -56,3 +56,18 @@ FUSED_ADAPTERS: dict[str, dict] = {
     "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["qkv_proj", "down_proj"]),
     "dora-all-rslora": dict(r=8, lora_alpha=16, use_dora=True, use_rslora=True, target_modules=FUSED_TARGETS),
 }
+
+# VeRA (PEFT's VeraConfig): one pair of frozen random matrices vera_A [r, max in], vera_B [max out, r] per
+# adapter, sliced to each targeted module's shape, and trained vectors lambda_d [r], lambda_b [out] per module.
+# Each adapter gets its own PRNG key; "vera-mlp-prng" does not save its matrices (PEFT regenerates them from
+# projection_prng_key at load, and so must an engine).
+VERA_ADAPTERS: dict[str, dict] = {
+    "vera-qv": dict(r=16, target_modules=["q_proj", "v_proj"], projection_prng_key=11),
+    "vera-all": dict(r=8, target_modules=ALL_TARGETS, projection_prng_key=0),
+    "vera-mlp-prng": dict(
+        r=12, target_modules=["gate_proj", "up_proj", "down_proj"], projection_prng_key=20261204, save_projection=False
+    ),
+}
+
+# The sets that also carry the VeRA adapters (split projections only: PEFT's VeRA targets nn.Linear modules).
+VERA_SETS = {"llama-tied", "qwen2"}

@@ -22,7 +22,9 @@ from expected_io import ExpectedWriter
 from families import SETS, adapter_specs, forward_summary
 from model_runs import Greedy, greedy, mixed_batch_logits, prompt_logits, softcap_effect
 from random_weights import randomize_base_model
+from tiny_adapters import VERA_ADAPTERS, VERA_SETS
 from torch_setup import deterministic_torch, seeded_generator
+from vera_adapters import load_vera_models, save_vera_adapters
 
 SEED = 20261129
 GREEDY_TOKENS = 32
@@ -63,6 +65,17 @@ def write_model_and_adapters(fixture: dict, set_dir: Path, seed: int) -> None:
     specs = {name: all_specs[name] for name in fixture["adapters"]}
     peft_model = create_random_adapters(model, specs, seed=seed + 1, relative_delta=0.5)
     save_adapters(peft_model, list(specs), set_dir / "adapters")
+    if fixture["name"] in VERA_SETS:
+        # From the base as saved: the LoRA adapters above wrapped `model` in place.
+        save_vera_adapters(load_base(set_dir / "model"), VERA_ADAPTERS, seed + 500, 0.5, set_dir / "adapters")
+
+
+def load_base(model_dir: Path) -> torch.nn.Module:
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+
+
+def vera_names(fixture: dict) -> list[str]:
+    return list(VERA_ADAPTERS) if fixture["name"] in VERA_SETS else []
 
 
 def rewrite_as_legacy_config(path: Path) -> None:
@@ -79,16 +92,20 @@ def rewrite_as_legacy_config(path: Path) -> None:
 
 
 def measure(fixture: dict, set_dir: Path, seed: int) -> None:
-    base = AutoModelForCausalLM.from_pretrained(set_dir / "model", dtype=torch.float32, attn_implementation="eager")
-    names = fixture["adapters"]
-    model = load_all(base, set_dir / "adapters", names)
+    base = load_base(set_dir / "model")
+    lora_names = fixture["adapters"]
+    names = lora_names + vera_names(fixture)
+    model = load_all(base, set_dir / "adapters", lora_names)
+    # The PeftModel that computes each adapter: VeRA adapters each have their own (see vera_adapters.py).
+    runs_on: dict[str | None, PeftModel] = {name: model for name in [None, *lora_names]}
+    runs_on |= load_vera_models(set_dir / "model", set_dir / "adapters", vera_names(fixture), load_base)
     # (adapter as the case names it, PEFT adapter that computes it, rounding label or None); None = the base.
     variants: list[tuple[str | None, str | None, str | None]] = [(None, None, None)]
     variants += [(name, name, None) for name in names]
     rounding = fixture.get("adapter_rounding")
     if rounding is not None:
-        copies = load_rounded_copies(model, set_dir / "adapters", names, rounding)
-        variants += [(name, copies[name], DTYPE_NAMES[rounding]) for name in names]
+        copies = load_rounded_copies(model, set_dir / "adapters", lora_names, rounding)
+        variants += [(name, copies[name], DTYPE_NAMES[rounding]) for name in lora_names]
 
     generator = seeded_generator(seed + 999)
     vocab = base.config.vocab_size
@@ -110,10 +127,11 @@ def measure(fixture: dict, set_dir: Path, seed: int) -> None:
     rows: dict[str, tuple[str | None, list[int]]] = {}
     prompt_names = [f"p{length}" for length in PROMPT_LENGTHS]
     for prompt_name, length in zip(prompt_names, PROMPT_LENGTHS, strict=True):
-        ids, runs = draw_prompt(model, [peft_name for _, peft_name, _ in variants], length, vocab, generator)
+        on = [(runs_on[adapter], peft_name) for adapter, peft_name, _ in variants]
+        ids, runs = draw_prompt(on, length, vocab, generator)
         for (adapter, peft_name, rounded), run in zip(variants, runs, strict=True):
             case_id = f"{prompt_name}-{adapter or 'base'}" + (f"-lora{rounded}" if rounded else "")
-            logits = prompt_logits(model, peft_name, ids)
+            logits = prompt_logits(runs_on[adapter], peft_name, ids)
             entry = {"id": case_id, "adapter": adapter}
             if rounded:
                 entry["adapter_rounding"] = rounded
@@ -132,10 +150,11 @@ def measure(fixture: dict, set_dir: Path, seed: int) -> None:
             check_softcaps(fixture, writer, model, ids)
 
     worst = 0.0
-    # PEFT refuses DoRA in a mixed batch ("Cannot pass `adapter_names` when DoRA is enabled"): the batches that
-    # hold DoRA adapters are recorded (each row must give its single run's results) but not run here.
+    # PEFT refuses DoRA in a mixed batch ("Cannot pass `adapter_names` when DoRA is enabled"), and VeRA adapters
+    # live on PeftModels of their own: the batches that hold them are recorded (each row must give its single
+    # run's results) but not run here.
     specs = adapter_specs(fixture["family"])
-    mixable = [name for name in names if not specs[name].get("use_dora")]
+    mixable = [name for name in lora_names if not specs[name].get("use_dora")]
     for batch in mixed_batches(prompt_names, mixable):
         mixed = mixed_batch_logits(model, [rows[case_id] for case_id in batch])
         for case_id, logits in zip(batch, mixed, strict=True):
@@ -163,7 +182,7 @@ def check_softcaps(fixture: dict, writer: ExpectedWriter, model: PeftModel, ids:
 
 
 def draw_prompt(
-    model: PeftModel, adapters: list[str | None], length: int, vocab: int, generator: torch.Generator
+    runs: list[tuple[PeftModel, str | None]], length: int, vocab: int, generator: torch.Generator
 ) -> tuple[list[int], list[Greedy]]:
     """Random prompt ids whose greedy runs (base and every adapter) never hinge on a near-tie.
 
@@ -172,9 +191,9 @@ def draw_prompt(
     """
     for _ in range(MAX_PROMPT_DRAWS):
         ids = torch.randint(0, vocab, (length,), generator=generator).tolist()
-        runs = [greedy(model, adapter, ids, GREEDY_TOKENS) for adapter in adapters]
-        if min(run.min_margin for run in runs) >= MIN_GREEDY_MARGIN:
-            return ids, runs
+        results = [greedy(model, adapter, ids, GREEDY_TOKENS) for model, adapter in runs]
+        if min(result.min_margin for result in results) >= MIN_GREEDY_MARGIN:
+            return ids, results
     raise RuntimeError(f"no prompt of length {length} in {MAX_PROMPT_DRAWS} draws keeps greedy margins")
 
 

@@ -1,11 +1,12 @@
 /**
- * A LoRA (or DoRA) adapter in memory, whatever format it came from: validated against one base model, every factor
+ * A LoRA (or DoRA, or VeRA as materialized LoRA factors) adapter in memory, whatever format it came from: validated against one base model, every factor
  * in f32, ready to pack into a kernel slot (pack.ts).
  */
 import type { ModuleKind } from '../model/modules.ts';
 import type { GgufLoraConfig } from './formats/gguf-lora/gguf-config.ts';
 import type { NemoLoraConfig } from './formats/nemo/model-config.ts';
 import type { PeftLoraConfig } from './peft/adapter-config.ts';
+import type { PeftVeraConfig } from './peft/vera-config.ts';
 
 /** The LoRA factors of one targeted projection: y += scale · (x · Aᵀ) · Bᵀ */
 export interface LoraModuleWeights {
@@ -26,7 +27,7 @@ export interface DoraVectors {
 }
 
 /** The source format's parsed config, kept for introspection (admin API, logs). */
-export type AdapterSourceConfig = PeftLoraConfig | GgufLoraConfig | NemoLoraConfig;
+export type AdapterSourceConfig = PeftLoraConfig | PeftVeraConfig | GgufLoraConfig | NemoLoraConfig;
 
 /** `Config` names the source format where the loader is known (loadPeftAdapter gives a PEFT config). */
 export interface LoraAdapter<Config extends AdapterSourceConfig = AdapterSourceConfig> {

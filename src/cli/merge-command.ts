@@ -10,6 +10,7 @@ import { Command, Option } from 'commander';
 import { projectionsInMemory } from '../adapters/base-projections.ts';
 import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
+import { isVeraConfig, type PeftAdapterConfig } from '../adapters/peft/vera-config.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import { checkpointTensors } from '../model/checkpoint-tensors.ts';
 import { loadModelDir } from '../model/model-dir.ts';
@@ -169,18 +170,25 @@ async function writeConfig(options: MergeOptions, dtype: WeightDType): Promise<v
   await writeFile(join(options.out, 'config.json'), `${JSON.stringify(json, null, 2)}\n`);
 }
 
+function adapterKind(config: PeftAdapterConfig): string {
+  if (isVeraConfig(config)) return 'VeRA';
+  return config.useDora ? 'DoRA' : 'LoRA';
+}
+
 /** The README: which base and adapter (by folder name: no server paths), how they were merged. */
 function provenance(options: MergeOptions, adapter: PeftAdapter, dtype: WeightDType, files: string[]): string {
   const config = adapter.config;
   const layers = new Set([...adapter.modules.values()].map((m) => m.layer));
   const rows = [
     ['base model', `\`${basename(resolve(options.model))}\``],
-    ['adapter', `\`${basename(resolve(options.adapter))}\` (PEFT ${config.useDora ? 'DoRA' : 'LoRA'})`],
+    ['adapter', `\`${basename(resolve(options.adapter))}\` (PEFT ${adapterKind(config)})`],
     ['adapter trained on', config.baseModelNameOrPath ? `\`${config.baseModelNameOrPath}\`` : 'not recorded'],
-    [
-      'rank, alpha',
-      `r = ${config.r}, lora_alpha = ${config.loraAlpha}${config.useRslora ? ', rsLoRA (alpha/√r)' : ''}`,
-    ],
+    isVeraConfig(config)
+      ? ['rank', `r = ${config.r} (VeRA: B·A = diag(λb)·vera_B · diag(λd)·vera_A, scale 1)`]
+      : [
+          'rank, alpha',
+          `r = ${config.r}, lora_alpha = ${config.loraAlpha}${config.useRslora ? ', rsLoRA (alpha/√r)' : ''}`,
+        ],
     ['merged', `${adapter.modules.size} projection(s) (${adapter.targets.join(', ')}) in ${layers.size} layer(s)`],
     ['weights', `${TORCH_DTYPE[dtype]}: ${files.filter((f) => f.endsWith('.safetensors')).length} file(s)`],
   ];

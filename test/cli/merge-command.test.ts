@@ -297,13 +297,13 @@ test('bad input is refused before anything is written, naming only what the user
     /adapter 'qv-r8': adapter_model\.safetensors: LoRA tensor .* has shape \[96, 8\], but q_proj of the base model has 64 outputs.*hint: maybe wrong base model/,
   );
   await refused({ model, adapter: join(qwen2, 'nope'), out: outDir() }, /nope/);
-  const vera = join(scratch, 'vera');
-  await cp(qv, vera, { recursive: true });
-  const veraConfig = JSON.parse(await readFile(join(vera, 'adapter_config.json'), 'utf8'));
-  await writeFile(join(vera, 'adapter_config.json'), JSON.stringify({ ...veraConfig, peft_type: 'VERA' }));
+  const loha = join(scratch, 'loha');
+  await cp(qv, loha, { recursive: true });
+  const lohaConfig = JSON.parse(await readFile(join(loha, 'adapter_config.json'), 'utf8'));
+  await writeFile(join(loha, 'adapter_config.json'), JSON.stringify({ ...lohaConfig, peft_type: 'LOHA' }));
   await refused(
-    { model, adapter: vera, out: outDir() },
-    /adapter 'vera': adapter_config\.json: peft_type: "VERA" is not supported/,
+    { model, adapter: loha, out: outDir() },
+    /adapter 'loha': adapter_config\.json: peft_type: "LOHA" is not supported/,
   );
   await refused({ model: join(qwen2, 'adapters'), adapter: qv, out: outDir() }, /config/);
 

@@ -80,10 +80,10 @@ export async function readFixtureSets(root = fixturesRoot(), onSkip = reportSkip
   return sets;
 }
 
-/** Adapters of a PEFT type the engine does not serve yet (LoRA and DoRA are served): their cases check the refusal. */
+/** Adapters of a PEFT type the engine does not serve yet (LoRA, DoRA and VeRA are served): their cases check the refusal. */
 export function isUnsupportedAdapter(set: FixtureSet, name: string): boolean {
   const config = JSON.parse(readFileSync(join(set.dir, 'adapters', name, 'adapter_config.json'), 'utf8'));
-  return config.peft_type !== 'LORA';
+  return config.peft_type !== 'LORA' && config.peft_type !== 'VERA';
 }
 
 export async function engineFor(

@@ -35,7 +35,7 @@ export interface PeftLoraConfig {
 }
 
 /** Task types whose adapters apply to a causal language model's decoder layers. */
-const CAUSAL_TASK_TYPES = new Set(['CAUSAL_LM', 'FEATURE_EXTRACTION']);
+export const CAUSAL_TASK_TYPES = new Set(['CAUSAL_LM', 'FEATURE_EXTRACTION']);
 
 /** LoRA variants whose forward pass differs from plain LoRA (PEFT's `is_lora_variant` fields and QALoRA). */
 const VARIANT_FIELDS: [field: string, what: string][] = [
@@ -57,7 +57,8 @@ const BASE_REWRITING_INITS: [prefix: string, hint: string][] = [
   ['loftq', 'LoftQ adapters pair with their quantized base; merge it into that base and serve the merged model'],
 ];
 
-export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConfig {
+/** adapter_config.json's object; anything else is an ADAPTER_INVALID_CONFIG that never quotes the text. */
+export function parseConfigJson(text: string, file: string): Json {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -72,7 +73,11 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw createError('ADAPTER_INVALID_CONFIG', { file, problem: 'must hold a JSON object' });
   }
-  const json = raw as Json;
+  return raw as Json;
+}
+
+export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConfig {
+  const json = parseConfigJson(text, file);
   const read = new FieldReader(json, file);
 
   const peftType = json.peft_type;
@@ -170,7 +175,7 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
   };
 }
 
-function present(value: unknown): boolean {
+export function present(value: unknown): boolean {
   if (value === undefined || value === null || value === false) return false;
   if (Array.isArray(value)) return value.length > 0;
   if (typeof value === 'object') return Object.keys(value).length > 0;

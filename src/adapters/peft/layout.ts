@@ -200,7 +200,7 @@ function groupTensors(tensors: TensorShape[], ctx: BaseContext): { byKey: Map<st
   return { byKey, prefix: prefix ?? '' };
 }
 
-function locateModule(
+export function locateModule(
   key: string,
   tensor: string,
   ctx: BaseContext,

@@ -19,8 +19,9 @@ import type { BaseProjections } from '../base-projections.ts';
 import { doraOutScale } from '../dora.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../types.ts';
 import type { TensorShape } from '../validate.ts';
-import { type PeftLoraConfig, parsePeftAdapterConfig } from './adapter-config.ts';
 import { planPeftModules } from './layout.ts';
+import { isVeraConfig, type PeftAdapterConfig, type PeftVeraConfig, parsePeftConfig } from './vera-config.ts';
+import { loadVeraModules } from './vera-load.ts';
 import { checkFactorValues } from './weight-values.ts';
 import { findPeftWeights } from './weights-file.ts';
 
@@ -43,10 +44,10 @@ export async function loadPeftAdapter(
   dir: string,
   base: ModelConfig,
   opts: LoadPeftOptions,
-): Promise<LoraAdapter<PeftLoraConfig>> {
+): Promise<LoraAdapter<PeftAdapterConfig>> {
   const name = opts.name ?? basename(resolve(dir));
   const d = await openAdapterDir(name, dir, opts.root);
-  const config = parsePeftAdapterConfig(await readConfig(d), adapterFileLabel(name, PEFT_CONFIG_FILE));
+  const config = parsePeftConfig(await readConfig(d), adapterFileLabel(name, PEFT_CONFIG_FILE));
   const weightsName = await findPeftWeights(d);
   const weightsFile = adapterFileLabel(name, weightsName);
   const opened = await openAdapterFile(d, weightsName, 'ADAPTER_WEIGHTS_INVALID');
@@ -65,6 +66,7 @@ export async function loadPeftAdapter(
       }
       shapes.push({ tensor: t.name, shape: t.shape });
     }
+    if (isVeraConfig(config)) return await loadVera(file, config, base, opts, name, d.dir);
     const layout = planPeftModules(config, shapes, base, weightsFile, opts.maxLoraRank);
     if (config.useDora && !opts.baseWeights) {
       throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
@@ -109,6 +111,19 @@ export async function loadPeftAdapter(
   } finally {
     await opened.fh.close();
   }
+}
+
+/** VeRA: its shared matrices and per-module vectors become per-module LoRA factors (scale 1) at load. */
+async function loadVera(
+  file: SafetensorsFile,
+  config: PeftVeraConfig,
+  base: ModelConfig,
+  opts: LoadPeftOptions,
+  name: string,
+  source: string,
+): Promise<LoraAdapter<PeftVeraConfig>> {
+  const vera = await loadVeraModules(file, config, base, opts.maxLoraRank, (tensor) => readFactor(file, tensor));
+  return { name, source, rankMax: config.r, ...vera, config };
 }
 
 async function readConfig(d: AdapterDir): Promise<string> {

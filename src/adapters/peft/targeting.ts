@@ -12,7 +12,14 @@ import type { ModelFamily } from '../../model/config.ts';
 import { isModuleKind, type ModuleKind, moduleParent } from '../../model/modules.ts';
 import { MODEL_SPECS, specOf } from '../../model/spec/index.ts';
 import type { PeftLoraConfig } from './adapter-config.ts';
+
 import { compilePythonRegex, fullMatcher } from './python-regex.ts';
+
+/** What decides which modules an adapter config targets: LoRA's and VeRA's configs both carry it. */
+export type PeftTargeting = Pick<
+  PeftLoraConfig,
+  'file' | 'targetModules' | 'excludeModules' | 'layersToTransform' | 'layersPattern'
+>;
 
 export interface BaseModule {
   name: string; // as in model.named_modules()
@@ -92,7 +99,7 @@ export function findMinimalTargetModules(targets: Set<string>, others: Set<strin
  * Non-projection modules may be among them; the caller refuses those.
  */
 export function resolveTargetedModules(
-  config: PeftLoraConfig,
+  config: PeftTargeting,
   modules: BaseModule[],
   family: ModelFamily,
 ): BaseModule[] {
@@ -130,7 +137,7 @@ export function resolveTargetedModules(
   return modules.filter((m) => m.name !== '' && matches(m.name));
 }
 
-function excludeMatcher(config: PeftLoraConfig): (key: string) => boolean {
+function excludeMatcher(config: PeftTargeting): (key: string) => boolean {
   const ex = config.excludeModules;
   if (ex === null || ex.length === 0) return () => false;
   if (typeof ex === 'string') return fullMatcher(ex, config.file, 'exclude_modules');
@@ -139,7 +146,7 @@ function excludeMatcher(config: PeftLoraConfig): (key: string) => boolean {
 }
 
 /** layers_to_transform / layers_pattern: which layer index a key sits in, and whether it is wanted. */
-function layerFilter(config: PeftLoraConfig): (key: string) => boolean {
+function layerFilter(config: PeftTargeting): (key: string) => boolean {
   const wanted = config.layersToTransform;
   if (wanted === null || (Array.isArray(wanted) && wanted.length === 0)) return () => true;
   const patterns = config.layersPattern;
