@@ -7,9 +7,10 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { ModelConfig } from '../model/config.ts';
+import { ggufModelFile, readGgufTokenizerFiles } from '../model/gguf/load.ts';
 import {
   type ChatMessage,
   ChatTemplate,
@@ -92,7 +93,14 @@ export class Tokenizer {
   /** The directory it was read from (fromDir): another thread can read it again rather than copy `files`. */
   sourceDir: string | null = null;
 
+  /** A Hugging Face folder, or a GGUF model file (or a folder holding one): its metadata makes the files. */
   static async fromDir(dir: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
+    const gguf = await ggufModelFile(dir);
+    if (gguf !== null) {
+      const tokenizer = new Tokenizer(await readGgufTokenizerFiles(gguf), basename(gguf), options);
+      tokenizer.sourceDir = dir;
+      return tokenizer;
+    }
     const tokenizerJson = (await readJson(join(dir, 'tokenizer.json'), true)) as Record<string, unknown>;
     const tokenizerConfig = (await readJson(join(dir, 'tokenizer_config.json'), false)) ?? {};
     const generationConfig = await readJson(join(dir, 'generation_config.json'), false);

