@@ -34,6 +34,8 @@ export interface ChoiceDelta {
   finishReason: FinishReason | null;
   /** vLLM's stop_reason: the matched stop string, the stop token id, or null (EOS, length). */
   stopReason: string | number | null;
+  /** With the first delta, when the request asked for prompt logprobs (null for the first prompt token). */
+  promptLogprobs?: (TokenLogprobs | null)[];
 }
 
 export class ChoiceDecoder {
@@ -55,6 +57,7 @@ export class ChoiceDecoder {
   push(e: TokenEvent): ChoiceDelta {
     const delta: ChoiceDelta = { text: '', tokens: [], logprobs: [], finishReason: null, stopReason: null };
     if (this.finished) return delta;
+    if (e.promptLogprobs) delta.promptLogprobs = e.promptLogprobs;
     for (let i = 0; i < e.tokens.length; i++) {
       const token = e.tokens[i];
       delta.tokens.push(token);

@@ -14,8 +14,11 @@ export interface ChoiceFormat {
     stopReason: string | number | null,
     first: boolean,
   ): Record<string, unknown>;
-  /** The logprobs field for these tokens (called for the whole choice, or once per streamed delta). */
-  logprobs(tokens: readonly number[], logprobs: readonly TokenLogprobs[]): unknown;
+  /**
+   * The logprobs field for these tokens (called for the whole choice, or once per streamed delta); null
+   * entries only for an echoed prompt's first token (completions).
+   */
+  logprobs(tokens: readonly number[], logprobs: readonly (TokenLogprobs | null)[]): unknown;
 }
 
 export interface Flavor {
@@ -64,7 +67,7 @@ export const chatFlavor: Flavor = {
         finish_reason: reported(finish),
         stop_reason: stopReason,
       }),
-      logprobs: (tokens, logprobs) => chatLogprobs(names, tokens, logprobs),
+      logprobs: (tokens, logprobs) => chatLogprobs(names, tokens, logprobs as TokenLogprobs[]),
     };
   },
 };

@@ -34,6 +34,8 @@ interface CompletionBody extends SamplingBody {
   logprobs?: number | null;
   /** Each choice's text starts with its prompt's. */
   echo?: boolean | null;
+  /** vLLM's: logprobs of the prompt's tokens, with the top k at each position. */
+  prompt_logprobs?: number | null;
 }
 
 interface ChatBody extends SamplingBody {
@@ -60,6 +62,7 @@ const completionSchema = {
       },
       logprobs: { type: ['integer', 'null'] },
       echo: { type: ['boolean', 'null'] },
+      prompt_logprobs: { type: ['integer', 'null'] },
     },
   },
 };
@@ -119,10 +122,10 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
       const adapter = resolveModel(ctx, body.model);
       const vocabSize = ctx.engine.info.vocabSize;
       const request = samplingRequest(body, completionLogprobsOf(body), vocabSize);
-      if (body.echo && request.params.logprobs !== undefined) {
-        // The prompt's own logprobs are not computed on this path: say so rather than return half of them.
-        throw createError('PARAMETER_UNSUPPORTED', { param: 'echo with logprobs' }, { param: 'echo' });
-      }
+      const shown = logprobsCount(body.prompt_logprobs, 'prompt_logprobs');
+      const echoLogprobs = Boolean(body.echo) && request.params.logprobs !== undefined;
+      const k = Math.max(shown ?? -1, echoLogprobs ? (request.params.logprobs ?? 0) : -1);
+      if (k >= 0) request.params.promptLogprobs = k;
       const texts = promptList(body.prompt, request.n);
       const promptIds: number[][] = [];
       for (const [i, prompt] of texts.entries()) {
@@ -138,6 +141,8 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
         adapter,
         prompts: promptIds,
         echo: body.echo ? texts.map((t) => (typeof t === 'string' ? t : ctx.codec.decode(t))) : undefined,
+        echoLogprobs,
+        showPromptLogprobs: shown !== null,
         flavor: completionFlavor,
       });
     },

@@ -17,7 +17,7 @@ import { ChoiceDecoder, type ChoiceDelta } from './choice-decoder.ts';
 import type { Flavor } from './choice-format.ts';
 import type { ServerContext } from './context.ts';
 import { toLoraplexError } from './error-mapping.ts';
-import type { TokenTexts } from './logprobs.ts';
+import { promptLogprobs, type TokenTexts } from './logprobs.ts';
 import { choiceParams, maxTokensFor, type SamplingBody, type SamplingRequest } from './sampling-request.ts';
 
 export interface Job {
@@ -32,6 +32,10 @@ export interface Job {
   prompts: number[][];
   /** Completions' echo: each prompt's text, put before its choices' text. */
   echo?: string[];
+  /** Completions' echo with logprobs: the prompt's tokens lead each choice's logprobs. */
+  echoLogprobs?: boolean;
+  /** vLLM's prompt_logprobs: each choice carries its prompt's (in the first chunk when streaming). */
+  showPromptLogprobs?: boolean;
   flavor: Flavor;
 }
 
@@ -184,6 +188,19 @@ async function respond(job: Job) {
 
 type RequestAbort = ReturnType<typeof requestAbort>;
 
+/**
+ * A choice's first delta: with echo and logprobs, the prompt's tokens (the first without a logprob) come
+ * before the generated ones; with prompt_logprobs, vLLM's field.
+ */
+function leading(job: Job, plan: ChoicePlan, d: ChoiceDelta) {
+  const prompt = d.promptLogprobs ?? plan.promptIds.map(() => null);
+  return {
+    tokens: job.echoLogprobs ? [...plan.promptIds, ...d.tokens] : d.tokens,
+    logprobs: job.echoLogprobs ? [...prompt, ...d.logprobs] : (d.logprobs as (TokenLogprobs | null)[]),
+    extra: job.showPromptLogprobs ? { prompt_logprobs: promptLogprobs(job.names, plan.promptIds, prompt) } : {},
+  };
+}
+
 const responseId = (flavor: Flavor) => `${flavor.object === 'text_completion' ? 'cmpl' : 'chatcmpl'}-${randomUUID()}`;
 
 async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) {
@@ -195,15 +212,20 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
   const outputs = plans.map((plan) => ({
     text: plan.echo,
     tokens: [] as number[],
-    logprobs: [] as TokenLogprobs[],
+    logprobs: [] as (TokenLogprobs | null)[],
+    extra: {} as Record<string, unknown>,
+    started: false,
     finish: null as FinishReason | null,
     stopReason: null as string | number | null,
   }));
   const { choices, done } = runChoices(job, plans, abort.signal, (i, d) => {
     const out = outputs[i];
     out.text += d.text;
-    out.tokens.push(...d.tokens);
-    out.logprobs.push(...d.logprobs);
+    const lead = out.started ? { tokens: d.tokens, logprobs: d.logprobs, extra: null } : leading(job, plans[i], d);
+    out.started = true;
+    if (lead.extra) out.extra = lead.extra;
+    out.tokens.push(...lead.tokens);
+    out.logprobs.push(...lead.logprobs);
     if (d.finishReason) {
       out.finish = d.finishReason;
       out.stopReason = d.stopReason;
@@ -225,6 +247,7 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
     choices: outputs.map((out, i) => ({
       ...formats[i].choice(out.text, out.finish, out.stopReason),
       logprobs: wantLogprobs ? formats[i].logprobs(out.tokens, out.logprobs) : null,
+      ...out.extra,
     })),
     usage: usageOf(prompts, choices),
   };
@@ -267,15 +290,17 @@ async function respondStreaming(job: Job, plans: ChoicePlan[], abort: RequestAbo
   });
   const { choices, done } = runChoices(job, plans, abort.signal, (i, d) => {
     if (first[i] && --unadmitted === 0) admitted();
+    const lead = first[i] ? leading(job, plans[i], d) : { tokens: d.tokens, logprobs: d.logprobs, extra: {} };
     // With logprobs, every token's entry goes out at once, even when its text is still held back.
-    const carriesLogprobs = wantLogprobs && d.tokens.length > 0;
+    const carriesLogprobs = wantLogprobs && lead.tokens.length > 0;
     if (!(d.text || d.finishReason || first[i] || carriesLogprobs)) return;
     const format = formats[i];
     send(
       chunk([
         {
           ...format.delta(first[i] ? plans[i].echo + d.text : d.text, d.finishReason, d.stopReason, first[i]),
-          logprobs: carriesLogprobs ? format.logprobs(d.tokens, d.logprobs) : null,
+          logprobs: carriesLogprobs ? format.logprobs(lead.tokens, lead.logprobs) : null,
+          ...lead.extra,
         },
       ]),
     );

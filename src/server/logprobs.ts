@@ -38,9 +38,10 @@ function codePoints(text: string): number {
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
+  /** null for an echoed prompt's first token (nothing precedes it). */
+  token_logprobs: (number | null)[];
   /** Per token: the sampled token first, then the top k (so up to k + 1 entries, as OpenAI documents). */
-  top_logprobs: Record<string, number>[];
+  top_logprobs: (Record<string, number> | null)[];
   /** Where each token starts, counting the characters of the tokens before it. */
   text_offset: number[];
 }
@@ -51,11 +52,20 @@ export class CompletionLogprobsBuilder {
 
   constructor(private readonly names: TokenTexts) {}
 
-  build(tokens: readonly number[], logprobs: readonly TokenLogprobs[]): CompletionLogprobs {
+  /** `logprobs` aligned with `tokens`; a null entry (an echoed prompt's first token) has no logprob. */
+  build(tokens: readonly number[], logprobs: readonly (TokenLogprobs | null)[]): CompletionLogprobs {
     const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     tokens.forEach((id, i) => {
       const lp = logprobs[i];
       const token = this.names.of(id);
+      if (lp === null) {
+        out.tokens.push(token);
+        out.token_logprobs.push(null);
+        out.top_logprobs.push(null);
+        out.text_offset.push(this.offset);
+        this.offset += codePoints(token);
+        return;
+      }
       const top: Record<string, number> = { [token]: finite(lp.logprob) };
       lp.topIds.forEach((topId, j) => {
         const name = this.names.of(topId);
@@ -69,6 +79,27 @@ export class CompletionLogprobsBuilder {
     });
     return out;
   }
+}
+
+/** vLLM's prompt_logprobs entry: per token id (as a JSON key), its logprob, rank and text. */
+export type PromptLogprobEntry = Record<string, { logprob: number; rank: number; decoded_token: string }>;
+
+/** vLLM's prompt_logprobs: null for the first prompt token, then the token itself and the top k at each position. */
+export function promptLogprobs(
+  names: TokenTexts,
+  promptIds: readonly number[],
+  logprobs: readonly (TokenLogprobs | null)[],
+): (PromptLogprobEntry | null)[] {
+  return promptIds.map((id, p) => {
+    const lp = logprobs[p];
+    if (!lp) return null;
+    const entry: PromptLogprobEntry = {};
+    lp.topIds.forEach((topId, j) => {
+      entry[topId] = { logprob: finite(lp.topLogprobs[j]), rank: j + 1, decoded_token: names.of(topId) };
+    });
+    entry[id] = { logprob: finite(lp.logprob), rank: lp.rank ?? 0, decoded_token: names.of(id) };
+    return entry;
+  });
 }
 
 export interface ChatLogprob {
