@@ -16,6 +16,10 @@ logits.safetensors, from transformers' LlamaForCausalLM loaded with gguf.quants.
 stored blocks (so only the engine's arithmetic is under test, not the quantization error). Also the ids the
 tokenizer gives on sample texts, from transformers' own GGUF tokenizer conversion.
 
+tiny-llama-kquants.gguf: a random Llama (hidden 256, so rows are whole 256-value super-blocks) whose matrices are
+random Q4_K / Q5_K / Q6_K blocks (gguf-py cannot quantize K-quants; the blocks are the weights), with the
+logits transformers gives on gguf.quants.dequantize of those blocks.
+
 blocks/: for every dequantized type (K-quants included, which gguf-py cannot quantize), random blocks with
 finite scales and gguf.quants.dequantize's f32 values, for bit-for-bit dequantizer tests.
 """
@@ -150,9 +154,15 @@ def write_model(model_dir: Path, state: dict[str, np.ndarray], kind: str, out_fi
 
 
 @torch.no_grad()
-def run_cases(model_dir: Path, weights: dict[str, np.ndarray], kind: str, logits: dict[str, np.ndarray]) -> list:
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+def run_cases(model_dir: Path | None, weights: dict[str, np.ndarray], kind: str, logits: dict[str, np.ndarray]) -> list:
+    if model_dir is None:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        model = LlamaForCausalLM(LlamaConfig(**KQUANT_CONFIG)).float()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    missing, _ = model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+    assert all(k == "lm_head.weight" for k in missing), missing
     model.eval()
     cases = []
     for i, prompt in enumerate(PROMPTS):
@@ -200,6 +210,78 @@ def block_fixtures(out_dir: Path) -> list:
     return entries
 
 
+# The K-quant model: each matrix's type, and the scale ranges that keep its weights near 0.05.
+KQUANT_CONFIG = dict(hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=64, vocab_size=96, max_position_embeddings=128,
+                     rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1,
+                     eos_token_id=2)
+KQUANT_TYPES = {"embed_tokens": Q.Q6_K, "q_proj": Q.Q4_K, "k_proj": Q.Q5_K, "v_proj": Q.Q6_K, "o_proj": Q.Q4_K,
+                "gate_proj": Q.Q5_K, "up_proj": Q.Q6_K, "down_proj": Q.Q4_K, "lm_head": Q.Q6_K}
+
+
+def random_blocks(rng: np.random.Generator, qtype: Q, rows: int, cols: int) -> np.ndarray:
+    """Random K-quant blocks for a [rows, cols] matrix, with small positive f16 scales."""
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    n = rows * cols // block
+    raw = rng.integers(0, 256, size=(n, type_size), dtype=np.uint8)
+    if qtype == Q.Q6_K:
+        raw[:, type_size - 2:] = rng.uniform(2e-5, 6e-5, n).astype(np.float16).view(np.uint8).reshape(n, 2)
+    else:
+        raw[:, 0:4] = rng.uniform(1e-4, 3e-4, (n, 2)).astype(np.float16).view(np.uint8).reshape(n, 4)
+    return raw.reshape(rows, cols // block * type_size)
+
+
+def write_kquant_model(out_file: Path) -> dict[str, np.ndarray]:
+    """The random K-quant Llama: writes the file, returns its weights dequantized under Hugging Face names."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    rng = np.random.default_rng(256)
+    c = KQUANT_CONFIG
+    model = LlamaForCausalLM(LlamaConfig(**c))
+    w = gguf.GGUFWriter(str(out_file), "llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("tiny-llama-kquants")
+    w.add_context_length(c["max_position_embeddings"])
+    w.add_embedding_length(c["hidden_size"])
+    w.add_block_count(c["num_hidden_layers"])
+    w.add_feed_forward_length(c["intermediate_size"])
+    w.add_head_count(c["num_attention_heads"])
+    w.add_head_count_kv(c["num_key_value_heads"])
+    w.add_rope_freq_base(c["rope_theta"])
+    w.add_layer_norm_rms_eps(c["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    tokens, types, merges = vocabulary(c["vocab_size"])
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(c["bos_token_id"])
+    w.add_eos_token_id(c["eos_token_id"])
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c["num_hidden_layers"])
+    weights = {}
+    for hf_name, param in sorted(model.state_dict().items()):
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight",))
+        if param.ndim == 1:
+            weights[hf_name] = (1 + 0.1 * rng.standard_normal(param.shape[0])).astype(np.float32)
+            w.add_tensor(gguf_name, weights[hf_name], raw_dtype=Q.F32)
+            continue
+        qtype = KQUANT_TYPES[hf_name.split(".")[-2]]
+        raw = random_blocks(rng, qtype, *param.shape)
+        weights[hf_name] = gguf.quants.dequantize(raw, qtype).astype(np.float32)
+        # One super-block per row (256 columns): permuting q/k rows permutes whole rows of blocks.
+        if hf_name.endswith("q_proj.weight"):
+            raw = permute(raw, c["num_attention_heads"])
+        elif hf_name.endswith("k_proj.weight"):
+            raw = permute(raw, c["num_key_value_heads"])
+        w.add_tensor(gguf_name, raw, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return weights
+
+
 def tokenizer_cases(gguf_file: Path) -> list:
     tok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
     return [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in SAMPLE_TEXTS]
@@ -219,8 +301,12 @@ def main(tiny_root: Path, out_root: Path) -> None:
         out_file = out_root / f"tiny-llama-{kind}.gguf"
         weights = write_model(model_dir, state, kind, out_file)
         cases += run_cases(model_dir, weights, kind, logits)
-        files.append({"file": out_file.name, "type": kind})
+        files.append({"file": out_file.name, "type": kind, "source": "llama-tied"})
         print(f"{out_file.name}: {out_file.stat().st_size} bytes", flush=True)
+    out_file = out_root / "tiny-llama-kquants.gguf"
+    cases += run_cases(None, write_kquant_model(out_file), "kquants", logits)
+    files.append({"file": out_file.name, "type": "kquants", "source": "random"})
+    print(f"{out_file.name}: {out_file.stat().st_size} bytes", flush=True)
     save_file(logits, str(out_root / "logits.safetensors"))
     expected = {
         "versions": {p: importlib.metadata.version(p) for p in ("gguf", "transformers", "torch")},

@@ -2,7 +2,8 @@
  * GGUF model files (test/fixtures/gguf-model, written by oracle/gguf_model_fixtures.py from the tiny
  * llama-tied model as llama.cpp's converter lays them out): every dequantizer equals gguf-py's
  * gguf.quants.dequantize bit for bit on random blocks (K-quants included); the config read from the metadata
- * is the Hugging Face config's; each file (F32, F16, BF16, Q8_0, Q4_0, Q4_1) served with f32 weights gives
+ * is the Hugging Face config's; each file (F32, F16, BF16, Q8_0, Q4_0, Q4_1, and a random model made of Q4_K,
+ * Q5_K and Q6_K blocks) served with f32 weights gives
  * transformers' logits on the same dequantized weights (max |Δ| ≤ 1e-3) and its greedy tokens, alone, in one
  * batch and chunked; damaged and foreign files are refused with errors that name the file, not its folder.
  */
@@ -45,7 +46,7 @@ interface Blocks {
 const expected: {
   source: string;
   source_sha256: string;
-  files: { file: string; type: string }[];
+  files: { file: string; type: string; source: string }[];
   cases: Case[];
   tokenizer: { text: string; ids: number[] }[];
   blocks: Blocks[];
@@ -87,7 +88,7 @@ describe('dequantizers equal gguf.quants.dequantize bit for bit', () => {
 describe('GGUF model files load with the config of the model they were made from', () => {
   test('config from the metadata equals config.json’s; tied embeddings from the missing output.weight', async () => {
     const hf = (await loadModelDir(join(fixturesRoot(), expected.source, 'model'))).config;
-    for (const f of expected.files) {
+    for (const f of expected.files.filter((f) => f.source === expected.source)) {
       const { config, weights } = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
       // GGUF stores the epsilon as an f32, and llama.cpp reads it so.
       assert.equal(config.rmsNormEps, Math.fround(hf.rmsNormEps));
@@ -327,6 +328,6 @@ test('the fixtures were made from the llama-tied model now in the tiny fixtures'
   assert.equal(now, expected.source_sha256, `test/fixtures/gguf-model is stale; run ${REGENERATE}`);
   assert.deepEqual(
     expected.files.map((f) => f.type),
-    ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1'],
+    ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'kquants'],
   );
 });
