@@ -36,6 +36,8 @@ interface CompletionBody extends SamplingBody {
   echo?: boolean | null;
   /** vLLM's: logprobs of the prompt's tokens, with the top k at each position. */
   prompt_logprobs?: number | null;
+  /** Candidates per prompt; the n with the highest cumulative logprob are returned (not with stream). */
+  best_of?: number | null;
 }
 
 interface ChatBody extends SamplingBody {
@@ -63,6 +65,7 @@ const completionSchema = {
       logprobs: { type: ['integer', 'null'] },
       echo: { type: ['boolean', 'null'] },
       prompt_logprobs: { type: ['integer', 'null'] },
+      best_of: { type: ['integer', 'null'] },
     },
   },
 };
@@ -126,7 +129,24 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
       const echoLogprobs = Boolean(body.echo) && request.params.logprobs !== undefined;
       const k = Math.max(shown ?? -1, echoLogprobs ? (request.params.logprobs ?? 0) : -1);
       if (k >= 0) request.params.promptLogprobs = k;
-      const texts = promptList(body.prompt, request.n);
+      const bestOf = body.best_of ?? request.n;
+      if (bestOf < request.n || bestOf > MAX_CHOICES) {
+        throw createError(
+          'REQUEST_INVALID',
+          { message: `'best_of' must be between n (${request.n}) and ${MAX_CHOICES} (got ${bestOf})` },
+          { param: 'best_of' },
+        );
+      }
+      if (bestOf > request.n && body.stream) {
+        throw createError(
+          'REQUEST_INVALID',
+          { message: "'best_of' above n cannot be streamed: the best are known only at the end" },
+          { param: 'best_of' },
+        );
+      }
+      const hideLogprobs = bestOf > request.n && request.params.logprobs === undefined;
+      if (hideLogprobs) request.params.logprobs = 0;
+      const texts = promptList(body.prompt, bestOf);
       const promptIds: number[][] = [];
       for (const [i, prompt] of texts.entries()) {
         promptIds.push(await prompts.completion(prompt, vocabSize, texts.length > 1 ? `prompt[${i}]` : 'prompt'));
@@ -143,6 +163,8 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
         echo: body.echo ? texts.map((t) => (typeof t === 'string' ? t : ctx.codec.decode(t))) : undefined,
         echoLogprobs,
         showPromptLogprobs: shown !== null,
+        bestOf,
+        hideLogprobs,
         flavor: completionFlavor,
       });
     },

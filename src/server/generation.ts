@@ -36,6 +36,13 @@ export interface Job {
   echoLogprobs?: boolean;
   /** vLLM's prompt_logprobs: each choice carries its prompt's (in the first chunk when streaming). */
   showPromptLogprobs?: boolean;
+  /**
+   * Completions' best_of (whole responses only): this many candidates per prompt, of which the request.n with
+   * the highest cumulative logprob are returned. The engine then computes logprobs even when not shown.
+   */
+  bestOf?: number;
+  /** The logprobs were asked for by best_of only: not shown. */
+  hideLogprobs?: boolean;
   flavor: Flavor;
 }
 
@@ -93,7 +100,7 @@ function planChoices(job: Job): ChoicePlan[] {
         { param: 'max_tokens' },
       );
     }
-    return Array.from({ length: job.request.n }, (_, c) => ({
+    return Array.from({ length: job.bestOf ?? job.request.n }, (_, c) => ({
       promptIds,
       params: choiceParams(job.request, c, maxTokens),
       echo: job.echo?.[p] ?? '',
@@ -201,15 +208,30 @@ function leading(job: Job, plan: ChoicePlan, d: ChoiceDelta) {
   };
 }
 
+/** best_of: per prompt, the request.n candidates with the highest cumulative logprob (ties: the earlier). */
+function best<T extends { score: number }>(outputs: T[], job: Job): T[] {
+  const per = job.bestOf ?? job.request.n;
+  if (per === job.request.n) return outputs;
+  return job.prompts.flatMap((_, p) =>
+    outputs
+      .slice(p * per, (p + 1) * per)
+      .map((out, i) => ({ out, i }))
+      .sort((a, b) => b.out.score - a.out.score || a.i - b.i)
+      .slice(0, job.request.n)
+      .map(({ out }) => out),
+  );
+}
+
 const responseId = (flavor: Flavor) => `${flavor.object === 'text_completion' ? 'cmpl' : 'chatcmpl'}-${randomUUID()}`;
 
 async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) {
   const { body, flavor, request, prompts } = job;
   const id = responseId(flavor);
   const created = Math.floor(Date.now() / 1000);
-  const formats = plans.map((_, i) => flavor.format(i, job.names));
-  const wantLogprobs = request.params.logprobs !== undefined;
+  const wantLogprobs = request.params.logprobs !== undefined && !job.hideLogprobs;
   const outputs = plans.map((plan) => ({
+    /** Σ logprob of the generated tokens (best_of's ranking). */
+    score: 0,
     text: plan.echo,
     tokens: [] as number[],
     logprobs: [] as (TokenLogprobs | null)[],
@@ -221,6 +243,7 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
   const { choices, done } = runChoices(job, plans, abort.signal, (i, d) => {
     const out = outputs[i];
     out.text += d.text;
+    for (const lp of d.logprobs) out.score += lp.logprob;
     const lead = out.started ? { tokens: d.tokens, logprobs: d.logprobs, extra: null } : leading(job, plans[i], d);
     out.started = true;
     if (lead.extra) out.extra = lead.extra;
@@ -244,9 +267,9 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
     object: flavor.object,
     created,
     model: body.model,
-    choices: outputs.map((out, i) => ({
-      ...formats[i].choice(out.text, out.finish, out.stopReason),
-      logprobs: wantLogprobs ? formats[i].logprobs(out.tokens, out.logprobs) : null,
+    choices: best(outputs, job).map((out, i) => ({
+      ...flavor.format(i, job.names).choice(out.text, out.finish, out.stopReason),
+      logprobs: wantLogprobs ? flavor.format(i, job.names).logprobs(out.tokens, out.logprobs) : null,
       ...out.extra,
     })),
     usage: usageOf(prompts, choices),

@@ -222,7 +222,6 @@ describe('values, not only shapes', () => {
     ['response_format', { type: 'json_object' }],
     ['tools', [{ type: 'function', function: { name: 'f' } }]],
     ['tool_choice', 'auto'],
-    ['best_of', 2],
     ['suffix', ' end'],
     ['guided_json', { type: 'object' }],
     ['no_such_field', 1],

@@ -206,6 +206,28 @@ describe('request shapes', () => {
     );
   });
 
+  test('best_of: the n of best_of seeded candidates with the highest cumulative logprob; not streamed', async () => {
+    const body = { prompt: 'The sea', max_tokens: 6, temperature: 1.2, seed: 11 };
+    const all = await create({ ...body, n: 4, logprobs: 0 });
+    const score = (c: OpenAI.Completion['choices'][number]) =>
+      (c.logprobs?.token_logprobs ?? []).reduce((s, x) => s + (x ?? 0), 0);
+    const ranked = [...all.choices].sort((a, b) => score(b) - score(a) || a.index - b.index);
+    const picked = await create({ ...body, n: 2, best_of: 4 });
+    assert.deepEqual(
+      picked.choices.map((c) => [c.index, c.text, c.logprobs]),
+      ranked.slice(0, 2).map((c, i) => [i, c.text, null]),
+    );
+    assert.equal(picked.usage?.completion_tokens, all.usage?.completion_tokens, 'every candidate is counted');
+    await assert.rejects(
+      create({ ...body, n: 2, best_of: 1 }),
+      (e: APIError) => e.status === 400 && e.param === 'best_of',
+    );
+    await assert.rejects(
+      create({ ...body, best_of: 2, stream: true }),
+      (e: APIError) => e.status === 400 && e.param === 'best_of',
+    );
+  });
+
   test('null means the default for the sampling fields OpenAI lets be null', async () => {
     const nulls = {
       temperature: null,
