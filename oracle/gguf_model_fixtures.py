@@ -1,22 +1,22 @@
-"""GGUF model files made from the tiny llama-tied model, the logits transformers gives on their dequantized
+"""GGUF model files made from the tiny llama-tied and qwen2 models, the logits transformers gives on their dequantized
 weights, and dequantizer block fixtures: the committed gguf-model fixtures.
 
 usage: python gguf_model_fixtures.py [TINY_DIR] [OUT_DIR]
        (defaults test/fixtures/tiny and test/fixtures/gguf-model; run after the tiny fixtures; a few seconds)
 
-Each model file is laid out as llama.cpp's convert_hf_to_gguf.py writes a LlamaForCausalLM (read from its
-source): general.architecture "llama", general.type "model", the llama.* hyper-parameters, tensors under
-llama.cpp's names (gguf.get_tensor_name_map), q/k rows permuted (LlamaModel.permute, for llama.cpp's
-interleaved RoPE), no output.weight when the embeddings are tied, norms in F32, and matrices in the file's
+Each model file is laid out as llama.cpp's convert_hf_to_gguf.py writes a LlamaForCausalLM or a
+Qwen2ForCausalLM (read from its source): general.architecture "llama" / "qwen2", general.type "model", the
+{arch}.* hyper-parameters, tensors under llama.cpp's names (gguf.get_tensor_name_map), q/k rows permuted for
+"llama" (LlamaModel.permute, for llama.cpp's interleaved RoPE), no output.weight when the embeddings are tied, norms in F32, and matrices in the file's
 type; a matrix whose rows are not whole blocks of that type falls back to F16, as the converter does.
 The tokenizer metadata is a small byte-level BPE ("gpt2") vocabulary with merges and a chat template.
 
 expected.json: per file and prompt, the prompt's ids, the greedy tokens, and the key of its prompt logits in
-logits.safetensors, from transformers' LlamaForCausalLM loaded with gguf.quants.dequantize of exactly the
+logits.safetensors, from the transformers model loaded with gguf.quants.dequantize of exactly the
 stored blocks (so only the engine's arithmetic is under test, not the quantization error). Also the ids the
 tokenizer gives on sample texts, from transformers' own GGUF tokenizer conversion.
 
-tiny-llama-kquants.gguf: a random Llama (hidden 256, so rows are whole 256-value super-blocks) whose matrices are
+random-kquants.gguf: a random Llama (hidden 256, so rows are whole 256-value super-blocks) whose matrices are
 random Q4_K / Q5_K / Q6_K blocks (gguf-py cannot quantize K-quants; the blocks are the weights), with the
 logits transformers gives on gguf.quants.dequantize of those blocks.
 
@@ -46,6 +46,10 @@ FILE_TYPES = {
     "q4_0": (gguf.LlamaFileType.MOSTLY_Q4_0, Q.Q4_0),
     "q4_1": (gguf.LlamaFileType.MOSTLY_Q4_1, Q.Q4_1),
 }
+# (tiny set, file type): every type on llama-tied (tied, GQA, q/k permuted); qwen2 (biases, untied, not permuted).
+CONVERSIONS = [("llama-tied", kind) for kind in FILE_TYPES] + [("qwen2", "f16"), ("qwen2", "q4_0")]
+# Hugging Face architecture -> (llama.cpp arch, q/k rows permuted), as convert_hf_to_gguf.py registers them.
+ARCHS = {"LlamaForCausalLM": (gguf.MODEL_ARCH.LLAMA, True), "Qwen2ForCausalLM": (gguf.MODEL_ARCH.QWEN2, False)}
 BLOCK_TYPES = [Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 PROMPTS = [[1, 17, 42, 5, 88, 23, 61], [1, 3], [1, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81]]
 GREEDY_STEPS = 6
@@ -99,10 +103,11 @@ def write_model(model_dir: Path, state: dict[str, np.ndarray], kind: str, out_fi
     """Writes the GGUF file; returns the dequantized weights under Hugging Face names (Hugging Face row order)."""
     cfg = json.loads((model_dir / "config.json").read_text())
     n_blocks, n_head, n_kv = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    arch, permuted = ARCHS[cfg["architectures"][0]]
     file_type, qtype = FILE_TYPES[kind]
-    w = gguf.GGUFWriter(str(out_file), "llama")
+    w = gguf.GGUFWriter(str(out_file), gguf.MODEL_ARCH_NAMES[arch])
     w.add_type(gguf.GGUFType.MODEL)
-    w.add_name(f"tiny-llama-tied-{kind}")
+    w.add_name(out_file.stem)
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
     w.add_block_count(n_blocks)
@@ -123,26 +128,28 @@ def write_model(model_dir: Path, state: dict[str, np.ndarray], kind: str, out_fi
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
-    w.add_bos_token_id(cfg["bos_token_id"])
-    w.add_eos_token_id(cfg["eos_token_id"])
-    w.add_add_bos_token(True)
+    if cfg["bos_token_id"] is not None:
+        w.add_bos_token_id(cfg["bos_token_id"])
+        w.add_add_bos_token(True)
+    if cfg["eos_token_id"] is not None:
+        w.add_eos_token_id(cfg["eos_token_id"])
     w.add_chat_template(CHAT_TEMPLATE)
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
+    names = gguf.get_tensor_name_map(arch, n_blocks)
     dequantized = {}
     for hf_name in sorted(state):
         data = state[hf_name].astype(np.float32)
         stored = data
-        if hf_name.endswith("q_proj.weight"):
+        if permuted and hf_name.endswith("q_proj.weight"):
             stored = permute(data, n_head)
-        elif hf_name.endswith("k_proj.weight"):
+        elif permuted and hf_name.endswith("k_proj.weight"):
             stored = permute(data, n_kv)
         encoded, tensor_type = encode(stored, qtype)
         # Row-wise blocks commute with the row permutation: dequantizing the unpermuted weight gives the same values.
         _, own_type = encode(data, qtype)
         assert own_type == tensor_type
         dequantized[hf_name] = gguf.quants.dequantize(encode(data, qtype)[0], tensor_type).astype(np.float32)
-        gguf_name = names.get_name(hf_name, try_suffixes=(".weight",))
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
             raise ValueError(f"no llama.cpp name for {hf_name}")
         w.add_tensor(gguf_name, encoded, raw_dtype=tensor_type)
@@ -211,7 +218,7 @@ def block_fixtures(out_dir: Path) -> list:
 
 
 # The K-quant model: each matrix's type, and the scale ranges that keep its weights near 0.05.
-KQUANT_CONFIG = dict(hidden_size=256, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+KQUANT_CONFIG = dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
                      num_key_value_heads=2, head_dim=64, vocab_size=96, max_position_embeddings=128,
                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1,
                      eos_token_id=2)
@@ -293,28 +300,28 @@ def main(tiny_root: Path, out_root: Path) -> None:
     if out_root.exists():
         shutil.rmtree(out_root)
     out_root.mkdir(parents=True)
-    model_dir = tiny_root / "llama-tied" / "model"
-    state = load_file(str(model_dir / "model.safetensors"))
     logits: dict[str, np.ndarray] = {}
-    files, cases = [], []
-    for kind in FILE_TYPES:
-        out_file = out_root / f"tiny-llama-{kind}.gguf"
+    files, cases, sources = [], [], {}
+    for set_name, kind in CONVERSIONS:
+        model_dir = tiny_root / set_name / "model"
+        state = load_file(str(model_dir / "model.safetensors"))
+        sources[set_name] = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+        out_file = out_root / f"{set_name}-{kind}.gguf"
         weights = write_model(model_dir, state, kind, out_file)
-        cases += run_cases(model_dir, weights, kind, logits)
-        files.append({"file": out_file.name, "type": kind, "source": "llama-tied"})
+        cases += run_cases(model_dir, weights, out_file.stem, logits)
+        files.append({"file": out_file.name, "type": kind, "source": set_name})
         print(f"{out_file.name}: {out_file.stat().st_size} bytes", flush=True)
-    out_file = out_root / "tiny-llama-kquants.gguf"
-    cases += run_cases(None, write_kquant_model(out_file), "kquants", logits)
-    files.append({"file": out_file.name, "type": "kquants", "source": "random"})
+    out_file = out_root / "random-kquants.gguf"
+    cases += run_cases(None, write_kquant_model(out_file), out_file.stem, logits)
+    files.append({"file": out_file.name, "type": "kquants", "source": None})
     print(f"{out_file.name}: {out_file.stat().st_size} bytes", flush=True)
     save_file(logits, str(out_root / "logits.safetensors"))
     expected = {
         "versions": {p: importlib.metadata.version(p) for p in ("gguf", "transformers", "torch")},
-        "source": "llama-tied",
-        "source_sha256": hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest(),
+        "sources_sha256": sources,
         "files": files,
         "cases": cases,
-        "tokenizer": tokenizer_cases(out_root / "tiny-llama-f32.gguf"),
+        "tokenizer": tokenizer_cases(out_root / "llama-tied-f32.gguf"),
         "blocks": block_fixtures(out_root / "blocks"),
     }
     (out_root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")

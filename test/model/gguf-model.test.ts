@@ -44,15 +44,16 @@ interface Blocks {
   values: string;
 }
 const expected: {
-  source: string;
-  source_sha256: string;
-  files: { file: string; type: string; source: string }[];
+  sources_sha256: Record<string, string>;
+  files: { file: string; type: string; source: string | null }[];
   cases: Case[];
   tokenizer: { text: string; ids: number[] }[];
   blocks: Blocks[];
 } = JSON.parse(readFileSync(join(ROOT, 'expected.json'), 'utf8'));
 
-const fileOf = (type: string) => join(ROOT, expected.files.find((f) => f.type === type)!.file);
+/** A file made from llama-tied. */
+const fileOf = (type: string) =>
+  join(ROOT, expected.files.find((f) => f.source === 'llama-tied' && f.type === type)!.file);
 
 describe('dequantizers equal gguf.quants.dequantize bit for bit', () => {
   test('every type the loader reads has random-block fixtures', () => {
@@ -86,16 +87,17 @@ describe('dequantizers equal gguf.quants.dequantize bit for bit', () => {
 });
 
 describe('GGUF model files load with the config of the model they were made from', () => {
-  test('config from the metadata equals config.json’s; tied embeddings from the missing output.weight', async () => {
-    const hf = (await loadModelDir(join(fixturesRoot(), expected.source, 'model'))).config;
-    for (const f of expected.files.filter((f) => f.source === expected.source)) {
+  test('config from the metadata equals config.json’s (llama, qwen2); tied embeddings from a missing output.weight', async () => {
+    for (const f of expected.files) {
+      if (f.source === null) continue;
+      const hf = (await loadModelDir(join(fixturesRoot(), f.source, 'model'))).config;
       const { config, weights } = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
       // GGUF stores the epsilon as an f32, and llama.cpp reads it so.
       assert.equal(config.rmsNormEps, Math.fround(hf.rmsNormEps));
       const { dtype: _a, rmsNormEps: _b, ...rest } = config;
       const { dtype: _d, rmsNormEps: _e, ...want } = hf;
       assert.deepEqual(rest, want, f.file);
-      assert.equal(weights.lmHead, weights.embedding);
+      assert.equal(weights.lmHead === weights.embedding, hf.tieWordEmbeddings, f.file);
     }
   });
 
@@ -108,7 +110,7 @@ describe('GGUF model files load with the config of the model they were made from
   });
 
   test('the f32 file holds the source weights exactly (q/k rows un-permuted)', async () => {
-    const hf = await loadModelDir(join(fixturesRoot(), expected.source, 'model'), { dtype: 'f32' });
+    const hf = await loadModelDir(join(fixturesRoot(), 'llama-tied', 'model'), { dtype: 'f32' });
     const gguf = await loadModelDir(fileOf('f32'), { dtype: 'f32' });
     for (const [i, layer] of hf.weights.layers.entries()) {
       for (const [kind, w] of Object.entries(layer.linear)) {
@@ -131,8 +133,9 @@ describe('served GGUF models give transformers’ outputs on the same dequantize
   const backend = createBackend('native');
   const logits = await SafetensorsFile.open(join(ROOT, 'logits.safetensors'));
   for (const f of expected.files) {
-    const cases = expected.cases.filter((c) => c.file === f.type);
+    const cases = expected.cases.filter((c) => `${c.file}.gguf` === f.file);
     test(`${f.file}: ${cases.length} prompts alone, in one batch, and chunked (5-token budget)`, async (t) => {
+      assert.ok(cases.length > 0, `no oracle cases for ${f.file}`);
       const loaded = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
       let worst = 0;
       for (const mode of ['alone', 'batch', 'chunked'] as const) {
@@ -161,7 +164,7 @@ describe('served GGUF models give transformers’ outputs on the same dequantize
 
 describe('the tokenizer and chat template from GGUF metadata', () => {
   test('the tiny file’s byte-level BPE encodes as transformers’ GGUF tokenizer does', async () => {
-    const tokenizer = new Tokenizer(await readGgufTokenizerFiles(fileOf('q4_0')), 'tiny-llama-q4_0.gguf');
+    const tokenizer = new Tokenizer(await readGgufTokenizerFiles(fileOf('q4_0')), 'llama-tied-q4_0.gguf');
     for (const { text, ids } of expected.tokenizer) {
       assert.deepEqual(tokenizer.encode(text, { addSpecialTokens: false }), ids, text);
       assert.equal(tokenizer.decode(ids), text);
@@ -321,13 +324,20 @@ describe('bad GGUF model files are refused with errors that name the file, never
   });
 });
 
-test('the fixtures were made from the llama-tied model now in the tiny fixtures', () => {
-  const now = createHash('sha256')
-    .update(readFileSync(join(fixturesRoot(), expected.source, 'model', 'model.safetensors')))
-    .digest('hex');
-  assert.equal(now, expected.source_sha256, `test/fixtures/gguf-model is stale; run ${REGENERATE}`);
+test('the fixtures were made from the tiny models now in test/fixtures/tiny, in every type', () => {
+  for (const [set, sha256] of Object.entries(expected.sources_sha256)) {
+    const now = createHash('sha256')
+      .update(readFileSync(join(fixturesRoot(), set, 'model', 'model.safetensors')))
+      .digest('hex');
+    assert.equal(now, sha256, `test/fixtures/gguf-model is stale (${set} changed); run ${REGENERATE}`);
+  }
   assert.deepEqual(
-    expected.files.map((f) => f.type),
-    ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'kquants'],
+    expected.files.map((f) => `${f.source}/${f.type}`),
+    [
+      ...['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1'].map((t) => `llama-tied/${t}`),
+      'qwen2/f16',
+      'qwen2/q4_0',
+      'null/kquants',
+    ],
   );
 });

@@ -1,6 +1,6 @@
 /**
  * A GGUF model file's metadata as the project's ModelConfig, read as llama.cpp's llama_model::load_hparams
- * reads it for the "llama" arch: {arch}.context_length, embedding_length, block_count, feed_forward_length,
+ * reads it for the "llama" and "qwen2" archs: {arch}.context_length, embedding_length, block_count, feed_forward_length,
  * attention.head_count(_kv), attention.key_length, rope.freq_base, rope.scaling.*, rope.dimension_count,
  * attention.layer_norm_rms_epsilon; the vocabulary size from the token list (else {arch}.vocab_size, else
  * the embedding's rows); tied embeddings when there is no output.weight (llama.cpp then reuses token_embd).
@@ -12,7 +12,7 @@ import { specOf } from '../spec/index.ts';
 import { type GgufMetadata, GgufValueType } from './gguf-file.ts';
 
 /** llama.cpp archs served, and the family whose forward pass they run. Mistral's GGUFs say "llama" too. */
-const ARCHS = { llama: 'llama' } as const;
+const ARCHS = { llama: 'llama', qwen2: 'qwen2' } as const;
 
 const INTEGER_TYPES = new Set([
   GgufValueType.UINT8,
@@ -162,7 +162,8 @@ export function ggufModelConfig(g: GgufFields, shape: GgufModelShape): ModelConf
     localRope: null,
     maxPositionEmbeddings: g.int(`${arch}.context_length`),
     tieWordEmbeddings: !shape.tensors.has('output.weight'),
-    attentionBias: shape.tensors.has('blk.0.attn_q.bias'),
+    // Qwen2 always has q/k/v biases; a Llama with attention_bias has them (and o's) in the file.
+    attentionBias: family === 'qwen2' || shape.tensors.has('blk.0.attn_q.bias'),
     mlpBias: false,
     slidingWindow: null,
     layerTypes: Array.from({ length: numLayers }, () => 'full' as const),
