@@ -4,8 +4,8 @@
  * (prompt logits ≤ 1e-3, greedy tokens identical) alone, in a mixed batch with the base and the other NeMo
  * adapters, and under chunked prefill. Fused (per-KV-group q|k|v rows, shared A), canonical (unfused), bf16
  * with an interpolated alpha and a layer selection, on Llama (GQA) and Phi-3 (fused qkv_proj / gate_up_proj).
- * Then what a .nemo must not get past: wrong base, other PEFT schemes, Tied-LoRA, sharded checkpoints, a
- * pickle that runs code, damaged archives.
+ * Then what a .nemo must not get past: wrong base, other PEFT schemes, a Tied-LoRA config over per-layer weights
+ * (tied adapters: tied-lora.test.ts), sharded checkpoints, a pickle that runs code, damaged archives.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -220,7 +220,7 @@ test('config refusals name the field: scheme, Tied-LoRA, variant, parallel shard
       'ADAPTER_UNSUPPORTED_FEATURE',
       /peft\.peft_scheme: is "ia3"/,
     ],
-    [config.replace('weight_tying: false', 'weight_tying: true'), 'ADAPTER_UNSUPPORTED_FEATURE', /Tied-LoRA/],
+    [config.replace('weight_tying: false', 'weight_tying: true'), 'ADAPTER_TENSOR_UNEXPECTED', /Tied-LoRA/],
     [config.replace('variant: nemo', 'variant: dora'), 'ADAPTER_UNSUPPORTED_FEATURE', /variant: is "dora"/],
     [
       config.replace('tensor_model_parallel_size: 1', 'tensor_model_parallel_size: 2'),

@@ -15,6 +15,7 @@ import type { ModelConfig } from '../../../model/config.ts';
 import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from '../../../model/modules.ts';
 import { createError, isLoraplexError } from '../../../observability/errors.ts';
 import { adapterFileLabel, openAdapterDir, openAdapterFile } from '../../adapter-files.ts';
+import { spreadTiedFactors, type TiedTensors } from '../../kinds/tied-lora.ts';
 import { checkFactorValues } from '../../peft/weight-values.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../../types.ts';
 import { nemoFilesIn } from './adapter-dir.ts';
@@ -23,6 +24,7 @@ import { type NemoPlannedModule, planNemoModules } from './layout.ts';
 import { type NemoLoraConfig, parseNemoModelConfig } from './model-config.ts';
 import { PickleError } from './pickle-values.ts';
 import { listTar, type TarMember } from './tar.ts';
+import { parseNemoTensorName } from './tensor-names.ts';
 import { readTorchCheckpoint } from './torch-checkpoint.ts';
 
 const CONFIG_MEMBER = 'model_config.yaml';
@@ -123,10 +125,12 @@ export async function loadNemoAdapter(
       }
       shapes.set(tensor, t.size);
     }
-    const plan = planNemoModules(config, shapes, base, weightsLabel, opts.maxLoraRank);
+    const tied = config.weightTying ? spreadTied(shapes, config, base, weightsLabel) : null;
+    const plan = planNemoModules(config, tied?.shapes ?? shapes, base, weightsLabel, opts.maxLoraRank);
 
     const read = new Map<string, Float32Array>();
-    const factor = async (tensor: string) => {
+    const factor = async (name: string) => {
+      const tensor = tied?.sourceOf.get(name) ?? name; // Tied-LoRA: every layer reads the owner layer's factors
       let data = read.get(tensor);
       if (!data) {
         data = await contained(weightsLabel, () => ckpt.readF32(tensor));
@@ -160,6 +164,23 @@ export async function loadNemoAdapter(
   } finally {
     await opened.fh.close();
   }
+}
+
+/** Tied-LoRA: the factors saved under one layer, named for every layer the adapter adapts. */
+function spreadTied(
+  shapes: ReadonlyMap<string, readonly number[]>,
+  config: NemoLoraConfig,
+  base: ModelConfig,
+  file: string,
+): TiedTensors {
+  const layers = config.layerSelection?.map((n) => n - 1) ?? Array.from({ length: base.numLayers }, (_, i) => i);
+  return spreadTiedFactors(
+    shapes,
+    layers,
+    (tensor) => parseNemoTensorName(tensor, file).layer,
+    (tensor, layer) => tensor.replace(/(^|\.)decoder\.layers\.\d+\./, `$1decoder.layers.${layer}.`),
+    file,
+  );
 }
 
 /** A, B of one module from its pieces: A stacks the pieces' linear_in, B puts each piece's rows in its columns. */

@@ -1,6 +1,7 @@
 /**
  * model_config.yaml of a NeMo LoRA .nemo: the PEFT section NeMo 1.x writes (peft.peft_scheme "lora",
- * peft.lora_tuning: adapter_dim, alpha, target_modules, variant, layer_selection, weight_tying) and the base
+ * peft.lora_tuning: adapter_dim, alpha, target_modules, variant, layer_selection, weight_tying and
+ * position_embedding_strategy) and the base
  * model's sizes, read with the semantics of nemo/collections/nlp/parts/peft_config.py (LoraPEFTConfig,
  * get_target_modules). OmegaConf keeps `${a.b}` interpolations when it saves (alpha defaults to
  * `${peft.lora_tuning.adapter_dim}` in NeMo's configs), so plain node references are resolved; anything else
@@ -46,6 +47,8 @@ export interface NemoLoraConfig {
   targets: NemoTarget[]; // expanded and in model order
   /** NeMo's layer numbers are 1-based; null: every layer. */
   layerSelection: number[] | null;
+  /** Tied-LoRA (weight_tying: true): one set of factors, saved under the first adapted layer, serves every one. */
+  weightTying: boolean;
   model: NemoModelSizes;
   tensorParallel: number;
   pipelineParallel: number;
@@ -85,12 +88,16 @@ export function parseNemoModelConfig(text: string, file: string): NemoLoraConfig
       problem: `is ${JSON.stringify(scheme)}; loraplex serves NeMo LoRA adapters (peft_scheme: lora) only`,
     });
   }
-  const weightTying = r.optional('peft.lora_tuning.weight_tying');
-  if (weightTying === true) {
+  const weightTying = r.optional('peft.lora_tuning.weight_tying') === true;
+  const strategy = r.optional('peft.lora_tuning.position_embedding_strategy') ?? null;
+  if (weightTying && strategy !== null) {
+    // ParallelLinearAdapterWeightTying: a per-layer position embedding enters the adapter's input (add, concat,
+    // mlpconcat) or output (biasadd), which adds a constant per layer that LoRA factors cannot express.
     throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
       file,
-      field: 'peft.lora_tuning.weight_tying',
-      problem: 'is true (Tied-LoRA: factors shared across layers); NeMo Tied-LoRA adapters are not served yet',
+      field: 'peft.lora_tuning.position_embedding_strategy',
+      problem: `is ${JSON.stringify(strategy)}; Tied-LoRA (weight_tying: true) is served without position embeddings only (null), which add a per-layer constant to the adapter's output`,
+      hint: 'retrain with position_embedding_strategy: null, or merge the adapter into the base model',
     });
   }
   const variant = r.optional('peft.lora_tuning.variant') ?? 'nemo';
@@ -124,6 +131,7 @@ export function parseNemoModelConfig(text: string, file: string): NemoLoraConfig
     alpha,
     targets: parseTargets(r, file),
     layerSelection: parseLayerSelection(r),
+    weightTying,
     model: {
       hiddenSize: r.optionalInt('hidden_size'),
       numAttentionHeads: r.optionalInt('num_attention_heads'),
