@@ -46,8 +46,9 @@ FILE_TYPES = {
     "q4_0": (gguf.LlamaFileType.MOSTLY_Q4_0, Q.Q4_0),
     "q4_1": (gguf.LlamaFileType.MOSTLY_Q4_1, Q.Q4_1),
 }
-# (tiny set, file type): every type on llama-tied (tied, GQA, q/k permuted); qwen2 (biases, untied, not permuted).
-CONVERSIONS = [("llama-tied", kind) for kind in FILE_TYPES] + [("qwen2", "f16"), ("qwen2", "q4_0")]
+# (tiny set, file type): every type on llama-tied (tied, GQA, q/k permuted); qwen2 (biases, untied, not permuted);
+# llama3-rope (Llama 3.1 RoPE scaling, which the converter writes as the rope_freqs tensor).
+CONVERSIONS = [("llama-tied", kind) for kind in FILE_TYPES] + [("qwen2", "f16"), ("qwen2", "q4_0"), ("llama3-rope", "q4_0")]
 # Hugging Face architecture -> (llama.cpp arch, q/k rows permuted), as convert_hf_to_gguf.py registers them.
 ARCHS = {"LlamaForCausalLM": (gguf.MODEL_ARCH.LLAMA, True), "Qwen2ForCausalLM": (gguf.MODEL_ARCH.QWEN2, False)}
 BLOCK_TYPES = [Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q4_K, Q.Q5_K, Q.Q6_K]
@@ -84,6 +85,26 @@ def vocabulary(size: int) -> tuple[list[str], list[int], list[str]]:
     return tokens, [int(t) for t in types], merges
 
 
+def llama3_rope_factors(rope: dict, dim: int) -> np.ndarray:
+    """LlamaModel.generate_extra_tensors: one factor per frequency, llama.cpp divides each frequency by it."""
+    import math
+
+    base, factor = rope["rope_theta"], rope["factor"]
+    low, high, old_context = rope["low_freq_factor"], rope["high_freq_factor"], rope["original_max_position_embeddings"]
+    freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    factors = []
+    for freq in freqs.tolist():
+        wavelen = 2 * math.pi / freq
+        if wavelen < old_context / high:
+            factors.append(1.0)
+        elif wavelen > old_context / low:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
+
+
 def permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """LlamaModel.permute: each head's rows (2, half) -> (half, 2)."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
@@ -117,7 +138,8 @@ def write_model(model_dir: Path, state: dict[str, np.ndarray], kind: str, out_fi
     w.add_key_length(cfg["head_dim"])
     w.add_value_length(cfg["head_dim"])
     w.add_rope_dimension_count(cfg["head_dim"])
-    w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
+    rope = cfg.get("rope_parameters") or {**(cfg.get("rope_scaling") or {}), "rope_theta": cfg.get("rope_theta")}
+    w.add_rope_freq_base(rope["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_vocab_size(cfg["vocab_size"])
     w.add_file_type(file_type)
@@ -136,6 +158,8 @@ def write_model(model_dir: Path, state: dict[str, np.ndarray], kind: str, out_fi
     w.add_chat_template(CHAT_TEMPLATE)
 
     names = gguf.get_tensor_name_map(arch, n_blocks)
+    if rope.get("rope_type") == "llama3":
+        w.add_tensor("rope_freqs.weight", llama3_rope_factors(rope, cfg["head_dim"]), raw_dtype=Q.F32)
     dequantized = {}
     for hf_name in sorted(state):
         data = state[hf_name].astype(np.float32)

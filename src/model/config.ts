@@ -14,8 +14,14 @@ export interface RopeScalingLlama3 {
   originalMaxPositionEmbeddings: number;
 }
 
-/** RoPE frequency scaling: llama3's banded scaling, or linear (every frequency divided by factor). */
-export type RopeScaling = RopeScalingLlama3 | { type: 'linear'; factor: number };
+/**
+ * RoPE frequency scaling: llama3's banded scaling, linear (every frequency divided by factor), or one factor per
+ * frequency (a GGUF file's rope_freqs, which llama.cpp's converter computes from llama3's parameters).
+ */
+export type RopeScaling =
+  | RopeScalingLlama3
+  | { type: 'linear'; factor: number }
+  | { type: 'factors'; factors: number[] };
 
 /** The RoPE of a kind of layer: its base and scaling. */
 export interface RopeParams {

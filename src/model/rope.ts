@@ -8,6 +8,7 @@
  *   linear:  invFreq / factor (transformers' _compute_linear_scaling_rope_parameters).
  *   llama3:  invFreq scaled by 1/factor below low frequencies, kept above high ones, and blended between
  *            (transformers' _compute_llama3_parameters).
+ *   factors: invFreq[i] / factors[i] (llama.cpp's rope_freqs tensor, as ggml_rope_ext applies it).
  */
 import type { LayerType, ModelConfig } from './config.ts';
 
@@ -21,6 +22,7 @@ export function ropeInvFreq(config: Pick<ModelConfig, 'headDim' | 'ropeTheta' | 
   const scaling = config.ropeScaling;
   if (scaling === null) return invFreq;
   if (scaling.type === 'linear') return invFreq.map((inv) => f(inv / f(scaling.factor)));
+  if (scaling.type === 'factors') return invFreq.map((inv, i) => f(inv / f(scaling.factors[i])));
 
   const factor = f(scaling.factor);
   const low = f(scaling.lowFreqFactor);

@@ -167,7 +167,8 @@ describe('parseModelConfig: supported families', () => {
       high_freq_factor: 4,
       original_max_position_embeddings: 8192,
     };
-    assert.equal(parseModelConfig({ ...llama32, rope_scaling: rs }, SOURCE).ropeScaling?.factor, 8);
+    const scaling = parseModelConfig({ ...llama32, rope_scaling: rs }, SOURCE).ropeScaling;
+    assert.equal(scaling?.type === 'llama3' && scaling.factor, 8);
   });
 
   test('SmolLM2: head_dim defaults to hidden/heads, rope_scaling null, single eos id', () => {

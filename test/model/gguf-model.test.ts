@@ -20,6 +20,7 @@ import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.t
 import { readGgufTokenizerFiles } from '../../src/model/gguf/load.ts';
 import { decodeTensor } from '../../src/model/gguf/tensor-data.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
+import { ropeInvFreq } from '../../src/model/rope.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { fixturesRoot } from '../conformance/fixtures.ts';
@@ -87,16 +88,29 @@ describe('dequantizers equal gguf.quants.dequantize bit for bit', () => {
 });
 
 describe('GGUF model files load with the config of the model they were made from', () => {
-  test('config from the metadata equals config.json’s (llama, qwen2); tied embeddings from a missing output.weight', async () => {
+  test('config from the metadata equals config.json’s (llama, qwen2, llama3 RoPE as rope_freqs); tied embeddings from a missing output.weight', async () => {
     for (const f of expected.files) {
       if (f.source === null) continue;
       const hf = (await loadModelDir(join(fixturesRoot(), f.source, 'model'))).config;
       const { config, weights } = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
       // GGUF stores the epsilon as an f32, and llama.cpp reads it so.
       assert.equal(config.rmsNormEps, Math.fround(hf.rmsNormEps));
-      const { dtype: _a, rmsNormEps: _b, ...rest } = config;
-      const { dtype: _d, rmsNormEps: _e, ...want } = hf;
+      if (hf.ropeScaling?.type === 'llama3') {
+        // The converter wrote llama3's scaling as one factor per frequency (rope_freqs.weight).
+        assert.equal(config.ropeScaling?.type, 'factors', f.file);
+        const got = ropeInvFreq(config);
+        const want = ropeInvFreq(hf);
+        for (let i = 0; i < want.length; i++) {
+          assert.ok(
+            Math.abs(got[i] - want[i]) <= 2e-7 * want[i],
+            `${f.file}: inverse frequency ${i}: ${got[i]} vs ${want[i]}`,
+          );
+        }
+      }
+      const { dtype: _a, rmsNormEps: _b, ropeScaling: _c, ...rest } = config;
+      const { dtype: _d, rmsNormEps: _e, ropeScaling: _f, ...want } = hf;
       assert.deepEqual(rest, want, f.file);
+      if (hf.ropeScaling?.type !== 'llama3') assert.deepEqual(config.ropeScaling, hf.ropeScaling, f.file);
       assert.equal(weights.lmHead === weights.embedding, hf.tieWordEmbeddings, f.file);
     }
   });
@@ -337,6 +351,7 @@ test('the fixtures were made from the tiny models now in test/fixtures/tiny, in 
       ...['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1'].map((t) => `llama-tied/${t}`),
       'qwen2/f16',
       'qwen2/q4_0',
+      'llama3-rope/q4_0',
       'null/kquants',
     ],
   );

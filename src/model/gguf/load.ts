@@ -12,7 +12,7 @@ import type { TokenizerFiles } from '../../tokenizer/tokenizer.ts';
 import { type LoadedModel, type LoadWeightsOptions, loadWeights, WeightsError } from '../weights.ts';
 import { GgufFile, GgufFormatError } from './gguf-file.ts';
 import { GgufFields, ggufModelConfig } from './model-config.ts';
-import { GgufTensorSource } from './tensor-source.ts';
+import { GgufTensorSource, ROPE_FREQS } from './tensor-source.ts';
 import { ggufTokenizerFiles } from './tokenizer-json.ts';
 
 export const GGUF_EXTENSION = '.gguf';
@@ -52,9 +52,11 @@ export async function loadGgufModel(path: string, options: LoadWeightsOptions = 
     if (embedding === undefined) {
       throw new WeightsError('weights_missing_tensor', `${label}: no token_embd.weight; is this a GGUF model file?`);
     }
+    const ropeFreqs = file.tensors.get(ROPE_FREQS);
     const config = ggufModelConfig(fields, {
       tensors: new Set(file.tensors.keys()),
       embeddingRows: embedding.ne[1] ?? 0,
+      ...(ropeFreqs ? { ropeFreqs: await file.readF32(ropeFreqs) } : {}),
     });
     const source = new GgufTensorSource(label, file, config, fields.string('general.architecture') ?? '');
     const { weights, dtype } = await loadWeights(config, source, `${label}'s metadata`, {

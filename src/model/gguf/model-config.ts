@@ -3,7 +3,8 @@
  * reads it for the "llama" and "qwen2" archs: {arch}.context_length, embedding_length, block_count, feed_forward_length,
  * attention.head_count(_kv), attention.key_length, rope.freq_base, rope.scaling.*, rope.dimension_count,
  * attention.layer_norm_rms_epsilon; the vocabulary size from the token list (else {arch}.vocab_size, else
- * the embedding's rows); tied embeddings when there is no output.weight (llama.cpp then reuses token_embd).
+ * the embedding's rows); tied embeddings when there is no output.weight (llama.cpp then reuses token_embd);
+ * RoPE factors per frequency from rope_freqs.weight (what the converter writes for Llama 3.1+ scaling).
  */
 
 import type { ModelConfig, RopeScaling } from '../config.ts';
@@ -89,16 +90,22 @@ export interface GgufModelShape {
   tensors: ReadonlySet<string>;
   /** token_embd's rows (its ne[1]). */
   embeddingRows: number;
+  /** rope_freqs.weight's values: llama.cpp's per-frequency RoPE factors (Llama 3.1+ scaling), when present. */
+  ropeFreqs?: Float32Array;
 }
 
-function ropeScaling(g: GgufFields, arch: string, shape: GgufModelShape): RopeScaling | null {
-  if (shape.tensors.has('rope_freqs.weight')) {
-    throw new ConfigError(
-      'config_unsupported',
-      `${g.file}: holds rope_freqs.weight (Llama 3.1-style RoPE scaling as per-frequency factors), which this loader does not read yet; load the Hugging Face safetensors of the model instead`,
-    );
-  }
+function ropeScaling(g: GgufFields, arch: string, shape: GgufModelShape, headDim: number): RopeScaling | null {
   const type = g.string(`${arch}.rope.scaling.type`) ?? 'none';
+  if (shape.ropeFreqs !== undefined) {
+    const factors = [...shape.ropeFreqs];
+    if (type !== 'none' || factors.length !== headDim / 2 || !factors.every((x) => x > 0 && Number.isFinite(x))) {
+      throw new ConfigError(
+        'config_invalid',
+        `${g.file}: rope_freqs.weight must hold ${headDim / 2} positive factors (key_length / 2), with no other rope.scaling`,
+      );
+    }
+    return { type: 'factors', factors };
+  }
   if (type === 'none') return null;
   if (type === 'linear') return { type: 'linear', factor: g.positive(`${arch}.rope.scaling.factor`) };
   throw new ConfigError(
@@ -158,7 +165,7 @@ export function ggufModelConfig(g: GgufFields, shape: GgufModelShape): ModelConf
     headDim,
     rmsNormEps: g.positive(`${arch}.attention.layer_norm_rms_epsilon`),
     ropeTheta: g.positive(`${arch}.rope.freq_base`, 10000),
-    ropeScaling: ropeScaling(g, arch, shape),
+    ropeScaling: ropeScaling(g, arch, shape, headDim),
     localRope: null,
     maxPositionEmbeddings: g.int(`${arch}.context_length`),
     tieWordEmbeddings: !shape.tensors.has('output.weight'),

@@ -12,6 +12,9 @@ import { type GgufFile, GgufFormatError, type GgufTensor, shownName } from './gg
 import { huggingFaceNames } from './llama-cpp-names.ts';
 import { unpermuteRows } from './permute.ts';
 
+/** Read into the config (RoPE factors), so not a weight. */
+export const ROPE_FREQS = 'rope_freqs.weight';
+
 /** Archs whose converter permuted q/k rows (convert_hf_to_gguf.py's LlamaModel). */
 const PERMUTED_QK = new Set(['llama']);
 
@@ -26,7 +29,9 @@ export class GgufTensorSource implements TensorSource {
     private readonly arch: string,
   ) {
     const names = huggingFaceNames(config.family, config.numLayers);
-    for (const t of file.tensors.values()) this.byName.set(names.get(t.name) ?? shownName(t.name), t);
+    for (const t of file.tensors.values()) {
+      if (t.name !== ROPE_FREQS) this.byName.set(names.get(t.name) ?? shownName(t.name), t);
+    }
   }
 
   names(): string[] {
