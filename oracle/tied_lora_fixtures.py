@@ -1,14 +1,13 @@
 """NeMo Tied-LoRA .nemo fixtures (weight_tying: true), checked against a small torch forward of NeMo's definition.
 
-NeMo's Tied-LoRA (LoraPEFTConfig with weight_tying, ParallelLinearAdapterWeightTying in
-nemo/collections/nlp/modules/common/megatron/adapters/parallel_adapters.py): every adapted layer's adapter is
-tied to the first one's linear_in / linear_out (tie_weights), so each layer adds scale · B · (A · x) with the same
-A and B. NeMo saves a shared parameter once (its PEFT state dict comes from named_parameters, which skips
-repeats), so the archive holds the factors under the first adapted layer only. position_embedding_strategy is
-null here: its other values add a per-layer position embedding, which loraplex refuses.
+NeMo's Tied-LoRA (LoraPEFTConfig with weight_tying; NLPAdapterModelMixin.tie_weights and
+ParallelLinearAdapterWeightTying in nemo/collections/nlp/modules/common/megatron/adapters/parallel_adapters.py):
+every adapted layer's linear_in / linear_out is tied to layer 0's, so each layer adds scale · B · (A · x) with the
+same A and B. NeMo's adapter keys are collected before tying, so get_peft_state_dict saves every layer's name:
+the archive holds one (equal) copy per layer. position_embedding_strategy is null here: its other values add a
+per-layer position embedding, which loraplex refuses.
 
-The archives are written like oracle/nemo_fixtures.py's (same tar, YAML and names; only weight_tying and the
-single owner layer differ). Expected outputs come from the base model in transformers with forward hooks that
+The archives are written like oracle/nemo_fixtures.py's (same tar, YAML and names; only weight_tying differs). Expected outputs come from the base model in transformers with forward hooks that
 add the tied delta to every adapted projection (the reference), cross-checked against transformers + PEFT on
 a PEFT twin that repeats the factors in every layer (also saved, for the loader's weight comparison).
 Writes OUT/<set>/{nemo/<adapter>/<adapter>.nemo, peft/<adapter>/, expected.json, logits.safetensors}
@@ -92,7 +91,7 @@ def build_set(name: str, out_dir: Path, seed: int) -> None:
         # The tied definition: every adapted layer uses the owner's factors.
         every = {(layer, t, p): ab for layer in layers for (_, t, p), ab in shared.items()}
         nemo.save_peft(nemo.load_base(set_dir), sizes, every, spec, alpha, layers, fused, out_dir / "peft" / adapter)
-        save_tied_nemo(shared, spec, targets, sizes, config, out_dir / "nemo" / adapter / f"{adapter}.nemo")
+        save_tied_nemo(every, spec, targets, sizes, config, out_dir / "nemo" / adapter / f"{adapter}.nemo")
 
         reference = with_tied_hooks(nemo.load_base(set_dir), shared, layers, targets, sizes, fused, spec, scale)
         twin = PeftModel.from_pretrained(nemo.load_base(set_dir), out_dir / "peft" / adapter).eval()
@@ -163,9 +162,9 @@ def plain_logits(model: HookedModel, ids: list[int]) -> torch.Tensor:
     return model(input_ids=torch.tensor([ids])).logits[0].float()
 
 
-def save_tied_nemo(shared, spec, targets, sizes, config: dict, path: Path) -> None:
-    """nemo_fixtures.save_nemo's archive of the owner layer's factors, with weight_tying: true in its YAML."""
-    nemo.save_nemo(shared, spec, targets, sizes, config, path)
+def save_tied_nemo(pieces, spec, targets, sizes, config: dict, path: Path) -> None:
+    """nemo_fixtures.save_nemo's archive of every layer's (tied, equal) factors, with weight_tying: true in its YAML."""
+    nemo.save_nemo(pieces, spec, targets, sizes, config, path)
     with tarfile.open(path) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     model_config = yaml.safe_load(members["./model_config.yaml"])

@@ -220,7 +220,7 @@ test('config refusals name the field: scheme, Tied-LoRA, variant, parallel shard
       'ADAPTER_UNSUPPORTED_FEATURE',
       /peft\.peft_scheme: is "ia3"/,
     ],
-    [config.replace('weight_tying: false', 'weight_tying: true'), 'ADAPTER_TENSOR_UNEXPECTED', /Tied-LoRA/],
+    [config.replace('weight_tying: false', 'weight_tying: true'), 'ADAPTER_WEIGHTS_INVALID', /Tied-LoRA/],
     [config.replace('variant: nemo', 'variant: dora'), 'ADAPTER_UNSUPPORTED_FEATURE', /variant: is "dora"/],
     [
       config.replace('tensor_model_parallel_size: 1', 'tensor_model_parallel_size: 2'),

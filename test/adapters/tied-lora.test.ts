@@ -13,6 +13,7 @@ import { after, describe, test } from 'node:test';
 import { bufferSource } from '../../src/adapters/formats/nemo/byte-source.ts';
 import { loadNemoAdapter } from '../../src/adapters/formats/nemo/load.ts';
 import { listTar } from '../../src/adapters/formats/nemo/tar.ts';
+import { readTorchCheckpoint } from '../../src/adapters/formats/nemo/torch-checkpoint.ts';
 import { loadPackedAdapter } from '../../src/adapters/loader/load-packed.ts';
 import { packAdapter } from '../../src/adapters/pack.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
@@ -24,7 +25,7 @@ import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { type ErrorCode, LoraplexError } from '../../src/observability/errors.ts';
 import { maxAbsDiff } from '../kernels/implementations.ts';
 import { TempDirs } from './helpers.ts';
-import { tar } from './nemo-writer.ts';
+import { type TensorToSave, tar, torchSave } from './nemo-writer.ts';
 
 /** LORAPLEX_TIED_LORA_FIXTURES_DIR: a live regeneration (oracle/tied_lora_fixtures.py OUT_DIR), as in CI. */
 const ROOT = process.env.LORAPLEX_TIED_LORA_FIXTURES_DIR ?? join(import.meta.dirname, '..', 'fixtures', 'tied-lora');
@@ -155,7 +156,7 @@ async function refused(config: string, weights: Buffer, base: ModelConfig, code:
   });
 }
 
-test('tied files that are refused: position embeddings, per-layer weights, an owner layer outside the selection', async () => {
+test('tied files that are refused: position embeddings, copies that differ, a layer without its copy', async () => {
   const base = (await loadModelDir(join(TINY, 'llama-tied', 'model'))).config;
   const tied = await members(join(nemoDir('llama-tied', 'tied-qkv'), 'tied-qkv.nemo'));
   for (const strategy of ['concat', 'add', 'biasadd', 'mlpconcat']) {
@@ -163,8 +164,15 @@ test('tied files that are refused: position embeddings, per-layer weights, an ow
     assert.notEqual(config, tied.config);
     await refused(config, tied.weights, base, 'ADAPTER_UNSUPPORTED_FEATURE', /position_embedding_strategy: is "/);
   }
-  // a per-layer (untied) file that says weight_tying: true
+  // per-layer (untied) weights under weight_tying: true: layer 1's factors are not layer 0's
   const perLayer = await members(join(NEMO, 'llama-tied', 'nemo', 'fused-all', 'fused-all.nemo'));
+  await refused(
+    perLayer.config.replace('weight_tying: false', 'weight_tying: true'),
+    perLayer.weights,
+    base,
+    'ADAPTER_WEIGHTS_INVALID',
+    /decoder\.layers\.1\..*differs from '.*decoder\.layers\.0\..*with weight_tying: true \(Tied-LoRA\)/,
+  );
   // position embeddings exist only with weight tying (LoraPEFTConfig): without it the field changes nothing
   const untied = perLayer.config.replace('position_embedding_strategy: null', 'position_embedding_strategy: concat');
   assert.notEqual(untied, perLayer.config);
@@ -176,20 +184,13 @@ test('tied files that are refused: position embeddings, per-layer weights, an ow
       ['./model_weights.ckpt', perLayer.weights],
     ]),
   );
-  assert.equal((await loadNemoAdapter(dir, base, { maxLoraRank: 64 })).modules.size, 2 * 7); // 2 layers × q k v o gate up down
-  await refused(
-    perLayer.config.replace('weight_tying: false', 'weight_tying: true'),
-    perLayer.weights,
-    base,
-    'ADAPTER_TENSOR_UNEXPECTED',
-    /under layer 1, others under layer 0; a Tied-LoRA checkpoint/,
-  );
-  // factors under layer 0, but only layer 2 (1-based) is adapted
-  await refused(
-    tied.config.replace('layer_selection: null', 'layer_selection:\n    - 2'),
-    tied.weights,
-    base,
-    'ADAPTER_TENSOR_UNEXPECTED',
-    /under layer 0, which the adapter's layer selection does not adapt/,
-  );
+  assert.equal((await loadNemoAdapter(dir, base, { maxLoraRank: 64 })).modules.size, 2 * 7); // 2 layers × 7 projections
+  // NeMo saves every adapted layer's name (its adapter keys are taken before tying): layer 0's copy alone is incomplete
+  const ckpt = await readTorchCheckpoint(bufferSource(tied.weights));
+  const layer0: TensorToSave[] = [];
+  for (const [name, t] of ckpt.tensors) {
+    if (name.includes('.layers.0.')) layer0.push({ name, shape: [...t.size], data: await ckpt.readF32(name) });
+  }
+  assert.ok(layer0.length > 0 && layer0.length < ckpt.tensors.size);
+  await refused(tied.config, torchSave(layer0), base, 'ADAPTER_TENSOR_MISSING', /layer 1/);
 });

@@ -1,63 +1,38 @@
 /**
- * Tied-LoRA as NeMo implements it (weight_tying: true; ParallelLinearAdapterWeightTying in
- * nemo/collections/nlp/modules/common/megatron/adapters/parallel_adapters.py): the adapters of every layer share
- * one linear_in (A) and one linear_out (B) — tie_weights points them all at the first adapter's parameters — so
+ * Tied-LoRA as NeMo implements it (peft.lora_tuning.weight_tying: true; NLPAdapterModelMixin.tie_weights and
+ * ParallelLinearAdapterWeightTying in NeMo's parallel_adapters.py): every adapted layer's linear_in (A) and
+ * linear_out (B) are tied to layer 0's, so each adapted layer adds
  *
- *   y_l += scale · B · (A · x)      for every adapted layer l, with the same A, B
+ *   y_l += scale · B · (A · x)      with the same A and B in every layer
  *
- * NeMo saves a shared parameter once, under the layer that owns it (the first adapted layer). The per-layer
- * variation NeMo offers is a position embedding (position_embedding_strategy), which adds a per-layer constant
- * and is refused (model-config.ts); NeMo has no per-layer scaling vectors. The loader materializes the factors
- * for every adapted layer by pointing each layer's tensor names at the owner's, so the kernels stay unchanged.
- * Not done: reading the shared factors once per step for all layers (each layer reads its own copy).
+ * NeMo's PEFT state dict lists each layer's name (its keys are taken before tying), so the file holds one copy
+ * per layer, all equal. The per-layer variation NeMo offers is a position embedding (position_embedding_strategy),
+ * a per-layer constant that LoRA factors cannot carry (refused in model-config.ts); NeMo has no per-layer scaling
+ * vectors. Here every layer's copy must equal the first layer's, whose values then build every layer's LoRA factors
+ * (materialized per layer, so the kernels and mixed batches stay unchanged). Not done: reading the shared factors
+ * once per step for all layers (each layer reads its own materialized copy; that needs a slot layout holding one
+ * A, B per adapter and a kernel that applies it to every layer's rows).
  */
-import { createError } from '../../observability/errors.ts';
 
-export interface TiedTensors {
-  /** Every adapted layer's tensor names, as if each layer had saved its own copy. */
-  shapes: Map<string, readonly number[]>;
-  /** A materialized name → the tensor in the file that holds its values. */
-  sourceOf: Map<string, string>;
-}
-
-/**
- * Spreads the factors saved under one layer over `layers` (0-based). `layerOf` reads a tensor's layer;
- * `atLayer` renames it to another layer. Factors under more than one layer are refused: that is not a tied file.
- */
-export function spreadTiedFactors(
-  shapes: ReadonlyMap<string, readonly number[]>,
-  layers: readonly number[],
+/** Each tensor → the first layer's tensor of the same name (itself for the first layer). */
+export function tiedSources(
+  tensors: Iterable<string>,
   layerOf: (tensor: string) => number,
   atLayer: (tensor: string, layer: number) => string,
-  file: string,
-): TiedTensors {
-  let owner: number | null = null;
-  for (const tensor of shapes.keys()) {
-    const layer = layerOf(tensor);
-    if (owner === null) owner = layer;
-    else if (layer !== owner) {
-      throw createError('ADAPTER_TENSOR_UNEXPECTED', {
-        file,
-        field: `tensor '${tensor.slice(0, 200)}'`,
-        problem: `is saved under layer ${layer}, others under layer ${owner}; a Tied-LoRA checkpoint (weight_tying: true) holds its shared factors once, under the first adapted layer`,
-        hint: 'the config says weight_tying: true but the weights are per layer; set weight_tying: false if they are',
-      });
-    }
+): Map<string, string> {
+  const names = [...tensors];
+  const owner = new Map<string, number>(); // the name at layer 0 → the lowest layer holding it
+  for (const t of names) {
+    const key = atLayer(t, 0);
+    const layer = layerOf(t);
+    owner.set(key, Math.min(owner.get(key) ?? layer, layer));
   }
-  if (owner !== null && !layers.includes(owner)) {
-    throw createError('ADAPTER_TENSOR_UNEXPECTED', {
-      file,
-      problem: `holds the tied factors under layer ${owner}, which the adapter's layer selection does not adapt`,
-      hint: 'the config and the weights disagree; save both from the same adapter',
-    });
-  }
-  const out: TiedTensors = { shapes: new Map(), sourceOf: new Map() };
-  for (const [tensor, shape] of shapes) {
-    for (const layer of layers) {
-      const name = atLayer(tensor, layer);
-      out.shapes.set(name, shape);
-      out.sourceOf.set(name, tensor);
-    }
-  }
-  return out;
+  return new Map(names.map((t) => [t, atLayer(t, owner.get(atLayer(t, 0))!)]));
+}
+
+/** Whether two copies of a tied factor hold the same values (bit for bit, as NeMo saves one tensor many times). */
+export function sameFactor(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
 }

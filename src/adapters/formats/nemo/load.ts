@@ -15,7 +15,7 @@ import type { ModelConfig } from '../../../model/config.ts';
 import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from '../../../model/modules.ts';
 import { createError, isLoraplexError } from '../../../observability/errors.ts';
 import { adapterFileLabel, openAdapterDir, openAdapterFile } from '../../adapter-files.ts';
-import { spreadTiedFactors, type TiedTensors } from '../../kinds/tied-lora.ts';
+import { sameFactor, tiedSources } from '../../kinds/tied-lora.ts';
 import { checkFactorValues } from '../../peft/weight-values.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../../types.ts';
 import { nemoFilesIn } from './adapter-dir.ts';
@@ -125,12 +125,10 @@ export async function loadNemoAdapter(
       }
       shapes.set(tensor, t.size);
     }
-    const tied = config.weightTying ? spreadTied(shapes, config, base, weightsLabel) : null;
-    const plan = planNemoModules(config, tied?.shapes ?? shapes, base, weightsLabel, opts.maxLoraRank);
+    const plan = planNemoModules(config, shapes, base, weightsLabel, opts.maxLoraRank);
 
     const read = new Map<string, Float32Array>();
-    const factor = async (name: string) => {
-      const tensor = tied?.sourceOf.get(name) ?? name; // Tied-LoRA: every layer reads the owner layer's factors
+    const load = async (tensor: string) => {
       let data = read.get(tensor);
       if (!data) {
         data = await contained(weightsLabel, () => ckpt.readF32(tensor));
@@ -138,6 +136,23 @@ export async function loadNemoAdapter(
         read.set(tensor, data);
       }
       return data;
+    };
+    // Tied-LoRA: every layer's copy must equal the first layer's, whose values build every layer's factors.
+    const owners = config.weightTying ? tiedOwners(shapes.keys(), weightsLabel) : null;
+    const factor = async (tensor: string) => {
+      const owner = owners?.get(tensor);
+      if (!owner || owner === tensor) return load(tensor);
+      const [shared, copy] = [await load(owner), await load(tensor)];
+      read.delete(tensor);
+      if (!sameFactor(shared, copy)) {
+        throw createError('ADAPTER_WEIGHTS_INVALID', {
+          file: weightsLabel,
+          field: `tensor '${tensor.slice(0, 200)}'`,
+          problem: `differs from '${owner.slice(0, 200)}'; with weight_tying: true (Tied-LoRA) every layer holds the same factors`,
+          hint: 'the weights are per layer: set weight_tying: false in model_config.yaml if they are meant to be',
+        });
+      }
+      return shared;
     };
     const baseKinds = moduleKinds(base);
     const modules = new Map<number, LoraModuleWeights>();
@@ -166,20 +181,12 @@ export async function loadNemoAdapter(
   }
 }
 
-/** Tied-LoRA: the factors saved under one layer, named for every layer the adapter adapts. */
-function spreadTied(
-  shapes: ReadonlyMap<string, readonly number[]>,
-  config: NemoLoraConfig,
-  base: ModelConfig,
-  file: string,
-): TiedTensors {
-  const layers = config.layerSelection?.map((n) => n - 1) ?? Array.from({ length: base.numLayers }, (_, i) => i);
-  return spreadTiedFactors(
-    shapes,
-    layers,
+/** Tied-LoRA: each tensor's counterpart in the first layer that holds it. */
+function tiedOwners(tensors: Iterable<string>, file: string): Map<string, string> {
+  return tiedSources(
+    tensors,
     (tensor) => parseNemoTensorName(tensor, file).layer,
     (tensor, layer) => tensor.replace(/(^|\.)decoder\.layers\.\d+\./, `$1decoder.layers.${layer}.`),
-    file,
   );
 }
 
