@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ModelConfig } from './config.ts';
 import { ConfigError, parseModelConfig } from './config-parse.ts';
-import { ggufModelFile, loadGgufModel } from './gguf/load.ts';
+import { ggufModelFile, loadGgufModel, openGgufTensors } from './gguf/load.ts';
 import { SafetensorsFile } from './safetensors.ts';
 import { type LoadedModel, type LoadWeightsOptions, loadWeights, type TensorSource, WeightsError } from './weights.ts';
 
@@ -117,8 +117,10 @@ async function openSharded(dir: string): Promise<TensorSource> {
   return new SafetensorsSet(indexPath, files);
 }
 
-/** Opens the model's safetensors (headers only), refusing pickle checkpoints with how to convert them. */
+/** Opens the model's safetensors (headers only) or GGUF file, refusing pickle checkpoints with how to convert them. */
 export async function openModelTensors(dir: string): Promise<TensorSource> {
+  const gguf = await ggufModelFile(dir);
+  if (gguf !== null) return openGgufTensors(gguf);
   const present = new Set(await readdir(dir));
   if (present.has(INDEX_FILE)) return openSharded(dir);
   if (present.has(SINGLE_FILE)) {

@@ -15,6 +15,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { GGMLQuantizationType } from '@huggingface/gguf';
+import { projectionsFromModelDir, projectionsInMemory } from '../../src/adapters/base-projections.ts';
 import { createBackend } from '../../src/backends/index.ts';
 import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
 import { readGgufTokenizerFiles } from '../../src/model/gguf/load.ts';
@@ -121,6 +122,14 @@ describe('GGUF model files load with the config of the model they were made from
     assert.equal(bf16.weights.embedding.dtype, 'bf16');
     const f32 = await loadModelDir(fileOf('q4_0'), { dtype: 'f32' });
     assert.equal(f32.weights.layers[0].linear.q_proj?.dtype, 'f32');
+  });
+
+  test('DoRA’s base projections (read again on the loader thread) are the served weights', async () => {
+    const loaded = await loadModelDir(fileOf('q4_1'));
+    const base = projectionsFromModelDir(fileOf('q4_1'), loaded.config);
+    for (const kind of ['q_proj', 'k_proj', 'down_proj'] as const) {
+      assert.deepEqual(await base.weight(1, kind), await projectionsInMemory(loaded.weights).weight(1, kind), kind);
+    }
   });
 
   test('the f32 file holds the source weights exactly (q/k rows un-permuted)', async () => {

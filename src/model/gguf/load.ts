@@ -6,10 +6,11 @@
  *
  *   const { config, weights } = await loadGgufModel('/models/SmolLM2-135M-Instruct.Q8_0.gguf');
  */
-import { open, readdir, stat } from 'node:fs/promises';
+import { type FileHandle, open, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { TokenizerFiles } from '../../tokenizer/tokenizer.ts';
-import { type LoadedModel, type LoadWeightsOptions, loadWeights, WeightsError } from '../weights.ts';
+import type { ModelConfig } from '../config.ts';
+import { type LoadedModel, type LoadWeightsOptions, loadWeights, type TensorSource, WeightsError } from '../weights.ts';
 import { GgufFile, GgufFormatError } from './gguf-file.ts';
 import { GgufFields, ggufModelConfig } from './model-config.ts';
 import { GgufTensorSource, ROPE_FREQS } from './tensor-source.ts';
@@ -38,34 +39,53 @@ export async function ggufModelFile(path: string): Promise<string | null> {
   return ggufs.length === 1 ? join(path, ggufs[0]) : null;
 }
 
-export async function loadGgufModel(path: string, options: LoadWeightsOptions = {}): Promise<LoadedModel> {
+/** The file's config and its tensors; reads go through `fh`, which the caller closes. */
+async function openGguf(path: string, fh: FileHandle): Promise<{ config: ModelConfig; source: GgufTensorSource }> {
   const label = basename(path);
+  const { size } = await fh.stat();
+  const file = await GgufFile.fromHandle(fh, size).catch((e) => {
+    if (e instanceof GgufFormatError) throw new WeightsError('weights_format_unsupported', `${label}: ${e.message}`);
+    throw e;
+  });
+  const fields = new GgufFields(file.metadata, label);
+  const embedding = file.tensors.get('token_embd.weight');
+  if (embedding === undefined) {
+    throw new WeightsError('weights_missing_tensor', `${label}: no token_embd.weight; is this a GGUF model file?`);
+  }
+  const ropeFreqs = file.tensors.get(ROPE_FREQS);
+  const config = ggufModelConfig(fields, {
+    tensors: new Set(file.tensors.keys()),
+    embeddingRows: embedding.ne[1] ?? 0,
+    ...(ropeFreqs ? { ropeFreqs: await file.readF32(ropeFreqs) } : {}),
+  });
+  return { config, source: new GgufTensorSource(label, file, config, fields.string('general.architecture') ?? '') };
+}
+
+export async function loadGgufModel(path: string, options: LoadWeightsOptions = {}): Promise<LoadedModel> {
   const fh = await open(path, 'r');
   try {
-    const { size } = await fh.stat();
-    const file = await GgufFile.fromHandle(fh, size).catch((e) => {
-      if (e instanceof GgufFormatError) throw new WeightsError('weights_format_unsupported', `${label}: ${e.message}`);
-      throw e;
-    });
-    const fields = new GgufFields(file.metadata, label);
-    const embedding = file.tensors.get('token_embd.weight');
-    if (embedding === undefined) {
-      throw new WeightsError('weights_missing_tensor', `${label}: no token_embd.weight; is this a GGUF model file?`);
-    }
-    const ropeFreqs = file.tensors.get(ROPE_FREQS);
-    const config = ggufModelConfig(fields, {
-      tensors: new Set(file.tensors.keys()),
-      embeddingRows: embedding.ne[1] ?? 0,
-      ...(ropeFreqs ? { ropeFreqs: await file.readF32(ropeFreqs) } : {}),
-    });
-    const source = new GgufTensorSource(label, file, config, fields.string('general.architecture') ?? '');
-    const { weights, dtype } = await loadWeights(config, source, `${label}'s metadata`, {
+    const { config, source } = await openGguf(path, fh);
+    const { weights, dtype } = await loadWeights(config, source, `${basename(path)}'s metadata`, {
       ...options,
       dtype: options.dtype ?? 'bf16',
     });
     return { dir: path, config: { ...config, dtype }, weights };
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * The file's tensors for reads after the load (DoRA's base projections on the loader thread); the file
+ * stays open for the life of the process, as that thread's source does.
+ */
+export async function openGgufTensors(path: string): Promise<TensorSource> {
+  const fh = await open(path, 'r');
+  try {
+    return (await openGguf(path, fh)).source;
+  } catch (e) {
+    await fh.close();
+    throw e;
   }
 }
 
