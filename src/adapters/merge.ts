@@ -1,7 +1,8 @@
 /**
  * Merges an adapter into the base weights, for single-task deployments: W' = W + scale · B · A for every
  * targeted projection (DoRA: W' = (m / ‖W + scale·B·A‖) ⊙ (W + scale·B·A), the norm per output row, as PEFT's
- * merge_and_unload), computed in f64 per row and stored back in W's dtype. The result serves the adapter's
+ * merge_and_unload), computed in f64 per row and stored back in W's dtype. VeRA merges through the LoRA factors its
+ * loader materializes (diag(λb)·B, diag(λd)·A, scale 1: PEFT's get_delta_weight). The result serves the adapter's
  * outputs with the base model's speed (no LoRA kernels at all).
  */
 
