@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fmaF32, Mt19937 } from '../../src/adapters/kinds/torch-random.ts';
 import { materializeVeraModule, regenerateVeraProjection } from '../../src/adapters/kinds/vera.ts';
+import { loadPackedAdapter } from '../../src/adapters/loader/load-packed.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { parseModelConfig } from '../../src/model/config-parse.ts';
 import { moduleIndex, moduleKinds, moduleShape } from '../../src/model/modules.ts';
@@ -98,6 +99,13 @@ describe('VeRA adapters load as LoRA factors', () => {
     assert.deepEqual(adapter.targets, ['gate_proj', 'up_proj', 'down_proj']);
     assert.ok(adapter.warnings?.some((w) => /regenerated from projection_prng_key 20261204/.test(w)));
     assert.equal(adapter.config.format, 'peft');
+  });
+
+  test('the loader thread, --adapter and the store load a VeRA folder like any PEFT adapter', async () => {
+    const { packed, summary } = await loadPackedAdapter('v', adapterDir('vera-qv'), base, 64);
+    assert.equal(summary.rank, 16);
+    assert.deepEqual(summary.targets, ['q_proj', 'v_proj']);
+    assert.equal(packed.rank.filter((r) => r > 0).length, base.numLayers * 2);
   });
 
   test('materializeVeraModule refuses a module larger than the shared matrices', () => {
