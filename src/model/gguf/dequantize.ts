@@ -23,8 +23,15 @@ export interface BlockFormat {
   decode(src: Uint8Array, at: number, out: Float32Array, o: number): void;
 }
 
+/** Every f16 bit pattern as f32 (256 KiB, filled on first use): a scale per block is read in one load. */
+let halves: Float32Array | null = null;
+
 function half(src: Uint8Array, at: number): number {
-  return f16ToF32(src[at] | (src[at + 1] << 8));
+  if (halves === null) {
+    halves = new Float32Array(65536);
+    for (let bits = 0; bits < 65536; bits++) halves[bits] = f16ToF32(bits);
+  }
+  return halves[src[at] | (src[at + 1] << 8)];
 }
 
 function q8_0(src: Uint8Array, at: number, out: Float32Array, o: number) {
@@ -87,23 +94,22 @@ function kQuant(fifthBit: boolean) {
 
 function q6_K(src: Uint8Array, at: number, out: Float32Array, o: number) {
   const d = half(src, at + 208);
+  const scales = new Float32Array(16);
+  for (let k = 0; k < 16; k++) scales[k] = d * ((src[at + 192 + k] << 24) >> 24);
   for (let half128 = 0; half128 < 2; half128++) {
     const ql = at + half128 * 64;
     const qh = at + 128 + half128 * 32;
-    const sc = at + 192 + half128 * 8;
+    const sc = half128 * 8;
     const y = o + half128 * 128;
     for (let l = 0; l < 32; l++) {
-      const is = l >> 4;
+      const is = sc + (l >> 4);
       const h = src[qh + l];
-      const q1 = ((src[ql + l] & 0xf) | ((h & 3) << 4)) - 32;
-      const q2 = ((src[ql + l + 32] & 0xf) | (((h >> 2) & 3) << 4)) - 32;
-      const q3 = ((src[ql + l] >> 4) | (((h >> 4) & 3) << 4)) - 32;
-      const q4 = ((src[ql + l + 32] >> 4) | (((h >> 6) & 3) << 4)) - 32;
-      const scale = (k: number) => f(d * ((src[sc + is + k] << 24) >> 24));
-      out[y + l] = scale(0) * q1;
-      out[y + l + 32] = scale(2) * q2;
-      out[y + l + 64] = scale(4) * q3;
-      out[y + l + 96] = scale(6) * q4;
+      const lo = src[ql + l];
+      const hi = src[ql + l + 32];
+      out[y + l] = scales[is] * (((lo & 0xf) | ((h & 3) << 4)) - 32);
+      out[y + l + 32] = scales[is + 2] * (((hi & 0xf) | (((h >> 2) & 3) << 4)) - 32);
+      out[y + l + 64] = scales[is + 4] * (((lo >> 4) | (((h >> 4) & 3) << 4)) - 32);
+      out[y + l + 96] = scales[is + 6] * (((hi >> 4) | (((h >> 6) & 3) << 4)) - 32);
     }
   }
 }
