@@ -69,5 +69,18 @@ VERA_ADAPTERS: dict[str, dict] = {
     ),
 }
 
-# The sets that also carry the VeRA adapters (split projections only: PEFT's VeRA targets nn.Linear modules).
-VERA_SETS = {"llama-tied", "qwen2"}
+# Phi-3: the same adapters on the fused modules (qkv_proj [128, 64], gate_up_proj [224, 64]: other slices of A, B).
+FUSED_VERA_ADAPTERS: dict[str, dict] = {
+    "vera-qkv": dict(r=16, target_modules=["qkv_proj"], projection_prng_key=11),
+    "vera-all": dict(r=8, target_modules=FUSED_TARGETS, projection_prng_key=0),
+    "vera-mlp-prng": dict(
+        r=12, target_modules=["gate_up_proj", "down_proj"], projection_prng_key=20261204, save_projection=False
+    ),
+}
+
+# The sets that also carry the VeRA adapters.
+VERA_SETS = {"llama-tied", "qwen2", "phi3"}
+
+
+def vera_specs(family: str) -> dict[str, dict]:
+    return FUSED_VERA_ADAPTERS if family == "phi3" else VERA_ADAPTERS

@@ -22,7 +22,7 @@ from expected_io import ExpectedWriter
 from families import SETS, adapter_specs, forward_summary
 from model_runs import Greedy, greedy, mixed_batch_logits, prompt_logits, softcap_effect
 from random_weights import randomize_base_model
-from tiny_adapters import VERA_ADAPTERS, VERA_SETS
+from tiny_adapters import VERA_SETS, vera_specs
 from torch_setup import deterministic_torch, seeded_generator
 from vera_adapters import load_vera_models, save_vera_adapters
 
@@ -67,7 +67,8 @@ def write_model_and_adapters(fixture: dict, set_dir: Path, seed: int) -> None:
     save_adapters(peft_model, list(specs), set_dir / "adapters")
     if fixture["name"] in VERA_SETS:
         # From the base as saved: the LoRA adapters above wrapped `model` in place.
-        save_vera_adapters(load_base(set_dir / "model"), VERA_ADAPTERS, seed + 500, 0.5, set_dir / "adapters")
+        specs = vera_specs(fixture["family"])
+        save_vera_adapters(load_base(set_dir / "model"), specs, seed + 500, 0.5, set_dir / "adapters")
 
 
 def load_base(model_dir: Path) -> torch.nn.Module:
@@ -75,7 +76,7 @@ def load_base(model_dir: Path) -> torch.nn.Module:
 
 
 def vera_names(fixture: dict) -> list[str]:
-    return list(VERA_ADAPTERS) if fixture["name"] in VERA_SETS else []
+    return list(vera_specs(fixture["family"])) if fixture["name"] in VERA_SETS else []
 
 
 def rewrite_as_legacy_config(path: Path) -> None:
