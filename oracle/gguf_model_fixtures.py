@@ -20,6 +20,9 @@ random-kquants.gguf: a random Llama (hidden 256, so rows are whole 256-value sup
 random Q4_K / Q5_K / Q6_K blocks (gguf-py cannot quantize K-quants; the blocks are the weights), with the
 logits transformers gives on gguf.quants.dequantize of those blocks.
 
+tokenizer-{default,llama-bpe,qwen2}.gguf: tokenizer-only files over one small trained byte-level BPE, one per
+pre-tokenizer split, with the ids transformers' GGUF tokenizer (which knows llama.cpp's splits) gives.
+
 blocks/: for every dequantized type (K-quants included, which gguf-py cannot quantize), random blocks with
 finite scales and gguf.quants.dequantize's f32 values, for bit-for-bit dequantizer tests.
 """
@@ -313,9 +316,64 @@ def write_kquant_model(out_file: Path) -> dict[str, np.ndarray]:
     return weights
 
 
-def tokenizer_cases(gguf_file: Path) -> list:
+# Pre-tokenizer splits a byte-level GGUF may name (tokenizer.ggml.pre), tested on one trained vocabulary.
+PRE_TOKENIZERS = ["default", "llama-bpe", "qwen2"]
+SPLIT_TEXTS = [
+    "I'M here, they'll say it's 1234567 o'clock!",
+    "Numbers: 3.14159 and 2024-12-04; 99 bottles.",
+    "line one\n\n  indented   line\r\nend",
+    "tabs\tand   spaces    \n",
+    "naïve café: 日本語 🤖",
+]
+CORPUS = [
+    "The year 2024 had 366 days, and 1999 had 365.", "I'm sure they'll say it's fine; we've done it.",
+    "  Indented code:\n    return x ** 2  # squared\n", "HELLO World, hello world! Hello, WORLD?",
+    "Call 555-1234 or 555-9876 before 10:30 p.m.", "Don't, won't, can't, shouldn't, I'd, you'd.",
+    "Spaces    between    words\tand\ttabs.\n\nNew paragraph.", "café naïve résumé über straße",
+] * 4
+
+
+def train_tokenizer_vocab() -> tuple[list[str], list[str]]:
+    """A small byte-level BPE learned over whole lines (no split), so its merges cross every split point."""
+    from tokenizers import Tokenizer as HfTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
+
+    tok = HfTokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
+    state = json.loads(tok.to_str())["model"]
+    tokens = [t for t, _ in sorted(state["vocab"].items(), key=lambda kv: kv[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
+    return tokens, merges
+
+
+def split_fixtures(out_dir: Path) -> list:
+    """Tokenizer-only GGUF files, one per pre-tokenizer, and the ids transformers' GGUF tokenizer gives."""
+    tokens, merges = train_tokenizer_vocab()
+    entries = []
+    for pre in PRE_TOKENIZERS:
+        path = out_dir / f"tokenizer-{pre}.gguf"
+        w = gguf.GGUFWriter(str(path), "llama")
+        w.add_type(gguf.GGUFType.MODEL)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types([int(gguf.TokenType.CONTROL)] + [int(gguf.TokenType.NORMAL)] * (len(tokens) - 1))
+        w.add_token_merges(merges)
+        w.add_eos_token_id(0)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        entries.append({"file": path.name, "pre": pre, "cases": tokenizer_cases(path, SPLIT_TEXTS)})
+    return entries
+
+
+def tokenizer_cases(gguf_file: Path, texts: list[str] = SAMPLE_TEXTS) -> list:
     tok = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
-    return [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in SAMPLE_TEXTS]
+    return [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in texts]
 
 
 def main(tiny_root: Path, out_root: Path) -> None:
@@ -346,6 +404,7 @@ def main(tiny_root: Path, out_root: Path) -> None:
         "files": files,
         "cases": cases,
         "tokenizer": tokenizer_cases(out_root / "llama-tied-f32.gguf"),
+        "splits": split_fixtures(out_root),
         "blocks": block_fixtures(out_root / "blocks"),
     }
     (out_root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")

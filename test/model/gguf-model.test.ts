@@ -50,6 +50,7 @@ const expected: {
   files: { file: string; type: string; source: string | null }[];
   cases: Case[];
   tokenizer: { text: string; ids: number[] }[];
+  splits: { file: string; pre: string; cases: { text: string; ids: number[] }[] }[];
   blocks: Blocks[];
 } = JSON.parse(readFileSync(join(ROOT, 'expected.json'), 'utf8'));
 
@@ -201,6 +202,39 @@ describe('the tokenizer and chat template from GGUF metadata', () => {
       '<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n',
     );
     assert.deepEqual(tokenizer.encode('<|im_start|>a', { addSpecialTokens: false }), [3, 6]);
+  });
+
+  test('byte-level pre-tokenizer splits (GPT-2, Llama 3, Qwen2) encode as transformers’ GGUF tokenizer does', async () => {
+    assert.deepEqual(
+      expected.splits.map((x) => x.pre),
+      ['default', 'llama-bpe', 'qwen2'],
+    );
+    const seen = new Set<string>();
+    for (const split of expected.splits) {
+      const tokenizer = new Tokenizer(await readGgufTokenizerFiles(join(ROOT, split.file)), split.file);
+      for (const { text, ids } of split.cases) {
+        assert.deepEqual(
+          tokenizer.encode(text, { addSpecialTokens: false }),
+          ids,
+          `${split.pre}: ${JSON.stringify(text)}`,
+        );
+        assert.equal(tokenizer.decode(ids), text);
+      }
+      seen.add(JSON.stringify(split.cases.map((c) => c.ids)));
+    }
+    assert.equal(seen.size, expected.splits.length, 'the splits give different ids on these texts');
+  });
+
+  test('a pre-tokenizer not read is refused by name', async () => {
+    const dir = await tmp();
+    const bytes = Buffer.from(await readFile(join(ROOT, 'tokenizer-qwen2.gguf')));
+    const at = bytes.indexOf(Buffer.from('qwen2'));
+    bytes.write('qwen9', at);
+    await writeFile(join(dir, 'tok.gguf'), bytes);
+    await assert.rejects(
+      readGgufTokenizerFiles(join(dir, 'tok.gguf')),
+      /^Error: tok\.gguf: tokenizer\.ggml\.pre "qwen9" is not read yet/,
+    );
   });
 
   test('Tokenizer.fromDir reads a GGUF file, or a folder holding one, as the model loader does', async () => {

@@ -4,9 +4,9 @@
  *
  *   const tokenizer = new Tokenizer(ggufTokenizerFiles(fields), 'model.gguf');
  *
- * Read: tokenizer.ggml.model "gpt2" (byte-level BPE: tokens, merges, token_type) with the pre-tokenizers
- * whose split is GPT-2's ("default", "gpt2", "smollm": their vocabularies hold no multi-digit merges, so
- * llama.cpp's digit split changes nothing). CONTROL tokens become special added tokens, USER_DEFINED ones
+ * Read: tokenizer.ggml.model "gpt2" (byte-level BPE: tokens, merges, token_type) with GPT-2's split
+ * ("default", "gpt2", "smollm": SmolLM's vocabulary holds no multi-digit merges, so llama.cpp's digit split
+ * changes nothing there), Llama 3's ("llama-bpe", …) or Qwen2's ("qwen2", …). CONTROL tokens become special added tokens, USER_DEFINED ones
  * plain added tokens (both matched before BPE, as llama.cpp does); add_bos_token puts bos in front.
  * SentencePiece vocabularies ("llama") and other pre-tokenizers are refused by name.
  */
@@ -17,7 +17,36 @@ import type { GgufFields } from './model-config.ts';
 
 /** llama.cpp's llama_token_type. */
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+/** GPT-2's split (the ByteLevel pre-tokenizer's own regex). */
 const GPT2_SPLIT_PRE = new Set(['default', 'gpt2', 'smollm']);
+/** Llama 3's split, as its tokenizer.json and llama.cpp's llama-vocab.cpp give it: digits in runs of up to 3. */
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/** Qwen2's: Llama 3's with one digit per piece. */
+const QWEN2_SPLIT = LLAMA3_SPLIT.replace('\\p{N}{1,3}', '\\p{N}');
+const REGEX_SPLIT_PRE: Record<string, string> = {
+  'llama-bpe': LLAMA3_SPLIT,
+  llama3: LLAMA3_SPLIT,
+  'llama-v3': LLAMA3_SPLIT,
+  'smaug-bpe': LLAMA3_SPLIT,
+  qwen2: QWEN2_SPLIT,
+  'deepseek-r1-qwen': QWEN2_SPLIT,
+};
+
+/** The pre-tokenizer of tokenizer.json for a GGUF file's tokenizer.ggml.pre. */
+function preTokenizer(pre: string): Record<string, unknown> | null {
+  if (GPT2_SPLIT_PRE.has(pre))
+    return { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const split = REGEX_SPLIT_PRE[pre];
+  if (split === undefined) return null;
+  return {
+    type: 'Sequence',
+    pretokenizers: [
+      { type: 'Split', pattern: { Regex: split }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ],
+  };
+}
 
 function unsupported(file: string, what: string): ConfigError {
   return new ConfigError(
@@ -50,11 +79,10 @@ export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
   if (model !== 'gpt2')
     throw unsupported(g.file, `tokenizer.ggml.model ${JSON.stringify(model.slice(0, 40))} is not read yet (gpt2 is)`);
   const pre = g.string('tokenizer.ggml.pre') ?? 'default';
-  if (!GPT2_SPLIT_PRE.has(pre)) {
-    throw unsupported(
-      g.file,
-      `tokenizer.ggml.pre ${JSON.stringify(pre.slice(0, 40))} is not read yet (${[...GPT2_SPLIT_PRE].join(', ')} are)`,
-    );
+  const preTokenizerJson = preTokenizer(pre);
+  if (preTokenizerJson === null) {
+    const known = [...GPT2_SPLIT_PRE, ...Object.keys(REGEX_SPLIT_PRE)].join(', ');
+    throw unsupported(g.file, `tokenizer.ggml.pre ${JSON.stringify(pre.slice(0, 40))} is not read yet (${known} are)`);
   }
   const tokens = g.array('tokenizer.ggml.tokens', GgufValueType.STRING) as string[] | undefined;
   const merges = (g.array('tokenizer.ggml.merges', GgufValueType.STRING) ?? []) as string[];
@@ -98,7 +126,7 @@ export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    pre_tokenizer: preTokenizerJson,
     post_processor: {
       type: 'TemplateProcessing',
       single: addBos ? [{ SpecialToken: { id: tokens[bos], type_id: 0 } }, sequence] : [sequence],
