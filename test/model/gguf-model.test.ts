@@ -233,7 +233,7 @@ describe('the tokenizer and chat template from GGUF metadata', () => {
     await writeFile(join(dir, 'tok.gguf'), bytes);
     await assert.rejects(
       readGgufTokenizerFiles(join(dir, 'tok.gguf')),
-      /^Error: tok\.gguf: tokenizer\.ggml\.pre "qwen9" is not read yet/,
+      /^ConfigError: tok\.gguf: tokenizer\.ggml\.pre "qwen9" is not read yet/,
     );
   });
 
