@@ -23,6 +23,9 @@ logits transformers gives on gguf.quants.dequantize of those blocks.
 tokenizer-{default,llama-bpe,qwen2}.gguf: tokenizer-only files over one small trained byte-level BPE, one per
 pre-tokenizer split, with the ids transformers' GGUF tokenizer (which knows llama.cpp's splits) gives.
 
+tokenizer-llama-spm.gguf: a SentencePiece ("llama") vocabulary with scores and byte tokens, no merges, with
+transformers' ids (it rebuilds the merges from the scores, as the loader does).
+
 blocks/: for every dequantized type (K-quants included, which gguf-py cannot quantize), random blocks with
 finite scales and gguf.quants.dequantize's f32 values, for bit-for-bit dequantizer tests.
 """
@@ -349,6 +352,41 @@ def train_tokenizer_vocab() -> tuple[list[str], list[str]]:
     return tokens, merges
 
 
+def sentencepiece_fixture(out_dir: Path) -> dict:
+    """A tokenizer.ggml.model "llama" file (SentencePiece BPE: pieces with scores, byte tokens, no merges), as
+    llama.cpp's converter writes one from a tokenizer.model, and transformers' ids on the sample texts."""
+    from tokenizers import Tokenizer as HfTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
+
+    tok = HfTokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    trainer = trainers.BpeTrainer(vocab_size=500, show_progress=False)
+    tok.train_from_iterator([line for line in CORPUS if not any(ord(c) > 127 for c in line)], trainer)
+    learned = [t for t, _ in sorted(json.loads(tok.to_str())["model"]["vocab"].items(), key=lambda kv: kv[1])]
+    T = gguf.TokenType
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + learned
+    types = [T.UNKNOWN, T.CONTROL, T.CONTROL] + [T.BYTE] * 256 + [T.NORMAL] * len(learned)
+    # SentencePiece scores pieces by merge order (a later merge scores lower); specials and bytes score 0.
+    scores = [0.0] * 259 + [-float(i) for i in range(len(learned))]
+    path = out_dir / "tokenizer-llama-spm.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types([int(t) for t in types])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return {"file": path.name, "cases": tokenizer_cases(path, SPLIT_TEXTS + SAMPLE_TEXTS)}
+
+
 def split_fixtures(out_dir: Path) -> list:
     """Tokenizer-only GGUF files, one per pre-tokenizer, and the ids transformers' GGUF tokenizer gives."""
     tokens, merges = train_tokenizer_vocab()
@@ -405,6 +443,7 @@ def main(tiny_root: Path, out_root: Path) -> None:
         "cases": cases,
         "tokenizer": tokenizer_cases(out_root / "llama-tied-f32.gguf"),
         "splits": split_fixtures(out_root),
+        "sentencepiece": sentencepiece_fixture(out_root),
         "blocks": block_fixtures(out_root / "blocks"),
     }
     (out_root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")

@@ -51,6 +51,7 @@ const expected: {
   cases: Case[];
   tokenizer: { text: string; ids: number[] }[];
   splits: { file: string; pre: string; cases: { text: string; ids: number[] }[] }[];
+  sentencepiece: { file: string; cases: { text: string; ids: number[] }[] };
   blocks: Blocks[];
 } = JSON.parse(readFileSync(join(ROOT, 'expected.json'), 'utf8'));
 
@@ -223,6 +224,20 @@ describe('the tokenizer and chat template from GGUF metadata', () => {
       seen.add(JSON.stringify(split.cases.map((c) => c.ids)));
     }
     assert.equal(seen.size, expected.splits.length, 'the splits give different ids on these texts');
+  });
+
+  test('a SentencePiece vocabulary (scores, byte pieces, no merges) encodes as transformers’ GGUF tokenizer does', async () => {
+    const { file, cases } = expected.sentencepiece;
+    const tokenizer = new Tokenizer(await readGgufTokenizerFiles(join(ROOT, file)), file);
+    let fellBack = false;
+    for (const { text, ids } of cases) {
+      assert.deepEqual(tokenizer.encode(text, { addSpecialTokens: false }), ids, JSON.stringify(text));
+      // A leading space is the one Metaspace stands for, and decoding strips it (transformers' too).
+      if (!text.startsWith(' ')) assert.equal(tokenizer.decode(ids), text);
+      fellBack ||= ids.some((id) => id >= 3 && id < 259);
+    }
+    assert.ok(fellBack, 'some text falls back to byte pieces');
+    assert.deepEqual(tokenizer.encode('hi').slice(0, 1), [1], 'a BOS in front by default');
   });
 
   test('a pre-tokenizer not read is refused by name', async () => {

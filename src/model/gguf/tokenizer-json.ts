@@ -8,12 +8,14 @@
  * ("default", "gpt2", "smollm": SmolLM's vocabulary holds no multi-digit merges, so llama.cpp's digit split
  * changes nothing there), Llama 3's ("llama-bpe", …) or Qwen2's ("qwen2", …). CONTROL tokens become special added tokens, USER_DEFINED ones
  * plain added tokens (both matched before BPE, as llama.cpp does); add_bos_token puts bos in front.
- * SentencePiece vocabularies ("llama") and other pre-tokenizers are refused by name.
+ * SentencePiece vocabularies ("llama": scores, byte pieces) through sentencepiece.ts. Other tokenizer models
+ * and pre-tokenizers are refused by name.
  */
 import type { TokenizerFiles } from '../../tokenizer/tokenizer.ts';
 import { ConfigError } from '../config-parse.ts';
 import { GgufValueType } from './gguf-file.ts';
 import type { GgufFields } from './model-config.ts';
+import { sentencePieceDecoder, sentencePieceMerges, sentencePiecePreTokenizer } from './sentencepiece.ts';
 
 /** llama.cpp's llama_token_type. */
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -72,14 +74,31 @@ function bool(g: GgufFields, key: string, fallback: boolean): boolean {
   return e.value;
 }
 
+function scoresOf(g: GgufFields, count: number): number[] {
+  const scores = g.array('tokenizer.ggml.scores', GgufValueType.FLOAT32) as number[] | undefined;
+  if (scores === undefined || scores.length !== count) {
+    throw new ConfigError(
+      'config_invalid',
+      `${g.file}: tokenizer.ggml.scores must give one score per token (${count})`,
+    );
+  }
+  return scores;
+}
+
 export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
   const model = g.string('tokenizer.ggml.model');
   if (model === undefined)
     throw new ConfigError('config_invalid', `${g.file}: no tokenizer (tokenizer.ggml.model is missing)`);
-  if (model !== 'gpt2')
-    throw unsupported(g.file, `tokenizer.ggml.model ${JSON.stringify(model.slice(0, 40))} is not read yet (gpt2 is)`);
+  if (model !== 'gpt2' && model !== 'llama') {
+    throw unsupported(
+      g.file,
+      `tokenizer.ggml.model ${JSON.stringify(model.slice(0, 40))} is not read yet (gpt2 and llama are)`,
+    );
+  }
+  const spm = model === 'llama';
+  const addSpacePrefix = spm && bool(g, 'tokenizer.ggml.add_space_prefix', true);
   const pre = g.string('tokenizer.ggml.pre') ?? 'default';
-  const preTokenizerJson = preTokenizer(pre);
+  const preTokenizerJson = spm ? sentencePiecePreTokenizer(addSpacePrefix) : preTokenizer(pre);
   if (preTokenizerJson === null) {
     const known = [...GPT2_SPLIT_PRE, ...Object.keys(REGEX_SPLIT_PRE)].join(', ');
     throw unsupported(g.file, `tokenizer.ggml.pre ${JSON.stringify(pre.slice(0, 40))} is not read yet (${known} are)`);
@@ -96,13 +115,15 @@ export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
     );
   }
 
+  // A repeated token keeps its last id, as transformers' vocabulary dict does.
   const vocab: Record<string, number> = {};
   const added: Record<string, unknown>[] = [];
   for (const [id, token] of tokens.entries()) {
-    if (!Object.hasOwn(vocab, token)) vocab[token] = id;
+    vocab[token] = id;
     const type = types[id] ?? TOKEN_TYPE.NORMAL;
-    if (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.USER_DEFINED) {
-      const special = type === TOKEN_TYPE.CONTROL;
+    // SentencePiece's <unk> is matched whole too (transformers adds it as a special token).
+    if (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.USER_DEFINED || (spm && type === TOKEN_TYPE.UNKNOWN)) {
+      const special = type !== TOKEN_TYPE.USER_DEFINED;
       added.push({
         id,
         content: token,
@@ -118,7 +139,8 @@ export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
   const eos = optionalId(g, 'tokenizer.ggml.eos_token_id', tokens.length);
   const unk = optionalId(g, 'tokenizer.ggml.unknown_token_id', tokens.length);
   const pad = optionalId(g, 'tokenizer.ggml.padding_token_id', tokens.length);
-  const addBos = bos !== null && bool(g, 'tokenizer.ggml.add_bos_token', false);
+  // llama.cpp adds a BOS by default for SentencePiece vocabularies, not for byte-level ones.
+  const addBos = bos !== null && bool(g, 'tokenizer.ggml.add_bos_token', spm);
   const sequence = { Sequence: { id: 'A', type_id: 0 } };
   const tokenizerJson = {
     version: '1.0',
@@ -135,18 +157,20 @@ export function ggufTokenizerFiles(g: GgufFields): TokenizerFiles {
         : [sequence, { Sequence: { id: 'B', type_id: 1 } }],
       special_tokens: addBos ? { [tokens[bos]]: { id: tokens[bos], ids: [bos], tokens: [tokens[bos]] } } : {},
     },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    decoder: spm
+      ? sentencePieceDecoder(addSpacePrefix)
+      : { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',
       dropout: null,
       unk_token: unk === null ? null : tokens[unk],
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
+      continuing_subword_prefix: spm ? null : '',
+      end_of_word_suffix: spm ? null : '',
+      fuse_unk: spm,
+      byte_fallback: spm,
       ignore_merges: false,
       vocab,
-      merges,
+      merges: spm ? sentencePieceMerges(tokens, scoresOf(g, tokens.length)) : merges,
     },
   };
   const content = (id: number | null) => (id === null ? null : tokens[id]);
