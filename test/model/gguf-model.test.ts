@@ -18,7 +18,7 @@ import { GGMLQuantizationType } from '@huggingface/gguf';
 import { projectionsFromModelDir, projectionsInMemory } from '../../src/adapters/base-projections.ts';
 import { createBackend } from '../../src/backends/index.ts';
 import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
-import { readGgufTokenizerFiles } from '../../src/model/gguf/load.ts';
+import { readGgufModelConfig, readGgufTokenizerFiles } from '../../src/model/gguf/load.ts';
 import { decodeTensor } from '../../src/model/gguf/tensor-data.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { ropeInvFreq } from '../../src/model/rope.ts';
@@ -115,6 +115,13 @@ describe('GGUF model files load with the config of the model they were made from
       assert.deepEqual(rest, want, f.file);
       if (hf.ropeScaling?.type !== 'llama3') assert.deepEqual(config.ropeScaling, hf.ropeScaling, f.file);
       assert.equal(weights.lmHead === weights.embedding, hf.tieWordEmbeddings, f.file);
+    }
+  });
+
+  test('the config alone (headers only) is the loaded one', async () => {
+    for (const f of expected.files) {
+      const { config } = await loadModelDir(join(ROOT, f.file), { dtype: 'f32' });
+      assert.deepEqual({ ...(await readGgufModelConfig(join(ROOT, f.file))), dtype: 'f32' }, config, f.file);
     }
   });
 

@@ -75,6 +75,16 @@ export async function loadGgufModel(path: string, options: LoadWeightsOptions = 
   }
 }
 
+/** The config a GGUF model file's metadata gives (headers only; --max-model-len is checked against it). */
+export async function readGgufModelConfig(path: string): Promise<ModelConfig> {
+  const fh = await open(path, 'r');
+  try {
+    return (await openGguf(path, fh)).config;
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * The file's tensors for reads after the load (DoRA's base projections on the loader thread); the file
  * stays open for the life of the process, as that thread's source does.
