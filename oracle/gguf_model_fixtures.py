@@ -3,6 +3,9 @@ weights, and dequantizer block fixtures: the committed gguf-model fixtures.
 
 usage: python gguf_model_fixtures.py [TINY_DIR] [OUT_DIR]
        (defaults test/fixtures/tiny and test/fixtures/gguf-model; run after the tiny fixtures; a few seconds)
+       python gguf_model_fixtures.py --smollm2 [SMOLLM2_BF16_DIR] [OUT_FILE]
+       (SmolLM2-135M-Instruct's bf16 safetensors as a BF16 GGUF, for the live test; defaults under
+       ~/.cache/loraplex: smollm2/model-bf16 -> smollm2-gguf-bf16/SmolLM2-135M-Instruct.BF16.gguf)
 
 Each model file is laid out as llama.cpp's convert_hf_to_gguf.py writes a LlamaForCausalLM or a
 Qwen2ForCausalLM (read from its source): general.architecture "llama" / "qwen2", general.type "model", the
@@ -449,8 +452,68 @@ def main(tiny_root: Path, out_root: Path) -> None:
     (out_root / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 
+def smollm2_bf16(model_dir: Path, out_file: Path) -> None:
+    """SmolLM2-135M-Instruct's bf16 safetensors as a BF16 GGUF, bits unchanged (q/k rows permuted as the
+    converter does), with its byte-level tokenizer: the engine must serve it exactly as the safetensors."""
+    from safetensors.torch import load_file as load_torch
+
+    cfg = json.loads((model_dir / "config.json").read_text())
+    hf_tok = json.loads((model_dir / "tokenizer.json").read_text())
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    n_blocks, n_head, n_kv = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    w = gguf.GGUFWriter(str(out_file), "llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("SmolLM2-135M-Instruct")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(n_blocks)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    rope = cfg.get("rope_parameters") or {"rope_theta": cfg.get("rope_theta", 10000.0)}
+    w.add_rope_freq_base(rope["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
+    vocab = hf_tok["model"]["vocab"]
+    for added in hf_tok["added_tokens"]:
+        vocab[added["content"]] = added["id"]
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    special = {a["content"] for a in hf_tok["added_tokens"] if a["special"]}
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types([int(gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL) for t in tokens])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in hf_tok["model"]["merges"]])
+    tok_cfg = json.loads((model_dir / "tokenizer_config.json").read_text())
+    for key, add in (("bos_token", w.add_bos_token_id), ("eos_token", w.add_eos_token_id)):
+        if isinstance(tok_cfg.get(key), str):
+            add(vocab[tok_cfg[key]])
+    if tok_cfg.get("chat_template"):
+        w.add_chat_template(tok_cfg["chat_template"])
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
+    for hf_name, t in sorted(load_torch(str(model_dir / "model.safetensors")).items()):
+        bits = t.contiguous().view(torch.int16).numpy()
+        if hf_name.endswith("q_proj.weight"):
+            bits = permute(bits, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            bits = permute(bits, n_kv)
+        raw = np.ascontiguousarray(bits).view(np.uint8)
+        w.add_tensor(names.get_name(hf_name, try_suffixes=(".weight",)), raw, raw_shape=raw.shape,
+                     raw_dtype=Q.BF16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(f"{out_file}: {out_file.stat().st_size} bytes", flush=True)
+
+
 if __name__ == "__main__":
     root = Path(__file__).resolve().parent.parent
+    if len(sys.argv) > 1 and sys.argv[1] == "--smollm2":
+        cache = Path.home() / ".cache" / "loraplex"
+        smollm2_bf16(Path(sys.argv[2]) if len(sys.argv) > 2 else cache / "smollm2" / "model-bf16",
+                     Path(sys.argv[3]) if len(sys.argv) > 3 else cache / "smollm2-gguf-bf16" / "SmolLM2-135M-Instruct.BF16.gguf")
+        sys.exit(0)
     tiny = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "test" / "fixtures" / "tiny"
     out = Path(sys.argv[2]) if len(sys.argv) > 2 else root / "test" / "fixtures" / "gguf-model"
     main(tiny, out)

@@ -317,6 +317,54 @@ describe('the tokenizer and chat template from GGUF metadata', () => {
   });
 });
 
+// SmolLM2-135M-Instruct's bf16 safetensors written as a BF16 GGUF by oracle/gguf_model_fixtures.py --smollm2.
+const SMOLLM2_CACHE = process.env.LORAPLEX_CACHE ?? join(homedir(), '.cache', 'loraplex');
+const SMOLLM2_BF16 = join(SMOLLM2_CACHE, 'smollm2', 'model-bf16');
+const SMOLLM2_GGUF = join(SMOLLM2_CACHE, 'smollm2-gguf-bf16', 'SmolLM2-135M-Instruct.BF16.gguf');
+describe('SmolLM2-135M-Instruct as a BF16 GGUF serves as its bf16 safetensors', {
+  skip:
+    existsSync(SMOLLM2_GGUF) && existsSync(SMOLLM2_BF16) ? false : `no ${SMOLLM2_GGUF}: run ${REGENERATE} --smollm2`,
+}, () => {
+  test('the same weights bit for bit (q/k rows un-permuted at 9 heads / 3 KV heads), logits and greedy text', async (t) => {
+    const gguf = await loadModelDir(SMOLLM2_GGUF);
+    const hf = await loadModelDir(SMOLLM2_BF16);
+    assert.equal(gguf.config.dtype, 'bf16');
+    assert.deepEqual(gguf.weights.embedding.data, hf.weights.embedding.data);
+    for (const [i, layer] of hf.weights.layers.entries()) {
+      for (const [kind, w] of Object.entries(layer.linear)) {
+        assert.deepEqual(
+          gguf.weights.layers[i].linear[kind as keyof typeof layer.linear]?.data,
+          w?.data,
+          `layer ${i} ${kind}`,
+        );
+      }
+    }
+    const tokenizer = await Tokenizer.fromDir(SMOLLM2_GGUF);
+    const prompts = ['What is the capital of France?', 'Write a haiku about the sea.'].map((content) =>
+      tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content }], { addGenerationPrompt: true }), {
+        addSpecialTokens: false,
+      }),
+    );
+    const backend = createBackend('native');
+    const run = (model: typeof gguf) =>
+      new LLMEngine(model, { ...DEFAULT_ENGINE_OPTIONS, kvCacheTokens: 2048, backend }).generate(
+        prompts.map((promptIds) => ({
+          promptIds,
+          adapter: null,
+          params: { maxTokens: 24, temperature: 0, ignoreEos: true, promptLogits: true },
+        })),
+      );
+    const [a, b] = [run(gguf), run(hf)];
+    let worst = 0;
+    for (let i = 0; i < prompts.length; i++) {
+      worst = Math.max(worst, maxAbsDiff(a[i].promptLogits!, b[i].promptLogits!));
+      assert.deepEqual(a[i].outputIds, b[i].outputIds, `prompt ${i}: greedy tokens differ`);
+    }
+    assert.ok(worst <= LOGIT_TOLERANCE, `prompt logits max |Δ| ${worst}`);
+    t.diagnostic(`${JSON.stringify(a.map((s) => tokenizer.decode(s.outputIds)))}; worst |Δlogit| ${worst}`);
+  });
+});
+
 const tmpRoots: string[] = [];
 after(async () => {
   for (const dir of tmpRoots) await rm(dir, { recursive: true, force: true });
