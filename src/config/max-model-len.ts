@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseModelConfig } from '../model/config-parse.ts';
+import { ggufModelFile, readGgufModelConfig } from '../model/gguf/load.ts';
 
 type Json = Record<string, unknown>;
 
@@ -36,6 +37,8 @@ export function modelMaxLen(json: Json, maxPositionEmbeddings?: number): number 
 
 /** Reads the model directory's config.json: its context limit, checked as the engine will check it. */
 export async function readModelMaxLen(modelDir: string): Promise<number> {
+  const gguf = await ggufModelFile(modelDir);
+  if (gguf !== null) return (await readGgufModelConfig(gguf)).maxPositionEmbeddings;
   const file = join(modelDir, 'config.json');
   const json = JSON.parse(await readFile(file, 'utf8')) as Json;
   const config = parseModelConfig(json, file);

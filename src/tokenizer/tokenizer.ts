@@ -31,12 +31,9 @@ export class TokenizerError extends Error {
   }
 }
 
-export interface TokenizerFiles {
-  tokenizerJson: Record<string, unknown>; // tokenizer.json
-  tokenizerConfig?: Record<string, unknown>; // tokenizer_config.json
-  chatTemplate?: string | null; // chat_template.jinja, which wins over tokenizer_config's
-  generationConfig?: Record<string, unknown> | null; // generation_config.json (its eos ids)
-}
+import type { TokenizerFiles } from '../model/tokenizer-files.ts';
+
+export type { TokenizerFiles };
 
 export interface TokenizerOptions {
   /** config.json's eos ids are added to the stop ids. */

@@ -8,8 +8,8 @@
  */
 import { type FileHandle, open, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { TokenizerFiles } from '../../tokenizer/tokenizer.ts';
 import type { ModelConfig } from '../config.ts';
+import type { TokenizerFiles } from '../tokenizer-files.ts';
 import { type LoadedModel, type LoadWeightsOptions, loadWeights, type TensorSource, WeightsError } from '../weights.ts';
 import { GgufFile, GgufFormatError } from './gguf-file.ts';
 import { GgufFields, ggufModelConfig } from './model-config.ts';

@@ -11,8 +11,9 @@
  * SentencePiece vocabularies ("llama": scores, byte pieces) through sentencepiece.ts. Other tokenizer models
  * and pre-tokenizers are refused by name.
  */
-import type { TokenizerFiles } from '../../tokenizer/tokenizer.ts';
+
 import { ConfigError } from '../config-parse.ts';
+import type { TokenizerFiles } from '../tokenizer-files.ts';
 import { GgufValueType } from './gguf-file.ts';
 import type { GgufFields } from './model-config.ts';
 import { sentencePieceDecoder, sentencePieceMerges, sentencePiecePreTokenizer } from './sentencepiece.ts';
