@@ -79,7 +79,7 @@ export function serveCommand(): Command {
     .addOption(
       envOption(
         '--enable-lora-runtime-updates',
-        'enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (VLLM_ALLOW_RUNTIME_LORA_UPDATING)',
+        'enable POST /v1/load_lora_adapter, /v1/unload_lora_adapter and /v1/pin_lora_adapter (VLLM_ALLOW_RUNTIME_LORA_UPDATING)',
         'ENABLE_LORA_RUNTIME_UPDATES',
       ),
     )

@@ -3,7 +3,9 @@
  * VLLM_ALLOW_RUNTIME_LORA_UPDATING):
  *   POST /v1/load_lora_adapter   {lora_name, lora_path, load_inplace?}  → 200 "Success: LoRA adapter '…' added successfully."
  *   POST /v1/unload_lora_adapter {lora_name}                            → 200 "Success: LoRA adapter '…' removed successfully."
- * plus POST /v1/rescan_lora_adapters (rescan the store now). `lora_path` must lie inside an allowed root:
+ * plus POST /v1/rescan_lora_adapters (rescan the store now) and
+ *   POST /v1/pin_lora_adapter    {lora_name, pinned}                    → 200 {lora_name, pinned, cache_tier}
+ * (a pinned adapter's current version stays in the host tier, never evicted by the LRU). `lora_path` must lie inside an allowed root:
  * it is checked as written, then again after symlinks are resolved, before anything in it is opened.
  * Their key (the admin key, or else the API key) is checked per route by auth.ts.
  */
@@ -35,6 +37,14 @@ const unloadSchema = {
   },
 };
 
+const pinSchema = {
+  body: {
+    type: 'object',
+    required: ['lora_name', 'pinned'],
+    properties: { lora_name: { type: 'string', minLength: 1, maxLength: 256 }, pinned: { type: 'boolean' } },
+  },
+};
+
 export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, admin: AdminConfig) {
   app.post<{ Body: { lora_name: string; lora_path: string; load_inplace?: boolean } }>(
     '/v1/load_lora_adapter',
@@ -59,6 +69,16 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ServerContext, ad
     await ctx.engine.admin({ op: 'unload', name });
     return reply.type('text/plain').send(`Success: LoRA adapter '${name}' removed successfully.`);
   });
+
+  app.post<{ Body: { lora_name: string; pinned: boolean } }>(
+    '/v1/pin_lora_adapter',
+    { schema: pinSchema },
+    async (req) => {
+      const result = await ctx.engine.admin({ op: 'pin', name: req.body.lora_name, pinned: req.body.pinned });
+      if (result.op !== 'pin') throw new Error(`the engine answered a pin with '${result.op}'`);
+      return { lora_name: result.info.name, pinned: result.info.pinned, cache_tier: result.info.tier };
+    },
+  );
 
   app.post('/v1/rescan_lora_adapters', async () => {
     const result = await ctx.engine.admin({ op: 'rescan' });

@@ -24,6 +24,7 @@ export const OPEN_ROUTES: ReadonlySet<string> = new Set([
 export const ADMIN_ROUTES: ReadonlySet<string> = new Set([
   '/v1/load_lora_adapter',
   '/v1/unload_lora_adapter',
+  '/v1/pin_lora_adapter',
   '/v1/rescan_lora_adapters',
 ]);
 

@@ -35,6 +35,7 @@ function modelList(ctx: ServerContext) {
         version: a.version,
         source: a.origin,
         cache_tier: a.tier,
+        pinned: a.pinned,
         rank: a.rank,
         target_modules: a.targets,
         ...(a.error ? { error: a.error } : {}),

@@ -814,6 +814,7 @@ describe('AdapterManager: list', () => {
       sizeBytes: null,
       error: null,
       warnings: [],
+      pinned: false,
     });
     manager.retain('a@1');
     assert.equal(manager.list()[0].tier, 'loading');
@@ -914,5 +915,62 @@ describe('AdapterManager: replaced versions still held by a sequence', () => {
       settled,
       'the sequence holding a@1 is left waiting forever: its weights are in no tier and never reloaded',
     );
+  });
+});
+
+describe('AdapterManager: pin', () => {
+  test('a pinned adapter loads now and survives eviction pressure; unpinned, it is evicted again', async () => {
+    const { manager, loader } = setup({ maxLoras: 1, maxCpuLoras: 2 });
+    manager.syncStore(store('a', 'b', 'c', 'd'));
+    assert.equal(manager.pin('a', true).pinned, true);
+    assert.deepEqual(loader.names(), ['a'], 'pinning loads it');
+    await finishLoad(loader, 'a', 1);
+    for (const [name, value] of [
+      ['b', 2],
+      ['c', 3],
+      ['d', 4],
+    ] as const) {
+      manager.retain(`${name}@1`);
+      await finishLoad(loader, name, value);
+      manager.release(`${name}@1`);
+      assert.equal(tierOf(manager, 'a'), 'host', `a stays while ${name} loads`);
+    }
+    assert.deepEqual(loader.names(), ['a', 'b', 'c', 'd']);
+    assert.equal(tierOf(manager, 'b'), 'disk');
+
+    assert.equal(manager.pin('a', false).pinned, false);
+    manager.retain('b@1');
+    await finishLoad(loader, 'b', 2);
+    assert.equal(tierOf(manager, 'a'), 'disk', 'unpinned, a is the least recently used');
+  });
+
+  test("a pin follows the name's new version when its files change, and ends with the name", async () => {
+    const { manager, loader } = setup({ maxLoras: 1, maxCpuLoras: 2 });
+    manager.syncStore(store('a', 'b'));
+    manager.pin('a', true);
+    await finishLoad(loader, 'a', 1);
+    manager.syncStore([{ name: 'a', dir: '/store/a', fingerprint: '2' }, ...store('b')]);
+    assert.deepEqual(loader.names(), ['a', 'a'], 'the new version loads at once');
+    await finishLoad(loader, 'a', 5);
+    assert.equal(manager.resolve('a'), 'a@2');
+    assert.equal(tierOf(manager, 'a'), 'host');
+    assert.equal(manager.list()[0].pinned, true);
+    manager.retain('b@1');
+    await finishLoad(loader, 'b', 2);
+    manager.release('b@1');
+    assert.equal(tierOf(manager, 'a'), 'host');
+
+    manager.unregister('a');
+    manager.syncStore([{ name: 'a', dir: '/store/a', fingerprint: '3' }, ...store('b')]);
+    assert.equal(manager.list().find((x) => x.name === 'a')?.pinned, false, 'unloading ends the pin');
+  });
+
+  test('pinning leaves one host entry for other adapters; an unknown name is ADAPTER_NOT_FOUND', async () => {
+    const { manager } = setup({ maxLoras: 1, maxCpuLoras: 2 });
+    manager.syncStore(store('a', 'b'));
+    manager.pin('a', true);
+    await assertThrows(() => manager.pin('b', true), 'REQUEST_INVALID', '--max-cpu-loras');
+    manager.pin('a', true); // pinning again is no change
+    await assertThrows(() => manager.pin('nope', true), 'ADAPTER_NOT_FOUND');
   });
 });

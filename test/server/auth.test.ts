@@ -37,6 +37,7 @@ const API_ROUTES: Route[] = [
 const ADMIN: Route[] = [
   { method: 'POST', path: '/v1/load_lora_adapter', body: { lora_name: 'x', lora_path: '/nowhere' } },
   { method: 'POST', path: '/v1/unload_lora_adapter', body: { lora_name: 'nobody' } },
+  { method: 'POST', path: '/v1/pin_lora_adapter', body: { lora_name: 'nobody', pinned: true } },
   { method: 'POST', path: '/v1/rescan_lora_adapters', body: {} },
 ];
 const OPEN: Route[] = ['/health', '/v1/health/live', '/v1/health/ready', '/metrics'].map((path) => ({

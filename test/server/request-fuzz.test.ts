@@ -70,6 +70,7 @@ const VALID: { url: string; body: Record<string, unknown> }[] = [
   },
   { url: '/v1/load_lora_adapter', body: { lora_name: 'new', lora_path: 'nowhere', load_inplace: false } },
   { url: '/v1/unload_lora_adapter', body: { lora_name: 'nobody' } },
+  { url: '/v1/pin_lora_adapter', body: { lora_name: 'nobody', pinned: true } },
 ];
 
 const EDGE_VALUES: unknown[] = [

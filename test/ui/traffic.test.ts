@@ -119,6 +119,7 @@ test('the state lists the base first, then each adapter with its tier named as o
     sizeBytes: null,
     error: null,
     warnings: [],
+    pinned: false,
   });
   const history = new LoadHistory();
   const stats = {

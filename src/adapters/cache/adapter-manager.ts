@@ -37,6 +37,8 @@ export interface AdapterInfo {
   error: string | null;
   /** What the last load found worth knowing but not fatal (ignored config fields, unused patterns). */
   warnings: string[];
+  /** Kept in the host tier whatever the LRU says (pin()); follows the name's new versions. */
+  pinned: boolean;
 }
 
 export interface AdapterCacheStats {
@@ -105,6 +107,8 @@ export class AdapterManager {
   private readonly summaries = new Map<string, AdapterSummary>();
   /** Store adapters unloaded on request: name → the fingerprint unloaded; rescans skip them until it changes. */
   private readonly unloaded = new Map<string, string | null>();
+  /** Names whose current version stays in the host tier (pin()). */
+  private readonly pinned = new Set<string>();
   events: AdapterEvents = { ready() {}, failed() {}, loadTimed() {} };
   private changes = 0;
 
@@ -114,7 +118,7 @@ export class AdapterManager {
     }
     // A slot reused while its sequence still needs the adapter (waiting, preempted) must leave a host copy.
     const displaced = (key: string) => {
-      if (this.retained.has(key)) this.ensureResident(key);
+      if (this.isHostPinned(key)) this.ensureResident(key);
     };
     this.slots = new SlotTable(opts.backend, opts.maxLoras, opts.numModules, opts.loraDtype, displaced);
     this.host = new HostCache(opts.maxCpuLoras);
@@ -173,6 +177,7 @@ export class AdapterManager {
     const entry = this.catalog.get(name);
     if (!entry) return false;
     this.catalog.delete(name);
+    this.pinned.delete(name);
     this.changes++;
     this.retire(adapterKey(name, entry.version));
     return true;
@@ -198,8 +203,10 @@ export class AdapterManager {
         this.setEntry(s.name, 'store', s.dir, s.fingerprint, s.root);
         added.push(s.name);
       } else if (entry.origin === 'store' && (entry.fingerprint !== s.fingerprint || entry.dir !== s.dir)) {
-        this.setEntry(s.name, 'store', s.dir, s.fingerprint, s.root);
+        const next = this.setEntry(s.name, 'store', s.dir, s.fingerprint, s.root);
         changed.push(s.name);
+        // A pin follows the name: the new version comes into the host tier now.
+        if (this.pinned.has(s.name)) this.ensureResident(adapterKey(s.name, next.version));
       }
     }
     for (const name of this.unloaded.keys()) if (!listed.has(name)) this.unloaded.delete(name);
@@ -239,6 +246,33 @@ export class AdapterManager {
     const failure = this.failures.get(key);
     if (failure) throw failure;
     return key;
+  }
+
+  /**
+   * Pins (or unpins) a name: its current version, and each new one as its files change, stays in the host
+   * tier — loaded now if it is not — and the LRU never evicts it. At most max CPU LoRAs − 1 names are pinned,
+   * so other adapters always have a host entry to load into. Throws 404 for an unknown name.
+   */
+  pin(name: string, pinned: boolean): AdapterInfo {
+    const entry = this.catalog.get(name);
+    if (!entry) {
+      throw createError('ADAPTER_NOT_FOUND', { name, where: 'the served adapters' }, { param: 'lora_name' });
+    }
+    if (pinned && !this.pinned.has(name) && this.pinned.size + 1 >= this.host.capacity) {
+      const message =
+        `cannot pin '${name}': ${this.pinned.size} adapter(s) are pinned and the host cache holds ` +
+        `${this.host.capacity} (at least one entry stays free for other adapters); unpin one or raise --max-cpu-loras`;
+      throw createError('REQUEST_INVALID', { message }, { param: 'pinned' });
+    }
+    if (pinned !== this.pinned.has(name)) this.changes++;
+    if (pinned) {
+      this.pinned.add(name);
+      this.ensureResident(adapterKey(name, entry.version));
+    } else {
+      this.pinned.delete(name);
+      this.pumpDeferred();
+    }
+    return this.info(entry);
   }
 
   // ── residency ────────────────────────────────────────────────────────────────────────────────────
@@ -326,8 +360,9 @@ export class AdapterManager {
     return entry !== undefined && adapterKey(entry.name, entry.version) === key;
   }
 
+  /** A live sequence needs the version, or it is the current version of a pinned name. */
   private isHostPinned(key: string): boolean {
-    return this.retained.has(key);
+    return this.retained.has(key) || (this.pinned.has(nameOf(key)) && this.isCurrent(key));
   }
 
   /** Drops a version nobody may use any more, from every tier it is not pinned in. */
@@ -402,7 +437,7 @@ export class AdapterManager {
 
   private pumpDeferred() {
     for (const key of [...this.deferred]) {
-      if (!this.retained.has(key)) {
+      if (!this.isHostPinned(key)) {
         this.deferred.delete(key);
         continue;
       }
@@ -439,6 +474,7 @@ export class AdapterManager {
       sizeBytes: summary?.sizeBytes ?? null,
       error: failure?.message ?? null,
       warnings: summary ? [...summary.warnings] : [],
+      pinned: this.pinned.has(entry.name),
     };
   }
 }

@@ -177,5 +177,6 @@ async function runAdmin(
     }
     return { op: 'unload' };
   }
+  if (request.op === 'pin') return { op: 'pin', info: engine.adapters.pin(request.name, request.pinned) };
   return { op: 'rescan', ...(await rescan()) };
 }

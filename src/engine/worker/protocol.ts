@@ -38,11 +38,14 @@ export interface WorkerInit {
 export type AdminOp =
   | { op: 'load'; name: string; dir: string; inplace: boolean /** every file must stay inside */; root?: string }
   | { op: 'unload'; name: string }
+  /** Keep (or stop keeping) the name's current version in the host tier (AdapterManager.pin). */
+  | { op: 'pin'; name: string; pinned: boolean }
   | { op: 'rescan' };
 
 export type AdminResult =
   | { op: 'load'; info: AdapterInfo }
   | { op: 'unload' }
+  | { op: 'pin'; info: AdapterInfo }
   | { op: 'rescan'; added: string[]; removed: string[]; changed: string[] };
 
 export type ToWorker =
