@@ -118,7 +118,7 @@ describe('the dashboard in Chromium', { skip: browserSkip() }, () => {
     assert.ok(Number(points) >= 2, `queue chart points: ${points}`);
   });
 
-  test('loads a directory under a new name, unloads it, and rescans the store', async () => {
+  test('loads a directory under a new name, pins and unpins it, unloads it, and rescans the store', async () => {
     const pirate = demo.adapters.find((a) => a.name === 'demo-pirate')!.dir;
     await page.fill('input[name="lora_name"]', 'pirate-copy');
     await page.fill('input[name="lora_path"]', pirate);
@@ -129,7 +129,15 @@ describe('the dashboard in Chromium', { skip: browserSkip() }, () => {
     );
     await shows(page, `${row('pirate-copy', 'rank')}:text-is("8")`);
 
-    await page.click('tr[data-model="pirate-copy"] button');
+    await page.click('tr[data-model="pirate-copy"] button[data-action="pin"]');
+    await shows(page, `${row('pirate-copy', 'pinned')}:text-is("pinned")`);
+    await shows(page, 'tr[data-model="pirate-copy"] button[data-action="pin"]:text-is("unpin")');
+    assert.equal(JSON.parse(await textOf(page, '[data-testid="admin-message"]')).pinned, true);
+    await page.click('tr[data-model="pirate-copy"] button[data-action="pin"]');
+    await page.waitForSelector(row('pirate-copy', 'pinned'), { state: 'detached', timeout: 60_000 });
+    await shows(page, 'tr[data-model="pirate-copy"] button[data-action="pin"]:text-is("pin")');
+
+    await page.click('tr[data-model="pirate-copy"] button[data-action="unload"]');
     await shows(page, `[data-testid="admin-message"]:has-text("'pirate-copy' removed")`);
     await page.waitForSelector('tr[data-model="pirate-copy"]', { state: 'detached', timeout: 60_000 });
 

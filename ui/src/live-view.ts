@@ -5,13 +5,22 @@ import type { DashboardState, ModelRow } from './state.ts';
 
 const fixed = (v: number | null, digits = 0) => (v === null ? '–' : v.toFixed(digits));
 
-function Row(props: { m: ModelRow; onUnload: ((name: string) => void) | null }) {
-  const { m } = props;
+/** Per adapter row, when the admin routes are usable: unload it, pin or unpin it in the host tier. */
+export interface RowActions {
+  unload(name: string): void;
+  pin(name: string, pinned: boolean): void;
+}
+
+function Row(props: { m: ModelRow; actions: RowActions | null }) {
+  const { m, actions } = props;
   return html`
     <tr data-model=${m.id} class=${m.error ? 'failed' : ''}>
       <td class="name" title=${m.error ?? ''}>${m.id}</td>
       <td>${m.kind}${m.source ? html` <small>(${m.source})</small>` : null}</td>
-      <td><span class=${`tier tier-${m.tier ?? 'base'}`} data-field="tier">${m.tier ?? 'resident'}</span></td>
+      <td>
+        <span class=${`tier tier-${m.tier ?? 'base'}`} data-field="tier">${m.tier ?? 'resident'}</span>
+        ${m.pinned ? html` <small data-field="pinned" title="kept in the host tier">pinned</small>` : null}
+      </td>
       <td data-field="version">${m.version ?? '–'}</td>
       <td data-field="rank">${m.rank ?? '–'}</td>
       <td class="num" data-field="running">${m.running}</td>
@@ -21,15 +30,20 @@ function Row(props: { m: ModelRow; onUnload: ((name: string) => void) | null }) 
       <td class="num" data-field="tokens-per-second">${fixed(m.tokensPerSecond, 1)}</td>
       <td class="num" data-field="ttft">${fixed(m.ttftMs)}</td>
       ${
-        props.onUnload
-          ? html`<td>${m.kind === 'adapter' ? html`<button class="small" onClick=${() => props.onUnload?.(m.id)}>unload</button>` : null}</td>`
+        actions
+          ? html`<td>${
+              m.kind === 'adapter'
+                ? html`<button class="small" data-action="pin" onClick=${() => actions.pin(m.id, !m.pinned)}>${m.pinned ? 'unpin' : 'pin'}</button>
+                    <button class="small" data-action="unload" onClick=${() => actions.unload(m.id)}>unload</button>`
+                : null
+            }</td>`
           : null
       }
     </tr>
   `;
 }
 
-export function LiveView(props: { state: DashboardState; onUnload: ((name: string) => void) | null }) {
+export function LiveView(props: { state: DashboardState; actions: RowActions | null }) {
   const { state } = props;
   const e = state.engine;
   const kv = state.history.map((s) => s.kvUse * 100);
@@ -66,11 +80,11 @@ export function LiveView(props: { state: DashboardState; onUnload: ((name: strin
             <th>model</th><th>kind</th><th>tier</th><th>version</th><th>rank</th>
             <th class="num">running</th><th class="num">waiting</th><th class="num">requests</th>
             <th class="num">tokens</th><th class="num">tok/s</th><th class="num">TTFT ms</th>
-            ${props.onUnload ? html`<th></th>` : null}
+            ${props.actions ? html`<th></th>` : null}
           </tr>
         </thead>
         <tbody>
-          ${state.models.map((m) => html`<${Row} key=${m.id} m=${m} onUnload=${props.onUnload} />`)}
+          ${state.models.map((m) => html`<${Row} key=${m.id} m=${m} actions=${props.actions} />`)}
         </tbody>
       </table>
       <p class="note">

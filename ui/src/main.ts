@@ -74,12 +74,16 @@ function App() {
       refresh(await post('/v1/load_lora_adapter', adminKey, { lora_name: name, lora_path: path })),
     rescan: async () => refresh(await post('/v1/rescan_lora_adapters', adminKey, {})),
   };
-  const unload = async (name: string) => {
+  const rowAction = async (path: string, body: unknown) => {
     try {
-      setAdminMessage(refresh(await post('/v1/unload_lora_adapter', adminKey, { lora_name: name })));
+      setAdminMessage(refresh(await post(path, adminKey, body)));
     } catch (e) {
       setAdminMessage(`error: ${(e as Error).message}`);
     }
+  };
+  const rowActions = {
+    unload: (name: string) => rowAction('/v1/unload_lora_adapter', { lora_name: name }),
+    pin: (name: string, pinned: boolean) => rowAction('/v1/pin_lora_adapter', { lora_name: name, pinned }),
   };
   const adminOn = state?.admin.enabled === true && (!state.admin.ownKey || keys.admin !== '');
 
@@ -94,7 +98,7 @@ function App() {
       state
         ? html`
           <h2>Live</h2>
-          <${LiveView} state=${state} onUnload=${adminOn ? unload : null} />
+          <${LiveView} state=${state} actions=${adminOn ? rowActions : null} />
           ${adminOn ? html`<h2>Adapters</h2><${AdminPanel} actions=${actions} message=${adminMessage} setMessage=${setAdminMessage} />` : null}
           <h2>A/B playground</h2>
           <${Playground} models=${state.models.filter((m) => !m.error).map((m) => m.id)} apiKey=${keys.api} />

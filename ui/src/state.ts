@@ -8,6 +8,7 @@ export interface ModelRow {
   rank: number | null;
   targets: string[] | null;
   error: string | null;
+  pinned: boolean;
   running: number;
   waiting: number;
   requests: number;

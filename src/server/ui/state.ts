@@ -20,6 +20,8 @@ export interface ModelRow extends ModelTraffic {
   rank: number | null;
   targets: string[] | null;
   error: string | null;
+  /** Kept in the host tier (POST /v1/pin_lora_adapter); false for the base. */
+  pinned: boolean;
 }
 
 export interface DashboardState {
@@ -54,6 +56,7 @@ export function dashboardState(s: StateInputs): DashboardState {
     rank: null,
     targets: null,
     error: null,
+    pinned: false,
     ...(s.traffic.get(null) ?? IDLE),
   };
   const adapters = s.adapters.map(
@@ -67,6 +70,7 @@ export function dashboardState(s: StateInputs): DashboardState {
       rank: a.rank,
       targets: a.targets,
       error: a.error,
+      pinned: a.pinned,
       ...(s.traffic.get(a.name) ?? IDLE),
     }),
   );
