@@ -4,6 +4,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { AdapterInfo } from '../adapters/cache/adapter-manager.ts';
+import type { AdapterChoice } from '../adapters/compose.ts';
 import type { NativeState } from '../kernels/native/config.ts';
 import { createError, deserializeError, type LoraplexError } from '../observability/errors.ts';
 import { startTsWorker } from '../runtime/ts-worker.ts';
@@ -180,7 +181,7 @@ export class AsyncEngine {
   /** Streams the request's tokens; breaking out of the loop (or `signal` aborting) aborts the sequence. */
   async *generate(
     promptIds: number[],
-    adapter: string | null,
+    adapter: AdapterChoice,
     params: Partial<SamplingParams>,
     signal?: AbortSignal,
   ): AsyncGenerator<TokenEvent> {

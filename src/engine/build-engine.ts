@@ -123,6 +123,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     ...(kvCacheDtype && kvCacheDtype !== 'auto' ? { kvCacheDtype } : {}),
     backend: createBackend(backend ?? 'native'),
     loader,
+    maxLoraRank,
   };
   const engine = new LLMEngine(loaded, options);
   const rejected: BuiltEngine['rejected'] = [];

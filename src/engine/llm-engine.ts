@@ -3,6 +3,7 @@
  * shape). This class is synchronous and single-threaded; the server runs it inside a worker thread.
  */
 import { AdapterManager } from '../adapters/cache/adapter-manager.ts';
+import { type AdapterChoice, compositionLabel } from '../adapters/compose.ts';
 import type { AdapterLoader } from '../adapters/loader/adapter-loader.ts';
 import type { AdapterSummary } from '../adapters/loader/load-packed.ts';
 import type { Backend, KvDtype } from '../backends/types.ts';
@@ -49,6 +50,8 @@ export interface EngineOptions {
   loraDtype?: LoraDtype | 'auto';
   /** How the KV cache stores keys and values (`--kv-cache-dtype`); 'auto' (the default) is f32. */
   kvCacheDtype?: KvDtype | 'auto';
+  /** Largest total rank of a request's adapter combination (--max-lora-rank; default 64). */
+  maxLoraRank?: number;
   /** Test plumbing only: faults to inject (see faults.ts). */
   faults?: EngineFaults;
 }
@@ -81,7 +84,8 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'backend'> = {
 
 export interface GenerationRequest {
   promptIds: number[];
-  adapter: string | null;
+  /** The base (null), an adapter's name, or a weighted combination of adapters (compose.ts). */
+  adapter: AdapterChoice;
   params?: Partial<SamplingParams>;
 }
 
@@ -132,6 +136,7 @@ export class LLMEngine {
       maxLoras: options.maxLoras,
       maxCpuLoras: options.maxCpuLoras ?? Math.max(options.maxLoras, DEFAULT_MAX_CPU_LORAS),
       loader: options.loader ?? null,
+      maxLoraRank: options.maxLoraRank,
     });
     this.adapters.events.failed = (key, error) => {
       for (const seq of [...this.scheduler.waiting]) {
@@ -200,8 +205,15 @@ export class LLMEngine {
     if (this.blocks.blocksFor(req.promptIds.length + params.maxTokens) > this.blocks.numBlocks) {
       throw new RangeError('the request needs more KV cache than the engine has');
     }
-    const key = req.adapter === null ? null : this.adapters.resolve(req.adapter);
-    const seq = new Sequence(this.nextId++, req.promptIds, req.adapter, params, key);
+    const { adapter } = req;
+    const key =
+      adapter === null
+        ? null
+        : typeof adapter === 'string'
+          ? this.adapters.resolve(adapter)
+          : this.adapters.resolveComposition(adapter);
+    const label = adapter === null || typeof adapter === 'string' ? adapter : compositionLabel(adapter);
+    const seq = new Sequence(this.nextId++, req.promptIds, label, params, key);
     if (key !== null) this.adapters.retain(key);
     this.scheduler.add(seq);
     return seq;

@@ -11,6 +11,7 @@ import { chatFlavor, completionFlavor } from './choice-format.ts';
 import type { ServerContext } from './context.ts';
 import { serve } from './generation.ts';
 import { TokenTexts } from './logprobs.ts';
+import { type LoraEntry, loraParts, loraSchema } from './lora-field.ts';
 import { PROMPT_BYTES_PER_TOKEN, PromptEncoder } from './prompt-input.ts';
 import { refuseUnsupported } from './request-fields.ts';
 import { resolveModel } from './resolve-model.ts';
@@ -38,12 +39,14 @@ interface CompletionBody extends SamplingBody {
   prompt_logprobs?: number | null;
   /** Candidates per prompt; the n with the highest cumulative logprob are returned (not with stream). */
   best_of?: number | null;
+  lora?: LoraEntry[] | null;
 }
 
 interface ChatBody extends SamplingBody {
   messages: RequestMessage[];
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  lora?: LoraEntry[] | null;
 }
 
 const tokenIds = { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 };
@@ -66,6 +69,7 @@ const completionSchema = {
       echo: { type: ['boolean', 'null'] },
       prompt_logprobs: { type: ['integer', 'null'] },
       best_of: { type: ['integer', 'null'] },
+      lora: loraSchema,
     },
   },
 };
@@ -79,6 +83,7 @@ const chatSchema = {
       messages: { type: 'array', minItems: 1, items: messageSchema },
       logprobs: { type: ['boolean', 'null'] },
       top_logprobs: { type: ['integer', 'null'] },
+      lora: loraSchema,
     },
   },
 };
@@ -123,6 +128,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
       const body = req.body;
       refuseUnsupported(body as unknown as Record<string, unknown>, completionFields);
       const adapter = resolveModel(ctx, body.model);
+      const lora = loraParts(ctx, body.lora, adapter);
       const vocabSize = ctx.engine.info.vocabSize;
       const request = samplingRequest(body, completionLogprobsOf(body), vocabSize);
       const shown = logprobsCount(body.prompt_logprobs, 'prompt_logprobs');
@@ -159,6 +165,7 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
         body,
         request,
         adapter,
+        lora,
         prompts: promptIds,
         echo: body.echo ? texts.map((t) => (typeof t === 'string' ? t : ctx.codec.decode(t))) : undefined,
         echoLogprobs,
@@ -174,9 +181,11 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
     const body = req.body;
     refuseUnsupported(body as unknown as Record<string, unknown>, chatFields);
     const adapter = resolveModel(ctx, body.model);
+    const lora = loraParts(ctx, body.lora, adapter);
     const request = samplingRequest(body, chatLogprobsOf(body), ctx.engine.info.vocabSize);
     const promptIds = await prompts.chat(templateMessages(body.messages));
-    return serve({ ctx, metrics, names, reply, body, request, adapter, prompts: [promptIds], flavor: chatFlavor });
+    const job = { ctx, metrics, names, reply, body, request, adapter, lora, prompts: [promptIds] };
+    return serve({ ...job, flavor: chatFlavor });
   });
 }
 

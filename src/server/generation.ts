@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { FastifyReply } from 'fastify';
+import type { AdapterPart } from '../adapters/compose.ts';
 import type { TokenLogprobs } from '../engine/logprobs.ts';
 import type { SamplingParams } from '../engine/sampling-params.ts';
 import type { FinishReason } from '../engine/sequence.ts';
@@ -28,6 +29,8 @@ export interface Job {
   body: SamplingBody;
   request: SamplingRequest;
   adapter: string | null;
+  /** The `lora` field's combination (lora-field.ts); the engine gets it instead of `adapter`. */
+  lora?: AdapterPart[] | null;
   /** One or more prompts (completions' prompt lists); each gets request.n choices. */
   prompts: number[][];
   /** Completions' echo: each prompt's text, put before its choices' text. */
@@ -133,7 +136,7 @@ function runChoices(
     const { promptIds, params } = plans[i];
     let reason = 'abort';
     try {
-      for await (const e of ctx.engine.generate(promptIds, adapter, params, signal)) {
+      for await (const e of ctx.engine.generate(promptIds, job.lora ?? adapter, params, signal)) {
         trace.token(i);
         const delta = choice.push(e);
         if (delta.finishReason) reason = delta.finishReason;

@@ -974,3 +974,73 @@ describe('AdapterManager: pin', () => {
     await assertThrows(() => manager.pin('nope', true), 'ADAPTER_NOT_FOUND');
   });
 });
+
+describe('AdapterManager: combinations (compose.ts)', () => {
+  const mix = [
+    { name: 'a', weight: 0.5 },
+    { name: 'b', weight: 2 },
+  ];
+
+  test('cold components load first; the virtual adapter then serves Σ w·(its value) from one slot', async () => {
+    const { manager, loader, ready } = setup();
+    manager.syncStore(store('a', 'b'));
+    const key = manager.resolveComposition(mix);
+    manager.retain(key);
+    assert.deepEqual(loader.names(), ['a', 'b']);
+    assert.equal(manager.isReady(key), false);
+    await finishLoad(loader, 'a', 3);
+    await finishLoad(loader, 'b', 5);
+    assert.deepEqual(ready, ['a@1', 'b@1']);
+    manager.requestLoad(key); // what the engine does for a waiting sequence
+    assert.equal(manager.isReady(key), true);
+    const slot = manager.acquireSlot(key)!;
+    assert.equal(slotValue(manager, slot), 0.5 * 3 + 2 * 5);
+    manager.releaseSlot(key);
+    manager.release(key);
+    assert.equal(manager.stats().hostUsed, 3, 'the combination stays in the host tier (LRU) after its request');
+    assert.equal(manager.resolveComposition([...mix].reverse()), key, 'equal requests share it');
+    assert.equal(manager.resolveComposition([{ name: 'a', weight: 1 }]), 'a@1', 'weight 1 alone is the adapter');
+  });
+
+  test('a new version of a component retires the combinations built on the old one', async () => {
+    const { manager, loader } = setup();
+    manager.syncStore(store('a', 'b'));
+    const key = manager.resolveComposition(mix);
+    manager.retain(key);
+    await finishLoad(loader, 'a', 3);
+    await finishLoad(loader, 'b', 5);
+    manager.requestLoad(key);
+    manager.release(key);
+    manager.syncStore([{ name: 'a', dir: '/store/a', fingerprint: '2' }, ...store('b')]);
+    assert.equal(manager.isReady(key), false);
+    assert.notEqual(manager.resolveComposition(mix), key);
+  });
+
+  test('a component that fails to load fails the combination’s waiting sequences with a 400 naming lora', async () => {
+    const { manager, loader, failed } = setup();
+    manager.syncStore(store('a', 'b'));
+    const key = manager.resolveComposition(mix);
+    manager.retain(key);
+    await finishLoad(loader, 'a', 3);
+    await failLoad(loader, 'b', brokenConfig('b'));
+    manager.requestLoad(key);
+    const [, error] = failed.find(([k]) => k === key)!;
+    assert.equal(error.status, 400);
+    assert.equal(error.param, 'lora');
+    assert.match(error.message, /adapter 'b' failed to load/);
+    manager.release(key);
+  });
+
+  test('a total rank over --max-lora-rank fails once the ranks are known, and is refused at once after', async () => {
+    const { manager, loader, failed } = setup({ maxLoraRank: 1 });
+    manager.syncStore(store('a', 'b'));
+    const key = manager.resolveComposition(mix);
+    manager.retain(key);
+    await finishLoad(loader, 'a', 3);
+    await finishLoad(loader, 'b', 5);
+    manager.requestLoad(key);
+    assert.match(failed.find(([k]) => k === key)![1].message, /rank 2 .*--max-lora-rank 1/);
+    manager.release(key);
+    await assertThrows(() => manager.resolveComposition(mix), 'REQUEST_INVALID', '--max-lora-rank 1');
+  });
+});

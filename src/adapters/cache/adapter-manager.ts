@@ -13,6 +13,7 @@ import type { LoraDtype, PackedAdapter } from '../../kernels/types.ts';
 import { createError, type LoraplexError } from '../../observability/errors.ts';
 import type { ServeLog } from '../../observability/log.ts';
 import { defaultAdapterLog } from '../../observability/thread-log.ts';
+import { type AdapterPart, checkParts, composePacked, compositionKey, type ResolvedPart } from '../compose.ts';
 import type { AdapterLoader } from '../loader/adapter-loader.ts';
 import type { AdapterSummary } from '../loader/load-packed.ts';
 import { ADAPTER_NAME } from '../store/local-dir-store.ts';
@@ -66,6 +67,8 @@ export interface AdapterManagerOptions {
   maxCpuLoras: number;
   /** Null: only adapters handed over in memory (addResident) are served. */
   loader: AdapterLoader | null;
+  /** Largest total rank of a combination's module (--max-lora-rank; default 64). */
+  maxLoraRank?: number;
   /** Where load warnings go, once per adapter version (default: the process's structured log on stderr). */
   log?: Pick<ServeLog, 'warn'>;
 }
@@ -109,6 +112,8 @@ export class AdapterManager {
   private readonly unloaded = new Map<string, string | null>();
   /** Names whose current version stays in the host tier (pin()). */
   private readonly pinned = new Set<string>();
+  /** Virtual adapters (compose.ts): key → its components, kept while the key may be in use or resident. */
+  private readonly compositions = new Map<string, ResolvedPart[]>();
   events: AdapterEvents = { ready() {}, failed() {}, loadTimed() {} };
   private changes = 0;
 
@@ -249,6 +254,38 @@ export class AdapterManager {
   }
 
   /**
+   * A weighted combination's key (compose.ts): one virtual adapter, built from its resident components and
+   * served like any adapter (host tier, one slot). One adapter at weight 1 is that adapter itself. Throws 400s
+   * naming `lora[i].name` for an unknown or broken component, and the combination's own error once it failed.
+   */
+  resolveComposition(parts: readonly AdapterPart[]): string {
+    checkParts(parts);
+    const resolved = parts.map((p, i): ResolvedPart => {
+      const param = `lora[${i}].name`;
+      const entry = this.catalog.get(p.name);
+      if (!entry)
+        throw createError('REQUEST_INVALID', { message: `'${param}': no adapter '${p.name}' is served` }, { param });
+      const key = adapterKey(p.name, entry.version);
+      const failure = this.failures.get(key);
+      if (failure)
+        throw createError('REQUEST_INVALID', { message: `adapter '${p.name}': ${failure.message}` }, { param });
+      return { key, weight: p.weight };
+    });
+    if (resolved.length === 1 && resolved[0].weight === 1) return resolved[0].key;
+    const key = compositionKey(resolved);
+    const failure = this.failures.get(key);
+    if (failure) throw failure;
+    if (!this.compositions.has(key)) {
+      this.pruneCompositions();
+      this.compositions.set(key, resolved);
+    }
+    this.ensureComposition(key); // resident components: a DoRA or rank refusal is thrown now, as a 400
+    const now = this.failures.get(key);
+    if (now) throw now;
+    return key;
+  }
+
+  /**
    * Pins (or unpins) a name: its current version, and each new one as its files change, stays in the host
    * tier — loaded now if it is not — and the LRU never evicts it. At most max CPU LoRAs − 1 names are pinned,
    * so other adapters always have a host entry to load into. Throws 404 for an unknown name.
@@ -280,6 +317,7 @@ export class AdapterManager {
   /** A live sequence needs `key`: keep it in the host tier (loading it if needed) until release(). */
   retain(key: string) {
     this.retained.set(key, (this.retained.get(key) ?? 0) + 1);
+    for (const part of this.compositions.get(key) ?? []) this.retain(part.key);
     this.ensureResident(key);
   }
 
@@ -288,6 +326,7 @@ export class AdapterManager {
     if (n < 0) throw new Error(`adapter '${key}' released more often than retained`);
     if (n === 0) this.retained.delete(key);
     else this.retained.set(key, n);
+    for (const part of this.compositions.get(key) ?? []) this.release(part.key);
     if (n === 0 && !this.isCurrent(key)) this.retire(key);
     this.pumpDeferred();
   }
@@ -356,6 +395,8 @@ export class AdapterManager {
   }
 
   private isCurrent(key: string): boolean {
+    const parts = this.compositions.get(key);
+    if (parts) return parts.every((p) => this.isCurrent(p.key));
     const entry = this.catalog.get(nameOf(key));
     return entry !== undefined && adapterKey(entry.name, entry.version) === key;
   }
@@ -376,6 +417,10 @@ export class AdapterManager {
     this.failures.delete(key);
     this.summaries.delete(key);
     this.deferred.delete(key);
+    this.compositions.delete(key);
+    for (const [k, parts] of this.compositions) {
+      if (!this.retained.has(k) && parts.some((p) => p.key === key)) this.retire(k);
+    }
   }
 
   private inMemory(key: string): boolean {
@@ -386,8 +431,10 @@ export class AdapterManager {
    * Starts a load unless the version is resident (a slot, or memory) or loading. Any live version can be
    * loaded, also one replaced while a sequence waited for it.
    */
-  private ensureResident(key: string) {
-    if (this.slots.has(key) || this.inMemory(key) || this.loading.has(key) || this.failures.has(key)) return;
+  private ensureResident(key: string, needMemory = false) {
+    if (this.compositions.has(key)) return this.ensureComposition(key);
+    if ((this.slots.has(key) && !needMemory) || this.inMemory(key) || this.loading.has(key) || this.failures.has(key))
+      return;
     const source = this.sources.get(key);
     if (source === undefined) return;
     if (!this.host.makeRoom(this.loading.size + 1, (k) => this.isHostPinned(k))) {
@@ -424,6 +471,48 @@ export class AdapterManager {
       },
     );
     this.loading.set(key, done);
+  }
+
+  /**
+   * Builds a virtual adapter into the host tier once every component is in memory (loading those that are
+   * not: a slot copy cannot be read back); a refusal (DoRA, rank) or a failed component fails it.
+   */
+  private ensureComposition(key: string) {
+    if (this.slots.has(key) || this.inMemory(key) || this.failures.has(key)) return;
+    const parts = this.compositions.get(key)!;
+    const broken = parts.findIndex((p) => this.failures.has(p.key));
+    if (broken >= 0) {
+      const message = `adapter '${nameOf(parts[broken].key)}' failed to load: ${this.failures.get(parts[broken].key)!.message}`;
+      return this.failComposition(key, createError('REQUEST_INVALID', { message }, { param: 'lora' }));
+    }
+    const packed = parts.map((p) => this.resident.get(p.key) ?? this.host.get(p.key));
+    if (packed.some((p) => p === null || p === undefined)) {
+      for (const p of parts) this.ensureResident(p.key, true);
+      return;
+    }
+    try {
+      const components = parts.map((p, i) => ({ packed: packed[i]!, weight: p.weight, name: nameOf(p.key) }));
+      const built = composePacked(components, this.opts.maxLoraRank ?? 64);
+      this.changes++;
+      this.host.makeRoom(1, (k) => this.isHostPinned(k) || parts.some((p) => p.key === k));
+      this.host.put(key, built);
+    } catch (e) {
+      this.failComposition(key, e as LoraplexError);
+    }
+  }
+
+  private failComposition(key: string, error: LoraplexError) {
+    this.changes++;
+    this.failures.set(key, error);
+    this.events.failed(key, error);
+  }
+
+  /** Forgets combinations nothing uses or holds, so their records do not grow without bound. */
+  private pruneCompositions() {
+    if (this.compositions.size < 4 * this.host.capacity) return;
+    for (const key of [...this.compositions.keys()]) {
+      if (!this.retained.has(key) && !this.slots.has(key) && !this.inMemory(key)) this.retire(key);
+    }
   }
 
   /** Keeps a version's summary; its warnings are logged the first time only (a reload after eviction is quiet). */

@@ -1,6 +1,7 @@
 /** Messages between the server thread and the engine worker thread. */
 
 import type { AdapterInfo } from '../../adapters/cache/adapter-manager.ts';
+import type { AdapterChoice } from '../../adapters/compose.ts';
 import type { SerializedError } from '../../observability/errors.ts';
 import type { EngineStats } from '../llm-engine.ts';
 import type { TokenLogprobs } from '../logprobs.ts';
@@ -49,7 +50,7 @@ export type AdminResult =
   | { op: 'rescan'; added: string[]; removed: string[]; changed: string[] };
 
 export type ToWorker =
-  | { type: 'add'; id: number; promptIds: number[]; adapter: string | null; params: Partial<SamplingParams> }
+  | { type: 'add'; id: number; promptIds: number[]; adapter: AdapterChoice; params: Partial<SamplingParams> }
   | { type: 'abort'; id: number }
   | { type: 'admin'; id: number; request: AdminOp }
   /** Test seam: at most `steps` more steps, then none until `steps: null` (AsyncEngine.holdSteps). */

@@ -53,7 +53,11 @@ export class TrafficLedger {
     const own = Object.hasOwn(engine, 'generate') ? engine.generate : null;
     const generate = engine.generate.bind(engine);
     const counted: AsyncEngine['generate'] = (promptIds, adapter, params, signal) =>
-      this.counted(adapter, generate(promptIds, adapter, params, signal));
+      // A combination counts under its first adapter (a bounded set of rows).
+      this.counted(
+        adapter === null || typeof adapter === 'string' ? adapter : adapter[0].name,
+        generate(promptIds, adapter, params, signal),
+      );
     engine.generate = counted;
     return () => {
       if (engine.generate !== counted) return; // wrapped again since: leave the chain alone
