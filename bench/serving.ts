@@ -7,8 +7,14 @@
  *                  interleaved per repeat so drift cancels; medians and the three ratios.
  *   --mode sweep   throughput and TTFT at concurrency 1, 8, 32 with 1 and 16 adapters, on the demo model and on
  *                  SmolLM2-135M.
+ *   --mode kinds   adapter kinds side by side on one server (SmolLM2-135M, concurrency 32): one LoRA adapter, one
+ *                  DoRA adapter of the same rank, 32 LoRA adapters, 32 adapters half LoRA half DoRA (round-robin);
+ *                  the DoRA cost ratio (aim ≤ 1.10) and mixed kinds / plain LoRA (aim ≥ 0.9).
+ *   --mode latency latency-aware chunked prefill: 32 adapters at concurrency 32 with --step-time-target-ms off
+ *                  and at several targets, one server each, interleaved: TTFT and ITL against throughput.
  *
- *   npm run bench:serving -- [--mode ratios|sweep|charts] [--model DIR] [--repeats 3] [--requests 128] [--adapters 100]
+ *   npm run bench:serving -- [--mode ratios|sweep|kinds|latency|charts] [--model DIR] [--repeats 3] [--requests 128]
+ *                             [--adapters 100] [--targets 25,50,100]
  *
  * --mode charts redraws the SVG charts (artifacts/serving/*.svg) from the saved results of the other two modes.
  * Synthetic adapters (rank 16 on all seven projections) are written once under the cache. Results go to
@@ -23,9 +29,9 @@ import { DEFAULT_OPTIONS } from '../src/bench/options.ts';
 import type { PointResult } from '../src/bench/result.ts';
 import { runBench } from '../src/bench/run-bench.ts';
 import { cacheRoot, ensureDemo } from '../src/demo/demo-model.ts';
-import { readModelConfig } from '../src/model/model-dir.ts';
+import { loadModelDir, readModelConfig } from '../src/model/model-dir.ts';
 import { measureMachine } from './machine.ts';
-import { adapterName, ensureSyntheticStore } from './peft-store.ts';
+import { adapterName, ensureKindsStore, ensureSyntheticStore, kindAdapterName } from './peft-store.ts';
 import { type Server, startServer as startChildServer } from './serve-child.ts';
 import { median } from './util.ts';
 
@@ -41,6 +47,7 @@ const { values: args } = parseArgs({
     'output-tokens': { type: 'string', default: '64' },
     rank: { type: 'string', default: '16' },
     port: { type: 'string', default: '18600' },
+    targets: { type: 'string', default: '25,50,100' },
   },
 });
 
@@ -118,7 +125,7 @@ async function ratios() {
   ]);
   const merged = await startServer(['--model', smollm2, '--merge-adapter', join(store, names[0])]);
   const warmup = Math.max(8, concurrency);
-  const workloads: { name: string; url: string; load: Load }[] = [
+  const workloads: Workload[] = [
     { name: 'base', url: served.url, load: { models: ['SmolLM2'], concurrency, requests, warmup } },
     { name: '1 adapter', url: served.url, load: { models: [names[0]], concurrency, requests, warmup } },
     {
@@ -130,20 +137,10 @@ async function ratios() {
   ];
   // The base's served name is the model folder's.
   workloads[0].load.models = [smollm2.split('/').pop()!];
-  const results = new Map<string, PointResult[]>(workloads.map((w) => [w.name, []]));
+  let results: Map<string, PointResult[]>;
   try {
     await touchAll(served.url, names);
-    for (let r = 0; r < repeats; r++) {
-      for (const w of workloads) {
-        const point = await measure(w.url, w.load);
-        results.get(w.name)!.push(point);
-        console.error(
-          `repeat ${r + 1} ${w.name}: ${fmt(point.overall.output_token_throughput)} tok/s, TTFT p50 ` +
-            `${fmt(point.overall.stats.time_to_first_token?.p50 ?? Number.NaN)} ms, ITL p50 ` +
-            `${fmt(point.overall.stats.inter_token_latency?.p50 ?? Number.NaN)} ms`,
-        );
-      }
-    }
+    results = await interleaved(workloads, repeats);
   } finally {
     await served.stop();
     await merged.stop();
@@ -230,6 +227,158 @@ async function sweep() {
   await save('sweep', all, lines);
 }
 
+type Workload = { name: string; url: string; load: Load };
+
+/** Every workload once per repeat, in turn, so drift spreads over all of them; the points by workload. */
+async function interleaved(workloads: Workload[], repeats: number): Promise<Map<string, PointResult[]>> {
+  const results = new Map<string, PointResult[]>(workloads.map((w) => [w.name, []]));
+  for (let r = 0; r < repeats; r++) {
+    for (const w of workloads) {
+      const point = await measure(w.url, w.load);
+      results.get(w.name)!.push(point);
+      console.error(
+        `repeat ${r + 1} ${w.name}: ${fmt(point.overall.output_token_throughput)} tok/s, TTFT p50 ` +
+          `${fmt(point.overall.stats.time_to_first_token?.p50 ?? Number.NaN)} ms, ITL p50 ` +
+          `${fmt(point.overall.stats.inter_token_latency?.p50 ?? Number.NaN)} ms, ITL p99 ` +
+          `${fmt(point.overall.stats.inter_token_latency?.p99 ?? Number.NaN)} ms`,
+      );
+    }
+  }
+  return results;
+}
+
+type LatencyMetric = 'time_to_first_token' | 'inter_token_latency';
+
+/** Medians over repeats: throughput and latency percentiles of one workload. */
+function summary(points: PointResult[]) {
+  const m = (f: (p: PointResult) => number | undefined) => median(points.map((p) => f(p) ?? Number.NaN));
+  const stat = (metric: LatencyMetric, q: 'p50' | 'p99') => m((p) => p.overall.stats[metric]?.[q]);
+  return {
+    tokPerS: m((p) => p.overall.output_token_throughput),
+    ttftP50: stat('time_to_first_token', 'p50'),
+    ttftP99: stat('time_to_first_token', 'p99'),
+    itlP50: stat('inter_token_latency', 'p50'),
+    itlP99: stat('inter_token_latency', 'p99'),
+  };
+}
+
+function latencyTable(rows: [string, ReturnType<typeof summary>][]): string[] {
+  return [
+    '| workload | output tok/s | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) | ITL p99 (ms) |',
+    '|---|---|---|---|---|---|',
+    ...rows.map(
+      ([name, s]) =>
+        `| ${name} | ${fmt(s.tokPerS)} | ${fmt(s.ttftP50)} | ${fmt(s.ttftP99)} | ${fmt(s.itlP50)} | ${fmt(s.itlP99)} |`,
+    ),
+  ];
+}
+
+async function kinds() {
+  const repeats = Number(args.repeats);
+  const requests = Number(args.requests);
+  const concurrency = Number(args.concurrency);
+  const config = await readModelConfig(smollm2);
+  const count = 32;
+  const stores = join(cacheRoot(), 'bench-stores', 'smollm2');
+  const store = await ensureKindsStore(stores, await loadModelDir(smollm2), count, RANK);
+  const lora = Array.from({ length: count }, (_, i) => kindAdapterName('lora', i));
+  const dora = Array.from({ length: count }, (_, i) => kindAdapterName('dora', i));
+  const mixed = lora.slice(0, count / 2).flatMap((name, i) => [name, dora[i]]);
+  const server = await startServer([
+    '--model',
+    smollm2,
+    '--lora-dir',
+    store,
+    '--max-loras',
+    String(count),
+    '--max-cpu-loras',
+    String(2 * count),
+  ]);
+  const warmup = Math.max(8, concurrency);
+  const at = (models: string[]): Load => ({ models, concurrency, requests, warmup });
+  const workloads: Workload[] = [
+    { name: '1 LoRA', url: server.url, load: at([lora[0]]) },
+    { name: '1 DoRA', url: server.url, load: at([dora[0]]) },
+    { name: `${count} LoRA`, url: server.url, load: at(lora) },
+    { name: `${count} mixed (LoRA + DoRA)`, url: server.url, load: at(mixed) },
+  ];
+  let results: Map<string, PointResult[]>;
+  try {
+    await touchAll(server.url, [...lora, ...dora]);
+    results = await interleaved(workloads, repeats);
+  } finally {
+    await server.stop();
+  }
+  const s = (name: string) => summary(results.get(name)!);
+  const lines = [
+    `SmolLM2-135M (${config.dtype}), concurrency ${concurrency}, ${INPUT} in / ${OUTPUT} out, ${requests} requests ` +
+      `per run, median of ${repeats}; rank-${RANK} adapters on all 7 projections (DoRA: PEFT use_dora)`,
+    '',
+    ...latencyTable(workloads.map((w) => [w.name, s(w.name)])),
+    '',
+    `- cost of a DoRA adapter / a LoRA adapter (throughput of 1 LoRA / 1 DoRA): ` +
+      `**${(s('1 LoRA').tokPerS / s('1 DoRA').tokPerS).toFixed(3)}** (aim ≤ 1.10)`,
+    `- ${count} mixed kinds / ${count} LoRA: **${(s(workloads[3].name).tokPerS / s(workloads[2].name).tokPerS).toFixed(3)}** (aim ≥ 0.9)`,
+  ];
+  await save('kinds', { config, results: Object.fromEntries(results) }, lines);
+}
+
+async function latency() {
+  const repeats = Number(args.repeats);
+  const requests = Number(args.requests);
+  const concurrency = Number(args.concurrency);
+  const config = await readModelConfig(smollm2);
+  const count = 32;
+  const store = await ensureSyntheticStore(join(cacheRoot(), 'bench-stores', 'smollm2'), config, 100, RANK);
+  const names = Array.from({ length: count }, (_, i) => adapterName(i));
+  const targets = [0, ...args.targets.split(',').map(Number)];
+  const servers: Server[] = [];
+  const workloads: Workload[] = [];
+  try {
+    for (const target of targets) {
+      const server = await startServer([
+        '--model',
+        smollm2,
+        '--lora-dir',
+        store,
+        '--max-loras',
+        String(count),
+        '--step-time-target-ms',
+        String(target),
+      ]);
+      servers.push(server);
+      workloads.push({
+        name: target === 0 ? 'off' : `${target} ms`,
+        url: server.url,
+        load: { models: names, concurrency, requests, warmup: Math.max(8, concurrency) },
+      });
+    }
+    for (const w of workloads) await touchAll(w.url, names);
+    const results = await interleaved(workloads, repeats);
+    const rows = workloads.map((w) => [w.name, summary(results.get(w.name)!)] as [string, ReturnType<typeof summary>]);
+    const off = rows[0][1];
+    const lines = [
+      `SmolLM2-135M (${config.dtype}), ${count} adapters round-robin at concurrency ${concurrency}, ${INPUT} in / ` +
+        `${OUTPUT} out, ${requests} requests per run, median of ${repeats}; --step-time-target-ms per row ` +
+        `(off: --max-batch-tokens 2048 alone)`,
+      '',
+      ...latencyTable(rows),
+      '',
+      ...rows
+        .slice(1)
+        .map(
+          ([name, s]) =>
+            `- ${name}: throughput ×${(s.tokPerS / off.tokPerS).toFixed(3)}, TTFT p50 ×${(s.ttftP50 / off.ttftP50).toFixed(2)}, ` +
+            `ITL p99 ×${(s.itlP99 / off.itlP99).toFixed(2)}, ITL p99/p50 ${(s.itlP99 / s.itlP50).toFixed(2)} (off: ` +
+            `${(off.itlP99 / off.itlP50).toFixed(2)})`,
+        ),
+    ];
+    await save('latency', { config, targets, results: Object.fromEntries(results) }, lines);
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+}
+
 async function save(mode: string, data: unknown, lines: string[]) {
   const dir = join(ROOT, 'artifacts', 'serving');
   await mkdir(dir, { recursive: true });
@@ -312,6 +461,8 @@ async function charts() {
 }
 
 if (args.mode === 'sweep') await sweep();
+else if (args.mode === 'kinds') await kinds();
+else if (args.mode === 'latency') await latency();
 else if (args.mode === 'charts') await charts();
 else await ratios();
 if (args.mode !== 'charts') await charts();
