@@ -46,6 +46,8 @@ interface ChatBody extends SamplingBody {
   messages: RequestMessage[];
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  /** vLLM's: logprobs of the prompt's tokens, with the top k at each position (top level of the response). */
+  prompt_logprobs?: number | null;
   lora?: LoraEntry[] | null;
 }
 
@@ -83,6 +85,7 @@ const chatSchema = {
       messages: { type: 'array', minItems: 1, items: messageSchema },
       logprobs: { type: ['boolean', 'null'] },
       top_logprobs: { type: ['integer', 'null'] },
+      prompt_logprobs: { type: ['integer', 'null'] },
       lora: loraSchema,
     },
   },
@@ -183,9 +186,11 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
     const adapter = resolveModel(ctx, body.model);
     const lora = loraParts(ctx, body.lora, adapter);
     const request = samplingRequest(body, chatLogprobsOf(body), ctx.engine.info.vocabSize);
+    const shown = logprobsCount(body.prompt_logprobs, 'prompt_logprobs');
+    if (shown !== null) request.params.promptLogprobs = shown;
     const promptIds = await prompts.chat(templateMessages(body.messages));
     const job = { ctx, metrics, names, reply, body, request, adapter, lora, prompts: [promptIds] };
-    return serve({ ...job, flavor: chatFlavor });
+    return serve({ ...job, showPromptLogprobs: shown !== null, flavor: chatFlavor });
   });
 }
 

@@ -37,7 +37,10 @@ export interface Job {
   echo?: string[];
   /** Completions' echo with logprobs: the prompt's tokens lead each choice's logprobs. */
   echoLogprobs?: boolean;
-  /** vLLM's prompt_logprobs: each choice carries its prompt's (in the first chunk when streaming). */
+  /**
+   * vLLM's prompt_logprobs, in the first chunk when streaming: on each choice (completions), or once at the top
+   * level of the response (chat: one prompt).
+   */
   showPromptLogprobs?: boolean;
   /**
    * Completions' best_of (whole responses only): this many candidates per prompt, of which the request.n with
@@ -225,6 +228,9 @@ function best<T extends { score: number }>(outputs: T[], job: Job): T[] {
   );
 }
 
+/** Chat has one prompt: vLLM puts its prompt_logprobs beside the choices, not in them. */
+const promptLogprobsOnResponse = (flavor: Flavor) => flavor.object === 'chat.completion';
+
 const responseId = (flavor: Flavor) => `${flavor.object === 'text_completion' ? 'cmpl' : 'chatcmpl'}-${randomUUID()}`;
 
 async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) {
@@ -232,6 +238,7 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
   const id = responseId(flavor);
   const created = Math.floor(Date.now() / 1000);
   const wantLogprobs = request.params.logprobs !== undefined && !job.hideLogprobs;
+  const onResponse = promptLogprobsOnResponse(flavor);
   const outputs = plans.map((plan) => ({
     /** Σ logprob of the generated tokens (best_of's ranking). */
     score: 0,
@@ -273,9 +280,10 @@ async function respondWhole(job: Job, plans: ChoicePlan[], abort: RequestAbort) 
     choices: best(outputs, job).map((out, i) => ({
       ...flavor.format(i, job.names).choice(out.text, out.finish, out.stopReason),
       logprobs: wantLogprobs ? flavor.format(i, job.names).logprobs(out.tokens, out.logprobs) : null,
-      ...out.extra,
+      ...(onResponse ? {} : out.extra),
     })),
     usage: usageOf(prompts, choices),
+    ...(onResponse ? outputs[0].extra : {}),
   };
 }
 
@@ -292,6 +300,8 @@ async function respondStreaming(job: Job, plans: ChoicePlan[], abort: RequestAbo
   const created = Math.floor(Date.now() / 1000);
   const formats = plans.map((_, i) => flavor.format(i, job.names));
   const wantLogprobs = request.params.logprobs !== undefined;
+  const onResponse = promptLogprobsOnResponse(flavor);
+  let promptShown = false;
   const res = reply.raw;
   const held: string[] = [];
   let open = false;
@@ -321,14 +331,19 @@ async function respondStreaming(job: Job, plans: ChoicePlan[], abort: RequestAbo
     const carriesLogprobs = wantLogprobs && lead.tokens.length > 0;
     if (!(d.text || d.finishReason || first[i] || carriesLogprobs)) return;
     const format = formats[i];
+    const onChunk = onResponse && !promptShown ? lead.extra : {};
+    promptShown = true;
     send(
-      chunk([
-        {
-          ...format.delta(first[i] ? plans[i].echo + d.text : d.text, d.finishReason, d.stopReason, first[i]),
-          logprobs: carriesLogprobs ? format.logprobs(lead.tokens, lead.logprobs) : null,
-          ...lead.extra,
-        },
-      ]),
+      chunk(
+        [
+          {
+            ...format.delta(first[i] ? plans[i].echo + d.text : d.text, d.finishReason, d.stopReason, first[i]),
+            logprobs: carriesLogprobs ? format.logprobs(lead.tokens, lead.logprobs) : null,
+            ...(onResponse ? {} : lead.extra),
+          },
+        ],
+        onChunk,
+      ),
     );
     first[i] = false;
   });
