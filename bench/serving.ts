@@ -456,6 +456,51 @@ async function charts() {
       }),
     ]);
   }
+  const kindsJson = await readFile(join(dir, 'kinds.json'), 'utf8').catch(() => null);
+  if (kindsJson) {
+    const { results } = JSON.parse(kindsJson) as { results: Record<string, PointResult[]> };
+    const names = Object.keys(results);
+    files.push([
+      'serving-kinds.svg',
+      barChart({
+        title: 'SmolLM2-135M, concurrency 32: adapter kinds, output tokens/s',
+        xLabel: 'workload (rank 16 on all seven projections)',
+        yLabel: 'output tokens/s',
+        categories: names,
+        series: [{ name: 'output tok/s', values: names.map((n) => summary(results[n]).tokPerS) }],
+      }),
+    ]);
+  }
+  const latencyJson = await readFile(join(dir, 'latency.json'), 'utf8').catch(() => null);
+  if (latencyJson) {
+    const { results } = JSON.parse(latencyJson) as { results: Record<string, PointResult[]> };
+    const names = Object.keys(results);
+    const rows = names.map((n) => summary(results[n]));
+    files.push([
+      'serving-latency-target.svg',
+      barChart({
+        title: 'SmolLM2-135M, 32 adapters at concurrency 32: latency by --step-time-target-ms',
+        xLabel: 'step-time target',
+        yLabel: 'ms',
+        categories: names,
+        series: [
+          { name: 'TTFT p50', values: rows.map((r) => r.ttftP50) },
+          { name: 'ITL p50', values: rows.map((r) => r.itlP50) },
+          { name: 'ITL p99', values: rows.map((r) => r.itlP99) },
+        ],
+      }),
+    ]);
+    files.push([
+      'serving-latency-throughput.svg',
+      barChart({
+        title: 'SmolLM2-135M, 32 adapters at concurrency 32: output tokens/s by --step-time-target-ms',
+        xLabel: 'step-time target',
+        yLabel: 'output tokens/s',
+        categories: names,
+        series: [{ name: 'output tok/s', values: rows.map((r) => r.tokPerS) }],
+      }),
+    ]);
+  }
   for (const [name, svg] of files) await writeFile(join(dir, name), svg);
   console.log(files.map(([name]) => join(dir, name)).join('\n'));
 }
