@@ -121,7 +121,9 @@ describe('POST /v1/pin_lora_adapter', () => {
 
     const unpinned = await pin({ lora_name: 'a', pinned: false });
     assert.deepEqual([unpinned.status, unpinned.json.pinned], [200, false]);
+    // b and c again: a is now the least recently used in the host cache and in the one kernel slot.
     await complete('b');
+    await complete('c');
     assert.equal((await model('a')).cache_tier, 'disk');
     assert.equal((await model('a')).pinned, false);
   });
