@@ -298,15 +298,25 @@ async function probeServer(server: ServeProcess, uploads: string) {
   for (const [field, value] of Object.entries({
     response_format: { type: 'json_object' },
     tools: [{ type: 'function', function: { name: 'f' } }],
-    logit_bias: { '1': 10 },
-    presence_penalty: 1,
-    frequency_penalty: 1,
-    echo: true,
-    best_of: 3,
     suffix: 'x',
   })) {
     await probe(`${field}: ${JSON.stringify(value)}`, '400 PARAMETER_UNSUPPORTED', async () =>
       expectStatus(await post('/v1/completions', completion({ [field]: value })), 400, 'PARAMETER_UNSUPPORTED'),
+    );
+  }
+  // Served since issue 12 (penalties and logit_bias on the row, echo, best_of): accepted, and out of range a 400.
+  for (const [field, value, bad] of [
+    ['logit_bias', { '1': 10 }, { '1': 1000 }],
+    ['presence_penalty', 1, 3],
+    ['frequency_penalty', 1, -3],
+    ['echo', true, 'yes'],
+    ['best_of', 3, 0],
+  ] as const) {
+    await probe(`${field}: ${JSON.stringify(value)}`, '200', async () =>
+      expectStatus(await post('/v1/completions', completion({ [field]: value })), 200),
+    );
+    await probe(`${field}: ${JSON.stringify(bad)}`, '400', async () =>
+      expectStatus(await post('/v1/completions', completion({ [field]: bad })), 400),
     );
   }
 
