@@ -7,7 +7,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { projectionParent } from '../src/adapters/peft/targeting.ts';
 import { SeededRandom } from '../src/engine/rng.ts';
-import { f32ToBf16, toF32Array } from '../src/kernels/dtype.ts';
+import { f32ToBf16 } from '../src/kernels/dtype.ts';
+import { weightFormat } from '../src/kernels/weight-format.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { MODULE_KINDS, type ModuleKind, moduleShape } from '../src/model/modules.ts';
 import { type TensorToWrite, writeSafetensors } from '../src/model/safetensors.ts';
@@ -29,7 +30,7 @@ export type BaseWeights = LoadedModel['weights'];
 function magnitudes(rng: SeededRandom, base: BaseWeights, layer: number, kind: ModuleKind): Uint16Array {
   const w = base.layers[layer].linear[kind];
   if (!w) throw new Error(`the base has no ${kind} in layer ${layer}`);
-  const values = toF32Array(w.dtype, w.data);
+  const values = weightFormat(w.dtype).decode(w);
   const out = new Uint16Array(w.rows);
   for (let r = 0; r < w.rows; r++) {
     let sum = 0;

@@ -65,6 +65,7 @@ inline double number(const Napi::CallbackInfo& info, size_t i, const char* name)
 // Each kernel group registers its functions on the addon's exports.
 void register_system(Napi::Env env, Napi::Object exports);
 void register_gemm(Napi::Env env, Napi::Object exports);
+void register_qgemm(Napi::Env env, Napi::Object exports);
 void register_lora(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);

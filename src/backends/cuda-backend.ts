@@ -16,6 +16,7 @@ import type {
   WeightDType,
   WeightMatrix,
 } from '../kernels/types.ts';
+import { convertWeight, isBlockDType } from '../kernels/weight-format.ts';
 import { type CudaAddon, type CudaDeviceInfo, cudaAvailability, loadCudaAddon } from './cuda-addon.ts';
 import type {
   AdapterOutputs,
@@ -143,7 +144,10 @@ export class CudaBackend implements Backend {
   }
 
   packWeight(w: WeightMatrix): PackedWeight {
-    return new CudaWeight(this.addon.weight(WEIGHT_DTYPE[w.dtype], w.rows, w.cols, w.data), w.dtype, w.rows, w.cols);
+    // No quantized GEMM on the GPU yet: q8_0 / q4_k blocks run dequantized to bf16.
+    const f = isBlockDType(w.dtype) ? convertWeight(w, 'bf16') : w;
+    const dtype = f.dtype as WeightDType;
+    return new CudaWeight(this.addon.weight(WEIGHT_DTYPE[dtype], f.rows, f.cols, f.data), dtype, f.rows, f.cols);
   }
 
   embeddingTable(w: WeightMatrix): EmbeddingTable {

@@ -7,14 +7,19 @@
  * f16/bf16 weights are raw 16-bit patterns in a Uint16Array; accumulation is always f32.
  */
 
+/** A checkpoint's float storage dtype (configs, safetensors, KV caches, merges). */
 export type WeightDType = 'f32' | 'f16' | 'bf16';
+/** ggml block formats a base projection may stay in for the quantized GEMM (weight-format.ts). */
+export type BlockDType = 'q8_0' | 'q4_k';
+/** How a weight matrix is stored: a float dtype, or quantized blocks. */
+export type MatrixDType = WeightDType | BlockDType;
 
 /** A weight matrix W [rows = N outputs, cols = K inputs], row-major, kept in its storage dtype. */
 export interface WeightMatrix {
-  dtype: WeightDType;
+  dtype: MatrixDType;
   rows: number;
   cols: number;
-  data: Float32Array | Uint16Array; // f32 → Float32Array; f16/bf16 → Uint16Array (bit patterns)
+  data: Float32Array | Uint16Array | Uint8Array; // f32 → Float32Array; f16/bf16 → Uint16Array (bit patterns); q8_0/q4_k → Uint8Array (ggml blocks, each row whole blocks)
 }
 
 /**
@@ -22,7 +27,7 @@ export interface WeightMatrix {
  * Opaque to callers beyond its shape.
  */
 export interface PackedWeight {
-  readonly dtype: WeightDType;
+  readonly dtype: MatrixDType;
   readonly rows: number; // N
   readonly cols: number; // K
 }

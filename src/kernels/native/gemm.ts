@@ -9,10 +9,13 @@
  *   Batch-invariant: row m's result never depends on M, on the other rows or on the thread count.
  *
  * packWeight re-lays W into 32-column panels in native memory owned by the returned object and freed
- * when it is garbage-collected; the caller may drop its own copy.
+ * when it is garbage-collected; the caller may drop its own copy. q8_0 / q4_k weights go to the quantized
+ * GEMM (qgemm.ts).
  */
-import type { Kernels, PackedWeight, WeightMatrix } from '../types.ts';
+import type { BlockDType, Kernels, PackedWeight, WeightMatrix } from '../types.ts';
+import { isBlockDType } from '../weight-format.ts';
 import { loadAddon } from './addon.ts';
+import { NativeQuantWeight, packQuantWeight, qgemm } from './qgemm.ts';
 
 class NativePackedWeight implements PackedWeight {
   constructor(
@@ -26,11 +29,13 @@ class NativePackedWeight implements PackedWeight {
 
 export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
   packWeight(w: WeightMatrix): PackedWeight {
+    if (isBlockDType(w.dtype)) return packQuantWeight(w as WeightMatrix & { dtype: BlockDType });
     const handle = loadAddon().gemmPackWeight(w.dtype, w.rows, w.cols, w.data);
     return new NativePackedWeight(w.dtype, w.rows, w.cols, handle);
   },
 
   gemm(x, w, y, m, bias, accumulate = false) {
+    if (w instanceof NativeQuantWeight) return qgemm(x, w, y, m, bias, accumulate);
     if (!(w instanceof NativePackedWeight))
       throw new TypeError("gemm: w must come from the native backend's packWeight");
     loadAddon().gemm(x, w.handle, y, m, bias ?? null, accumulate);

@@ -4,10 +4,12 @@
  *
  *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
  *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
+ * q8_0 / q4_k weights run the quantized GEMM's reference instead (qgemm.ts: x quantized per block, int8 dots).
  */
 
-import type { Kernels, PackedWeight, WeightMatrix } from '../types.ts';
-import { weightFormat } from '../weight-format.ts';
+import type { BlockDType, Kernels, PackedWeight, WeightMatrix } from '../types.ts';
+import { isBlockDType, weightFormat } from '../weight-format.ts';
+import { qgemmReference } from './qgemm.ts';
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0;
@@ -15,11 +17,23 @@ function isCount(v: unknown): v is number {
 
 function checkWeight(w: WeightMatrix): void {
   if (!isCount(w.rows) || !isCount(w.cols)) throw new TypeError('packWeight: rows and cols must be integers ≥ 0');
-  const want = w.dtype === 'f32' ? Float32Array : w.dtype === 'f16' || w.dtype === 'bf16' ? Uint16Array : null;
-  if (!want) throw new TypeError(`packWeight: dtype must be 'f32', 'f16' or 'bf16', got '${w.dtype}'`);
+  const want =
+    w.dtype === 'f32'
+      ? Float32Array
+      : w.dtype === 'f16' || w.dtype === 'bf16'
+        ? Uint16Array
+        : isBlockDType(w.dtype)
+          ? Uint8Array
+          : null;
+  if (!want) throw new TypeError(`packWeight: dtype must be 'f32', 'f16', 'bf16', 'q8_0' or 'q4_k', got '${w.dtype}'`);
   if (!(w.data instanceof want)) throw new TypeError(`packWeight: ${w.dtype} data must be a ${want.name}`);
-  if (w.data.length < w.rows * w.cols)
-    throw new TypeError(`packWeight: data has ${w.data.length} elements, needs rows · cols = ${w.rows * w.cols}`);
+  const format = weightFormat(w.dtype);
+  if (w.cols % format.blockElements !== 0)
+    throw new TypeError(
+      `packWeight: ${w.dtype} rows must be whole blocks of ${format.blockElements}, got K = ${w.cols}`,
+    );
+  const need = isBlockDType(w.dtype) ? format.bytes(w.rows, w.cols) : w.rows * w.cols;
+  if (w.data.length < need) throw new TypeError(`packWeight: data has ${w.data.length} elements, needs ${need}`);
 }
 
 function checkGemmArgs(
@@ -50,14 +64,30 @@ class ReferencePackedWeight implements PackedWeight {
   ) {}
 }
 
+/** Q8_0 / Q4_K: the blocks themselves, run by the quantized GEMM's reference (qgemm.ts). */
+class ReferenceQuantWeight implements PackedWeight {
+  constructor(
+    readonly dtype: BlockDType,
+    readonly rows: number,
+    readonly cols: number,
+    readonly blocks: Uint8Array,
+  ) {}
+}
+
 export const referenceGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
   packWeight(w: WeightMatrix): PackedWeight {
     checkWeight(w);
+    if (isBlockDType(w.dtype)) return new ReferenceQuantWeight(w.dtype, w.rows, w.cols, w.data as Uint8Array);
     const values = weightFormat(w.dtype).decode(w);
     return new ReferencePackedWeight(w.dtype, w.rows, w.cols, values);
   },
 
   gemm(x, w, y, m, bias, accumulate = false) {
+    if (w instanceof ReferenceQuantWeight) {
+      checkGemmArgs(x, w, y, m, bias);
+      qgemmReference(w.dtype, w.blocks, w.rows, w.cols, x, m, y, bias ?? undefined, accumulate);
+      return;
+    }
     if (!(w instanceof ReferencePackedWeight)) throw new TypeError("gemm: w must come from this backend's packWeight");
     checkGemmArgs(x, w, y, m, bias);
     const { rows: n, cols: k, values } = w;

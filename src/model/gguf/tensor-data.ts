@@ -1,10 +1,10 @@
 /**
  * The ggml tensor types read from GGUF files (models and LoRA adapters), as bytes and as f32 values:
- * F32, F16, BF16, and the quantized blocks of dequantize.ts (a row must be whole blocks).
+ * F32, F16, BF16, and the quantized blocks of kernels/block-formats.ts (a row must be whole blocks).
  */
 import { GGMLQuantizationType } from '@huggingface/gguf';
+import { BLOCK_FORMATS, type BlockFormat, dequantizeBlocks } from '../../kernels/block-formats.ts';
 import { bf16ToF32, f16ToF32 } from '../../kernels/dtype.ts';
-import { BLOCK_FORMATS, type BlockFormat, dequantizeBlocks } from './dequantize.ts';
 
 const BLOCKS: Partial<Record<GGMLQuantizationType, BlockFormat>> = {
   [GGMLQuantizationType.Q4_0]: BLOCK_FORMATS.Q4_0,

@@ -2,7 +2,8 @@
  * ggml's quantized blocks, dequantized to f32 in plain TypeScript. Block layouts from ggml-common.h
  * (block_q4_0 …), arithmetic in ggml-quants.c's dequantize_row_* order, every product rounded to f32 as
  * there, so the values equal gguf-py's gguf.quants.dequantize bit for bit (test/model/gguf-model.test.ts).
- * Loading dequantizes; int8/VNNI kernels over the blocks themselves are the next step (issue 11).
+ * The GGUF loader dequantizes with them; weight-format.ts decodes q8_0 / q4_k weights with them (the quantized
+ * GEMM's reference, src/kernels/reference/qgemm.ts, reads the blocks themselves).
  *
  *   Q8_0  32 values,  34 B: d f16 · q int8[32]                          x = d·q
  *   Q4_0  32 values,  18 B: d f16 · qs[16] (low nibbles 0-15, high 16-31)  x = d·(q − 8)
@@ -13,7 +14,7 @@
  *   Q6_K 256 values, 210 B: ql[128] low 4 bits, qh[64] high 2 bits, int8 scales[16], d f16
  *                           per 16 values: x = (d·sc)·(q − 32)
  */
-import { f16ToF32 } from '../../kernels/dtype.ts';
+import { f16ToF32 } from './dtype.ts';
 
 const f = Math.fround;
 
@@ -59,7 +60,7 @@ function q4_1(src: Uint8Array, at: number, out: Float32Array, o: number) {
 }
 
 /** The j-th 6-bit scale and min of a K-quant super-block (get_scale_min_k4), from its 12 packed bytes. */
-function scaleMin(src: Uint8Array, scales: number, j: number): [number, number] {
+export function scaleMin(src: Uint8Array, scales: number, j: number): [number, number] {
   if (j < 4) return [src[scales + j] & 63, src[scales + j + 4] & 63];
   const s = (src[scales + j + 4] & 0xf) | ((src[scales + j - 4] >> 6) << 4);
   const m = (src[scales + j + 4] >> 4) | ((src[scales + j] >> 6) << 4);

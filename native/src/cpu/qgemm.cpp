@@ -1,0 +1,102 @@
+// The quantized GEMM driver: quantizes x's rows once (qgemm.h's Semantics), then splits N into blocks of
+// weight rows for the thread pool; each task runs its rows of W against tiles of up to kQMaxRows x rows, so
+// a weight block is read once per tile and its rows stay in L1 across tiles. Threads never split K.
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+#include "loraplex/cpu_features.h"
+#include "loraplex/qgemm.h"
+#include "loraplex/thread_pool.h"
+#include "qgemm_kernels.h"
+
+namespace loraplex {
+namespace {
+
+constexpr int64_t kWeightRowsPerTask = 16;       // 16 rows × K ≤ 4096 int8: fits L1 while the x tiles pass
+constexpr double kSerialMacs = 1 << 18;          // below this, one thread: waking the pool costs more
+constexpr int64_t kParallelQuantizeValues = 1 << 16;
+
+const QgemmKernels& select_kernels() {
+  if (active_isa() != Isa::Scalar) {
+    if (const QgemmKernels* k = qgemm_kernels_avx2()) return *k;
+  }
+  return qgemm_kernels_scalar();
+}
+
+// Grow-only, 64-byte aligned scratch of the calling thread, for quantized x.
+uint8_t* scratch(size_t bytes) {
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<uint8_t, Free> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes > capacity) {
+    const size_t rounded = (bytes + 4095) / 4096 * 4096;
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
+    buffer.reset(static_cast<uint8_t*>(p));
+    capacity = rounded;
+  }
+  return buffer.get();
+}
+
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+}  // namespace
+
+void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const float* bias, bool accumulate) {
+  const int64_t n = w.rows(), k = w.cols();
+  if (m <= 0 || n <= 0) return;
+  const QgemmKernels& kernels = select_kernels();
+  const int block = w.block();
+  const bool q4k = w.type() == QuantType::Q4_K;
+
+  // Quantized x: qs [m][k] int8, d [m][k / block] f32, bsum [m][k / 32] int32 (Q4_K).
+  const size_t qs_bytes = align64(static_cast<size_t>(m * k));
+  const size_t d_bytes = align64(static_cast<size_t>(m * (k / block)) * 4);
+  const size_t bsum_bytes = q4k ? align64(static_cast<size_t>(m * (k / 32)) * 4) : 0;
+  uint8_t* buf = scratch(qs_bytes + d_bytes + bsum_bytes);
+  QuantizedX qx;
+  qx.qs = reinterpret_cast<int8_t*>(buf);
+  qx.d = reinterpret_cast<float*>(buf + qs_bytes);
+  qx.bsum = q4k ? reinterpret_cast<int32_t*>(buf + qs_bytes + d_bytes) : nullptr;
+  qx.k = k;
+  qx.block = block;
+  auto quantize = [&](int64_t r, int) {
+    kernels.quantize(x + r * k, k, block, const_cast<int8_t*>(qx.qs_row(r)), const_cast<float*>(qx.d_row(r)),
+                     q4k ? const_cast<int32_t*>(qx.bsum_row(r)) : nullptr);
+  };
+  const bool serial = pool_threads() == 1 || static_cast<double>(m) * n * k < kSerialMacs;
+  if (!serial && m * k >= kParallelQuantizeValues) {
+    parallel_for(m, quantize);
+  } else {
+    for (int64_t r = 0; r < m; ++r) quantize(r, 0);
+  }
+
+  auto task = [&](int64_t t, int) {
+    QTileArgs a;
+    a.x = &qx;
+    a.w = &w;
+    a.n0 = t * kWeightRowsPerTask;
+    a.n1 = a.n0 + kWeightRowsPerTask < n ? a.n0 + kWeightRowsPerTask : n;
+    a.y = y;
+    a.ldy = n;
+    a.bias = bias;
+    a.accumulate = accumulate;
+    for (int64_t r0 = 0; r0 < m; r0 += kQMaxRows) {
+      a.r0 = r0;
+      a.rows = static_cast<int>(m - r0 < kQMaxRows ? m - r0 : kQMaxRows);
+      (q4k ? kernels.q4_k : kernels.q8_0)(a);
+    }
+  };
+  const int64_t tasks = (n + kWeightRowsPerTask - 1) / kWeightRowsPerTask;
+  if (serial) {
+    for (int64_t t = 0; t < tasks; ++t) task(t, 0);
+  } else {
+    parallel_for(tasks, task);
+  }
+}
+
+}  // namespace loraplex

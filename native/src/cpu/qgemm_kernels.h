@@ -1,0 +1,58 @@
+// The quantized GEMM's kernels, one set per ISA (qgemm_{scalar,avx2}.cpp), driven by qgemm.cpp. Every set
+// computes the Semantics of qgemm.h exactly (ints exact, each f32 operation rounded, no FMA: these files build
+// with -ffp-contract=off), so the ISA never changes a result.
+#pragma once
+
+#include <cstdint>
+
+#include "loraplex/qgemm.h"
+
+namespace loraplex {
+
+constexpr int kQMaxRows = 4;  // x rows per tile: each weight block is loaded once for them
+
+// x rows quantized for one weight type: qs int8 [m][k]; d f32 [m][k / block]; bsum int32 [m][k / 32] (Q4_K).
+struct QuantizedX {
+  const int8_t* qs;
+  const float* d;
+  const int32_t* bsum;
+  int64_t k;
+  int block;
+  const int8_t* qs_row(int64_t r) const { return qs + r * k; }
+  const float* d_row(int64_t r) const { return d + r * (k / block); }
+  const int32_t* bsum_row(int64_t r) const { return bsum + r * (k / 32); }
+};
+
+// Rows [r0, r0 + rows) of x times weight rows [n0, n1): y[(r0 + r)·ldy + n] (Semantics' last line).
+struct QTileArgs {
+  const QuantizedX* x;
+  int64_t r0;
+  int rows;  // 1 … kQMaxRows
+  const QuantWeight* w;
+  int64_t n0, n1;
+  float* y;
+  int64_t ldy;
+  const float* bias;
+  bool accumulate;
+};
+
+struct QgemmKernels {
+  // One row: qs [k], d [k / block], bsum [k / 32] (bsum may be null when not needed).
+  void (*quantize)(const float* x, int64_t k, int block, int8_t* qs, float* d, int32_t* bsum);
+  void (*q8_0)(const QTileArgs& a);
+  void (*q4_k)(const QTileArgs& a);
+};
+
+const QgemmKernels& qgemm_kernels_scalar();
+const QgemmKernels* qgemm_kernels_avx2();  // null without AVX2
+
+// The Semantics' lane sum: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+inline float lane_sum(const float* a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+
+// The Semantics' last line.
+inline void store_output(float* y, float out, const float* bias, int64_t n, bool accumulate) {
+  if (bias) out = out + bias[n];
+  *y = accumulate ? *y + out : out;
+}
+
+}  // namespace loraplex

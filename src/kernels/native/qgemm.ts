@@ -1,0 +1,43 @@
+/**
+ * Native quantized GEMM (C++: native/src/cpu/qgemm*.cpp): W kept in ggml's Q8_0 / Q4_K blocks.
+ *
+ *   x [M, K] f32, W [N, K] as blocks (Uint8Array, K a multiple of 32 / 256), bias [N] → y [M, N]
+ *   Semantics (exactly, bit for bit, as src/kernels/reference/qgemm.ts): each x row quantized per block to
+ *   int8 (dx = max|x| / 127, round half to even), integer dot products per 4-element lane, then per block
+ *   acc_l += isum_l · (dx · dw) in f32 (Q4_K: minus Σ m_j · bsum_j · (dmin · dx)), lanes summed in a fixed tree;
+ *   y (+)= out + bias. AVX2 (maddubs / madd) or scalar, the same results; no AVX-512 / VNNI path yet.
+ *   Batch-invariant: row m's result never depends on M, on the other rows or on the thread count.
+ *
+ * packQuantWeight re-lays the blocks out in native memory owned by the returned object (freed when it is
+ * garbage-collected); the caller may drop its own copy.
+ */
+import type { BlockDType, PackedWeight, WeightMatrix } from '../types.ts';
+import { loadAddon } from './addon.ts';
+
+export class NativeQuantWeight implements PackedWeight {
+  constructor(
+    readonly dtype: BlockDType,
+    readonly rows: number,
+    readonly cols: number,
+    /** The addon's handle to the re-laid blocks. */
+    readonly handle: unknown,
+  ) {}
+}
+
+export function packQuantWeight(w: WeightMatrix & { dtype: BlockDType }): NativeQuantWeight {
+  if (!(w.data instanceof Uint8Array))
+    throw new TypeError(`packWeight: ${w.dtype} data must be a Uint8Array of blocks`);
+  const handle = loadAddon().qgemmPackWeight(w.dtype, w.rows, w.cols, w.data);
+  return new NativeQuantWeight(w.dtype, w.rows, w.cols, handle);
+}
+
+export function qgemm(
+  x: Float32Array,
+  w: NativeQuantWeight,
+  y: Float32Array,
+  m: number,
+  bias?: Float32Array | null,
+  accumulate = false,
+): void {
+  loadAddon().qgemm(x, w.handle, y, m, bias ?? null, accumulate);
+}

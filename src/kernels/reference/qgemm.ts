@@ -1,0 +1,129 @@
+/**
+ * Quantized GEMM reference: W kept in ggml's Q8_0 / Q4_K blocks, x quantized per block to int8, integer dot
+ * products, scales in f32 — the very arithmetic of the native kernels (native/include/loraplex/qgemm.h), every
+ * f32 operation rounded with Math.fround, so native and reference agree bit for bit.
+ *
+ *   x [M, K] f32, W [N, K] as blocks (Uint8Array), bias [N] → y [M, N]
+ *   Semantics: quantize x row r per block of QB (32 for Q8_0, 256 for Q4_K):
+ *     dx = max|x| / 127; id = dx ? 1/dx : 0; qx = clamp(round_half_even(x · id), ±127); (Q4_K) bsum_j = Σ qx per 32
+ *   8 lanes per output, lane l owns elements 4l … 4l+3 of every 32:
+ *     Q8_0:  acc_l += (Σ_{e<4} qx·qw) · (dx_b · dw_b)
+ *     Q4_K:  acc_l += (Σ_j sc_j · Σ_{e<4} q4·qx) · (d · dx_B);  mins += (Σ_j m_j · bsum_j) · (dmin · dx_B)
+ *   out = ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)) [− mins];  y (+)= out + bias
+ */
+import { BLOCK_FORMATS, scaleMin } from '../block-formats.ts';
+import { f16ToF32 } from '../dtype.ts';
+import type { BlockDType } from '../types.ts';
+
+const f = Math.fround;
+
+/** Round half to even, as the CPU's default rounding mode (cvtps2dq, nearbyint). */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface QuantizedRow {
+  qs: Int8Array; // [K]
+  d: Float32Array; // [K / block]
+  bsum: Int32Array; // [K / 32]
+}
+
+/** One x row in int8 blocks of `block` values (the Semantics' first line). */
+export function quantizeRow(x: Float32Array, block: number): QuantizedRow {
+  const k = x.length;
+  const qs = new Int8Array(k);
+  const d = new Float32Array(k / block);
+  for (let b = 0; b < k / block; b++) {
+    let amax = 0;
+    for (let i = 0; i < block; i++) amax = Math.max(amax, Math.abs(x[b * block + i]));
+    const db = f(amax / 127);
+    const id = db !== 0 ? f(1 / db) : 0;
+    d[b] = db;
+    for (let i = 0; i < block; i++) {
+      const q = roundHalfEven(f(x[b * block + i] * id));
+      qs[b * block + i] = Math.max(-127, Math.min(127, q));
+    }
+  }
+  const bsum = new Int32Array(k / 32);
+  for (let j = 0; j < k / 32; j++) {
+    let s = 0;
+    for (let i = 0; i < 32; i++) s += qs[j * 32 + i];
+    bsum[j] = s;
+  }
+  return { qs, d, bsum };
+}
+
+function laneSum(a: Float32Array): number {
+  return f(f(f(a[0] + a[4]) + f(a[2] + a[6])) + f(f(a[1] + a[5]) + f(a[3] + a[7])));
+}
+
+const half = (src: Uint8Array, at: number) => f16ToF32(src[at] | (src[at + 1] << 8));
+
+/** One output: x row (quantized) · W row n (its blocks start at byte `at`). */
+function dotQ8_0(x: QuantizedRow, w: Uint8Array, at: number, k: number): number {
+  const acc = new Float32Array(8);
+  for (let b = 0; b < k / 32; b++) {
+    const blk = at + b * 34;
+    const s = f(x.d[b] * half(w, blk));
+    for (let l = 0; l < 8; l++) {
+      let p = 0;
+      for (let e = 0; e < 4; e++) p += x.qs[b * 32 + 4 * l + e] * ((w[blk + 2 + 4 * l + e] << 24) >> 24);
+      acc[l] = f(acc[l] + f(p * s));
+    }
+  }
+  return laneSum(acc);
+}
+
+function dotQ4_K(x: QuantizedRow, w: Uint8Array, at: number, k: number): number {
+  const acc = new Float32Array(8);
+  let mins = 0;
+  const isum = new Int32Array(8);
+  for (let B = 0; B < k / 256; B++) {
+    const blk = at + B * 144;
+    isum.fill(0);
+    let msum = 0;
+    for (let j = 0; j < 8; j++) {
+      const [sc, m] = scaleMin(w, blk + 4, j);
+      const qb = blk + 16 + (j >> 1) * 32;
+      const shift = (j & 1) * 4;
+      for (let l = 0; l < 8; l++) {
+        let p = 0;
+        for (let e = 0; e < 4; e++) p += ((w[qb + 4 * l + e] >> shift) & 0xf) * x.qs[B * 256 + j * 32 + 4 * l + e];
+        isum[l] += sc * p;
+      }
+      msum += m * x.bsum[B * 8 + j];
+    }
+    const sd = f(half(w, blk) * x.d[B]);
+    const smin = f(half(w, blk + 2) * x.d[B]);
+    for (let l = 0; l < 8; l++) acc[l] = f(acc[l] + f(isum[l] * sd));
+    mins = f(mins + f(msum * smin));
+  }
+  return f(laneSum(acc) - mins);
+}
+
+export const QGEMM_BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256 };
+
+/** y[M, N] (+)= x[M, K] · Wᵀ (+ bias) with W [N, K] in `type` blocks (row-major, each row whole blocks). */
+export function qgemmReference(
+  type: BlockDType,
+  blocks: Uint8Array,
+  n: number,
+  k: number,
+  x: Float32Array,
+  m: number,
+  y: Float32Array,
+  bias?: Float32Array,
+  accumulate = false,
+): void {
+  const rowBytes = (k / QGEMM_BLOCK[type]) * (type === 'q8_0' ? BLOCK_FORMATS.Q8_0.bytes : BLOCK_FORMATS.Q4_K.bytes);
+  const dot = type === 'q8_0' ? dotQ8_0 : dotQ4_K;
+  for (let r = 0; r < m; r++) {
+    const qx = quantizeRow(x.subarray(r * k, (r + 1) * k), QGEMM_BLOCK[type]);
+    for (let j = 0; j < n; j++) {
+      let out = dot(qx, blocks, j * rowBytes, k);
+      if (bias) out = f(out + bias[j]);
+      y[r * n + j] = accumulate ? f(y[r * n + j] + out) : out;
+    }
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Quantized GEMM conformance (Q8_0 / Q4_K weights): every native ISA equals the reference bit for bit (the
+ * same integer dots and f32 steps, qgemm.h's Semantics) on odd M and N, K a multiple of the block, M = 1,
+ * bias and accumulate, on weights quantized from f32 and on random raw blocks (every bit pattern of the
+ * values, scales and mins); batch invariance (bitwise); and the error against the exact f32 GEMM on the
+ * dequantized weights, which is only x's quantization: per output
+ *   |y − y_exact| ≤ Σ_k |W[n, k]| · dx_b(k) / 2  +  2e-6 · (Σ_k |x·W| + |bias| + |y0|)
+ * (x rounded to the nearest of 255 levels per block, then f32 rounding of the sums).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { f32ToF16 } from '../../src/kernels/dtype.ts';
+import { QGEMM_BLOCK, quantizeRow } from '../../src/kernels/reference/qgemm.ts';
+import type { BlockDType, Kernels, WeightMatrix } from '../../src/kernels/types.ts';
+import { weightFormat } from '../../src/kernels/weight-format.ts';
+import {
+  assertBitwise,
+  nativeImplementations,
+  referenceKernels,
+  restoreDefaults,
+  rng,
+  withThreads,
+} from './implementations.ts';
+
+const TYPES: BlockDType[] = ['q8_0', 'q4_k'];
+
+/** Weights quantized from f32 values (as --quantize makes them). */
+function quantizedWeight(type: BlockDType, rows: number, cols: number, seed: number): WeightMatrix {
+  return weightFormat(type).encode(rng(seed).f32(rows * cols, 0.5), rows, cols);
+}
+
+/** Random raw blocks: random bytes, with finite f16 scales (d, dmin) so the values stay finite. */
+function rawWeight(type: BlockDType, rows: number, cols: number, seed: number): WeightMatrix {
+  const r = rng(seed);
+  const format = weightFormat(type);
+  const data = new Uint8Array(format.bytes(rows, cols));
+  for (let i = 0; i < data.length; i++) data[i] = r.int(0, 255);
+  for (let at = 0; at < data.length; at += format.blockBytes) {
+    for (const off of type === 'q8_0' ? [0] : [0, 2]) {
+      const bits = f32ToF16((r.next() * 2 - 1) * 0.01);
+      data[at + off] = bits & 0xff;
+      data[at + off + 1] = bits >> 8;
+    }
+  }
+  return { dtype: type, rows, cols, data };
+}
+
+interface Case {
+  m: number;
+  blocks: number; // K = blocks · the type's block
+  n: number;
+  bias: boolean;
+  accumulate: boolean;
+}
+
+const CASES: Case[] = [
+  { m: 1, blocks: 1, n: 1, bias: false, accumulate: false },
+  { m: 1, blocks: 3, n: 47, bias: true, accumulate: false },
+  { m: 2, blocks: 2, n: 17, bias: false, accumulate: true },
+  { m: 3, blocks: 5, n: 33, bias: true, accumulate: true },
+  { m: 7, blocks: 2, n: 5, bias: true, accumulate: false },
+  { m: 13, blocks: 3, n: 19, bias: false, accumulate: false },
+  { m: 33, blocks: 1, n: 67, bias: true, accumulate: true },
+];
+
+function run(
+  kernels: Kernels,
+  w: WeightMatrix,
+  x: Float32Array,
+  m: number,
+  y0: Float32Array,
+  bias?: Float32Array,
+  accumulate = false,
+) {
+  const y = y0.slice();
+  kernels.gemm(x, kernels.packWeight(w), y, m, bias, accumulate);
+  return y;
+}
+
+describe('qgemm: native vs reference, bit for bit', () => {
+  after(restoreDefaults);
+  for (const type of TYPES) {
+    CASES.forEach((c, ci) => {
+      const k = c.blocks * QGEMM_BLOCK[type];
+      test(`${type} M=${c.m} K=${k} N=${c.n}${c.bias ? ' +bias' : ''}${c.accumulate ? ' accumulate' : ''}`, () => {
+        for (const [label, w] of [
+          ['quantized', quantizedWeight(type, c.n, k, 100 + ci)],
+          ['raw blocks', rawWeight(type, c.n, k, 200 + ci)],
+        ] as const) {
+          const r = rng(300 + ci);
+          const x = r.f32(c.m * k, 2);
+          const y0 = r.f32(c.m * c.n);
+          const bias = c.bias ? r.f32(c.n) : undefined;
+          const want = run(referenceKernels, w, x, c.m, y0, bias, c.accumulate);
+          for (const impl of nativeImplementations()) {
+            impl.activate();
+            assertBitwise(run(impl.kernels, w, x, c.m, y0, bias, c.accumulate), want, `${impl.name} ${label}`);
+          }
+        }
+      });
+    });
+  }
+
+  test('x rows with zeros, ties and a zero block quantize alike everywhere', () => {
+    for (const type of TYPES) {
+      const k = 2 * QGEMM_BLOCK[type];
+      const w = rawWeight(type, 9, k, 5);
+      // Row 0: all zero; row 1: halves (ties when scaled by 127 / 127); row 2: one large value per block.
+      const x = new Float32Array(3 * k);
+      for (let i = 0; i < k; i++) x[k + i] = ((i % 5) - 2) * 0.5;
+      for (let i = 0; i < k; i++) x[2 * k + i] = i % 32 === 0 ? 1000 : 0.001 * i;
+      const want = run(referenceKernels, w, x, 3, new Float32Array(27));
+      for (const impl of nativeImplementations()) {
+        impl.activate();
+        assertBitwise(run(impl.kernels, w, x, 3, new Float32Array(27)), want, `${impl.name} ${type}`);
+      }
+    }
+    restoreDefaults();
+  });
+});
+
+describe('qgemm: error against the exact f32 GEMM on the dequantized weights', () => {
+  for (const type of TYPES) {
+    test(`${type}: within x's quantization bound`, () => {
+      const m = 5;
+      const n = 23;
+      const k = 4 * QGEMM_BLOCK[type];
+      const w = quantizedWeight(type, n, k, 41);
+      const values = weightFormat(type).decode(w);
+      const r = rng(42);
+      const x = r.f32(m * k, 3);
+      const bias = r.f32(n);
+      const y0 = r.f32(m * n);
+      const exact = run(referenceKernels, { dtype: 'f32', rows: n, cols: k, data: values }, x, m, y0, bias, true);
+      const block = QGEMM_BLOCK[type];
+      let worstRatio = 0;
+      for (const impl of [
+        { name: 'reference', kernels: referenceKernels, activate() {} },
+        ...nativeImplementations(),
+      ]) {
+        impl.activate();
+        const got = run(impl.kernels, w, x, m, y0, bias, true);
+        for (let row = 0; row < m; row++) {
+          const { d } = quantizeRow(x.subarray(row * k, (row + 1) * k), block);
+          for (let j = 0; j < n; j++) {
+            let bound = 0;
+            let mag = Math.abs(bias[j]) + Math.abs(y0[row * n + j]);
+            for (let i = 0; i < k; i++) {
+              bound += (Math.abs(values[j * k + i]) * d[Math.floor(i / block)]) / 2;
+              mag += Math.abs(x[row * k + i] * values[j * k + i]);
+            }
+            const err = Math.abs(got[row * n + j] - exact[row * n + j]);
+            const limit = bound + 2e-6 * mag;
+            assert.ok(err <= limit, `${impl.name} y[${row}, ${j}]: |Δ| ${err} > ${limit}`);
+            worstRatio = Math.max(worstRatio, err / limit);
+          }
+        }
+      }
+      assert.ok(worstRatio > 0, 'the quantized path differs from the exact one somewhere');
+    });
+  }
+});
+
+describe('qgemm: batch invariance (bitwise, per ISA)', () => {
+  after(restoreDefaults);
+  for (const impl of nativeImplementations()) {
+    for (const type of TYPES) {
+      test(`${impl.name} ${type}: a row's result does not depend on M, its position, the other rows or threads`, () => {
+        impl.activate();
+        const k = 3 * QGEMM_BLOCK[type];
+        const n = 71;
+        const packed = impl.kernels.packWeight(quantizedWeight(type, n, k, 11));
+        const r = rng(12);
+        const row = r.f32(k);
+        const bias = r.f32(n);
+        const yRow = r.f32(n);
+        const alone = yRow.slice();
+        impl.kernels.gemm(row, packed, alone, 1, bias, true);
+        for (const m of [1, 3, 6, 17, 64]) {
+          for (const pos of new Set([0, m >> 1, m - 1])) {
+            const x = r.f32(m * k, 3);
+            x.set(row, pos * k);
+            const y = r.f32(m * n);
+            y.set(yRow, pos * n);
+            impl.kernels.gemm(x, packed, y, m, bias, true);
+            assertBitwise(y.subarray(pos * n, (pos + 1) * n), alone, `M=${m} row ${pos}`);
+          }
+        }
+        const m = 40;
+        const x = r.f32(m * k);
+        const many = new Float32Array(m * n);
+        impl.kernels.gemm(x, packed, many, m, bias);
+        const one = new Float32Array(m * n);
+        withThreads(1, () => impl.kernels.gemm(x, packed, one, m, bias));
+        assertBitwise(many, one, '1 thread vs the pool');
+      });
+    }
+  }
+});
+
+describe('qgemm: argument checks', () => {
+  for (const kernels of [referenceKernels, nativeImplementations()[0].kernels]) {
+    test(`${kernels.name}: rows that are not whole blocks, short data and the wrong array type are refused`, () => {
+      const block = weightFormat('q8_0');
+      assert.throws(
+        () => kernels.packWeight({ dtype: 'q8_0', rows: 2, cols: 48, data: new Uint8Array(200) }),
+        TypeError,
+      );
+      assert.throws(
+        () => kernels.packWeight({ dtype: 'q8_0', rows: 2, cols: 64, data: new Uint8Array(block.bytes(2, 64) - 1) }),
+        TypeError,
+      );
+      assert.throws(
+        () => kernels.packWeight({ dtype: 'q4_k', rows: 1, cols: 256, data: new Uint16Array(72) }),
+        TypeError,
+      );
+      const w = kernels.packWeight(quantizedWeight('q8_0', 3, 64, 1));
+      assert.throws(() => kernels.gemm(new Float32Array(63), w, new Float32Array(3), 1), TypeError);
+      assert.throws(() => kernels.gemm(new Float32Array(64), w, new Float32Array(2), 1), TypeError);
+    });
+  }
+});
