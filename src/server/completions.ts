@@ -10,10 +10,9 @@ import { messageSchema, type RequestMessage, templateMessages } from './chat-mes
 import { chatFlavor, completionFlavor } from './choice-format.ts';
 import type { ServerContext } from './context.ts';
 import { serve } from './generation.ts';
-import { TokenTexts } from './logprobs.ts';
 import { type LoraEntry, loraParts, loraSchema } from './lora-field.ts';
-import { PROMPT_BYTES_PER_TOKEN, PromptEncoder } from './prompt-input.ts';
 import { refuseUnsupported } from './request-fields.ts';
+import { requestTokenizers } from './request-tokenizers.ts';
 import { resolveModel } from './resolve-model.ts';
 import {
   logprobsCount,
@@ -115,12 +114,9 @@ const completionFields = new Set(Object.keys(completionSchema.body.properties));
 const chatFields = new Set(Object.keys(chatSchema.body.properties));
 
 export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContext, metrics: Metrics) {
-  const names = new TokenTexts(ctx.codec.tokenizer);
-  const prompts = new PromptEncoder(
-    ctx.codec,
-    () => ctx.limits?.maxPromptBytes ?? PROMPT_BYTES_PER_TOKEN * ctx.engine.info.maxModelLen,
-  );
-  app.addHook('onClose', () => prompts.close());
+  // The base's tokenizer, or the one the request's adapter ships (request-tokenizers.ts).
+  const tokenizers = requestTokenizers(ctx);
+  app.addHook('onClose', () => tokenizers.close());
   // One listener per running request: many are expected, none leak (each is removed when its request ends).
   setMaxListeners(0, ctx.lifecycle.cancelled);
 
@@ -156,21 +152,24 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
       const hideLogprobs = bestOf > request.n && request.params.logprobs === undefined;
       if (hideLogprobs) request.params.logprobs = 0;
       const texts = promptList(body.prompt, bestOf);
+      const tk = await tokenizers.forModel(adapter);
       const promptIds: number[][] = [];
       for (const [i, prompt] of texts.entries()) {
-        promptIds.push(await prompts.completion(prompt, vocabSize, texts.length > 1 ? `prompt[${i}]` : 'prompt'));
+        promptIds.push(await tk.prompts.completion(prompt, vocabSize, texts.length > 1 ? `prompt[${i}]` : 'prompt'));
       }
       return serve({
         ctx,
         metrics,
-        names,
+        names: tk.names,
+        codec: tk.codec,
+        stopIds: tk.stopIds,
         reply,
         body,
         request,
         adapter,
         lora,
         prompts: promptIds,
-        echo: body.echo ? texts.map((t) => (typeof t === 'string' ? t : ctx.codec.decode(t))) : undefined,
+        echo: body.echo ? texts.map((t) => (typeof t === 'string' ? t : tk.codec.decode(t))) : undefined,
         echoLogprobs,
         showPromptLogprobs: shown !== null,
         bestOf,
@@ -188,8 +187,10 @@ export function registerCompletionRoutes(app: FastifyInstance, ctx: ServerContex
     const request = samplingRequest(body, chatLogprobsOf(body), ctx.engine.info.vocabSize);
     const shown = logprobsCount(body.prompt_logprobs, 'prompt_logprobs');
     if (shown !== null) request.params.promptLogprobs = shown;
-    const promptIds = await prompts.chat(templateMessages(body.messages));
-    const job = { ctx, metrics, names, reply, body, request, adapter, lora, prompts: [promptIds] };
+    const tk = await tokenizers.forModel(adapter);
+    const promptIds = await tk.prompts.chat(templateMessages(body.messages));
+    const text = { names: tk.names, codec: tk.codec, stopIds: tk.stopIds };
+    const job = { ctx, metrics, ...text, reply, body, request, adapter, lora, prompts: [promptIds] };
     return serve({ ...job, showPromptLogprobs: shown !== null, flavor: chatFlavor });
   });
 }

@@ -14,6 +14,7 @@ import type { SamplingParams } from '../engine/sampling-params.ts';
 import type { FinishReason } from '../engine/sequence.ts';
 import { createError, isLoraplexError, type LoraplexError } from '../observability/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { TextCodec } from '../tokenizer/text-codec.ts';
 import { ChoiceDecoder, type ChoiceDelta } from './choice-decoder.ts';
 import type { Flavor } from './choice-format.ts';
 import type { ServerContext } from './context.ts';
@@ -25,6 +26,10 @@ export interface Job {
   ctx: ServerContext;
   metrics: Metrics;
   names: TokenTexts;
+  /** The request's tokenizer (its adapter's own, or the base's: ctx.codec when unset); names comes from it too. */
+  codec?: TextCodec;
+  /** Ids that end generation on top of the model's eos ids (an adapter tokenizer's eos), unless ignore_eos. */
+  stopIds?: readonly number[];
   reply: FastifyReply;
   body: SamplingBody;
   request: SamplingRequest;
@@ -108,10 +113,16 @@ function planChoices(job: Job): ChoicePlan[] {
     }
     return Array.from({ length: job.bestOf ?? job.request.n }, (_, c) => ({
       promptIds,
-      params: choiceParams(job.request, c, maxTokens),
+      params: withStopIds(choiceParams(job.request, c, maxTokens), job.stopIds ?? []),
       echo: job.echo?.[p] ?? '',
     }));
   });
+}
+
+/** An adapter tokenizer's eos ids end generation like the model's (not under ignore_eos, as EOS). */
+function withStopIds(params: Partial<SamplingParams>, stopIds: readonly number[]): Partial<SamplingParams> {
+  if (stopIds.length === 0 || params.ignoreEos) return params;
+  return { ...params, stopTokenIds: [...(params.stopTokenIds ?? []), ...stopIds] };
 }
 
 /** The request's choices, each generating and decoding on its own; `onDelta` sees every delta. */
@@ -126,7 +137,7 @@ function runChoices(
   for (const promptIds of job.prompts) trace.generating(adapter, promptIds.length, request.n);
   const choices = plans.map(
     ({ promptIds }) =>
-      new ChoiceDecoder(ctx.codec.tokenizer, {
+      new ChoiceDecoder((job.codec ?? ctx.codec).tokenizer, {
         promptIds,
         stop: request.stop,
         stopTokenIds: request.params.stopTokenIds ?? [],

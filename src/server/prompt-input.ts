@@ -71,6 +71,11 @@ export class PromptEncoder {
     return this.thread.close();
   }
 
+  /** Its tokenizer thread ends once the prompts in flight are tokenized (a cache dropped this encoder). */
+  retire() {
+    this.thread.retire();
+  }
+
   private checkSize(bytes: number, param: string) {
     const max = this.maxPromptBytes();
     if (bytes > max) {

@@ -6,14 +6,15 @@
  *                    {messages, add_generation_prompt?, add_special_tokens?, return_token_strs?}
  *                 →  {count, max_model_len, tokens, token_strs?}
  *   POST /detokenize {tokens} → {prompt}
+ *
+ * `model` (the base or an adapter; default the base) picks the tokenizer: an adapter's own when it ships one.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createError } from '../observability/errors.ts';
 import { messageSchema, type RequestMessage, templateMessages } from './chat-messages.ts';
 import type { ServerContext } from './context.ts';
-import { TokenTexts } from './logprobs.ts';
-import { PROMPT_BYTES_PER_TOKEN, PromptEncoder } from './prompt-input.ts';
 import { refuseUnsupported } from './request-fields.ts';
+import { requestTokenizers } from './request-tokenizers.ts';
 import { resolveModel } from './resolve-model.ts';
 
 interface TokenizeBody {
@@ -53,21 +54,19 @@ const detokenizeSchema = {
 };
 
 export function registerTokenizeRoutes(app: FastifyInstance, ctx: ServerContext) {
-  const names = new TokenTexts(ctx.codec.tokenizer);
-  const prompts = new PromptEncoder(
-    ctx.codec,
-    () => ctx.limits?.maxPromptBytes ?? PROMPT_BYTES_PER_TOKEN * ctx.engine.info.maxModelLen,
-  );
-  app.addHook('onClose', () => prompts.close());
+  // `model` picks the tokenizer: an adapter that ships one is tokenized with it (request-tokenizers.ts).
+  const tokenizers = requestTokenizers(ctx);
+  app.addHook('onClose', () => tokenizers.close());
 
   app.post('/tokenize', { schema: tokenizeSchema }, async (req: FastifyRequest<{ Body: TokenizeBody }>) => {
     const body = req.body;
     refuseUnsupported(body as unknown as Record<string, unknown>, tokenizeFields);
-    // Every model shares the base's tokenizer; a name that is neither is still a 404, as on the other routes.
-    if (body.model) resolveModel(ctx, body.model);
+    // A name that is neither the base nor an adapter is a 404, as on the other routes.
+    const adapter = body.model ? resolveModel(ctx, body.model) : null;
     if ((body.prompt === undefined) === (body.messages === undefined)) {
       throw createError('REQUEST_INVALID', { message: "give either 'prompt' or 'messages'" }, { param: 'prompt' });
     }
+    const { prompts, names } = await tokenizers.forModel(adapter);
     const tokens =
       body.prompt !== undefined
         ? await prompts.completion(body.prompt, ctx.engine.info.vocabSize, 'prompt', {
@@ -87,7 +86,7 @@ export function registerTokenizeRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.post('/detokenize', { schema: detokenizeSchema }, async (req: FastifyRequest<{ Body: DetokenizeBody }>) => {
     const { model, tokens } = req.body;
-    if (model) resolveModel(ctx, model);
+    const { codec } = await tokenizers.forModel(model ? resolveModel(ctx, model) : null);
     const vocab = ctx.engine.info.vocabSize;
     const bad = tokens.findIndex((id) => id >= vocab);
     if (bad >= 0) {
@@ -97,7 +96,7 @@ export function registerTokenizeRoutes(app: FastifyInstance, ctx: ServerContext)
         { param: 'tokens' },
       );
     }
-    return { prompt: ctx.codec.decode(tokens) };
+    return { prompt: codec.decode(tokens) };
   });
 }
 

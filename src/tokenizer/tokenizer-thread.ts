@@ -30,6 +30,8 @@ export type FromTokenizer = { id: number; ids: number[] } | { id: number; error:
 export class TokenizerThread {
   private worker: Worker | null = null;
   private nextId = 0;
+  /** Dropped by its owner: the thread ends as soon as no job is pending (and after any later one). */
+  private retiring = false;
   private readonly pending = new Map<number, { resolve(ids: number[]): void; reject(e: Error): void }>();
 
   constructor(private readonly tokenizer: Tokenizer) {}
@@ -41,6 +43,12 @@ export class TokenizerThread {
   /** The chat template with a generation prompt, encoded without adding special tokens again (as TextCodec). */
   encodeChat(messages: ChatMessage[]): Promise<number[]> {
     return this.run({ op: 'encodeChat', messages });
+  }
+
+  /** Ends the thread once the jobs in flight are answered, failing none of them. */
+  retire() {
+    this.retiring = true;
+    if (this.pending.size === 0) void this.close();
   }
 
   async close() {
@@ -74,9 +82,11 @@ export class TokenizerThread {
       if (this.pending.size === 0) worker.unref();
       if ('ids' in m) p.resolve(m.ids);
       else p.reject(Object.assign(new Error(m.error.message), { name: m.error.name, code: m.error.code }));
+      if (this.retiring && this.pending.size === 0) void this.close();
     });
     const died = (err: Error) => {
-      if (this.worker === worker) this.worker = null; // the next job starts a fresh thread
+      if (this.worker !== worker && this.worker !== null) return; // an old thread (closed, replaced) ending
+      this.worker = null; // the next job starts a fresh thread
       this.failAll(err);
     };
     worker.on('error', died);

@@ -815,6 +815,7 @@ describe('AdapterManager: list', () => {
       error: null,
       warnings: [],
       pinned: false,
+      files: { dir: '/store/a', root: undefined },
     });
     manager.retain('a@1');
     assert.equal(manager.list()[0].tier, 'loading');

@@ -40,6 +40,11 @@ export interface AdapterInfo {
   warnings: string[];
   /** Kept in the host tier whatever the LRU says (pin()); follows the name's new versions. */
   pinned: boolean;
+  /**
+   * Where the current version's files are (null: handed over in memory): the server reads a tokenizer the
+   * adapter ships from there. Server paths: never shown to clients.
+   */
+  files?: { dir: string; root?: string } | null;
 }
 
 export interface AdapterCacheStats {
@@ -564,6 +569,7 @@ export class AdapterManager {
       error: failure?.message ?? null,
       warnings: summary ? [...summary.warnings] : [],
       pinned: this.pinned.has(entry.name),
+      files: entry.dir === null ? null : { dir: entry.dir, root: entry.root },
     };
   }
 }
