@@ -3,6 +3,7 @@
 #   run.sh fixtures [OUT_DIR]   tiny random models + adapters + expected outputs (default test/fixtures/tiny)
 #   run.sh smollm2  [OUT_DIR]   SmolLM2-135M-Instruct + adapters + expected outputs
 #                               (default ${LORAPLEX_CACHE:-~/.cache/loraplex}/smollm2); `live` is an alias
+#   run.sh bench-models [ARGS]  Llama-3.2-1B- and Llama-3.1-8B-shaped random models, bf16 + GGUF (bench_models.py)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,8 +20,11 @@ case "$job" in
   smollm2 | live)
     exec "$python" "$here/smollm2.py" "${2:-$cache/smollm2}"
     ;;
+  bench-models)
+    exec "$python" "$here/bench_models.py" "${@:2}"
+    ;;
   *)
-    echo "usage: $0 fixtures [OUT_DIR] | smollm2 [OUT_DIR]" >&2
+    echo "usage: $0 fixtures [OUT_DIR] | smollm2 [OUT_DIR] | bench-models [ARGS]" >&2
     exit 2
     ;;
 esac

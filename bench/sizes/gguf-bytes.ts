@@ -1,0 +1,35 @@
+/**
+ * What a GGUF file holds, from its header: bytes of tensor data a decode step reads (every tensor but the token
+ * embedding, unless the embedding is also the output head), and how many bytes each ggml type takes.
+ *
+ *   const { bytesPerToken, bytesByType } = await ggufBytes('/…/llama3-8b-Q4_K_M.gguf');
+ */
+import { open } from 'node:fs/promises';
+import { GGMLQuantizationType } from '@huggingface/gguf';
+import { GgufFile } from '../../src/model/gguf/gguf-file.ts';
+
+export interface GgufBytes {
+  fileBytes: number;
+  bytesPerToken: number;
+  /** e.g. {Q4_K: 3.9e9, Q6_K: 0.8e9, F32: 2.6e5} */
+  bytesByType: Record<string, number>;
+}
+
+export async function ggufBytes(path: string): Promise<GgufBytes> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const file = await GgufFile.fromHandle(fh, size);
+    const tied = !file.tensors.has('output.weight');
+    let bytesPerToken = 0;
+    const bytesByType: Record<string, number> = {};
+    for (const t of file.tensors.values()) {
+      const type = GGMLQuantizationType[t.type] ?? String(t.type);
+      bytesByType[type] = (bytesByType[type] ?? 0) + t.byteLength;
+      if (t.name !== 'token_embd.weight' || tied) bytesPerToken += t.byteLength;
+    }
+    return { fileBytes: size, bytesPerToken, bytesByType };
+  } finally {
+    await fh.close();
+  }
+}
