@@ -22,6 +22,7 @@ export function buildOptionsOf(config: Config): BuildOptions {
     backend: config.native.backend,
     native: nativeConfigOf(config),
     dtype: precision.dtype ?? undefined,
+    quantize: precision.quantize ?? undefined,
     loraDtype: precision.loraDtype,
     kvCacheDtype: precision.kvCacheDtype,
     maxLoras: adapters.maxLoras ?? undefined,

@@ -51,6 +51,11 @@ export function engineOptions(): Option[] {
       .default(DEFAULTS.native.backend),
     envOption('--dtype <dtype>', 'convert the weights on load', 'DTYPE').choices(['f32', 'f16', 'bf16']),
     envOption(
+      '--quantize <type>',
+      'keep the projections in ggml blocks for the int8 GEMM (q4_k needs rows of 256; others stay --dtype)',
+      'QUANTIZE',
+    ).choices(['q8_0', 'q4_k']),
+    envOption(
       '--lora-dtype <dtype>',
       "adapter slots' storage (auto: bf16 for a 16-bit checkpoint, else f32)",
       'LORA_DTYPE',

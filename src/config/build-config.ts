@@ -121,6 +121,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
     },
     precision: {
       dtype: flags.dtype ?? null,
+      quantize: flags.quantize ?? null,
       loraDtype: flags.loraDtype ?? DEFAULTS.precision.loraDtype,
       kvCacheDtype: flags.kvCacheDtype ?? DEFAULTS.precision.kvCacheDtype,
     },

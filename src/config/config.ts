@@ -6,7 +6,7 @@
  * Nothing outside src/cli/ and src/config/ reads argv or the environment.
  */
 import type { Isa } from '../kernels/native/addon.ts';
-import type { WeightDType } from '../kernels/types.ts';
+import type { BlockDType, WeightDType } from '../kernels/types.ts';
 
 /** An adapter directory served under a name (--adapter NAME=DIR). */
 export interface AdapterSource {
@@ -108,6 +108,8 @@ export interface NativeSettings {
 export interface PrecisionSettings {
   /** Convert the base weights on load (null: as stored). */
   dtype: WeightDType | null;
+  /** Keep the projections quantized in these blocks (--quantize; GGUF Q8_0 / Q4_K stay blocks anyway). */
+  quantize: BlockDType | null;
   loraDtype: LoraDtypeOption;
   kvCacheDtype: KvCacheDtypeOption;
 }

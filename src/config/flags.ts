@@ -1,5 +1,5 @@
 /** The flags of `serve` and `generate` as commander hands them over (LORAPLEX_… variables already merged in). */
-import type { WeightDType } from '../kernels/types.ts';
+import type { BlockDType, WeightDType } from '../kernels/types.ts';
 import type { AdapterSource, KvCacheDtypeOption, LoraDtypeOption } from './config.ts';
 
 export interface ConfigFlags {
@@ -26,6 +26,7 @@ export interface ConfigFlags {
   port?: number;
   backend?: 'native' | 'reference' | 'cuda';
   dtype?: WeightDType;
+  quantize?: BlockDType;
   maxLoras?: number;
   maxCpuLoras?: number;
   maxLoraRank?: number;

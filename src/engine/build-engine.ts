@@ -13,7 +13,7 @@ import { LocalDirStore } from '../adapters/store/local-dir-store.ts';
 import { type BackendName, createBackend } from '../backends/index.ts';
 import type { AdapterSource, KvCacheDtypeOption, LoraDtypeOption } from '../config/config.ts';
 import { configureNative, type NativeConfig } from '../kernels/native/config.ts';
-import type { WeightDType } from '../kernels/types.ts';
+import type { BlockDType, WeightDType } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { loadModelDir } from '../model/model-dir.ts';
 import { defaultAdapterLog } from '../observability/thread-log.ts';
@@ -31,6 +31,8 @@ export interface BuildOptions
   backend?: BackendName;
   /** Convert the weights on load (e.g. f32 → bf16). */
   dtype?: WeightDType;
+  /** Keep the projections quantized (q8_0 / q4_k blocks) for the quantized GEMM. */
+  quantize?: BlockDType;
   maxLoraRank?: number;
   /** Skip (and report) adapters that fail to load instead of failing the whole build. */
   skipInvalidAdapters?: boolean;
@@ -69,6 +71,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     loraDir,
     backend,
     dtype,
+    quantize,
     maxLoraRank = DEFAULT_MAX_LORA_RANK,
     skipInvalidAdapters,
     loaderThread,
@@ -82,6 +85,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
   if ((backend ?? 'native') === 'native') configureNative(native ?? {});
   const loaded = await loadModelDir(modelDir, {
     ...(dtype ? { dtype } : {}),
+    ...(quantize ? { quantize } : {}),
     onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),
   });
   if (mergeAdapter) {

@@ -5,6 +5,7 @@
  */
 import type { Backend, EmbeddingTable, Tensor } from '../backends/types.ts';
 import type { PackedWeight, WeightMatrix } from '../kernels/types.ts';
+import { convertWeight, isBlockDType, weightFormat } from '../kernels/weight-format.ts';
 import type { ModelConfig } from './config.ts';
 import { type ModuleKind, moduleShape } from './modules.ts';
 import { specOf } from './spec/index.ts';
@@ -28,19 +29,31 @@ export interface FusedWeights {
   lmHead: PackedWeight; // [V, H]
 }
 
+/**
+ * Stacks the parts' rows. Parts in different formats (a GGUF file's q and k in Q4_K, v in Q6_K and so
+ * dequantized) all go to the first float format among them: block rows are decoded, never re-quantized.
+ */
 export function concatRows(parts: WeightMatrix[]): WeightMatrix {
-  const { dtype, cols } = parts[0];
-  for (const p of parts) {
-    if (p.dtype !== dtype || p.cols !== cols) throw new Error('concatRows: parts differ in dtype or columns');
-  }
-  const rows = parts.reduce((n, p) => n + p.rows, 0);
-  const data = dtype === 'f32' ? new Float32Array(rows * cols) : new Uint16Array(rows * cols);
+  const { cols } = parts[0];
+  if (parts.some((p) => p.cols !== cols)) throw new Error('concatRows: parts differ in columns');
+  const mixed = parts.some((p) => p.dtype !== parts[0].dtype);
+  const common = mixed ? (parts.find((p) => !isBlockDType(p.dtype))?.dtype ?? 'f32') : parts[0].dtype;
+  const same = parts.map((p) => convertWeight(p, common));
+  const rows = same.reduce((n, p) => n + p.rows, 0);
+  const format = weightFormat(common);
+  const length = isBlockDType(common) ? format.bytes(rows, cols) : rows * cols;
+  const data =
+    common === 'f32'
+      ? new Float32Array(length)
+      : isBlockDType(common)
+        ? new Uint8Array(length)
+        : new Uint16Array(length);
   let offset = 0;
-  for (const p of parts) {
+  for (const p of same) {
     data.set(p.data as never, offset);
-    offset += p.rows * cols;
+    offset += isBlockDType(common) ? format.bytes(p.rows, cols) : p.rows * cols;
   }
-  return { dtype, rows, cols, data };
+  return { dtype: common, rows, cols, data };
 }
 
 function concatBias(parts: (Float32Array | null)[], sizes: number[]): Float32Array | undefined {

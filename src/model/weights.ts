@@ -19,8 +19,8 @@
  */
 
 import { toF32Array } from '../kernels/dtype.ts';
-import type { WeightDType, WeightMatrix } from '../kernels/types.ts';
-import { convertWeight } from '../kernels/weight-format.ts';
+import type { BlockDType, MatrixDType, WeightDType, WeightMatrix } from '../kernels/types.ts';
+import { convertWeight, fitsFormat } from '../kernels/weight-format.ts';
 import type { ModelConfig } from './config.ts';
 import { type ModuleKind, moduleShape } from './modules.ts';
 import type { RawTensor } from './safetensors.ts';
@@ -51,6 +51,13 @@ export interface LoadedModel {
 export interface LoadWeightsOptions {
   /** Store every matrix in this dtype (converted on load; f32 → bf16/f16 rounds to nearest even). */
   dtype?: WeightDType;
+  /**
+   * Projection matrices (the spec's modules, not the embedding or lm_head) in these quantized blocks for the
+   * quantized GEMM (--quantize); a projection whose rows are not whole blocks keeps `dtype`.
+   */
+  quantize?: BlockDType;
+  /** Projections a source stores as Q8_0 / Q4_K blocks (GGUF) stay blocks (default true). */
+  keepBlocks?: boolean;
   /** Called as parts are read: the embedding, each layer, the head (for progress bars). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -84,6 +91,8 @@ export interface TensorSource {
   shapeOf(name: string): number[];
   dtypeOf(name: string): string; // as in the safetensors header: F32, F16, BF16, ...
   readRaw(name: string): Promise<RawTensor>;
+  /** The matrix as the quantized blocks it is stored in, when the quantized GEMM reads them (GGUF); else null. */
+  readBlocks?(name: string): Promise<WeightMatrix | null>;
 }
 
 export interface ExpectedTensor {
@@ -170,7 +179,7 @@ export function checkTensors(config: ModelConfig, source: TensorSource, configFi
   }
 }
 
-export function convertMatrix(raw: RawTensor, dtype: WeightDType): WeightMatrix {
+export function convertMatrix(raw: RawTensor, dtype: MatrixDType): WeightMatrix {
   const [rows, cols] = raw.shape;
   return convertWeight({ dtype: raw.dtype, rows, cols, data: raw.data }, dtype);
 }
@@ -188,6 +197,13 @@ export async function loadWeights(
   checkTensors(config, source, configFile);
   const dtype = options.dtype ?? FLOAT_DTYPES[source.dtypeOf('model.embed_tokens.weight')];
   const matrix = async (name: string) => convertMatrix(await source.readRaw(name), dtype);
+  const projection = async (name: string) => {
+    const blocks = options.keepBlocks === false ? null : ((await source.readBlocks?.(name)) ?? null);
+    if (blocks) return blocks;
+    const raw = await source.readRaw(name);
+    const q = options.quantize;
+    return convertMatrix(raw, q && fitsFormat(q, raw.shape[1]) ? q : dtype);
+  };
   const vector = async (name: string) => {
     const raw = await source.readRaw(name);
     return toF32Array(raw.dtype, raw.data);
@@ -204,7 +220,7 @@ export async function loadWeights(
     const layer: LayerWeights = { linear: {}, bias: {}, norms: {} };
     for (const norm of layerNorms(config)) layer.norms[norm.name] = await vector(`${p}.${norm.name}.weight`);
     for (const m of spec.modules) {
-      layer.linear[m.kind] = await matrix(`${p}.${m.parent}.${m.kind}.weight`);
+      layer.linear[m.kind] = await projection(`${p}.${m.parent}.${m.kind}.weight`);
       if (biased.has(m.kind)) layer.bias[m.kind] = await vector(`${p}.${m.parent}.${m.kind}.bias`);
     }
     layers.push(layer);

@@ -94,6 +94,11 @@ const ENGINE_CASES: Record<string, Case<Built>> = {
     consumer: (v) => v.build.backend,
   },
   '--dtype': { args: ['--dtype', 'bf16'], config: (c) => c.precision.dtype, consumer: (v) => v.build.dtype },
+  '--quantize': {
+    args: ['--quantize', 'q8_0'],
+    config: (c) => c.precision.quantize,
+    consumer: (v) => v.build.quantize,
+  },
   '--lora-dtype': {
     args: ['--lora-dtype', 'f16'],
     config: (c) => c.precision.loraDtype,

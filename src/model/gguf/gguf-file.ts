@@ -89,6 +89,11 @@ export class GgufFile {
 
   /** The tensor's values as f32, in row-major order (ne[0] fastest). */
   async readF32(t: GgufTensor): Promise<Float32Array> {
+    return decodeTensor(t.type, await this.readBytes(t));
+  }
+
+  /** The tensor's bytes as stored (quantized blocks stay blocks). */
+  async readBytes(t: GgufTensor): Promise<Buffer> {
     const bytes = Buffer.alloc(t.byteLength);
     let done = 0;
     while (done < bytes.length) {
@@ -99,7 +104,7 @@ export class GgufFile {
         );
       done += bytesRead;
     }
-    return decodeTensor(t.type, bytes);
+    return bytes;
   }
 }
 

@@ -2,8 +2,12 @@
  * A GGUF model file's tensors under Hugging Face names, as the weight loader (weights.ts) reads them:
  * shapes as numpy's (ggml's ne reversed), every type dequantized to f32 on read (tensor-data.ts), and the
  * q/k rows of the "llama" arch put back in Hugging Face's order. Tensors without a Hugging Face name keep
- * their GGUF name, so the loader refuses them as unexpected.
+ * their GGUF name, so the loader refuses them as unexpected. Q8_0 and Q4_K matrices can also be read as their
+ * blocks (readBlocks), which the quantized GEMM runs as they are.
  */
+import { GGMLQuantizationType } from '@huggingface/gguf';
+import type { BlockDType, WeightMatrix } from '../../kernels/types.ts';
+import { weightFormat } from '../../kernels/weight-format.ts';
 import type { ModelConfig } from '../config.ts';
 import type { RawTensor } from '../safetensors.ts';
 import type { TensorSource } from '../weights.ts';
@@ -14,6 +18,12 @@ import { unpermuteRows } from './permute.ts';
 
 /** Read into the config (RoPE factors), so not a weight. */
 export const ROPE_FREQS = 'rope_freqs.weight';
+
+/** ggml types the quantized GEMM reads as they are stored. */
+const KEPT_BLOCKS: Partial<Record<GGMLQuantizationType, BlockDType>> = {
+  [GGMLQuantizationType.Q8_0]: 'q8_0',
+  [GGMLQuantizationType.Q4_K]: 'q4_k',
+};
 
 /** Archs whose converter permuted q/k rows (convert_hf_to_gguf.py's LlamaModel). */
 const PERMUTED_QK = new Set(['llama']);
@@ -55,20 +65,40 @@ export class GgufTensorSource implements TensorSource {
   }
   async readRaw(name: string): Promise<RawTensor> {
     const t = this.tensor(name);
-    let data: Float32Array;
+    const shape = this.shapeOf(name);
+    const data = this.unpermuted(name, await this.read(() => this.file.readF32(t)), shape[1]);
+    return { dtype: 'f32', shape, data };
+  }
+
+  /** A Q8_0 / Q4_K matrix as its blocks [rows, cols] (rows un-permuted as readRaw's); null for other types. */
+  async readBlocks(name: string): Promise<WeightMatrix | null> {
+    const t = this.tensor(name);
+    const dtype = KEPT_BLOCKS[t.type];
+    const shape = this.shapeOf(name);
+    if (dtype === undefined || shape.length !== 2) return null;
+    const [rows, cols] = shape;
+    const buf = await this.read(() => this.file.readBytes(t));
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+    const data = this.unpermuted(name, bytes, weightFormat(dtype).bytes(1, cols));
+    return { dtype, rows, cols, data };
+  }
+
+  private async read<T>(run: () => Promise<T>): Promise<T> {
     try {
-      data = await this.file.readF32(t);
+      return await run();
     } catch (e) {
       if (e instanceof GgufFormatError)
         throw new WeightsError('weights_format_unsupported', `${this.path}: ${e.message}`);
       throw e;
     }
-    const shape = this.shapeOf(name);
-    if (PERMUTED_QK.has(this.arch) && shape.length === 2) {
-      const c = this.config;
-      if (name.endsWith('.self_attn.q_proj.weight')) data = unpermuteRows(data, shape[1], c.numHeads);
-      else if (name.endsWith('.self_attn.k_proj.weight')) data = unpermuteRows(data, shape[1], c.numKvHeads);
-    }
-    return { dtype: 'f32', shape, data };
+  }
+
+  /** q/k rows back in Hugging Face's order; `rowLength` in elements of `data` (values or bytes). */
+  private unpermuted<T extends Float32Array | Uint8Array>(name: string, data: T, rowLength: number): T {
+    if (!PERMUTED_QK.has(this.arch) || this.shapeOf(name).length !== 2) return data;
+    const c = this.config;
+    if (name.endsWith('.self_attn.q_proj.weight')) return unpermuteRows(data, rowLength, c.numHeads);
+    if (name.endsWith('.self_attn.k_proj.weight')) return unpermuteRows(data, rowLength, c.numKvHeads);
+    return data;
   }
 }
