@@ -3,8 +3,9 @@
     make_gguf(cache, model_dir, out_dir, "llama3-1b", ["Q8_0", "Q4_K_M"], keep_bf16=True, log=print)
 
 llama.cpp comes from ~/.cache/loraplex/llamacpp (src/ the source tree, build/bin/ the binaries, READY once built);
-this module never builds it. Each output is skipped when its stamp names the same model (the safetensors' sha256s)
-and llama.cpp tree; every file is written under a temporary name first.
+this module never builds it. The BF16 conversion needs only the source tree, the quantized files the READY build.
+Each output is skipped when its stamp names the same model (the safetensors' sha256s) and the same converter and
+llama-quantize (their sha256s); every file is written under a temporary name first.
 """
 
 import hashlib
@@ -19,19 +20,25 @@ from pathlib import Path
 GGUF_RECIPE_VERSION = 1
 
 
+def converter_present(cache: Path) -> bool:
+    return (cache / "llamacpp" / "src" / "convert_hf_to_gguf.py").exists()
+
+
 def llamacpp_ready(cache: Path) -> bool:
     return (cache / "llamacpp" / "READY").exists()
 
 
-def _llamacpp_id(root: Path) -> str:
-    """What identifies the llama.cpp used: READY's content (the builder's note) and the converter's hash."""
-    converter = (root / "src" / "convert_hf_to_gguf.py").read_bytes()
-    return f"{(root / 'READY').read_text().strip()} convert:{hashlib.sha256(converter).hexdigest()[:16]}"
+def _short_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _stamp(model_dir: Path, llamacpp_id: str, gguf_type: str) -> dict:
+def _stamp(model_dir: Path, root: Path, gguf_type: str) -> dict:
+    """The model's sha256s and the tools' (the converter; llama-quantize too for a quantized type)."""
     model_stamp = json.loads((model_dir / ".bench-model.json").read_text())
-    return {"version": GGUF_RECIPE_VERSION, "model": model_stamp["sha256"], "llamacpp": llamacpp_id, "type": gguf_type}
+    tools = {"convert": _short_hash(root / "src" / "convert_hf_to_gguf.py")}
+    if gguf_type != "BF16":
+        tools["quantize"] = _short_hash(root / "build" / "bin" / "llama-quantize")
+    return {"version": GGUF_RECIPE_VERSION, "model": model_stamp["sha256"], "tools": tools, "type": gguf_type}
 
 
 def _fresh(path: Path, stamp: dict) -> bool:
@@ -60,30 +67,34 @@ def make_gguf(
     keep_bf16: bool,
     log: Callable[[str], None],
 ) -> None:
+    """BF16 always (the converter); `types` only when llama.cpp's build is READY (llama-quantize)."""
     root = cache / "llamacpp"
-    llamacpp_id = _llamacpp_id(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     bf16 = out_dir / f"{name}-BF16.gguf"
+    if not llamacpp_ready(cache):
+        types = []
+        log(f"{name}: {root / 'READY'} not there yet: BF16 GGUF only, quantized files on a later run")
     wanted = [(t, out_dir / f"{name}-{t}.gguf") for t in types]
-    missing = [(t, p) for t, p in wanted if not _fresh(p, _stamp(model_dir, llamacpp_id, t))]
-    if not missing and (not keep_bf16 or _fresh(bf16, _stamp(model_dir, llamacpp_id, "BF16"))):
-        log(f"{name}: GGUF up to date ({', '.join(p.name for _, p in wanted)})")
+    missing = [(t, p) for t, p in wanted if not _fresh(p, _stamp(model_dir, root, t))]
+    bf16_fresh = _fresh(bf16, _stamp(model_dir, root, "BF16"))
+    if not missing and (bf16_fresh or (not keep_bf16 and wanted)):
+        log(f"{name}: GGUF up to date ({', '.join(p.name for _, p in wanted) or bf16.name})")
         return
-    if not _fresh(bf16, _stamp(model_dir, llamacpp_id, "BF16")):
+    if not bf16_fresh:
         log(f"{name}: convert_hf_to_gguf.py → {bf16.name}")
         tmp = bf16.with_name(bf16.name + ".tmp")
         _run([sys.executable, str(root / "src" / "convert_hf_to_gguf.py"), str(model_dir),
               "--outtype", "bf16", "--outfile", str(tmp)], log)  # fmt: skip
         os.replace(tmp, bf16)
-        _write_stamp(bf16, _stamp(model_dir, llamacpp_id, "BF16"))
+        _write_stamp(bf16, _stamp(model_dir, root, "BF16"))
     threads = str(os.cpu_count() or 1)
     for gguf_type, path in missing:
         log(f"{name}: llama-quantize {gguf_type} → {path.name}")
         tmp = path.with_name(path.name + ".tmp")
         _run([str(root / "build" / "bin" / "llama-quantize"), str(bf16), str(tmp), gguf_type, threads], log)
         os.replace(tmp, path)
-        _write_stamp(path, _stamp(model_dir, llamacpp_id, gguf_type))
-    if not keep_bf16:
+        _write_stamp(path, _stamp(model_dir, root, gguf_type))
+    if not keep_bf16 and wanted:
         bf16.unlink()
         bf16.with_name(bf16.name + ".stamp.json").unlink(missing_ok=True)
 

