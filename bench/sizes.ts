@@ -1,7 +1,7 @@
 /**
  * `npm run bench:sizes`: loraplex at real sizes, on the Llama-3.2-1B- and Llama-3.1-8B-shaped bench models that
- * `npm run bench:models` writes (random weights, real configs and tokenizer; bf16 safetensors, Q8_0 and Q4_K_M
- * GGUF). Per model file: batch-1 decode tok/s and the read bandwidth it reaches (bytes of weights per token ×
+ * `npm run bench:models` writes (random weights, real configs and tokenizer; bf16 safetensors, Q8_0, Q4_K (every
+ * matrix) and Q4_K_M GGUF). Per model file: batch-1 decode tok/s and the read bandwidth it reaches (weight bytes ×
  * tok/s ÷ the read bandwidth measured in the same run), prefill tok/s, llama.cpp's llama-bench on the same GGUF
  * when its build is READY, and served throughput / latency with 1 and 32 adapters at a small concurrency.
  * Writes docs/figures/sizes.json and sizes.svg and the section of docs/benchmarks.md between its markers.
@@ -80,7 +80,7 @@ function variants(): Variant[] {
         path: join(MODELS, name, 'model'),
         ggufPath: existsSync(bf16Gguf) ? bf16Gguf : null,
       },
-      ...['Q8_0', 'Q4_K_M'].map((type) => ({
+      ...['Q8_0', 'Q4_K', 'Q4_K_M'].map((type) => ({
         label: `${size} ${type}`,
         size,
         shapeOf,

