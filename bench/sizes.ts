@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
     'no-llamacpp': { type: 'boolean', default: false },
     'report-only': { type: 'boolean', default: false },
     steps: { type: 'string', default: '32' },
-    'prefill-tokens': { type: 'string', default: '256' },
+    'prefill-tokens': { type: 'string', default: '128' },
     adapters: { type: 'string', default: '32' },
     concurrency: { type: 'string', default: '4' },
     requests: { type: 'string', default: '8' },
@@ -151,7 +151,7 @@ async function measureEntry(v: Variant, readGBs: () => number, llamaBin: string 
       promptTokens: long ? 128 : 64,
       genTokens: long ? 128 : 32,
       threads: THREADS,
-      repetitions: long ? 3 : 2,
+      repetitions: 2,
     });
     entry.llamacppReadGBs = ((gguf?.bytesPerToken ?? 0) * entry.llamacpp.decodeTokPerS) / 1e9;
     entry.llamacppBandwidthFraction = entry.llamacppReadGBs / readGBs();

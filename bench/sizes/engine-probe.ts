@@ -3,7 +3,7 @@
  * engine, with the bytes of weights a decode step reads. bench:sizes runs it once per model file and reads the
  * JSON line it prints last.
  *
- *   tsx bench/sizes/engine-probe.ts --model FILE_OR_DIR [--steps 32] [--prefill-tokens 256] [--repeats 3]
+ *   tsx bench/sizes/engine-probe.ts --model FILE_OR_DIR [--steps 32] [--prefill-tokens 128] [--repeats 2]
  */
 import '../native-env.ts';
 import { parseArgs } from 'node:util';
@@ -85,8 +85,8 @@ async function main() {
     options: {
       model: { type: 'string' },
       steps: { type: 'string', default: '32' },
-      'prefill-tokens': { type: 'string', default: '256' },
-      repeats: { type: 'string', default: '3' },
+      'prefill-tokens': { type: 'string', default: '128' },
+      repeats: { type: 'string', default: '2' },
     },
   });
   if (!args.model) throw new Error('--model FILE_OR_DIR is required');
