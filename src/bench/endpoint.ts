@@ -33,7 +33,11 @@ export interface EndpointConfig {
   fixOutputLength: boolean;
   /** Extra fields merged into every body (AIPerf's --extra-inputs). */
   extraInputs?: Record<string, unknown>;
+  /** Last say over each body, per request: e.g. llama.cpp's server picks an adapter by a `lora` field, not `model`. */
+  shapeBody?: BodyShaper | null;
 }
+
+export type BodyShaper = (body: Record<string, unknown>, spec: RequestSpec) => Record<string, unknown>;
 
 /** 'localhost:8000/v1/' → 'http://localhost:8000'. */
 export function serverRoot(url: string): string {
@@ -72,7 +76,8 @@ export function requestBody(config: EndpointConfig, spec: RequestSpec): Record<s
     body.stream = true;
     body.stream_options = { include_usage: true };
   }
-  return { ...body, ...config.extraInputs };
+  const merged = { ...body, ...config.extraInputs };
+  return config.shapeBody ? config.shapeBody(merged, spec) : merged;
 }
 
 /** The text one response (a stream chunk or a whole body) carries: content, reasoning, or completion text. */

@@ -3,7 +3,7 @@
  * the load points a run sweeps (one per --concurrency or --request-rate value).
  */
 import type { SelectionStrategy } from './adapter-selection.ts';
-import type { EndpointType } from './endpoint.ts';
+import type { BodyShaper, EndpointType } from './endpoint.ts';
 import type { GoodputSlo } from './goodput.ts';
 import type { ArrivalPattern } from './schedule.ts';
 import type { LengthDistribution } from './workload.ts';
@@ -21,6 +21,8 @@ export interface BenchOptions {
   /** Input lengths from usage.prompt_tokens (AIPerf's --use-server-token-count); outputs always use usage. */
   useServerTokenCount: boolean;
   extraInputs: Record<string, unknown>;
+  /** Per-request body shaping for programmatic runs (bench:peers); the CLI sets none. */
+  shapeBody?: BodyShaper | null;
   models: string[] | null;
   numAdapters: number | null;
   modelSelectionStrategy: SelectionStrategy;
