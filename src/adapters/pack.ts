@@ -5,7 +5,8 @@
  * Semantics (what a kernel computes with it): y[t, n] += scale[m] · Σ_j (Σ_k x[t, k] · A_m[j, k]) · Bt_m[j, n]
  * Modules the adapter does not target get rank 0, scale 0 and offsets 0; in/outFeatures are set for all.
  * A DoRA adapter also gets outScale (each DoRA module's [N] factors, in module order) and offsetOutScale
- * (-1 for the other modules); a plain LoRA adapter has neither.
+ * (-1 for the other modules); a plain LoRA adapter has neither. An adapter with edge modules (embed_tokens,
+ * lm_head, norms, token rows) carries them as `edges`, served per row by kinds/edge-slots.ts.
  */
 import type { PackedAdapter } from '../kernels/types.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -79,7 +80,9 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
     pos += r * n;
   }
   const packed: PackedAdapter = { weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures };
-  return hasDora(adapter) ? { ...packed, ...packOutScales(adapter, outFeatures) } : packed;
+  // Edge modules ride along on the packed object (kinds/edge-modules.ts: edgesOf); the kernels never read them.
+  const edges = adapter.edges ? { edges: adapter.edges } : {};
+  return hasDora(adapter) ? { ...packed, ...packOutScales(adapter, outFeatures), ...edges } : { ...packed, ...edges };
 }
 
 function hasDora(adapter: LoraAdapter): boolean {

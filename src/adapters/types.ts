@@ -5,6 +5,7 @@
 import type { ModuleKind } from '../model/modules.ts';
 import type { GgufLoraConfig } from './formats/gguf-lora/gguf-config.ts';
 import type { NemoLoraConfig } from './formats/nemo/model-config.ts';
+import type { EdgeModules } from './kinds/edge-modules.ts';
 import type { PeftLoraConfig } from './peft/adapter-config.ts';
 import type { PeftVeraConfig } from './peft/vera-config.ts';
 
@@ -39,4 +40,6 @@ export interface LoraAdapter<Config extends AdapterSourceConfig = AdapterSourceC
   sizeBytes: number; // bytes of the f32 factors (and DoRA vectors) held in memory
   source?: string; // where it was loaded from (a directory), for messages
   warnings?: string[]; // worth logging; did not stop the load
+  /** What it changes outside the layers' projections: embed_tokens, lm_head, norms, token rows. */
+  edges?: EdgeModules;
 }

@@ -245,6 +245,17 @@ export class HostBackend implements Backend {
     }
   }
 
+  view(t: Tensor, offset: number, length: number): Tensor {
+    const d = data(t);
+    if (offset < 0 || length < 0 || offset + length > d.length)
+      throw new RangeError('a view past the end of the tensor');
+    return new HostTensor(d.subarray(offset, offset + length));
+  }
+
+  copy(src: Tensor, dst: Tensor, length: number): void {
+    data(dst).set(data(src).subarray(0, length));
+  }
+
   sample(logits: Tensor, vocab: number, rowIndex: Int32Array, rows: SamplingRow[]): Int32Array {
     const all = data(logits);
     const tokens = new Int32Array(rows.length);

@@ -145,6 +145,12 @@ export interface Backend {
   /** out[r, :] = x[logitRows[r], :] (dim columns) for the step's logit rows. */
   gatherLogitRows(step: StepState, x: Tensor, dim: number, out: Tensor): void;
 
+  // ── row ranges (optional: adapters with edge modules need them; see src/adapters/kinds/edge-slots.ts) ──
+  /** Elements [offset, offset + length) of t as a tensor sharing its memory (a range of rows). */
+  view?(t: Tensor, offset: number, length: number): Tensor;
+  /** dst[i] = src[i] for i < length. */
+  copy?(src: Tensor, dst: Tensor, length: number): void;
+
   // ── outputs ─────────────────────────────────────────────────────────────────────────────────
   /**
    * One token per entry of `rows`: rows[i] samples logits row rowIndex[i] of logits [*, vocab] (see

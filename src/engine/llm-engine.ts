@@ -4,6 +4,7 @@
  */
 import { AdapterManager } from '../adapters/cache/adapter-manager.ts';
 import { type AdapterChoice, compositionLabel } from '../adapters/compose.ts';
+import { EdgeSlots } from '../adapters/kinds/edge-slots.ts';
 import type { AdapterLoader } from '../adapters/loader/adapter-loader.ts';
 import type { AdapterSummary } from '../adapters/loader/load-packed.ts';
 import type { Backend, KvDtype } from '../backends/types.ts';
@@ -129,7 +130,9 @@ export class LLMEngine {
       rowWidth: config.numKvHeads * config.headDim,
       dtype: kvDtypeFor(options.kvCacheDtype),
     });
+    const edges = new EdgeSlots(backend, config); // embedding / norm / lm_head adapters, per slot
     this.adapters = new AdapterManager({
+      slotContents: edges,
       backend,
       numModules: numModules(config),
       loraDtype: loraDtypeFor(config, options.loraDtype),
@@ -146,7 +149,15 @@ export class LLMEngine {
         this.failed.push(seq);
       }
     };
-    this.runner = new ModelRunner(this.model, backend, kv, this.blocks, this.adapters.slots.bank, options.faults);
+    this.runner = new ModelRunner(
+      this.model,
+      backend,
+      kv,
+      this.blocks,
+      this.adapters.slots.bank,
+      options.faults,
+      edges,
+    );
     this.scheduler = new Scheduler(
       { maxBatchTokens: options.maxBatchTokens, maxRunningSeqs: options.maxRunningSeqs },
       this.blocks,

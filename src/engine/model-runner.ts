@@ -3,6 +3,8 @@
  * token for each sequence whose uncomputed tokens are all in this step. It changes no sequence: it returns
  * what the step produced, and the engine applies it.
  */
+
+import type { EdgeSlots } from '../adapters/kinds/edge-slots.ts';
 import type { Backend, KvCache, StepState, Tensor } from '../backends/types.ts';
 import type { LoraBank, SamplingRow } from '../kernels/types.ts';
 import type { DecoderModel } from '../model/forward.ts';
@@ -42,6 +44,8 @@ export class ModelRunner {
     readonly blocks: BlockManager,
     readonly bank: LoraBank | null,
     private readonly faults?: EngineFaults,
+    /** Slots' embedding / norm / lm_head modules (adapters/kinds/edge-slots.ts). */
+    private readonly edges?: Pick<EdgeSlots, 'hooksFor'>,
   ) {
     this.step = backend.createStep();
   }
@@ -72,7 +76,8 @@ export class ModelRunner {
     const B = this.backend;
     B.setStep(this.step, plan.inputs);
     const vocab = this.model.config.vocabSize;
-    const logits = this.model.forward(this.step, this.kv, this.bank);
+    const hooks = this.edges?.hooksFor(this.step, plan.inputs) ?? null;
+    const logits = this.model.forward(this.step, this.kv, this.bank, hooks);
 
     const promptLogits: StepResult['promptLogits'] = [];
     const promptLogprobs: StepResult['promptLogprobs'] = [];

@@ -9,6 +9,7 @@
 import type { AdapterOutputs, Backend, KvCache, StepState, Tensor } from '../backends/types.ts';
 import type { AttentionShape, LoraBank, PackedWeight } from '../kernels/types.ts';
 import type { ModelConfig } from './config.ts';
+import type { ForwardHooks } from './forward-hooks.ts';
 import type { FusedWeights } from './fused-weights.ts';
 import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from './modules.ts';
 import { layerInvFreq } from './rope.ts';
@@ -137,9 +138,10 @@ export class DecoderModel {
 
   /**
    * Runs the step the backend was given (`backend.setStep(step, …)`); returns the logits tensor, rows
-   * [0, step.numLogitRows) of [*, vocab] (scratch: read before the next step).
+   * [0, step.numLogitRows) of [*, vocab] (scratch: read before the next step). `hooks`: the step's adapters
+   * with their own embedding, norms or lm_head (forward-hooks.ts), null when no row has one.
    */
-  forward(step: StepState, kv: KvCache, bank: LoraBank | null): Tensor {
+  forward(step: StepState, kv: KvCache, bank: LoraBank | null, hooks: ForwardHooks | null = null): Tensor {
     const { config, spec, backend: B, weights: W } = this;
     const T = step.numTokens;
     const H = config.hiddenSize;
@@ -159,11 +161,13 @@ export class DecoderModel {
     const activate = config.hiddenActivation === 'gelu_tanh' ? B.geluTanhMul.bind(B) : B.siluMul.bind(B);
 
     B.embedding(step, W.embedding, x);
+    hooks?.embedding(x);
     if (spec.scaleEmbeddings) B.scaleInPlace(x, T * H, Math.sqrt(H));
     for (let l = 0; l < config.numLayers; l++) {
       const layer = W.layers[l];
       const plan = this.layers[l];
       B.rmsNorm(x, layer.norms.attnIn, xn, T, H, eps);
+      hooks?.layerNorm(l, 'attnIn', x, xn);
       B.gemm(xn, layer.qkv, qkv, T);
       // q, k and v share xn: one call writes their column ranges of the fused qkv rows.
       if (lora) B.applyAdapters(lora, step, xn, H, { y: qkv, yStride: this.qkvSize, modules: plan.qkv });
@@ -181,6 +185,7 @@ export class DecoderModel {
       B.addInPlace(x, layer.norms.attnOut ? projNormed : proj, T * H);
 
       B.rmsNorm(x, layer.norms.mlpIn, xn, T, H, eps);
+      hooks?.layerNorm(l, 'mlpIn', x, xn);
       B.gemm(xn, layer.gateUp, gateUp, T);
       if (lora) B.applyAdapters(lora, step, xn, H, { y: gateUp, yStride: 2 * I, modules: plan.gateUp });
       activate(gateUp, act, T, I);
@@ -195,8 +200,10 @@ export class DecoderModel {
     B.gatherLogitRows(step, x, H, rows);
     const normed = this.scratch.get('normedRows', R * H);
     B.rmsNorm(rows, W.finalNorm, normed, R, H, eps);
+    hooks?.finalNorm(rows, normed);
     const logits = this.scratch.get('logits', R * config.vocabSize);
     B.gemm(normed, W.lmHead, logits, R);
+    hooks?.lmHead(normed, logits);
     if (config.finalLogitSoftcap !== null) B.softcapInPlace(logits, R * config.vocabSize, config.finalLogitSoftcap);
     return logits;
   }

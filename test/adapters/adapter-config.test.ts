@@ -88,10 +88,10 @@ describe('adapter_config.json: rejections name the file and the field', () => {
     ['peft_type not LORA', { peft_type: 'IA3' }, 'ADAPTER_UNSUPPORTED_FEATURE', ['peft_type: "IA3"']],
     ['use_dora not a boolean', { use_dora: 'yes' }, 'ADAPTER_INVALID_CONFIG', ['use_dora', 'true or false']],
     [
-      'modules_to_save',
-      { modules_to_save: ['lm_head'] },
+      'modules_to_save naming a module that is not served',
+      { modules_to_save: ['lm_head', 'score'] },
       'ADAPTER_UNSUPPORTED_FEATURE',
-      ['modules_to_save', 'lm_head'],
+      ['modules_to_save', 'score'],
     ],
     ['bias all', { bias: 'all' }, 'ADAPTER_UNSUPPORTED_FEATURE', ['bias: "all"', 'bias="none"']],
     ['bias lora_only', { bias: 'lora_only' }, 'ADAPTER_UNSUPPORTED_FEATURE', ['bias: "lora_only"']],
@@ -105,10 +105,10 @@ describe('adapter_config.json: rejections name the file and the field', () => {
     ['layer_replication', { layer_replication: [[0, 2]] }, 'ADAPTER_UNSUPPORTED_FEATURE', ['layer_replication']],
     ['target_parameters', { target_parameters: ['experts.w1'] }, 'ADAPTER_UNSUPPORTED_FEATURE', ['target_parameters']],
     [
-      'trainable tokens',
-      { trainable_token_indices: [1, 2] },
+      'trainable tokens on a module other than embed_tokens',
+      { trainable_token_indices: { lm_head: [1, 2] } },
       'ADAPTER_UNSUPPORTED_FEATURE',
-      ['trainable_token_indices'],
+      ['trainable_token_indices["lm_head"]'],
     ],
     [
       'PiSSA',

@@ -3,11 +3,13 @@
  * demo's, written to a temporary directory) come back with the same packed weights; broken ones come back
  * as LoraplexErrors with the inline loader's code, status and message.
  */
+
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { packedBytes } from '../../src/adapters/cache/host-cache.ts';
 import { InlineAdapterLoader } from '../../src/adapters/loader/adapter-loader.ts';
 import type { PackedWithSummary } from '../../src/adapters/loader/load-packed.ts';
 import { ThreadAdapterLoader } from '../../src/adapters/loader/loader-thread.ts';
@@ -107,7 +109,7 @@ describe('ThreadAdapterLoader: good adapters', () => {
       assert.ok(packed.rank instanceof Int32Array);
       assert.equal(summary.rank, spec.r);
       assert.deepEqual(summary.targets, spec.targets);
-      assert.equal(summary.sizeBytes, packed.weights.byteLength);
+      assert.equal(summary.sizeBytes, packedBytes(packed));
       const scale = spec.rslora ? spec.alpha / Math.sqrt(spec.r) : spec.alpha / spec.r;
       assert.equal(packed.rank.length, numModules(base));
       for (let m = 0; m < packed.rank.length; m++) {

@@ -80,9 +80,9 @@ describe('loadPeftAdapter: config features', () => {
     await assertRejects(() => load(dir), 'ADAPTER_TENSOR_MISSING', 'lora_magnitude_vector', 'use_dora: true');
   });
 
-  test('modules_to_save', async () => {
-    const dir = await dirs.adapter(peftConfig({ modules_to_save: ['lm_head'] }), QV());
-    await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', CONFIG, 'modules_to_save');
+  test('modules_to_save naming a module that is not served', async () => {
+    const dir = await dirs.adapter(peftConfig({ modules_to_save: ['score'] }), QV());
+    await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', CONFIG, 'modules_to_save', 'score');
   });
 
   for (const target of ['embed_tokens', 'lm_head', 'input_layernorm']) {
@@ -145,12 +145,23 @@ describe('loadPeftAdapter: tensors', () => {
     data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
   });
 
-  test('lora_embedding_A (LoRA on embeddings)', async () => {
-    const dir = await withTensors((t) => [
-      ...t,
-      extra('base_model.model.model.embed_tokens.lora_embedding_A', [4, 32]),
-    ]);
-    await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', WEIGHTS, 'lora_embedding_A', 'embeddings');
+  test('lora_embedding_A without lora_embedding_B', async () => {
+    const dir = await withTensors(
+      (t) => [...t, extra('base_model.model.model.embed_tokens.lora_embedding_A', [4, 32])],
+      peftConfig({ target_modules: ['q_proj', 'v_proj', 'embed_tokens'] }),
+    );
+    await assertRejects(() => load(dir), 'ADAPTER_TENSOR_MISSING', WEIGHTS, 'no lora_embedding_B');
+  });
+
+  test('a saved embedding of a resized vocabulary', async () => {
+    const dir = await withTensors((t) => [...t, extra('base_model.model.model.embed_tokens.weight', [40, 8])]);
+    await assertRejects(
+      () => load(dir),
+      'ADAPTER_UNSUPPORTED_FEATURE',
+      "'base_model.model.model.embed_tokens.weight'",
+      '[40, 8]',
+      'resized beyond',
+    );
   });
 
   test('lora_magnitude_vector (DoRA weights) without use_dora', async () => {
@@ -169,23 +180,26 @@ describe('loadPeftAdapter: tensors', () => {
     await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_FEATURE', 'lora_B.bias', 'lora_bias');
   });
 
-  test('a full weight saved beside the LoRA factors (modules_to_save)', async () => {
-    const dir = await withTensors((t) => [...t, extra('base_model.model.lm_head.weight', [32, 8])]);
+  test('a full weight of a module that is not served', async () => {
+    const dir = await withTensors((t) => [
+      ...t,
+      extra('base_model.model.model.layers.0.mlp.gate_proj.weight', [32, 8]),
+    ]);
     await assertRejects(
       () => load(dir),
       'ADAPTER_TENSOR_UNEXPECTED',
-      "'base_model.model.lm_head.weight'",
+      "'base_model.model.model.layers.0.mlp.gate_proj.weight'",
       'not a LoRA factor',
     );
   });
 
-  test('LoRA factors on lm_head', async () => {
+  test('LoRA factors on lm_head that the config does not target', async () => {
     const dir = await withTensors((t) => [
       ...t,
       extra('base_model.model.lm_head.lora_A.weight', [4, 8]),
       extra('base_model.model.lm_head.lora_B.weight', [32, 4]),
     ]);
-    await assertRejects(() => load(dir), 'ADAPTER_UNSUPPORTED_TARGET', "module 'lm_head'");
+    await assertRejects(() => load(dir), 'ADAPTER_TENSOR_UNEXPECTED', "module 'lm_head'", 'does not target');
   });
 
   test('a module the base model does not have', async () => {

@@ -18,7 +18,7 @@ import type { AdapterLoader } from '../loader/adapter-loader.ts';
 import type { AdapterSummary } from '../loader/load-packed.ts';
 import { ADAPTER_NAME } from '../store/local-dir-store.ts';
 import { HostCache } from './host-cache.ts';
-import { type SlotBackend, SlotTable } from './slot-table.ts';
+import { type SlotBackend, type SlotContents, SlotTable } from './slot-table.ts';
 
 /** Where a name came from: --adapter, the store's listing, /v1/load_lora_adapter, or handed over in memory. */
 export type AdapterOrigin = 'static' | 'store' | 'api' | 'memory';
@@ -76,6 +76,10 @@ export interface AdapterManagerOptions {
   maxLoraRank?: number;
   /** Where load warnings go, once per adapter version (default: the process's structured log on stderr). */
   log?: Pick<ServeLog, 'warn'>;
+  /** What slots hold besides LoRA factors (kinds/edge-slots.ts). */
+  slotContents?: SlotContents;
+  /** The host tier's byte budget (HostCache.capacityBytes: saved embeddings weigh more than LoRA factors). */
+  maxCpuLoraBytes?: number;
 }
 
 /** What the manager tells its owner (the engine) as loads finish. */
@@ -130,8 +134,15 @@ export class AdapterManager {
     const displaced = (key: string) => {
       if (this.isHostPinned(key)) this.ensureResident(key);
     };
-    this.slots = new SlotTable(opts.backend, opts.maxLoras, opts.numModules, opts.loraDtype, displaced);
-    this.host = new HostCache(opts.maxCpuLoras);
+    this.slots = new SlotTable(
+      opts.backend,
+      opts.maxLoras,
+      opts.numModules,
+      opts.loraDtype,
+      displaced,
+      opts.slotContents,
+    );
+    this.host = new HostCache(opts.maxCpuLoras, opts.maxCpuLoraBytes);
   }
 
   // ── catalogue ────────────────────────────────────────────────────────────────────────────────────
@@ -169,7 +180,8 @@ export class AdapterManager {
     const entry = this.setEntry(name, origin, dir, null, opts.root);
     const key = adapterKey(name, entry.version);
     this.setSummary(key, result.summary);
-    if (this.host.makeRoom(1, (k) => this.isHostPinned(k))) this.host.put(key, result.packed);
+    const pinned = (k: string) => this.isHostPinned(k);
+    if (this.host.makeRoom(1, pinned)) this.host.put(key, result.packed, pinned);
     return this.info(entry);
   }
 
@@ -463,7 +475,7 @@ export class AdapterManager {
         if (!this.isCurrent(key) && !this.retained.has(key)) return; // replaced or dropped meanwhile
         this.setSummary(key, result.summary);
         this.host.makeRoom(1, (k) => this.isHostPinned(k));
-        this.host.put(key, result.packed);
+        this.host.put(key, result.packed, (k) => this.isHostPinned(k));
         this.events.ready(key);
       },
       (e: LoraplexError) => {
@@ -499,8 +511,9 @@ export class AdapterManager {
       const components = parts.map((p, i) => ({ packed: packed[i]!, weight: p.weight, name: nameOf(p.key) }));
       const built = composePacked(components, this.opts.maxLoraRank ?? 64);
       this.changes++;
-      this.host.makeRoom(1, (k) => this.isHostPinned(k) || parts.some((p) => p.key === k));
-      this.host.put(key, built);
+      const keep = (k: string) => this.isHostPinned(k) || parts.some((p) => p.key === k);
+      this.host.makeRoom(1, keep);
+      this.host.put(key, built, keep);
     } catch (e) {
       this.failComposition(key, e as LoraplexError);
     }

@@ -9,6 +9,12 @@ import type { LoraBank, LoraDtype, PackedAdapter } from '../../kernels/types.ts'
 /** What slots need from a backend: a bank of adapter slots in its memory, and copies into it. */
 export type SlotBackend = Pick<Backend, 'createLoraBank' | 'setLoraSlot' | 'clearLoraSlot'>;
 
+/** What a slot holds besides the bank's LoRA factors (kinds/edge-slots.ts: embedding, norms, lm_head). */
+export interface SlotContents {
+  place(slot: number, packed: PackedAdapter): void;
+  clear(slot: number): void;
+}
+
 interface SlotState {
   key: string | null;
   pins: number;
@@ -30,6 +36,7 @@ export class SlotTable {
     dtype: LoraDtype = 'f32',
     /** Told when an unpinned adapter loses its slot to another (not on evict()). */
     private readonly onDisplaced: (key: string) => void = () => {},
+    private readonly contents?: SlotContents,
   ) {
     this.bank = backend.createLoraBank(numSlots, numModules, dtype);
     this.slots = Array.from({ length: numSlots }, () => ({ key: null, pins: 0, lastUsed: 0 }));
@@ -63,9 +70,11 @@ export class SlotTable {
       }
       try {
         this.backend.setLoraSlot(this.bank, slot, weights);
+        this.contents?.place(slot, weights);
       } catch (e) {
         // A copy that fails half-way leaves the slot empty, never holding part of anyone's weights.
         this.backend.clearLoraSlot(this.bank, slot);
+        this.contents?.clear(slot);
         throw e;
       }
       this.loads++;
@@ -97,6 +106,7 @@ export class SlotTable {
     if (slot === undefined) return true;
     if (this.slots[slot].pins > 0) return false;
     this.backend.clearLoraSlot(this.bank, slot);
+    this.contents?.clear(slot);
     this.slots[slot].key = null;
     this.slotOf.delete(key);
     return true;

@@ -6,6 +6,7 @@ import type { PackedAdapter } from '../../kernels/types.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { ModuleKind } from '../../model/modules.ts';
 import type { BaseProjections } from '../base-projections.ts';
+import { packedBytes } from '../cache/host-cache.ts';
 import { isGgufAdapterDir } from '../formats/gguf-lora/adapter-dir.ts';
 import { loadGgufAdapter } from '../formats/gguf-lora/load.ts';
 import { isNemoAdapterDir } from '../formats/nemo/adapter-dir.ts';
@@ -17,7 +18,7 @@ import { loadPeftAdapter } from '../peft/load.ts';
 export interface AdapterSummary {
   rank: number; // the largest rank of any module
   targets: ModuleKind[];
-  sizeBytes: number; // packed weights, f32
+  sizeBytes: number; // host bytes of the packed adapter (packedBytes: factors, DoRA scales, edge modules)
   warnings: string[];
 }
 
@@ -45,7 +46,7 @@ export async function loadPackedAdapter(
     summary: {
       rank: adapter.rankMax,
       targets: adapter.targets,
-      sizeBytes: packed.weights.byteLength,
+      sizeBytes: packedBytes(packed),
       warnings: adapter.warnings ?? [],
     },
   };

@@ -7,8 +7,9 @@
 import { jsonErrorPosition } from '../../model/safetensors.ts';
 import { createError } from '../../observability/errors.ts';
 import { FieldReader, type Json, shown } from './config-fields.ts';
+import { type EdgeConfig, readEdgeConfig } from './edge-config.ts';
 
-export interface PeftLoraConfig {
+export interface PeftLoraConfig extends EdgeConfig {
   format: 'peft';
   file: string; // path of adapter_config.json, for messages
   r: number;
@@ -171,6 +172,7 @@ export function parsePeftAdapterConfig(text: string, file: string): PeftLoraConf
     taskType,
     peftVersion: read.stringOrNull('peft_version'),
     initLoraWeights: readInit(json, file),
+    ...readEdgeConfig(json, file),
     warnings,
   };
 }
@@ -185,13 +187,6 @@ export function present(value: unknown): boolean {
 function rejectUnsupported(json: Json, file: string): void {
   const unsupported = (field: string, problem: string, hint?: string) =>
     createError('ADAPTER_UNSUPPORTED_FEATURE', { file, field, problem, hint });
-  if (present(json.modules_to_save)) {
-    throw unsupported(
-      'modules_to_save',
-      `${shown(json.modules_to_save)}: adapters that save whole modules are not supported, only LoRA factors`,
-      'retrain without modules_to_save, or merge the adapter into the base model',
-    );
-  }
   for (const [field, what] of VARIANT_FIELDS) {
     if (present(json[field])) throw unsupported(field, `${what} is not supported; only plain LoRA is served`);
   }
@@ -207,9 +202,6 @@ function rejectUnsupported(json: Json, file: string): void {
   }
   if (present(json.target_parameters)) {
     throw unsupported('target_parameters', `${shown(json.target_parameters)}: LoRA on raw parameters is not supported`);
-  }
-  if (present(json.trainable_token_indices)) {
-    throw unsupported('trainable_token_indices', 'adapters that train token embeddings are not supported');
   }
 }
 

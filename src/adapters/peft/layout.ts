@@ -57,6 +57,9 @@ const KNOWN_OTHER_MODULES = new Set([
   'mlp',
 ]);
 
+/** LoRA targets outside the layers that edge-load.ts serves. */
+const EDGE_TARGET = /^(?:.*\.)?(?:embed_tokens|lm_head)$/;
+
 const DECODER_MODULE = /^(.*?)layers\.(\d+)\.(self_attn|mlp)\.([^.]+)$/;
 
 interface TensorModule {
@@ -74,11 +77,16 @@ export function planPeftModules(
   base: ModelConfig,
   weightsFile: string,
   maxLoraRank: number,
+  /** The adapter also changes modules outside the layers (edge-tensors.ts): LoRA on embed_tokens / lm_head is theirs. */
+  hasEdges = false,
 ): PeftLayout {
   const ctx: BaseContext = { config: base, file: weightsFile, trainedOn: config.baseModelNameOrPath };
+  if (hasEdges && tensors.length === 0) return { modules: [], warnings: [...config.warnings] };
   const { byKey, prefix } = groupTensors(tensors, ctx);
 
-  const targeted = resolveTargetedModules(config, baseModules(base.numLayers, prefix, base.family), base.family);
+  const targeted = resolveTargetedModules(config, baseModules(base.numLayers, prefix, base.family), base.family).filter(
+    (m) => !(hasEdges && m.projection === null && EDGE_TARGET.test(m.name)),
+  );
   for (const m of targeted) {
     if (m.projection === null) {
       throw createError('ADAPTER_UNSUPPORTED_TARGET', {

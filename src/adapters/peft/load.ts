@@ -13,12 +13,16 @@ import { basename, resolve } from 'node:path';
 import type { ModelConfig } from '../../model/config.ts';
 import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from '../../model/modules.ts';
 import { SafetensorsError, SafetensorsFile } from '../../model/safetensors.ts';
+import { specOf } from '../../model/spec/index.ts';
 import { createError, isLoraplexError } from '../../observability/errors.ts';
 import { type AdapterDir, adapterFileLabel, openAdapterDir, openAdapterFile } from '../adapter-files.ts';
 import type { BaseProjections } from '../base-projections.ts';
 import { doraOutScale } from '../dora.ts';
+import { edgeBytes } from '../kinds/edge-modules.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../types.ts';
 import type { TensorShape } from '../validate.ts';
+import { loadEdgeModules } from './edge-load.ts';
+import { splitEdgeTensors } from './edge-tensors.ts';
 import { planPeftModules } from './layout.ts';
 import { isVeraConfig, type PeftAdapterConfig, type PeftVeraConfig, parsePeftConfig } from './vera-config.ts';
 import { loadVeraModules } from './vera-load.ts';
@@ -67,7 +71,9 @@ export async function loadPeftAdapter(
       shapes.push({ tensor: t.name, shape: t.shape });
     }
     if (isVeraConfig(config)) return await loadVera(file, config, base, opts, name, d.dir);
-    const layout = planPeftModules(config, shapes, base, weightsFile, opts.maxLoraRank);
+    const split = splitEdgeTensors(shapes, specOf(base.family));
+    const hasEdges = split.hasEdges || config.trainableTokenIndices.length > 0;
+    const layout = planPeftModules(config, split.layerTensors, base, weightsFile, opts.maxLoraRank, hasEdges);
     if (config.useDora && !opts.baseWeights) {
       throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
         file: config.file,
@@ -98,14 +104,23 @@ export async function loadPeftAdapter(
       sizeBytes += (a.length + b.length) * 4;
       rankMax = Math.max(rankMax, m.rank);
     }
+    const edges = hasEdges
+      ? await loadEdgeModules(
+          split.edges,
+          { config, base, file: weightsFile, maxLoraRank: opts.maxLoraRank },
+          (tensor) => readFactor(file, tensor),
+        )
+      : undefined;
+    for (const t of [edges?.embeddingLora, edges?.lmHeadLora]) if (t) rankMax = Math.max(rankMax, t.rank);
     return {
       name,
       source: d.dir,
+      ...(edges ? { edges } : {}),
       rankMax,
       targets: baseKinds.filter((k) => kinds.has(k)),
       modules,
       config,
-      sizeBytes,
+      sizeBytes: sizeBytes + edgeBytes(edges),
       warnings: layout.warnings,
     };
   } finally {

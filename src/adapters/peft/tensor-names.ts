@@ -63,8 +63,8 @@ export function parsePeftTensorName(tensor: string, file: string): PeftTensorNam
     file,
     field: `tensor '${tensor}'`,
     problem:
-      'is not a LoRA factor (lora_A / lora_B); adapters that also carry full weights ' +
-      '(modules_to_save, trained biases, resized embeddings) are not supported',
+      'is not a LoRA factor (lora_A / lora_B) nor a saved embed_tokens, lm_head or norm weight; ' +
+      'adapters that carry other full weights (trained biases, other saved modules) are not supported',
     hint: 'save the adapter with only its LoRA weights',
   });
 }
