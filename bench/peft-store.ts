@@ -20,8 +20,11 @@ function randomBf16(rng: SeededRandom, n: number, scale: number): Uint16Array {
   return out;
 }
 
-/** LoRA, or DoRA (PEFT's use_dora: a magnitude per output row; the server computes ‖W + s·B·A‖ at load). */
-export type AdapterKind = 'lora' | 'dora';
+/**
+ * LoRA; DoRA (PEFT's use_dora: a magnitude per output row; the server computes ‖W + s·B·A‖ at load); or VeRA
+ * (PEFT's VERA: one shared vera_A / vera_B pair, a scaling vector pair per module).
+ */
+export type AdapterKind = 'lora' | 'dora' | 'vera';
 
 /** The base model's weights, for DoRA magnitudes near the base's row norms (as PEFT initialises them). */
 export type BaseWeights = LoadedModel['weights'];
@@ -48,6 +51,7 @@ async function writeAdapter(
   adapterKind: AdapterKind,
   base?: BaseWeights,
 ) {
+  if (adapterKind === 'vera') return writeVeraAdapter(dir, config, rank, seed);
   const rng = new SeededRandom(seed);
   const tensors: TensorToWrite[] = [];
   for (let l = 0; l < config.numLayers; l++) {
@@ -90,6 +94,43 @@ async function writeAdapter(
   await writeFile(join(dir, 'adapter_config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
 }
 
+/**
+ * A VeRA adapter as PEFT saves it with save_projection: the shared projections sized for the widest module
+ * (vera_A [r, maxIn], vera_B [maxOut, r]), and per module vera_lambda_d [r] and vera_lambda_b [out].
+ */
+async function writeVeraAdapter(dir: string, config: ModelConfig, rank: number, seed: number) {
+  const rng = new SeededRandom(seed);
+  const shapes = MODULE_KINDS.map((kind) => moduleShape(config, kind));
+  const maxIn = Math.max(...shapes.map((s) => s.inFeatures));
+  const maxOut = Math.max(...shapes.map((s) => s.outFeatures));
+  const tensors: TensorToWrite[] = [
+    {
+      name: 'base_model.vera_A',
+      dtype: 'BF16',
+      shape: [rank, maxIn],
+      data: randomBf16(rng, rank * maxIn, 1 / Math.sqrt(maxIn)),
+    },
+    { name: 'base_model.vera_B', dtype: 'BF16', shape: [maxOut, rank], data: randomBf16(rng, maxOut * rank, 0.05) },
+  ];
+  for (let l = 0; l < config.numLayers; l++) {
+    for (const kind of MODULE_KINDS) {
+      const { outFeatures } = moduleShape(config, kind);
+      const p = `base_model.model.model.layers.${l}.${projectionParent(kind)}.${kind}`;
+      tensors.push({ name: `${p}.vera_lambda_d`, dtype: 'BF16', shape: [rank], data: randomBf16(rng, rank, 2) });
+      tensors.push({
+        name: `${p}.vera_lambda_b`,
+        dtype: 'BF16',
+        shape: [outFeatures],
+        data: randomBf16(rng, outFeatures, 1),
+      });
+    }
+  }
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+  const cfg = { peft_type: 'VERA', r: rank, target_modules: [...MODULE_KINDS], save_projection: true, bias: 'none' };
+  await writeFile(join(dir, 'adapter_config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+}
+
 /** `root/<count>x-r<rank>[-dora]/a000…`: written once (atomically), reused after. */
 export async function ensureSyntheticStore(
   root: string,
@@ -104,11 +145,12 @@ export async function ensureSyntheticStore(
 
 /** `root/kinds-<count>x-r<rank>/<kind>-000…`: `count` adapters of each kind in one store. */
 export async function ensureKindsStore(root: string, model: LoadedModel, count: number, rank: number) {
-  const kinds: AdapterKind[] = ['lora', 'dora'];
+  const kinds: AdapterKind[] = ['lora', 'dora', 'vera'];
   const names = kinds.flatMap((kind) =>
     Array.from({ length: count }, (_, i) => [kindAdapterName(kind, i), kind] as const),
   );
-  return writeOnce(join(root, `kinds-${count}x-r${rank}`), model.config, rank, names, model.weights);
+  // "-v2": the store gained VeRA adapters; an older kinds store holds only LoRA and DoRA.
+  return writeOnce(join(root, `kinds-v2-${count}x-r${rank}`), model.config, rank, names, model.weights);
 }
 
 export const kindAdapterName = (kind: AdapterKind, i: number) => `${kind}-${String(i).padStart(3, '0')}`;

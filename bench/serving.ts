@@ -8,8 +8,8 @@
  *   --mode sweep   throughput and TTFT at concurrency 1, 8, 32 with 1 and 16 adapters, on the demo model and on
  *                  SmolLM2-135M.
  *   --mode kinds   adapter kinds side by side on one server (SmolLM2-135M, concurrency 32): one LoRA adapter, one
- *                  DoRA adapter of the same rank, 32 LoRA adapters, 32 adapters half LoRA half DoRA (round-robin);
- *                  the DoRA cost ratio (aim ≤ 1.10) and mixed kinds / plain LoRA (aim ≥ 0.9).
+ *                  DoRA and one VeRA adapter of the same rank, 32 LoRA adapters, 32 adapters of mixed kinds (LoRA,
+ *                  DoRA, VeRA round-robin); the DoRA cost ratio (aim ≤ 1.10) and mixed kinds / plain LoRA (aim ≥ 0.9).
  *   --mode latency latency-aware chunked prefill: 32 adapters at concurrency 32 with --step-time-target-ms off
  *                  and at several targets, one server each, interleaved: TTFT and ITL against throughput.
  *
@@ -283,7 +283,8 @@ async function kinds() {
   const store = await ensureKindsStore(stores, await loadModelDir(smollm2), count, RANK);
   const lora = Array.from({ length: count }, (_, i) => kindAdapterName('lora', i));
   const dora = Array.from({ length: count }, (_, i) => kindAdapterName('dora', i));
-  const mixed = lora.slice(0, count / 2).flatMap((name, i) => [name, dora[i]]);
+  const vera = Array.from({ length: count }, (_, i) => kindAdapterName('vera', i));
+  const mixed = Array.from({ length: count }, (_, i) => [lora, dora, vera][i % 3][i]);
   const server = await startServer([
     '--model',
     smollm2,
@@ -292,19 +293,20 @@ async function kinds() {
     '--max-loras',
     String(count),
     '--max-cpu-loras',
-    String(2 * count),
+    String(3 * count),
   ]);
   const warmup = Math.max(8, concurrency);
   const at = (models: string[]): Load => ({ models, concurrency, requests, warmup });
   const workloads: Workload[] = [
     { name: '1 LoRA', url: server.url, load: at([lora[0]]) },
     { name: '1 DoRA', url: server.url, load: at([dora[0]]) },
+    { name: '1 VeRA', url: server.url, load: at([vera[0]]) },
     { name: `${count} LoRA`, url: server.url, load: at(lora) },
-    { name: `${count} mixed (LoRA + DoRA)`, url: server.url, load: at(mixed) },
+    { name: `${count} mixed (LoRA + DoRA + VeRA)`, url: server.url, load: at(mixed) },
   ];
   let results: Map<string, PointResult[]>;
   try {
-    await touchAll(server.url, [...lora, ...dora]);
+    await touchAll(server.url, [...lora, ...dora, ...vera]);
     results = await interleaved(workloads, repeats);
   } finally {
     await server.stop();
@@ -312,13 +314,15 @@ async function kinds() {
   const s = (name: string) => summary(results.get(name)!);
   const lines = [
     `SmolLM2-135M (${config.dtype}), concurrency ${concurrency}, ${INPUT} in / ${OUTPUT} out, ${requests} requests ` +
-      `per run, median of ${repeats}; rank-${RANK} adapters on all 7 projections (DoRA: PEFT use_dora)`,
+      `per run, median of ${repeats}; rank-${RANK} adapters on all 7 projections (DoRA: PEFT use_dora; VeRA: PEFT ` +
+      `VERA, r ${RANK}, materialized per layer at load)`,
     '',
     ...latencyTable(workloads.map((w) => [w.name, s(w.name)])),
     '',
     `- cost of a DoRA adapter / a LoRA adapter (throughput of 1 LoRA / 1 DoRA): ` +
       `**${(s('1 LoRA').tokPerS / s('1 DoRA').tokPerS).toFixed(3)}** (aim ≤ 1.10)`,
-    `- ${count} mixed kinds / ${count} LoRA: **${(s(workloads[3].name).tokPerS / s(workloads[2].name).tokPerS).toFixed(3)}** (aim ≥ 0.9)`,
+    `- cost of a VeRA adapter / a LoRA adapter: **${(s('1 LoRA').tokPerS / s('1 VeRA').tokPerS).toFixed(3)}**`,
+    `- ${count} mixed kinds / ${count} LoRA: **${(s(workloads[4].name).tokPerS / s(workloads[3].name).tokPerS).toFixed(3)}** (aim ≥ 0.9)`,
   ];
   await save('kinds', { config, results: Object.fromEntries(results) }, lines);
 }
