@@ -27,6 +27,7 @@ export function buildOptionsOf(config: Config): BuildOptions {
     kvCacheDtype: precision.kvCacheDtype,
     maxLoras: adapters.maxLoras ?? undefined,
     maxCpuLoras: adapters.maxCpuLoras ?? undefined,
+    maxCpuLoraBytes: adapters.maxCpuLoraBytes ?? undefined,
     maxLoraRank: adapters.maxLoraRank,
     adapterLoadTimeout: adapters.loadTimeoutSeconds,
     maxModelLen: model.maxModelLen,

@@ -11,6 +11,7 @@ import { projectionsInMemory } from '../adapters/base-projections.ts';
 import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import { isVeraConfig, type PeftAdapterConfig } from '../adapters/peft/vera-config.ts';
+import { parseByteSize } from '../config/byte-size.ts';
 import type { WeightDType } from '../kernels/types.ts';
 import { checkpointTensors } from '../model/checkpoint-tensors.ts';
 import { loadModelDir } from '../model/model-dir.ts';
@@ -206,23 +207,10 @@ function provenance(options: MergeOptions, adapter: PeftAdapter, dtype: WeightDT
   ].join('\n');
 }
 
-/** "2GB" (decimal, as Hugging Face), "1GiB" (binary), "500MB", or a number of bytes. */
+/** --max-shard-size's value in bytes (config/byte-size.ts). */
 export function parseShardSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(|B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$/i.exec(text);
-  const units: Record<string, number> = {
-    '': 1,
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    TB: 1e12,
-    KIB: 2 ** 10,
-    MIB: 2 ** 20,
-    GIB: 2 ** 30,
-    TIB: 2 ** 40,
-  };
-  const bytes = m ? Math.floor(Number(m[1]) * units[m[2].toUpperCase()]) : Number.NaN;
-  if (!(bytes >= 1)) {
+  const bytes = parseByteSize(text);
+  if (Number.isNaN(bytes)) {
     throw new Error(`--max-shard-size ${text}: expected a size such as 2GB, 500MB, 1GiB or a number of bytes`);
   }
   return bytes;

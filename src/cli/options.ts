@@ -1,5 +1,6 @@
 /** Option parsers shared by the sub-commands; each flag also reads a LORAPLEX_… variable. */
 import { InvalidArgumentError, Option } from 'commander';
+import { parseByteSize } from '../config/byte-size.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { truthy } from '../config/env.ts';
 import { DEFAULT_ENGINE_OPTIONS, DEFAULT_MAX_CPU_LORAS } from '../engine/llm-engine.ts';
@@ -21,6 +22,15 @@ export function floatArg(min: number, max = Number.POSITIVE_INFINITY) {
     }
     return n;
   };
+}
+
+/** A size in bytes: 2GiB, 512MB, 1e6 as 1000000, … (config/byte-size.ts). */
+export function byteSizeArg(value: string): number {
+  const bytes = parseByteSize(value);
+  if (Number.isNaN(bytes)) {
+    throw new InvalidArgumentError(`expected a size such as 2GiB, 512MB or a number of bytes, got '${value}'`);
+  }
+  return bytes;
 }
 
 /** --adapter NAME=DIR, repeatable. */
@@ -80,6 +90,11 @@ export function engineOptions(): Option[] {
       `adapters kept packed in memory, ≥ --max-loras (NIM_MAX_CPU_LORAS) (default: the larger of --max-loras and ${DEFAULT_MAX_CPU_LORAS})`,
       'MAX_CPU_LORAS',
     ).argParser(intArg(1)),
+    envOption(
+      '--max-cpu-lora-bytes <size>',
+      'bytes of packed adapters kept in memory (2GiB, 512MB, …): saved embedding copies weigh more than LoRA factors (default: no byte limit)',
+      'MAX_CPU_LORA_BYTES',
+    ).argParser(byteSizeArg),
     envOption('--max-lora-rank <n>', 'largest adapter rank accepted (NIM_MAX_LORA_RANK)', 'MAX_LORA_RANK')
       .argParser(intArg(1))
       .default(DEFAULTS.adapters.maxLoraRank),

@@ -99,6 +99,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
       allowedRoots: roots.map((r) => resolve(r)),
       maxLoras,
       maxCpuLoras,
+      maxCpuLoraBytes: flags.maxCpuLoraBytes ?? null,
       maxLoraRank: flags.maxLoraRank ?? DEFAULTS.adapters.maxLoraRank,
       loadTimeoutSeconds,
     },

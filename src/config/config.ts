@@ -64,6 +64,8 @@ export interface AdapterSettings {
   maxLoras: number | null;
   /** Adapters kept packed in memory (null: the engine's default). */
   maxCpuLoras: number | null;
+  /** Bytes of packed adapters the host tier keeps (null: no byte budget, only maxCpuLoras). */
+  maxCpuLoraBytes: number | null;
   /** Largest adapter rank accepted. */
   maxLoraRank: number;
   /** Seconds one adapter load may take. */

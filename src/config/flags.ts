@@ -29,6 +29,7 @@ export interface ConfigFlags {
   quantize?: BlockDType;
   maxLoras?: number;
   maxCpuLoras?: number;
+  maxCpuLoraBytes?: number;
   maxLoraRank?: number;
   maxBatchTokens?: number;
   maxRunningSeqs?: number;

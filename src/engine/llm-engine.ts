@@ -31,6 +31,8 @@ export interface EngineOptions {
   maxLoras: number;
   /** Adapters kept packed in host memory (vLLM's max_cpu_loras, NIM's max CPU LoRAs); at least maxLoras. */
   maxCpuLoras?: number;
+  /** Bytes of packed adapters the host tier keeps (--max-cpu-lora-bytes); unset: counted in adapters only. */
+  maxCpuLoraBytes?: number;
   /** Where adapter loads run; without one, only adapters handed over with addAdapter() are served. */
   loader?: AdapterLoader;
   /** Waiting requests beyond this are refused (429) instead of queued. */
@@ -138,6 +140,7 @@ export class LLMEngine {
       loraDtype: loraDtypeFor(config, options.loraDtype),
       maxLoras: options.maxLoras,
       maxCpuLoras: options.maxCpuLoras ?? Math.max(options.maxLoras, DEFAULT_MAX_CPU_LORAS),
+      maxCpuLoraBytes: options.maxCpuLoraBytes,
       loader: options.loader ?? null,
       maxLoraRank: options.maxLoraRank,
     });

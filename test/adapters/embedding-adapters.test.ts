@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { HostCache, packedBytes } from '../../src/adapters/cache/host-cache.ts';
 import { edgesOf } from '../../src/adapters/kinds/edge-modules.ts';
+import { InlineAdapterLoader } from '../../src/adapters/loader/adapter-loader.ts';
 import { packAdapter } from '../../src/adapters/pack.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { createBackend } from '../../src/backends/index.ts';
@@ -157,4 +158,28 @@ test('host tier: an adapter is charged its bytes, saved copies included, and a b
     true,
   );
   assert.equal(cache.size, 2);
+});
+
+test('--max-cpu-lora-bytes: an engine whose host tier has a byte budget evicts plain adapters for a heavy one', async () => {
+  const dir = join(expectedRoot, 'llama3-rope', 'adapters');
+  const loaded = await loadModelDir(join(root, 'test', 'fixtures', 'tiny', 'llama3-rope', 'model'));
+  const load = async (name: string) =>
+    packAdapter(await loadPeftAdapter(join(dir, name), loaded.config, { maxLoraRank: 64 }), loaded.config);
+  const plainBytes = packedBytes(await load('qv-r8'));
+  const savedBytes = packedBytes(await load('saved-modules'));
+  const engine = new LLMEngine(loaded, {
+    ...DEFAULT_ENGINE_OPTIONS,
+    backend: createBackend('reference'),
+    kvCacheTokens: 256,
+    maxLoras: 2,
+    maxCpuLoras: 8, // room for every adapter by count: only bytes evict
+    maxCpuLoraBytes: savedBytes + plainBytes,
+    loader: new InlineAdapterLoader(loaded.config, 64),
+  });
+  for (const name of ['a', 'b', 'c']) await engine.adapters.register(name, join(dir, 'qv-r8'), 'api');
+  const tiers = () => Object.fromEntries(engine.adapters.list().map((a) => [a.name, a.tier]));
+  assert.deepEqual(tiers(), { a: 'host', b: 'host', c: 'host' });
+  await engine.adapters.register('heavy', join(dir, 'saved-modules'), 'api');
+  assert.deepEqual(tiers(), { a: 'disk', b: 'disk', c: 'host', heavy: 'host' });
+  assert.equal(engine.stats().adapterCache.hostUsed, 2);
 });

@@ -120,6 +120,11 @@ const ENGINE_CASES: Record<string, Case<Built>> = {
     config: (c) => c.adapters.maxCpuLoras,
     consumer: (v) => v.build.maxCpuLoras,
   },
+  '--max-cpu-lora-bytes': {
+    args: ['--max-cpu-lora-bytes', '2GiB'],
+    config: (c) => c.adapters.maxCpuLoraBytes,
+    consumer: (v) => v.build.maxCpuLoraBytes,
+  },
   '--max-lora-rank': {
     args: ['--max-lora-rank', '8'],
     config: (c) => c.adapters.maxLoraRank,
