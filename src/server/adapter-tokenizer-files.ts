@@ -1,16 +1,16 @@
 /**
  * The tokenizer files an adapter may ship beside its weights (transformers' save_pretrained writes them when
  * a fine-tune added tokens or changed the chat template): tokenizer.json, tokenizer_config.json,
- * special_tokens_map.json, chat_template.jinja. Read through the adapter's own contained opener
+ * special_tokens_map.json, chat_template.jinja. Read as text through the adapter's own contained opener
  * (src/adapters/adapter-files.ts: inside the adapter's root, no symlink out, regular files only), each size
- * capped, never following a path named inside a file. Messages name the adapter and the file, never a server
- * path nor the file's contents.
+ * capped, never following a path named inside a file; parsing and building happen on the adapter
+ * tokenizer's thread. Messages name the adapter and the file, never a server path nor the file's contents.
  *
- *   const files = await readAdapterTokenizerFiles('sql', '/adapters/sql', '/adapters'); // null: none shipped
+ *   const texts = await readAdapterTokenizerTexts('sql', '/adapters/sql', '/adapters'); // null: none shipped
  */
 import { adapterFileLabel, openAdapterDir, openAdapterFile } from '../adapters/adapter-files.ts';
-import type { TokenizerFiles } from '../model/tokenizer-files.ts';
 import { createError } from '../observability/errors.ts';
+import type { AdapterTokenizerTexts } from '../tokenizer/adapter-tokenizer.ts';
 
 const MiB = 1024 * 1024;
 /** Largest file of each kind read: Gemma 3's tokenizer.json (262k tokens) is ~33 MiB, its config ~1.2 MiB. */
@@ -22,22 +22,15 @@ export const TOKENIZER_FILE_LIMITS = {
 } as const;
 export type TokenizerFileName = keyof typeof TOKENIZER_FILE_LIMITS;
 
-/** The special-token keys special_tokens_map.json may fill in when tokenizer_config.json lacks them. */
-const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'pad_token'];
-
-export function tokenizerFileError(name: string, file: string, problem: string, hint?: string) {
-  return createError('ADAPTER_INVALID_CONFIG', { file: adapterFileLabel(name, file), problem, hint });
-}
-
 /**
- * The adapter's tokenizer files, or null when it ships no tokenizer.json (its requests then use the base's
- * tokenizer, as before). `root` bounds every file (default: the adapter directory itself).
+ * The adapter's tokenizer files as text, or null when it ships no tokenizer.json (its requests then use the
+ * base's tokenizer, as before). `root` bounds every file (default: the adapter directory itself).
  */
-export async function readAdapterTokenizerFiles(
+export async function readAdapterTokenizerTexts(
   name: string,
   dir: string,
   root?: string,
-): Promise<TokenizerFiles | null> {
+): Promise<AdapterTokenizerTexts | null> {
   const adapterDir = await openAdapterDir(name, dir, root);
   const read = async (file: TokenizerFileName): Promise<string | null> => {
     const opened = await openAdapterFile(adapterDir, file, 'ADAPTER_INVALID_CONFIG');
@@ -46,7 +39,10 @@ export async function readAdapterTokenizerFiles(
     try {
       const limit = TOKENIZER_FILE_LIMITS[file];
       if (stats.size > limit) {
-        throw tokenizerFileError(name, file, `is ${stats.size} bytes; tokenizer files are read up to ${limit} bytes`);
+        throw createError('ADAPTER_INVALID_CONFIG', {
+          file: adapterFileLabel(name, file),
+          problem: `is ${stats.size} bytes; tokenizer files are read up to ${limit} bytes`,
+        });
       }
       // Read what fstat promised, no more: a file growing meanwhile is not followed past the limit.
       const bytes = Buffer.alloc(stats.size);
@@ -61,32 +57,12 @@ export async function readAdapterTokenizerFiles(
       await fh.close();
     }
   };
-  const json = async (file: TokenizerFileName): Promise<Record<string, unknown> | null> => {
-    const text = await read(file);
-    if (text === null) return null;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // The parser's message quotes the file: only its kind is named.
-      throw tokenizerFileError(name, file, 'is not valid JSON');
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw tokenizerFileError(name, file, 'is not a JSON object');
-    }
-    return value as Record<string, unknown>;
-  };
-
-  const tokenizerJson = await json('tokenizer.json');
+  const tokenizerJson = await read('tokenizer.json');
   if (tokenizerJson === null) return null;
-  const tokenizerConfig = (await json('tokenizer_config.json')) ?? {};
-  const specialTokensMap = await json('special_tokens_map.json');
-  for (const key of SPECIAL_KEYS) {
-    // As transformers: tokenizer_config.json wins; the map fills in what it lacks.
-    if (tokenizerConfig[key] === undefined && specialTokensMap?.[key] !== undefined) {
-      tokenizerConfig[key] = specialTokensMap[key];
-    }
-  }
-  const chatTemplate = await read('chat_template.jinja');
-  return { tokenizerJson, tokenizerConfig, chatTemplate };
+  return {
+    tokenizerJson,
+    tokenizerConfig: await read('tokenizer_config.json'),
+    specialTokensMap: await read('special_tokens_map.json'),
+    chatTemplate: await read('chat_template.jinja'),
+  };
 }

@@ -16,14 +16,24 @@ const INLINE_BYTES = 8 * 1024;
 /** Counted per chat message on top of its content: the template's markup around it. */
 const MESSAGE_OVERHEAD_BYTES = 16;
 
+export interface PromptEncoderOptions {
+  /** The thread large prompts go to (default: one building the codec's tokenizer, started on first use). */
+  thread?: TokenizerThread;
+  /** Prompts up to this many bytes are tokenized inline (default INLINE_BYTES; -1: every prompt on the thread). */
+  inlineBytes?: number;
+}
+
 export class PromptEncoder {
   private readonly thread: TokenizerThread;
+  private readonly inlineBytes: number;
 
   constructor(
     private readonly codec: TextCodec,
     private readonly maxPromptBytes: () => number,
+    options: PromptEncoderOptions = {},
   ) {
-    this.thread = new TokenizerThread(codec.tokenizer);
+    this.thread = options.thread ?? new TokenizerThread(codec.tokenizer);
+    this.inlineBytes = options.inlineBytes ?? INLINE_BYTES;
   }
 
   /** A completion's prompt: text, or token ids (each an integer in [0, vocabSize)). */
@@ -36,8 +46,13 @@ export class PromptEncoder {
     if (typeof prompt !== 'string') return checkTokenIds(prompt, vocabSize, param);
     const bytes = Buffer.byteLength(prompt, 'utf8');
     this.checkSize(bytes, param);
-    // The tokenizer thread runs the server's defaults; /tokenize's other settings run inline, after the size check.
-    if (options.addSpecialTokens === false) return this.codec.tokenizer.encode(prompt, { addSpecialTokens: false });
+    if (options.addSpecialTokens === false) {
+      return this.tokenize(
+        bytes,
+        () => this.codec.tokenizer.encode(prompt, { addSpecialTokens: false }),
+        () => this.thread.encode(prompt, { addSpecialTokens: false }),
+      );
+    }
     return this.tokenize(
       bytes,
       () => this.codec.encode(prompt),
@@ -56,8 +71,10 @@ export class PromptEncoder {
     const { addGenerationPrompt = true, addSpecialTokens = false } = options;
     if (!addGenerationPrompt || addSpecialTokens) {
       const tokenizer = this.codec.tokenizer;
-      return this.tokenize(0, () =>
-        tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt }), { addSpecialTokens }),
+      return this.tokenize(
+        bytes,
+        () => tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt }), { addSpecialTokens }),
+        () => this.thread.encodeChat(messages, { addGenerationPrompt, addSpecialTokens }),
       );
     }
     return this.tokenize(
@@ -91,9 +108,9 @@ export class PromptEncoder {
     }
   }
 
-  private async tokenize(bytes: number, inline: () => number[], offThread?: () => Promise<number[]>) {
+  private async tokenize(bytes: number, inline: () => number[], offThread: () => Promise<number[]>) {
     try {
-      return bytes <= INLINE_BYTES || !offThread ? inline() : await offThread();
+      return bytes <= this.inlineBytes ? inline() : await offThread();
     } catch (e) {
       throw templateError(e);
     }

@@ -5,9 +5,11 @@
  * template, streamed detokenizing, stop strings, logprobs' token strings, /tokenize and /detokenize.
  *
  * Adapter tokenizers are keyed by the adapter's version (`name@version`): loaded on the first request that
- * needs one (concurrent requests share the load), at most MAX_ADAPTER_TOKENIZERS kept (least recently used
- * dropped), and dropped once the engine no longer lists that version (unloaded, replaced, gone from the
- * store). An adapter without tokenizer.json uses the base's. A broken one fails that adapter's requests with
+ * needs one (concurrent requests share the load). Its files are read here (async, contained); parsing,
+ * building and checking run on the adapter's own tokenizer thread, which then encodes all its prompts; the
+ * HTTP thread keeps a decoding-only copy (no BPE merges: a fraction of the build) for streamed text and token
+ * names. At most MAX_ADAPTER_TOKENIZERS are kept (least recently used dropped), and each is dropped once the
+ * engine no longer lists its version (unloaded, replaced, gone from the store). An adapter without tokenizer.json uses the base's. A broken one fails that adapter's requests with
  * a 400 naming the adapter and the file; the base and other adapters are untouched. One instance per server
  * context, shared by the routes.
  *
@@ -15,12 +17,13 @@
  *   const ids = await tk.prompts.chat(messages);
  */
 import type { AdapterInfo } from '../adapters/cache/adapter-manager.ts';
-import { adapterStopIds, buildAdapterTokenizer } from '../tokenizer/adapter-tokenizer.ts';
+import { type BaseReference, baseReference, decodingTokenizer } from '../tokenizer/adapter-tokenizer.ts';
 import { type TextCodec, textCodec } from '../tokenizer/text-codec.ts';
-import { readAdapterTokenizerFiles } from './adapter-tokenizer-files.ts';
+import { TokenizerThread } from '../tokenizer/tokenizer-thread.ts';
+import { readAdapterTokenizerTexts } from './adapter-tokenizer-files.ts';
 import type { ServerContext } from './context.ts';
 import { TokenTexts } from './logprobs.ts';
-import { PROMPT_BYTES_PER_TOKEN, PromptEncoder } from './prompt-input.ts';
+import { PROMPT_BYTES_PER_TOKEN, PromptEncoder, type PromptEncoderOptions } from './prompt-input.ts';
 
 /** Adapter tokenizers kept at once: each holds a vocabulary (tens of MB for a 150k one) and maybe a thread. */
 export const MAX_ADAPTER_TOKENIZERS = 4;
@@ -55,6 +58,7 @@ export class RequestTokenizers {
   /** Versions known to ship no tokenizer: cheap, bounded by the engine's listing (pruned with it). */
   private readonly without = new Set<string>();
   private listing: readonly AdapterInfo[] | null = null;
+  private facts: BaseReference | null = null;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -98,20 +102,36 @@ export class RequestTokenizers {
   }
 
   private async load(name: string, files: { dir: string; root?: string }): Promise<RequestTokenizer | null> {
-    const read = await readAdapterTokenizerFiles(name, files.dir, files.root);
-    if (read === null) return null;
-    const base = this.ctx.codec.tokenizer;
-    const tokenizer = buildAdapterTokenizer(name, read, { base, modelVocabSize: this.ctx.engine.info.vocabSize });
-    return this.bundle(name, textCodec(tokenizer), adapterStopIds(tokenizer, base));
+    const texts = await readAdapterTokenizerTexts(name, files.dir, files.root);
+    if (texts === null) return null;
+    this.facts ??= baseReference(this.ctx.codec.tokenizer, this.ctx.engine.info.vocabSize);
+    const thread = new TokenizerThread({ adapter: { name, texts, base: this.facts } });
+    try {
+      const ready = await thread.ready();
+      const tokenizerJson = JSON.parse(ready.decoding);
+      await new Promise((resolve) => setImmediate(resolve)); // parsing and building: two shorter stalls, not one
+      const { tokenizerConfig, chatTemplate } = ready;
+      const decoding = decodingTokenizer(name, { tokenizerJson, tokenizerConfig, chatTemplate }, this.facts);
+      // Every prompt of this adapter is encoded on its thread: the decoding copy cannot encode.
+      return this.bundle(name, textCodec(decoding), ready.stopIds, { thread, inlineBytes: -1 });
+    } catch (e) {
+      await thread.close();
+      throw e;
+    }
   }
 
-  private bundle(adapter: string | null, codec: TextCodec, stopIds: number[]): RequestTokenizer {
+  private bundle(
+    adapter: string | null,
+    codec: TextCodec,
+    stopIds: number[],
+    encoding?: PromptEncoderOptions,
+  ): RequestTokenizer {
     const ctx = this.ctx;
     const maxPromptBytes = () => ctx.limits?.maxPromptBytes ?? PROMPT_BYTES_PER_TOKEN * ctx.engine.info.maxModelLen;
     return {
       adapter,
       codec,
-      prompts: new PromptEncoder(codec, maxPromptBytes),
+      prompts: new PromptEncoder(codec, maxPromptBytes, encoding),
       names: new TokenTexts(codec.tokenizer),
       stopIds,
     };

@@ -1,20 +1,56 @@
-/** The tokenizer thread's body (see tokenizer-thread.ts): one job at a time, errors as data. */
+/**
+ * The tokenizer thread's body (see tokenizer-thread.ts): builds its tokenizer (an adapter's: parsed, built,
+ * checked, answered with READY_ID), then one job at a time, errors as data.
+ */
 import { parentPort, workerData } from 'node:worker_threads';
-import { textCodec } from './text-codec.ts';
+import { serializeError } from '../observability/errors.ts';
+import {
+  adapterStopIds,
+  buildAdapterTokenizer,
+  decodingJson,
+  parseAdapterTokenizerFiles,
+  resolveBase,
+} from './adapter-tokenizer.ts';
 import { Tokenizer } from './tokenizer.ts';
-import type { FromTokenizer, TokenizerSource, ToTokenizer } from './tokenizer-thread.ts';
+import { type FromTokenizer, READY_ID, type TokenizerSource, type ToTokenizer } from './tokenizer-thread.ts';
 
 const port = parentPort!;
 const source = workerData as TokenizerSource;
-const codec = textCodec(
-  'dir' in source
-    ? await Tokenizer.fromDir(source.dir, source.options)
-    : new Tokenizer(source.files, source.origin, source.options),
-);
+
+async function build(): Promise<Tokenizer | null> {
+  if ('dir' in source) return Tokenizer.fromDir(source.dir, source.options);
+  if ('files' in source) return new Tokenizer(source.files, source.origin, source.options);
+  const { name, texts } = source.adapter;
+  try {
+    const base = await resolveBase(source.adapter.base);
+    const files = parseAdapterTokenizerFiles(name, texts);
+    const tokenizer = buildAdapterTokenizer(name, files, base);
+    const ready = {
+      decoding: decodingJson(files),
+      tokenizerConfig: files.tokenizerConfig ?? {},
+      chatTemplate: files.chatTemplate ?? null,
+      stopIds: adapterStopIds(tokenizer, base),
+    };
+    port.postMessage({ id: READY_ID, ready } satisfies FromTokenizer);
+    return tokenizer;
+  } catch (e) {
+    port.postMessage({ id: READY_ID, failed: serializeError(e) } satisfies FromTokenizer);
+    return null;
+  }
+}
+
+const tokenizer = await build();
 
 port.on('message', (m: ToTokenizer) => {
   try {
-    const ids = m.op === 'encode' ? codec.encode(m.text) : codec.encodeChat(m.messages);
+    if (tokenizer === null) throw new Error('this adapter tokenizer failed to build');
+    const ids =
+      m.op === 'encode'
+        ? tokenizer.encode(m.text, { addSpecialTokens: m.addSpecialTokens ?? true })
+        : tokenizer.encode(
+            tokenizer.applyChatTemplate(m.messages, { addGenerationPrompt: m.addGenerationPrompt ?? true }),
+            { addSpecialTokens: m.addSpecialTokens ?? false },
+          );
     port.postMessage({ id: m.id, ids } satisfies FromTokenizer);
   } catch (e) {
     const err = e as Error & { code?: unknown };

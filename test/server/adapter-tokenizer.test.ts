@@ -21,6 +21,7 @@ import type { ServerContext } from '../../src/server/context.ts';
 import { RequestTokenizers } from '../../src/server/request-tokenizers.ts';
 import { type TextCodec, textCodec } from '../../src/tokenizer/text-codec.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { tinyTokenizerJson } from '../tokenizer/tiny-tokenizer.ts';
 import { testApp } from './loopback.ts';
 
 const FIXTURE =
@@ -75,6 +76,8 @@ before(async () => {
   const json = JSON.parse(await readFile(join(toobig, 'tokenizer.json'), 'utf8'));
   json.added_tokens.push({ ...json.added_tokens.at(-1), id: DEMO_VOCAB, content: '<|one-too-far|>' });
   await writeFile(join(toobig, 'tokenizer.json'), JSON.stringify(json));
+  const other = await writeAdapter('other', 'none', 7);
+  await writeFile(join(other, 'tokenizer.json'), JSON.stringify(tinyTokenizerJson()));
   const linked = await writeAdapter('linked', 'none', 6);
   await mkdir(join(root, 'outside'));
   await cp(join(FIXTURE, 'adapter', 'tokenizer.json'), join(root, 'outside', 'tokenizer.json'));
@@ -190,6 +193,7 @@ describe('broken adapter tokenizers fail only their adapter', () => {
       /^adapter 'toobig': tokenizer\.json: has token ids up to 151665, but the base model has 151665 token rows/,
     ],
     ['linked', /^adapter 'linked': tokenizer\.json: resolves outside the adapter store/],
+    ['other', /^adapter 'other': tokenizer\.json: its vocabulary is not the base model's: 400 of the base's 400/],
   ];
   test('each is a 400 naming the adapter and the file, with no server path', async () => {
     for (const [name, pattern] of cases) {

@@ -9,8 +9,15 @@ import { cp, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readAdapterTokenizerFiles, TOKENIZER_FILE_LIMITS } from '../../src/server/adapter-tokenizer-files.ts';
-import { adapterStopIds, buildAdapterTokenizer } from '../../src/tokenizer/adapter-tokenizer.ts';
+import { readAdapterTokenizerTexts, TOKENIZER_FILE_LIMITS } from '../../src/server/adapter-tokenizer-files.ts';
+import {
+  adapterStopIds,
+  baseFacts,
+  buildAdapterTokenizer,
+  decodingJson,
+  decodingTokenizer,
+  parseAdapterTokenizerFiles,
+} from '../../src/tokenizer/adapter-tokenizer.ts';
 import { textCodec } from '../../src/tokenizer/text-codec.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { tinyTokenizerJson } from './tiny-tokenizer.ts';
@@ -60,10 +67,16 @@ async function adapterCopy(name: string): Promise<string> {
   return dir;
 }
 
+/** The files as the server reads them (text) and the adapter's thread parses them. */
+async function readAdapterTokenizerFiles(name: string, dir: string, root?: string) {
+  const texts = await readAdapterTokenizerTexts(name, dir, root);
+  return texts === null ? null : parseAdapterTokenizerFiles(name, texts);
+}
+
 async function adapterTokenizer(dir = join(FIXTURE, 'adapter'), modelVocabSize = 4096) {
   const files = await readAdapterTokenizerFiles('sql', dir);
   assert.ok(files, 'the fixture ships tokenizer.json');
-  return buildAdapterTokenizer('sql', files, { base, modelVocabSize });
+  return buildAdapterTokenizer('sql', files, baseFacts(base, modelVocabSize));
 }
 
 /** The error a promise or function throws (fails when none). */
@@ -109,6 +122,27 @@ describe('adapter tokenizer: the same ids as transformers (oracle fixture)', () 
   });
 });
 
+describe("adapter tokenizer: the HTTP thread's decoding-only copy", () => {
+  test('decodes every fixture text and token as the full tokenizer does; encoding on it throws', async () => {
+    const files = await readAdapterTokenizerFiles('sql', join(FIXTURE, 'adapter'));
+    assert.ok(files);
+    const full = await adapterTokenizer();
+    const light = JSON.parse(decodingJson(files));
+    assert.deepEqual(light.model.merges, [], 'the merges stay on the thread');
+    const facts = baseFacts(base, 4096);
+    const copy = decodingTokenizer('sql', { ...files, tokenizerJson: light }, facts);
+    for (const ids of expected.adapter.encode) {
+      for (const skip of [true, false]) {
+        assert.equal(copy.decode(ids, { skipSpecialTokens: skip }), full.decode(ids, { skipSpecialTokens: skip }));
+      }
+    }
+    for (let id = 0; id < full.vocabSize; id++) assert.equal(copy.decode([id]), full.decode([id]), `id ${id}`);
+    assert.equal(copy.vocabSize, full.vocabSize);
+    assert.deepEqual(copy.eosTokenIds, full.eosTokenIds);
+    assert.throws(() => copy.encode(), /adapter 'sql': this copy only decodes/);
+  });
+});
+
 describe('adapter tokenizer: checked against the base model', () => {
   test('ids up to vocab_size - 1 are served; one id past it is refused, naming the file', async () => {
     const size = expected.adapter.vocab_size;
@@ -122,7 +156,7 @@ describe('adapter tokenizer: checked against the base model', () => {
 
   test("another model's vocabulary is refused", async () => {
     const err = await errorOf(() =>
-      buildAdapterTokenizer('sql', { tokenizerJson: tinyTokenizerJson() }, { base, modelVocabSize: 4096 }),
+      buildAdapterTokenizer('sql', { tokenizerJson: tinyTokenizerJson() }, baseFacts(base, 4096)),
     );
     assert.match(err.message, /^adapter 'sql': tokenizer\.json: its vocabulary is not the base model's/);
   });
@@ -133,11 +167,7 @@ describe('adapter tokenizer: checked against the base model', () => {
       [
         'model',
         () =>
-          buildAdapterTokenizer(
-            'sql',
-            { tokenizerJson: { ...json, model: { type: 'Nope' } } },
-            { base, modelVocabSize: 4096 },
-          ),
+          buildAdapterTokenizer('sql', { tokenizerJson: { ...json, model: { type: 'Nope' } } }, baseFacts(base, 4096)),
         /^adapter 'sql': tokenizer\.json: is not a tokenizer the tokenizers library can load/,
       ],
       [
@@ -146,7 +176,7 @@ describe('adapter tokenizer: checked against the base model', () => {
           buildAdapterTokenizer(
             'sql',
             { tokenizerJson: json, tokenizerConfig: { eos_token: '<|secret-token|>' } },
-            { base, modelVocabSize: 4096 },
+            baseFacts(base, 4096),
           ),
         /^adapter 'sql': tokenizer_config\.json: eos_token: names a token/,
       ],
@@ -156,7 +186,7 @@ describe('adapter tokenizer: checked against the base model', () => {
           buildAdapterTokenizer(
             'sql',
             { tokenizerJson: json, chatTemplate: '{% for secret in %}' },
-            { base, modelVocabSize: 4096 },
+            baseFacts(base, 4096),
           ),
         /^adapter 'sql': chat_template\.jinja: chat_template: the chat template does not parse/,
       ],
