@@ -8,27 +8,15 @@
  *   const hooks = edges.hooksFor(step, plan.inputs);  // null when no row's slot has edge modules
  *   model.forward(step, kv, bank, hooks);
  */
-import type { Backend, EmbeddingTable, StepInputs, StepState, Tensor } from '../../backends/types.ts';
-import type { PackedAdapter, PackedWeight } from '../../kernels/types.ts';
+import type { Backend, StepInputs, StepState, Tensor } from '../../backends/types.ts';
+import type { PackedAdapter } from '../../kernels/types.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { ForwardHooks } from '../../model/forward-hooks.ts';
 import { specOf } from '../../model/spec/index.ts';
 import { createError } from '../../observability/errors.ts';
-import { type EdgeModules, edgesOf, type LayerNormName } from './edge-modules.ts';
+import { type EdgeModules, edgesOf } from './edge-modules.ts';
+import { normKey, type SlotEdges } from './edge-slot-edges.ts';
 import { EdgeStep } from './edge-step.ts';
-
-/** One slot's edge modules as the backend holds them. */
-export interface SlotEdges {
-  embeddingLora?: { aT: EmbeddingTable; b: PackedWeight; rank: number; scale: number };
-  lmHeadLora?: { a: PackedWeight; b: PackedWeight; rank: number; scale: number };
-  embedding?: EmbeddingTable;
-  lmHead?: PackedWeight;
-  finalNorm?: Tensor;
-  layerNorms: Map<string, Tensor>; // normKey(layer, norm)
-  tokens?: { ids: Int32Array; rows: Tensor; head: PackedWeight | null };
-}
-
-export const normKey = (layer: number, norm: LayerNormName) => `${layer}:${norm}`;
 
 export class EdgeSlots {
   private readonly slots: (SlotEdges | null)[] = [];

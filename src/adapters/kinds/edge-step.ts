@@ -14,7 +14,7 @@
 import type { Backend, StepInputs, StepState, Tensor } from '../../backends/types.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { ForwardHooks, HookedNorm } from '../../model/forward-hooks.ts';
-import { normKey, type SlotEdges } from './edge-slots.ts';
+import { normKey, type SlotEdges } from './edge-slot-edges.ts';
 
 interface Run {
   edges: SlotEdges;
