@@ -222,6 +222,19 @@ describe('broken adapter tokenizers fail only their adapter', () => {
   });
 });
 
+describe('server paths stay on the server', () => {
+  test('/v1/models and the dashboard state name no adapter directory', async () => {
+    await tokenize('sql', { prompt: 'hi' });
+    for (const path of ['/v1/models', '/ui/api/state']) {
+      const res = await fetch(`${address}${path}`);
+      if (res.status === 404) continue; // no dashboard in this app
+      const text = await res.text();
+      assert.ok(text.includes('sql'), path);
+      assert.ok(!text.includes(root), `${path} shows no server path`);
+    }
+  });
+});
+
 describe('a new version of the adapter gets its new tokenizer', () => {
   test('a changed chat template, then no tokenizer at all (the base one again), after store rescans', async () => {
     const messages = expected.messages;
