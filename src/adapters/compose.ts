@@ -8,9 +8,13 @@
  * so y += x·Aᵀ·Bᵀ = Σ_i w_i·s_i·(x·A_iᵀ)·B_iᵀ exactly — PEFT's add_weighted_adapter(combination_type="cat").
  * DoRA components are refused: DoRA rescales the whole output by magnitude / ‖W + s·B·A‖, a per-adapter
  * factor that is not linear in B·A, so no concatenation of factors reproduces a weighted sum of DoRA outputs.
+ * Edge modules (embed_tokens / lm_head LoRA, saved copies, token rows) compose in kinds/edge-compose.ts: the LoRA
+ * ones by the same concatenation, the saved ones only as one adapter at weight 1 (else a 400 naming them).
  */
 import type { PackedAdapter } from '../kernels/types.ts';
 import { createError } from '../observability/errors.ts';
+import { composeEdges } from './kinds/edge-compose.ts';
+import { edgesOf } from './kinds/edge-modules.ts';
 
 /** At most this many adapters in one combination. */
 export const MAX_COMPONENTS = 8;
@@ -118,6 +122,11 @@ export function composePacked(
       pos += r * n;
     }
   }
+  const edges = composeEdges(
+    parts.map((p) => ({ edges: edgesOf(p.packed), weight: p.weight, name: p.name })),
+    maxRank,
+    field,
+  );
   return {
     weights,
     rank,
@@ -126,5 +135,6 @@ export function composePacked(
     scale,
     inFeatures: first.inFeatures.slice(),
     outFeatures: first.outFeatures.slice(),
+    ...(edges ? { edges } : {}),
   };
 }
