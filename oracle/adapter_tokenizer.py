@@ -9,7 +9,13 @@ directory just written (base/ or adapter/): ids of sample texts, the chat templa
 Writes OUT/base/ and OUT/adapter/ (tokenizer files only) and OUT/expected.json
 (default OUT: test/fixtures/adapter-tokenizer).
 
+With --real-base MODEL_DIR (SmolLM2-135M-Instruct's, for the live check), the base is that model's own
+tokenizer and the adapter's is it with another chat template and one special token renamed in place (same
+id, new text: what Llama 3 users do with its reserved tokens, and the only way to add a token to a model with
+no spare rows); the same expectations, for a real 49k-token byte-level BPE.
+
     python oracle/adapter_tokenizer.py [OUT_DIR]
+    python oracle/adapter_tokenizer.py --real-base MODEL_DIR OUT_DIR
 """
 
 import json
@@ -48,6 +54,13 @@ ADAPTER_WORDS = ["<sql>", "</sql>", "loraplex"]
 ADAPTER_TEMPLATE = (
     "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+# The real base's rename: a special token the instruct model never emits takes the adapter's new meaning.
+RENAMED = ("<gh_stars>", "<|tool|>")
+REAL_TEMPLATE = (
+    "{% for message in messages %}{{ '### ' + message['role'] + ':\n' + message['content'] + eos_token + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '### assistant:\n' }}{% endif %}"
 )
 
 TEXTS = [
@@ -96,9 +109,40 @@ def adapter_tokenizer(base_dir: Path):
     return tok
 
 
-def expectations(directory: Path) -> dict:
+def renamed_in_place(adapter_dir: Path) -> None:
+    """RENAMED[0] becomes RENAMED[1] at the same id, in tokenizer.json (and the config's decoder, if any)."""
+    old, new = RENAMED
+    path = adapter_dir / "tokenizer.json"
+    data = json.loads(path.read_text())
+    for token in data["added_tokens"]:
+        if token["content"] == old:
+            token["content"] = new
+    vocab = data["model"]["vocab"]
+    if old in vocab:
+        vocab[new] = vocab.pop(old)
+    path.write_text(json.dumps(data, ensure_ascii=False))
+    config_path = adapter_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    for entry in (config.get("added_tokens_decoder") or {}).values():
+        if entry.get("content") == old:
+            entry["content"] = new
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+
+
+def real_base(model_dir: Path, out: Path) -> None:
+    (out / "base").mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        if (model_dir / name).exists():
+            shutil.copy(model_dir / name, out / "base" / name)
+    tok = AutoTokenizer.from_pretrained(out / "base")
+    tok.chat_template = REAL_TEMPLATE
+    tok.save_pretrained(out / "adapter")
+    renamed_in_place(out / "adapter")
+
+
+def expectations(directory: Path, texts: list[str], added: list[str]) -> dict:
     tok = AutoTokenizer.from_pretrained(directory)
-    encoded = [tok.encode(t) for t in TEXTS]
+    encoded = [tok.encode(t) for t in texts]
     chat = tok.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=True, return_dict=False)
     if isinstance(chat, dict) or hasattr(chat, "input_ids"):
         chat = chat["input_ids"]
@@ -110,21 +154,26 @@ def expectations(directory: Path) -> dict:
         "decode": [tok.decode(ids, skip_special_tokens=True) for ids in encoded],
         "chat_text": tok.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False),
         "chat_ids": list(chat),
-        "added": {t: tok.convert_tokens_to_ids(t) for t in ADAPTER_WORDS + ADAPTER_SPECIALS if t in tok.get_vocab()},
+        "added": {t: tok.convert_tokens_to_ids(t) for t in added if t in tok.get_vocab()},
     }
 
 
-def main(out: Path) -> None:
+def main(out: Path, real: Path | None) -> None:
     for sub in ("base", "adapter"):
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    base_tokenizer().save_pretrained(out / "base")
-    adapter_tokenizer(out / "base").save_pretrained(out / "adapter")
+    if real is None:
+        base_tokenizer().save_pretrained(out / "base")
+        adapter_tokenizer(out / "base").save_pretrained(out / "adapter")
+        texts, added = TEXTS, ADAPTER_WORDS + ADAPTER_SPECIALS
+    else:
+        real_base(real, out)
+        texts, added = TEXTS + [f"{RENAMED[1]} and {RENAMED[0]}"], [RENAMED[1]]
     expected = {
-        "texts": TEXTS,
+        "texts": texts,
         "messages": MESSAGES,
-        "base": expectations(out / "base"),
-        "adapter": expectations(out / "adapter"),
+        "base": expectations(out / "base", texts, added),
+        "adapter": expectations(out / "adapter", texts, added),
         "versions": {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
     }
     text = json.dumps(expected, indent=1, ensure_ascii=False)
@@ -135,4 +184,8 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "test" / "fixtures" / "adapter-tokenizer")
+    args = sys.argv[1:]
+    real_base_dir = None
+    if args[:1] == ["--real-base"]:
+        real_base_dir, args = Path(args[1]), args[2:]
+    main(Path(args[0]) if args else ROOT / "test" / "fixtures" / "adapter-tokenizer", real_base_dir)
