@@ -119,6 +119,13 @@ describe('an adapter serves its own tokenizer', () => {
     assert.equal(res.status, 200);
     assert.equal(res.json.count, local.json.count * 400);
     assert.deepEqual(res.json.tokens.slice(0, local.json.count), local.json.tokens);
+    // /tokenize's other settings go to the thread too: a large chat without the generation prompt.
+    const messages = [{ role: 'user', content: big }];
+    const withPrompt = await tokenize('sql', { messages });
+    const without = await tokenize('sql', { messages, add_generation_prompt: false });
+    const assistant = expected.adapter.added['<|assistant|>'];
+    assert.equal(withPrompt.json.tokens.at(-2), assistant);
+    assert.deepEqual(without.json.tokens, withPrompt.json.tokens.slice(0, -2), 'the same ids but the prompt');
   });
 
   test('/detokenize with model naming the adapter decodes its added tokens', async () => {
