@@ -3,7 +3,8 @@
  * Every figure is a median over repeats. Sections take the measured `MachinePeaks`; a new group adds
  * its own `run…Bench(machine, options)` to SECTIONS below (reporting helpers: bench/util.ts).
  *
- *   npm run bench:kernels -- [--quick] [--dtypes f32,bf16,f16] [--repeats 5] [--no-llama]
+ *   npm run bench:kernels -- [--quick] [--dtypes f32,bf16,f16] [--repeats 5] [--no-llama] [--only qgemm]
+ *     [--qgemm-out docs/figures/qgemm]
  */
 import './native-env.ts';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,7 @@ import { runAttentionBench } from './attention.ts';
 import { LLAMA8B_SHAPES, runGemmBench, SMOLLM2_SHAPES } from './gemm.ts';
 import { runLoraBench } from './lora.ts';
 import { type MachinePeaks, measureMachine } from './machine.ts';
+import { QGEMM_SHAPES, runQgemmBench } from './qgemm.ts';
 import { printSection, printTable } from './util.ts';
 
 const { values: args } = parseArgs({
@@ -20,6 +22,9 @@ const { values: args } = parseArgs({
     dtypes: { type: 'string', default: 'f32,bf16,f16' },
     repeats: { type: 'string', default: '5' },
     'no-llama': { type: 'boolean', default: false },
+    /** Run only the sections whose title starts with one of these words (gemm, qgemm, lora, attention). */
+    only: { type: 'string' },
+    'qgemm-out': { type: 'string' },
   },
 });
 
@@ -49,6 +54,17 @@ const SECTIONS: { title: string; run: (machine: MachinePeaks) => void }[] = [
       }),
   },
   {
+    title: 'Quantized GEMM (Q8_0 / Q4_K blocks, int8 dots) beside bf16',
+    run: (machine) => {
+      runQgemmBench(machine, {
+        shapes:
+          args['no-llama'] || args.quick ? QGEMM_SHAPES.filter((s) => s.name.startsWith('smollm2')) : QGEMM_SHAPES,
+        repeats,
+        ...(args['qgemm-out'] ? { out: args['qgemm-out'] } : {}),
+      });
+    },
+  },
+  {
     title: 'LoRA (SGMV prefill, BGMV decode) as a fraction of the base GEMM at the same shapes',
     run: () => {
       runLoraBench({ repeats: args.quick ? 3 : 9 });
@@ -65,7 +81,10 @@ const SECTIONS: { title: string; run: (machine: MachinePeaks) => void }[] = [
 const machine = measureMachine(args.quick ? { seconds: 0.2, bufferBytes: 512 << 20, passes: 3 } : {});
 printSection(`machine: ${machine.threads} threads, ISA ${machine.isa}`);
 printMachine(machine);
+const only = args.only?.split(',').map((w) => w.toLowerCase());
 for (const section of SECTIONS) {
+  const word = section.title.split(' ')[0].toLowerCase();
+  if (only && !only.some((w) => (w === 'qgemm' ? word === 'quantized' : word.startsWith(w)))) continue;
   printSection(section.title);
   section.run(machine);
 }
