@@ -81,7 +81,12 @@ export class RequestTokenizers {
     else entry = this.load(info.name, info.files);
     this.adapters.set(key, entry);
     this.evict();
-    const tokenizer = await entry;
+    const tokenizer = await entry.catch((e: unknown) => {
+      // A bad file stays bad until a new version; anything else (a thread that died) is tried again.
+      const status = (e as { status?: number })?.status;
+      if (!(status !== undefined && status < 500) && this.adapters.get(key) === entry) this.adapters.delete(key);
+      throw e;
+    });
     if (tokenizer !== null) return tokenizer;
     this.without.add(key);
     if (this.adapters.get(key) === entry) this.adapters.delete(key);

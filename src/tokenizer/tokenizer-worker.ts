@@ -3,7 +3,7 @@
  * checked, answered with READY_ID), then one job at a time, errors as data.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { serializeError } from '../observability/errors.ts';
+import { createError, isLoraplexError, serializeError } from '../observability/errors.ts';
 import {
   adapterStopIds,
   buildAdapterTokenizer,
@@ -34,7 +34,13 @@ async function build(): Promise<Tokenizer | null> {
     port.postMessage({ id: READY_ID, ready } satisfies FromTokenizer);
     return tokenizer;
   } catch (e) {
-    port.postMessage({ id: READY_ID, failed: serializeError(e) } satisfies FromTokenizer);
+    // Our errors name the adapter and the file; anything else (a base file gone) may quote a server path.
+    const failed = isLoraplexError(e)
+      ? e
+      : createError('INTERNAL_ERROR', {
+          message: `adapter '${name}': its tokenizer could not be built (${(e as Error)?.name ?? 'error'}); try again`,
+        });
+    port.postMessage({ id: READY_ID, failed: serializeError(failed) } satisfies FromTokenizer);
     return null;
   }
 }

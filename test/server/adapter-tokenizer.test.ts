@@ -285,4 +285,29 @@ describe('RequestTokenizers: one tokenizer per adapter version, bounded, dropped
     assert.equal(tokenizers.size, 1, 'version 1 entries are gone');
     await tokenizers.close();
   });
+
+  test("a server-side failure (the base's files gone meanwhile) is a 500 and is tried again; a bad file is kept", async () => {
+    const baseCopy = join(root, 'base-copy');
+    await cp(join(FIXTURE, 'base'), baseCopy, { recursive: true });
+    const movable = textCodec(await Tokenizer.fromDir(baseCopy));
+    const adapterDir = join(root, 'retry', 'a');
+    await cp(join(FIXTURE, 'adapter'), adapterDir, { recursive: true });
+    const engine = {
+      adapters: [{ name: 'a', version: 1, files: { dir: adapterDir } }],
+      info: { vocabSize: DEMO_VOCAB, maxModelLen: 256 },
+    };
+    const tokenizers = new RequestTokenizers({ codec: movable, engine } as unknown as ServerContext);
+    await rm(baseCopy, { recursive: true });
+    const failed = await tokenizers.forModel('a').then(
+      () => assert.fail('the base vocabulary is gone'),
+      (e) => e,
+    );
+    assert.equal(failed.status, 500);
+    assert.match(failed.message, /^adapter 'a': its tokenizer could not be built/);
+    assert.ok(!failed.message.includes(root), 'no server path');
+    assert.equal(tokenizers.size, 0, 'not kept');
+    await cp(join(FIXTURE, 'base'), baseCopy, { recursive: true });
+    assert.equal((await tokenizers.forModel('a')).adapter, 'a', 'the next request builds it');
+    await tokenizers.close();
+  });
 });
