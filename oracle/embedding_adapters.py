@@ -37,7 +37,10 @@ TINY = ROOT / "test" / "fixtures" / "tiny"
 SEED = 20261204
 RELATIVE_DELTA = 0.5
 # set → the kinds made on it; llama-tied ties lm_head to embed_tokens (trainable tokens then change both)
-SETS = {"llama3-rope": ["edge-lora", "saved-modules", "trainable-tokens"], "llama-tied": ["trainable-tokens"]}
+SETS = {
+    "llama3-rope": ["edge-lora", "saved-modules", "trainable-tokens"],
+    "llama-tied": ["trainable-tokens", "edge-lora", "saved-modules"],
+}
 PLAIN = "qv-r8"
 
 
