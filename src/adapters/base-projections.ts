@@ -34,7 +34,11 @@ export function projectionsFromModelDir(dir: string, config: ModelConfig): BaseP
   return {
     async weight(layer, kind) {
       source ??= openModelTensors(dir);
-      const raw = await (await source).readRaw(`model.layers.${layer}.${moduleParent(kind)}.${kind}.weight`);
+      const name = `model.layers.${layer}.${moduleParent(kind)}.${kind}.weight`;
+      // GGUF Q8_0 / Q4_K projections are served as their blocks (loadWeights' keepBlocks default).
+      const blocks = await (await source).readBlocks?.(name);
+      if (blocks) return weightFormat(blocks.dtype).decode(blocks);
+      const raw = await (await source).readRaw(name);
       const w = convertMatrix(raw, config.dtype);
       return weightFormat(w.dtype).decode(w);
     },

@@ -134,11 +134,14 @@ describe('GGUF model files load with the config of the model they were made from
     assert.equal(f32.weights.layers[0].linear.q_proj?.dtype, 'f32');
   });
 
-  test('DoRA’s base projections (read again on the loader thread) are the served weights', async () => {
-    const loaded = await loadModelDir(fileOf('q4_1'));
-    const base = projectionsFromModelDir(fileOf('q4_1'), loaded.config);
-    for (const kind of ['q_proj', 'k_proj', 'down_proj'] as const) {
-      assert.deepEqual(await base.weight(1, kind), await projectionsInMemory(loaded.weights).weight(1, kind), kind);
+  test('DoRA’s base projections (read again on the loader thread) are the served weights (Q8_0: the blocks)', async () => {
+    for (const type of ['q4_1', 'q8_0']) {
+      const loaded = await loadModelDir(fileOf(type));
+      const base = projectionsFromModelDir(fileOf(type), loaded.config);
+      for (const kind of ['q_proj', 'k_proj', 'down_proj'] as const) {
+        const served = await projectionsInMemory(loaded.weights).weight(1, kind);
+        assert.deepEqual(await base.weight(1, kind), served, `${type} ${kind}`);
+      }
     }
   });
 
