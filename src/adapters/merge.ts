@@ -2,14 +2,17 @@
  * Merges an adapter into the base weights, for single-task deployments: W' = W + scale · B · A for every
  * targeted projection (DoRA: W' = (m / ‖W + scale·B·A‖) ⊙ (W + scale·B·A), the norm per output row, as PEFT's
  * merge_and_unload), computed in f64 per row and stored back in W's dtype. VeRA merges through the LoRA factors its
- * loader materializes (diag(λb)·B, diag(λd)·A, scale 1: PEFT's get_delta_weight). The result serves the adapter's
- * outputs with the base model's speed (no LoRA kernels at all).
+ * loader materializes (diag(λb)·B, diag(λd)·A, scale 1: PEFT's get_delta_weight). Edge modules (LoRA on
+ * embed_tokens / lm_head, saved copies, trainable token rows) merge in kinds/edge-merge.ts; a tied base whose head
+ * then differs from its embedding comes out untied. The result serves the adapter's outputs with the base
+ * model's speed (no LoRA kernels at all).
  */
 
 import type { WeightMatrix } from '../kernels/types.ts';
 import { weightFormat } from '../kernels/weight-format.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { ModelWeights } from '../model/weights.ts';
+import { mergeEdges } from './kinds/edge-merge.ts';
 import type { LoraAdapter, LoraModuleWeights } from './types.ts';
 
 /**
@@ -71,5 +74,6 @@ export function mergeAdapterIntoWeights(
     if (!w) throw new Error(`merge: the model has no ${mod.kind}`);
     layer.linear[mod.kind] = mergeModule(w, mod);
   }
-  return { ...weights, layers };
+  const merged = { ...weights, layers };
+  return adapter.edges ? mergeEdges(merged, adapter.edges, config) : merged;
 }

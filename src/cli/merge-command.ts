@@ -8,6 +8,8 @@ import { copyFile, mkdir, readdir, readFile, realpath, rm, stat, writeFile } fro
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { projectionsInMemory } from '../adapters/base-projections.ts';
+import { untiedByMerge } from '../adapters/kinds/edge-merge.ts';
+import type { EdgeModules } from '../adapters/kinds/edge-modules.ts';
 import { mergeAdapterIntoWeights } from '../adapters/merge.ts';
 import { loadPeftAdapter } from '../adapters/peft/load.ts';
 import { isVeraConfig, type PeftAdapterConfig } from '../adapters/peft/vera-config.ts';
@@ -106,16 +108,27 @@ export async function runMerge(options: MergeOptions): Promise<MergeResult> {
   });
   const weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
   const dtype = options.dtype ?? loaded.config.dtype;
-  const tensors = checkpointTensors(loaded.config, weights, dtype);
+  // A tied base whose head the adapter changed apart from its embedding is written untied (edge-merge.ts).
+  const untied = untiedByMerge(loaded.weights, weights);
+  const tensors = checkpointTensors(
+    untied ? { ...loaded.config, tieWordEmbeddings: false } : loaded.config,
+    weights,
+    dtype,
+  );
 
   await mkdir(options.out, { recursive: true });
   for (const name of await readdir(options.out)) {
     if (WEIGHT_FILE.test(name)) await rm(join(options.out, name));
   }
   const files = await writeModelSafetensors(options.out, tensors, { maxShardBytes: options.maxShardBytes });
-  await writeConfig(options, dtype);
+  await writeConfig(options, dtype, untied);
   files.push('config.json');
   const warnings = [...(adapter.warnings ?? [])];
+  if (untied) {
+    warnings.push(
+      'the adapter changes lm_head apart from the tied embed_tokens: wrote lm_head.weight and tie_word_embeddings: false',
+    );
+  }
   for (const name of COPIED_FILES) {
     const from = join(options.model, name);
     const st = await stat(from).catch(() => null);
@@ -157,17 +170,20 @@ async function checkOutDir(options: MergeOptions): Promise<void> {
   }
 }
 
-/** config.json as the base model has it; with --dtype, its dtype fields say the new one. */
-async function writeConfig(options: MergeOptions, dtype: WeightDType): Promise<void> {
+/** config.json as the base model has it; with --dtype, its dtype fields say the new one; untied, it says so. */
+async function writeConfig(options: MergeOptions, dtype: WeightDType, untied: boolean): Promise<void> {
   const text = await readFile(join(options.model, 'config.json'), 'utf8');
-  if (options.dtype === undefined) {
+  if (options.dtype === undefined && !untied) {
     await writeFile(join(options.out, 'config.json'), text);
     return;
   }
   const json = JSON.parse(text) as Record<string, unknown>;
-  // transformers 5 writes `dtype`, 4.x `torch_dtype`; 5 still reads `torch_dtype`.
-  const fields = ['dtype', 'torch_dtype'].filter((f) => f in json);
-  for (const f of fields.length > 0 ? fields : ['torch_dtype']) json[f] = TORCH_DTYPE[dtype];
+  if (untied) json.tie_word_embeddings = false;
+  if (options.dtype !== undefined) {
+    // transformers 5 writes `dtype`, 4.x `torch_dtype`; 5 still reads `torch_dtype`.
+    const fields = ['dtype', 'torch_dtype'].filter((f) => f in json);
+    for (const f of fields.length > 0 ? fields : ['torch_dtype']) json[f] = TORCH_DTYPE[dtype];
+  }
   await writeFile(join(options.out, 'config.json'), `${JSON.stringify(json, null, 2)}\n`);
 }
 
@@ -191,6 +207,7 @@ function provenance(options: MergeOptions, adapter: PeftAdapter, dtype: WeightDT
           `r = ${config.r}, lora_alpha = ${config.loraAlpha}${config.useRslora ? ', rsLoRA (alpha/√r)' : ''}`,
         ],
     ['merged', `${adapter.modules.size} projection(s) (${adapter.targets.join(', ')}) in ${layers.size} layer(s)`],
+    ...(adapter.edges ? [['outside the layers', edgeSummary(adapter.edges)]] : []),
     ['weights', `${TORCH_DTYPE[dtype]}: ${files.filter((f) => f.endsWith('.safetensors')).length} file(s)`],
   ];
   return [
@@ -205,6 +222,20 @@ function provenance(options: MergeOptions, adapter: PeftAdapter, dtype: WeightDT
     ...rows.map(([k, v]) => `| ${k} | ${v} |`),
     '',
   ].join('\n');
+}
+
+/** What an adapter's edge modules put into the model, for the README. */
+function edgeSummary(e: EdgeModules): string {
+  const parts = [
+    e.embeddingLora && `LoRA on embed_tokens (r = ${e.embeddingLora.rank})`,
+    e.lmHeadLora && `LoRA on lm_head (r = ${e.lmHeadLora.rank})`,
+    e.embedding && 'saved embed_tokens',
+    e.lmHead && 'saved lm_head',
+    e.finalNorm && 'saved norm',
+    e.layerNorms?.length && `${e.layerNorms.length} saved layer norm(s)`,
+    e.tokens && `${e.tokens.ids.length} trainable token row(s)`,
+  ];
+  return parts.filter(Boolean).join(', ');
 }
 
 /** --max-shard-size's value in bytes (config/byte-size.ts). */

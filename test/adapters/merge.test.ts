@@ -78,3 +78,41 @@ for (const [set, name] of [
     }
   });
 }
+
+// --merge-adapter merges in memory (no file written): adapters with edge modules give PEFT's served outputs
+// (test/fixtures/embedding-adapters), a tied base's head coming apart from its embedding where the adapter says so.
+for (const set of ['llama3-rope', 'llama-tied']) {
+  test(`${set}: merged in memory, embedding / lm_head / saved-module / token adapters serve PEFT's outputs`, async () => {
+    const dir = join(import.meta.dirname, '..', 'fixtures', 'embedding-adapters', set);
+    const loaded = await loadModelDir(join(import.meta.dirname, '..', 'fixtures', 'tiny', set, 'model'));
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+    const logits = await SafetensorsFile.open(join(dir, 'logits.safetensors'));
+    const options = { ...DEFAULT_ENGINE_OPTIONS, backend: createBackend('native'), kvCacheTokens: 1024 };
+    for (const c of expected.cases.filter((c: { adapter: string | null }) => c.adapter && c.adapter !== 'qv-r8')) {
+      const adapter = await loadPeftAdapter(join(dir, 'adapters', c.adapter), loaded.config, { maxLoraRank: 64 });
+      assert.ok(adapter.edges);
+      const weights = mergeAdapterIntoWeights(loaded.weights, adapter, loaded.config);
+      const headApart = set === 'llama-tied' && c.adapter !== 'trainable-tokens';
+      assert.equal(weights.lmHead !== weights.embedding, set !== 'llama-tied' || headApart, `${c.id}: tied or not`);
+      const merged = new LLMEngine({ ...loaded, weights }, options);
+      const greedy = c.greedy.map((g: { prompt_ids: number[]; tokens: number[] }) => ({
+        promptIds: g.prompt_ids,
+        adapter: null,
+        params: { maxTokens: g.tokens.length, temperature: 0, ignoreEos: true },
+      }));
+      const [scored, ...rest] = merged.generate([
+        { promptIds: c.prompt_ids, adapter: null, params: { maxTokens: 1, promptLogits: true } },
+        ...greedy,
+      ]);
+      const want = (await logits.readF32(c.logits_key)).data;
+      let diff = 0;
+      for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(scored.promptLogits![i] - want[i]));
+      assert.ok(diff <= 1e-3, `${c.id}: merged max |Δlogit| ${diff}`);
+      assert.deepEqual(
+        rest.map((s) => s.outputIds),
+        c.greedy.map((g: { tokens: number[] }) => g.tokens),
+        `${c.id}: greedy tokens`,
+      );
+    }
+  });
+}

@@ -33,9 +33,13 @@ interface MergeCase {
   prompt_ids: number[];
   logits_key: string;
   greedy: { prompt_ids: number[]; tokens: number[] }[];
+  /** The base was tied and the merged model is not (the adapter gave lm_head values of its own). */
+  untied?: boolean;
 }
 interface MergeExpected {
   source_set: string;
+  /** Where the adapters are, when not the source set's (the edge-module adapters of embedding-adapters/). */
+  adapters?: string;
   checkpoint_dtype: string;
   greedy: { max_new_tokens: number };
   cases: MergeCase[];
@@ -78,8 +82,16 @@ const sets = (await readdir(expectedRoot, { withFileTypes: true }))
   .map((d) => d.name)
   .sort();
 
-test('the merge fixtures cover llama, qwen2 (biases), tied embeddings, fused projections and a bf16 checkpoint', () => {
-  assert.deepEqual(sets, ['llama-bf16', 'llama-tied', 'llama3-rope', 'phi3', 'qwen2']);
+test('the merge fixtures cover llama, qwen2 (biases), tied embeddings, fused projections, a bf16 checkpoint and edge modules', () => {
+  assert.deepEqual(sets, [
+    'edges-llama-tied',
+    'edges-llama3-rope',
+    'llama-bf16',
+    'llama-tied',
+    'llama3-rope',
+    'phi3',
+    'qwen2',
+  ]);
 });
 
 for (const set of sets) {
@@ -88,17 +100,25 @@ for (const set of sets) {
     const logits = await SafetensorsFile.open(join(expectedRoot, set, 'logits.safetensors'));
     const source = join(tiny, expected.source_set.replace(/^tiny\//, ''));
     const sourceTensors = await tensorNames(join(source, 'model'));
+    const adapters = expected.adapters ? join(root, expected.adapters) : join(source, 'adapters');
     let worst = 0;
     for (const c of expected.cases) {
       const out = outDir();
-      const options = { model: join(source, 'model'), adapter: join(source, 'adapters', c.adapter), out };
+      const options = { model: join(source, 'model'), adapter: join(adapters, c.adapter), out };
       const result = await runMerge(options);
-      // the checkpoint's names and dtype, tied stays tied (no lm_head.weight where the source has none)
-      assert.deepEqual(await tensorNames(out), sourceTensors, `${set}/${c.adapter}: tensor names and dtypes kept`);
-      assert.equal(
-        await readFile(join(out, 'config.json'), 'utf8'),
-        await readFile(join(source, 'model', 'config.json'), 'utf8'),
-      );
+      const sourceConfig = await readFile(join(source, 'model', 'config.json'), 'utf8');
+      if (c.untied) {
+        // PEFT's merged model has a head of its own: lm_head.weight written, tie_word_embeddings false
+        const want = new Map(sourceTensors).set('lm_head.weight', sourceTensors.get('model.embed_tokens.weight')!);
+        assert.deepEqual(await tensorNames(out), want, `${set}/${c.adapter}: lm_head.weight written`);
+        const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+        assert.deepEqual(config, { ...JSON.parse(sourceConfig), tie_word_embeddings: false });
+        assert.ok(result.warnings.some((w) => /tie_word_embeddings: false/.test(w)));
+      } else {
+        // the checkpoint's names and dtype, tied stays tied (no lm_head.weight where the source has none)
+        assert.deepEqual(await tensorNames(out), sourceTensors, `${set}/${c.adapter}: tensor names and dtypes kept`);
+        assert.equal(await readFile(join(out, 'config.json'), 'utf8'), sourceConfig);
+      }
       assert.ok(result.files.includes('generation_config.json') && result.files.includes('README.md'));
 
       const engine = await engineFor(out);
