@@ -11,8 +11,9 @@ import { describe, test } from 'node:test';
 import { createBackend } from '../../src/backends/index.ts';
 import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
 import { weightFormat } from '../../src/kernels/weight-format.ts';
+import { concatRows } from '../../src/model/fused-weights.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
-import { maxAbsDiff } from '../kernels/implementations.ts';
+import { maxAbsDiff, rng } from '../kernels/implementations.ts';
 
 const MODEL = join(import.meta.dirname, '..', 'fixtures', 'tiny', 'llama-tied', 'model');
 
@@ -57,5 +58,29 @@ describe('--quantize at load', () => {
     };
     const diff = maxAbsDiff(await logits('q8_0'), await logits());
     assert.ok(diff > 0 && diff <= 0.8, `max |Δlogit| ${diff}`);
+  });
+});
+
+describe('fusing quantized projections (q|k|v, gate|up)', () => {
+  const part = (rows: number, seed: number) => weightFormat('q8_0').encode(rng(seed).f32(rows * 64), rows, 64);
+
+  test('parts in one block format stack their blocks', () => {
+    const [a, b] = [part(3, 1), part(5, 2)];
+    const fused = concatRows([a, b]);
+    assert.equal(fused.dtype, 'q8_0');
+    assert.equal(fused.rows, 8);
+    assert.deepEqual(fused.data, new Uint8Array([...(a.data as Uint8Array), ...(b.data as Uint8Array)]));
+  });
+
+  test('mixed formats (a GGUF v in Q6_K, dequantized) go to the float part’s dtype, blocks decoded', () => {
+    const q = part(3, 3);
+    const v = weightFormat('bf16').encode(rng(4).f32(2 * 64), 2, 64);
+    const fused = concatRows([q, v]);
+    assert.equal(fused.dtype, 'bf16');
+    const want = new Float32Array([
+      ...weightFormat('bf16').decode(weightFormat('bf16').encode(weightFormat('q8_0').decode(q), 3, 64)),
+      ...weightFormat('bf16').decode(v),
+    ]);
+    assert.deepEqual(weightFormat('bf16').decode(fused), want);
   });
 });
