@@ -120,9 +120,10 @@ void q4_k_rows(const QTileArgs& a) {
           isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(wh, xh), sh));
         }
       }
+      const __m256i mins8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + 8)));
       for (int r = 0; r < R; ++r) {
-        int32_t msum = 0;
-        for (int j = 0; j < 8; ++j) msum += s[8 + j] * bs[r][B * 8 + j];
+        const __m256i bsum8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs[r] + B * 8));
+        const int32_t msum = int_sum(_mm256_mullo_epi32(mins8, bsum8));  // Σ_j m_j · bsum_j, exact
         const float sd = dm[2 * B] * dx[r][B];
         const float smin = dm[2 * B + 1] * dx[r][B];
         acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(sd)));
