@@ -6,6 +6,7 @@ On tiny fixture bases (float32), three kinds made with PEFT 0.21's own LoraConfi
   saved-modules    modules_to_save ["embed_tokens", "lm_head", "norm"]: whole per-adapter copies ("norm" matches
                    every module name ending in "norm", so each layer's norms are saved too), plus LoRA on q/v
   trainable-tokens trainable_token_indices: rows of the embedding replaced (on a tied base, the head's too)
+  vera-saved       VeRA (VeraConfig) on q/v with modules_to_save ["embed_tokens", "lm_head", "norm"]
 PEFT starts these as no-ops; the trained values are drawn at random here (seeded). Each adapter is read back
 from its files onto its own base and measured: logits at every position of one prompt and greedy tokens for two
 prompts (the trainable tokens are drawn from those prompts). The set's plain LoRA `qv-r8` and the base are
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftConfig, PeftModel, VeraConfig, get_peft_model
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM
 from transformers.utils import logging as transformers_logging
@@ -31,6 +32,7 @@ from expected_io import ExpectedWriter
 from merge_check import GREEDY_PROMPTS, LOGIT_PROMPT, MIN_MARGIN, greedy, prompt_ids_by_name, prompt_logits
 from random_weights import randomize_lora_adapter
 from torch_setup import deterministic_torch, seeded_generator
+from vera_adapters import randomize_vera_adapter
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "test" / "fixtures" / "tiny"
@@ -38,13 +40,17 @@ SEED = 20261204
 RELATIVE_DELTA = 0.5
 # set → the kinds made on it; llama-tied ties lm_head to embed_tokens (trainable tokens then change both)
 SETS = {
-    "llama3-rope": ["edge-lora", "saved-modules", "trainable-tokens"],
+    "llama3-rope": ["edge-lora", "saved-modules", "trainable-tokens", "vera-saved"],
     "llama-tied": ["trainable-tokens", "edge-lora", "saved-modules"],
 }
 PLAIN = "qv-r8"
 
 
-def lora_config(kind: str, token_ids: list[int]) -> LoraConfig:
+def lora_config(kind: str, token_ids: list[int]) -> PeftConfig:
+    if kind == "vera-saved":
+        return VeraConfig(
+            task_type="CAUSAL_LM", r=8, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head", "norm"]
+        )
     common = {"task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
     if kind == "edge-lora":
         return LoraConfig(**common, target_modules=["q_proj", "v_proj", "embed_tokens", "lm_head"])
@@ -54,8 +60,11 @@ def lora_config(kind: str, token_ids: list[int]) -> LoraConfig:
 
 
 def randomize(model: torch.nn.Module, adapter: str, seed: int) -> None:
-    """LoRA factors (projections and lm_head), embedding LoRA, saved copies and token rows, all seeded."""
-    randomize_lora_adapter(model, adapter, seed, RELATIVE_DELTA)
+    """LoRA factors (projections and lm_head) or VeRA vectors, embedding LoRA, saved copies and token rows, seeded."""
+    if adapter.startswith("vera"):
+        randomize_vera_adapter(model, adapter, seed, RELATIVE_DELTA)
+    else:
+        randomize_lora_adapter(model, adapter, seed, RELATIVE_DELTA)
     generator = seeded_generator(seed + 1000)
     noise = lambda t: torch.randn(t.shape, generator=generator)  # noqa: E731
     with torch.no_grad():

@@ -111,7 +111,7 @@ for (const set of SETS) {
   });
 }
 
-test('the fixture adapters carry what they claim (edge modules present, plain LoRA without)', async () => {
+test('the fixture adapters carry what they claim (edge modules present, plain LoRA without, VeRA with saved copies)', async () => {
   const dir = join(expectedRoot, 'llama3-rope');
   const loaded = await loadModelDir(join(root, 'test', 'fixtures', 'tiny', 'llama3-rope', 'model'));
   const load = async (name: string) =>
@@ -125,6 +125,8 @@ test('the fixture adapters carry what they claim (edge modules present, plain Lo
   assert.equal(tokens?.tokens?.ids.length, 3);
   assert.equal(tokens?.tokens?.tiedHead, false);
   assert.equal(edgesOf(await load('qv-r8')), undefined);
+  const vera = edgesOf(await load('vera-saved')); // VeRA with modules_to_save: the same saved copies
+  assert.ok(vera?.embedding && vera.lmHead && vera.finalNorm && !vera.embeddingLora);
 });
 
 test('host tier: an adapter is charged its bytes, saved copies included, and a byte budget evicts by bytes', async () => {

@@ -125,7 +125,7 @@ describe('VeRA files loraplex refuses, naming the field or tensor', () => {
     const config = configOf('vera-qv');
     for (const [override, code, fragment] of [
       [{ bias: 'vera_only' }, 'ADAPTER_UNSUPPORTED_FEATURE', 'bias'],
-      [{ modules_to_save: ['lm_head'] }, 'ADAPTER_UNSUPPORTED_FEATURE', 'modules_to_save'],
+      [{ modules_to_save: ['q_proj'] }, 'ADAPTER_UNSUPPORTED_FEATURE', 'modules_to_save'],
       [{ projection_prng_key: 1.5 }, 'ADAPTER_INVALID_CONFIG', 'projection_prng_key'],
       [{ target_modules: ['lm_head'] }, 'ADAPTER_UNSUPPORTED_TARGET', 'lm_head'],
       [{ r: 200 }, 'ADAPTER_RANK_TOO_HIGH', '200'],
@@ -133,6 +133,36 @@ describe('VeRA files loraplex refuses, naming the field or tensor', () => {
     ] as const) {
       await assertRejects(() => load(temp.adapter({ ...config, ...override }, tensors)), code, fragment);
     }
+  });
+
+  test('a saved module the config does not list, or a LoRA tensor among VeRA ones', async () => {
+    const tensors = await tensorsOf('vera-qv');
+    const config = configOf('vera-qv');
+    const H = base.hiddenSize;
+    const norm: TensorToWrite = {
+      name: 'base_model.model.model.norm.weight',
+      dtype: 'F32',
+      shape: [H],
+      data: new Float32Array(H),
+    };
+    await assertRejects(
+      () => load(temp.adapter(config, [...tensors, norm])),
+      'ADAPTER_TENSOR_UNEXPECTED',
+      'model.norm.weight',
+      'no modules_to_save',
+    );
+    const r = configOf('vera-qv').r;
+    const headA: TensorToWrite = {
+      name: 'base_model.model.lm_head.lora_A.weight',
+      dtype: 'F32',
+      shape: [r, H],
+      data: new Float32Array(r * H),
+    };
+    await assertRejects(
+      () => load(temp.adapter({ ...config, modules_to_save: ['norm'] }, [...tensors, headA])),
+      'ADAPTER_TENSOR_UNEXPECTED',
+      'lm_head.lora_A.weight',
+    );
   });
 
   test('missing, misshapen or foreign tensors', async () => {

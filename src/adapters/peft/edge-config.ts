@@ -31,7 +31,8 @@ export function readEdgeConfig(json: Json, file: string): EdgeConfig {
   };
 }
 
-function readModulesToSave(value: unknown, file: string): string[] {
+/** modules_to_save: a list of names loraplex serves saved copies of (LoRA's and VeRA's configs alike). */
+export function readModulesToSave(value: unknown, file: string): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || !value.every((s) => typeof s === 'string')) {
     throw createError('ADAPTER_INVALID_CONFIG', {

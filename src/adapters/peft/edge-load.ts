@@ -69,31 +69,7 @@ export async function loadEdgeModules(tensors: EdgeTensors, ctx: Ctx, read: Read
     checkShape(ctx, b, [V, rank], 'LoRA B of lm_head is [vocab_size, r]');
     out.lmHeadLora = { ...rankAndScale(ctx, 'lm_head', rank), a: await read(a.tensor), b: await read(b.tensor) };
   }
-  if (tensors.embedding) {
-    checkShape(ctx, tensors.embedding, [V, H], 'a saved embed_tokens is [vocab_size, hidden_size]');
-    out.embedding = await read(tensors.embedding.tensor);
-  }
-  if (tensors.lmHead) {
-    checkShape(ctx, tensors.lmHead, [V, H], 'a saved lm_head is [vocab_size, hidden_size]');
-    out.lmHead = await read(tensors.lmHead.tensor);
-  }
-  if (tensors.finalNorm) {
-    checkShape(ctx, tensors.finalNorm, [H], 'a saved norm is [hidden_size]');
-    out.finalNorm = await read(tensors.finalNorm.tensor);
-  }
-  for (const n of tensors.layerNorms) {
-    if (n.layer >= base.numLayers) {
-      throw createError('ADAPTER_BASE_MISMATCH', {
-        file: ctx.file,
-        problem: `tensor '${n.tensor.tensor}' is for layer ${n.layer}; the base model has ${base.numLayers} layers`,
-        baseModel: config.baseModelNameOrPath,
-      });
-    }
-    checkShape(ctx, n.tensor, [H], 'a saved layer norm is [hidden_size]');
-    const layerNorms = out.layerNorms ?? [];
-    layerNorms.push({ layer: n.layer, norm: n.norm, weight: await read(n.tensor.tensor) });
-    out.layerNorms = layerNorms;
-  }
+  await readSavedCopies(tensors, ctx, read, out);
   const ids = config.trainableTokenIndices;
   if (tensors.tokenRows || ids.length > 0) {
     if (!tensors.tokenRows || ids.length === 0) {
@@ -126,6 +102,80 @@ export async function loadEdgeModules(tensors: EdgeTensors, ctx: Ctx, read: Read
     };
   }
   return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/**
+ * A VeRA adapter's edge modules: only saved copies (modules_to_save), since VeRA adapts nn.Linear projections
+ * only; anything else outside the layers is refused naming the tensor.
+ */
+export async function loadVeraSavedModules(
+  tensors: EdgeTensors,
+  ctx: SavedCtx & { modulesToSave: string[] },
+  read: Read,
+): Promise<EdgeModules | undefined> {
+  const other = [tensors.embeddingLora.a, tensors.embeddingLora.b, tensors.lmHeadLora.a, tensors.lmHeadLora.b];
+  const stray = [...other, tensors.tokenRows].find((t) => t);
+  if (stray) {
+    throw createError('ADAPTER_TENSOR_UNEXPECTED', {
+      file: ctx.file,
+      field: `tensor '${stray.tensor}'`,
+      problem:
+        "is not a VeRA tensor nor a saved module (VeRA adapts the layers' projections; modules_to_save copies whole modules)",
+      hint: "save the adapter with PEFT's save_pretrained, one adapter per directory",
+    });
+  }
+  const saved = [tensors.embedding, tensors.lmHead, tensors.finalNorm, tensors.layerNorms[0]?.tensor].find((t) => t);
+  if (!saved) return undefined;
+  if (ctx.modulesToSave.length === 0) {
+    throw createError('ADAPTER_TENSOR_UNEXPECTED', {
+      file: ctx.file,
+      field: `tensor '${saved.tensor}'`,
+      problem: `is a saved module, but ${ctx.config.file} has no modules_to_save`,
+      hint: 'the config and the weights disagree; save both from the same adapter',
+    });
+  }
+  const out: EdgeModules = {};
+  await readSavedCopies(tensors, ctx, read, out);
+  return out;
+}
+
+/** Where saved copies are checked: the base, the weights file and the config, for messages. */
+interface SavedCtx {
+  base: ModelConfig;
+  file: string;
+  config: { file: string; baseModelNameOrPath: string | null };
+}
+
+/** modules_to_save copies (embed_tokens, lm_head, the final and the layers' norms), checked against the base. */
+async function readSavedCopies(tensors: EdgeTensors, ctx: SavedCtx, read: Read, out: EdgeModules): Promise<void> {
+  const { base } = ctx;
+  const V = base.vocabSize;
+  const H = base.hiddenSize;
+  if (tensors.embedding) {
+    checkShape(ctx, tensors.embedding, [V, H], 'a saved embed_tokens is [vocab_size, hidden_size]');
+    out.embedding = await read(tensors.embedding.tensor);
+  }
+  if (tensors.lmHead) {
+    checkShape(ctx, tensors.lmHead, [V, H], 'a saved lm_head is [vocab_size, hidden_size]');
+    out.lmHead = await read(tensors.lmHead.tensor);
+  }
+  if (tensors.finalNorm) {
+    checkShape(ctx, tensors.finalNorm, [H], 'a saved norm is [hidden_size]');
+    out.finalNorm = await read(tensors.finalNorm.tensor);
+  }
+  for (const n of tensors.layerNorms) {
+    if (n.layer >= base.numLayers) {
+      throw createError('ADAPTER_BASE_MISMATCH', {
+        file: ctx.file,
+        problem: `tensor '${n.tensor.tensor}' is for layer ${n.layer}; the base model has ${base.numLayers} layers`,
+        baseModel: ctx.config.baseModelNameOrPath,
+      });
+    }
+    checkShape(ctx, n.tensor, [H], 'a saved layer norm is [hidden_size]');
+    const layerNorms = out.layerNorms ?? [];
+    layerNorms.push({ layer: n.layer, norm: n.norm, weight: await read(n.tensor.tensor) });
+    out.layerNorms = layerNorms;
+  }
 }
 
 function rankAndScale(ctx: Ctx, moduleName: string, rank: number): Pick<LowRankTable, 'rank' | 'scale'> {
@@ -164,7 +214,7 @@ function need(ctx: Ctx, t: TensorShape | undefined, factor: string, moduleName: 
   });
 }
 
-function checkShape(ctx: Ctx, t: TensorShape, want: number[], what: string): void {
+function checkShape(ctx: SavedCtx, t: TensorShape, want: number[], what: string): void {
   if (t.shape.length === want.length && t.shape.every((d, i) => d === want[i])) return;
   const V = ctx.base.vocabSize;
   const resized = want.includes(V) && t.shape.length === want.length && t.shape.some((d, i) => want[i] === V && d > V);

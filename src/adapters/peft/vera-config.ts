@@ -1,6 +1,7 @@
 /**
  * adapter_config.json of a PEFT VeRA adapter ("peft_type": "VERA"), read with PEFT 0.21's VeraConfig semantics,
- * and the dispatch between the PEFT types loraplex serves (LoRA and VeRA). Fields that change what the adapter
+ * and the dispatch between the PEFT types loraplex serves (LoRA and VeRA). modules_to_save is read as LoRA's
+ * (edge-config.ts: saved embed_tokens / lm_head / norms). Fields that change what the adapter
  * computes are honoured or refused by name; training-only ones (vera_dropout, d_initial, init_weights) are not.
  */
 import { createError } from '../../observability/errors.ts';
@@ -12,6 +13,7 @@ import {
   present,
 } from './adapter-config.ts';
 import { FieldReader, type Json, shown } from './config-fields.ts';
+import { readModulesToSave } from './edge-config.ts';
 
 export interface PeftVeraConfig {
   format: 'peft';
@@ -25,6 +27,8 @@ export interface PeftVeraConfig {
   /** Seeds torch's CPU generator when vera_A / vera_B are not in the weights file (save_projection: false). */
   projectionPrngKey: number;
   saveProjection: boolean;
+  /** Whole per-adapter copies of embed_tokens / lm_head / norms, served as LoRA's are (peft/edge-load.ts). */
+  modulesToSave: string[];
   baseModelNameOrPath: string | null;
   taskType: string | null;
   peftVersion: string | null;
@@ -74,14 +78,7 @@ export function parseVeraConfig(json: Json, file: string): PeftVeraConfig {
       hint: 'retrain with bias="none"',
     });
   }
-  if (present(json.modules_to_save)) {
-    throw createError('ADAPTER_UNSUPPORTED_FEATURE', {
-      file,
-      field: 'modules_to_save',
-      problem: `${shown(json.modules_to_save)}: adapters that save whole modules are not supported`,
-      hint: 'retrain without modules_to_save, or merge the adapter into the base model',
-    });
-  }
+  const modulesToSave = readModulesToSave(json.modules_to_save, file);
   const key = json.projection_prng_key ?? 0;
   if (typeof key !== 'number' || !Number.isInteger(key) || Math.abs(key) > MAX_PRNG_KEY) {
     throw createError('ADAPTER_INVALID_CONFIG', {
@@ -119,6 +116,7 @@ export function parseVeraConfig(json: Json, file: string): PeftVeraConfig {
     layersPattern,
     projectionPrngKey: key,
     saveProjection: read.bool('save_projection') ?? true,
+    modulesToSave,
     baseModelNameOrPath: read.stringOrNull('base_model_name_or_path'),
     taskType,
     peftVersion: read.stringOrNull('peft_version'),

@@ -6,15 +6,21 @@
  *   base_model.model.model.layers.3.self_attn.q_proj.vera_lambda_d    [r]
  *   base_model.model.model.layers.3.self_attn.q_proj.vera_lambda_b    [out]
  *
- * Names, shapes and the base model are checked before any value is read, as for LoRA (layout.ts).
+ * Names, shapes and the base model are checked before any value is read, as for LoRA (layout.ts). Saved copies
+ * of modules_to_save (model.embed_tokens.weight, lm_head.weight, norms) are set aside as LoRA's are
+ * (edge-tensors.ts) and served as its edge modules.
  */
 import type { ModelConfig } from '../../model/config.ts';
 import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from '../../model/modules.ts';
 import type { SafetensorsFile } from '../../model/safetensors.ts';
+import { specOf } from '../../model/spec/index.ts';
 import { createError } from '../../observability/errors.ts';
+import { type EdgeModules, edgeBytes } from '../kinds/edge-modules.ts';
 import { materializeVeraModule, regenerateVeraProjection, type VeraProjection } from '../kinds/vera.ts';
 import type { LoraModuleWeights } from '../types.ts';
 import { type BaseContext, checkLayerExists, checkRankLimit, type TensorShape } from '../validate.ts';
+import { loadVeraSavedModules } from './edge-load.ts';
+import { splitEdgeTensors } from './edge-tensors.ts';
 import { locateModule } from './layout.ts';
 import { baseModules, resolveTargetedModules, SUPPORTED_TARGETS } from './targeting.ts';
 import type { PeftVeraConfig } from './vera-config.ts';
@@ -36,6 +42,7 @@ export interface VeraModules {
   targets: ModuleKind[];
   sizeBytes: number;
   warnings: string[];
+  edges?: EdgeModules;
 }
 
 type ReadTensor = (tensor: string) => Promise<Float32Array>;
@@ -49,8 +56,11 @@ export async function loadVeraModules(
 ): Promise<VeraModules> {
   const ctx: BaseContext = { config: base, file: file.path, trainedOn: config.baseModelNameOrPath };
   checkRankLimit(config.file, config.r, "'r'", maxLoraRank);
-  const shapes = [...file.tensors.values()].map((t) => ({ tensor: t.name, shape: t.shape }));
-  const { plans, shared } = planVeraModules(config, shapes, ctx);
+  const split = splitEdgeTensors(
+    [...file.tensors.values()].map((t) => ({ tensor: t.name, shape: t.shape })),
+    specOf(base.family),
+  );
+  const { plans, shared } = planVeraModules(config, split.layerTensors, ctx);
   const maxIn = Math.max(...plans.map((p) => moduleShape(base, p.kind).inFeatures));
   const maxOut = Math.max(...plans.map((p) => moduleShape(base, p.kind).outFeatures));
   const warnings = [...config.warnings];
@@ -92,7 +102,20 @@ export async function loadVeraModules(
     used.add(p.kind);
     sizeBytes += (a.length + b.length) * 4;
   }
-  return { modules, targets: kinds.filter((k) => used.has(k)), sizeBytes, warnings };
+  const edges = split.hasEdges
+    ? await loadVeraSavedModules(
+        split.edges,
+        { base, file: file.path, config, modulesToSave: config.modulesToSave },
+        read,
+      )
+    : undefined;
+  return {
+    modules,
+    targets: kinds.filter((k) => used.has(k)),
+    sizeBytes: sizeBytes + edgeBytes(edges),
+    warnings,
+    ...(edges ? { edges } : {}),
+  };
 }
 
 function planVeraModules(
