@@ -125,7 +125,7 @@ async function main() {
   const outputs = engines.map((e) => greedy(e, prompts));
   const samples = VARIANTS.map(() => [] as number[]);
   for (let r = 0; r < repeats; r++) {
-    engines.forEach((e, i) => samples[i].push(decodeStepSeconds(e, prompts[r % prompts.length], 32)));
+    for (const [i, e] of engines.entries()) samples[i].push(decodeStepSeconds(e, prompts[r % prompts.length], 32));
   }
   // Teacher-forced on bf16's greedy tokens: does each variant pick the same next token at every position?
   const reference = prompts.map((p, j) => forcedLogits(engines[0], p, outputs[0][j]));
