@@ -3,7 +3,8 @@
  * quantized (--quantize q8_0, and q4_k, which fits only down_proj's K = 1536), side by side in one process:
  * greedy agreement with bf16 over chat prompts (identical outputs; teacher-forced on bf16's greedy tokens, the
  * share of positions whose argmax agrees and bf16's top-2 margin where it does not), and batch-1 decode step
- * time (interleaved repeats, medians) against the bytes a step reads.
+ * time (interleaved repeats, medians) against the bytes a step reads, and the throughput of 16 sequences
+ * generated together (128 random prompt tokens, 32 output tokens each: prefill and batched decode).
  *
  *   npx tsx bench/quantized-serving.ts [--model DIR] [--tokens 64] [--repeats 5] [--out docs/figures/quantized-smollm2]
  */
@@ -93,6 +94,19 @@ function top2(v: Float32Array): { best: number; margin: number } {
   return { best, margin: v[best] - second };
 }
 
+/** Output tokens per second of `prompts` generated together, `tokens` each. */
+function batchTokPerS(engine: LLMEngine, prompts: number[][], tokens: number): number {
+  const t0 = performance.now();
+  engine.generate(
+    prompts.map((promptIds) => ({
+      promptIds,
+      adapter: null,
+      params: { maxTokens: tokens, minTokens: tokens, temperature: 0, ignoreEos: true },
+    })),
+  );
+  return (prompts.length * tokens) / ((performance.now() - t0) / 1000);
+}
+
 /** Median seconds of one batch-1 decode step over `steps` steps after `prompt`. */
 function decodeStepSeconds(engine: LLMEngine, prompt: number[], steps: number): number {
   const seq = engine.addRequest({
@@ -124,7 +138,16 @@ async function main() {
   const engines = models.map(engineOf);
   const outputs = engines.map((e) => greedy(e, prompts));
   const samples = VARIANTS.map(() => [] as number[]);
+  const batch = VARIANTS.map(() => [] as number[]);
+  let seed = 1;
+  const batchPrompts = Array.from({ length: 16 }, () =>
+    Array.from({ length: 128 }, () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return 1 + (seed % 49000);
+    }),
+  );
   for (let r = 0; r < repeats; r++) {
+    for (const [i, e] of engines.entries()) batch[i].push(batchTokPerS(e, batchPrompts, 32));
     for (const [i, e] of engines.entries()) samples[i].push(decodeStepSeconds(e, prompts[r % prompts.length], 32));
   }
   // Teacher-forced on bf16's greedy tokens: does each variant pick the same next token at every position?
@@ -166,6 +189,8 @@ async function main() {
       decodeStepMs: step * 1000,
       decodeTokPerS: 1 / step,
       speedupVsBf16: median(samples[0]) / step,
+      batch16TokPerS: median(batch[i]),
+      batch16VsBf16: median(batch[i]) / median(batch[0]),
       stepWeightMB: bytes / 1e6,
       weightGBs: bytes / step / 1e9,
       ofReadBandwidth: bytes / step / 1e9 / machine.readGBs,
