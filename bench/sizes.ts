@@ -6,14 +6,15 @@
  * when its build is READY, and served throughput / latency with 1 and 32 adapters at a small concurrency.
  * Writes docs/figures/sizes.json and sizes.svg and the section of docs/benchmarks.md between its markers.
  *
- *   npm run bench:sizes -- [--loraplex-8b] [--serve "1B bf16,1B Q4_K_M"] [--no-llamacpp] [--report-only]
+ *   npm run bench:sizes -- [--no-loraplex-8b] [--serve "1B bf16,1B Q4_K_M"] [--no-llamacpp] [--report-only]
  *
- * The 8B rows get loraplex figures only with --loraplex-8b: until the quantized GEMMs keep GGUF blocks in memory,
- * loading an 8B dequantizes it to 16 GB of bf16.
+ * An 8B file is loaded only when what loraplex would hold (Q8_0 / Q4_K projections as blocks, the rest as bf16)
+ * fits in 70 % of the memory available now; its probe runs fewer decode steps and a shorter prompt.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cacheRoot } from '../src/demo/demo-model.ts';
@@ -31,7 +32,7 @@ import { median } from './util.ts';
 const { values: args } = parseArgs({
   options: {
     root: { type: 'string' },
-    'loraplex-8b': { type: 'boolean', default: false },
+    'no-loraplex-8b': { type: 'boolean', default: false },
     serve: { type: 'string', default: '1B bf16' },
     'no-llamacpp': { type: 'boolean', default: false },
     'report-only': { type: 'boolean', default: false },
@@ -92,15 +93,24 @@ function variants(): Variant[] {
   });
 }
 
+/** MemAvailable from /proc/meminfo (bytes), or the free memory Node sees. */
+function availableBytes(): number {
+  try {
+    const kb = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+    if (kb) return Number(kb) * 1024;
+  } catch {}
+  return freemem();
+}
+
 /** The engine probe in its own process: the model's memory goes back when it exits. */
-function engineProbe(path: string): EngineProbe {
+function engineProbe(path: string, steps: number, prefillTokens: number): EngineProbe {
   const out = execFileSync(
     process.execPath,
     ['--import', 'tsx', join(import.meta.dirname, 'sizes', 'engine-probe.ts'), '--model', path].concat([
       '--steps',
-      args.steps!,
+      String(steps),
       '--prefill-tokens',
-      args['prefill-tokens']!,
+      String(prefillTokens),
     ]),
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
   );
@@ -109,7 +119,12 @@ function engineProbe(path: string): EngineProbe {
   return probe;
 }
 
-async function measureEntry(v: Variant, readGBs: () => number, llamaBin: string | null): Promise<SizeEntry> {
+async function measureEntry(
+  v: Variant,
+  readGBs: () => number,
+  llamaBin: string | null,
+  settings: SizesArtifact['settings'],
+): Promise<SizeEntry> {
   const gguf = v.ggufPath ? await ggufBytes(v.ggufPath) : null;
   const entry: SizeEntry = {
     label: v.label,
@@ -126,11 +141,14 @@ async function measureEntry(v: Variant, readGBs: () => number, llamaBin: string 
   };
   if (v.size === '8B' && v.format.startsWith('bf16')) {
     entry.loraplexSkipped = 'not loaded (16 GB as bf16)';
-  } else if (v.size === '8B' && !args['loraplex-8b']) {
-    entry.loraplexSkipped = 'not loaded (needs --loraplex-8b)';
+  } else if (v.size === '8B' && args['no-loraplex-8b']) {
+    entry.loraplexSkipped = 'not loaded (--no-loraplex-8b)';
+  } else if (v.size === '8B' && (gguf?.loadEstimateBytes ?? Number.POSITIVE_INFINITY) > 0.7 * availableBytes()) {
+    entry.loraplexSkipped = `not loaded (would hold ${((gguf?.loadEstimateBytes ?? 0) / 1e9).toFixed(1)} GB)`;
   } else {
     log(`${v.label}: loraplex engine probe (${v.path})`);
-    const p = engineProbe(v.path);
+    const small = v.size === '1B';
+    const p = engineProbe(v.path, small ? settings.decodeSteps : 16, small ? settings.prefillTokens : 32);
     const decodeTokPerS = 1 / p.decodeSecondsPerToken;
     const gbs = (p.weightBytesPerToken * decodeTokPerS) / 1e9;
     entry.loraplex = {
@@ -189,7 +207,7 @@ async function main() {
   const entries: SizeEntry[] = [];
   let port = Number(args.port);
   for (const v of found) {
-    const entry = await measureEntry(v, readGBs, llamaBin);
+    const entry = await measureEntry(v, readGBs, llamaBin, settings);
     if (serve.has(v.label)) {
       const modelDir = join(MODELS, v.size === '1B' ? 'llama3-1b' : 'llama3-8b', 'model');
       const store = await ensureSyntheticStore(

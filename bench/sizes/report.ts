@@ -69,8 +69,9 @@ export function markdownSection(a: SizesArtifact): string {
     '',
     ...mainTable(a),
     '',
-    `loraplex: batch-1 decode is the median step of one sequence over ${a.settings.decodeSteps} steps; prefill is ` +
-      `one ${a.settings.prefillTokens}-token prompt in one step (median of 2 after a warm-up). ` +
+    `loraplex: batch-1 decode is the median step of one sequence over ${a.settings.decodeSteps} steps (16 on the ` +
+      `8B); prefill is one ${a.settings.prefillTokens}-token prompt (32 on the 8B) in one step, median of 2 after a ` +
+      'warm-up. ' +
       (lb
         ? `llama.cpp: \`llama-bench\` build ${lb.build}, tg${lb.genTokens} / pp${lb.promptTokens}, ${lb.threads} ` +
           `threads (the 8B rows use tg and pp of their own length, see sizes.json). `

@@ -16,7 +16,7 @@ function entry(label: string, decodeTokPerS: number | null, llamaTokPerS: number
     format: 'GGUF Q8_0',
     path: `/m/${label}.gguf`,
     ggufPath: `/m/${label}.gguf`,
-    gguf: { fileBytes: 1.4e9, bytesPerToken: 1.3e9, bytesByType: { Q8_0: 1.3e9 } },
+    gguf: { fileBytes: 1.4e9, bytesPerToken: 1.3e9, bytesByType: { Q8_0: 1.3e9 }, loadEstimateBytes: 1.8e9 },
     loraplex:
       decodeTokPerS === null
         ? null
@@ -35,7 +35,7 @@ function entry(label: string, decodeTokPerS: number | null, llamaTokPerS: number
             readGBs: 1.3 * decodeTokPerS,
             bandwidthFraction: (1.3 * decodeTokPerS) / 20,
           },
-    ...(decodeTokPerS === null ? { loraplexSkipped: 'not loaded (needs --loraplex-8b)' } : {}),
+    ...(decodeTokPerS === null ? { loraplexSkipped: 'not loaded (would hold 20.0 GB)' } : {}),
     llamacpp:
       llamaTokPerS === null
         ? null
@@ -80,7 +80,7 @@ test('the section states the ratio, the bandwidth share and why a row has no lor
     md,
     /\| 1B Q8_0 \| q8_0 \| 1\.30 · 1\.30 \| 12\.00 \| 15\.6 \(78%\) \| 10\.00 \| 13\.0 \(65%\) \| 1\.20× \|/,
   );
-  assert.match(md, /\| 8B Q4_K_M \| not loaded \(needs --loraplex-8b\) \|/);
+  assert.match(md, /\| 8B Q4_K_M \| not loaded \(would hold 20\.0 GB\) \|/);
   assert.doesNotMatch(md, /NaN|undefined/);
   assert.match(decodeChart(ARTIFACT), /^<svg/);
 });
