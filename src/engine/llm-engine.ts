@@ -245,7 +245,7 @@ export class LLMEngine {
       runningAdapters: names(running),
       waitingAdapters: names(waiting),
       maxLoras: this.options.maxLoras,
-      adapterCache: this.adapters.stats(),
+      adapterCache: { ...this.adapters.stats(), ...this.adapters.hostBytes() },
     };
   }
 

@@ -76,6 +76,20 @@ export class Metrics {
         },
       });
     }
+    new Gauge({
+      name: 'loraplex_adapter_host_bytes',
+      help: 'Bytes of packed adapters in the host cache (used) and its --max-cpu-lora-bytes budget (capacity; absent without one)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const c = stats()?.adapterCache;
+        this.set({ state: 'used' }, c?.hostBytes ?? 0);
+        if (c?.hostBytesCapacity !== undefined && Number.isFinite(c.hostBytesCapacity)) {
+          this.set({ state: 'capacity' }, c.hostBytesCapacity);
+        }
+      },
+    });
     gauge('loraplex_adapter_loads_in_flight', 'Adapter loads running now', (s) => s.adapterCache.loading);
     new Gauge({
       name: 'vllm:lora_requests_info',

@@ -10,5 +10,14 @@ export interface ServingStats {
   runningAdapters: string[];
   waitingAdapters: string[];
   maxLoras: number;
-  adapterCache: { slotsUsed: number; slotsTotal: number; hostUsed: number; hostTotal: number; loading: number };
+  adapterCache: {
+    slotsUsed: number;
+    slotsTotal: number;
+    hostUsed: number;
+    hostTotal: number;
+    loading: number;
+    /** Bytes in the host cache and its --max-cpu-lora-bytes budget (Infinity or absent: none). */
+    hostBytes?: number;
+    hostBytesCapacity?: number;
+  };
 }

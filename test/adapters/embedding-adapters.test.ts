@@ -19,6 +19,7 @@ import { DEFAULT_ENGINE_OPTIONS, type GenerationRequest, LLMEngine } from '../..
 import type { PackedAdapter } from '../../src/kernels/types.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
+import { Metrics } from '../../src/observability/metrics.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 // CI points this at a live oracle run (oracle/embedding_adapters.py OUT) instead of the committed files.
@@ -184,4 +185,14 @@ test('--max-cpu-lora-bytes: an engine whose host tier has a byte budget evicts p
   await engine.adapters.register('heavy', join(dir, 'saved-modules'), 'api');
   assert.deepEqual(tiers(), { a: 'disk', b: 'disk', c: 'host', heavy: 'host' });
   assert.equal(engine.stats().adapterCache.hostUsed, 2);
+  // /metrics shows the budget and what the host tier holds against it.
+  const exposition = await new Metrics('m', () => engine.stats()).registry.metrics();
+  assert.match(
+    exposition,
+    new RegExp(`loraplex_adapter_host_bytes\\{state="capacity"[^}]*\\} ${savedBytes + plainBytes}\n`),
+  );
+  assert.match(
+    exposition,
+    new RegExp(`loraplex_adapter_host_bytes\\{state="used"[^}]*\\} ${savedBytes + plainBytes}\n`),
+  );
 });

@@ -393,6 +393,11 @@ export class AdapterManager {
     };
   }
 
+  /** Bytes held in the host cache (packedBytes), and its byte budget (Infinity: none). */
+  hostBytes(): { hostBytes: number; hostBytesCapacity: number } {
+    return { hostBytes: this.host.bytes, hostBytesCapacity: this.host.capacityBytes };
+  }
+
   async close() {
     await this.opts.loader?.close();
   }
