@@ -6,18 +6,18 @@
 //   quantize x row r in blocks of QB values (QB = 32 for Q8_0 weights, 256 for Q4_K):
 //     dx = max|x| / 127;  id = dx ? 1 / dx : 0;  qx[i] = clamp(round_half_even(x[i] · id), -127, 127)
 //     Q4_K also keeps bsum[j] = Σ qx over each 32 values.
-//   8 lanes per output, lane l owns elements 4l … 4l+3 of every 32 (the int32 lanes of maddubs + madd):
-//   Q8_0, block b:  p_l = Σ_{e<4} qx[32b+4l+e] · qw[32b+4l+e];  acc_l = acc_l + p_l · (dx_b · dw_b)
+//   Q8_0, block b:  p = Σ_{i<32} qx[32b+i] · qw[32b+i] (exact);  acc = acc + f32(p) · (dx_b · dw_b)
 //   Q4_K, super-block B with d, dmin, 6-bit sc_j, m_j (j < 8 sub-blocks of 32), q4 ∈ 0…15:
-//     isum_l = Σ_j sc_j · Σ_{e<4} q4[32j+4l+e] · qx[32j+4l+e];  msum = Σ_j m_j · bsum_j
-//     acc_l = acc_l + isum_l · (d · dx_B);  mins = mins + msum · (dmin · dx_B)
-//   out = ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7))  [− mins for Q4_K]
+//     isum = Σ_j sc_j · Σ_{i<32} q4[32j+i] · qx[32j+i];  msum = Σ_j m_j · bsum_j  (exact ints)
+//     acc = acc + f32(isum) · (d · dx_B);  mins = mins + f32(msum) · (dmin · dx_B)
+//   out = acc [− mins for Q4_K], the blocks taken in ascending order (one f32 chain per output)
 //   y[m, n] = (accumulate ? y[m, n] + : ) (bias ? out + bias[n] : out)
 // The scalar path and the AVX2 path compute exactly this, so they agree bit for bit (and with the TypeScript
 // reference, src/kernels/reference/qgemm.ts). No AVX-512 / VNNI path: this machine cannot test one.
 //
-// Batch invariance: row m's result depends only on x row m and W, never on M, the other rows or the thread
-// count: threads split N, never K, and every output's chain is the one above.
+// Batch invariance: row m's result depends only on x row m and W, never on M, the other rows, the tile it
+// falls in or the thread count: threads split N (by groups), never K; a tile of up to kQMaxRows x rows shares
+// each weight load, but every row keeps its own integer sums and its own f32 chain, the one above.
 #pragma once
 
 #include <cstddef>
@@ -30,10 +30,17 @@ enum class QuantType { Q8_0 = 0, Q4_K = 1 };
 constexpr int kQ8Block = 32;    // Q8_0: 32 values in 34 bytes (f16 d, int8 q[32])
 constexpr int kQ4KBlock = 256;  // Q4_K: 256 values in 144 bytes (f16 d, dmin, 12 bytes of scales, q4[128])
 
-// W [N, K] from ggml's row-major blocks, re-laid out once for the kernels (scales widened to f32, values
-// contiguous per row):
-//   Q8_0: qs int8 [N][K]; d f32 [N][K/32]
-//   Q4_K: qs u8 [N][K/2] (ggml's nibble order); dm f32 [N][K/256][2] (d, dmin); sm u8 [N][K/256][16] (sc_0…7, m_0…7)
+// W [N, K] from ggml's row-major blocks, re-laid out once for the kernels in groups of 8 weight rows (the
+// last group padded with zero rows), so one 32-byte load holds 4 consecutive values of 8 outputs and the
+// kernels keep 8 outputs in the lanes of one vector (scales widened to f32, packed 6-bit fields to bytes):
+//   Q8_0: qs int8 [G][K/32][8 quads][8 rows][4];  d f32 [G][K/32][8 rows]
+//   Q4_K: qs u8 [G][K/256][4 pairs p][8 quads][8 rows][4], each byte's low nibble a value of sub-block 2p,
+//         its high nibble the same position in 2p+1 (ggml's nibble order);  dm f32 [G][K/256][2][8 rows]
+//         (d, then dmin);  sm u8 [G][K/256][192]: sc [8 j][8 rows][2] (each doubled, for madd's int16
+//         pairs), then m [4 t][8 rows][2] (m_2t, m_2t+1)
+constexpr int kQGroup = 8;        // weight rows per group
+constexpr int kQ4KSmBytes = 192;  // sm bytes per (group, super-block)
+
 class QuantWeight {
  public:
   // src: N rows of K / QB blocks in ggml's layout; K must be a multiple of the block (checked by the caller).
@@ -47,9 +54,11 @@ class QuantWeight {
   int64_t cols() const { return cols_; }
   int block() const { return type_ == QuantType::Q8_0 ? kQ8Block : kQ4KBlock; }
   size_t bytes() const { return bytes_; }
-  const uint8_t* qs(int64_t n) const { return qs_ + n * (type_ == QuantType::Q8_0 ? cols_ : cols_ / 2); }
-  const float* scales(int64_t n) const;  // Q8_0: d [K/32]; Q4_K: (d, dmin) [K/256][2]
-  const uint8_t* sm(int64_t n) const { return sm_ + n * (cols_ / kQ4KBlock) * 16; }  // Q4_K only
+  int64_t groups() const { return (rows_ + kQGroup - 1) / kQGroup; }
+  // Group g's data (layout above).
+  const uint8_t* qs(int64_t g) const { return qs_ + g * kQGroup * (type_ == QuantType::Q8_0 ? cols_ : cols_ / 2); }
+  const float* scales(int64_t g) const;  // Q8_0: d [K/32][8]; Q4_K: dm [K/256][2][8]
+  const uint8_t* sm(int64_t g) const { return sm_ + g * (cols_ / kQ4KBlock) * kQ4KSmBytes; }  // Q4_K only
 
   static size_t block_bytes(QuantType type) { return type == QuantType::Q8_0 ? 34 : 144; }
 

@@ -1,6 +1,8 @@
-// The quantized GEMM driver: quantizes x's rows once (qgemm.h's Semantics), then splits N into blocks of
-// weight rows for the thread pool; each task runs its rows of W against tiles of up to kQMaxRows x rows, so
-// a weight block is read once per tile and its rows stay in L1 across tiles. Threads never split K.
+// The quantized GEMM driver: quantizes x's rows once (qgemm.h's Semantics), then splits N into runs of
+// 8-row weight groups for the thread pool; each task runs its groups against tiles of up to kQMaxRows x
+// rows, so a weight load serves the whole tile and the task's weights stay in cache across tiles. Threads
+// never split K.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -14,7 +16,7 @@
 namespace loraplex {
 namespace {
 
-constexpr int64_t kWeightRowsPerTask = 16;       // 16 rows × K ≤ 4096 int8: fits L1 while the x tiles pass
+constexpr int64_t kTaskWeightValues = 32 * 1024;  // values of W per task (≤ 32 KB int8: stays in L1 / L2 while the x tiles pass)
 constexpr double kSerialMacs = 1 << 18;          // below this, one thread: waking the pool costs more
 constexpr int64_t kParallelQuantizeValues = 1 << 16;
 
@@ -53,20 +55,20 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
   const int block = w.block();
   const bool q4k = w.type() == QuantType::Q4_K;
 
-  // Quantized x: qs [m][k] int8, d [m][k / block] f32, bsum [m][k / 32] int32 (Q4_K).
+  // Quantized x: qs [m][k] int8, d [m][k / block] f32, bsum [m][k / 32] int16 (Q4_K).
   const size_t qs_bytes = align64(static_cast<size_t>(m * k));
   const size_t d_bytes = align64(static_cast<size_t>(m * (k / block)) * 4);
-  const size_t bsum_bytes = q4k ? align64(static_cast<size_t>(m * (k / 32)) * 4) : 0;
+  const size_t bsum_bytes = q4k ? align64(static_cast<size_t>(m * (k / 32)) * 2) : 0;
   uint8_t* buf = scratch(qs_bytes + d_bytes + bsum_bytes);
   QuantizedX qx;
   qx.qs = reinterpret_cast<int8_t*>(buf);
   qx.d = reinterpret_cast<float*>(buf + qs_bytes);
-  qx.bsum = q4k ? reinterpret_cast<int32_t*>(buf + qs_bytes + d_bytes) : nullptr;
+  qx.bsum = q4k ? reinterpret_cast<int16_t*>(buf + qs_bytes + d_bytes) : nullptr;
   qx.k = k;
   qx.block = block;
   auto quantize = [&](int64_t r, int) {
     kernels.quantize(x + r * k, k, block, const_cast<int8_t*>(qx.qs_row(r)), const_cast<float*>(qx.d_row(r)),
-                     q4k ? const_cast<int32_t*>(qx.bsum_row(r)) : nullptr);
+                     q4k ? const_cast<int16_t*>(qx.bsum_row(r)) : nullptr);
   };
   const bool serial = pool_threads() == 1 || static_cast<double>(m) * n * k < kSerialMacs;
   if (!serial && m * k >= kParallelQuantizeValues) {
@@ -75,12 +77,14 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
     for (int64_t r = 0; r < m; ++r) quantize(r, 0);
   }
 
+  const int64_t groups = w.groups();
+  const int64_t groups_per_task = std::max<int64_t>(1, kTaskWeightValues / (kQGroup * k));
   auto task = [&](int64_t t, int) {
     QTileArgs a;
     a.x = &qx;
     a.w = &w;
-    a.n0 = t * kWeightRowsPerTask;
-    a.n1 = a.n0 + kWeightRowsPerTask < n ? a.n0 + kWeightRowsPerTask : n;
+    a.g0 = t * groups_per_task;
+    a.g1 = a.g0 + groups_per_task < groups ? a.g0 + groups_per_task : groups;
     a.y = y;
     a.ldy = n;
     a.bias = bias;
@@ -91,7 +95,7 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
       (q4k ? kernels.q4_k : kernels.q8_0)(a);
     }
   };
-  const int64_t tasks = (n + kWeightRowsPerTask - 1) / kWeightRowsPerTask;
+  const int64_t tasks = (groups + groups_per_task - 1) / groups_per_task;
   if (serial) {
     for (int64_t t = 0; t < tasks; ++t) task(t, 0);
   } else {

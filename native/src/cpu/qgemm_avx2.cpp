@@ -1,11 +1,12 @@
 // AVX2 quantized GEMM kernels: int8 dot products with _mm256_maddubs_epi16 (Q8_0: |w| unsigned times x with
-// w's sign; Q4_K: the nibbles are unsigned already) and _mm256_madd_epi16, the eight int32 lanes being the
-// Semantics' lanes (qgemm.h); scales applied with separate f32 multiplies and adds (no "fma" target here), so
-// results equal the scalar kernels bit for bit.
+// w's sign; Q4_K: the nibbles are unsigned already) and _mm256_madd_epi16 on the grouped layout (qgemm.h),
+// the eight lanes being 8 outputs; the integer sums are exact and the scales are applied with separate f32
+// multiplies and adds (no "fma" target here), so results equal the scalar kernels bit for bit.
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "loraplex/cpu_features.h"
 #include "qgemm_kernels.h"
@@ -16,10 +17,11 @@
 namespace loraplex {
 namespace {
 
-inline float lane_sum_avx(__m256 acc) {
-  const __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));  // a0+a4 … a3+a7
-  const __m128 t = _mm_add_ps(v, _mm_movehl_ps(v, v));  // (a0+a4)+(a2+a6), (a1+a5)+(a3+a7)
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+// 4 consecutive int8 values at p, repeated in every 32-bit lane.
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
 inline int32_t int_sum(__m256i v) {
@@ -29,7 +31,7 @@ inline int32_t int_sum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int32_t* bsum) {
+void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_t* bsum) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -50,13 +52,16 @@ void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int32_
         const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xb + i + 8 * c), vid);
         q[c] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(v), lo), hi);  // nearest, ties to even
       }
-      if (bsum) bsum[(b * block + i) / 32] = int_sum(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+      if (bsum) bsum[(b * block + i) / 32] = static_cast<int16_t>(int_sum(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
       const __m256i q16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * block + i), _mm256_permutevar8x32_epi32(q16, order));
     }
   }
 }
 
+// One tile: R x rows × one group of 8 weight rows per step, the 8 outputs in the lanes of one vector. Per
+// 4 values: one weight load (and its |w|) for the R rows, then per row a broadcast of x's 4 values,
+// sign, maddubs, madd, add; the f32 scale step once per block for 8 outputs.
 template <int R>
 void q8_0_rows(const QTileArgs& a) {
   const int64_t blocks = a.w->cols() / kQ8Block;
@@ -64,74 +69,102 @@ void q8_0_rows(const QTileArgs& a) {
   const int8_t* qx[R];
   const float* dx[R];
   for (int r = 0; r < R; ++r) qx[r] = a.x->qs_row(a.r0 + r), dx[r] = a.x->d_row(a.r0 + r);
-  for (int64_t n = a.n0; n < a.n1; ++n) {
-    const int8_t* qw = reinterpret_cast<const int8_t*>(a.w->qs(n));
-    const float* dw = a.w->scales(n);
+  for (int64_t g = a.g0; g < a.g1; ++g) {
+    const int8_t* qw = reinterpret_cast<const int8_t*>(a.w->qs(g));
+    const float* dw = a.w->scales(g);
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; ++b) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + b * 32));
-      const __m256i aw = _mm256_sign_epi8(w, w);  // |w| as unsigned bytes
-      const __m256 vdw = _mm256_set1_ps(dw[b]);
+      __m256i isum[R];
+      for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qw + (b * 8 + q) * 32));
+        const __m256i aw = _mm256_sign_epi8(w, w);  // |w| as unsigned bytes (-128 → 128)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const __m256i xv = broadcast4(qx[r] + b * 32 + 4 * q);
+          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones));
+        }
+      }
+      const __m256 vdw = _mm256_loadu_ps(dw + b * kQGroup);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qx[r] + b * 32));
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, w)), ones);
         const __m256 s = _mm256_mul_ps(_mm256_set1_ps(dx[r][b]), vdw);
-        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(p), s));
+        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[r]), s));
       }
     }
-    for (int r = 0; r < R; ++r)
-      store_output(a.y + (a.r0 + r) * a.ldy + n, lane_sum_avx(acc[r]), a.bias, n, a.accumulate);
+    for (int r = 0; r < R; ++r) {
+      alignas(32) float out[kQGroup];
+      _mm256_store_ps(out, acc[r]);
+      store_group(a, r, g, out);
+    }
   }
 }
 
+// Q4_K: the nibbles are unsigned already, so maddubs takes them as they are; a sub-block's 8 maddubs results
+// add up in int16 (small enough to stay exact), and one madd multiplies the pair sums by the sub-block's scale
+// (sc doubled into int16 pairs): about one multiply-port op per 32 MACs, where f32 FMA needs four. The mins'
+// sums in four madds of (m_2t, m_2t+1) pairs with x's (bsum_2t, bsum_2t+1).
 template <int R>
 void q4_k_rows(const QTileArgs& a) {
   const int64_t supers = a.w->cols() / kQ4KBlock;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const int8_t* qx[R];
   const float* dx[R];
-  const int32_t* bs[R];
+  const int16_t* bs[R];
   for (int r = 0; r < R; ++r)
     qx[r] = a.x->qs_row(a.r0 + r), dx[r] = a.x->d_row(a.r0 + r), bs[r] = a.x->bsum_row(a.r0 + r);
-  for (int64_t n = a.n0; n < a.n1; ++n) {
-    const uint8_t* q4 = a.w->qs(n);
-    const float* dm = a.w->scales(n);
-    const uint8_t* sm = a.w->sm(n);
-    __m256 acc[R];
-    float mins[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), mins[r] = 0.0f;
+  for (int64_t g = a.g0; g < a.g1; ++g) {
+    const uint8_t* q4 = a.w->qs(g);
+    const float* dm = a.w->scales(g);
+    const uint8_t* sm = a.w->sm(g);
+    __m256 acc[R], mins[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), mins[r] = _mm256_setzero_ps();
     for (int64_t B = 0; B < supers; ++B) {
-      const uint8_t* s = sm + B * 16;
+      const uint8_t* s = sm + B * kQ4KSmBytes;
       __m256i isum[R];
       for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
       for (int pair = 0; pair < 4; ++pair) {
-        const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4 + B * 128 + pair * 32));
-        const __m256i wl = _mm256_and_si256(wb, low4);
-        const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(wb, 4), low4);
-        const __m256i sl = _mm256_set1_epi16(s[2 * pair]), sh = _mm256_set1_epi16(s[2 * pair + 1]);
+        const __m256i sl = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * pair * 16)));
+        const __m256i sh =
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + (2 * pair + 1) * 16)));
+        // Each int16 lane sums 8 maddubs pairs: |Σ| ≤ 8 · 2 · 15 · 127 = 30480, exact in int16.
+        __m256i lo16[R], hi16[R];
+        for (int r = 0; r < R; ++r) lo16[r] = hi16[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; ++q) {
+          const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4 + B * 1024 + pair * 256 + q * 32));
+          const __m256i wl = _mm256_and_si256(wb, low4);
+          const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(wb, 4), low4);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          const int8_t* xp = qx[r] + B * 256 + pair * 64;
-          const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp));
-          const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32));
-          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(wl, xl), sl));
-          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(wh, xh), sh));
+          for (int r = 0; r < R; ++r) {
+            const int8_t* xp = qx[r] + B * 256 + pair * 64 + 4 * q;
+            lo16[r] = _mm256_add_epi16(lo16[r], _mm256_maddubs_epi16(wl, broadcast4(xp)));
+            hi16[r] = _mm256_add_epi16(hi16[r], _mm256_maddubs_epi16(wh, broadcast4(xp + 32)));
+          }
         }
+        for (int r = 0; r < R; ++r)
+          isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_madd_epi16(lo16[r], sl), _mm256_madd_epi16(hi16[r], sh)));
       }
-      const __m256i mins8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + 8)));
+      const __m256 vd = _mm256_loadu_ps(dm + B * 16), vmin = _mm256_loadu_ps(dm + B * 16 + 8);
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
-        const __m256i bsum8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs[r] + B * 8));
-        const int32_t msum = int_sum(_mm256_mullo_epi32(mins8, bsum8));  // Σ_j m_j · bsum_j, exact
-        const float sd = dm[2 * B] * dx[r][B];
-        const float smin = dm[2 * B + 1] * dx[r][B];
-        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(sd)));
-        mins[r] = mins[r] + static_cast<float>(msum) * smin;
+        __m256i msum = _mm256_setzero_si256();
+        for (int t = 0; t < 4; ++t) {
+          const __m256i mt = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 128 + t * 16)));
+          msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mt, broadcast4(reinterpret_cast<const int8_t*>(bs[r] + B * 8 + 2 * t))));
+        }
+        const __m256 vdx = _mm256_set1_ps(dx[r][B]);
+        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(vd, vdx)));
+        mins[r] = _mm256_add_ps(mins[r], _mm256_mul_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(vmin, vdx)));
       }
     }
-    for (int r = 0; r < R; ++r)
-      store_output(a.y + (a.r0 + r) * a.ldy + n, lane_sum_avx(acc[r]) - mins[r], a.bias, n, a.accumulate);
+    for (int r = 0; r < R; ++r) {
+      alignas(32) float out[kQGroup];
+      _mm256_store_ps(out, _mm256_sub_ps(acc[r], mins[r]));
+      store_group(a, r, g, out);
+    }
   }
 }
 

@@ -11,25 +11,27 @@ namespace loraplex {
 
 constexpr int kQMaxRows = 4;  // x rows per tile: each weight block is loaded once for them
 
-// x rows quantized for one weight type: qs int8 [m][k]; d f32 [m][k / block]; bsum int32 [m][k / 32] (Q4_K).
+// x rows quantized for one weight type: qs int8 [m][k]; d f32 [m][k / block]; bsum int16 [m][k / 32] (Q4_K;
+// |bsum| <= 32 · 127, and pairs of them are the int16 pairs of the AVX2 kernel's madd).
 struct QuantizedX {
   const int8_t* qs;
   const float* d;
-  const int32_t* bsum;
+  const int16_t* bsum;
   int64_t k;
   int block;
   const int8_t* qs_row(int64_t r) const { return qs + r * k; }
   const float* d_row(int64_t r) const { return d + r * (k / block); }
-  const int32_t* bsum_row(int64_t r) const { return bsum + r * (k / 32); }
+  const int16_t* bsum_row(int64_t r) const { return bsum + r * (k / 32); }
 };
 
-// Rows [r0, r0 + rows) of x times weight rows [n0, n1): y[(r0 + r)·ldy + n] (Semantics' last line).
+// Rows [r0, r0 + rows) of x times weight groups [g0, g1) (rows 8·g0 … min(8·g1, N)): y[(r0 + r)·ldy + n]
+// (Semantics' last line).
 struct QTileArgs {
   const QuantizedX* x;
   int64_t r0;
   int rows;  // 1 … kQMaxRows
   const QuantWeight* w;
-  int64_t n0, n1;
+  int64_t g0, g1;
   float* y;
   int64_t ldy;
   const float* bias;
@@ -38,7 +40,7 @@ struct QTileArgs {
 
 struct QgemmKernels {
   // One row: qs [k], d [k / block], bsum [k / 32] (bsum may be null when not needed).
-  void (*quantize)(const float* x, int64_t k, int block, int8_t* qs, float* d, int32_t* bsum);
+  void (*quantize)(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_t* bsum);
   void (*q8_0)(const QTileArgs& a);
   void (*q4_k)(const QTileArgs& a);
 };
@@ -46,13 +48,19 @@ struct QgemmKernels {
 const QgemmKernels& qgemm_kernels_scalar();
 const QgemmKernels* qgemm_kernels_avx2();  // null without AVX2
 
-// The Semantics' lane sum: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
-inline float lane_sum(const float* a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
-
 // The Semantics' last line.
 inline void store_output(float* y, float out, const float* bias, int64_t n, bool accumulate) {
   if (bias) out = out + bias[n];
   *y = accumulate ? *y + out : out;
+}
+
+// The outputs of group g (out[c] for weight row 8g + c) that exist, into row r of y.
+inline void store_group(const QTileArgs& a, int r, int64_t g, const float* out) {
+  float* y = a.y + (a.r0 + r) * a.ldy;
+  for (int c = 0; c < kQGroup && g * kQGroup + c < a.w->rows(); ++c) {
+    const int64_t n = g * kQGroup + c;
+    store_output(y + n, out[c], a.bias, n, a.accumulate);
+  }
 }
 
 }  // namespace loraplex

@@ -1,5 +1,6 @@
-// QuantWeight: ggml Q8_0 / Q4_K blocks re-laid out once for the kernels (layout in qgemm.h): values of a row
-// contiguous, f16 scales widened to f32 exactly, Q4_K's packed 6-bit scales and mins unpacked to bytes.
+// QuantWeight: ggml Q8_0 / Q4_K blocks re-laid out once for the kernels (layout in qgemm.h): 8 weight rows
+// interleaved 4 values at a time, f16 scales widened to f32 exactly, Q4_K's packed 6-bit scales and mins
+// unpacked to bytes in the order the AVX2 kernel's madd wants them.
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -37,35 +38,52 @@ void scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
 QuantWeight::QuantWeight(QuantType type, int64_t rows, int64_t cols, const uint8_t* src)
     : type_(type), rows_(rows), cols_(cols) {
   const int64_t blocks = cols / block();
+  const int64_t g_count = groups();
   const size_t row_bytes = static_cast<size_t>(blocks) * block_bytes(type);
+  const size_t padded = static_cast<size_t>(g_count * kQGroup);
   if (type == QuantType::Q8_0) {
-    qs_ = allocate<uint8_t>(static_cast<size_t>(rows * cols));
-    scales_ = allocate<float>(static_cast<size_t>(rows * blocks));
-    bytes_ = static_cast<size_t>(rows * cols) + static_cast<size_t>(rows * blocks) * 4;
-    parallel_for(rows, [&](int64_t n, int) {
-      const uint8_t* row = src + n * row_bytes;
-      for (int64_t b = 0; b < blocks; ++b) {
-        scales_[n * blocks + b] = half_at(row + b * 34);
-        std::memcpy(qs_ + n * cols + b * 32, row + b * 34 + 2, 32);
-      }
-    });
+    qs_ = allocate<uint8_t>(padded * cols);
+    scales_ = allocate<float>(padded * blocks);
+    bytes_ = padded * cols + padded * blocks * 4;
   } else {
-    qs_ = allocate<uint8_t>(static_cast<size_t>(rows * cols / 2));
-    scales_ = allocate<float>(static_cast<size_t>(rows * blocks * 2));
-    sm_ = allocate<uint8_t>(static_cast<size_t>(rows * blocks * 16));
-    bytes_ = static_cast<size_t>(rows * cols / 2) + static_cast<size_t>(rows * blocks) * (8 + 16);
-    parallel_for(rows, [&](int64_t n, int) {
-      const uint8_t* row = src + n * row_bytes;
-      for (int64_t b = 0; b < blocks; ++b) {
-        const uint8_t* blk = row + b * 144;
-        scales_[(n * blocks + b) * 2] = half_at(blk);
-        scales_[(n * blocks + b) * 2 + 1] = half_at(blk + 2);
-        uint8_t* sm = sm_ + (n * blocks + b) * 16;
-        for (int j = 0; j < 8; ++j) scale_min(blk + 4, j, sm + j, sm + 8 + j);
-        std::memcpy(qs_ + n * (cols / 2) + b * 128, blk + 16, 128);
-      }
-    });
+    qs_ = allocate<uint8_t>(padded * cols / 2);
+    scales_ = allocate<float>(padded * blocks * 2);
+    sm_ = allocate<uint8_t>(static_cast<size_t>(g_count * blocks) * kQ4KSmBytes);
+    bytes_ = padded * cols / 2 + padded * blocks * 8 + static_cast<size_t>(g_count * blocks) * kQ4KSmBytes;
   }
+  parallel_for(g_count, [&](int64_t g, int) {
+    uint8_t* qs = const_cast<uint8_t*>(this->qs(g));
+    float* sc = const_cast<float*>(scales(g));
+    const size_t qs_bytes = static_cast<size_t>(kQGroup * (type == QuantType::Q8_0 ? cols : cols / 2));
+    std::memset(qs, 0, qs_bytes);  // padding rows: zero values and scales
+    std::memset(sc, 0, static_cast<size_t>(kQGroup * blocks) * (type == QuantType::Q8_0 ? 4 : 8));
+    uint8_t* sm = type == QuantType::Q4_K ? const_cast<uint8_t*>(this->sm(g)) : nullptr;
+    if (sm) std::memset(sm, 0, static_cast<size_t>(blocks) * kQ4KSmBytes);
+    for (int c = 0; c < kQGroup && g * kQGroup + c < rows; ++c) {
+      const uint8_t* row = src + (g * kQGroup + c) * row_bytes;
+      for (int64_t b = 0; b < blocks; ++b) {
+        if (type == QuantType::Q8_0) {
+          const uint8_t* blk = row + b * 34;
+          sc[b * kQGroup + c] = half_at(blk);
+          for (int q = 0; q < 8; ++q) std::memcpy(qs + ((b * 8 + q) * kQGroup + c) * 4, blk + 2 + 4 * q, 4);
+        } else {
+          const uint8_t* blk = row + b * 144;
+          sc[b * 16 + c] = half_at(blk);
+          sc[b * 16 + 8 + c] = half_at(blk + 2);
+          uint8_t* s = sm + b * kQ4KSmBytes;
+          for (int j = 0; j < 8; ++j) {
+            uint8_t scale, min;
+            scale_min(blk + 4, j, &scale, &min);
+            s[j * 16 + c * 2] = s[j * 16 + c * 2 + 1] = scale;
+            s[128 + (j / 2) * 16 + c * 2 + (j & 1)] = min;
+          }
+          for (int p = 0; p < 4; ++p)
+            for (int q = 0; q < 8; ++q)
+              std::memcpy(qs + b * 1024 + p * 256 + (q * kQGroup + c) * 4, blk + 16 + p * 32 + 4 * q, 4);
+        }
+      }
+    }
+  });
 }
 
 QuantWeight::~QuantWeight() {
@@ -74,8 +92,8 @@ QuantWeight::~QuantWeight() {
   std::free(sm_);
 }
 
-const float* QuantWeight::scales(int64_t n) const {
-  return scales_ + n * (cols_ / block()) * (type_ == QuantType::Q8_0 ? 1 : 2);
+const float* QuantWeight::scales(int64_t g) const {
+  return scales_ + g * kQGroup * (cols_ / block()) * (type_ == QuantType::Q8_0 ? 1 : 2);
 }
 
 }  // namespace loraplex

@@ -7,7 +7,7 @@
 namespace loraplex {
 namespace {
 
-void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int32_t* bsum) {
+void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_t* bsum) {
   for (int64_t b = 0; b < k / block; ++b) {
     const float* xb = x + b * block;
     float amax = 0.0f;
@@ -24,7 +24,7 @@ void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int32_
     for (int64_t j = 0; j < k / 32; ++j) {
       int32_t s = 0;
       for (int i = 0; i < 32; ++i) s += qs[j * 32 + i];
-      bsum[j] = s;
+      bsum[j] = static_cast<int16_t>(s);
     }
   }
 }
@@ -34,19 +34,21 @@ void q8_0(const QTileArgs& a) {
   for (int r = 0; r < a.rows; ++r) {
     const int8_t* qx = a.x->qs_row(a.r0 + r);
     const float* dx = a.x->d_row(a.r0 + r);
-    for (int64_t n = a.n0; n < a.n1; ++n) {
-      const int8_t* qw = reinterpret_cast<const int8_t*>(a.w->qs(n));
-      const float* dw = a.w->scales(n);
-      float acc[8] = {};
-      for (int64_t b = 0; b < blocks; ++b) {
-        const float s = dx[b] * dw[b];
-        for (int l = 0; l < 8; ++l) {
+    for (int64_t g = a.g0; g < a.g1; ++g) {
+      const int8_t* qw = reinterpret_cast<const int8_t*>(a.w->qs(g));  // [K/32][8 quads][8 rows][4]
+      const float* dw = a.w->scales(g);                                 // [K/32][8 rows]
+      float out[kQGroup];
+      for (int c = 0; c < kQGroup; ++c) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < blocks; ++b) {
           int32_t p = 0;
-          for (int e = 0; e < 4; ++e) p += qx[b * 32 + 4 * l + e] * qw[b * 32 + 4 * l + e];
-          acc[l] = acc[l] + static_cast<float>(p) * s;
+          for (int q = 0; q < 8; ++q)
+            for (int e = 0; e < 4; ++e) p += qx[b * 32 + 4 * q + e] * qw[((b * 8 + q) * kQGroup + c) * 4 + e];
+          acc = acc + static_cast<float>(p) * (dx[b] * dw[b * kQGroup + c]);
         }
+        out[c] = acc;
       }
-      store_output(a.y + (a.r0 + r) * a.ldy + n, lane_sum(acc), a.bias, n, a.accumulate);
+      store_group(a, r, g, out);
     }
   }
 }
@@ -56,33 +58,33 @@ void q4_k(const QTileArgs& a) {
   for (int r = 0; r < a.rows; ++r) {
     const int8_t* qx = a.x->qs_row(a.r0 + r);
     const float* dx = a.x->d_row(a.r0 + r);
-    const int32_t* bsum = a.x->bsum_row(a.r0 + r);
-    for (int64_t n = a.n0; n < a.n1; ++n) {
-      const uint8_t* q4 = a.w->qs(n);
-      const float* dm = a.w->scales(n);
-      const uint8_t* sm = a.w->sm(n);
-      float acc[8] = {};
-      float mins = 0.0f;
-      for (int64_t B = 0; B < supers; ++B) {
-        int32_t isum[8] = {};
-        int32_t msum = 0;
-        for (int j = 0; j < 8; ++j) {
-          const uint8_t* qb = q4 + B * 128 + (j / 2) * 32;  // sub-blocks 2i (low nibbles) and 2i+1 (high)
-          const int shift = (j & 1) * 4;
-          const int8_t* xj = qx + B * 256 + j * 32;
-          for (int l = 0; l < 8; ++l) {
+    const int16_t* bsum = a.x->bsum_row(a.r0 + r);
+    for (int64_t g = a.g0; g < a.g1; ++g) {
+      const uint8_t* q4 = a.w->qs(g);  // [K/256][4 pairs][8 quads][8 rows][4]
+      const float* dm = a.w->scales(g);  // [K/256][d, dmin][8 rows]
+      const uint8_t* sm = a.w->sm(g);  // [K/256][sc [8][8][2], m [4][8][2]]
+      float out[kQGroup];
+      for (int c = 0; c < kQGroup; ++c) {
+        float acc = 0.0f, mins = 0.0f;
+        for (int64_t B = 0; B < supers; ++B) {
+          const uint8_t* s = sm + B * kQ4KSmBytes;
+          int32_t isum = 0, msum = 0;
+          for (int j = 0; j < 8; ++j) {
+            const int pair = j / 2, shift = (j & 1) * 4;
+            const int8_t* xj = qx + B * 256 + j * 32;
             int32_t p = 0;
-            for (int e = 0; e < 4; ++e) p += ((qb[4 * l + e] >> shift) & 0xf) * xj[4 * l + e];
-            isum[l] += sm[B * 16 + j] * p;
+            for (int q = 0; q < 8; ++q)
+              for (int e = 0; e < 4; ++e)
+                p += ((q4[B * 1024 + pair * 256 + (q * kQGroup + c) * 4 + e] >> shift) & 0xf) * xj[4 * q + e];
+            isum += s[j * 16 + c * 2] * p;
+            msum += s[128 + pair * 16 + c * 2 + (j & 1)] * bsum[B * 8 + j];
           }
-          msum += sm[B * 16 + 8 + j] * bsum[B * 8 + j];
+          acc = acc + static_cast<float>(isum) * (dm[B * 16 + c] * dx[B]);
+          mins = mins + static_cast<float>(msum) * (dm[B * 16 + 8 + c] * dx[B]);
         }
-        const float sd = dm[2 * B] * dx[B];
-        const float smin = dm[2 * B + 1] * dx[B];
-        for (int l = 0; l < 8; ++l) acc[l] = acc[l] + static_cast<float>(isum[l]) * sd;
-        mins = mins + static_cast<float>(msum) * smin;
+        out[c] = acc - mins;
       }
-      store_output(a.y + (a.r0 + r) * a.ldy + n, lane_sum(acc) - mins, a.bias, n, a.accumulate);
+      store_group(a, r, g, out);
     }
   }
 }

@@ -6,10 +6,10 @@
  *   x [M, K] f32, W [N, K] as blocks (Uint8Array), bias [N] → y [M, N]
  *   Semantics: quantize x row r per block of QB (32 for Q8_0, 256 for Q4_K):
  *     dx = max|x| / 127; id = dx ? 1/dx : 0; qx = clamp(round_half_even(x · id), ±127); (Q4_K) bsum_j = Σ qx per 32
- *   8 lanes per output, lane l owns elements 4l … 4l+3 of every 32:
- *     Q8_0:  acc_l += (Σ_{e<4} qx·qw) · (dx_b · dw_b)
- *     Q4_K:  acc_l += (Σ_j sc_j · Σ_{e<4} q4·qx) · (d · dx_B);  mins += (Σ_j m_j · bsum_j) · (dmin · dx_B)
- *   out = ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)) [− mins];  y (+)= out + bias
+ *   one f32 chain per output, blocks in ascending order, the integer sums exact:
+ *     Q8_0:  acc += f32(Σ_{i<32} qx·qw) · (dx_b · dw_b)
+ *     Q4_K:  acc += f32(Σ_j sc_j · Σ_{i<32} q4·qx) · (d · dx_B);  mins += f32(Σ_j m_j · bsum_j) · (dmin · dx_B)
+ *   out = acc [− mins];  y (+)= out + bias
  */
 import { BLOCK_FORMATS, scaleMin } from '../block-formats.ts';
 import { f16ToF32 } from '../dtype.ts';
@@ -54,52 +54,40 @@ export function quantizeRow(x: Float32Array, block: number): QuantizedRow {
   return { qs, d, bsum };
 }
 
-function laneSum(a: Float32Array): number {
-  return f(f(f(a[0] + a[4]) + f(a[2] + a[6])) + f(f(a[1] + a[5]) + f(a[3] + a[7])));
-}
-
 const half = (src: Uint8Array, at: number) => f16ToF32(src[at] | (src[at + 1] << 8));
 
 /** One output: x row (quantized) · W row n (its blocks start at byte `at`). */
 function dotQ8_0(x: QuantizedRow, w: Uint8Array, at: number, k: number): number {
-  const acc = new Float32Array(8);
+  let acc = 0;
   for (let b = 0; b < k / 32; b++) {
     const blk = at + b * 34;
-    const s = f(x.d[b] * half(w, blk));
-    for (let l = 0; l < 8; l++) {
-      let p = 0;
-      for (let e = 0; e < 4; e++) p += x.qs[b * 32 + 4 * l + e] * ((w[blk + 2 + 4 * l + e] << 24) >> 24);
-      acc[l] = f(acc[l] + f(p * s));
-    }
+    let p = 0;
+    for (let i = 0; i < 32; i++) p += x.qs[b * 32 + i] * ((w[blk + 2 + i] << 24) >> 24);
+    acc = f(acc + f(p * f(x.d[b] * half(w, blk))));
   }
-  return laneSum(acc);
+  return acc;
 }
 
 function dotQ4_K(x: QuantizedRow, w: Uint8Array, at: number, k: number): number {
-  const acc = new Float32Array(8);
+  let acc = 0;
   let mins = 0;
-  const isum = new Int32Array(8);
   for (let B = 0; B < k / 256; B++) {
     const blk = at + B * 144;
-    isum.fill(0);
+    let isum = 0;
     let msum = 0;
     for (let j = 0; j < 8; j++) {
       const [sc, m] = scaleMin(w, blk + 4, j);
       const qb = blk + 16 + (j >> 1) * 32;
       const shift = (j & 1) * 4;
-      for (let l = 0; l < 8; l++) {
-        let p = 0;
-        for (let e = 0; e < 4; e++) p += ((w[qb + 4 * l + e] >> shift) & 0xf) * x.qs[B * 256 + j * 32 + 4 * l + e];
-        isum[l] += sc * p;
-      }
+      let p = 0;
+      for (let i = 0; i < 32; i++) p += ((w[qb + i] >> shift) & 0xf) * x.qs[B * 256 + j * 32 + i];
+      isum += sc * p;
       msum += m * x.bsum[B * 8 + j];
     }
-    const sd = f(half(w, blk) * x.d[B]);
-    const smin = f(half(w, blk + 2) * x.d[B]);
-    for (let l = 0; l < 8; l++) acc[l] = f(acc[l] + f(isum[l] * sd));
-    mins = f(mins + f(msum * smin));
+    acc = f(acc + f(f(isum) * f(half(w, blk) * x.d[B])));
+    mins = f(mins + f(f(msum) * f(half(w, blk + 2) * x.d[B])));
   }
-  return f(laneSum(acc) - mins);
+  return f(acc - mins);
 }
 
 export const QGEMM_BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256 };
