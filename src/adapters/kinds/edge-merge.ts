@@ -42,10 +42,13 @@ export function mergeEdges(weights: ModelWeights, edges: EdgeModules, config: Mo
   if (tied && lmHead !== embedding && sameValues(lmHead, embedding)) lmHead = embedding;
 
   const spec = specOf(config.family);
-  const layers = edges.layerNorms?.length
-    ? weights.layers.map((l) => ({ ...l, norms: { ...l.norms } }))
-    : weights.layers;
-  for (const n of edges.layerNorms ?? []) layers[n.layer].norms[spec.norms[n.norm]] = n.weight.slice();
+  const layers = [...weights.layers];
+  for (const n of edges.layerNorms ?? []) {
+    const layer = layers[n.layer];
+    const copied = layer === weights.layers[n.layer] ? { ...layer, norms: { ...layer.norms } } : layer;
+    copied.norms[spec.norms[n.norm]] = n.weight.slice();
+    layers[n.layer] = copied;
+  }
   return {
     ...weights,
     embedding,
