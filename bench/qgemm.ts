@@ -3,7 +3,7 @@
  * timed side by side (the three interleaved within every repeat; medians).
  *   decode, M = 1: GB/s of the weight's stored bytes (ggml's: 34 B / 32 values, 144 B / 256), with the caches
  *     evicted first ("cold", from memory) and repeated ("hot"), against the measured read bandwidth;
- *   prefill, M = 32 and 128: GFLOP/s (2·M·N·K per call).
+ *   batches, M = 4, 16, 32 and 128: GFLOP/s (2·M·N·K per call), and the ratio to bf16's at the same M.
  * Q4_K only where K is a multiple of 256 (not SmolLM2's 576). Writes docs/figures/qgemm.{json,md} with --out.
  */
 import { writeFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ export const QGEMM_SHAPES: GemmShape[] = [
 ];
 
 const DTYPES: MatrixDType[] = ['bf16', 'q8_0', 'q4_k'];
-const PREFILL_M = [32, 128];
+const PREFILL_M = [4, 16, 32, 128];
 
 export interface QgemmRow {
   shape: string;
@@ -40,6 +40,8 @@ export interface QgemmRow {
   /** bf16's cold M=1 time over this one's (how much faster decode is) */
   decodeSpeedupVsBf16: number;
   prefillGflops: Record<number, number>;
+  /** this one's GFLOP/s over bf16's at the same M */
+  prefillVsBf16: Record<number, number>;
 }
 
 /** Weights with a realistic spread: bf16 patterns of random f32; blocks of random bytes with small finite scales. */
@@ -107,11 +109,17 @@ export function runQgemmBench(
       }
     }
     const bf16Cold = median(samples.get('bf16 cold')!);
+    const bf16At = (m: number) => median(samples.get(`bf16 M=${m}`)!);
     for (const d of dtypes) {
       const bytes = weightFormat(d).bytes(n, k);
       const cold = median(samples.get(`${d} cold`)!);
       const prefill: Record<number, number> = {};
-      for (const m of PREFILL_M) prefill[m] = (2 * m * n * k) / median(samples.get(`${d} M=${m}`)!) / 1e9;
+      const vsBf16: Record<number, number> = {};
+      for (const m of PREFILL_M) {
+        const t = median(samples.get(`${d} M=${m}`)!);
+        prefill[m] = (2 * m * n * k) / t / 1e9;
+        vsBf16[m] = bf16At(m) / t;
+      }
       rows.push({
         shape: shape.name,
         k,
@@ -123,6 +131,7 @@ export function runQgemmBench(
         decodeColdOfRead: (100 * bytes) / cold / 1e9 / machine.readGBs,
         decodeSpeedupVsBf16: bf16Cold / cold,
         prefillGflops: prefill,
+        prefillVsBf16: vsBf16,
       });
     }
   }
@@ -151,7 +160,7 @@ export function runQgemmBench(
 
 function tableOf(rows: QgemmRow[], machine: MachinePeaks) {
   const header = ['shape', 'K', 'N', 'weights', 'MB', 'M=1 cold GB/s', '% read', 'M=1 hot GB/s', 'M=1 vs bf16'];
-  for (const m of PREFILL_M) header.push(`M=${m} GFLOP/s`);
+  for (const m of PREFILL_M) header.push(`M=${m} GFLOP/s (vs bf16)`);
   const lines = rows.map((r) => [
     r.shape,
     String(r.k),
@@ -162,7 +171,7 @@ function tableOf(rows: QgemmRow[], machine: MachinePeaks) {
     `${r.decodeColdOfRead.toFixed(0)} %`,
     r.decodeHotGBs.toFixed(1),
     `${r.decodeSpeedupVsBf16.toFixed(2)}×`,
-    ...PREFILL_M.map((m) => r.prefillGflops[m].toFixed(0)),
+    ...PREFILL_M.map((m) => `${r.prefillGflops[m].toFixed(0)} (${r.prefillVsBf16[m].toFixed(2)}×)`),
   ]);
   void machine;
   return { header, lines };
