@@ -133,85 +133,92 @@ interface Case {
   greedy: { prompt_ids: number[]; tokens: number[] }[];
 }
 
-test('engine: edge-lora as two halves at 0.5 serves PEFT’s edge-lora; saved modules only alone at 1', async () => {
-  const loaded = await loadModelDir(join(root, 'test', 'fixtures', 'tiny', 'llama3-rope', 'model'));
-  const expected = JSON.parse(readFileSync(join(fixtures, 'expected.json'), 'utf8'));
-  const cases: Case[] = expected.cases;
-  const logits = await SafetensorsFile.open(join(fixtures, 'logits.safetensors'));
-  const engine = new LLMEngine(loaded, {
-    ...DEFAULT_ENGINE_OPTIONS,
-    backend: createBackend('native'),
-    kvCacheTokens: 4096,
-    maxLoras: 8,
-  });
-  const load = (name: string) => loadPeftAdapter(join(fixtures, 'adapters', name), loaded.config, { maxLoraRank: 64 });
-  const edgeLora = await load('edge-lora');
-  // PEFT saved the base's own embed_tokens / lm_head beside the LoRA (save_embedding_layers): leave them out.
-  const { embedding, lmHead, ...lowRank } = edgeLora.edges!;
-  const base = (w: typeof loaded.weights.embedding) => weightFormat(w.dtype).decode(w);
-  assert.deepEqual(embedding, base(loaded.weights.embedding));
-  assert.deepEqual(lmHead, base(loaded.weights.lmHead));
-  const packedLowRank = packAdapter({ ...edgeLora, edges: lowRank }, loaded.config);
-  engine.addAdapter('half-1', packedLowRank);
-  engine.addAdapter('half-2', packedLowRank);
-  for (const name of ['qv-r8', 'saved-modules', 'trainable-tokens']) {
-    engine.addAdapter(name, packAdapter(await load(name), loaded.config));
-  }
+for (const backend of ['native', 'reference'] as const) {
+  test(`${backend} engine: edge-lora as two halves at 0.5 serves PEFT’s edge-lora; saved modules only alone at 1`, async () => {
+    const loaded = await loadModelDir(join(root, 'test', 'fixtures', 'tiny', 'llama3-rope', 'model'));
+    const expected = JSON.parse(readFileSync(join(fixtures, 'expected.json'), 'utf8'));
+    const cases: Case[] = expected.cases;
+    const logits = await SafetensorsFile.open(join(fixtures, 'logits.safetensors'));
+    const engine = new LLMEngine(loaded, {
+      ...DEFAULT_ENGINE_OPTIONS,
+      backend: createBackend(backend),
+      kvCacheTokens: 4096,
+      maxLoras: 8,
+    });
+    const load = (name: string) =>
+      loadPeftAdapter(join(fixtures, 'adapters', name), loaded.config, { maxLoraRank: 64 });
+    const edgeLora = await load('edge-lora');
+    // PEFT saved the base's own embed_tokens / lm_head beside the LoRA (save_embedding_layers): leave them out.
+    const { embedding, lmHead, ...lowRank } = edgeLora.edges!;
+    const base = (w: typeof loaded.weights.embedding) => weightFormat(w.dtype).decode(w);
+    assert.deepEqual(embedding, base(loaded.weights.embedding));
+    assert.deepEqual(lmHead, base(loaded.weights.lmHead));
+    const packedLowRank = packAdapter({ ...edgeLora, edges: lowRank }, loaded.config);
+    engine.addAdapter('half-1', packedLowRank);
+    engine.addAdapter('half-2', packedLowRank);
+    for (const name of ['qv-r8', 'saved-modules', 'trainable-tokens']) {
+      engine.addAdapter(name, packAdapter(await load(name), loaded.config));
+    }
 
-  const requests = (c: Case, adapter: GenerationRequest['adapter']): GenerationRequest[] => [
-    { promptIds: c.prompt_ids, adapter, params: { maxTokens: 1, temperature: 0, ignoreEos: true, promptLogits: true } },
-    ...c.greedy.map((g) => ({
-      promptIds: g.prompt_ids,
-      adapter,
-      params: { maxTokens: g.tokens.length, temperature: 0, ignoreEos: true },
-    })),
-  ];
-  const check = async (c: Case, [first, ...rest]: ReturnType<LLMEngine['generate']>, where: string) => {
-    assert.equal(first.error, null, `${where}: ${first.error?.message}`);
-    const want = (await logits.readF32(c.logits_key)).data;
-    let diff = 0;
-    for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(first.promptLogits![i] - want[i]));
-    assert.ok(diff <= LOGIT_TOLERANCE, `${where}: max |Δlogit| ${diff}`);
-    for (const [i, g] of c.greedy.entries()) assert.deepEqual(rest[i].outputIds, g.tokens, `${where}: greedy ${i}`);
-  };
-  const caseOf = (adapter: string) => cases.find((c) => c.adapter === adapter)!;
-  const halves: AdapterPart[] = [
-    { name: 'half-1', weight: 0.5 },
-    { name: 'half-2', weight: 0.5 },
-  ];
-  const savedAlone: AdapterPart[] = [{ name: 'saved-modules', weight: 1 }];
+    const requests = (c: Case, adapter: GenerationRequest['adapter']): GenerationRequest[] => [
+      {
+        promptIds: c.prompt_ids,
+        adapter,
+        params: { maxTokens: 1, temperature: 0, ignoreEos: true, promptLogits: true },
+      },
+      ...c.greedy.map((g) => ({
+        promptIds: g.prompt_ids,
+        adapter,
+        params: { maxTokens: g.tokens.length, temperature: 0, ignoreEos: true },
+      })),
+    ];
+    const check = async (c: Case, [first, ...rest]: ReturnType<LLMEngine['generate']>, where: string) => {
+      assert.equal(first.error, null, `${where}: ${first.error?.message}`);
+      const want = (await logits.readF32(c.logits_key)).data;
+      let diff = 0;
+      for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(first.promptLogits![i] - want[i]));
+      assert.ok(diff <= LOGIT_TOLERANCE, `${where}: max |Δlogit| ${diff}`);
+      for (const [i, g] of c.greedy.entries()) assert.deepEqual(rest[i].outputIds, g.tokens, `${where}: greedy ${i}`);
+    };
+    const caseOf = (adapter: string) => cases.find((c) => c.adapter === adapter)!;
+    const halves: AdapterPart[] = [
+      { name: 'half-1', weight: 0.5 },
+      { name: 'half-2', weight: 0.5 },
+    ];
+    const savedAlone: AdapterPart[] = [{ name: 'saved-modules', weight: 1 }];
 
-  await check(caseOf('edge-lora'), engine.generate(requests(caseOf('edge-lora'), halves)), 'halves alone');
-  await check(caseOf('saved-modules'), engine.generate(requests(caseOf('saved-modules'), savedAlone)), 'saved at 1');
-  const mixed = engine.generate([
-    ...requests(caseOf('edge-lora'), halves),
-    ...requests(caseOf('qv-r8'), 'qv-r8'),
-    ...requests(caseOf('saved-modules'), savedAlone),
-    ...requests(caseOf('qv-r8'), null).slice(0, 1),
-  ]);
-  const n = 1 + caseOf('edge-lora').greedy.length;
-  await check(caseOf('edge-lora'), mixed.slice(0, n), 'halves in a mixed batch');
-  await check(caseOf('qv-r8'), mixed.slice(n, 2 * n), 'qv-r8 in a mixed batch');
-  await check(caseOf('saved-modules'), mixed.slice(2 * n, 3 * n), 'saved at 1 in a mixed batch');
+    await check(caseOf('edge-lora'), engine.generate(requests(caseOf('edge-lora'), halves)), 'halves alone');
+    await check(caseOf('saved-modules'), engine.generate(requests(caseOf('saved-modules'), savedAlone)), 'saved at 1');
+    const mixed = engine.generate([
+      ...requests(caseOf('edge-lora'), halves),
+      ...requests(caseOf('qv-r8'), 'qv-r8'),
+      ...requests(caseOf('saved-modules'), savedAlone),
+      ...requests(caseOf('qv-r8'), null).slice(0, 1),
+    ]);
+    const n = 1 + caseOf('edge-lora').greedy.length;
+    await check(caseOf('edge-lora'), mixed.slice(0, n), 'halves in a mixed batch');
+    await check(caseOf('qv-r8'), mixed.slice(n, 2 * n), 'qv-r8 in a mixed batch');
+    await check(caseOf('saved-modules'), mixed.slice(2 * n, 3 * n), 'saved at 1 in a mixed batch');
 
-  for (const [parts, field] of [
-    [
+    for (const [parts, field] of [
       [
-        { name: 'saved-modules', weight: 1 },
-        { name: 'qv-r8', weight: 1 },
+        [
+          { name: 'saved-modules', weight: 1 },
+          { name: 'qv-r8', weight: 1 },
+        ],
+        'modules_to_save',
       ],
-      'modules_to_save',
-    ],
-    [[{ name: 'trainable-tokens', weight: 0.5 }], 'trainable_token_indices'],
-  ] as const) {
-    // Refused when the request is added (its components are resident), before any step: a 400.
-    assert.throws(
-      () => engine.addRequest({ promptIds: [1, 2, 3], adapter: parts, params: { maxTokens: 2 } }),
-      (e) =>
-        isLoraplexError(e, 'REQUEST_INVALID') &&
-        e.status === 400 &&
-        e.param === 'lora' &&
-        new RegExp(`'${parts[0].name}' has .*${field}`).test(e.message),
-    );
-  }
-});
+      [[{ name: 'trainable-tokens', weight: 0.5 }], 'trainable_token_indices'],
+    ] as const) {
+      // Refused when the request is added (its components are resident), before any step: a 400.
+      assert.throws(
+        () => engine.addRequest({ promptIds: [1, 2, 3], adapter: parts, params: { maxTokens: 2 } }),
+        (e) =>
+          isLoraplexError(e, 'REQUEST_INVALID') &&
+          e.status === 400 &&
+          e.param === 'lora' &&
+          new RegExp(`'${parts[0].name}' has .*${field}`).test(e.message),
+      );
+    }
+  });
+}
