@@ -35,7 +35,7 @@ export class BenchClient {
   constructor(private readonly options: ClientOptions) {
     this.url = new URL(endpointUrl(options.endpoint));
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+    this.agent = new Agent({ keepAlive: options.endpoint.keepAlive ?? true, maxSockets: Number.POSITIVE_INFINITY });
     this.headers = requestHeaders(options.endpoint);
     this.now = options.now ?? (() => performance.now());
   }

@@ -35,6 +35,9 @@ export interface EndpointConfig {
   extraInputs?: Record<string, unknown>;
   /** Last say over each body, per request: e.g. llama.cpp's server picks an adapter by a `lora` field, not `model`. */
   shapeBody?: BodyShaper | null;
+  /** Reuse connections (default). Off: one connection per request, for servers that close a kept-alive
+   * connection after a streamed answer, which a reused socket then reports as 'socket hang up'. */
+  keepAlive?: boolean;
 }
 
 export type BodyShaper = (body: Record<string, unknown>, spec: RequestSpec) => Record<string, unknown>;

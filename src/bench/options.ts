@@ -23,6 +23,8 @@ export interface BenchOptions {
   extraInputs: Record<string, unknown>;
   /** Per-request body shaping for programmatic runs (bench:peers); the CLI sets none. */
   shapeBody?: BodyShaper | null;
+  /** Reuse connections (default true). */
+  keepAlive?: boolean;
   models: string[] | null;
   numAdapters: number | null;
   modelSelectionStrategy: SelectionStrategy;

@@ -1,0 +1,141 @@
+/**
+ * The servers bench:peers compares, each started on its own, serving SmolLM2-135M-Instruct and the same 32
+ * rank-16 PEFT adapters (llama.cpp: those adapters converted to GGUF LoRA). Each says how a request names an
+ * adapter: loraplex and vLLM by `model`; llama.cpp by a per-request `lora` field (a body shaper).
+ */
+import { execFileSync } from 'node:child_process';
+import { basename, join } from 'node:path';
+import type { BodyShaper } from '../../src/bench/endpoint.ts';
+import { cacheRoot } from '../../src/demo/demo-model.ts';
+import { startServer as startLoraplex } from '../serve-child.ts';
+import { startChild } from './child.ts';
+
+export interface PeerServer {
+  url: string;
+  /** The name a base-model request gives. */
+  baseModel: string;
+  shapeBody: BodyShaper | null;
+  /** Build or version as the server reports it. */
+  version: string;
+  stop(): Promise<void>;
+}
+
+export interface StartContext {
+  root: string;
+  port: number;
+  /** The PEFT adapter store (one folder per adapter). */
+  store: string;
+  /** The bf16 safetensors model folder. */
+  model: string;
+  logDir: string;
+}
+
+export interface PeerServerSpec {
+  key: string;
+  label: string;
+  /** Weight format of the base as this server holds it. */
+  format: string;
+  /** Installs or converts what the server needs (idempotent); throws with the reason when it cannot. */
+  setup(ctx: StartContext): void;
+  start(ctx: StartContext): Promise<PeerServer>;
+}
+
+const getJson = async (url: string): Promise<unknown> => (await fetch(url)).json();
+
+const loraplex: PeerServerSpec = {
+  key: 'loraplex',
+  label: 'loraplex',
+  format: 'bf16 safetensors',
+  setup() {},
+  async start(ctx) {
+    const server = await startLoraplex(ctx.root, ctx.port, [
+      '--model',
+      ctx.model,
+      '--lora-dir',
+      ctx.store,
+      '--max-loras',
+      '32',
+      '--max-cpu-loras',
+      '32',
+    ]);
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ctx.root }).toString().trim();
+    return { ...server, baseModel: basename(ctx.model), shapeBody: null, version: `git ${commit}` };
+  },
+};
+
+const runScript = (ctx: StartContext, script: string, env: Record<string, string> = {}) =>
+  execFileSync('bash', [join(ctx.root, script)], {
+    env: { ...process.env, LORAPLEX_CACHE: cacheRoot(), ...env },
+    stdio: ['ignore', 2, 2],
+  });
+
+function llamacpp(format: 'BF16' | 'Q8_0' | 'Q4_1'): PeerServerSpec {
+  return {
+    key: `llamacpp-${format.toLowerCase()}`,
+    label: `llama.cpp ${format}`,
+    format: `GGUF ${format}`,
+    setup(ctx) {
+      runScript(ctx, 'peers/llamacpp/setup.sh', { STORE: ctx.store });
+    },
+    async start(ctx) {
+      const server = await startChild({
+        script: join(ctx.root, 'peers/llamacpp/serve.sh'),
+        env: { LORAPLEX_CACHE: cacheRoot(), FORMAT: format, ADAPTERS: ggufAdapterDir(ctx.store) },
+        port: ctx.port,
+        healthPath: '/health',
+        logFile: join(ctx.logDir, `llamacpp-${format}.log`),
+        readyTimeoutSeconds: 300,
+      });
+      // Adapter ids follow GET /lora-adapters: {id, path, scale}; the file name is the adapter's name.
+      const listed = (await getJson(`${server.url}/lora-adapters`)) as { id: number; path: string }[];
+      const ids = new Map(listed.map((a) => [basename(a.path, '.gguf'), a.id]));
+      const props = (await getJson(`${server.url}/props`).catch(() => ({}))) as { build_info?: string };
+      // A request without a lora list (or with an empty one) runs with every loaded adapter at its global
+      // scale, 1 even with --lora-init-without-apply; a non-empty list sets the adapters it leaves out to 0, and
+      // zero-scale adapters are skipped. So the base is asked for as adapter 0 at scale 0.
+      const shapeBody: BodyShaper = (body, spec) => {
+        const id = ids.get(spec.model);
+        return { ...body, lora: [id === undefined ? { id: 0, scale: 0 } : { id, scale: 1 }] };
+      };
+      return { ...server, baseModel: 'SmolLM2', shapeBody, version: props.build_info ?? 'unknown' };
+    },
+  };
+}
+
+/** Where peers/llamacpp/setup.sh writes a store's GGUF LoRA files. */
+export function ggufAdapterDir(store: string): string {
+  return join(cacheRoot(), 'llamacpp', 'adapters', basename(store));
+}
+
+const vllm: PeerServerSpec = {
+  key: 'vllm',
+  label: 'vLLM CPU',
+  format: 'bf16 safetensors',
+  setup(ctx) {
+    runScript(ctx, 'peers/vllm/setup.sh');
+  },
+  async start(ctx) {
+    const server = await startChild({
+      script: join(ctx.root, 'peers/vllm/serve.sh'),
+      env: { LORAPLEX_CACHE: cacheRoot(), MODEL: ctx.model, STORE: ctx.store },
+      port: ctx.port,
+      healthPath: '/health',
+      logFile: join(ctx.logDir, 'vllm.log'),
+      readyTimeoutSeconds: 600,
+    });
+    const version = (await getJson(`${server.url}/version`).catch(() => ({}))) as { version?: string };
+    return { ...server, baseModel: 'SmolLM2', shapeBody: null, version: `vllm ${version.version ?? 'unknown'}` };
+  },
+};
+
+export const PEER_SERVERS: PeerServerSpec[] = [loraplex, llamacpp('BF16'), llamacpp('Q8_0'), llamacpp('Q4_1'), vllm];
+export const DEFAULT_SERVERS = ['loraplex', 'llamacpp-bf16', 'llamacpp-q4_1', 'vllm'];
+
+export function selectServers(list: string | undefined): PeerServerSpec[] {
+  const keys = (list ?? DEFAULT_SERVERS.join(',')).split(',').map((s) => s.trim());
+  return keys.map((key) => {
+    const spec = PEER_SERVERS.find((s) => s.key === key || (key === 'llamacpp' && s.key === 'llamacpp-bf16'));
+    if (!spec) throw new Error(`--servers: unknown '${key}' (known: ${PEER_SERVERS.map((s) => s.key).join(', ')})`);
+    return spec;
+  });
+}
