@@ -127,9 +127,53 @@ Napi::Value run_qgemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// qgemmEmbedding(type: 'q8_0'|'q4_k', vocab, dim, table: Uint8Array [vocab · dim/QB blocks],
+//                ids: Int32Array [T], numTokens: T, out: Float32Array [T · dim])
+Napi::Value run_embedding(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (name != "q8_0" && name != "q4_k") {
+    fail(env, "qgemmEmbedding: type must be 'q8_0' or 'q4_k', got '" + name + "'");
+    return env.Undefined();
+  }
+  const QuantType type = name == "q8_0" ? QuantType::Q8_0 : QuantType::Q4_K;
+  const int64_t vocab = dimension(info, 1, "vocab");
+  if (vocab < 0) return env.Undefined();
+  const int64_t dim = dimension(info, 2, "dim");
+  if (dim < 0) return env.Undefined();
+  const int64_t block = type == QuantType::Q8_0 ? kQ8Block : kQ4KBlock;
+  if (vocab < 1 || dim < 1 || dim % block != 0) {
+    fail(env, "qgemmEmbedding: the table must have rows, and dim (" + std::to_string(dim) + ") a multiple of " +
+                  std::to_string(block) + " for " + name);
+    return env.Undefined();
+  }
+  auto table = typed_array<uint8_t>(info, 3, napi_uint8_array, "table (Uint8Array of ggml blocks)");
+  if (env.IsExceptionPending()) return env.Undefined();
+  auto ids = typed_array<int32_t>(info, 4, napi_int32_array, "ids (Int32Array)");
+  if (env.IsExceptionPending()) return env.Undefined();
+  const int64_t tokens = dimension(info, 5, "numTokens");
+  if (tokens < 0) return env.Undefined();
+  auto out = f32(info, 6, "out");
+  if (env.IsExceptionPending()) return env.Undefined();
+  const int64_t need = vocab * (dim / block) * static_cast<int64_t>(QuantWeight::block_bytes(type));
+  if (!check_length(env, "table", table.length, need, "vocab · dim/block · block bytes")) return env.Undefined();
+  if (!check_length(env, "ids", ids.length, tokens, "numTokens")) return env.Undefined();
+  if (!check_length(env, "out", out.length, tokens * dim, "numTokens · dim")) return env.Undefined();
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (ids.data[t] < 0 || ids.data[t] >= vocab) {
+      fail(env, "qgemmEmbedding: token id " + std::to_string(ids.data[t]) + " (position " + std::to_string(t) +
+                    ") is outside the embedding table (vocab " + std::to_string(vocab) + ")");
+      return env.Undefined();
+    }
+  }
+  embedding_from_blocks(type, table.data, dim, ids.data, tokens, out.data);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void register_qgemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("qgemmEmbedding", Napi::Function::New(env, run_embedding));
   exports.Set("qgemmPackWeight", Napi::Function::New(env, pack_weight));
   exports.Set("qgemm", Napi::Function::New(env, run_qgemm));
 }

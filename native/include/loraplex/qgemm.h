@@ -75,4 +75,11 @@ class QuantWeight {
 // active ISA (AVX2 or scalar). x and y must not overlap.
 void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const float* bias, bool accumulate);
 
+// Embedding rows read from a table kept in ggml's blocks (the tied lm_head's blocks):
+//   table [vocab, dim] as blocks (dim a multiple of 32 / 256), ids [T] (checked by the caller), out [T, dim]
+//   Semantics: out[t, :] = dequantize(table[ids[t], :]), ggml's dequantize_row exactly:
+//     Q8_0: d · q (exact);  Q4_K: (d · sc_j) · q − dmin · m_j (products exact, one rounding in the subtraction)
+void embedding_from_blocks(QuantType type, const uint8_t* table, int64_t dim, const int32_t* ids, int64_t num_tokens,
+                           float* out);
+
 }  // namespace loraplex

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "lora_rows.h"
 #include "loraplex/qgemm.h"
 
 namespace loraplex {
@@ -47,6 +48,20 @@ struct QgemmKernels {
 
 const QgemmKernels& qgemm_kernels_scalar();
 const QgemmKernels* qgemm_kernels_avx2();  // null without AVX2
+
+// An f16 stored little-endian at p, widened exactly.
+inline float half_at(const uint8_t* p) { return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+
+// get_scale_min_k4: the j-th 6-bit scale and min of a Q4_K block from its 12 packed bytes.
+inline void q4k_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
 
 // The Semantics' last line.
 inline void store_output(float* y, float out, const float* bias, int64_t n, bool accumulate) {

@@ -7,7 +7,7 @@
 
 #include "loraplex/qgemm.h"
 #include "loraplex/thread_pool.h"
-#include "lora_rows.h"
+#include "qgemm_kernels.h"
 
 namespace loraplex {
 namespace {
@@ -18,19 +18,6 @@ T* allocate(size_t count) {
   const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
   if (posix_memalign(&p, 64, bytes == 0 ? 64 : bytes) != 0) throw std::bad_alloc();
   return static_cast<T*>(p);
-}
-
-float half_at(const uint8_t* p) { return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
-
-// get_scale_min_k4: the j-th 6-bit scale and min of a Q4_K block from its 12 packed bytes.
-void scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
-  if (j < 4) {
-    *sc = s[j] & 63;
-    *m = s[j + 4] & 63;
-  } else {
-    *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
-    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
 }
 
 }  // namespace
@@ -73,7 +60,7 @@ QuantWeight::QuantWeight(QuantType type, int64_t rows, int64_t cols, const uint8
           uint8_t* s = sm + b * kQ4KSmBytes;
           for (int j = 0; j < 8; ++j) {
             uint8_t scale, min;
-            scale_min(blk + 4, j, &scale, &min);
+            q4k_scale_min(blk + 4, j, &scale, &min);
             s[j * 16 + c * 2] = s[j * 16 + c * 2 + 1] = scale;
             s[128 + (j / 2) * 16 + c * 2 + (j & 1)] = min;
           }

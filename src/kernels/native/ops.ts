@@ -2,7 +2,9 @@
  * Native elementwise ops (native/src/cpu/ops*.cpp), AVX2/AVX-512 at run time; rows split over the thread pool.
  */
 import type { OpsKernels } from '../reference/ops.ts';
+import { isBlockDType } from '../weight-format.ts';
 import { loadAddon } from './addon.ts';
+import { embeddingFromBlocks } from './qgemm-embedding.ts';
 
 export const nativeOpsKernels: OpsKernels = {
   /**
@@ -53,10 +55,12 @@ export const nativeOpsKernels: OpsKernels = {
   },
 
   /**
-   * ids [T]; table [vocab, dim] (f32, or f16/bf16 bit patterns); out [T, dim].
+   * ids [T]; table [vocab, dim] (f32, or f16/bf16 bit patterns, or q8_0/q4_k blocks); out [T, dim].
    * Semantics: out[t, :] = f32(table[ids[t], :])
    */
   embedding(ids, table, out, numTokens) {
+    if (isBlockDType(table.dtype))
+      return embeddingFromBlocks(table.dtype, table.data as Uint8Array, table.rows, table.cols, ids, out, numTokens);
     loadAddon().embedding(ids, numTokens, table.dtype, table.rows, table.cols, table.data, out);
   },
 };

@@ -3,6 +3,8 @@
  */
 import { bf16ToF32, f16ToF32 } from '../dtype.ts';
 import type { Kernels } from '../types.ts';
+import { isBlockDType } from '../weight-format.ts';
+import { embeddingFromBlocksReference } from './qgemm-embedding.ts';
 
 const f = Math.fround;
 
@@ -141,11 +143,13 @@ export const referenceOpsKernels: OpsKernels = {
   },
 
   /**
-   * ids [T]; table [vocab, dim] (f32, or f16/bf16 bit patterns); out [T, dim].
+   * ids [T]; table [vocab, dim] (f32, or f16/bf16 bit patterns, or q8_0/q4_k blocks); out [T, dim].
    * Semantics: out[t, :] = f32(table[ids[t], :])
    */
   embedding(ids, table, out, numTokens) {
     const { rows: vocab, cols: dim, dtype, data } = table;
+    if (isBlockDType(dtype))
+      return embeddingFromBlocksReference(dtype, data as Uint8Array, vocab, dim, ids, out, numTokens);
     if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16')
       throw new TypeError(`ops: unknown table dtype '${dtype}'`);
     if (!isWhole(numTokens, 0)) fail('numTokens must be a whole number ≥ 0');
