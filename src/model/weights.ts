@@ -39,7 +39,7 @@ export interface ModelWeights {
   embedding: WeightMatrix; // [V, H]
   layers: LayerWeights[];
   finalNorm: Float32Array; // [H]
-  lmHead: WeightMatrix; // [V, H]; the embedding object itself when tied
+  lmHead: WeightMatrix; // [V, H]; the embedding object itself when tied (both in blocks, or both float)
 }
 
 export interface LoadedModel {
@@ -58,6 +58,13 @@ export interface LoadWeightsOptions {
   quantize?: BlockDType;
   /** Projections a source stores as Q8_0 / Q4_K blocks (GGUF) stay blocks (default true). */
   keepBlocks?: boolean;
+  /**
+   * lm_head in blocks too (default true, as llama.cpp's Q8_0 files keep output.weight in Q8_0): with `quantize`
+   * the head is quantized like the projections, and a GGUF head (output.weight, or token_embd when tied) stored
+   * as Q8_0 / Q4_K stays blocks (with keepBlocks). On a tied model the embedding is then that same block
+   * matrix (rows dequantized at lookup); an untied model's embedding stays float. false keeps the head float.
+   */
+  quantizeLmHead?: boolean;
   /** Called as parts are read: the embedding, each layer, the head (for progress bars). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -209,8 +216,18 @@ export async function loadWeights(
     return toF32Array(raw.dtype, raw.data);
   };
 
+  // lm_head in blocks (quantizeLmHead): on a tied model one block copy serves the head and the row lookups.
+  const headBlocks = async (name: string): Promise<WeightMatrix | null> => {
+    if (options.quantizeLmHead === false) return null;
+    const blocks = options.keepBlocks === false ? null : ((await source.readBlocks?.(name)) ?? null);
+    if (blocks) return blocks;
+    const q = options.quantize;
+    return q && fitsFormat(q, config.hiddenSize) ? convertMatrix(await source.readRaw(name), q) : null;
+  };
+
   const total = config.numLayers + 2;
-  const embedding = await matrix('model.embed_tokens.weight');
+  const embedName = 'model.embed_tokens.weight';
+  const embedding = (config.tieWordEmbeddings ? await headBlocks(embedName) : null) ?? (await matrix(embedName));
   options.onProgress?.(1, total);
   const spec = specOf(config.family);
   const biased = new Set(spec.biases(config));
@@ -227,7 +244,9 @@ export async function loadWeights(
     options.onProgress?.(i + 2, total);
   }
   const finalNorm = await vector('model.norm.weight');
-  const lmHead = config.tieWordEmbeddings ? embedding : await matrix('lm_head.weight');
+  const lmHead = config.tieWordEmbeddings
+    ? embedding
+    : ((await headBlocks('lm_head.weight')) ?? (await matrix('lm_head.weight')));
   options.onProgress?.(total, total);
   return { weights: { embedding, layers, finalNorm, lmHead }, dtype };
 }
