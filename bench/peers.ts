@@ -127,6 +127,7 @@ async function runServer(
       const point = await runWorkload(server, w, ctx.model);
       const summary = summarizePoint(point, repeat);
       entry.runs[w.id] = [...(entry.runs[w.id] ?? []), summary];
+      await save();
       log(
         `${spec.label} ${w.id}: ${fmt(summary.outputTokPerS)} tok/s, TTFT p50 ${fmt(summary.ttftP50Ms, 0)} ms, ` +
           `ITL p50 ${fmt(summary.itlP50Ms, 1)} ms, mean output ${fmt(summary.meanOutputTokens)} tokens` +
@@ -138,6 +139,9 @@ async function runServer(
     await server.stop();
   }
 }
+
+/** Set by main: writes the artifact as it stands, after every workload (a run cut short keeps what it measured). */
+let save: () => Promise<void> = async () => {};
 
 /** The server being measured, stopped on Ctrl-C / SIGTERM (child.ts ends peer process groups on exit). */
 let running: PeerServer | null = null;
@@ -195,13 +199,14 @@ async function main() {
     servers: entries,
     note: args.note as string,
   };
+  save = () => writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
   for (let r = 1; r <= repeats; r++) {
     const order = specs.map((_, i) => i);
     if (r % 2 === 0) order.reverse();
     for (const i of order) {
       if (entries[i].failure !== null) continue;
       await runServer(specs[i], entries[i], ctx, workloads, r);
-      await writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
+      await save();
     }
   }
   await writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);

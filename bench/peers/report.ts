@@ -93,7 +93,13 @@ function serverNotes(a: PeersArtifact): string[] {
         mismatched === 0
           ? 'every answer had exactly max_tokens tokens'
           : `${mismatched} answers differed from max_tokens (the figures count the tokens really produced)`;
-      return `- ${s.label}: ${s.version ?? 'unknown build'}; ${lengths}${errors > 0 ? `; ${errors} failed requests` : ''}.`;
+      const counts = Object.entries(s.runs)
+        .map(([w, rs]) => `${w}×${rs.length}`)
+        .join(', ');
+      return (
+        `- ${s.label}: ${s.version ?? 'unknown build'}; runs ${counts}; ${lengths}` +
+        `${errors > 0 ? `; ${errors} failed requests` : ''}.`
+      );
     }),
   ];
 }

@@ -77,5 +77,6 @@ export function selectWorkloads(all: PeerWorkload[], list: string | undefined): 
   const unknown = ids.filter((id) => !all.some((w) => w.id === id));
   if (unknown.length > 0)
     throw new Error(`--workloads: unknown ${unknown.join(', ')} (known: ${WORKLOAD_IDS.join(', ')})`);
-  return all.filter((w) => ids.includes(w.id));
+  // In the order given: a long workload can go last, so a run cut short still has the others.
+  return ids.map((id) => all.find((w) => w.id === id) as PeerWorkload);
 }

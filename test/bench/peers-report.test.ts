@@ -72,7 +72,7 @@ test('the section has one column per server, the ratios, and a failed server wit
   assert.match(md, /\| W1 one stream, base, c=1, 128 in \/ 128 out \(output tok\/s\) \| 75\.0 \| 85\.0 \| – \|/);
   assert.match(md, /\| W3 \| 3\.56× \|/);
   assert.match(md, /vLLM CPU\*\* did not run: `start: Illegal instruction \(core dumped\)`/);
-  assert.match(md, /every answer had exactly max_tokens tokens/);
+  assert.match(md, /llama\.cpp BF16: llamacpp-bf16 1\.0; runs W1×3, W3×3; every answer had exactly max_tokens tokens/);
   assert.match(md, /Load average \(1 min\) at the end of each run: median 3\.0/);
   assert.doesNotMatch(md, /NaN|undefined/);
   const svg = peersChart(ARTIFACT);
