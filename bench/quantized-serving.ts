@@ -1,6 +1,7 @@
 /**
  * `tsx bench/quantized-serving.ts`: SmolLM2-135M-Instruct served with its projections in bf16 and kept
- * quantized (--quantize q8_0, and q4_k, which fits only down_proj's K = 1536), side by side in one process:
+ * quantized (--quantize q8_0 with lm_head in blocks, the default, and with a float lm_head; q4_k, which fits
+ * only down_proj's K = 1536, so its head stays float too), side by side in one process:
  * greedy agreement with bf16 over chat prompts (identical outputs; teacher-forced on bf16's greedy tokens, the
  * share of positions whose argmax agrees and bf16's top-2 margin where it does not), and batch-1 decode step
  * time (interleaved repeats, medians) against the bytes a step reads, and the throughput of 16 sequences
@@ -48,9 +49,10 @@ const PROMPTS = [
   'What is 12 times 13?',
 ];
 
-const VARIANTS: { name: string; quantize?: BlockDType }[] = [
+const VARIANTS: { name: string; quantize?: BlockDType; quantizeLmHead?: boolean }[] = [
   { name: 'bf16' },
   { name: 'q8_0', quantize: 'q8_0' },
+  { name: 'q8_0, float lm_head', quantize: 'q8_0', quantizeLmHead: false },
   { name: 'q4_k', quantize: 'q4_k' },
 ];
 
@@ -133,7 +135,13 @@ async function main() {
     }),
   );
   const models = await Promise.all(
-    VARIANTS.map((v) => loadModelDir(modelDir, { dtype: 'bf16', ...(v.quantize ? { quantize: v.quantize } : {}) })),
+    VARIANTS.map((v) =>
+      loadModelDir(modelDir, {
+        dtype: 'bf16',
+        ...(v.quantize ? { quantize: v.quantize } : {}),
+        ...(v.quantizeLmHead === false ? { quantizeLmHead: false } : {}),
+      }),
+    ),
   );
   const engines = models.map(engineOf);
   const outputs = engines.map((e) => greedy(e, prompts));
@@ -181,6 +189,7 @@ async function main() {
     return {
       variant: v.name,
       projections: [...kinds].join(' '),
+      lmHead: models[i].weights.lmHead.dtype,
       greedyIdenticalToBf16: `${same}/${prompts.length}`,
       tokensBeforeFirstDivergence: prefix,
       bf16OutputLengths: outputs[0].map((o) => o.length),
