@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     'output-tokens': { type: 'string', default: '32' },
     repeats: { type: 'string', default: '2' },
     port: { type: 'string', default: '18700' },
+    'llama-repetitions': { type: 'string', default: '1' },
   },
 });
 
@@ -166,10 +167,10 @@ async function measureEntry(
     const long = v.size === '1B';
     log(`${v.label}: llama-bench ${v.ggufPath}`);
     entry.llamacpp = llamaBench(llamaBin, v.ggufPath, {
-      promptTokens: long ? 128 : 64,
-      genTokens: long ? 128 : 32,
+      promptTokens: long ? 128 : 32,
+      genTokens: long ? 128 : 16,
       threads: THREADS,
-      repetitions: 2,
+      repetitions: Number(args['llama-repetitions']),
     });
     entry.llamacppReadGBs = ((gguf?.bytesPerToken ?? 0) * entry.llamacpp.decodeTokPerS) / 1e9;
     entry.llamacppBandwidthFraction = entry.llamacppReadGBs / readGBs();
@@ -185,7 +186,10 @@ async function main() {
     await writeDocs(artifact, join(ROOT, 'docs', 'benchmarks.md'), join(ROOT, 'docs', 'figures', 'sizes.svg'));
     return;
   }
-  const found = variants();
+  // most wanted first (the 8B Q4_K row is issue 11's bandwidth target), so a run cut short keeps those
+  const order = ['1B bf16', '1B Q4_K', '8B Q4_K', '1B Q8_0', '8B Q8_0', '1B Q4_K_M', '8B Q4_K_M'];
+  const rank = (label: string) => (order.indexOf(label) + order.length + 1) % (order.length + 1);
+  const found = variants().sort((a, b) => rank(a.label) - rank(b.label));
   if (found.length === 0) throw new Error(`no bench models under ${MODELS}: run \`npm run bench:models\` first`);
   const llamaBin = args['no-llamacpp'] ? null : llamaBenchBinary(join(cacheRoot(), 'llamacpp'));
   log(`machine: measuring peaks…`);
@@ -206,6 +210,29 @@ async function main() {
   };
   const entries: SizeEntry[] = [];
   let port = Number(args.port);
+  // the artifact is rewritten after every model file, so a run cut short still leaves what it measured
+  const save = async (final: boolean) => {
+    if (final) machine.push(measureMachine());
+    // fractions over the median of the bandwidth measurements so far
+    for (const e of entries) {
+      if (e.loraplex) e.loraplex.bandwidthFraction = e.loraplex.readGBs / readGBs();
+      if (e.llamacppReadGBs !== null) e.llamacppBandwidthFraction = e.llamacppReadGBs / readGBs();
+    }
+    const artifact: SizesArtifact = {
+      generatedAt: new Date().toISOString(),
+      note:
+        'The CPU was shared with other work while this ran: figures are lower bounds, the ratios side by side in one run are what holds.' +
+        (final ? '' : ` Partial: ${entries.length} of ${found.length} model files measured.`),
+      machine,
+      readGBs: readGBs(),
+      settings,
+      entries,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
+    await writeDocs(artifact, join(ROOT, 'docs', 'benchmarks.md'), join(ROOT, 'docs', 'figures', 'sizes.svg'));
+    log(`wrote ${ARTIFACT} (${entries.length} of ${found.length}) after ${artifact.seconds.toFixed(0)} s`);
+  };
   for (const v of found) {
     const entry = await measureEntry(v, readGBs, llamaBin, settings);
     if (serve.has(v.label)) {
@@ -223,25 +250,9 @@ async function main() {
       );
     }
     entries.push(entry);
+    await save(false);
   }
-  machine.push(measureMachine());
-  // fractions over the median of both bandwidth measurements
-  for (const e of entries) {
-    if (e.loraplex) e.loraplex.bandwidthFraction = e.loraplex.readGBs / readGBs();
-    if (e.llamacppReadGBs !== null) e.llamacppBandwidthFraction = e.llamacppReadGBs / readGBs();
-  }
-  const artifact: SizesArtifact = {
-    generatedAt: new Date().toISOString(),
-    note: 'The CPU was shared with other work while this ran: figures are lower bounds, the ratios side by side in one run are what holds.',
-    machine,
-    readGBs: readGBs(),
-    settings,
-    entries,
-    seconds: (performance.now() - t0) / 1000,
-  };
-  await writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
-  await writeDocs(artifact, join(ROOT, 'docs', 'benchmarks.md'), join(ROOT, 'docs', 'figures', 'sizes.svg'));
-  log(`wrote ${ARTIFACT} in ${artifact.seconds.toFixed(0)} s`);
+  await save(true);
 }
 
 await main();
