@@ -114,6 +114,21 @@ export function renderReport(a: AgreementArtifact): string {
     for (const c of cross) lines.push(`| ${c.label} | ${c.llama} | ${c.loraplex} |`);
     lines.push('');
   }
+  lines.push('## Notes');
+  lines.push('');
+  lines.push(
+    "- BF16: llama.cpp's CPU matmul rounds the activations to bf16 before its bf16 dot products (ggml's vec_dot_type " +
+      'for BF16 is BF16); loraplex keeps them f32: the likely source of most BF16 differences (f32 summation order ' +
+      'alone moves SmolLM2 logits by ~1e-4 against PEFT, test/live/smollm2.live.ts).',
+  );
+  lines.push(
+    '- Q8_0 / Q4_K: both quantize activations to int8 per block, but llama.cpp stores each block scale as f16 and ' +
+      'takes id = 127 / max, while loraplex keeps the scale f32 and id = 1 / (max / 127) (native/include/loraplex/qgemm.h); ' +
+      "both run the tied Q8_0 head in blocks too. Those scale details alone look too small for a median 7× BF16's; " +
+      'the bf16-head file removes only part of the gap. Where the rest comes from is open' +
+      (cross.length ? ' (the table above says which side moves further from its own BF16 file).' : '.'),
+  );
+  lines.push('');
   lines.push('## Tolerances the live check asserts (test/live/gguf-agreement.live.ts)');
   lines.push('');
   lines.push('| file | max \\|Δ logprob\\| at the end of the prompt | median | flips only below llama.cpp margin |');
