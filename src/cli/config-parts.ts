@@ -23,6 +23,7 @@ export function buildOptionsOf(config: Config): BuildOptions {
     native: nativeConfigOf(config),
     dtype: precision.dtype ?? undefined,
     quantize: precision.quantize ?? undefined,
+    floatLmHead: precision.floatLmHead || undefined,
     loraDtype: precision.loraDtype,
     kvCacheDtype: precision.kvCacheDtype,
     maxLoras: adapters.maxLoras ?? undefined,

@@ -66,6 +66,11 @@ export function engineOptions(): Option[] {
       'QUANTIZE',
     ).choices(['q8_0', 'q4_k']),
     envOption(
+      '--float-lm-head',
+      'keep lm_head (and a tied embedding) in the float dtype where --quantize or a Q8_0/Q4_K GGUF would keep blocks',
+      'FLOAT_LM_HEAD',
+    ),
+    envOption(
       '--lora-dtype <dtype>',
       "adapter slots' storage (auto: bf16 for a 16-bit checkpoint, else f32)",
       'LORA_DTYPE',

@@ -123,6 +123,7 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
     precision: {
       dtype: flags.dtype ?? null,
       quantize: flags.quantize ?? null,
+      floatLmHead: truthy(flags.floatLmHead),
       loraDtype: flags.loraDtype ?? DEFAULTS.precision.loraDtype,
       kvCacheDtype: flags.kvCacheDtype ?? DEFAULTS.precision.kvCacheDtype,
     },

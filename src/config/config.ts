@@ -112,6 +112,8 @@ export interface PrecisionSettings {
   dtype: WeightDType | null;
   /** Keep the projections quantized in these blocks (--quantize; GGUF Q8_0 / Q4_K stay blocks anyway). */
   quantize: BlockDType | null;
+  /** lm_head (and a tied embedding) stays float even where the projections are blocks (--float-lm-head). */
+  floatLmHead: boolean;
   loraDtype: LoraDtypeOption;
   kvCacheDtype: KvCacheDtypeOption;
 }

@@ -27,6 +27,7 @@ export interface ConfigFlags {
   backend?: 'native' | 'reference' | 'cuda';
   dtype?: WeightDType;
   quantize?: BlockDType;
+  floatLmHead?: boolean | string;
   maxLoras?: number;
   maxCpuLoras?: number;
   maxCpuLoraBytes?: number;

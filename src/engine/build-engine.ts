@@ -33,6 +33,8 @@ export interface BuildOptions
   dtype?: WeightDType;
   /** Keep the projections quantized (q8_0 / q4_k blocks) for the quantized GEMM. */
   quantize?: BlockDType;
+  /** lm_head (and a tied embedding) stays float where the projections are blocks. */
+  floatLmHead?: boolean;
   maxLoraRank?: number;
   /** Skip (and report) adapters that fail to load instead of failing the whole build. */
   skipInvalidAdapters?: boolean;
@@ -72,6 +74,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
     backend,
     dtype,
     quantize,
+    floatLmHead,
     maxLoraRank = DEFAULT_MAX_LORA_RANK,
     skipInvalidAdapters,
     loaderThread,
@@ -86,6 +89,7 @@ export async function buildEngine(opts: BuildOptions, onProgress?: BuildProgress
   const loaded = await loadModelDir(modelDir, {
     ...(dtype ? { dtype } : {}),
     ...(quantize ? { quantize } : {}),
+    ...(floatLmHead ? { quantizeLmHead: false } : {}),
     onProgress: onProgress && ((done, total) => onProgress('weights', done, total)),
   });
   if (mergeAdapter) {

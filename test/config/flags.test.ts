@@ -99,6 +99,11 @@ const ENGINE_CASES: Record<string, Case<Built>> = {
     config: (c) => c.precision.quantize,
     consumer: (v) => v.build.quantize,
   },
+  '--float-lm-head': {
+    args: ['--float-lm-head'],
+    config: (c) => c.precision.floatLmHead,
+    consumer: (v) => v.build.floatLmHead,
+  },
   '--lora-dtype': {
     args: ['--lora-dtype', 'f16'],
     config: (c) => c.precision.loraDtype,
