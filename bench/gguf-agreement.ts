@@ -36,12 +36,18 @@ const { values: args } = parseArgs({
 });
 
 const root = join(import.meta.dirname, '..');
+/** Indented JSON with each [id, logprob] pair on one line. */
+function artifactJson(artifact: AgreementArtifact): string {
+  const text = JSON.stringify(artifact, null, 2).replace(/\[\s+(-?[\d.e+-]+),\s+(-?[\d.e+-]+)\s+\]/g, '[$1, $2]');
+  return `${text}\n`;
+}
+
 async function main() {
   const jsonPath = `${args.out}.json`;
   if (args.render) {
     const artifact: AgreementArtifact = JSON.parse(readFileSync(jsonPath, 'utf8'));
     artifact.tolerances = AGREEMENT_TOLERANCES;
-    writeFileSync(jsonPath, `${JSON.stringify(artifact, null, 2)}\n`);
+    writeFileSync(jsonPath, artifactJson(artifact));
     writeFileSync(`${args.out}.md`, renderReport(artifact));
     return;
   }
@@ -95,7 +101,7 @@ async function main() {
     tolerances: AGREEMENT_TOLERANCES,
     results,
   };
-  writeFileSync(jsonPath, `${JSON.stringify(artifact, null, 2)}\n`);
+  writeFileSync(jsonPath, artifactJson(artifact));
   writeFileSync(`${args.out}.md`, renderReport(artifact));
   console.error(`wrote ${jsonPath} and ${args.out}.md`);
 }
