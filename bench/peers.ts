@@ -225,7 +225,8 @@ async function main() {
 async function mergeSaved(artifact: PeersArtifact) {
   const saved = JSON.parse(await readFile(ARTIFACT, 'utf8')) as PeersArtifact;
   const ours = new Set(artifact.servers.map((s) => s.key));
-  artifact.servers.unshift(...saved.servers.filter((s) => !ours.has(s.key)));
+  // A new array: the run writes into its own entries by index.
+  artifact.servers = [...saved.servers.filter((s) => !ours.has(s.key)), ...artifact.servers];
   const known = new Set(artifact.workloads.map((w) => w.id));
   artifact.workloads.push(...saved.workloads.filter((w) => !known.has(w.id)));
   artifact.workloads.sort((a, b) => a.id.localeCompare(b.id));

