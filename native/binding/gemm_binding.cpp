@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common.h"
+#include "gemm_args.h"
 #include "loraplex/gemm.h"
 #include "loraplex/peak.h"
 
@@ -13,28 +14,6 @@ namespace {
 
 // Tags the externals made by gemmPackWeight, so gemm never trusts any other object as a weight.
 constexpr napi_type_tag kPackedWeightTag = {0x6c6f7261706c6578ULL, 0x67656d6d70616b31ULL};
-constexpr double kMaxDim = 2147483647.0;
-
-// A non-negative integer no larger than `max`, else a TypeError (returns -1).
-int64_t dimension(const Napi::CallbackInfo& info, size_t i, const char* name, double max = kMaxDim) {
-  if (i >= info.Length() || !info[i].IsNumber()) {
-    fail(info.Env(), std::string("argument '") + name + "' must be a number");
-    return -1;
-  }
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= max && std::floor(v) == v)) {
-    fail(info.Env(), std::string("argument '") + name + "' must be an integer in [0, " +
-                         std::to_string(static_cast<int64_t>(max)) + "], got " + std::to_string(v));
-    return -1;
-  }
-  return static_cast<int64_t>(v);
-}
-
-bool check_length(const Napi::Env& env, const char* name, size_t have, int64_t need, const char* shape) {
-  if (have >= static_cast<size_t>(need)) return true;
-  return fail(env, std::string("argument '") + name + "' is too short: " + std::to_string(have) +
-                       " elements, needs " + shape + " = " + std::to_string(need));
-}
 
 // gemmPackWeight(dtype: 'f32'|'f16'|'bf16', rows: N, cols: K, data: Float32Array|Uint16Array [N·K]) → handle
 Napi::Value pack_weight(const Napi::CallbackInfo& info) {
@@ -89,46 +68,18 @@ Napi::Value pack_weight(const Napi::CallbackInfo& info) {
   return handle;
 }
 
-bool overlaps(const float* a, size_t a_len, const float* b, size_t b_len) {
-  return a_len > 0 && b_len > 0 && a < b + b_len && b < a + a_len;
-}
-
 // gemm(x: Float32Array [M·K], w: handle, y: Float32Array [M·N], m, bias?: Float32Array [N] | null, accumulate?)
 Napi::Value run_gemm(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  auto x = f32(info, 0, "x");
-  if (env.IsExceptionPending()) return env.Undefined();
   if (info.Length() < 2 || !info[1].IsExternal() ||
       !info[1].As<Napi::External<PackedWeight>>().CheckTypeTag(&kPackedWeightTag)) {
     fail(env, "gemm: argument 'w' must be a weight made by gemmPackWeight");
     return env.Undefined();
   }
   const PackedWeight& w = *info[1].As<Napi::External<PackedWeight>>().Data();
-  auto y = f32(info, 2, "y");
-  if (env.IsExceptionPending()) return env.Undefined();
-  const int64_t m = dimension(info, 3, "m");
-  if (m < 0) return env.Undefined();
-  Span<float> bias;
-  if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
-    bias = f32(info, 4, "bias");
-    if (env.IsExceptionPending()) return env.Undefined();
-    if (!check_length(env, "bias", bias.length, w.rows(), "N")) return env.Undefined();
-  }
-  bool accumulate = false;
-  if (info.Length() > 5 && !info[5].IsUndefined()) {
-    if (!info[5].IsBoolean()) {
-      fail(env, "gemm: argument 'accumulate' must be a boolean");
-      return env.Undefined();
-    }
-    accumulate = info[5].As<Napi::Boolean>().Value();
-  }
-  if (!check_length(env, "x", x.length, m * w.cols(), "m · K")) return env.Undefined();
-  if (!check_length(env, "y", y.length, m * w.rows(), "m · N")) return env.Undefined();
-  if (overlaps(x.data, static_cast<size_t>(m * w.cols()), y.data, static_cast<size_t>(m * w.rows()))) {
-    fail(env, "gemm: x and y must not overlap");
-    return env.Undefined();
-  }
-  gemm(x.data, m, w, y.data, bias.data, accumulate);
+  GemmOperands o;
+  if (!read_gemm_operands(info, "gemm", w.rows(), w.cols(), o)) return env.Undefined();
+  gemm(o.x.data, o.m, w, o.y.data, o.bias.data, o.accumulate);
   return env.Undefined();
 }
 
