@@ -56,6 +56,12 @@ export interface LoraBank {
  * With an output scale (DoRA: magnitude / ‖W + ΔW‖ per column, precomputed), offsetOutScale[m] ≥ 0:
  *   s_m = outScale[offsetOutScale[m] .. + N]   and   y = s_m ⊙ (y + scale[m] · (x · A_mᵀ) · Bt_m)
  * (the caller adds the bias after). Stored in f32 whatever the bank's dtype.
+ * Shared factors (VeRA, Tied-LoRA): modules may point at the same region of `weights` (same offsetA with the
+ * same rank and K, or same offsetB with the same rank and N); a bank stores each such region once per slot.
+ * Scaling vectors (VeRA's λd, λb), f32 in every bank dtype, where offsetRankScale[m] / offsetColumnScale[m] ≥ 0:
+ *   h = fround(h ⊙ rankScale_m)   after the shrink, h = x · A_mᵀ [rank]
+ *   c_n = fround(scale[m] · columnScale_m[n])   (once, at setLoraSlot), else c_n = scale[m]
+ *   y[n] += c_n · Σ_j h[j] · Bt_m[j, n]
  */
 export interface PackedAdapter {
   weights: Float32Array;
@@ -68,6 +74,18 @@ export interface PackedAdapter {
   /** DoRA's per-column output scales, module m's [N] at offsetOutScale[m]; with offsetOutScale or not at all. */
   outScale?: Float32Array;
   offsetOutScale?: Int32Array; // [numModules], -1: no output scale (only targeted modules may have one)
+  /**
+   * Per-module rank-space scales (VeRA's λd): module m's [rank] at offsetRankScale[m] (-1: none);
+   * h[j] *= rankScale[j] after the shrink. With offsetRankScale or not at all.
+   */
+  rankScale?: Float32Array;
+  offsetRankScale?: Int32Array; // [numModules]
+  /**
+   * Per-column delta scales (VeRA's λb): module m's [N] at offsetColumnScale[m] (-1: none); the delta of
+   * column n is scaled by scale[m]·columnScale[n]. With offsetColumnScale or not at all.
+   */
+  columnScale?: Float32Array;
+  offsetColumnScale?: Int32Array; // [numModules]
 }
 
 /** One module of an applyAdapters call: its delta goes to y[t * yStride + yOffset + c], c < n (its N). */
