@@ -123,40 +123,58 @@ Napi::Value bank_create(const Napi::CallbackInfo& info) {
   });
 }
 
-// Optional adapter.outScale / adapter.offsetOutScale (arguments 9, 10): both or neither; offsetOutScale[m]
-// is -1 (none) or where module m's [N] scales start in outScale, only for a targeted module; finite values.
-bool out_scale_args(const Napi::CallbackInfo& info, const Span<int32_t>& rank, const Span<int32_t>& out_features,
-                    size_t modules, Span<float>* out_scale, Span<int32_t>* offsets) {
+// One optional pair of per-module vectors of PackedAdapter (values, offsets) at arguments i, i + 1.
+struct VectorPair {
+  const char* values;     // "outScale"
+  const char* offsets;    // "offsetOutScale"
+  const char* noun;       // "an output scale"
+  const char* why;        // "(DoRA)": why the two come together
+  bool per_rank;          // module m's vector has rank[m] entries, else out_features[m]
+};
+
+constexpr VectorPair kOutScale{"outScale", "offsetOutScale", "an output scale", "(DoRA)", false};
+constexpr VectorPair kRankScale{"rankScale", "offsetRankScale", "a rank scale", "(VeRA's λd)", true};
+constexpr VectorPair kColumnScale{"columnScale", "offsetColumnScale", "a column scale", "(VeRA's λb)", false};
+
+// Both or neither; offsets[m] is -1 (none) or where module m's [N] (or [rank]) values start, only for a
+// targeted module; finite values.
+bool vector_args(const Napi::CallbackInfo& info, size_t i, const VectorPair& pair, const Span<int32_t>& rank,
+                 const Span<int32_t>& out_features, size_t modules, Span<float>* values, Span<int32_t>* offsets) {
   auto env = info.Env();
-  const bool has_scale = info.Length() > 9 && !info[9].IsUndefined();
-  const bool has_offsets = info.Length() > 10 && !info[10].IsUndefined();
-  if (!has_scale && !has_offsets) return true;
-  if (has_scale != has_offsets)
-    return fail(env, "setLoraSlot: adapter.outScale and adapter.offsetOutScale come together (DoRA) or not at all");
-  if (!array_arg(info, 9, "adapter.outScale", out_scale) || !array_arg(info, 10, "adapter.offsetOutScale", offsets))
+  const std::string values_name = std::string("adapter.") + pair.values;
+  const std::string offsets_name = std::string("adapter.") + pair.offsets;
+  const bool has_values = info.Length() > i && !info[i].IsUndefined();
+  const bool has_offsets = info.Length() > i + 1 && !info[i + 1].IsUndefined();
+  if (!has_values && !has_offsets) return true;
+  if (has_values != has_offsets)
+    return fail(env, "setLoraSlot: " + values_name + " and " + offsets_name + " come together " + pair.why +
+                         " or not at all");
+  if (!array_arg(info, i, values_name.c_str(), values) || !array_arg(info, i + 1, offsets_name.c_str(), offsets))
     return false;
   if (offsets->length != modules)
-    return range_fail(env, "setLoraSlot: adapter.offsetOutScale has " + std::to_string(offsets->length) +
+    return range_fail(env, "setLoraSlot: " + offsets_name + " has " + std::to_string(offsets->length) +
                                " entries but the bank has " + std::to_string(modules) + " modules");
   for (size_t m = 0; m < modules; ++m) {
     const int64_t at = offsets->data[m];
     if (at == -1) continue;
     const std::string where = "setLoraSlot: module " + std::to_string(m) + ": ";
-    if (at < -1) return range_fail(env, where + "offsetOutScale " + std::to_string(at) + " must be ≥ -1 (-1 = none)");
-    if (rank.data[m] == 0) return range_fail(env, where + "an output scale on a module the adapter does not target");
-    const int64_t n = out_features.data[m];
-    if (at + n > static_cast<int64_t>(out_scale->length))
-      return range_fail(env, where + "outScale [" + std::to_string(n) + "] at offsetOutScale " + std::to_string(at) +
-                                 " does not fit in adapter.outScale (length " + std::to_string(out_scale->length) +
-                                 ")");
+    if (at < -1)
+      return range_fail(env, where + pair.offsets + " " + std::to_string(at) + " must be ≥ -1 (-1 = none)");
+    if (rank.data[m] == 0) return range_fail(env, where + pair.noun + " on a module the adapter does not target");
+    const int64_t n = pair.per_rank ? rank.data[m] : out_features.data[m];
+    if (at + n > static_cast<int64_t>(values->length))
+      return range_fail(env, where + pair.values + " [" + std::to_string(n) + "] at " + pair.offsets + " " +
+                                 std::to_string(at) + " does not fit in " + values_name + " (length " +
+                                 std::to_string(values->length) + ")");
     for (int64_t c = 0; c < n; ++c)
-      if (!std::isfinite(out_scale->data[at + c])) return range_fail(env, where + "outScale values must be finite");
+      if (!std::isfinite(values->data[at + c])) return range_fail(env, where + pair.values + " values must be finite");
   }
   return true;
 }
 
 // bankSet(bank, slot, weights, rank, offsetA, offsetB, scale, inFeatures, outFeatures[, outScale,
-// offsetOutScale]): the last two both present (DoRA's per-column output scales) or both undefined.
+// offsetOutScale[, rankScale, offsetRankScale[, columnScale, offsetColumnScale]]]): each optional pair both
+// present or both undefined (DoRA's output scales; VeRA's λd per rank and λb per column).
 Napi::Value bank_set(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   LoraBank* bank = bank_arg(info, "setLoraSlot");
@@ -208,12 +226,27 @@ Napi::Value bank_set(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  Span<float> out_scale;
-  Span<int32_t> offset_out_scale;
-  if (!out_scale_args(info, rank, out_features, modules, &out_scale, &offset_out_scale)) return env.Undefined();
-  LoraAdapterView view{weights.data,   weights.length, rank.data,        offset_a.data,         offset_b.data,
-                       scale.data,     in_features.data, out_features.data, out_scale.data,
-                       offset_out_scale.data};
+  Span<float> out_scale, rank_scale, column_scale;
+  Span<int32_t> offset_out_scale, offset_rank_scale, offset_column_scale;
+  if (!vector_args(info, 9, kOutScale, rank, out_features, modules, &out_scale, &offset_out_scale) ||
+      !vector_args(info, 11, kRankScale, rank, out_features, modules, &rank_scale, &offset_rank_scale) ||
+      !vector_args(info, 13, kColumnScale, rank, out_features, modules, &column_scale, &offset_column_scale))
+    return env.Undefined();
+  LoraAdapterView view;
+  view.weights = weights.data;
+  view.weights_length = weights.length;
+  view.rank = rank.data;
+  view.offset_a = offset_a.data;
+  view.offset_b = offset_b.data;
+  view.scale = scale.data;
+  view.in_features = in_features.data;
+  view.out_features = out_features.data;
+  view.out_scale = out_scale.data;
+  view.offset_out_scale = offset_out_scale.data;
+  view.rank_scale = rank_scale.data;
+  view.offset_rank_scale = offset_rank_scale.data;
+  view.column_scale = column_scale.data;
+  view.offset_column_scale = offset_column_scale.data;
   const int64_t before = static_cast<int64_t>(bank->bytes());
   try {
     bank->set_slot(static_cast<int32_t>(slot), view);
@@ -223,6 +256,13 @@ Napi::Value bank_set(const Napi::CallbackInfo& info) {
   }
   adjust_memory(env, static_cast<int64_t>(bank->bytes()) - before);
   return env.Undefined();
+}
+
+// bankBytes(bank): the bytes the bank's slots hold (what it reports to the GC; a shared region counts once).
+Napi::Value bank_bytes(const Napi::CallbackInfo& info) {
+  const LoraBank* bank = bank_arg(info, "loraBankBytes");
+  if (!bank) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), static_cast<double>(bank->bytes()));
 }
 
 Napi::Value bank_clear(const Napi::CallbackInfo& info) {
@@ -405,6 +445,7 @@ void register_lora(Napi::Env env, Napi::Object exports) {
   exports.Set("loraBankCreate", Napi::Function::New(env, bank_create));
   exports.Set("loraBankSet", Napi::Function::New(env, bank_set));
   exports.Set("loraBankClear", Napi::Function::New(env, bank_clear));
+  exports.Set("loraBankBytes", Napi::Function::New(env, bank_bytes));
   exports.Set("loraRowsCreate", Napi::Function::New(env, rows_create));
   exports.Set("loraRowsSet", Napi::Function::New(env, rows_set));
   exports.Set("loraApply", Napi::Function::New(env, apply));

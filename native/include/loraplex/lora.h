@@ -10,9 +10,16 @@
 // weights would.
 // Semantics: for each module m of the call, for each row t whose slot a ≥ 0 targets m (rank > 0):
 //   h[j]               = Σ_k x[t, k] · A_a,m[j, k]             (shrink, j < rank)
-//   y[t, offset_m + n] += scale_a,m · Σ_j h[j] · Bt_a,m[j, n]   (expand)
+//   h[j]               = h[j] · λd_a,m[j]   only where the slot has a rank scale for m (VeRA's λd; f32 product)
+//   c_n                = f32(scale_a,m · λb_a,m[n]) where the slot has a column scale for m (VeRA's λb;
+//                        computed once, in set_slot), else scale_a,m
+//   y[t, offset_m + n] = fma(Σ_j h[j] · Bt_a,m[j, n], c_n, y[t, offset_m + n])   (expand; the scalar ISA
+//                        rounds the product, then the sum)
 //   y[t, offset_m + n] *= s_a,m[n]     only where the slot has an output scale for m (DoRA: the magnitude over
 //                                      the weight norm per column), i.e. y = s · (y + delta); s stays f32
+// λd, λb and s stay f32 in every bank dtype. Shared factors (VeRA, Tied-LoRA): modules of one adapter whose
+// A or Bt is the same region of the adapter's weights (same offset and element count) share one copy in the
+// slot, so decode reads it once per step while it stays in cache.
 //
 // Batch invariance: a row's result is bitwise the same alone or batched with other rows (of its slot or
 // others), adapters or modules, with any thread count: every element is reduced in a fixed order (k
@@ -46,6 +53,8 @@ struct LoraModuleWeights {
   const void* a = nullptr;   // [rank, K], float, or bf16 / f16 bits (uint16_t) as the bank's dtype
   const void* bt = nullptr;  // [rank, N], likewise
   const float* out_scale = nullptr;  // [N] or nullptr: y = out_scale · (y + delta) (DoRA), f32 in every bank
+  const float* rank_scale = nullptr;    // [rank] or nullptr: h[j] *= rank_scale[j] after the shrink (VeRA's λd)
+  const float* column_scale = nullptr;  // [N] or nullptr: c_n = column_scale[n] = f32(scale · λb[n]) (VeRA)
 };
 
 // f32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN. Done in software, not with
@@ -94,6 +103,10 @@ struct LoraAdapterView {
   const int32_t* out_features = nullptr;
   const float* out_scale = nullptr;            // optional: module m's [N] at offset_out_scale[m] ≥ 0
   const int32_t* offset_out_scale = nullptr;   // [num_modules] (-1: none), or nullptr for no module
+  const float* rank_scale = nullptr;           // optional: module m's [rank] at offset_rank_scale[m] ≥ 0
+  const int32_t* offset_rank_scale = nullptr;  // [num_modules] (-1: none), or nullptr for no module
+  const float* column_scale = nullptr;           // optional: module m's [N] at offset_column_scale[m] ≥ 0
+  const int32_t* offset_column_scale = nullptr;  // [num_modules] (-1: none), or nullptr for no module
 };
 
 class LoraBank {
@@ -108,7 +121,9 @@ class LoraBank {
   size_t bytes() const { return bytes_; }  // adapter weights held, for the GC's external-memory accounting
 
   // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped),
-  // rounding them to bf16 / f16 in a 16-bit bank.
+  // rounding them to bf16 / f16 in a 16-bit bank; a region of the weights several modules point at (same
+  // offset and element count) is copied, and counted in bytes(), once. Vectors stay f32; column scales are
+  // stored premultiplied by the module's scale.
   void set_slot(int32_t slot, const LoraAdapterView& adapter);
   void clear_slot(int32_t slot);
 
@@ -173,8 +188,10 @@ class LoraRowLayout {
 // The adapters of a step on several modules sharing x [M, K] (M = rows.num_rows(); q|k|v of a layer, gate|up):
 // one pool dispatch for all of them, each row block running every module while its x rows are in cache.
 // Semantics: for each module m of out and each row t whose slot a = row_slot[t] ≥ 0 targets m:
-//   y[t, offset_m + n] += scale_a,m · Σ_j (Σ_k x[t, k] · A_a,m[j, k]) · Bt_a,m[j, n]
-//   then y[t, offset_m + n] *= s_a,m[n] where the slot has an output scale for m (DoRA)
+//   y[t, offset_m + n] += c_n · Σ_j (Σ_k x[t, k] · A_a,m[j, k]) · λd[j] · Bt_a,m[j, n]
+//   (λd only where the slot has a rank scale; c_n = f32(scale_a,m · λb[n]) with a column scale, else scale_a,m;
+//   the header's Semantics give the exact order), then y[t, offset_m + n] *= s_a,m[n] where the slot has an
+//   output scale for m (DoRA)
 // A row's result for a module is bitwise what a call with that row alone and that module alone computes.
 void apply_adapters(const LoraBank& bank, const LoraRowLayout& rows, const float* x, int64_t k,
                     const LoraOutputs& out);

@@ -1,8 +1,12 @@
 // The bank of adapter slots: each slot owns a 64-byte-aligned copy of its adapter's matrices (f32, or
 // rounded to bf16 or f16), so the kernels read adapter weights in place and never copy them per token.
+// A matrix several modules share (VeRA's, Tied-LoRA's) is copied once: one copy stays in cache for a step.
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "loraplex/lora.h"
 
@@ -30,9 +34,9 @@ size_t store(LoraDtype dtype, const float* src, size_t n, void* dst) {
   return n * sizeof(uint16_t);
 }
 
-bool has_out_scale(const LoraAdapterView& adapter, size_t m) {
-  return adapter.offset_out_scale && adapter.offset_out_scale[m] >= 0;
-}
+// Where module m's vector starts in its values array, or -1 (offsets: [num_modules], -1 for none; nullptr: no
+// module has one).
+int64_t vector_at(const int32_t* offsets, size_t m) { return offsets ? offsets[m] : -1; }
 
 }  // namespace
 
@@ -44,13 +48,34 @@ LoraBank::LoraBank(int32_t num_slots, int32_t num_modules, LoraDtype dtype)
 void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
   const size_t modules = static_cast<size_t>(num_modules_);
   const size_t element = dtype_ == LoraDtype::F32 ? sizeof(float) : sizeof(uint16_t);
+  // Byte offsets in the block, planned before allocating. A region of the weights that several modules point
+  // at (a shared factor: VeRA, Tied-LoRA) is stored once, keyed by (offset, element count).
+  struct Placement {
+    size_t a = 0, bt = 0, out_scale = 0, rank_scale = 0, column_scale = 0;
+  };
+  std::vector<Placement> placed(modules);
+  std::map<std::pair<int64_t, size_t>, size_t> regions;
   size_t bytes = 0;
+  const auto place = [&](size_t size) {
+    const size_t at = bytes;
+    bytes += round_up(size);
+    return at;
+  };
+  const auto place_region = [&](int64_t offset, size_t count) {
+    const auto [it, fresh] = regions.try_emplace({offset, count}, bytes);
+    if (fresh) bytes += round_up(count * element);
+    return it->second;
+  };
   for (size_t m = 0; m < modules; ++m) {
     const size_t rank = static_cast<size_t>(adapter.rank[m]);
     if (rank == 0) continue;
-    bytes += round_up(rank * static_cast<size_t>(adapter.in_features[m]) * element);
-    bytes += round_up(rank * static_cast<size_t>(adapter.out_features[m]) * element);
-    if (has_out_scale(adapter, m)) bytes += round_up(static_cast<size_t>(adapter.out_features[m]) * sizeof(float));
+    const size_t n = static_cast<size_t>(adapter.out_features[m]);
+    Placement& p = placed[m];
+    p.a = place_region(adapter.offset_a[m], rank * static_cast<size_t>(adapter.in_features[m]));
+    p.bt = place_region(adapter.offset_b[m], rank * n);
+    if (vector_at(adapter.offset_out_scale, m) >= 0) p.out_scale = place(n * sizeof(float));
+    if (vector_at(adapter.offset_rank_scale, m) >= 0) p.rank_scale = place(rank * sizeof(float));
+    if (vector_at(adapter.offset_column_scale, m) >= 0) p.column_scale = place(n * sizeof(float));
   }
   // Build the replacement fully before touching the slot, so a failed allocation leaves it as it was.
   Slot next;
@@ -62,24 +87,31 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
     if (!storage) throw std::bad_alloc();
     next.storage.reset(storage);
   }
-  auto* cursor = static_cast<unsigned char*>(next.storage.get());
+  auto* block = static_cast<unsigned char*>(next.storage.get());
+  for (const auto& [region, at] : regions) store(dtype_, adapter.weights + region.first, region.second, block + at);
   for (size_t m = 0; m < modules; ++m) {
     LoraModuleWeights& w = next.modules[m];
     w.rank = adapter.rank[m];
     if (w.rank == 0) continue;
+    const Placement& p = placed[m];
     w.in_features = adapter.in_features[m];
     w.out_features = adapter.out_features[m];
     w.scale = adapter.scale[m];
-    const size_t a_len = static_cast<size_t>(w.rank) * static_cast<size_t>(w.in_features);
-    const size_t b_len = static_cast<size_t>(w.rank) * static_cast<size_t>(w.out_features);
-    w.a = cursor;
-    cursor += round_up(store(dtype_, adapter.weights + adapter.offset_a[m], a_len, cursor));
-    w.bt = cursor;
-    cursor += round_up(store(dtype_, adapter.weights + adapter.offset_b[m], b_len, cursor));
-    if (has_out_scale(adapter, m)) {
-      w.out_scale = reinterpret_cast<const float*>(cursor);
-      cursor += round_up(store(LoraDtype::F32, adapter.out_scale + adapter.offset_out_scale[m],
-                               static_cast<size_t>(w.out_features), cursor));
+    w.a = block + p.a;
+    w.bt = block + p.bt;
+    const size_t n = static_cast<size_t>(w.out_features);
+    if (const int64_t at = vector_at(adapter.offset_out_scale, m); at >= 0) {
+      w.out_scale = reinterpret_cast<const float*>(block + p.out_scale);
+      store(LoraDtype::F32, adapter.out_scale + at, n, block + p.out_scale);
+    }
+    if (const int64_t at = vector_at(adapter.offset_rank_scale, m); at >= 0) {
+      w.rank_scale = reinterpret_cast<const float*>(block + p.rank_scale);
+      store(LoraDtype::F32, adapter.rank_scale + at, static_cast<size_t>(w.rank), block + p.rank_scale);
+    }
+    if (const int64_t at = vector_at(adapter.offset_column_scale, m); at >= 0) {
+      auto* c = reinterpret_cast<float*>(block + p.column_scale);
+      for (size_t i = 0; i < n; ++i) c[i] = w.scale * adapter.column_scale[at + static_cast<int64_t>(i)];
+      w.column_scale = c;
     }
   }
   bytes_ = bytes_ - slots_[slot].bytes + next.bytes;

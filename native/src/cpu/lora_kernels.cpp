@@ -197,8 +197,8 @@ class Executor {
     });
   }
 
-  // Output `o`'s shrink on the block's rows, then its expand over columns [n0, n1); nothing when the
-  // block's slot does not target that module.
+  // Output `o`'s shrink on the block's rows (then VeRA's rank scale), then its expand over columns [n0, n1)
+  // (with the column scale, if any); nothing when the block's slot does not target that module.
   void run_module(const Block& b, const Rows& r, int64_t o, int64_t n0, int64_t n1) const {
     const LoraModuleWeights* w = plan_.weights[plan_.groups[b.group].weights + o];
     if (!w) return;
@@ -206,17 +206,28 @@ class Executor {
     float* y[kLoraRowBlock];
     for (int i = 0; i < b.rows; ++i) y[i] = r.y[i] + m.offset;
     switch (dtype_) {
-      case LoraDtype::F32:
-        kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h);
-        kernels_.expand(r.h, b.rows, static_cast<const float*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
-        break;
+      case LoraDtype::F32: kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h); break;
       case LoraDtype::Bf16:
         kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
-        kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
         break;
       case LoraDtype::F16:
         kernels_.shrink_f16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
-        kernels_.expand_f16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, y);
+        break;
+    }
+    // VeRA's λd: one f32 product per h element (elementwise, so portable code gives every ISA the same bits).
+    if (const float* rs = w->rank_scale)
+      for (int i = 0; i < b.rows; ++i)
+        for (int j = 0; j < w->rank; ++j) r.h[i][j] *= rs[j];
+    const float* cs = w->column_scale;
+    switch (dtype_) {
+      case LoraDtype::F32:
+        kernels_.expand(r.h, b.rows, static_cast<const float*>(w->bt), w->rank, m.n, n0, n1, w->scale, cs, y);
+        break;
+      case LoraDtype::Bf16:
+        kernels_.expand_bf16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, cs, y);
+        break;
+      case LoraDtype::F16:
+        kernels_.expand_f16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, cs, y);
         break;
     }
     // DoRA: y = s · (y + delta), one rounding after the expand's (an elementwise product: any vector width

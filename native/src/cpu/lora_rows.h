@@ -55,19 +55,21 @@ struct LoraRowKernels {
   // Shrink. x[r]: [K], a: [rank, K], h[r]: [rank].
   // Semantics: h[r][j] = Σ_k x[r][k] · a[j, k]  (k ascending in SIMD lanes, then a fixed lane reduction)
   void (*shrink)(const float* const* x, int rows, const float* a, int rank, int64_t k, float* const* h);
-  // Expand over columns [n_begin, n_end). h[r]: [rank], bt: [rank, ldb], y[r]: the row's output (n indexes it).
-  // Semantics: y[r][n] += scale · Σ_j h[r][j] · bt[j, n]  (j ascending)
+  // Expand over columns [n_begin, n_end). h[r]: [rank], bt: [rank, ldb], y[r]: the row's output (n indexes it),
+  // column_scale: [ldb] or nullptr.
+  // Semantics: y[r][n] += c_n · Σ_j h[r][j] · bt[j, n]  (j ascending; SIMD: y = fma(acc, c_n, y)), with
+  // c_n = column_scale[n] where given (VeRA's λb, premultiplied by the module's scale), else scale.
   void (*expand)(const float* const* h, int rows, const float* bt, int rank, int64_t ldb, int64_t n_begin,
-                 int64_t n_end, float scale, float* const* y);
+                 int64_t n_end, float scale, const float* column_scale, float* const* y);
   // The same two with a and bt as bf16 bits ([rank, K] and [rank, ldb] uint16_t).
   // Semantics: as above with a[j, k] = f32(a_bits[j, k] << 16), bt[j, n] = f32(bt_bits[j, n] << 16).
   void (*shrink_bf16)(const float* const* x, int rows, const uint16_t* a, int rank, int64_t k, float* const* h);
   void (*expand_bf16)(const float* const* h, int rows, const uint16_t* bt, int rank, int64_t ldb, int64_t n_begin,
-                      int64_t n_end, float scale, float* const* y);
+                      int64_t n_end, float scale, const float* column_scale, float* const* y);
   // The same two with a and bt as f16 bits. Semantics: as above with a[j, k] = f32(half(a_bits[j, k])).
   void (*shrink_f16)(const float* const* x, int rows, const uint16_t* a, int rank, int64_t k, float* const* h);
   void (*expand_f16)(const float* const* h, int rows, const uint16_t* bt, int rank, int64_t ldb, int64_t n_begin,
-                     int64_t n_end, float scale, float* const* y);
+                     int64_t n_end, float scale, const float* column_scale, float* const* y);
 };
 
 // How a kernel receives weights of element W: float, or uint16_t bits (bf16: uint16_t; f16: Half), so the

@@ -52,6 +52,15 @@ inline float reduce_add(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
+struct ColumnFactor {
+  __m256 broadcast;
+  const float* column;  // [ldb] or nullptr
+
+  __m256 at(int64_t n) const { return column ? _mm256_loadu_ps(column + n) : broadcast; }
+  __m256 at(__m256i m, int64_t n) const { return column ? _mm256_maskload_ps(column + n, m) : broadcast; }
+};
+
 // Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J (one accumulator per (r, j)).
 template <int R, int J, typename W>
 inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, float* const* h) {
@@ -102,11 +111,11 @@ void shrink_avx2(const float* const* x, int rows, const StoredAs<W>* a_stored, i
   if (r < rows) shrink_row_group<1>(x + r, a, rank, k, h + r);
 }
 
-// Semantics: y[r][n0 + n] += scale · Σ_j h[r][j] · bt[j, n0 + n], n < 8·C (the last vector masked when
-// Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, scale, y).
+// Semantics: y[r][n0 + n] += c_n · Σ_j h[r][j] · bt[j, n0 + n], n < 8·C (the last vector masked when
+// Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, c_n, y).
 template <int R, int C, bool Masked, typename W>
 inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0, __m256i last,
-                        __m256 scale, float* const* y) {
+                        const ColumnFactor& scale, float* const* y) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -124,10 +133,11 @@ inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ld
     for (int c = 0; c < C; ++c) {
       if (Masked && c == C - 1) {
         const __m256 yv = _mm256_maskload_ps(yr + c * kLanes, last);
-        _mm256_maskstore_ps(yr + c * kLanes, last, _mm256_fmadd_ps(acc[r][c], scale, yv));
+        const __m256 cv = scale.at(last, n0 + c * kLanes);
+        _mm256_maskstore_ps(yr + c * kLanes, last, _mm256_fmadd_ps(acc[r][c], cv, yv));
       } else {
         const __m256 yv = _mm256_loadu_ps(yr + c * kLanes);
-        _mm256_storeu_ps(yr + c * kLanes, _mm256_fmadd_ps(acc[r][c], scale, yv));
+        _mm256_storeu_ps(yr + c * kLanes, _mm256_fmadd_ps(acc[r][c], scale.at(n0 + c * kLanes), yv));
       }
     }
   }
@@ -135,7 +145,7 @@ inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ld
 
 template <int R, typename W>
 inline void expand_row_group(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
-                             int64_t n_end, __m256 scale, float* const* y) {
+                             int64_t n_end, const ColumnFactor& scale, float* const* y) {
   constexpr int C = 4;
   const __m256i none = _mm256_setzero_si256();
   if (n_end - n0 == C * kLanes) {
@@ -148,9 +158,9 @@ inline void expand_row_group(const float* const* h, const W* bt, int rank, int64
 
 template <typename W>
 void expand_avx2(const float* const* h, int rows, const StoredAs<W>* bt_stored, int rank, int64_t ldb,
-                 int64_t n_begin, int64_t n_end, float scale, float* const* y) {
+                 int64_t n_begin, int64_t n_end, float scale, const float* column_scale, float* const* y) {
   const W* bt = as_weights<W>(bt_stored);
-  const __m256 sv = _mm256_set1_ps(scale);
+  const ColumnFactor sv{_mm256_set1_ps(scale), column_scale};
   constexpr int64_t kTile = 4 * kLanes;
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
     const int64_t end = n0 + kTile < n_end ? n0 + kTile : n_end;

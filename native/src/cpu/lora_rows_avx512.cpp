@@ -43,6 +43,15 @@ inline float reduce_add(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
+// The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
+struct ColumnFactor {
+  __m512 broadcast;
+  const float* column;  // [ldb] or nullptr
+
+  __m512 at(int64_t n) const { return column ? _mm512_loadu_ps(column + n) : broadcast; }
+  __m512 at(__mmask16 m, int64_t n) const { return column ? _mm512_maskz_loadu_ps(m, column + n) : broadcast; }
+};
+
 // Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J.
 // Each (r, j) has one accumulator: lanes over k in steps of 16 (a masked last step), then a fixed reduce_add.
 template <int R, int J, typename W>
@@ -103,11 +112,11 @@ void shrink_avx512(const float* const* x, int rows, const StoredAs<W>* a_stored,
   }
 }
 
-// Semantics: y[r][n0 + n] += scale · Σ_j h[r][j] · bt[j, n0 + n] for r < R, n < 16·C (the last vector
-// masked to `last` when Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, scale, y).
+// Semantics: y[r][n0 + n] += c_n · Σ_j h[r][j] · bt[j, n0 + n] for r < R, n < 16·C (the last vector
+// masked to `last` when Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, c_n, y).
 template <int R, int C, bool Masked, typename W>
 inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
-                        __mmask16 last, __m512 scale, float* const* y) {
+                        __mmask16 last, const ColumnFactor& scale, float* const* y) {
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
@@ -125,10 +134,11 @@ inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ld
     for (int c = 0; c < C; ++c) {
       if (Masked && c == C - 1) {
         const __m512 yv = _mm512_maskz_loadu_ps(last, yr + c * kLanes);
-        _mm512_mask_storeu_ps(yr + c * kLanes, last, _mm512_fmadd_ps(acc[r][c], scale, yv));
+        const __m512 cv = scale.at(last, n0 + c * kLanes);
+        _mm512_mask_storeu_ps(yr + c * kLanes, last, _mm512_fmadd_ps(acc[r][c], cv, yv));
       } else {
         const __m512 yv = _mm512_loadu_ps(yr + c * kLanes);
-        _mm512_storeu_ps(yr + c * kLanes, _mm512_fmadd_ps(acc[r][c], scale, yv));
+        _mm512_storeu_ps(yr + c * kLanes, _mm512_fmadd_ps(acc[r][c], scale.at(n0 + c * kLanes), yv));
       }
     }
   }
@@ -136,7 +146,7 @@ inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ld
 
 template <int R, int C, typename W>
 inline void expand_row_group(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
-                             int64_t n_end, __m512 scale, float* const* y) {
+                             int64_t n_end, const ColumnFactor& scale, float* const* y) {
   if (n_end - n0 == C * kLanes) {
     expand_tile<R, C, false>(h, bt, rank, ldb, n0, 0, scale, y);
     return;
@@ -148,7 +158,7 @@ inline void expand_row_group(const float* const* h, const W* bt, int rank, int64
 
 template <int C, typename W>
 inline void expand_rows(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n0,
-                        int64_t n_end, __m512 scale, float* const* y) {
+                        int64_t n_end, const ColumnFactor& scale, float* const* y) {
   int r = 0;
   for (; r + 4 <= rows; r += 4) expand_row_group<4, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r);
   switch (rows - r) {
@@ -163,7 +173,7 @@ inline void expand_rows(const float* const* h, int rows, const W* bt, int rank, 
 // buffer. Per element this is the same fma chain over j as expand_tile, so results match bitwise.
 template <typename W>
 void expand_one_row(const float* h, const W* bt, int rank, int64_t ldb, int64_t n_begin, int64_t n_end,
-                    __m512 scale, float* y) {
+                    const ColumnFactor& scale, float* y) {
   constexpr int64_t kTile = 1024;
   alignas(64) float acc[kTile];
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
@@ -183,10 +193,11 @@ void expand_one_row(const float* h, const W* bt, int rank, int64_t ldb, int64_t 
     }
     float* yr = y + n0;
     for (int64_t c = 0; c < whole; c += kLanes)
-      _mm512_storeu_ps(yr + c, _mm512_fmadd_ps(_mm512_load_ps(acc + c), scale, _mm512_loadu_ps(yr + c)));
+      _mm512_storeu_ps(yr + c, _mm512_fmadd_ps(_mm512_load_ps(acc + c), scale.at(n0 + c), _mm512_loadu_ps(yr + c)));
     if (whole < width) {
       const __m512 yv = _mm512_maskz_loadu_ps(last, yr + whole);
-      _mm512_mask_storeu_ps(yr + whole, last, _mm512_fmadd_ps(_mm512_load_ps(acc + whole), scale, yv));
+      const __m512 cv = scale.at(last, n0 + whole);
+      _mm512_mask_storeu_ps(yr + whole, last, _mm512_fmadd_ps(_mm512_load_ps(acc + whole), cv, yv));
     }
   }
 }
@@ -194,9 +205,9 @@ void expand_one_row(const float* h, const W* bt, int rank, int64_t ldb, int64_t 
 // Column tiles outer so a tile of Bt [rank, 64] stays in L1 across the row groups.
 template <typename W>
 void expand_avx512(const float* const* h, int rows, const StoredAs<W>* bt_stored, int rank, int64_t ldb,
-                   int64_t n_begin, int64_t n_end, float scale, float* const* y) {
+                   int64_t n_begin, int64_t n_end, float scale, const float* column_scale, float* const* y) {
   const W* bt = as_weights<W>(bt_stored);
-  const __m512 sv = _mm512_set1_ps(scale);
+  const ColumnFactor sv{_mm512_set1_ps(scale), column_scale};
   if (rows == 1) {
     expand_one_row(h[0], bt, rank, ldb, n_begin, n_end, sv, y[0]);
     return;

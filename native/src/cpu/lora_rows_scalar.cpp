@@ -34,10 +34,10 @@ void shrink_scalar(const float* const* x, int rows, const StoredAs<W>* a_stored,
   }
 }
 
-// Semantics: y[r][n] += scale · Σ_j h[r][j] · bt[j, n], j ascending.
+// Semantics: y[r][n] += c_n · Σ_j h[r][j] · bt[j, n], j ascending; c_n = column_scale[n], or scale without one.
 template <typename W>
 void expand_scalar(const float* const* h, int rows, const StoredAs<W>* bt_stored, int rank, int64_t ldb,
-                   int64_t n_begin, int64_t n_end, float scale, float* const* y) {
+                   int64_t n_begin, int64_t n_end, float scale, const float* column_scale, float* const* y) {
   const W* bt = as_weights<W>(bt_stored);
   float acc[kColumnTile];
   for (int r = 0; r < rows; ++r) {
@@ -50,7 +50,12 @@ void expand_scalar(const float* const* h, int rows, const StoredAs<W>* bt_stored
         for (int64_t c = 0; c < width; ++c) acc[c] += hj * widen(bj + c);
       }
       float* yr = y[r] + n0;
-      for (int64_t c = 0; c < width; ++c) yr[c] += scale * acc[c];
+      if (column_scale) {
+        const float* cs = column_scale + n0;
+        for (int64_t c = 0; c < width; ++c) yr[c] += cs[c] * acc[c];
+      } else {
+        for (int64_t c = 0; c < width; ++c) yr[c] += scale * acc[c];
+      }
     }
   }
 }

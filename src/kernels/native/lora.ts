@@ -8,7 +8,11 @@
  * Shapes: x [M, K]; slot a, module m: A [rank, K], Bt [rank, N]; out.modules = [{module m_i, yOffset o_i,
  * n N_i}] sharing x and out.y (q|k|v, gate|up), with disjoint column ranges.
  * Semantics: for each i, for row t with slot a = rowSlot[t] ≥ 0 targeting m_i (rank > 0):
- *   y[t*yStride + o_i + n] += scale_a · Σ_j (Σ_k x[t*K + k] · A_a[j, k]) · Bt_a[j, n]
+ *   h[j] = Σ_k x[t*K + k] · A_a[j, k]
+ *   h[j] = h[j] · rankScale_a[j]                   where the module has a rank scale (VeRA's λd), f32 product
+ *   c_n = f32(scale_a · columnScale_a[n])          where it has a column scale (VeRA's λb; once, in setLoraSlot)
+ *         else scale_a
+ *   y[t*yStride + o_i + n] = fma(Σ_j h[j] · Bt_a[j, n], c_n, y[...])   (scalar ISA: rounded product, then sum)
  * in one native call, each row block running every module while its x rows are in cache.
  * Batch invariant: a row's result is bitwise the same alone or batched, with any module list, any thread
  * count (fixed reduction order per element; it may differ between ISAs).
@@ -16,6 +20,8 @@
  * in the kernels (f16: F16C where the ISA has it): bitwise what an 'f32' bank holding the rounded weights
  * computes, at half the weight bytes.
  * An adapter with output scales (DoRA, PackedAdapter.outScale) rescales its rows: y = s · (y + delta), s in f32.
+ * Rank and column scales stay f32 too. Modules pointing at the same region of adapter.weights (same offset and
+ * element count: VeRA's or Tied-LoRA's shared A / B) share one copy in the slot, read once per step.
  * An empty slot (never set, or cleared) is an error (RangeError), not the base model: pass -1 for that.
  * setLoraSlot/clearLoraSlot copy/free synchronously; call them between steps on the thread that runs the
  * kernels (the bank has no lock). The adapter's arrays can be dropped once setLoraSlot returns.
@@ -101,6 +107,10 @@ export const nativeLoraKernels: Pick<
       adapter.outFeatures,
       adapter.outScale,
       adapter.offsetOutScale,
+      adapter.rankScale,
+      adapter.offsetRankScale,
+      adapter.columnScale,
+      adapter.offsetColumnScale,
     );
   },
 
