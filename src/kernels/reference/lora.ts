@@ -8,21 +8,29 @@
  * Semantics: for each i, for row t with slot a ≥ 0 targeting m_i:
  *   y[t*yStride + o_i + n] += scale_a,m_i · Σ_j (Σ_k x[t*K + k] · A_a,m_i[j, k]) · Bt_a,m_i[j, n]
  *   (rows and modules independent of each other)
+ * With VeRA's vectors (PackedAdapter.rankScale λd, columnScale λb) on a module, per row:
+ *   h[j] = fround(h[j] · λd[j])   after the shrink, h[j] = Σ_k x[k] · A[j, k]
+ *   c_n = fround(scale · λb[n])   (once, in setLoraSlot), else c_n = scale
+ *   y[n] = fround(y[n] + fround(c_n · Σ_j h[j] · Bt[j, n]))
  * A slot whose adapter has an output scale s_m for a module (DoRA) then rescales those rows' columns:
  *   y[t*yStride + yOffset + n] = s_m[n] · (y[t*yStride + yOffset + n] + delta)   (s_m kept in f32)
+ * The vectors stay f32 in every bank dtype.
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
  * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot; the math after that is
  * the same.
  */
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../dtype.ts';
-import type { Kernels, LoraBank, LoraDtype, LoraMultiOutput, LoraRows, PackedAdapter } from '../types.ts';
-
-/** Where one module's rows go: y[t*yStride + yOffset + n], n < N. */
-interface ModuleOutput {
-  y: Float32Array;
-  yStride: number;
-  yOffset: number;
-}
+import type { Kernels, LoraBank, LoraDtype, LoraRows, PackedAdapter } from '../types.ts';
+import {
+  checkLoraRows,
+  checkLoraSlot,
+  checkMultiOutput,
+  checkPackedAdapter,
+  integer,
+  type LoraSlotShape,
+  MAX_SLOTS,
+  type ModuleOutput,
+} from './lora-checks.ts';
 
 interface StoredModule {
   rank: number;
@@ -32,6 +40,8 @@ interface StoredModule {
   a: Float32Array; // [rank, K]
   bt: Float32Array; // [rank, N]
   outScale: Float32Array | null; // [N]: y = outScale · (y + delta) (DoRA)
+  rankScale: Float32Array | null; // [rank]: h[j] *= rankScale[j] (VeRA's λd)
+  columnScale: Float32Array | null; // [N]: c_n = fround(scale · λb[n]), in place of scale (VeRA's λb)
 }
 
 class ReferenceLoraBank implements LoraBank {
@@ -74,21 +84,31 @@ function slotShape(bank: ReferenceLoraBank, module: number): (slot: number) => L
   };
 }
 
-/** Semantics: y[yBase + n] += scale · Σ_j (Σ_k x[xBase + k] · A[j, k]) · Bt[j, n]; then *= outScale[n] if any. */
+/**
+ * Semantics: y[yBase + n] += c_n · Σ_j (Σ_k x[xBase + k] · A[j, k]) · λd[j] · Bt[j, n], c_n = columnScale[n] or
+ * scale, λd = rankScale or 1; then *= outScale[n] if any.
+ */
 function applyRow(m: StoredModule, x: Float32Array, xBase: number, k: number, y: Float32Array, yBase: number) {
   const h = new Float32Array(m.rank);
   for (let j = 0; j < m.rank; j++) {
     let acc = 0;
     for (let i = 0; i < k; i++) acc = Math.fround(acc + Math.fround(x[xBase + i] * m.a[j * k + i]));
-    h[j] = acc;
+    h[j] = m.rankScale ? Math.fround(acc * m.rankScale[j]) : acc;
   }
   const n = m.outFeatures;
   for (let c = 0; c < n; c++) {
     let acc = 0;
     for (let j = 0; j < m.rank; j++) acc = Math.fround(acc + Math.fround(h[j] * m.bt[j * n + c]));
-    y[yBase + c] = Math.fround(y[yBase + c] + Math.fround(m.scale * acc));
+    const scale = m.columnScale ? m.columnScale[c] : m.scale;
+    y[yBase + c] = Math.fround(y[yBase + c] + Math.fround(scale * acc));
   }
   if (m.outScale) for (let c = 0; c < n; c++) y[yBase + c] = Math.fround(y[yBase + c] * m.outScale[c]);
+}
+
+/** A copy of module m's `length` values, or null where it has none (offsets absent, or -1). */
+function vectorOf(values: Float32Array | undefined, offsets: Int32Array | undefined, m: number, length: number) {
+  const at = offsets ? offsets[m] : -1;
+  return at >= 0 ? values!.slice(at, at + length) : null;
 }
 
 function applyRows(
@@ -137,10 +157,10 @@ export const referenceLoraKernels: Pick<
         scale: adapter.scale[m],
         a: b.stored(adapter.weights, adapter.offsetA[m], adapter.offsetA[m] + rank * k),
         bt: b.stored(adapter.weights, adapter.offsetB[m], adapter.offsetB[m] + rank * n),
-        outScale:
-          adapter.offsetOutScale && adapter.offsetOutScale[m] >= 0
-            ? adapter.outScale!.slice(adapter.offsetOutScale[m], adapter.offsetOutScale[m] + n)
-            : null,
+        outScale: vectorOf(adapter.outScale, adapter.offsetOutScale, m, n),
+        rankScale: vectorOf(adapter.rankScale, adapter.offsetRankScale, m, rank),
+        columnScale:
+          vectorOf(adapter.columnScale, adapter.offsetColumnScale, m, n)?.map((c) => adapter.scale[m] * c) ?? null,
       });
     }
     b.slots[slot] = modules;
@@ -175,7 +195,7 @@ export const referenceLoraKernels: Pick<
   applyAdapters(bank, rows, x, k, out) {
     const fn = 'applyAdapters';
     const b = referenceBank(bank, fn);
-    const outputs = checkMultiOutput(fn, b, x, k, out);
+    const outputs = checkMultiOutput(fn, b.numModules, x, k, out);
     if (!(rows instanceof ReferenceLoraRows)) throw new TypeError(`${fn}: 'rows' must be made by createLoraRows`);
     if (outputs.length === 0) return;
     const { rowSlot, numRows } = rows;
@@ -186,171 +206,3 @@ export const referenceLoraKernels: Pick<
       for (const o of outputs) applyRows(b, o.module, rowSlot[t], x, k, o.out, t, t + 1);
   },
 };
-
-const MAX_SLOTS = 1 << 16;
-
-const MAX_OUTPUTS = 1024;
-
-/** out.modules checked (integers in range, disjoint columns), each as one module's output. */
-function checkMultiOutput(fn: string, b: ReferenceLoraBank, x: Float32Array, k: number, out: LoraMultiOutput) {
-  if (!(x instanceof Float32Array)) throw new TypeError(`${fn}: x must be a Float32Array`);
-  integer(k, 'k', 1, 1 << 24);
-  if (!(out?.y instanceof Float32Array)) throw new TypeError(`${fn}: out.y must be a Float32Array`);
-  integer(out.yStride, 'out.yStride', 1, 0x7fffffff);
-  if (!Array.isArray(out.modules)) throw new TypeError(`${fn}: 'out.modules' must be an array of {module, yOffset, n}`);
-  if (out.modules.length > MAX_OUTPUTS) {
-    throw new RangeError(`${fn}: out.modules has ${out.modules.length} entries, at most ${MAX_OUTPUTS} are allowed`);
-  }
-  const outputs = out.modules.map((m, i) => {
-    if (typeof m !== 'object' || m === null) {
-      throw new TypeError(`${fn}: 'out.modules[${i}]' must be an object {module, yOffset, n}`);
-    }
-    integer(m.module, `out.modules[${i}].module`, 0, b.numModules - 1);
-    integer(m.yOffset, `out.modules[${i}].yOffset`, 0, 0x7fffffff);
-    integer(m.n, `out.modules[${i}].n`, 1, 1 << 24);
-    return { index: i, module: m.module, n: m.n, out: { y: out.y, yStride: out.yStride, yOffset: m.yOffset } };
-  });
-  const byOffset = [...outputs].sort((p, q) => p.out.yOffset - q.out.yOffset);
-  for (let i = 1; i < byOffset.length; i++) {
-    const prev = byOffset[i - 1];
-    if (prev.out.yOffset + prev.n > byOffset[i].out.yOffset) {
-      throw new RangeError(
-        `${fn}: the columns of out.modules[${prev.index}] and out.modules[${byOffset[i].index}] overlap`,
-      );
-    }
-  }
-  return outputs;
-}
-
-// ── argument checks (the binding's, in TypeScript) ──────────────────────────────────────────────
-
-interface LoraSlotShape {
-  rank: number;
-  inFeatures: number;
-  outFeatures: number;
-}
-
-function integer(value: number, name: string, lo: number, hi: number) {
-  if (typeof value !== 'number') throw new TypeError(`'${name}' must be a number`);
-  if (!Number.isInteger(value) || value < lo || value > hi) {
-    throw new RangeError(`'${name}' must be an integer in [${lo}, ${hi}], got ${value}`);
-  }
-}
-
-const MAX_RANK = 1024;
-
-function checkPackedAdapter(adapter: PackedAdapter, numModules: number) {
-  if (!(adapter?.weights instanceof Float32Array))
-    throw new TypeError('setLoraSlot: adapter.weights must be a Float32Array');
-  if (!(adapter.scale instanceof Float32Array))
-    throw new TypeError('setLoraSlot: adapter.scale must be a Float32Array');
-  const ints = {
-    rank: adapter.rank,
-    offsetA: adapter.offsetA,
-    offsetB: adapter.offsetB,
-    inFeatures: adapter.inFeatures,
-    outFeatures: adapter.outFeatures,
-  };
-  for (const [name, array] of Object.entries(ints)) {
-    if (!(array instanceof Int32Array)) throw new TypeError(`setLoraSlot: adapter.${name} must be an Int32Array`);
-  }
-  for (const [name, array] of [...Object.entries(ints), ['scale', adapter.scale] as const]) {
-    if (array.length !== numModules) {
-      throw new RangeError(
-        `setLoraSlot: adapter.${name} has ${array.length} entries but the bank has ${numModules} modules`,
-      );
-    }
-  }
-  const total = adapter.weights.length;
-  for (let m = 0; m < numModules; m++) {
-    const r = adapter.rank[m];
-    const where = `setLoraSlot: module ${m}: `;
-    if (r < 0 || r > MAX_RANK) throw new RangeError(`${where}rank ${r} is outside [0, ${MAX_RANK}]`);
-    if (r === 0) continue;
-    const k = adapter.inFeatures[m];
-    const n = adapter.outFeatures[m];
-    if (k < 1 || k > 1 << 24 || n < 1 || n > 1 << 24)
-      throw new RangeError(`${where}inFeatures/outFeatures out of range`);
-    const oa = adapter.offsetA[m];
-    const ob = adapter.offsetB[m];
-    if (oa < 0 || oa + r * k > total || ob < 0 || ob + r * n > total) {
-      throw new RangeError(`${where}A or Bt does not fit in adapter.weights (length ${total})`);
-    }
-    if (!Number.isFinite(adapter.scale[m])) throw new RangeError(`${where}scale must be finite`);
-  }
-  checkOutScale(adapter, numModules);
-}
-
-/** outScale and offsetOutScale: both or neither; each offset -1 or a targeted module's [N] inside outScale. */
-function checkOutScale(adapter: PackedAdapter, numModules: number) {
-  const { outScale, offsetOutScale } = adapter;
-  if (outScale === undefined && offsetOutScale === undefined) return;
-  if (outScale === undefined || offsetOutScale === undefined) {
-    throw new TypeError('setLoraSlot: adapter.outScale and adapter.offsetOutScale come together (DoRA) or not at all');
-  }
-  if (!(outScale instanceof Float32Array)) throw new TypeError('setLoraSlot: adapter.outScale must be a Float32Array');
-  if (!(offsetOutScale instanceof Int32Array))
-    throw new TypeError('setLoraSlot: adapter.offsetOutScale must be an Int32Array');
-  if (offsetOutScale.length !== numModules) {
-    throw new RangeError(
-      `setLoraSlot: adapter.offsetOutScale has ${offsetOutScale.length} entries but the bank has ${numModules} modules`,
-    );
-  }
-  for (let m = 0; m < numModules; m++) {
-    const at = offsetOutScale[m];
-    if (at === -1) continue;
-    const where = `setLoraSlot: module ${m}: `;
-    if (at < -1) throw new RangeError(`${where}offsetOutScale ${at} must be ≥ -1 (-1 = none)`);
-    if (adapter.rank[m] === 0) throw new RangeError(`${where}an output scale on a module the adapter does not target`);
-    const n = adapter.outFeatures[m];
-    if (at + n > outScale.length) throw new RangeError(`${where}outScale does not fit in adapter.outScale`);
-    for (let c = 0; c < n; c++)
-      if (!Number.isFinite(outScale[at + c])) throw new RangeError(`${where}outScale values must be finite`);
-  }
-}
-
-function checkLoraSlot(
-  fn: string,
-  slot: number,
-  numSlots: number,
-  module: number,
-  k: number,
-  n: number,
-  shapeOf: (slot: number) => LoraSlotShape | null,
-) {
-  if (slot === -1) return;
-  if (slot < -1 || slot >= numSlots) throw new RangeError(`${fn}: slot ${slot} is outside [-1, ${numSlots - 1}]`);
-  const shape = shapeOf(slot);
-  if (!shape) throw new RangeError(`${fn}: slot ${slot} is empty (never set, or cleared)`);
-  if (shape.rank > 0 && (shape.inFeatures !== k || shape.outFeatures !== n)) {
-    throw new RangeError(
-      `${fn}: slot ${slot}, module ${module}: the adapter has K=${shape.inFeatures}, N=${shape.outFeatures} ` +
-        `but the call passes K=${k}, N=${n}`,
-    );
-  }
-}
-
-/** Rows [first, end) must lie inside x and out.y, and x must not overlap the output rows. */
-function checkLoraRows(
-  fn: string,
-  x: Float32Array,
-  k: number,
-  out: ModuleOutput,
-  n: number,
-  first: number,
-  end: number,
-) {
-  if (end <= first) return;
-  if (out.yOffset + n > out.yStride) throw new RangeError(`${fn}: out.yOffset + n exceeds out.yStride`);
-  if (end * k > x.length)
-    throw new RangeError(`${fn}: x has ${x.length} elements, ${end} rows of K=${k} need ${end * k}`);
-  const yEnd = (end - 1) * out.yStride + out.yOffset + n;
-  if (yEnd > out.y.length) throw new RangeError(`${fn}: out.y has ${out.y.length} elements, needs ${yEnd}`);
-  if (x.buffer === out.y.buffer) {
-    const x0 = x.byteOffset + first * k * 4;
-    const x1 = x.byteOffset + end * k * 4;
-    const y0 = out.y.byteOffset + (first * out.yStride + out.yOffset) * 4;
-    const y1 = out.y.byteOffset + yEnd * 4;
-    if (x0 < y1 && y0 < x1) throw new TypeError(`${fn}: x and out.y must not overlap`);
-  }
-}
