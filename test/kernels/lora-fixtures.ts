@@ -96,3 +96,71 @@ export function applied(
   kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
   return y;
 }
+
+/**
+ * A VeRA / Tied-LoRA style adapter over modules of output sizes `ns` (all with input size k): one A [rank, k]
+ * shared by every targeted module and one Bt [rank, N] per distinct N, shared by the modules of that N.
+ * targeted[m] false leaves m untargeted (rank 0).
+ */
+export function makeSharedAdapter(r: Rng, k: number, ns: number[], rank: number, targeted: boolean[]): PackedAdapter {
+  const parts: Float32Array[] = [r.f32(3)]; // leading elements, so offsets are not all zero
+  let offset = 3;
+  const add = (values: Float32Array) => {
+    parts.push(values);
+    offset += values.length;
+    return offset - values.length;
+  };
+  const sharedA = add(r.f32(rank * k, 1 / Math.sqrt(k)));
+  const sharedB = new Map<number, number>();
+  for (const n of ns) if (!sharedB.has(n)) sharedB.set(n, add(r.f32(rank * n, 1 / Math.sqrt(rank))));
+  const weights = new Float32Array(offset);
+  let at = 0;
+  for (const p of parts) {
+    weights.set(p, at);
+    at += p.length;
+  }
+  return {
+    weights,
+    rank: Int32Array.from(ns, (_, m) => (targeted[m] ? rank : 0)),
+    offsetA: Int32Array.from(ns, (_, m) => (targeted[m] ? sharedA : 0)),
+    offsetB: Int32Array.from(ns, (n, m) => (targeted[m] ? sharedB.get(n)! : 0)),
+    scale: Float32Array.from(ns, () => 0.25 + r.next() * 2),
+    inFeatures: Int32Array.from(ns, () => k),
+    outFeatures: Int32Array.from(ns),
+  };
+}
+
+/** Which modules get which per-module vectors (a targeted module only). */
+export interface VectorsOn {
+  out?: boolean[]; // DoRA's output scale [N], around 1
+  rank?: boolean[]; // VeRA's λd [rank], in ±[0.25, 1.75)
+  column?: boolean[]; // VeRA's λb [N], in ±[0.25, 1.75)
+}
+
+/** The adapter with the vectors of `on` added, packed after one leading value each (offsets not all zero). */
+export function withVectors(r: Rng, adapter: PackedAdapter, on: VectorsOn): PackedAdapter {
+  const pack = (flags: boolean[] | undefined, length: (m: number) => number, value: () => number) => {
+    if (!flags) return [undefined, undefined] as const;
+    const offsets = new Int32Array(flags.length).fill(-1);
+    const values: number[] = [0.5];
+    flags.forEach((yes, m) => {
+      if (!yes) return;
+      offsets[m] = values.length;
+      for (let i = 0; i < length(m); i++) values.push(value());
+    });
+    return [Float32Array.from(values), offsets] as const;
+  };
+  const signed = () => (r.next() < 0.5 ? -1 : 1) * (0.25 + 1.5 * r.next());
+  const [outScale, offsetOutScale] = pack(
+    on.out,
+    (m) => adapter.outFeatures[m],
+    () => 0.5 + r.next(),
+  );
+  const [rankScale, offsetRankScale] = pack(on.rank, (m) => adapter.rank[m], signed);
+  const [columnScale, offsetColumnScale] = pack(on.column, (m) => adapter.outFeatures[m], signed);
+  const out: PackedAdapter = { ...adapter };
+  if (outScale) Object.assign(out, { outScale, offsetOutScale });
+  if (rankScale) Object.assign(out, { rankScale, offsetRankScale });
+  if (columnScale) Object.assign(out, { columnScale, offsetColumnScale });
+  return out;
+}
