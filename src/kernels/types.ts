@@ -187,9 +187,13 @@ export interface Kernels {
    * The adapters of a step on several modules sharing x [numRows, K] (q|k|v, gate|up, o, down).
    * Semantics: for each {module, yOffset, n} of out.modules and each row t with slot a = rowSlot[t] ≥ 0
    * whose rank_a[module] > 0:
-   *   y[t·yStride + yOffset + c] += scale_a · Σ_j (Σ_i x[t·K + i] · A_a[j, i]) · Bt_a[j, c]   (c < n)
+   *   h[j] = Σ_i x[t·K + i] · A_a[j, i]
+   *   h[j] = f32(h[j] · λd_a[j])   where slot a has a rank scale for the module (PackedAdapter.rankScale)
+   *   c_c  = f32(scale_a · λb_a[c]) where it has a column scale (columnScale; once, at setLoraSlot), else scale_a
+   *   y[t·yStride + yOffset + c] += c_c · Σ_j h[j] · Bt_a[j, c]   (c < n; native SIMD: one fma(acc, c_c, y))
    *   then, where slot a has an output scale s for the module (DoRA): y[t·yStride + yOffset + c] *= s[c],
    *   i.e. y = s · (y + delta); the caller leaves the bias out of y until after.
+   * The vectors stay f32 in every bank dtype; without them the result is that of plain LoRA, bitwise.
    * Batch invariant: a row's result is bitwise the same whatever the other rows (and their slots) or the
    * other modules of the call; a slot that does not target a module (rank 0) leaves its columns untouched.
    */
