@@ -206,7 +206,9 @@ class Executor {
     float* y[kLoraRowBlock];
     for (int i = 0; i < b.rows; ++i) y[i] = r.y[i] + m.offset;
     switch (dtype_) {
-      case LoraDtype::F32: kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h); break;
+      case LoraDtype::F32:
+        kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h);
+        break;
       case LoraDtype::Bf16:
         kernels_.shrink_bf16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
         break;
