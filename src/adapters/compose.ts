@@ -8,9 +8,11 @@
  * so y += x·Aᵀ·Bᵀ = Σ_i w_i·s_i·(x·A_iᵀ)·B_iᵀ exactly — PEFT's add_weighted_adapter(combination_type="cat").
  * DoRA components are refused: DoRA rescales the whole output by magnitude / ‖W + s·B·A‖, a per-adapter
  * factor that is not linear in B·A, so no concatenation of factors reproduces a weighted sum of DoRA outputs.
+ * VeRA components compose through their folded factors (plainPacked: A·diag(λd), Bt·diag(λb)).
  * Edge modules (embed_tokens / lm_head LoRA, saved copies, token rows) compose in kinds/edge-compose.ts: the LoRA
  * ones by the same concatenation, the saved ones only as one adapter at weight 1 (else a 400 naming them).
  */
+import { plainPacked } from '../kernels/packed-plain.ts';
 import type { PackedAdapter } from '../kernels/types.ts';
 import { createError } from '../observability/errors.ts';
 import { composeEdges } from './kinds/edge-compose.ts';
@@ -69,11 +71,13 @@ export function checkParts(parts: readonly AdapterPart[], field = 'lora'): void 
 
 /** Builds the virtual adapter (see the header); throws a 400 naming `field` for DoRA or a rank over maxRank. */
 export function composePacked(
-  parts: readonly { packed: PackedAdapter; weight: number; name: string }[],
+  components: readonly { packed: PackedAdapter; weight: number; name: string }[],
   maxRank: number,
   field = 'lora',
 ): PackedAdapter {
   const invalid = (message: string) => createError('REQUEST_INVALID', { message }, { param: field });
+  // VeRA's vectors folded into each module's own factors first: concatenation needs plain factors.
+  const parts = components.map((p) => ({ ...p, packed: plainPacked(p.packed) }));
   const first = parts[0].packed;
   const count = first.rank.length;
   for (const p of parts) {

@@ -1,8 +1,8 @@
 /**
  * Merges an adapter into the base weights, for single-task deployments: W' = W + scale · B · A for every
  * targeted projection (DoRA: W' = (m / ‖W + scale·B·A‖) ⊙ (W + scale·B·A), the norm per output row, as PEFT's
- * merge_and_unload), computed in f64 per row and stored back in W's dtype. VeRA merges through the LoRA factors its
- * loader materializes (diag(λb)·B, diag(λd)·A, scale 1: PEFT's get_delta_weight). Edge modules (LoRA on
+ * merge_and_unload), computed in f64 per row and stored back in W's dtype. VeRA merges as PEFT's get_delta_weight,
+ * (diag(λb)·B) · (diag(λd)·A), from its shared slices and vectors. Edge modules (LoRA on
  * embed_tokens / lm_head, saved copies, trainable token rows) merge in kinds/edge-merge.ts; a tied base whose head
  * then differs from its embedding comes out untied. The result serves the adapter's outputs with the base
  * model's speed (no LoRA kernels at all).
@@ -37,8 +37,9 @@ export function mergeModule(w: WeightMatrix, mod: LoraModuleWeights): WeightMatr
   const delta = new Float64Array(k);
   for (let row = 0; row < n; row++) {
     delta.fill(0);
+    const column = mod.columnScale ? mod.columnScale[row] : 1;
     for (let j = 0; j < mod.rank; j++) {
-      const bj = mod.b[row * mod.rank + j] * mod.scale;
+      const bj = mod.b[row * mod.rank + j] * mod.scale * column * (mod.rankScale ? mod.rankScale[j] : 1);
       if (bj === 0) continue;
       const aRow = j * k;
       for (let c = 0; c < k; c++) delta[c] += bj * mod.a[aRow + c];

@@ -1,5 +1,5 @@
 /**
- * A LoRA (or DoRA, or VeRA as materialized LoRA factors) adapter in memory, whatever format it came from: validated against one base model, every factor
+ * A LoRA (or DoRA, VeRA, Tied-LoRA) adapter in memory, whatever format it came from: validated against one base model, every factor
  * in f32, ready to pack into a kernel slot (pack.ts).
  */
 import type { ModuleKind } from '../model/modules.ts';
@@ -19,6 +19,13 @@ export interface LoraModuleWeights {
   b: Float32Array; // [N, rank]  (lora_B.weight); N = moduleShape(base, kind).outFeatures
   /** DoRA: y = outScale ⊙ (x·Wᵀ + scale · (x · Aᵀ) · Bᵀ) + bias instead (see dora.ts). */
   dora?: DoraVectors;
+  /**
+   * VeRA's trained vectors: y += scale · columnScale ⊙ (B · (rankScale ⊙ (A · x))), rankScale [rank] (λd),
+   * columnScale [N] (λb). With them (and for Tied-LoRA) `a` and `b` are shared: modules with the same shape hold
+   * the same arrays, which packing stores once per adapter (pack.ts) and the slot once per slot.
+   */
+  rankScale?: Float32Array;
+  columnScale?: Float32Array;
 }
 
 /** A DoRA module's vectors, both [N]: its magnitude, and magnitude / ‖W + scale·B·A‖ per output row. */

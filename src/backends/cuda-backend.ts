@@ -6,6 +6,8 @@
  * rounding (GPU reductions run in another order), and bf16/f16 weights run on tensor cores with x rounded
  * to the weight's dtype (see native/include/loraplex/cuda/gemm.h).
  */
+
+import { plainPacked } from '../kernels/packed-plain.ts';
 import type {
   AttentionShape,
   LoraBank,
@@ -169,8 +171,10 @@ export class CudaBackend implements Backend {
     return new CudaBank(this.addon.bankCreate(numSlots, numModules, LORA_DTYPE[dtype]), numSlots, numModules, dtype);
   }
 
-  setLoraSlot(bank: LoraBank, slot: number, a: PackedAdapter): void {
+  setLoraSlot(bank: LoraBank, slot: number, adapter: PackedAdapter): void {
     const b = own(bank, CudaBank, 'a LoRA bank');
+    // The CUDA bank has no rank / column scales: VeRA's vectors are folded into per-module factors here.
+    const a = plainPacked(adapter);
     this.addon.bankSet(
       b.handle,
       slot,

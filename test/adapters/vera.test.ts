@@ -8,9 +8,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fmaF32, Mt19937 } from '../../src/adapters/kinds/torch-random.ts';
-import { materializeVeraModule, regenerateVeraProjection } from '../../src/adapters/kinds/vera.ts';
+import { regenerateVeraProjection, VeraSlices } from '../../src/adapters/kinds/vera.ts';
 import { loadPackedAdapter } from '../../src/adapters/loader/load-packed.ts';
+import { packAdapter } from '../../src/adapters/pack.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
+import { plainPacked } from '../../src/kernels/packed-plain.ts';
 import { parseModelConfig } from '../../src/model/config-parse.ts';
 import { moduleIndex, moduleKinds, moduleShape } from '../../src/model/modules.ts';
 import { SafetensorsFile, type TensorToWrite } from '../../src/model/safetensors.ts';
@@ -65,33 +67,77 @@ describe("torch's CPU generator, as PEFT draws VeRA's matrices", () => {
   }
 });
 
-describe('VeRA adapters load as LoRA factors', () => {
-  test('each module: a = diag(λd)·A[:, :in], b = diag(λb)·B[:out, :], rank r, scale 1', async () => {
+describe('VeRA adapters load as shared factors with per-module vectors', () => {
+  test('each module: a = A[:, :in], b = B[:out, :], rankScale λd, columnScale λb, rank r, scale 1; one slice per shape', async () => {
     const adapter = await loadPeftAdapter(adapterDir('vera-all'), base, { maxLoraRank: 64 });
     const file = await SafetensorsFile.open(join(adapterDir('vera-all'), 'adapter_model.safetensors'));
     const A = await file.readF32('base_model.vera_A');
     const B = await file.readF32('base_model.vera_B');
     const r = configOf('vera-all').r;
+    const kinds = moduleKinds(base);
     assert.equal(adapter.modules.size, base.numLayers * 7);
-    assert.deepEqual(adapter.targets, moduleKinds(base));
-    const down = adapter.modules.get(moduleIndex(1, 'down_proj', moduleKinds(base)))!;
+    assert.deepEqual(adapter.targets, kinds);
+    const down = adapter.modules.get(moduleIndex(1, 'down_proj', kinds))!;
     const { inFeatures: k, outFeatures: n } = moduleShape(base, 'down_proj');
     const prefix = 'base_model.model.model.layers.1.mlp.down_proj';
-    const ld = (await file.readF32(`${prefix}.vera_lambda_d`)).data;
-    const lb = (await file.readF32(`${prefix}.vera_lambda_b`)).data;
+    assert.deepEqual(down.rankScale, (await file.readF32(`${prefix}.vera_lambda_d`)).data);
+    assert.deepEqual(down.columnScale, (await file.readF32(`${prefix}.vera_lambda_b`)).data);
     assert.equal(down.rank, r);
     assert.equal(down.scale, 1);
-    for (let j = 0; j < r; j++) {
-      for (let c = 0; c < k; c++) assert.equal(down.a[j * k + c], Math.fround(ld[j] * A.data[j * A.shape[1] + c]));
-    }
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < r; j++) assert.equal(down.b[i * r + j], Math.fround(lb[i] * B.data[i * r + j]));
-    }
+    for (let j = 0; j < r; j++) for (let c = 0; c < k; c++) assert.equal(down.a[j * k + c], A.data[j * A.shape[1] + c]);
+    assert.deepEqual(down.b, B.data.subarray(0, n * r));
     // the smaller q_proj reads the top-left corner of the same matrices
-    const q = adapter.modules.get(moduleIndex(0, 'q_proj', moduleKinds(base)))!;
+    const q = adapter.modules.get(moduleIndex(0, 'q_proj', kinds))!;
     const qk = moduleShape(base, 'q_proj').inFeatures;
-    const qd = (await file.readF32('base_model.model.model.layers.0.self_attn.q_proj.vera_lambda_d')).data;
-    assert.equal(q.a[qk + 3], Math.fround(qd[1] * A.data[A.shape[1] + 3]));
+    assert.equal(q.a[qk + 3], A.data[A.shape[1] + 3]);
+    // every module of one shape holds the same arrays: one copy per adapter, whatever the number of layers
+    for (let layer = 0; layer < base.numLayers; layer++) {
+      for (const kind of kinds) {
+        const m = adapter.modules.get(moduleIndex(layer, kind, kinds))!;
+        const first = adapter.modules.get(moduleIndex(0, kind, kinds))!;
+        assert.equal(m.a, first.a, `${kind} of layer ${layer} shares A`);
+        assert.equal(m.b, first.b, `${kind} of layer ${layer} shares B`);
+      }
+    }
+    const distinct = new Set([...adapter.modules.values()].flatMap((m) => [m.a, m.b]));
+    const sharedBytes = [...distinct].reduce((s, t) => s + t.byteLength, 0);
+    const vectorBytes = [...adapter.modules.values()].reduce(
+      (s, m) => s + m.rankScale!.byteLength + m.columnScale!.byteLength,
+      0,
+    );
+    assert.equal(adapter.sizeBytes, sharedBytes + vectorBytes);
+  });
+
+  test("packed: shared slices once, each module pointing at its shape's; λd and λb as rank and column scales", async () => {
+    const adapter = await loadPeftAdapter(adapterDir('vera-all'), base, { maxLoraRank: 64 });
+    const packed = packAdapter(adapter, base);
+    const distinct = new Set([...adapter.modules.values()].flatMap((m) => [m.a, m.b]));
+    assert.equal(
+      packed.weights.length,
+      [...distinct].reduce((s, t) => s + t.length, 0),
+    );
+    const kinds = moduleKinds(base);
+    for (const [m, mod] of adapter.modules) {
+      const first = moduleIndex(0, mod.kind, kinds);
+      assert.equal(packed.offsetA[m], packed.offsetA[first]);
+      assert.equal(packed.offsetB[m], packed.offsetB[first]);
+      const rs = packed.offsetRankScale![m];
+      const cs = packed.offsetColumnScale![m];
+      assert.deepEqual(packed.rankScale!.subarray(rs, rs + mod.rank), mod.rankScale);
+      assert.deepEqual(packed.columnScale!.subarray(cs, cs + packed.outFeatures[m]), mod.columnScale);
+    }
+    // plainPacked folds them back into per-module factors: diag(λd)·A and Bt·diag(λb)
+    const plain = plainPacked(packed);
+    assert.equal(plain.offsetRankScale, undefined);
+    const m = moduleIndex(1, 'down_proj', kinds);
+    const mod = adapter.modules.get(m)!;
+    const k = packed.inFeatures[m];
+    const n = packed.outFeatures[m];
+    assert.equal(plain.weights[plain.offsetA[m] + 2 * k + 5], Math.fround(mod.a[2 * k + 5] * mod.rankScale![2]));
+    assert.equal(
+      plain.weights[plain.offsetB[m] + 2 * n + 7],
+      Math.fround(mod.b[7 * mod.rank + 2] * mod.columnScale![7]),
+    );
   });
 
   test('save_projection false: the matrices come from projection_prng_key, with a warning saying so', async () => {
@@ -108,10 +154,10 @@ describe('VeRA adapters load as LoRA factors', () => {
     assert.equal(packed.rank.filter((r) => r > 0).length, base.numLayers * 2);
   });
 
-  test('materializeVeraModule refuses a module larger than the shared matrices', () => {
+  test('VeraSlices refuses a module larger than the shared matrices', () => {
     const shared = regenerateVeraProjection(1, 2, 4, 3);
-    assert.throws(() => materializeVeraModule(shared, new Float32Array(2), new Float32Array(3), 5), RangeError);
-    assert.throws(() => materializeVeraModule(shared, new Float32Array(2), new Float32Array(4), 4), RangeError);
+    assert.throws(() => new VeraSlices(shared).module(new Float32Array(2), new Float32Array(3), 5), RangeError);
+    assert.throws(() => new VeraSlices(shared).module(new Float32Array(2), new Float32Array(4), 4), RangeError);
   });
 });
 

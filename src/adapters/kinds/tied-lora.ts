@@ -8,10 +8,9 @@
  * NeMo's PEFT state dict lists each layer's name (its keys are taken before tying), so the file holds one copy
  * per layer, all equal. The per-layer variation NeMo offers is a position embedding (position_embedding_strategy),
  * a per-layer constant that LoRA factors cannot carry (refused in model-config.ts); NeMo has no per-layer scaling
- * vectors. Here every layer's copy must equal the first layer's, whose values then build every layer's LoRA factors
- * (materialized per layer, so the kernels and mixed batches stay unchanged). Not done: reading the shared factors
- * once per step for all layers (each layer reads its own materialized copy; that needs a slot layout holding one
- * A, B per adapter and a kernel that applies it to every layer's rows).
+ * vectors. Here every layer's copy must equal the first layer's; modules of one kind then hold the same A and B
+ * arrays (formats/nemo/load.ts), which packing and the slot store once per adapter, so decode reads them once from
+ * memory and then from cache, whatever the number of layers.
  */
 
 /** Each tensor → the first layer's tensor of the same name (itself for the first layer). */

@@ -5,11 +5,10 @@
  *
  *   y += λb ⊙ (B[:N, :] · (λd ⊙ (A[:, :K] · x)))
  *
- * which is LoRA with A_l = diag(λd)·A[:, :K], B_l = diag(λb)·B[:N, :] and scale 1 (the same products, up to f32
- * rounding). The loader materializes those per-module factors, so VeRA adapters share the LoRA kernels and mixed
- * batches unchanged. Not done: reading the shared A and B once per step for every layer that uses them (each
- * layer reads its own materialized factors, as large as a LoRA adapter of rank r); that needs a kernel that takes
- * a shared factor plus per-module vectors, and a slot layout that stores A, B once per adapter.
+ * in that order, as PEFT computes it. Every module of one shape holds the same slices (VeraSlices), so a slot
+ * stores A and B once per adapter and each layer adds only its two vectors: decode reads the shared matrices once
+ * from memory and then from cache, not a rank-r LoRA's factors per layer. The kernels apply λd after the shrink
+ * and λb with the expand (rankScale / columnScale of a packed adapter).
  */
 import { kaimingUniformF32, Mt19937 } from './torch-random.ts';
 
@@ -34,29 +33,55 @@ export function regenerateVeraProjection(key: number, rank: number, maxIn: numbe
   return { rank, a, maxIn, b, maxOut };
 }
 
-/** LoRA factors of one module: a = diag(λd)·A[:, :K] [r, K], b = diag(λb)·B[:N, :] [N, r]. */
-export function materializeVeraModule(
-  shared: VeraProjection,
-  lambdaD: Float32Array,
-  lambdaB: Float32Array,
-  inFeatures: number,
-): { a: Float32Array; b: Float32Array } {
-  const { rank: r, maxIn } = shared;
-  const n = lambdaB.length;
-  if (lambdaD.length !== r || inFeatures > maxIn || n > shared.maxOut) {
-    throw new RangeError(
-      `VeRA module [${n}, ${inFeatures}] with λd of ${lambdaD.length} does not fit A [${r}, ${maxIn}], B [${shared.maxOut}, ${r}]`,
-    );
+/**
+ * The slices of the shared matrices that modules of one shape use: A[:, :K] [r, K] and B[:N, :] [N, r], each cut
+ * once per K / N, so every module of that shape holds the same arrays (packed and slotted once per adapter).
+ */
+export class VeraSlices {
+  private readonly aByIn = new Map<number, Float32Array>();
+  private readonly bByOut = new Map<number, Float32Array>();
+  constructor(readonly shared: VeraProjection) {}
+
+  /** A module's factors and vectors: y += λb ⊙ (B[:N, :] · (λd ⊙ (A[:, :K] · x))), scale 1. */
+  module(
+    lambdaD: Float32Array,
+    lambdaB: Float32Array,
+    inFeatures: number,
+  ): { a: Float32Array; b: Float32Array; rankScale: Float32Array; columnScale: Float32Array } {
+    const { rank: r, maxIn, maxOut } = this.shared;
+    const n = lambdaB.length;
+    if (lambdaD.length !== r || inFeatures > maxIn || n > maxOut) {
+      throw new RangeError(
+        `VeRA module [${n}, ${inFeatures}] with λd of ${lambdaD.length} does not fit A [${r}, ${maxIn}], B [${maxOut}, ${r}]`,
+      );
+    }
+    return { a: this.sliceA(inFeatures), b: this.sliceB(n), rankScale: lambdaD, columnScale: lambdaB };
   }
-  const a = new Float32Array(r * inFeatures);
-  for (let j = 0; j < r; j++) {
-    const d = lambdaD[j];
-    for (let c = 0; c < inFeatures; c++) a[j * inFeatures + c] = d * shared.a[j * maxIn + c];
+
+  /** Bytes of the distinct slices cut so far (what the adapter holds in f32). */
+  get bytes(): number {
+    let n = 0;
+    for (const t of [...this.aByIn.values(), ...this.bByOut.values()]) n += t.byteLength;
+    return n;
   }
-  const b = new Float32Array(n * r);
-  for (let i = 0; i < n; i++) {
-    const s = lambdaB[i];
-    for (let j = 0; j < r; j++) b[i * r + j] = s * shared.b[i * r + j];
+
+  private sliceA(k: number): Float32Array {
+    let a = this.aByIn.get(k);
+    if (!a) {
+      const { rank: r, maxIn } = this.shared;
+      a = new Float32Array(r * k);
+      for (let j = 0; j < r; j++) a.set(this.shared.a.subarray(j * maxIn, j * maxIn + k), j * k);
+      this.aByIn.set(k, a);
+    }
+    return a;
   }
-  return { a, b };
+
+  private sliceB(n: number): Float32Array {
+    let b = this.bByOut.get(n);
+    if (!b) {
+      b = this.shared.b.slice(0, n * this.shared.rank); // B is [maxOut, r]: its first N rows
+      this.bByOut.set(n, b);
+    }
+    return b;
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The weights of a PEFT VeRA adapter laid over the base model, then materialized as LoRA factors (kinds/vera.ts):
+ * The weights of a PEFT VeRA adapter laid over the base model, as shared factors plus per-module vectors (kinds/vera.ts):
  *
  *   base_model.vera_A                                                 [r, maxIn]   (absent: save_projection false)
  *   base_model.vera_B                                                 [maxOut, r]
@@ -16,7 +16,7 @@ import type { SafetensorsFile } from '../../model/safetensors.ts';
 import { specOf } from '../../model/spec/index.ts';
 import { createError } from '../../observability/errors.ts';
 import { type EdgeModules, edgeBytes } from '../kinds/edge-modules.ts';
-import { materializeVeraModule, regenerateVeraProjection, type VeraProjection } from '../kinds/vera.ts';
+import { regenerateVeraProjection, type VeraProjection, VeraSlices } from '../kinds/vera.ts';
 import type { LoraModuleWeights } from '../types.ts';
 import { type BaseContext, checkLayerExists, checkRankLimit, type TensorShape } from '../validate.ts';
 import { loadVeraSavedModules } from './edge-load.ts';
@@ -90,18 +90,25 @@ export async function loadVeraModules(
   const kinds = moduleKinds(base);
   const modules = new Map<number, LoraModuleWeights>();
   const used = new Set<ModuleKind>();
-  let sizeBytes = 0;
+  const slices = new VeraSlices(projection);
+  let vectorBytes = 0;
   for (const p of plans) {
-    const { a, b } = materializeVeraModule(
-      projection,
+    const factors = slices.module(
       await read(p.lambdaD.tensor),
       await read(p.lambdaB.tensor),
       moduleShape(base, p.kind).inFeatures,
     );
-    modules.set(moduleIndex(p.layer, p.kind, kinds), { kind: p.kind, layer: p.layer, rank: config.r, scale: 1, a, b });
+    modules.set(moduleIndex(p.layer, p.kind, kinds), {
+      kind: p.kind,
+      layer: p.layer,
+      rank: config.r,
+      scale: 1,
+      ...factors,
+    });
     used.add(p.kind);
-    sizeBytes += (a.length + b.length) * 4;
+    vectorBytes += factors.rankScale.byteLength + factors.columnScale.byteLength;
   }
+  const sizeBytes = slices.bytes + vectorBytes;
   const edges = split.hasEdges
     ? await loadVeraSavedModules(
         split.edges,

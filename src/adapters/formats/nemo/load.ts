@@ -159,11 +159,17 @@ export async function loadNemoAdapter(
     const kinds = new Set<ModuleKind>();
     let sizeBytes = 0;
     let rankMax = 0;
+    // Tied-LoRA: modules assembled from the same first-layer tensors share one A and B (stored once per slot).
+    const tied = new Map<string, LoraModuleWeights>();
     for (const m of plan) {
-      const weights = await assemble(m, base, config.adapterDim, factor);
+      const key = owners ? tiedKey(m, owners) : null;
+      const earlier = key ? tied.get(key) : undefined;
+      if (earlier) await checkTiedCopies(m, factor);
+      const weights = earlier ? { ...earlier, layer: m.layer } : await assemble(m, base, config.adapterDim, factor);
+      if (key && !earlier) tied.set(key, weights);
       modules.set(moduleIndex(m.layer, m.kind, baseKinds), weights);
       kinds.add(m.kind);
-      sizeBytes += (weights.a.length + weights.b.length) * 4;
+      if (!earlier) sizeBytes += (weights.a.length + weights.b.length) * 4;
       rankMax = Math.max(rankMax, m.rank);
     }
     return {
@@ -188,6 +194,20 @@ function tiedOwners(tensors: Iterable<string>, file: string): Map<string, string
     (tensor) => parseNemoTensorName(tensor, file).layer,
     (tensor, layer) => tensor.replace(/(^|\.)decoder\.layers\.\d+\./, `$1decoder.layers.${layer}.`),
   );
+}
+
+/** The first-layer tensors a Tied-LoRA module is assembled from, with its kind and scale. */
+function tiedKey(m: NemoPlannedModule, owners: Map<string, string>): string {
+  const pieces = m.pieces.map((p) => `${owners.get(p.linearIn)}|${owners.get(p.linearOut)}|${p.rows?.join(',') ?? ''}`);
+  return JSON.stringify([m.kind, m.rank, m.scale, pieces]);
+}
+
+/** Reads a tied module's own copies, so each is still compared with the first layer's. */
+async function checkTiedCopies(m: NemoPlannedModule, factor: (tensor: string) => Promise<Float32Array>) {
+  for (const p of m.pieces) {
+    await factor(p.linearIn);
+    await factor(p.linearOut);
+  }
 }
 
 /** A, B of one module from its pieces: A stacks the pieces' linear_in, B puts each piece's rows in its columns. */
