@@ -52,6 +52,9 @@ const zeroBase: BaseProjections = {
     const { inFeatures, outFeatures } = moduleShape(BASE, kind);
     return new Float32Array(inFeatures * outFeatures);
   },
+  async table() {
+    return new Float32Array(BASE.vocabSize * BASE.hiddenSize);
+  },
 };
 
 describe('doraWeightNorm', () => {

@@ -18,6 +18,7 @@ import { createError, isLoraplexError } from '../../observability/errors.ts';
 import { type AdapterDir, adapterFileLabel, openAdapterDir, openAdapterFile } from '../adapter-files.ts';
 import type { BaseProjections } from '../base-projections.ts';
 import { doraOutScale } from '../dora.ts';
+import { withoutBaseCopies } from '../kinds/edge-base-copies.ts';
 import { edgeBytes } from '../kinds/edge-modules.ts';
 import type { LoraAdapter, LoraModuleWeights } from '../types.ts';
 import type { TensorShape } from '../validate.ts';
@@ -70,7 +71,7 @@ export async function loadPeftAdapter(
       }
       shapes.push({ tensor: t.name, shape: t.shape });
     }
-    if (isVeraConfig(config)) return await loadVera(file, config, base, opts, name, d.dir);
+    if (isVeraConfig(config)) return await loadVera(file, config, base, opts, name, d.dir, weightsFile);
     const split = splitEdgeTensors(shapes, specOf(base.family));
     const hasEdges = split.hasEdges || config.trainableTokenIndices.length > 0;
     const layout = planPeftModules(config, split.layerTensors, base, weightsFile, opts.maxLoraRank, hasEdges);
@@ -104,13 +105,14 @@ export async function loadPeftAdapter(
       sizeBytes += (a.length + b.length) * 4;
       rankMax = Math.max(rankMax, m.rank);
     }
-    const edges = hasEdges
+    const loaded = hasEdges
       ? await loadEdgeModules(
           split.edges,
           { config, base, file: weightsFile, maxLoraRank: opts.maxLoraRank },
           (tensor) => readFactor(file, tensor),
         )
       : undefined;
+    const { edges, dropped } = await withoutBaseCopies(loaded, opts.baseWeights);
     for (const t of [edges?.embeddingLora, edges?.lmHeadLora]) if (t) rankMax = Math.max(rankMax, t.rank);
     return {
       name,
@@ -121,7 +123,7 @@ export async function loadPeftAdapter(
       modules,
       config,
       sizeBytes: sizeBytes + edgeBytes(edges),
-      warnings: layout.warnings,
+      warnings: [...layout.warnings, ...droppedWarnings(weightsFile, dropped)],
     };
   } finally {
     await opened.fh.close();
@@ -136,9 +138,30 @@ async function loadVera(
   opts: LoadPeftOptions,
   name: string,
   source: string,
+  weightsFile: string,
 ): Promise<LoraAdapter<PeftVeraConfig>> {
   const vera = await loadVeraModules(file, config, base, opts.maxLoraRank, (tensor) => readFactor(file, tensor));
-  return { name, source, rankMax: config.r, ...vera, config };
+  const { edges, dropped } = await withoutBaseCopies(vera.edges, opts.baseWeights);
+  const { edges: _all, ...rest } = vera;
+  return {
+    name,
+    source,
+    rankMax: config.r,
+    ...rest,
+    ...(edges ? { edges } : {}),
+    sizeBytes: vera.sizeBytes - edgeBytes(vera.edges) + edgeBytes(edges),
+    warnings: [...vera.warnings, ...droppedWarnings(weightsFile, dropped)],
+    config,
+  };
+}
+
+/** Saved copies of embed_tokens / lm_head that equal the base's are dropped (kinds/edge-base-copies.ts); said once. */
+function droppedWarnings(file: string, dropped: string[]): string[] {
+  return dropped.length === 0
+    ? []
+    : [
+        `${file}: its saved ${dropped.join(' and ')} equal the base model's (PEFT's save_embedding_layers) and are not held`,
+      ];
 }
 
 async function readConfig(d: AdapterDir): Promise<string> {
