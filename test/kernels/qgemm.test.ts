@@ -4,8 +4,9 @@
  * bias and accumulate, on weights quantized from f32 and on random raw blocks (every bit pattern of the
  * values, scales and mins); batch invariance (bitwise); and the error against the exact f32 GEMM on the
  * dequantized weights, which is only x's quantization: per output
- *   |y − y_exact| ≤ Σ_k |W[n, k]| · dx_b(k) / 2  +  2e-6 · (Σ_k |x·W| + |bias| + |y0|)
- * (x rounded to the nearest of 255 levels per block, then f32 rounding of the sums).
+ *   |y − y_exact| ≤ Σ_k |W[n, k]| · e_b(k)  +  2e-6 · (Σ_k |x·W| + |bias| + |y0|)
+ * x rounded to the nearest of 255 levels per block, e_b = dx_b / 2, then f32 rounding of the sums; Q8_0's dx
+ * is rounded to f16 after x is (llama.cpp's order), which adds up to 127 · 2^-11 · dx_b per value.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -141,12 +142,14 @@ describe('qgemm: error against the exact f32 GEMM on the dequantized weights', (
         impl.activate();
         const got = run(impl.kernels, w, x, m, y0, bias, true);
         for (let row = 0; row < m; row++) {
-          const { d } = quantizeRow(x.subarray(row * k, (row + 1) * k), block);
+          const { d } = quantizeRow(x.subarray(row * k, (row + 1) * k), type);
+          // dx / 2 per value, plus (Q8_0) the f16 rounding of the scale: |q| ≤ 127 steps of ≤ 2^-11 · dx.
+          const step = type === 'q8_0' ? (0.5 + 127 * 2 ** -11) / (1 - 2 ** -11) : 0.5;
           for (let j = 0; j < n; j++) {
             let bound = 0;
             let mag = Math.abs(bias[j]) + Math.abs(y0[row * n + j]);
             for (let i = 0; i < k; i++) {
-              bound += (Math.abs(values[j * k + i]) * d[Math.floor(i / block)]) / 2;
+              bound += Math.abs(values[j * k + i]) * d[Math.floor(i / block)] * step;
               mag += Math.abs(x[row * k + i] * values[j * k + i]);
             }
             const err = Math.abs(got[row * n + j] - exact[row * n + j]);

@@ -3,9 +3,12 @@
 // integer, and the block scales are applied in f32.
 //
 // Semantics (every f32 operation rounded to f32, no FMA; ints exact):
-//   quantize x row r in blocks of QB values (QB = 32 for Q8_0 weights, 256 for Q4_K):
-//     dx = max|x| / 127;  id = dx ? 1 / dx : 0;  qx[i] = clamp(round_half_even(x[i] · id), -127, 127)
-//     Q4_K also keeps bsum[j] = Σ qx over each 32 values.
+//   quantize x row r in blocks of QB values (QB = 32 for Q8_0 weights, 256 for Q4_K) as llama.cpp's x86 AVX2
+//   build does (quantize_row_q8_0 into block_q8_0; quantize_mat_q8_K / quantize_row_q8_K into block_q8_K):
+//     amax = max|x|;  id = amax ? 127 / amax : 0 (∞ taken as 0);  qx[i] = clamp(round_half_even(x[i] · id), ±127)
+//     Q8_0: dx = f16(amax / 127), rounded to nearest even and widened back (block_q8_0 stores its scale as f16)
+//     Q4_K: dx = id ? 1 / id : 0, and bsum[j] = Σ qx over each 32 values (ggml's iscale = −127 / the signed
+//           max flips the signs of qx and dx together, which changes no product)
 //   Q8_0, block b:  p = Σ_{i<32} qx[32b+i] · qw[32b+i] (exact);  acc = acc + f32(p) · (dx_b · dw_b)
 //   Q4_K, super-block B with d, dmin, 6-bit sc_j, m_j (j < 8 sub-blocks of 32), q4 ∈ 0…15:
 //     isum = Σ_j sc_j · Σ_{i<32} q4[32j+i] · qx[32j+i];  msum = Σ_j m_j · bsum_j  (exact ints)
@@ -14,6 +17,8 @@
 //   y[m, n] = (accumulate ? y[m, n] + : ) (bias ? out + bias[n] : out)
 // The scalar path and the AVX2 path compute exactly this, so they agree bit for bit (and with the TypeScript
 // reference, src/kernels/reference/qgemm.ts). No AVX-512 / VNNI path: this machine cannot test one.
+// llama.cpp's x86 build quantizes x to the same qx and dx; its dot products sum in another f32 order (FMA into
+// per-lane partials), so outputs still differ by f32 rounding.
 //
 // Batch invariance: row m's result depends only on x row m and W, never on M, the other rows, the tile it
 // falls in or the thread count: threads split N (by groups), never K; a tile of up to kQMaxRows x rows shares

@@ -67,7 +67,7 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
   qx.k = k;
   qx.block = block;
   auto quantize = [&](int64_t r, int) {
-    kernels.quantize(x + r * k, k, block, const_cast<int8_t*>(qx.qs_row(r)), const_cast<float*>(qx.d_row(r)),
+    kernels.quantize(x + r * k, k, w.type(), const_cast<int8_t*>(qx.qs_row(r)), const_cast<float*>(qx.d_row(r)),
                      q4k ? const_cast<int16_t*>(qx.bsum_row(r)) : nullptr);
   };
   const bool serial = pool_threads() == 1 || static_cast<double>(m) * n * k < kSerialMacs;

@@ -31,7 +31,8 @@ inline int32_t int_sum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_t* bsum) {
+void quantize(const float* x, int64_t k, QuantType type, int8_t* qs, float* d, int16_t* bsum) {
+  const int block = type == QuantType::Q8_0 ? kQ8Block : kQ4KBlock;
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -42,10 +43,9 @@ void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-    const float db = _mm_cvtss_f32(h) / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
-    const __m256 vid = _mm256_set1_ps(id);
+    const QBlockScale s = q_block_scale(type, _mm_cvtss_f32(h));
+    d[b] = s.d;
+    const __m256 vid = _mm256_set1_ps(s.id);
     for (int i = 0; i < block; i += 32) {
       __m256i q[4];
       for (int c = 0; c < 4; ++c) {

@@ -3,9 +3,12 @@
 // with -ffp-contract=off), so the ISA never changes a result.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "lora_rows.h"
+#include "loraplex/lora.h"  // f32_to_f16
 #include "loraplex/qgemm.h"
 
 namespace loraplex {
@@ -40,8 +43,8 @@ struct QTileArgs {
 };
 
 struct QgemmKernels {
-  // One row: qs [k], d [k / block], bsum [k / 32] (bsum may be null when not needed).
-  void (*quantize)(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_t* bsum);
+  // One row for `type` weights: qs [k], d [k / block], bsum [k / 32] (bsum may be null when not needed).
+  void (*quantize)(const float* x, int64_t k, QuantType type, int8_t* qs, float* d, int16_t* bsum);
   void (*q8_0)(const QTileArgs& a);
   void (*q4_k)(const QTileArgs& a);
 };
@@ -51,6 +54,25 @@ const QgemmKernels* qgemm_kernels_avx2();  // null without AVX2
 
 // An f16 stored little-endian at p, widened exactly.
 inline float half_at(const uint8_t* p) { return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+
+// f32 rounded to f16 (nearest even, as F16C's vcvtps2ph with imm 0) and widened back exactly.
+inline float round_to_f16(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  return f16_to_f32(f32_to_f16(bits));
+}
+
+// A block of x with largest magnitude amax (qgemm.h's Semantics): x · id is rounded to qx; d is the scale the
+// dots apply. An id of ∞ (amax < 127 / FLT_MAX) is taken as 0, its d being 0 either way.
+struct QBlockScale {
+  float id, d;
+};
+inline QBlockScale q_block_scale(QuantType type, float amax) {
+  float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  if (std::isinf(id)) id = 0.0f;
+  if (type == QuantType::Q8_0) return {id, round_to_f16(amax / 127.0f)};
+  return {id, id != 0.0f ? 1.0f / id : 0.0f};
+}
 
 // get_scale_min_k4: the j-th 6-bit scale and min of a Q4_K block from its 12 packed bytes.
 inline void q4k_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {

@@ -7,16 +7,16 @@
 namespace loraplex {
 namespace {
 
-void quantize(const float* x, int64_t k, int block, int8_t* qs, float* d, int16_t* bsum) {
+void quantize(const float* x, int64_t k, QuantType type, int8_t* qs, float* d, int16_t* bsum) {
+  const int block = type == QuantType::Q8_0 ? kQ8Block : kQ4KBlock;
   for (int64_t b = 0; b < k / block; ++b) {
     const float* xb = x + b * block;
     float amax = 0.0f;
     for (int i = 0; i < block; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
+    const QBlockScale s = q_block_scale(type, amax);
+    d[b] = s.d;
     for (int i = 0; i < block; ++i) {
-      const float v = std::nearbyint(xb[i] * id);  // round half to even (the default rounding mode)
+      const float v = std::nearbyint(xb[i] * s.id);  // round half to even (the default rounding mode)
       qs[b * block + i] = static_cast<int8_t>(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
     }
   }

@@ -4,18 +4,23 @@
  * f32 operation rounded with Math.fround, so native and reference agree bit for bit.
  *
  *   x [M, K] f32, W [N, K] as blocks (Uint8Array), bias [N] → y [M, N]
- *   Semantics: quantize x row r per block of QB (32 for Q8_0, 256 for Q4_K):
- *     dx = max|x| / 127; id = dx ? 1/dx : 0; qx = clamp(round_half_even(x · id), ±127); (Q4_K) bsum_j = Σ qx per 32
+ *   Semantics: quantize x row r per block of QB values as llama.cpp's x86 AVX2 build does (Q8_0 weights:
+ *   quantize_row_q8_0 into block_q8_0, QB = 32; Q4_K: quantize_mat_q8_K / quantize_row_q8_K, QB = 256):
+ *     amax = max|x|;  id = amax ? 127 / amax : 0 (∞ → 0);  qx = clamp(round_half_even(x · id), ±127)
+ *     Q8_0: dx = f16(amax / 127) (round to nearest even, widened back: the scale block_q8_0 stores)
+ *     Q4_K: dx = id ? 1 / id : 0;  bsum_j = Σ qx per 32   (ggml's signed iscale = ∓id flips q and d together)
  *   one f32 chain per output, blocks in ascending order, the integer sums exact:
  *     Q8_0:  acc += f32(Σ_{i<32} qx·qw) · (dx_b · dw_b)
  *     Q4_K:  acc += f32(Σ_j sc_j · Σ_{i<32} q4·qx) · (d · dx_B);  mins += f32(Σ_j m_j · bsum_j) · (dmin · dx_B)
  *   out = acc [− mins];  y (+)= out + bias
  */
 import { BLOCK_FORMATS, scaleMin } from '../block-formats.ts';
-import { f16ToF32 } from '../dtype.ts';
+import { f16ToF32, f32ToF16 } from '../dtype.ts';
 import type { BlockDType } from '../types.ts';
 
 const f = Math.fround;
+
+export const QGEMM_BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256 };
 
 /** Round half to even, as the CPU's default rounding mode (cvtps2dq, nearbyint). */
 function roundHalfEven(v: number): number {
@@ -29,17 +34,19 @@ export interface QuantizedRow {
   bsum: Int32Array; // [K / 32]
 }
 
-/** One x row in int8 blocks of `block` values (the Semantics' first line). */
-export function quantizeRow(x: Float32Array, block: number): QuantizedRow {
+/** One x row in int8 blocks for `type` weights (the Semantics' first lines). */
+export function quantizeRow(x: Float32Array, type: BlockDType): QuantizedRow {
+  const block = QGEMM_BLOCK[type];
   const k = x.length;
   const qs = new Int8Array(k);
   const d = new Float32Array(k / block);
   for (let b = 0; b < k / block; b++) {
     let amax = 0;
     for (let i = 0; i < block; i++) amax = Math.max(amax, Math.abs(x[b * block + i]));
-    const db = f(amax / 127);
-    const id = db !== 0 ? f(1 / db) : 0;
-    d[b] = db;
+    // 127 / amax, not 1 / (amax / 127): the two differ in the last bit for some amax, and so may a q.
+    let id = amax !== 0 ? f(127 / amax) : 0;
+    if (id === Number.POSITIVE_INFINITY) id = 0; // amax < 127 / FLT_MAX: its dx is 0 either way
+    d[b] = type === 'q8_0' ? f16ToF32(f32ToF16(f(amax / 127))) : id !== 0 ? f(1 / id) : 0;
     for (let i = 0; i < block; i++) {
       const q = roundHalfEven(f(x[b * block + i] * id));
       qs[b * block + i] = Math.max(-127, Math.min(127, q));
@@ -90,8 +97,6 @@ function dotQ4_K(x: QuantizedRow, w: Uint8Array, at: number, k: number): number 
   return f(acc - mins);
 }
 
-export const QGEMM_BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256 };
-
 /** y[M, N] (+)= x[M, K] · Wᵀ (+ bias) with W [N, K] in `type` blocks (row-major, each row whole blocks). */
 export function qgemmReference(
   type: BlockDType,
@@ -107,7 +112,7 @@ export function qgemmReference(
   const rowBytes = (k / QGEMM_BLOCK[type]) * (type === 'q8_0' ? BLOCK_FORMATS.Q8_0.bytes : BLOCK_FORMATS.Q4_K.bytes);
   const dot = type === 'q8_0' ? dotQ8_0 : dotQ4_K;
   for (let r = 0; r < m; r++) {
-    const qx = quantizeRow(x.subarray(r * k, (r + 1) * k), QGEMM_BLOCK[type]);
+    const qx = quantizeRow(x.subarray(r * k, (r + 1) * k), type);
     for (let j = 0; j < n; j++) {
       let out = dot(qx, blocks, j * rowBytes, k);
       if (bias) out = f(out + bias[j]);
