@@ -315,7 +315,7 @@ async function kinds() {
   const lines = [
     `SmolLM2-135M (${config.dtype}), concurrency ${concurrency}, ${INPUT} in / ${OUTPUT} out, ${requests} requests ` +
       `per run, median of ${repeats}; rank-${RANK} adapters on all 7 projections (DoRA: PEFT use_dora; VeRA: PEFT ` +
-      `VERA, r ${RANK}, materialized per layer at load)`,
+      `VERA, r ${RANK}, shared A/B once per slot plus λd/λb per module)`,
     '',
     ...latencyTable(workloads.map((w) => [w.name, s(w.name)])),
     '',

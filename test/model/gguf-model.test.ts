@@ -200,12 +200,12 @@ describe('served GGUF models give transformers’ outputs on the same dequantize
 
 /**
  * Q8_0 and Q4_K projections kept as blocks (the default) run the quantized GEMM, which also quantizes x per
- * block: measured on these tiny models (hidden 64 / 256, two layers) the prompt logits move by up to 0.36
- * (Q8_0, logits up to ±10) and 0.051 (random K-quants) from transformers' on the dequantized weights. Greedy
+ * block: measured on these tiny models (hidden 64 / 256, two layers) the prompt logits move by up to 0.47
+ * (Q8_0, logits up to ±10; the draw of int8 noise, 0.36 before the block scale was rounded to f16 as ggml's) and 0.051 (random K-quants) from transformers' on the dequantized weights. Greedy
  * decoding is checked teacher-forced on the oracle's tokens: the argmax must agree wherever the exact model's
  * top-2 margin exceeds twice the tolerance; closer calls may flip (3 of 36 positions here, all margins < 0.23).
  */
-const KEPT_TOLERANCE: Record<string, number> = { 'llama-tied-q8_0.gguf': 0.5, 'random-kquants.gguf': 0.1 };
+const KEPT_TOLERANCE: Record<string, number> = { 'llama-tied-q8_0.gguf': 0.7, 'random-kquants.gguf': 0.1 };
 
 describe('GGUF Q8_0 / Q4_K projections served as blocks through the quantized GEMM', async () => {
   const backend = createBackend('native');
