@@ -47,12 +47,7 @@ export function makeAdapter(r: Rng, k: number, ns: number[], ranks: number[]): P
     parts.push(r.f32(ranks[m] * n, 1 / Math.sqrt(ranks[m])));
     offset += ranks[m] * n;
   });
-  const weights = new Float32Array(offset);
-  let at = 0;
-  for (const p of parts) {
-    weights.set(p, at);
-    at += p.length;
-  }
+  const weights = concatenated(parts, offset);
   return {
     weights,
     rank: Int32Array.from(ranks),
@@ -113,12 +108,7 @@ export function makeSharedAdapter(r: Rng, k: number, ns: number[], rank: number,
   const sharedA = add(r.f32(rank * k, 1 / Math.sqrt(k)));
   const sharedB = new Map<number, number>();
   for (const n of ns) if (!sharedB.has(n)) sharedB.set(n, add(r.f32(rank * n, 1 / Math.sqrt(rank))));
-  const weights = new Float32Array(offset);
-  let at = 0;
-  for (const p of parts) {
-    weights.set(p, at);
-    at += p.length;
-  }
+  const weights = concatenated(parts, offset);
   return {
     weights,
     rank: Int32Array.from(ns, (_, m) => (targeted[m] ? rank : 0)),
@@ -162,5 +152,16 @@ export function withVectors(r: Rng, adapter: PackedAdapter, on: VectorsOn): Pack
   if (outScale) Object.assign(out, { outScale, offsetOutScale });
   if (rankScale) Object.assign(out, { rankScale, offsetRankScale });
   if (columnScale) Object.assign(out, { columnScale, offsetColumnScale });
+  return out;
+}
+
+/** The parts one after another in one array of `length` elements. */
+function concatenated(parts: Float32Array[], length: number): Float32Array {
+  const out = new Float32Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
