@@ -264,7 +264,10 @@ export class LLMEngine {
    */
   canStep(): boolean {
     if (this.failed.length > 0 || this.scheduler.running.length > 0) return true;
-    for (const s of this.scheduler.waiting) if (s.adapterKey !== null) this.adapters.requestLoad(s.adapterKey);
+    // A request may fail right here (a combination refused once its last part has loaded): it leaves `waiting`
+    // for `failed`, and the step that reports it must run, or the loop would sleep with no wake-up to come.
+    for (const s of [...this.scheduler.waiting]) if (s.adapterKey !== null) this.adapters.requestLoad(s.adapterKey);
+    if (this.failed.length > 0) return true;
     return this.scheduler.waiting.some((s) => s.adapterKey === null || this.adapters.isReady(s.adapterKey));
   }
 

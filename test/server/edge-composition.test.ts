@@ -15,7 +15,7 @@
  * id as one word, so equal text is equal ids.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -60,12 +60,13 @@ interface Served {
   close(): Promise<void>;
 }
 
-async function serve(set: string, adapters: Record<string, string>): Promise<Served> {
+async function serve(set: string, adapters: Record<string, string>, loraDir?: string): Promise<Served> {
   const build = {
     modelDir: join(fixtures, 'tiny', set, 'model'),
     adapters: Object.entries(adapters).map(([name, dir]) => ({ name, dir })),
     kvCacheTokens: 1024,
     maxLoraRank: 64,
+    ...(loraDir ? { loraDir } : {}),
   };
   const engine = await AsyncEngine.start(build);
   const codec = wordCodec(engine.info.vocabSize);
@@ -194,6 +195,24 @@ describe('saved copies and token rows in the lora field', () => {
       assert.notEqual(alone, rope.offline(null), `${name} changes the output`);
       assert.equal(await rope.complete({ lora: [{ name }] }), alone, name);
       assert.equal(await rope.complete({ model: name, lora: [{ name, scale: 1 }] }), alone, name);
+    }
+  });
+});
+
+describe('adapters from a store, loaded on first use', () => {
+  test('a combination refused only once its adapters have loaded is still a 400 before any stream', async () => {
+    const store = join(scratch, 'store');
+    await mkdir(store);
+    for (const name of ['saved-modules', 'qv-r8']) await cp(edgeDir(name), join(store, name), { recursive: true });
+    const lazy = await serve('llama3-rope', {}, store);
+    try {
+      const savedEmbed = /adapter 'saved-modules' has a saved copy of embed_tokens.*cannot be scaled or combined/;
+      const mixed = { lora: [{ name: 'qv-r8' }, { name: 'saved-modules' }] };
+      await refused(lazy, { ...mixed, stream: true }, 'lora', savedEmbed);
+      await refused(lazy, { lora: [{ name: 'saved-modules', scale: 0.5 }], stream: true }, 'lora', savedEmbed);
+      assert.equal(await lazy.complete({ model: 'saved-modules' }), rope.offline('saved-modules'));
+    } finally {
+      await lazy.close();
     }
   });
 });
