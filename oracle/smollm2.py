@@ -12,9 +12,12 @@ OUT_DIR/
   adapters/<name>/  PEFT adapters, seeded random A and B: LoRA on all seven projections, and DoRA (dora-r8)
                     on q and v (k left out of the fused q|k|v group), o, up (gate left out) and down; edge-r8
                     (LoRA on embed_tokens and the tied lm_head, saved norms) and tokens-r8 (trainable tokens on
-                    the tied head), each measured on its own PeftModel (smollm2_edges.py)
+                    the tied head), each measured on its own PeftModel (smollm2_edges.py); vera-r16 (VeRA, on its
+                    own PeftModel) and tied-r8 (LoRA with every layer's A and B equal to layer 0's: Tied-LoRA)
+                    (smollm2_kinds.py)
   adapters/r8-gguf/, adapters/r8-nemo/   r8 as a llama.cpp GGUF LoRA and a NeMo .nemo (smollm2_copies.py); their
                     cases name r8 in copy_of and share its logits: the same factors must give PEFT's results
+  adapters/tied-r8-nemo/   tied-r8 as a NeMo Tied-LoRA .nemo (weight_tying: true), a copy of tied-r8 likewise
   expected.json, logits.safetensors   same format as test/fixtures (logits at the last prompt position)
 
 Skips all work when OUT_DIR/expected.json exists and its stamp matches these scripts and requirements.
@@ -38,6 +41,14 @@ from expected_io import ExpectedWriter
 from model_runs import greedy, mixed_batch_logits, prompt_logits
 from smollm2_copies import write_gguf_copy, write_nemo_copy
 from smollm2_edges import draw_edge_adapters, edge_specs, load_edge_models, prompt_token_ids
+from smollm2_kinds import (
+    TIED_ADAPTERS,
+    draw_vera_adapters,
+    load_vera_adapter_models,
+    tie_to_first_layer,
+    vera_summary,
+    write_tied_nemo_copy,
+)
 from torch_setup import deterministic_torch, seeded_generator
 
 SEED = 135
@@ -64,9 +75,14 @@ ADAPTERS: dict[str, dict] = {
     "dora-r8": dict(
         r=8, lora_alpha=16, use_dora=True, target_modules=["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
     ),
+    "tied-r8": dict(r=8, lora_alpha=16, target_modules=ALL_TARGETS),  # in TIED_ADAPTERS: layer 0's factors everywhere
 }
 # The same adapter in other files: name -> (PEFT original, writer). Two prompts each keep the live run short.
-COPIES = {"r8-gguf": ("r8", write_gguf_copy), "r8-nemo": ("r8", write_nemo_copy)}
+COPIES = {
+    "r8-gguf": ("r8", write_gguf_copy),
+    "r8-nemo": ("r8", write_nemo_copy),
+    "tied-r8-nemo": ("tied-r8", write_tied_nemo_copy),
+}
 COPY_PROMPTS = ["plain-story", "chat-tips"]
 
 PROMPTS = [
@@ -116,6 +132,8 @@ def main(out_dir: Path) -> None:
     for name in names:
         if ADAPTERS[name].get("use_dora"):
             settle_dora_magnitudes(drawn, name, SEED + 100)
+        if name in TIED_ADAPTERS:
+            tie_to_first_layer(drawn, name)
     save_adapters(drawn, names, out_dir / "adapters")
     load_base = lambda: AutoModelForCausalLM.from_pretrained(  # noqa: E731
         out_dir / "model", dtype=torch.float32, attn_implementation="eager"
@@ -123,9 +141,11 @@ def main(out_dir: Path) -> None:
     token_ids = prompt_token_ids([tokenize(tokenizer, p)[1] for p in PROMPTS], set(tokenizer.all_special_ids))
     edges = edge_specs(token_ids)
     draw_edge_adapters(load_base, edges, SEED + 200, RELATIVE_DELTA, out_dir / "adapters")
+    vera = draw_vera_adapters(load_base, SEED + 300, out_dir / "adapters")
     base = load_base()
     peft_model = load_all(base, out_dir / "adapters", names)
     models = {name: peft_model for name in names} | load_edge_models(load_base, out_dir / "adapters", list(edges))
+    models |= load_vera_adapter_models(load_base, out_dir / "adapters")
     for copy, (source, write) in COPIES.items():
         write(out_dir / "model", out_dir / "adapters" / source, out_dir / "adapters" / copy)
 
@@ -137,8 +157,11 @@ def main(out_dir: Path) -> None:
             "source": {"wheel": WHEEL, "member": GGUF_MEMBER, "sha256": file_sha256(gguf_path)},
             "logits_positions": "last",
             "greedy": {"max_new_tokens": GREEDY_TOKENS, "ignore_eos": True},
-            "adapters": {name: adapter_summary(out_dir / "adapters" / name) for name in [*names, *edges]},
+            "adapters": {name: adapter_summary(out_dir / "adapters" / name) for name in [*names, *edges]}
+            | {name: vera_summary(out_dir / "adapters" / name) for name in vera},
             "edge_adapters": {name: {"trainable_token_ids": token_ids} if "tokens" in name else {} for name in edges},
+            "vera_adapters": vera,
+            "tied_adapters": TIED_ADAPTERS,
             "copies": {copy: source for copy, (source, _) in COPIES.items()},
             "generator": "oracle/smollm2.py",
             "seed": SEED,
@@ -148,7 +171,7 @@ def main(out_dir: Path) -> None:
     rows: dict[str, tuple[str | None, list[int]]] = {}
     for prompt in PROMPTS:
         text, ids = tokenize(tokenizer, prompt)
-        for adapter in [None, *names, *edges]:
+        for adapter in [None, *names, *edges, *vera]:
             case_id = f"{prompt['name']}-{adapter or 'base'}"
             model = models.get(adapter, peft_model)
             logits = prompt_logits(model, adapter, ids)[-1:]
@@ -178,8 +201,9 @@ def main(out_dir: Path) -> None:
                     writer.add_case(case | {"id": f"{prompt['name']}-{copy}", "adapter": copy, "copy_of": source})
 
     # PEFT refuses DoRA in a mixed batch ("Cannot pass `adapter_names` when DoRA is enabled"): its rows are left out.
-    mixable = [name for name in names if not ADAPTERS[name].get("use_dora")]
-    batch = [f"{prompt['name']}-{adapter or 'base'}" for prompt, adapter in zip(PROMPTS, [None, *mixable], strict=True)]
+    # The edge and VeRA adapters live on models of their own. The prompts repeat when the rows outnumber them.
+    mixable = [None, *(name for name in names if not ADAPTERS[name].get("use_dora"))]
+    batch = [f"{PROMPTS[i % len(PROMPTS)]['name']}-{adapter or 'base'}" for i, adapter in enumerate(mixable)]
     mixed = mixed_batch_logits(peft_model, [rows[case_id] for case_id in batch])
     worst = max(float((logits[-1] - last_logits[case_id]).abs().max()) for case_id, logits in zip(batch, mixed))
     if worst > MIXED_TOLERANCE:
@@ -260,7 +284,7 @@ def source_stamp() -> str:
     """Hash of everything that decides the output: this script, the helpers it imports, the requirements."""
     here = Path(__file__).parent
     names = ["smollm2.py", "smollm2_copies.py", "smollm2_edges.py", "gguf_lora_fixtures.py", "nemo_fixtures.py"]
-    names += ["adapter_files.py"]
+    names += ["adapter_files.py", "smollm2_kinds.py", "vera_adapters.py", "tied_lora_fixtures.py"]
     names += ["expected_io.py", "model_runs.py", "random_weights.py", "torch_setup.py", "requirements.txt"]
     digest = hashlib.sha256()
     for path in [here / name for name in names]:

