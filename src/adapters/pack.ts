@@ -33,9 +33,6 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
     outFeatures[m] = shape.outFeatures;
   }
 
-  let total = 0;
-  const sizedA = new Set<Float32Array>();
-  const sizedB = new Set<Float32Array>();
   for (const [m, mod] of adapter.modules) {
     const fits =
       m >= 0 &&
@@ -56,11 +53,10 @@ export function packAdapter(adapter: LoraAdapter, base: ModelConfig): PackedAdap
         baseModel: adapter.config.baseModelNameOrPath,
       });
     }
-    if (!sizedA.has(mod.a)) total += mod.a.length;
-    if (!sizedB.has(mod.b)) total += mod.b.length;
-    sizedA.add(mod.a);
-    sizedB.add(mod.b);
   }
+  // A shared factor (one array held by several modules) is stored once.
+  const mods = [...adapter.modules.values()];
+  const total = distinctLength(mods.map((m) => m.a)) + distinctLength(mods.map((m) => m.b));
   if (total > MAX_INT32) {
     throw createError('INTERNAL_ERROR', {
       message: `adapter '${adapter.name}' has ${total} LoRA weights, more than one slot can address`,
@@ -144,6 +140,12 @@ function packVectors(
     pos += v.length;
   }
   return { values, offsets };
+}
+
+function distinctLength(arrays: Float32Array[]): number {
+  let n = 0;
+  for (const t of new Set(arrays)) n += t.length;
+  return n;
 }
 
 function hasDora(adapter: LoraAdapter): boolean {

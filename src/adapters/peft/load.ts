@@ -140,16 +140,16 @@ async function loadVera(
   source: string,
   weightsFile: string,
 ): Promise<LoraAdapter<PeftVeraConfig>> {
-  const vera = await loadVeraModules(file, config, base, opts.maxLoraRank, (tensor) => readFactor(file, tensor));
-  const { edges, dropped } = await withoutBaseCopies(vera.edges, opts.baseWeights);
-  const { edges: _all, ...rest } = vera;
+  const read = (tensor: string) => readFactor(file, tensor);
+  const { edges: saved, ...vera } = await loadVeraModules(file, config, base, opts.maxLoraRank, read);
+  const { edges, dropped } = await withoutBaseCopies(saved, opts.baseWeights);
   return {
     name,
     source,
     rankMax: config.r,
-    ...rest,
+    ...vera,
     ...(edges ? { edges } : {}),
-    sizeBytes: vera.sizeBytes - edgeBytes(vera.edges) + edgeBytes(edges),
+    sizeBytes: vera.sizeBytes - edgeBytes(saved) + edgeBytes(edges),
     warnings: [...vera.warnings, ...droppedWarnings(weightsFile, dropped)],
     config,
   };
