@@ -124,12 +124,11 @@ export function renderReport(a: AgreementArtifact): string {
   lines.push(
     '- Q8_0 / Q4_K: both quantize activations to int8 per block the same way (loraplex since c4285d3: id = 127 / max, ' +
       "round half to even, Q8_0's block scale rounded to f16 as block_q8_0 stores it, Q4_K's block_q8_K scale 1 / id; " +
-      'native/include/loraplex/qgemm.h), and both run the tied Q8_0 head in blocks. What remains is a noise floor, not ' +
-      'a formula: int8 rounding turns any f32 difference (the two sides sum dot products, norms and attention in ' +
-      "different orders) into fresh quantization noise. Nudging every norm weight by 1 ulp moves loraplex's own " +
-      'end-of-prompt logprobs by median 0.062 / max 0.66 on the Q8_0 file (bf16 head: 0.036 / 0.38; BF16 file: < 1e-4), ' +
-      'as far as llama.cpp is from it. Matching the scale details moved no row beyond that noise (Q8_0 before: max ' +
-      '0.430, median 0.0568, greedy identical 7/32).',
+      'native/include/loraplex/qgemm.h), and both run the tied Q8_0 head in blocks. What remains looks like a noise ' +
+      'floor, not a formula: int8 rounding turns any f32 difference (the two sides sum dot products, norms and ' +
+      'attention in different orders) into fresh quantization noise. Matching the scale details moved no row beyond ' +
+      'run-to-run noise (Q8_0 before: max 0.430, median 0.0568, greedy identical 7/32: ' +
+      '[gguf-agreement-f32-scale.md](gguf-agreement-f32-scale.md)).',
   );
   lines.push('');
   lines.push('## Tolerances the live check asserts (test/live/gguf-agreement.live.ts)');

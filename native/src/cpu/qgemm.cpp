@@ -78,8 +78,8 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
   }
 
   const int64_t groups = w.groups();
-  // One x tile (decode): W is read once, from memory; two long contiguous runs of groups per thread stream
-  // 10-28 % faster than small claimed tasks (the prefetchers keep their stream; measured on Zen 2).
+  // One x tile (decode): W is read once, from memory; two long contiguous runs of groups per thread keep the
+  // prefetchers on one stream, where small claimed tasks interleaved the threads' reads (docs/benchmarks.md).
   const int64_t groups_per_task = m <= kQMaxRows
                                       ? std::max<int64_t>(1, (groups + 2 * pool_threads() - 1) / (2 * pool_threads()))
                                       : std::max<int64_t>(1, kTaskWeightValues / (kQGroup * k));
