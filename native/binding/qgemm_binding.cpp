@@ -1,4 +1,4 @@
-// The quantized GEMM (Q8_0 / Q4_K weights), as seen from JavaScript. Every argument is checked here (types,
+// The quantized GEMM (Q8_0 / Q4_K / Q6_K weights), as seen from JavaScript. Every argument is checked here (types,
 // integer shapes, whole blocks, buffer lengths) so a bad call throws a TypeError instead of reading out of bounds.
 #include <cmath>
 #include <new>
@@ -14,17 +14,22 @@ namespace {
 // Tags the externals made by qgemmPackWeight, so qgemm never trusts any other object as a weight.
 constexpr napi_type_tag kQuantWeightTag = {0x6c6f7261706c6578ULL, 0x7167656d6d717731ULL};
 
-// qgemmPackWeight(type: 'q8_0'|'q4_k', rows: N, cols: K, data: Uint8Array [N · K/QB blocks]) → handle
+// ggml block types by the names JavaScript uses; false for any other name.
+bool quant_type(const std::string& name, QuantType* type) {
+  if (name == "q8_0") *type = QuantType::Q8_0;
+  else if (name == "q4_k") *type = QuantType::Q4_K;
+  else if (name == "q6_k") *type = QuantType::Q6_K;
+  else return false;
+  return true;
+}
+
+// qgemmPackWeight(type: 'q8_0'|'q4_k'|'q6_k', rows: N, cols: K, data: Uint8Array [N · K/QB blocks]) → handle
 Napi::Value pack_weight(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   QuantType type;
-  if (name == "q8_0") {
-    type = QuantType::Q8_0;
-  } else if (name == "q4_k") {
-    type = QuantType::Q4_K;
-  } else {
-    fail(env, "qgemmPackWeight: type must be 'q8_0' or 'q4_k', got '" + name + "'");
+  if (!quant_type(name, &type)) {
+    fail(env, "qgemmPackWeight: type must be 'q8_0', 'q4_k' or 'q6_k', got '" + name + "'");
     return env.Undefined();
   }
   const int64_t rows = dimension(info, 1, "rows");
@@ -79,16 +84,16 @@ Napi::Value run_qgemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// qgemmEmbedding(type: 'q8_0'|'q4_k', vocab, dim, table: Uint8Array [vocab · dim/QB blocks],
+// qgemmEmbedding(type: 'q8_0'|'q4_k'|'q6_k', vocab, dim, table: Uint8Array [vocab · dim/QB blocks],
 //                ids: Int32Array [T], numTokens: T, out: Float32Array [T · dim])
 Napi::Value run_embedding(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  if (name != "q8_0" && name != "q4_k") {
-    fail(env, "qgemmEmbedding: type must be 'q8_0' or 'q4_k', got '" + name + "'");
+  QuantType type;
+  if (!quant_type(name, &type)) {
+    fail(env, "qgemmEmbedding: type must be 'q8_0', 'q4_k' or 'q6_k', got '" + name + "'");
     return env.Undefined();
   }
-  const QuantType type = name == "q8_0" ? QuantType::Q8_0 : QuantType::Q4_K;
   const int64_t vocab = dimension(info, 1, "vocab");
   if (vocab < 0) return env.Undefined();
   const int64_t dim = dimension(info, 2, "dim");

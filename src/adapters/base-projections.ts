@@ -48,7 +48,7 @@ export function projectionsFromModelDir(dir: string, config: ModelConfig): BaseP
 
   async function read(name: string): Promise<Float32Array> {
     source ??= openModelTensors(dir);
-    // GGUF Q8_0 / Q4_K matrices are served as their blocks (loadWeights' keepBlocks default).
+    // GGUF Q8_0 / Q4_K / Q6_K matrices are served as their blocks (loadWeights' keepBlocks default).
     const blocks = await (await source).readBlocks?.(name);
     if (blocks) return weightFormat(blocks.dtype).decode(blocks);
     const raw = await (await source).readRaw(name);

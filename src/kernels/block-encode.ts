@@ -6,6 +6,9 @@
  *   Q4_K: per 32 values a scale and a min from a small grid search of the 16-level fit (ggml's make_qkx2
  *         idea, unweighted); per 256 values d, dmin (f16) so that the 6-bit scales and mins cover them;
  *         q = round((x + dmin·m) / (d·sc)) clamped to 0…15. Error bounds: test/kernels/qgemm-format.test.ts.
+ *   Q6_K: per 16 values a scale that puts the largest |x| on −32 (ggml's make_qx_quants without its search);
+ *         the 16 scales as int8 of d = max|scale| / 128 (stored f16, the largest on −128), q = round(x / (d·sc))
+ *         clamped to −32…31, stored + 32 in ql / qh as block-formats.ts reads them (tests only; no --quantize).
  */
 import { f16ToF32, f32ToF16 } from './dtype.ts';
 
@@ -120,6 +123,41 @@ export function encodeQ4_K(values: Float32Array): Uint8Array {
           const q = dj > 0 ? Math.max(0, Math.min(15, Math.round((x[base + j * 32 + l] + mj) / dj))) : 0;
           out[o + 16 + pair * 32 + l] |= half === 0 ? q : q << 4;
         }
+      }
+    }
+  }
+  return out;
+}
+
+/** values.length a multiple of 256 → Q6_K blocks (210 bytes per 256 values). */
+export function encodeQ6_K(values: Float32Array): Uint8Array {
+  const blocks = values.length / 256;
+  const out = new Uint8Array(blocks * 210);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    const o = b * 210;
+    // Each sub-block's scale maps its largest-magnitude value (with its sign) to −32.
+    const scales = Array.from({ length: 16 }, (_, j) => {
+      let mx = 0;
+      for (let i = 0; i < 16; i++)
+        if (Math.abs(values[base + 16 * j + i]) > Math.abs(mx)) mx = values[base + 16 * j + i];
+      return mx / -32;
+    });
+    const top = scales.reduce((a, s) => (Math.abs(s) > Math.abs(a) ? s : a), 0);
+    const dBits = top === 0 ? 0 : f32ToF16(top / -128);
+    const d = f16ToF32(dBits);
+    writeHalf(out, o + 208, dBits);
+    for (let j = 0; j < 16; j++) {
+      const sc = d === 0 ? 0 : Math.max(-128, Math.min(127, Math.round(scales[j] / d)));
+      out[o + 192 + j] = sc & 0xff;
+      const step = f(d * sc);
+      for (let i = 16 * j; i < 16 * j + 16; i++) {
+        const q = (step === 0 ? 0 : Math.max(-32, Math.min(31, Math.round(values[base + i] / step)))) + 32;
+        const h = i >> 7;
+        const l = i & 31;
+        const s = (i >> 5) & 3;
+        out[o + 64 * h + l + (s & 1) * 32] |= s < 2 ? q & 0xf : (q & 0xf) << 4;
+        out[o + 128 + 32 * h + l] |= (q >> 4) << (2 * s);
       }
     }
   }

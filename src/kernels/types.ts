@@ -10,7 +10,7 @@
 /** A checkpoint's float storage dtype (configs, safetensors, KV caches, merges). */
 export type WeightDType = 'f32' | 'f16' | 'bf16';
 /** ggml block formats a base projection may stay in for the quantized GEMM (weight-format.ts). */
-export type BlockDType = 'q8_0' | 'q4_k';
+export type BlockDType = 'q8_0' | 'q4_k' | 'q6_k';
 /** How a weight matrix is stored: a float dtype, or quantized blocks. */
 export type MatrixDType = WeightDType | BlockDType;
 
@@ -19,7 +19,7 @@ export interface WeightMatrix {
   dtype: MatrixDType;
   rows: number;
   cols: number;
-  data: Float32Array | Uint16Array | Uint8Array; // f32 → Float32Array; f16/bf16 → Uint16Array (bit patterns); q8_0/q4_k → Uint8Array (ggml blocks, each row whole blocks)
+  data: Float32Array | Uint16Array | Uint8Array; // f32 → Float32Array; f16/bf16 → Uint16Array (bit patterns); q8_0/q4_k/q6_k → Uint8Array (ggml blocks, each row whole blocks)
 }
 
 /**

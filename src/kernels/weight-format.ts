@@ -2,11 +2,11 @@
  * Weight storage formats: how a matrix's elements are stored, what a [rows, cols] matrix costs in bytes, and
  * how to decode it to f32 or encode f32 into it. Callers name a format and ask it; how a backend packs a
  * format for its GEMMs stays the backend's business. f32, f16 and bf16 (one element per 4 or 2 bytes), and
- * ggml's Q8_0 (32 elements in 34 bytes) and Q4_K (256 elements in 144 bytes), whose rows are whole blocks and
+ * ggml's Q8_0 (32 elements in 34 bytes), Q4_K (256 elements in 144 bytes) and Q6_K (256 in 210), whose rows are whole blocks and
  * whose data is the blocks' bytes (Uint8Array), decoded by the GGUF dequantizers (block-formats.ts).
  */
 
-import { encodeQ4_K, encodeQ8_0 } from './block-encode.ts';
+import { encodeQ4_K, encodeQ6_K, encodeQ8_0 } from './block-encode.ts';
 import { BLOCK_FORMATS, type BlockFormat, dequantizeBlocks } from './block-formats.ts';
 import { f32ToBf16, f32ToF16, toF32Array } from './dtype.ts';
 import type { BlockDType, MatrixDType, WeightDType, WeightMatrix } from './types.ts';
@@ -66,11 +66,12 @@ const FORMATS: Record<MatrixDType, WeightFormat> = {
   bf16: floatFormat('bf16', 2, f32ToBf16),
   q8_0: blockFormat('q8_0', BLOCK_FORMATS.Q8_0, encodeQ8_0),
   q4_k: blockFormat('q4_k', BLOCK_FORMATS.Q4_K, encodeQ4_K),
+  q6_k: blockFormat('q6_k', BLOCK_FORMATS.Q6_K, encodeQ6_K),
 };
 
 /** Whether the format keeps blocks of quantized values (rows must be whole blocks; data is a Uint8Array). */
 export function isBlockDType(name: MatrixDType): name is BlockDType {
-  return name === 'q8_0' || name === 'q4_k';
+  return name === 'q8_0' || name === 'q4_k' || name === 'q6_k';
 }
 
 /** Whether a [rows, cols] matrix can be stored in `name` (rows of whole blocks). */

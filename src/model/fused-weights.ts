@@ -30,14 +30,14 @@ export interface FusedWeights {
 }
 
 /**
- * Stacks the parts' rows. Parts in different formats (a GGUF file's q and k in Q4_K, v in Q6_K and so
- * dequantized) all go to the first float format among them: block rows are decoded, never re-quantized.
+ * Stacks the parts' rows. Parts in different formats (a GGUF file's q and k in Q4_K, v in Q6_K) all go to
+ * the first float format among them, bf16 when all are blocks: block rows are decoded, never re-quantized.
  */
 export function concatRows(parts: WeightMatrix[]): WeightMatrix {
   const { cols } = parts[0];
   if (parts.some((p) => p.cols !== cols)) throw new Error('concatRows: parts differ in columns');
   const mixed = parts.some((p) => p.dtype !== parts[0].dtype);
-  const common = mixed ? (parts.find((p) => !isBlockDType(p.dtype))?.dtype ?? 'f32') : parts[0].dtype;
+  const common = mixed ? (parts.find((p) => !isBlockDType(p.dtype))?.dtype ?? 'bf16') : parts[0].dtype;
   const same = parts.map((p) => convertWeight(p, common));
   const rows = same.reduce((n, p) => n + p.rows, 0);
   const format = weightFormat(common);

@@ -56,12 +56,12 @@ export interface LoadWeightsOptions {
    * quantized GEMM (--quantize); a projection whose rows are not whole blocks keeps `dtype`.
    */
   quantize?: BlockDType;
-  /** Projections a source stores as Q8_0 / Q4_K blocks (GGUF) stay blocks (default true). */
+  /** Projections a source stores as Q8_0 / Q4_K / Q6_K blocks (GGUF) stay blocks (default true). */
   keepBlocks?: boolean;
   /**
    * lm_head in blocks too (default true, as llama.cpp's Q8_0 files keep output.weight in Q8_0): with `quantize`
    * the head is quantized like the projections, and a GGUF head (output.weight, or token_embd when tied) stored
-   * as Q8_0 / Q4_K stays blocks (with keepBlocks). On a tied model the embedding is then that same block
+   * as Q8_0 / Q4_K / Q6_K stays blocks (with keepBlocks). On a tied model the embedding is then that same block
    * matrix (rows dequantized at lookup); an untied model's embedding stays float. false keeps the head float.
    */
   quantizeLmHead?: boolean;

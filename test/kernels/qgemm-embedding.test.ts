@@ -1,5 +1,5 @@
 /**
- * Embedding rows from Q8_0 / Q4_K blocks: every native ISA equals the reference bit for bit, and both equal
+ * Embedding rows from Q8_0 / Q4_K / Q6_K blocks: every native ISA equals the reference bit for bit, and both equal
  * the rows of the table decoded by the GGUF dequantizers (weightFormat(type).decode), on odd vocabularies,
  * one token, no tokens, repeated ids, quantized tables and random raw blocks; ids outside the table throw.
  */
@@ -10,7 +10,9 @@ import type { BlockDType, Kernels, WeightMatrix } from '../../src/kernels/types.
 import { weightFormat } from '../../src/kernels/weight-format.ts';
 import { assertBitwise, nativeImplementations, referenceKernels, restoreDefaults, rng } from './implementations.ts';
 
-const BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256 };
+const BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256, q6_k: 256 };
+/** Where each block keeps its f16 scales. */
+const HALVES: Record<BlockDType, number[]> = { q8_0: [0], q4_k: [0, 2], q6_k: [208] };
 
 function rawTable(type: BlockDType, vocab: number, dim: number, seed: number): WeightMatrix {
   const r = rng(seed);
@@ -18,7 +20,7 @@ function rawTable(type: BlockDType, vocab: number, dim: number, seed: number): W
   const data = new Uint8Array(format.bytes(vocab, dim));
   for (let i = 0; i < data.length; i++) data[i] = r.int(0, 255);
   for (let at = 0; at < data.length; at += format.blockBytes) {
-    for (const off of type === 'q8_0' ? [0] : [0, 2]) {
+    for (const off of HALVES[type]) {
       const bits = f32ToF16((r.next() * 2 - 1) * 0.05);
       data[at + off] = bits & 0xff;
       data[at + off + 1] = bits >> 8;
@@ -35,7 +37,7 @@ function lookup(kernels: Kernels, table: WeightMatrix, ids: number[]): Float32Ar
 
 describe('embedding rows from blocks', () => {
   after(restoreDefaults);
-  for (const type of ['q8_0', 'q4_k'] as const) {
+  for (const type of ['q8_0', 'q4_k', 'q6_k'] as const) {
     for (const [vocab, blocks, ids] of [
       [1, 1, [0]],
       [37, 3, [36, 0, 5, 5, 17]],

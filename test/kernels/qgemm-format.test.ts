@@ -1,15 +1,19 @@
 /**
- * The q8_0 and q4_k weight formats (src/kernels/weight-format.ts): sizes, decode through the GGUF
+ * The q8_0, q4_k and q6_k weight formats (src/kernels/weight-format.ts): sizes, decode through the GGUF
  * dequantizers, and encode's round-trip error.
  *   q8_0: |x − decode(encode(x))| ≤ 0.6 · max|block| / 127 (half a step, plus the f16 rounding of d: 127 · 2⁻¹¹ of a step).
  *         The blocks equal gguf-py's gguf.quants.quantize bit for bit (checked on 4096 random blocks when
  *         this encoder was written; gguf-py cannot quantize Q4_K).
  *   q4_k: per 256-value super-block, |error| ≤ range / 15 (one 4-bit step of the block's whole range), and on
  *         Gaussian values the RMS error ≤ 0.1 σ (llama.cpp's Q4_K reaches about 0.07-0.09 σ).
+ *   q6_k: per 16 values, |error| ≤ one step of the sub-block's scale as stored (d·|sc|) plus half a step of
+ *         the super-block's largest one (d · 128 / 2: the int8 rounding of the scale, up to 32 steps of it),
+ *         and on Gaussian values the RMS error ≤ 0.03 σ (6 bits: llama.cpp's Q6_K is near 0.02 σ).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BLOCK_FORMATS, dequantizeBlocks } from '../../src/kernels/block-formats.ts';
+import { f16ToF32 } from '../../src/kernels/dtype.ts';
 import { convertWeight, fitsFormat, isBlockDType, weightFormat } from '../../src/kernels/weight-format.ts';
 import { rng } from './implementations.ts';
 
@@ -24,6 +28,8 @@ describe('block weight formats', () => {
     assert.equal(weightFormat('q4_k').bytes(5, 512), 5 * 2 * 144);
     assert.equal(weightFormat('q8_0').blockElements, 32);
     assert.equal(weightFormat('q4_k').blockBytes, 144);
+    assert.equal(weightFormat('q6_k').bytes(2, 768), 2 * 3 * 210);
+    assert.ok(isBlockDType('q6_k') && !fitsFormat('q6_k', 576) && fitsFormat('q6_k', 1536));
     assert.ok(isBlockDType('q4_k') && !isBlockDType('bf16'));
     assert.ok(fitsFormat('q8_0', 576) && !fitsFormat('q4_k', 576) && fitsFormat('q4_k', 1536));
     assert.throws(() => weightFormat('q4_k').encode(new Float32Array(576), 1, 576), /whole blocks of 256/);
@@ -33,6 +39,7 @@ describe('block weight formats', () => {
     for (const [type, block] of [
       ['q8_0', BLOCK_FORMATS.Q8_0],
       ['q4_k', BLOCK_FORMATS.Q4_K],
+      ['q6_k', BLOCK_FORMATS.Q6_K],
     ] as const) {
       const m = weightFormat(type).encode(gaussian(4 * 512, 3), 4, 512);
       assert.deepEqual(weightFormat(type).decode(m), dequantizeBlocks(block, m.data as Uint8Array));
@@ -76,6 +83,33 @@ describe('block weight formats', () => {
     }
     const rms = Math.sqrt(sq / (values.length - 512));
     assert.ok(rms <= 0.1 * sigma, `RMS ${rms / sigma} σ`);
+  });
+
+  test('q6_k round trip: within a step per sub-block; RMS ≤ 0.03 σ on Gaussian values', () => {
+    const sigma = 0.05;
+    const values = gaussian(16 * 512, 13, sigma);
+    values.fill(0, 512, 768); // an all-zero super-block
+    values.fill(0, 1024, 1040); // an all-zero sub-block beside others
+    values[2000] = 3; // one sub-block far larger than the rest of its super-block
+    const m = weightFormat('q6_k').encode(values, 16, 512);
+    const bytes = m.data as Uint8Array;
+    const back = weightFormat('q6_k').decode(m);
+    let sq = 0;
+    for (let b = 0; b < values.length / 256; b++) {
+      const d = f16ToF32(bytes[b * 210 + 208] | (bytes[b * 210 + 209] << 8));
+      for (let j = 0; j < 16; j++) {
+        const sc = (bytes[b * 210 + 192 + j] << 24) >> 24;
+        const limit = Math.abs(d) * (Math.abs(sc) + 64) * (1 + 1e-6);
+        for (let i = b * 256 + 16 * j; i < b * 256 + 16 * j + 16; i++) {
+          const err = Math.abs(values[i] - back[i]);
+          assert.ok(err <= limit, `value ${i}: |Δ| ${err} > ${limit}`);
+          if (b !== 2 && b !== 7) sq += err * err;
+        }
+      }
+    }
+    assert.deepEqual(back.subarray(512, 768), new Float32Array(256));
+    const rms = Math.sqrt(sq / (values.length - 512));
+    assert.ok(rms <= 0.03 * sigma, `RMS ${rms / sigma} σ`);
   });
 
   test('convertWeight goes between float and block formats', () => {

@@ -1,5 +1,5 @@
 /**
- * Quantized GEMM conformance (Q8_0 / Q4_K weights): every native ISA equals the reference bit for bit (the
+ * Quantized GEMM conformance (Q8_0 / Q4_K / Q6_K weights): every native ISA equals the reference bit for bit (the
  * same integer dots and f32 steps, qgemm.h's Semantics) on odd M and N, K a multiple of the block, M = 1,
  * bias and accumulate, on weights quantized from f32 and on random raw blocks (every bit pattern of the
  * values, scales and mins); batch invariance (bitwise); and the error against the exact f32 GEMM on the
@@ -23,7 +23,9 @@ import {
   withThreads,
 } from './implementations.ts';
 
-const TYPES: BlockDType[] = ['q8_0', 'q4_k'];
+const TYPES: BlockDType[] = ['q8_0', 'q4_k', 'q6_k'];
+/** Where each block keeps its f16 scales (Q6_K's int8 sub-block scales stay random bytes). */
+const HALVES: Record<BlockDType, number[]> = { q8_0: [0], q4_k: [0, 2], q6_k: [208] };
 
 /** Weights quantized from f32 values (as --quantize makes them). */
 function quantizedWeight(type: BlockDType, rows: number, cols: number, seed: number): WeightMatrix {
@@ -37,7 +39,7 @@ function rawWeight(type: BlockDType, rows: number, cols: number, seed: number): 
   const data = new Uint8Array(format.bytes(rows, cols));
   for (let i = 0; i < data.length; i++) data[i] = r.int(0, 255);
   for (let at = 0; at < data.length; at += format.blockBytes) {
-    for (const off of type === 'q8_0' ? [0] : [0, 2]) {
+    for (const off of HALVES[type]) {
       const bits = f32ToF16((r.next() * 2 - 1) * 0.01);
       data[at + off] = bits & 0xff;
       data[at + off + 1] = bits >> 8;
@@ -117,6 +119,64 @@ describe('qgemm: native vs reference, bit for bit', () => {
       }
     }
     restoreDefaults();
+  });
+});
+
+describe('qgemm: q6_k at the edges of its integer ranges', () => {
+  after(restoreDefaults);
+  // Every q at 63 (or 0) against x at ±127: the int16 sums of two quads reach 2 · 2 · 63 · 127 = 32004; int8
+  // scales at −128 and 127; the −32 offset taken off through x's sums of 16.
+  test('q = 63 or 0, scales −128 / 127, x at ±max: native equals the reference', () => {
+    const k = 512;
+    const n = 11;
+    const data = new Uint8Array(weightFormat('q6_k').bytes(n, k));
+    for (let row = 0; row < n; row++) {
+      for (let b = 0; b < 2; b++) {
+        const at = (row * 2 + b) * 210;
+        data.fill(row % 3 === 0 ? 0 : 0xff, at, at + 192); // q = 63 everywhere (or 0)
+        for (let j = 0; j < 16; j++) data[at + 192 + j] = (row + j) % 2 === 0 ? 0x80 : 0x7f; // −128 / 127
+        const bits = f32ToF16(row === 5 ? 65504 : row === 7 ? 2 ** -24 : 0.5); // largest f16, smallest subnormal
+        data[at + 208] = bits & 0xff;
+        data[at + 209] = bits >> 8;
+      }
+    }
+    const w: WeightMatrix = { dtype: 'q6_k', rows: n, cols: k, data };
+    const x = new Float32Array(4 * k);
+    for (let i = 0; i < k; i++) {
+      x[i] = 1; // all +127
+      x[k + i] = -3; // all −127
+      x[2 * k + i] = i % 2 === 0 ? 1 : -1;
+      x[3 * k + i] = i < 256 ? 1 : -1e-3; // one block at +127, the other small
+    }
+    const want = run(referenceKernels, w, x, 4, new Float32Array(4 * n));
+    assert.ok(want.every(Number.isFinite));
+    assert.ok(
+      want.some((v) => Math.abs(v) > 1e9),
+      'the largest scale reached',
+    );
+    for (const impl of nativeImplementations()) {
+      impl.activate();
+      assertBitwise(run(impl.kernels, w, x, 4, new Float32Array(4 * n)), want, impl.name);
+    }
+  });
+});
+
+describe('qgemm: q6_k for every tile height', () => {
+  after(restoreDefaults);
+  test('M = 1…9 (tiles of 1 to 4 rows and their remainders), raw blocks, N = 13', () => {
+    const k = 512;
+    const n = 13;
+    const w = rawWeight('q6_k', n, k, 77);
+    for (let m = 1; m <= 9; m++) {
+      const r = rng(80 + m);
+      const x = r.f32(m * k, 2);
+      const bias = r.f32(n);
+      const want = run(referenceKernels, w, x, m, new Float32Array(m * n), bias);
+      for (const impl of nativeImplementations()) {
+        impl.activate();
+        assertBitwise(run(impl.kernels, w, x, m, new Float32Array(m * n), bias), want, `${impl.name} M=${m}`);
+      }
+    }
   });
 });
 

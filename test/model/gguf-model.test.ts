@@ -5,7 +5,7 @@
  * is the Hugging Face config's; each file (F32, F16, BF16, Q8_0, Q4_0, Q4_1, and a random model made of Q4_K,
  * Q5_K and Q6_K blocks) served with f32 weights, dequantized, gives
  * transformers' logits on the same dequantized weights (max |Δ| ≤ 1e-3) and its greedy tokens, alone, in one
- * batch and chunked; with Q8_0 / Q4_K kept as blocks (the default) within a measured tolerance (below);
+ * batch and chunked; with Q8_0 / Q4_K / Q6_K kept as blocks (the default) within a measured tolerance (below);
  * damaged and foreign files are refused with errors that name the file, not its folder.
  */
 import assert from 'node:assert/strict';
@@ -199,15 +199,17 @@ describe('served GGUF models give transformers’ outputs on the same dequantize
 });
 
 /**
- * Q8_0 and Q4_K projections kept as blocks (the default) run the quantized GEMM, which also quantizes x per
- * block: measured on these tiny models (hidden 64 / 256, two layers) the prompt logits move by up to 0.47
- * (Q8_0, logits up to ±10; the draw of int8 noise, 0.36 before the block scale was rounded to f16 as ggml's) and 0.051 (random K-quants) from transformers' on the dequantized weights. Greedy
+ * Q8_0, Q4_K and Q6_K projections kept as blocks (the default) run the quantized GEMM, which also quantizes x
+ * per block: measured on these tiny models (hidden 64 / 256, two layers) the prompt logits move by up to 0.47
+ * (Q8_0, logits up to ±10; the draw of int8 noise, 0.36 before the block scale was rounded to f16 as ggml's)
+ * and 0.061 (random K-quants: q, o, down in Q4_K, v, up and lm_head in Q6_K; 0.051 while Q6_K was
+ * dequantized) from transformers' on the dequantized weights. Greedy
  * decoding is checked teacher-forced on the oracle's tokens: the argmax must agree wherever the exact model's
  * top-2 margin exceeds twice the tolerance; closer calls may flip (3 of 36 positions here, all margins < 0.23).
  */
 const KEPT_TOLERANCE: Record<string, number> = { 'llama-tied-q8_0.gguf': 0.7, 'random-kquants.gguf': 0.1 };
 
-describe('GGUF Q8_0 / Q4_K projections served as blocks through the quantized GEMM', async () => {
+describe('GGUF Q8_0 / Q4_K / Q6_K projections served as blocks through the quantized GEMM', async () => {
   const backend = createBackend('native');
   const logits = await SafetensorsFile.open(join(ROOT, 'logits.safetensors'));
   for (const [file, tolerance] of Object.entries(KEPT_TOLERANCE)) {
@@ -218,6 +220,10 @@ describe('GGUF Q8_0 / Q4_K projections served as blocks through the quantized GE
         kinds.some((d) => d === 'q8_0' || d === 'q4_k'),
         `${file}: no projection kept as blocks`,
       );
+      if (file === 'random-kquants.gguf') {
+        const l = kept.weights.layers[0].linear;
+        assert.deepEqual([l.v_proj?.dtype, l.up_proj?.dtype, kept.weights.lmHead.dtype], ['q6_k', 'q6_k', 'q6_k']);
+      }
       const exact = await loadModelDir(join(ROOT, file), { dtype: 'f32', keepBlocks: false });
       const run = (model: typeof kept, ids: number[]) =>
         new LLMEngine(model, { ...DEFAULT_ENGINE_OPTIONS, kvCacheTokens: 1024, backend }).generate([

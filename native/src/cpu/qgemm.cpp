@@ -53,22 +53,25 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
   if (m <= 0 || n <= 0) return;
   const QgemmKernels& kernels = select_kernels();
   const int block = w.block();
-  const bool q4k = w.type() == QuantType::Q4_K;
+  const bool q4k = w.type() == QuantType::Q4_K, q6k = w.type() == QuantType::Q6_K;
+  const int bsum_block = q6k ? 16 : 32;
 
-  // Quantized x: qs [m][k] int8, d [m][k / block] f32, bsum [m][k / 32] int16 (Q4_K).
+  // Quantized x: qs [m][k] int8, d [m][k / block] f32, bsum [m][k / bsum_block] int16 (Q4_K, Q6_K).
   const size_t qs_bytes = align64(static_cast<size_t>(m * k));
   const size_t d_bytes = align64(static_cast<size_t>(m * (k / block)) * 4);
-  const size_t bsum_bytes = q4k ? align64(static_cast<size_t>(m * (k / 32)) * 2) : 0;
+  const size_t bsum_bytes = q4k || q6k ? align64(static_cast<size_t>(m * (k / bsum_block)) * 2) : 0;
   uint8_t* buf = scratch(qs_bytes + d_bytes + bsum_bytes);
   QuantizedX qx;
   qx.qs = reinterpret_cast<int8_t*>(buf);
   qx.d = reinterpret_cast<float*>(buf + qs_bytes);
-  qx.bsum = q4k ? reinterpret_cast<int16_t*>(buf + qs_bytes + d_bytes) : nullptr;
+  qx.bsum = q4k || q6k ? reinterpret_cast<int16_t*>(buf + qs_bytes + d_bytes) : nullptr;
   qx.k = k;
   qx.block = block;
+  qx.bsum_block = bsum_block;
   auto quantize = [&](int64_t r, int) {
     kernels.quantize(x + r * k, k, w.type(), const_cast<int8_t*>(qx.qs_row(r)), const_cast<float*>(qx.d_row(r)),
                      q4k ? const_cast<int16_t*>(qx.bsum_row(r)) : nullptr);
+    if (q6k) q_bsum16(qx.qs_row(r), k, const_cast<int16_t*>(qx.bsum_row(r)));
   };
   const bool serial = pool_threads() == 1 || static_cast<double>(m) * n * k < kSerialMacs;
   if (!serial && m * k >= kParallelQuantizeValues) {
@@ -96,7 +99,7 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
     for (int64_t r0 = 0; r0 < m; r0 += kQMaxRows) {
       a.r0 = r0;
       a.rows = static_cast<int>(m - r0 < kQMaxRows ? m - r0 : kQMaxRows);
-      (q4k ? kernels.q4_k : kernels.q8_0)(a);
+      (q4k ? kernels.q4_k : q6k ? kernels.q6_k : kernels.q8_0)(a);
     }
   };
   const int64_t tasks = (groups + groups_per_task - 1) / groups_per_task;

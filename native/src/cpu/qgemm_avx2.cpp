@@ -186,10 +186,96 @@ void q4_k(const QTileArgs& a) {
   }
 }
 
+// Q6_K: a value's low 4 bits (ql nibble) and high 2 bits (qh) are joined with and / shift / or into bytes
+// 0…63 that maddubs takes unsigned; the −32 offset is taken off in ints as 32 · Σ_j sc_j · bsum_j (x's sums
+// of 16). Two quads' maddubs add up in int16 (|Σ| ≤ 2 · 2 · 63 · 127 = 32004, exact), then one madd by the
+// sub-block's scale (sc doubled into int16 pairs by a shuffle).
+template <int R>
+void q6_k_rows(const QTileArgs& a) {
+  const int64_t supers = a.w->cols() / kQ6KBlock;
+  const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30);
+  const __m128i even = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14);
+  const __m128i odd = _mm_setr_epi8(1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 13, 13, 15, 15);
+  const int8_t* qx[R];
+  const float* dx[R];
+  const int16_t* bs[R];
+  for (int r = 0; r < R; ++r)
+    qx[r] = a.x->qs_row(a.r0 + r), dx[r] = a.x->d_row(a.r0 + r), bs[r] = a.x->bsum_row(a.r0 + r);
+  for (int64_t g = a.g0; g < a.g1; ++g) {
+    const uint8_t* ql = a.w->qs(g);
+    const float* d = a.w->scales(g);
+    const uint8_t* sm = a.w->sm(g);
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t B = 0; B < supers; ++B) {
+      const uint8_t* s = sm + B * kQ6KSmBytes;
+      const uint8_t* sc = s + 512;  // [8 t][8 rows][2]: (sc_2t, sc_2t+1)
+      __m256i isum[R];
+      for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+      for (int p = 0; p < 4; ++p) {
+        const int h = p >> 1, t = p & 1;
+        for (int u = 0; u < 2; ++u) {  // quads 4u … 4u + 3: sub-blocks 8h + 2t + u (low nibbles) and + 4 (high)
+          const int jl = 8 * h + 2 * t + u;
+          const __m128i pl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + (jl >> 1) * 16));
+          const __m128i ph = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + ((jl + 4) >> 1) * 16));
+          const __m256i sl = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(pl, (jl & 1) ? odd : even));
+          const __m256i sh = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(ph, (jl & 1) ? odd : even));
+          for (int v = 0; v < 2; ++v) {
+            __m256i lo16[R], hi16[R];
+            for (int r = 0; r < R; ++r) lo16[r] = hi16[r] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+            for (int q = 4 * u + 2 * v; q < 4 * u + 2 * v + 2; ++q) {
+              const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + B * 1024 + p * 256 + q * 32));
+              const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + h * 256 + q * 32));
+              const __m256i hl = _mm256_and_si256(t ? _mm256_slli_epi16(hb, 2) : _mm256_slli_epi16(hb, 4), high2);
+              const __m256i hh = _mm256_and_si256(t ? _mm256_srli_epi16(hb, 2) : hb, high2);
+              const __m256i wl = _mm256_or_si256(_mm256_and_si256(wb, low4), hl);
+              const __m256i wh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(wb, 4), low4), hh);
+#pragma GCC unroll 4
+              for (int r = 0; r < R; ++r) {
+                const int8_t* xp = qx[r] + B * 256 + 128 * h + 32 * t + 4 * q;
+                lo16[r] = _mm256_add_epi16(lo16[r], _mm256_maddubs_epi16(wl, broadcast4(xp)));
+                hi16[r] = _mm256_add_epi16(hi16[r], _mm256_maddubs_epi16(wh, broadcast4(xp + 64)));
+              }
+            }
+            for (int r = 0; r < R; ++r)
+              isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_madd_epi16(lo16[r], sl), _mm256_madd_epi16(hi16[r], sh)));
+          }
+        }
+      }
+      const __m256 vd = _mm256_loadu_ps(d + B * kQGroup);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        __m256i msum = _mm256_setzero_si256();
+        for (int t = 0; t < 8; ++t) {
+          const __m256i st = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + t * 16)));
+          msum = _mm256_add_epi32(msum, _mm256_madd_epi16(st, broadcast4(reinterpret_cast<const int8_t*>(bs[r] + B * 16 + 2 * t))));
+        }
+        const __m256i total = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(msum, 5));
+        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(vd, _mm256_set1_ps(dx[r][B]))));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      alignas(32) float out[kQGroup];
+      _mm256_store_ps(out, acc[r]);
+      store_group(a, r, g, out);
+    }
+  }
+}
+
+void q6_k(const QTileArgs& a) {
+  switch (a.rows) {
+    case 1: return q6_k_rows<1>(a);
+    case 2: return q6_k_rows<2>(a);
+    case 3: return q6_k_rows<3>(a);
+    default: return q6_k_rows<4>(a);
+  }
+}
+
 }  // namespace
 
 const QgemmKernels* qgemm_kernels_avx2() {
-  static const QgemmKernels k{quantize, q8_0, q4_k};
+  static const QgemmKernels k{quantize, q8_0, q4_k, q6_k};
   return cpu_features().avx2_fma ? &k : nullptr;
 }
 

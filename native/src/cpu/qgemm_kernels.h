@@ -15,18 +15,29 @@ namespace loraplex {
 
 constexpr int kQMaxRows = 4;  // x rows per tile: each weight block is loaded once for them
 
-// x rows quantized for one weight type: qs int8 [m][k]; d f32 [m][k / block]; bsum int16 [m][k / 32] (Q4_K;
-// |bsum| <= 32 · 127, and pairs of them are the int16 pairs of the AVX2 kernel's madd).
+// x rows quantized for one weight type: qs int8 [m][k]; d f32 [m][k / block]; bsum int16 [m][k / bsum_block]
+// (Q4_K: sums of 32, Q6_K: of 16; |bsum| <= 32 · 127, and pairs of them are the int16 pairs of the AVX2
+// kernels' madd).
 struct QuantizedX {
   const int8_t* qs;
   const float* d;
   const int16_t* bsum;
   int64_t k;
   int block;
+  int bsum_block = 32;
   const int8_t* qs_row(int64_t r) const { return qs + r * k; }
   const float* d_row(int64_t r) const { return d + r * (k / block); }
-  const int16_t* bsum_row(int64_t r) const { return bsum + r * (k / 32); }
+  const int16_t* bsum_row(int64_t r) const { return bsum + r * (k / bsum_block); }
 };
+
+// Q6_K's bsum: Σ qx over each 16 values of a quantized row (the quantize kernels sum per 32, for Q4_K).
+inline void q_bsum16(const int8_t* qs, int64_t k, int16_t* bsum) {
+  for (int64_t j = 0; j < k / 16; ++j) {
+    int32_t s = 0;
+    for (int i = 0; i < 16; ++i) s += qs[j * 16 + i];
+    bsum[j] = static_cast<int16_t>(s);
+  }
+}
 
 // Rows [r0, r0 + rows) of x times weight groups [g0, g1) (rows 8·g0 … min(8·g1, N)): y[(r0 + r)·ldy + n]
 // (Semantics' last line).
@@ -43,10 +54,12 @@ struct QTileArgs {
 };
 
 struct QgemmKernels {
-  // One row for `type` weights: qs [k], d [k / block], bsum [k / 32] (bsum may be null when not needed).
+  // One row for `type` weights: qs [k], d [k / block], bsum [k / 32] (bsum may be null when not needed;
+  // Q6_K rows are quantized as Q4_K's, their sums of 16 taken by q_bsum16).
   void (*quantize)(const float* x, int64_t k, QuantType type, int8_t* qs, float* d, int16_t* bsum);
   void (*q8_0)(const QTileArgs& a);
   void (*q4_k)(const QTileArgs& a);
+  void (*q6_k)(const QTileArgs& a);
 };
 
 const QgemmKernels& qgemm_kernels_scalar();

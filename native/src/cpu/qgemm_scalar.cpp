@@ -89,10 +89,48 @@ void q4_k(const QTileArgs& a) {
   }
 }
 
+// The Semantics' (q − 32) form directly (the AVX2 kernel takes the bsum route to the same integer).
+void q6_k(const QTileArgs& a) {
+  const int64_t supers = a.w->cols() / kQ6KBlock;
+  for (int r = 0; r < a.rows; ++r) {
+    const int8_t* qx = a.x->qs_row(a.r0 + r);
+    const float* dx = a.x->d_row(a.r0 + r);
+    for (int64_t g = a.g0; g < a.g1; ++g) {
+      const uint8_t* ql = a.w->qs(g);    // [K/256][4 pairs][8 quads][8 rows][4]
+      const float* d = a.w->scales(g);   // [K/256][8 rows]
+      const uint8_t* sm = a.w->sm(g);    // [K/256][qh [2][8][8][4], sc [8][8][2]]
+      float out[kQGroup];
+      for (int c = 0; c < kQGroup; ++c) {
+        float acc = 0.0f;
+        for (int64_t B = 0; B < supers; ++B) {
+          const uint8_t* s = sm + B * kQ6KSmBytes;
+          int32_t sums[16] = {};
+          for (int p = 0; p < 4; ++p) {
+            const int h = p >> 1, t = p & 1;
+            for (int q = 0; q < 8; ++q)
+              for (int e = 0; e < 4; ++e) {
+                const uint8_t lb = ql[B * 1024 + p * 256 + (q * kQGroup + c) * 4 + e];
+                const uint8_t hb = s[h * 256 + (q * kQGroup + c) * 4 + e];
+                const int v = 128 * h + 32 * t + 4 * q + e;  // the low nibble's value; the high nibble's is v + 64
+                sums[v / 16] += (((lb & 0xf) | (((hb >> (2 * t)) & 3) << 4)) - 32) * qx[B * 256 + v];
+                sums[v / 16 + 4] += (((lb >> 4) | (((hb >> (2 * t + 4)) & 3) << 4)) - 32) * qx[B * 256 + v + 64];
+              }
+          }
+          int32_t isum = 0;
+          for (int j = 0; j < 16; ++j) isum += static_cast<int8_t>(s[512 + (j / 2) * 16 + c * 2 + (j & 1)]) * sums[j];
+          acc = acc + static_cast<float>(isum) * (d[B * kQGroup + c] * dx[B]);
+        }
+        out[c] = acc;
+      }
+      store_group(a, r, g, out);
+    }
+  }
+}
+
 }  // namespace
 
 const QgemmKernels& qgemm_kernels_scalar() {
-  static const QgemmKernels k{quantize, q8_0, q4_k};
+  static const QgemmKernels k{quantize, q8_0, q4_k, q6_k};
   return k;
 }
 

@@ -9,7 +9,7 @@
  *   Batch-invariant: row m's result never depends on M, on the other rows or on the thread count.
  *
  * packWeight re-lays W into 32-column panels in native memory owned by the returned object and freed
- * when it is garbage-collected; the caller may drop its own copy. q8_0 / q4_k weights go to the quantized
+ * when it is garbage-collected; the caller may drop its own copy. q8_0 / q4_k / q6_k weights go to the quantized
  * GEMM (qgemm.ts).
  */
 import type { BlockDType, Kernels, PackedWeight, WeightMatrix } from '../types.ts';

@@ -55,7 +55,7 @@ export const nativeOpsKernels: OpsKernels = {
   },
 
   /**
-   * ids [T]; table [vocab, dim] (f32, or f16/bf16 bit patterns, or q8_0/q4_k blocks); out [T, dim].
+   * ids [T]; table [vocab, dim] (f32, or f16/bf16 bit patterns, or q8_0/q4_k/q6_k blocks); out [T, dim].
    * Semantics: out[t, :] = f32(table[ids[t], :])
    */
   embedding(ids, table, out, numTokens) {

@@ -1,10 +1,11 @@
 /**
- * Native quantized GEMM (C++: native/src/cpu/qgemm*.cpp): W kept in ggml's Q8_0 / Q4_K blocks.
+ * Native quantized GEMM (C++: native/src/cpu/qgemm*.cpp): W kept in ggml's Q8_0 / Q4_K / Q6_K blocks.
  *
  *   x [M, K] f32, W [N, K] as blocks (Uint8Array, K a multiple of 32 / 256), bias [N] → y [M, N]
  *   Semantics (exactly, bit for bit, as src/kernels/reference/qgemm.ts): each x row quantized per block to
  *   int8 (dx = max|x| / 127, round half to even), exact integer dot products per block, then one f32 chain
- *   per output: acc += f32(isum) · (dx · dw) (Q4_K: minus Σ f32(Σ m_j · bsum_j) · (dmin · dx)); y (+)= out + bias.
+ *   per output: acc += f32(isum) · (dx · dw) (Q4_K: minus Σ f32(Σ m_j · bsum_j) · (dmin · dx); Q6_K: isum = Σ_j sc_j · Σ_16 (q − 32) · qx);
+ *   y (+)= out + bias.
  *   AVX2 (maddubs / madd on 8 weight rows interleaved, tiles of up to 4 x rows sharing each weight load) or
  *   scalar, the same results; no AVX-512 / VNNI path yet.
  *   Batch-invariant: row m's result never depends on M, on its tile, on the other rows or on the thread count.

@@ -4,7 +4,7 @@
  *
  *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
  *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
- * q8_0 / q4_k weights run the quantized GEMM's reference instead (qgemm.ts: x quantized per block, int8 dots).
+ * q8_0 / q4_k / q6_k weights run the quantized GEMM's reference instead (qgemm.ts: x quantized per block, int8 dots).
  */
 
 import type { BlockDType, Kernels, PackedWeight, WeightMatrix } from '../types.ts';
@@ -25,7 +25,8 @@ function checkWeight(w: WeightMatrix): void {
         : isBlockDType(w.dtype)
           ? Uint8Array
           : null;
-  if (!want) throw new TypeError(`packWeight: dtype must be 'f32', 'f16', 'bf16', 'q8_0' or 'q4_k', got '${w.dtype}'`);
+  if (!want)
+    throw new TypeError(`packWeight: dtype must be 'f32', 'f16', 'bf16', 'q8_0', 'q4_k' or 'q6_k', got '${w.dtype}'`);
   if (!(w.data instanceof want)) throw new TypeError(`packWeight: ${w.dtype} data must be a ${want.name}`);
   const format = weightFormat(w.dtype);
   if (w.cols % format.blockElements !== 0)
@@ -64,7 +65,7 @@ class ReferencePackedWeight implements PackedWeight {
   ) {}
 }
 
-/** Q8_0 / Q4_K: the blocks themselves, run by the quantized GEMM's reference (qgemm.ts). */
+/** Q8_0 / Q4_K / Q6_K: the blocks themselves, run by the quantized GEMM's reference (qgemm.ts). */
 class ReferenceQuantWeight implements PackedWeight {
   constructor(
     readonly dtype: BlockDType,

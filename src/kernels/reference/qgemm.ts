@@ -1,17 +1,18 @@
 /**
- * Quantized GEMM reference: W kept in ggml's Q8_0 / Q4_K blocks, x quantized per block to int8, integer dot
+ * Quantized GEMM reference: W kept in ggml's Q8_0 / Q4_K / Q6_K blocks, x quantized per block to int8, integer dot
  * products, scales in f32 — the very arithmetic of the native kernels (native/include/loraplex/qgemm.h), every
  * f32 operation rounded with Math.fround, so native and reference agree bit for bit.
  *
  *   x [M, K] f32, W [N, K] as blocks (Uint8Array), bias [N] → y [M, N]
  *   Semantics: quantize x row r per block of QB values as llama.cpp's x86 AVX2 build does (Q8_0 weights:
- *   quantize_row_q8_0 into block_q8_0, QB = 32; Q4_K: quantize_mat_q8_K / quantize_row_q8_K, QB = 256):
+ *   quantize_row_q8_0 into block_q8_0, QB = 32; Q4_K, Q6_K: quantize_mat_q8_K / quantize_row_q8_K, QB = 256):
  *     amax = max|x|;  id = amax ? 127 / amax : 0 (∞ → 0);  qx = clamp(round_half_even(x · id), ±127)
  *     Q8_0: dx = f16(amax / 127) (round to nearest even, widened back: the scale block_q8_0 stores)
- *     Q4_K: dx = id ? 1 / id : 0;  bsum_j = Σ qx per 32   (ggml's signed iscale = ∓id flips q and d together)
+ *     Q4_K, Q6_K: dx = id ? 1 / id : 0;  bsum_j = Σ qx per 32   (ggml's signed iscale = ∓id flips q and d together)
  *   one f32 chain per output, blocks in ascending order, the integer sums exact:
  *     Q8_0:  acc += f32(Σ_{i<32} qx·qw) · (dx_b · dw_b)
  *     Q4_K:  acc += f32(Σ_j sc_j · Σ_{i<32} q4·qx) · (d · dx_B);  mins += f32(Σ_j m_j · bsum_j) · (dmin · dx_B)
+ *     Q6_K:  acc += f32(Σ_j sc_j · Σ_{i<16} (q6 − 32)·qx) · (d · dx_B)   (16 int8 scales, q6 ∈ 0…63)
  *   out = acc [− mins];  y (+)= out + bias
  */
 import { BLOCK_FORMATS, scaleMin } from '../block-formats.ts';
@@ -20,7 +21,7 @@ import type { BlockDType } from '../types.ts';
 
 const f = Math.fround;
 
-export const QGEMM_BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256 };
+export const QGEMM_BLOCK: Record<BlockDType, number> = { q8_0: 32, q4_k: 256, q6_k: 256 };
 
 /** Round half to even, as the CPU's default rounding mode (cvtps2dq, nearbyint). */
 function roundHalfEven(v: number): number {
@@ -61,6 +62,8 @@ export function quantizeRow(x: Float32Array, type: BlockDType): QuantizedRow {
   return { qs, d, bsum };
 }
 
+const BLOCK_BYTES = { q8_0: BLOCK_FORMATS.Q8_0.bytes, q4_k: BLOCK_FORMATS.Q4_K.bytes, q6_k: BLOCK_FORMATS.Q6_K.bytes };
+
 const half = (src: Uint8Array, at: number) => f16ToF32(src[at] | (src[at + 1] << 8));
 
 /** One output: x row (quantized) · W row n (its blocks start at byte `at`). */
@@ -97,6 +100,33 @@ function dotQ4_K(x: QuantizedRow, w: Uint8Array, at: number, k: number): number 
   return f(acc - mins);
 }
 
+/** Q6_K's value i of a block at `blk` (ggml's dequantize_row_q6_K order): q ∈ 0…63. */
+export function q6Value(w: Uint8Array, blk: number, i: number): number {
+  const h = i >> 7; // 128-value half
+  const l = i & 31;
+  const s = (i >> 5) & 3; // which of ql[l], ql[l + 32], their high nibbles
+  const ql = w[blk + 64 * h + l + (s & 1) * 32];
+  const low = s < 2 ? ql & 0xf : ql >> 4;
+  return low | (((w[blk + 128 + 32 * h + l] >> (2 * s)) & 3) << 4);
+}
+
+function dotQ6_K(x: QuantizedRow, w: Uint8Array, at: number, k: number): number {
+  let acc = 0;
+  for (let B = 0; B < k / 256; B++) {
+    const blk = at + B * 210;
+    let isum = 0;
+    for (let j = 0; j < 16; j++) {
+      let p = 0;
+      for (let i = 16 * j; i < 16 * j + 16; i++) p += (q6Value(w, blk, i) - 32) * x.qs[B * 256 + i];
+      isum += ((w[blk + 192 + j] << 24) >> 24) * p;
+    }
+    acc = f(acc + f(f(isum) * f(half(w, blk + 208) * x.d[B])));
+  }
+  return acc;
+}
+
+const DOT = { q8_0: dotQ8_0, q4_k: dotQ4_K, q6_k: dotQ6_K };
+
 /** y[M, N] (+)= x[M, K] · Wᵀ (+ bias) with W [N, K] in `type` blocks (row-major, each row whole blocks). */
 export function qgemmReference(
   type: BlockDType,
@@ -109,8 +139,8 @@ export function qgemmReference(
   bias?: Float32Array,
   accumulate = false,
 ): void {
-  const rowBytes = (k / QGEMM_BLOCK[type]) * (type === 'q8_0' ? BLOCK_FORMATS.Q8_0.bytes : BLOCK_FORMATS.Q4_K.bytes);
-  const dot = type === 'q8_0' ? dotQ8_0 : dotQ4_K;
+  const rowBytes = (k / QGEMM_BLOCK[type]) * BLOCK_BYTES[type];
+  const dot = DOT[type];
   for (let r = 0; r < m; r++) {
     const qx = quantizeRow(x.subarray(r * k, (r + 1) * k), type);
     for (let j = 0; j < n; j++) {

@@ -2,8 +2,8 @@
  * A GGUF model file's tensors under Hugging Face names, as the weight loader (weights.ts) reads them:
  * shapes as numpy's (ggml's ne reversed), every type dequantized to f32 on read (tensor-data.ts), and the
  * q/k rows of the "llama" arch put back in Hugging Face's order. Tensors without a Hugging Face name keep
- * their GGUF name, so the loader refuses them as unexpected. Q8_0 and Q4_K matrices can also be read as their
- * blocks (readBlocks), which the quantized GEMM runs as they are.
+ * their GGUF name, so the loader refuses them as unexpected. Q8_0, Q4_K and Q6_K matrices can also be read as
+ * their blocks (readBlocks), which the quantized GEMM runs as they are.
  */
 import { GGMLQuantizationType } from '@huggingface/gguf';
 import type { BlockDType, WeightMatrix } from '../../kernels/types.ts';
@@ -23,6 +23,7 @@ export const ROPE_FREQS = 'rope_freqs.weight';
 const KEPT_BLOCKS: Partial<Record<GGMLQuantizationType, BlockDType>> = {
   [GGMLQuantizationType.Q8_0]: 'q8_0',
   [GGMLQuantizationType.Q4_K]: 'q4_k',
+  [GGMLQuantizationType.Q6_K]: 'q6_k',
 };
 
 /** Archs whose converter permuted q/k rows (convert_hf_to_gguf.py's LlamaModel). */
@@ -70,7 +71,7 @@ export class GgufTensorSource implements TensorSource {
     return { dtype: 'f32', shape, data };
   }
 
-  /** A Q8_0 / Q4_K matrix as its blocks [rows, cols] (rows un-permuted as readRaw's); null for other types. */
+  /** A Q8_0 / Q4_K / Q6_K matrix as its blocks [rows, cols] (rows un-permuted as readRaw's); null for other types. */
   async readBlocks(name: string): Promise<WeightMatrix | null> {
     const t = this.tensor(name);
     const dtype = KEPT_BLOCKS[t.type];
