@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool avx2_fma = false;
   bool avx512f = false;     // plus avx512bw/vl/dq
   bool avx512bf16 = false;  // vdpbf16ps
+  bool avx512vnni = false;  // vpdpbusd (the quantized GEMM's int8 dots, on the AVX-512 paths)
   Isa best = Isa::Scalar;
 };
 

@@ -19,8 +19,9 @@
 //     acc = acc + f32(isum) · (d · dx_B)
 //   out = acc [− mins for Q4_K], the blocks taken in ascending order (one f32 chain per output)
 //   y[m, n] = (accumulate ? y[m, n] + : ) (bias ? out + bias[n] : out)
-// The scalar path and the AVX2 path compute exactly this, so they agree bit for bit (and with the TypeScript
-// reference, src/kernels/reference/qgemm.ts). No AVX-512 / VNNI path: this machine cannot test one.
+// The scalar, AVX2 and AVX-512 VNNI paths compute exactly this, so they agree bit for bit (and with the
+// TypeScript reference, src/kernels/reference/qgemm.ts); the VNNI kernels serve the AVX-512 ISAs where the CPU
+// has vpdpbusd (AVX2's kernels otherwise).
 // llama.cpp's x86 build quantizes x to the same qx and dx; its dot products sum in another f32 order (FMA into
 // per-lane partials), so outputs still differ by f32 rounding.
 //
@@ -93,7 +94,7 @@ class QuantWeight {
 };
 
 // x: [m, w.cols()] contiguous; y: [m, w.rows()]; bias: [w.rows()] or null. Uses the thread pool and the
-// active ISA (AVX2 or scalar). x and y must not overlap.
+// active ISA (AVX-512 VNNI, AVX2 or scalar). x and y must not overlap.
 void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const float* bias, bool accumulate);
 
 // Embedding rows read from a table kept in ggml's blocks (the tied lm_head's blocks):

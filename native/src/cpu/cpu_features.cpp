@@ -10,6 +10,7 @@ static CpuFeatures detect() {
   f.avx512f = f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
+  f.avx512vnni = f.avx512f && __builtin_cpu_supports("avx512vnni");
 #endif
   f.best = f.avx512bf16 ? Isa::Avx512Bf16 : f.avx512f ? Isa::Avx512 : f.avx2_fma ? Isa::Avx2 : Isa::Scalar;
   return f;

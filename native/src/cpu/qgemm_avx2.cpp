@@ -75,6 +75,11 @@ void q8_0_rows(const QTileArgs& a) {
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; ++b) {
+      if (a.prefetch) {
+        const char* p = reinterpret_cast<const char*>(qw + b * 256) + a.prefetch;
+        for (int l = 0; l < 256; l += 64) _mm_prefetch(p + l, _MM_HINT_T1);
+        if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(dw + b * kQGroup) + a.prefetch / 8, _MM_HINT_T1);
+      }
       __m256i isum[R];
       for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -123,6 +128,13 @@ void q4_k_rows(const QTileArgs& a) {
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), mins[r] = _mm256_setzero_ps();
     for (int64_t B = 0; B < supers; ++B) {
       const uint8_t* s = sm + B * kQ4KSmBytes;
+      if (a.prefetch) {
+        const char* p = reinterpret_cast<const char*>(q4 + B * 1024) + a.prefetch;
+        for (int l = 0; l < 1024; l += 64) _mm_prefetch(p + l, _MM_HINT_T1);
+        const char* ps = reinterpret_cast<const char*>(s) + a.prefetch / 5;
+        for (int l = 0; l < 192; l += 64) _mm_prefetch(ps + l, _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(dm + B * 16) + a.prefetch / 16, _MM_HINT_T1);
+      }
       __m256i isum[R];
       for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
       for (int pair = 0; pair < 4; ++pair) {

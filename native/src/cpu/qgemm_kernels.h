@@ -51,6 +51,7 @@ struct QTileArgs {
   int64_t ldy;
   const float* bias;
   bool accumulate;
+  int prefetch;  // bytes ahead to prefetch W's blocks into L2 while streaming them once (one x tile), or 0
 };
 
 struct QgemmKernels {
@@ -64,6 +65,7 @@ struct QgemmKernels {
 
 const QgemmKernels& qgemm_kernels_scalar();
 const QgemmKernels* qgemm_kernels_avx2();  // null without AVX2
+const QgemmKernels* qgemm_kernels_avx512vnni();  // null without AVX-512 VNNI (the AVX2 set, int8 dots on VNNI)
 
 // An f16 stored little-endian at p, widened exactly.
 inline float half_at(const uint8_t* p) { return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
