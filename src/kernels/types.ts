@@ -20,6 +20,11 @@ export interface WeightMatrix {
   rows: number;
   cols: number;
   data: Float32Array | Uint16Array | Uint8Array; // f32 → Float32Array; f16/bf16 → Uint16Array (bit patterns); q8_0/q4_k/q6_k → Uint8Array (ggml blocks, each row whole blocks)
+  /**
+   * Rows stacked from block matrices of different formats, each kept in its blocks (stacked-weight.ts's
+   * stackBlockRows: a fused q|k|v of Q4_K and Q6_K parts); then data is empty and dtype the first part's.
+   */
+  parts?: readonly WeightMatrix[];
 }
 
 /**

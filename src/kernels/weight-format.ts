@@ -52,12 +52,26 @@ function blockFormat(name: BlockDType, block: BlockFormat, encode: (v: Float32Ar
     blockElements: block.values,
     blockBytes: block.bytes,
     bytes,
-    decode: (m) => dequantizeBlocks(block, (m.data as Uint8Array).subarray(0, check(m.rows, m.cols))),
+    decode: (m) =>
+      m.parts
+        ? decodeParts(m.parts)
+        : dequantizeBlocks(block, (m.data as Uint8Array).subarray(0, check(m.rows, m.cols))),
     encode: (values, rows, cols) => {
       check(rows, cols);
       return { dtype: name, rows, cols, data: encode(values.subarray(0, rows * cols)) };
     },
   };
+}
+
+/** A stacked matrix's values: each part decoded by its own format (stacked-weight.ts). */
+function decodeParts(parts: readonly WeightMatrix[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.rows * p.cols, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(weightFormat(p.dtype).decode(p), at);
+    at += p.rows * p.cols;
+  }
+  return out;
 }
 
 const FORMATS: Record<MatrixDType, WeightFormat> = {
@@ -83,8 +97,11 @@ export function weightFormat(name: MatrixDType): WeightFormat {
   return FORMATS[name];
 }
 
-/** A matrix in another format: decoded to f32, then encoded (the same object when the format is already it). */
+/**
+ * A matrix in another format: decoded to f32, then encoded (the same object when the format is already it;
+ * a stacked matrix's parts are always decoded, the CUDA backend's path for blocks).
+ */
 export function convertWeight(m: WeightMatrix, to: MatrixDType): WeightMatrix {
-  if (m.dtype === to) return m;
+  if (m.dtype === to && !m.parts) return m;
   return weightFormat(to).encode(weightFormat(m.dtype).decode(m), m.rows, m.cols);
 }

@@ -4,6 +4,7 @@
  * adapter deltas still target each projection through column offsets); norms and biases uploaded once.
  */
 import type { Backend, EmbeddingTable, Tensor } from '../backends/types.ts';
+import { stackBlockRows } from '../kernels/stacked-weight.ts';
 import type { PackedWeight, WeightMatrix } from '../kernels/types.ts';
 import { convertWeight, isBlockDType, weightFormat } from '../kernels/weight-format.ts';
 import type { ModelConfig } from './config.ts';
@@ -30,14 +31,17 @@ export interface FusedWeights {
 }
 
 /**
- * Stacks the parts' rows. Parts in different formats (a GGUF file's q and k in Q4_K, v in Q6_K) all go to
- * the first float format among them, bf16 when all are blocks: block rows are decoded, never re-quantized.
+ * Stacks the parts' rows. Parts all in blocks of different formats (a Q4_K_M file's q and k in Q4_K, v in
+ * Q6_K) stay in their blocks, stacked (stacked-weight.ts: one GEMM per part, outputs bit for bit the same);
+ * parts mixing blocks and floats all go to the first float format among them, block rows decoded, never
+ * re-quantized.
  */
 export function concatRows(parts: WeightMatrix[]): WeightMatrix {
   const { cols } = parts[0];
   if (parts.some((p) => p.cols !== cols)) throw new Error('concatRows: parts differ in columns');
   const mixed = parts.some((p) => p.dtype !== parts[0].dtype);
-  const common = mixed ? (parts.find((p) => !isBlockDType(p.dtype))?.dtype ?? 'bf16') : parts[0].dtype;
+  if (mixed && parts.every((p) => isBlockDType(p.dtype))) return stackBlockRows(parts);
+  const common = mixed ? (parts.find((p) => !isBlockDType(p.dtype))?.dtype ?? 'f32') : parts[0].dtype;
   const same = parts.map((p) => convertWeight(p, common));
   const rows = same.reduce((n, p) => n + p.rows, 0);
   const format = weightFormat(common);

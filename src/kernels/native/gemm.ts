@@ -10,8 +10,10 @@
  *
  * packWeight re-lays W into 32-column panels in native memory owned by the returned object and freed
  * when it is garbage-collected; the caller may drop its own copy. q8_0 / q4_k / q6_k weights go to the quantized
- * GEMM (qgemm.ts).
+ * GEMM (qgemm.ts); a stacked matrix of parts in different block formats runs part by part (stacked-weight.ts).
  */
+
+import { StackedWeight } from '../stacked-weight.ts';
 import type { BlockDType, Kernels, PackedWeight, WeightMatrix } from '../types.ts';
 import { isBlockDType } from '../weight-format.ts';
 import { loadAddon } from './addon.ts';
@@ -29,6 +31,7 @@ class NativePackedWeight implements PackedWeight {
 
 export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
   packWeight(w: WeightMatrix): PackedWeight {
+    if (w.parts) return StackedWeight.pack(w, nativeGemmKernels.packWeight);
     if (isBlockDType(w.dtype)) return packQuantWeight(w as WeightMatrix & { dtype: BlockDType });
     const handle = loadAddon().gemmPackWeight(w.dtype, w.rows, w.cols, w.data);
     return new NativePackedWeight(w.dtype, w.rows, w.cols, handle);
@@ -36,6 +39,7 @@ export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
 
   gemm(x, w, y, m, bias, accumulate = false) {
     if (w instanceof NativeQuantWeight) return qgemm(x, w, y, m, bias, accumulate);
+    if (w instanceof StackedWeight) return w.gemm(nativeGemmKernels.gemm, x, y, m, bias, accumulate);
     if (!(w instanceof NativePackedWeight))
       throw new TypeError("gemm: w must come from the native backend's packWeight");
     loadAddon().gemm(x, w.handle, y, m, bias ?? null, accumulate);

@@ -4,9 +4,11 @@
  *
  *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
  *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
- * q8_0 / q4_k / q6_k weights run the quantized GEMM's reference instead (qgemm.ts: x quantized per block, int8 dots).
+ * q8_0 / q4_k / q6_k weights run the quantized GEMM's reference instead (qgemm.ts: x quantized per block, int8 dots);
+ * a stacked matrix of parts in different block formats runs part by part (stacked-weight.ts).
  */
 
+import { StackedWeight } from '../stacked-weight.ts';
 import type { BlockDType, Kernels, PackedWeight, WeightMatrix } from '../types.ts';
 import { isBlockDType, weightFormat } from '../weight-format.ts';
 import { qgemmReference } from './qgemm.ts';
@@ -77,6 +79,7 @@ class ReferenceQuantWeight implements PackedWeight {
 
 export const referenceGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
   packWeight(w: WeightMatrix): PackedWeight {
+    if (w.parts) return StackedWeight.pack(w, referenceGemmKernels.packWeight);
     checkWeight(w);
     if (isBlockDType(w.dtype)) return new ReferenceQuantWeight(w.dtype, w.rows, w.cols, w.data as Uint8Array);
     const values = weightFormat(w.dtype).decode(w);
@@ -84,6 +87,7 @@ export const referenceGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
   },
 
   gemm(x, w, y, m, bias, accumulate = false) {
+    if (w instanceof StackedWeight) return w.gemm(referenceGemmKernels.gemm, x, y, m, bias, accumulate);
     if (w instanceof ReferenceQuantWeight) {
       checkGemmArgs(x, w, y, m, bias);
       qgemmReference(w.dtype, w.blocks, w.rows, w.cols, x, m, y, bias ?? undefined, accumulate);
