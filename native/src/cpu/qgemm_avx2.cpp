@@ -222,6 +222,13 @@ void q6_k_rows(const QTileArgs& a) {
     for (int64_t B = 0; B < supers; ++B) {
       const uint8_t* s = sm + B * kQ6KSmBytes;
       const uint8_t* sc = s + 512;  // [8 t][8 rows][2]: (sc_2t, sc_2t+1)
+      if (a.prefetch) {
+        const char* p = reinterpret_cast<const char*>(ql + B * 1024) + a.prefetch;
+        for (int l = 0; l < 1024; l += 64) _mm_prefetch(p + l, _MM_HINT_T1);
+        const char* ps = reinterpret_cast<const char*>(s) + a.prefetch * 5 / 8;
+        for (int l = 0; l < kQ6KSmBytes; l += 64) _mm_prefetch(ps + l, _MM_HINT_T1);
+        if ((B & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(d + B * kQGroup) + a.prefetch / 32, _MM_HINT_T1);
+      }
       __m256i isum[R];
       for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
       for (int p = 0; p < 4; ++p) {

@@ -1,4 +1,4 @@
-// AVX-512 VNNI quantized GEMM kernels: one vpdpbusd (u8 × s8, four products summed into an int32 lane, never
+// AVX-512 VNNI quantized GEMM kernels (Q8_0, Q4_K, Q6_K): one vpdpbusd (u8 × s8, four products summed into an int32 lane, never
 // saturating) where AVX2 needs maddubs, madd and an add, on 64-byte loads that hold two quads of 8 weight rows.
 // A load is permuted once so its lanes run (row 0 quad q, row 0 quad q+1, row 1 quad q, …); each x row then
 // needs only one 8-byte broadcast per load, and a block's pair of lanes per row is summed in integers before
@@ -159,6 +159,88 @@ void q4_k_rows(const QTileArgs& a) {
   }
 }
 
+// Q6_K: a value's 4 + 2 bits are joined into bytes 0…63, the unsigned operand (qh's loads pair their rows as
+// ql's do); a sub-block of 16 is two loads, its sums scaled in the paired lanes by its int8 scale, and the
+// −32 offset taken off once per super-block as 32 · Σ_j sc_j · bsum_j, as the AVX2 kernel does.
+template <int R>
+void q6_k_rows(const QTileArgs& a) {
+  const int64_t supers = a.w->cols() / kQ6KBlock;
+  const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30);
+  const __m128i even = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14);
+  const __m128i odd = _mm_setr_epi8(1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 13, 13, 15, 15);
+  const int8_t* qx[R];
+  const float* dx[R];
+  const int16_t* bs[R];
+  for (int r = 0; r < R; ++r)
+    qx[r] = a.x->qs_row(a.r0 + r), dx[r] = a.x->d_row(a.r0 + r), bs[r] = a.x->bsum_row(a.r0 + r);
+  for (int64_t g = a.g0; g < a.g1; ++g) {
+    const uint8_t* ql = a.w->qs(g);
+    const float* d = a.w->scales(g);
+    const uint8_t* sm = a.w->sm(g);
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t B = 0; B < supers; ++B) {
+      const uint8_t* s = sm + B * kQ6KSmBytes;
+      const uint8_t* sc = s + 512;  // [8 t][8 rows][2]: (sc_2t, sc_2t+1)
+      if (a.prefetch) {
+        prefetch_l2(ql + B * 1024 + a.prefetch, 1024);
+        prefetch_l2(s + a.prefetch * 5 / 8, kQ6KSmBytes);
+        if ((B & 1) == 0) prefetch_l2(reinterpret_cast<const char*>(d + B * kQGroup) + a.prefetch / 32, 64);
+      }
+      __m512i isum[R];
+      for (int r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
+      for (int p = 0; p < 4; ++p) {
+        const int h = p >> 1, t = p & 1;
+        for (int u = 0; u < 2; ++u) {  // quads 4u … 4u + 3: sub-blocks 8h + 2t + u (low nibbles) and + 4 (high)
+          const int jl = 8 * h + 2 * t + u;
+          const __m128i pl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + (jl >> 1) * 16));
+          const __m128i ph = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + ((jl + 4) >> 1) * 16));
+          const __m512i sl = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(pl, (jl & 1) ? odd : even));
+          const __m512i sh = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(ph, (jl & 1) ? odd : even));
+          __m512i lo[R], hi[R];
+          for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+          for (int i = 2 * u; i < 2 * u + 2; ++i) {  // quads 2i, 2i + 1
+            const __m512i wb = pair_rows(_mm512_loadu_si512(ql + B * 1024 + p * 256 + i * 64));
+            const __m512i hb = pair_rows(_mm512_loadu_si512(s + h * 256 + i * 64));
+            const __m512i hl = _mm512_and_si512(t ? _mm512_slli_epi16(hb, 2) : _mm512_slli_epi16(hb, 4), high2);
+            const __m512i hh = _mm512_and_si512(t ? _mm512_srli_epi16(hb, 2) : hb, high2);
+            const __m512i wl = _mm512_or_si512(_mm512_and_si512(wb, low4), hl);
+            const __m512i wh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(wb, 4), low4), hh);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) {
+              const int8_t* xp = qx[r] + B * 256 + 128 * h + 32 * t + 8 * i;
+              lo[r] = _mm512_dpbusd_epi32(lo[r], wl, broadcast8(xp));
+              hi[r] = _mm512_dpbusd_epi32(hi[r], wh, broadcast8(xp + 64));
+            }
+          }
+          // |lane| ≤ 8 · 63 · 127 = 64008, times |sc| ≤ 128, over 16 sub-blocks: inside int32.
+          for (int r = 0; r < R; ++r)
+            isum[r] = _mm512_add_epi32(isum[r], _mm512_add_epi32(_mm512_mullo_epi32(lo[r], sl), _mm512_mullo_epi32(hi[r], sh)));
+        }
+      }
+      const __m256 vd = _mm256_loadu_ps(d + B * kQGroup);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        __m256i msum = _mm256_setzero_si256();
+        for (int t = 0; t < 8; ++t) {
+          const __m256i st = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + t * 16)));
+          int32_t pair_sums;
+          std::memcpy(&pair_sums, bs[r] + B * 16 + 2 * t, 4);
+          msum = _mm256_add_epi32(msum, _mm256_madd_epi16(st, _mm256_set1_epi32(pair_sums)));
+        }
+        const __m256i total = _mm256_sub_epi32(sum_pairs(isum[r]), _mm256_slli_epi32(msum, 5));
+        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(vd, _mm256_set1_ps(dx[r][B]))));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      alignas(32) float out[kQGroup];
+      _mm256_store_ps(out, acc[r]);
+      store_group(a, r, g, out);
+    }
+  }
+}
+
 void q8_0(const QTileArgs& a) {
   switch (a.rows) {
     case 1: return q8_0_rows<1>(a);
@@ -177,6 +259,15 @@ void q4_k(const QTileArgs& a) {
   }
 }
 
+void q6_k(const QTileArgs& a) {
+  switch (a.rows) {
+    case 1: return q6_k_rows<1>(a);
+    case 2: return q6_k_rows<2>(a);
+    case 3: return q6_k_rows<3>(a);
+    default: return q6_k_rows<4>(a);
+  }
+}
+
 }  // namespace
 }  // namespace loraplex
 
@@ -189,9 +280,10 @@ const QgemmKernels* qgemm_kernels_avx512vnni() {
   static const QgemmKernels* k = []() -> const QgemmKernels* {
     const QgemmKernels* avx2 = qgemm_kernels_avx2();
     if (!avx2 || !cpu_features().avx512f || !cpu_features().avx512vnni) return nullptr;
-    static QgemmKernels set = *avx2;  // x is quantized as AVX2 does it; other types keep AVX2's kernels
+    static QgemmKernels set = *avx2;  // x is quantized as AVX2 does it
     set.q8_0 = q8_0;
     set.q4_k = q4_k;
+    set.q6_k = q6_k;
     return &set;
   }();
   return k;
