@@ -2,8 +2,8 @@
  * ggml's quantized blocks, dequantized to f32 in plain TypeScript. Block layouts from ggml-common.h
  * (block_q4_0 …), arithmetic in ggml-quants.c's dequantize_row_* order, every product rounded to f32 as
  * there, so the values equal gguf-py's gguf.quants.dequantize bit for bit (test/model/gguf-model.test.ts).
- * The GGUF loader dequantizes with them; weight-format.ts decodes q8_0 / q4_k weights with them (the quantized
- * GEMM's reference, src/kernels/reference/qgemm.ts, reads the blocks themselves).
+ * The GGUF loader dequantizes with them; weight-format.ts decodes q8_0 / q4_k / q6_k weights with them (the
+ * quantized GEMM's reference, src/kernels/reference/qgemm.ts, reads the blocks themselves).
  *
  *   Q8_0  32 values,  34 B: d f16 · q int8[32]                          x = d·q
  *   Q4_0  32 values,  18 B: d f16 · qs[16] (low nibbles 0-15, high 16-31)  x = d·(q − 8)
