@@ -83,19 +83,30 @@ Napi::Value run_gemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// gemmSetBf16Dot(enabled: boolean) → whether bf16 weights now use vdpbf16ps (needs AVX-512 BF16 active)
+// gemmSetBf16Dot(enabled: boolean, amx?: boolean = true) → whether bf16 weights now use bf16 dot products
+// (needs AVX-512 BF16 active); amx false keeps them on the vdpbf16ps tiles where AMX exists.
 Napi::Value set_bf16_dot(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (info.Length() < 1 || !info[0].IsBoolean()) {
-    fail(env, "gemmSetBf16Dot(enabled): enabled must be a boolean");
+    fail(env, "gemmSetBf16Dot(enabled, amx?): enabled must be a boolean");
     return env.Undefined();
   }
-  set_gemm_bf16_dot(info[0].As<Napi::Boolean>().Value());
+  const bool amx_given = info.Length() >= 2 && !info[1].IsUndefined();
+  if (amx_given && !info[1].IsBoolean()) {
+    fail(env, "gemmSetBf16Dot(enabled, amx?): amx must be a boolean or undefined");
+    return env.Undefined();
+  }
+  set_gemm_bf16_dot(info[0].As<Napi::Boolean>().Value(), !amx_given || info[1].As<Napi::Boolean>().Value());
   return Napi::Boolean::New(env, gemm_bf16_dot_active());
 }
 
 Napi::Value bf16_dot_active(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), gemm_bf16_dot_active());
+}
+
+// gemmBf16DotPath() → 'amx' | 'vdpbf16ps' | 'off': what bf16 weights run through now.
+Napi::Value bf16_dot_path(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), bf16_dot_path_name(gemm_bf16_dot_path()));
 }
 
 Napi::Value figure(const Napi::Env& env, PeakFigure f) {
@@ -142,6 +153,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, run_gemm));
   exports.Set("gemmSetBf16Dot", Napi::Function::New(env, set_bf16_dot));
   exports.Set("gemmBf16DotActive", Napi::Function::New(env, bf16_dot_active));
+  exports.Set("gemmBf16DotPath", Napi::Function::New(env, bf16_dot_path));
   exports.Set("measureFmaPeak", Napi::Function::New(env, fma_peak));
   exports.Set("measureBf16DotPeak", Napi::Function::New(env, bf16_dot_peak));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, bandwidth<measure_read_bandwidth>));

@@ -125,7 +125,11 @@ export function engineOptions(): Option[] {
       'widest instruction set the native kernels may use (default: the best here)',
       'ISA',
     ).choices(['scalar', 'avx2', 'avx512', 'avx512bf16']),
-    envOption('--bf16-dot', 'bf16 weights through vdpbf16ps on AVX-512 BF16 (x rounded to bf16)', 'BF16_DOT'),
+    envOption(
+      '--bf16-dot',
+      'bf16 weights through bf16 dots (x rounded to bf16): AMX where present, else vdpbf16ps',
+      'BF16_DOT',
+    ),
   ];
 }
 

@@ -103,7 +103,7 @@ export interface NativeSettings {
   threads: number | null;
   /** The widest instruction set the kernels may use (null: the best this CPU has). */
   isa: Isa | null;
-  /** bf16 weights through vdpbf16ps on AVX-512 BF16. */
+  /** bf16 weights through bf16 dot products on AVX-512 BF16: AMX's TDPBF16PS where the CPU has it, else vdpbf16ps. */
   bf16Dot: boolean;
 }
 

@@ -5,9 +5,10 @@
  */
 import { createBackend, cudaAvailability } from '../../src/backends/index.ts';
 import type { Backend, StepInputs, StepState, Tensor } from '../../src/backends/types.ts';
-import { bf16DotActive } from '../../src/kernels/native/gemm.ts';
+import { setIsa } from '../../src/kernels/native/addon.ts';
+import { bf16DotActive, bf16DotPath, setBf16Dot } from '../../src/kernels/native/gemm.ts';
 import type { AttentionBatch, WeightDType } from '../../src/kernels/types.ts';
-import { nativeImplementations, restoreDefaults } from '../kernels/implementations.ts';
+import { bf16DotPaths, nativeImplementations, restoreDefaults } from '../kernels/implementations.ts';
 
 export interface BackendUnderTest {
   name: string;
@@ -16,8 +17,8 @@ export interface BackendUnderTest {
   activate(): void;
   restore(): void;
   /**
-   * 16-bit weights of this dtype go through a product that rounds x to it first (native bf16 with
-   * LORAPLEX_BF16_DOT on AVX-512 BF16; CUDA's tensor cores for bf16 and f16).
+   * 16-bit weights of this dtype go through a product that rounds x to it first (native bf16 with the bf16
+   * dot mode on AVX-512 BF16: vdpbf16ps or AMX; CUDA's tensor cores for bf16 and f16).
    */
   roundsActivations(dtype: WeightDType): boolean;
 }
@@ -45,6 +46,18 @@ export function backendsUnderTest(): BackendUnderTest[] {
       activate: impl.activate,
       restore: restoreDefaults,
       roundsActivations: (dtype: WeightDType) => dtype === 'bf16' && bf16DotActive(),
+    })),
+    // bf16 weights through each dot path this CPU has, whatever LORAPLEX_BF16_DOT says.
+    ...bf16DotPaths.map((path) => ({
+      name: `native-avx512bf16-${path}`,
+      backend: native,
+      activate: () => {
+        setIsa('avx512bf16');
+        setBf16Dot(true, { amx: path === 'amx' });
+        if (bf16DotPath() !== path) throw new Error(`bf16 dot path ${bf16DotPath()}, wanted ${path}`);
+      },
+      restore: restoreDefaults,
+      roundsActivations: (dtype: WeightDType) => dtype === 'bf16',
     })),
     ...(cuda.ok
       ? [

@@ -3,17 +3,18 @@
  * invariance (bitwise), and argument checks.
  *
  * Tolerance: |native − reference| ≤ 1e-6 · (K + 1), inputs in [-1, 1]. On AVX-512 BF16 CPUs the bf16
- * weights also run through vdpbf16ps (variant "-dot"), which rounds x to bf16: that variant is compared
- * with the reference fed x rounded to bf16, under the same tolerance.
+ * weights also run through vdpbf16ps (variant "-dot") and, where the CPU has AMX-BF16, through TDPBF16PS
+ * (variant "-amx"; more in gemm-amx.test.ts); both round x to bf16, so they are compared with the reference
+ * fed x rounded to bf16, under the same tolerance.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
-import { bf16DotActive, setBf16Dot } from '../../src/kernels/native/gemm.ts';
+import { bf16DotActive, bf16DotPath, setBf16Dot } from '../../src/kernels/native/gemm.ts';
 import type { Kernels, PackedWeight, WeightDType, WeightMatrix } from '../../src/kernels/types.ts';
 import {
   assertBitwise,
-  envNativeConfig,
+  bf16DotPaths,
   maxAbsDiff,
   nativeImplementations,
   referenceKernels,
@@ -37,12 +38,12 @@ function roundToBf16(x: Float32Array): Float32Array {
   return new Float32Array(bits.buffer);
 }
 
-/** One native way to run GEMM: an ISA, and on AVX-512 BF16 each of the two bf16 paths. */
+/** One native way to run GEMM: an ISA, and on AVX-512 BF16 each of the bf16 paths (widened, vdpbf16ps, AMX). */
 interface Variant {
   name: string;
   kernels: Kernels;
   activate(): void;
-  /** bf16 weights go through vdpbf16ps, which rounds x to bf16 */
+  /** bf16 weights go through bf16 dot products (vdpbf16ps or AMX), which round x to bf16 */
   dot: boolean;
 }
 
@@ -59,26 +60,23 @@ function variants(): Variant[] {
       },
     };
     if (impl.name !== 'native-avx512bf16') return [plain];
-    const dot: Variant = {
-      name: `${impl.name}-dot`,
-      kernels: impl.kernels,
-      dot: true,
-      activate: () => {
-        impl.activate();
-        assert.ok(setBf16Dot(true), 'vdpbf16ps path active');
-      },
-    };
-    return [plain, dot];
+    const dots = bf16DotPaths.map(
+      (path): Variant => ({
+        name: `${impl.name}-${path === 'amx' ? 'amx' : 'dot'}`,
+        kernels: impl.kernels,
+        dot: true,
+        activate: () => {
+          impl.activate();
+          assert.ok(setBf16Dot(true, { amx: path === 'amx' }), 'bf16 dot path active');
+          assert.equal(bf16DotPath(), path);
+        },
+      }),
+    );
+    return [plain, ...dots];
   });
 }
 
-/** The addon's ISA, threads and bf16 path as at load. */
-function restore() {
-  restoreDefaults();
-  setBf16Dot(envNativeConfig.bf16Dot);
-}
-
-/** Whether a variant multiplies by x rounded to bf16 (the vdpbf16ps path, bf16 weights only). */
+/** Whether a variant multiplies by x rounded to bf16 (the bf16 dot paths, bf16 weights only). */
 function roundsX(v: Variant, dtype: WeightDType): boolean {
   return v.dot && dtype === 'bf16';
 }
@@ -119,7 +117,7 @@ function run(
 }
 
 describe('gemm: native vs reference', () => {
-  after(restore);
+  after(restoreDefaults);
   CASES.forEach((c, ci) => {
     for (const dtype of DTYPES) {
       const name = `M=${c.m} K=${c.k} N=${c.n} ${dtype}${c.bias ? ' +bias' : ''}${c.accumulate ? ' accumulate' : ''}`;
@@ -143,7 +141,7 @@ describe('gemm: native vs reference', () => {
   });
 
   test('a weight packed under one ISA runs under every ISA and owns its memory', () => {
-    restore();
+    restoreDefaults();
     const c: Case = { m: 5, k: 67, n: 40, bias: true, accumulate: false };
     for (const dtype of DTYPES) {
       const w = randomWeight(dtype, c.n, c.k, 7);
@@ -161,12 +159,12 @@ describe('gemm: native vs reference', () => {
         assert.ok(maxAbsDiff(run(impl.kernels, packed, x, c, y0, bias), expected) <= 1e-4, `${impl.name} ${dtype}`);
       }
     }
-    restore();
+    restoreDefaults();
   });
 });
 
 describe('gemm: batch invariance (bitwise, per ISA)', () => {
-  after(restore);
+  after(restoreDefaults);
   for (const impl of variants()) {
     for (const dtype of DTYPES) {
       test(`${impl.name} ${dtype}: a row's result does not depend on M, its position, the other rows or threads`, () => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { cpuInfo, type Isa, setIsa, setThreads } from '../../src/kernels/native/addon.ts';
 import { configureNative } from '../../src/kernels/native/config.ts';
+import { bf16DotPath, setBf16Dot } from '../../src/kernels/native/gemm.ts';
 import { nativeKernels } from '../../src/kernels/native.ts';
 import { referenceKernels } from '../../src/kernels/reference.ts';
 import type { Kernels } from '../../src/kernels/types.ts';
@@ -50,11 +51,25 @@ export function nativeImplementations(): Implementation[] {
   }));
 }
 
-/** Puts back the ISA and thread count the addon had at load; use in `after` of tests that change them. */
+/** Puts back the ISA, thread count and bf16 dot mode the addon had at load; use in `after` of tests that change them. */
 export function restoreDefaults() {
   setIsa(defaults.active);
   setThreads(defaults.threads);
+  setBf16Dot(envNativeConfig.bf16Dot);
 }
+
+/**
+ * The bf16 dot paths this machine can run under avx512bf16: vdpbf16ps, and amx where the CPU has AMX-BF16 and
+ * Linux grants the tile state (probed once). Empty without AVX-512 BF16.
+ */
+export const bf16DotPaths: ('vdpbf16ps' | 'amx')[] = (() => {
+  if (!defaults.avx512Bf16) return [];
+  setIsa('avx512bf16');
+  setBf16Dot(true);
+  const amx = bf16DotPath() === 'amx';
+  restoreDefaults();
+  return amx ? ['vdpbf16ps', 'amx'] : ['vdpbf16ps'];
+})();
 
 /** Runs `run` with the native pool at `n` threads, then puts back the count it had. */
 export function withThreads<T>(n: number, run: () => T): T {

@@ -11,6 +11,7 @@ struct CpuFeatures {
   bool avx512f = false;     // plus avx512bw/vl/dq
   bool avx512bf16 = false;  // vdpbf16ps
   bool avx512vnni = false;  // vpdpbusd (the quantized GEMM's int8 dots, on the AVX-512 paths)
+  bool amx_bf16 = false;    // amx-tile + amx-bf16 in CPUID (Linux must still grant the tile state: gemm_amx.h)
   Isa best = Isa::Scalar;
 };
 

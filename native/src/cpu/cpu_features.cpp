@@ -11,6 +11,7 @@ static CpuFeatures detect() {
               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
   f.avx512vnni = f.avx512f && __builtin_cpu_supports("avx512vnni");
+  f.amx_bf16 = f.avx512bf16 && __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16");
 #endif
   f.best = f.avx512bf16 ? Isa::Avx512Bf16 : f.avx512f ? Isa::Avx512 : f.avx2_fma ? Isa::Avx2 : Isa::Scalar;
   return f;

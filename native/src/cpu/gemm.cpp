@@ -9,6 +9,7 @@
 #include <memory>
 #include <new>
 
+#include "gemm_amx.h"
 #include "gemm_tiles.h"
 #include "loraplex/cpu_features.h"
 #include "loraplex/gemm.h"
@@ -26,6 +27,7 @@ constexpr int64_t kParallelPackElements = 1 << 16;  // below this, x is packed b
 constexpr double kSerialMacs = 1 << 18;             // below this, one thread: waking the pool costs more
 
 std::atomic<bool> g_bf16_dot{false};  // set from TypeScript (gemmSetBf16Dot)
+std::atomic<bool> g_allow_amx{true};
 
 const GemmTiles* select_tiles(WeightDType dtype) {
   const GemmTiles* t = nullptr;
@@ -174,13 +176,32 @@ struct Job {
 
 }  // namespace
 
-void set_gemm_bf16_dot(bool enabled) { g_bf16_dot.store(enabled, std::memory_order_relaxed); }
+void set_gemm_bf16_dot(bool enabled, bool allow_amx) {
+  g_bf16_dot.store(enabled, std::memory_order_relaxed);
+  g_allow_amx.store(allow_amx, std::memory_order_relaxed);
+}
 
 bool gemm_bf16_dot_active() { return g_bf16_dot.load(std::memory_order_relaxed) && active_isa() == Isa::Avx512Bf16; }
+
+Bf16DotPath gemm_bf16_dot_path() {
+  if (!gemm_bf16_dot_active()) return Bf16DotPath::Off;
+  return g_allow_amx.load(std::memory_order_relaxed) && amx_bf16_usable() ? Bf16DotPath::Amx : Bf16DotPath::Vdpbf16ps;
+}
+
+const char* bf16_dot_path_name(Bf16DotPath path) {
+  switch (path) {
+    case Bf16DotPath::Off: return "off";
+    case Bf16DotPath::Vdpbf16ps: return "vdpbf16ps";
+    case Bf16DotPath::Amx: return "amx";
+  }
+  return "unknown";
+}
 
 void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const float* bias, bool accumulate) {
   const int64_t n = w.rows(), k = w.cols();
   if (m <= 0 || n <= 0) return;
+  if (w.dtype() == WeightDType::Bf16 && gemm_bf16_dot_path() == Bf16DotPath::Amx)
+    return gemm_amx_bf16(x, m, w, y, bias, accumulate);
   Job job;
   job.tiles = select_tiles(w.dtype());
   job.w = &w;

@@ -3,17 +3,17 @@
  * from flags and environment in src/cli/ and handed over once, at backend load, in the engine's thread; the
  * addon reads no environment of its own.
  *
- *   configureNative({ threads: 4, isa: 'avx2' }); // → { threads: 4, isa: 'avx2', bf16Dot: false }
+ *   configureNative({ threads: 4, isa: 'avx2' }); // → { threads: 4, isa: 'avx2', bf16Dot: false, bf16DotPath: 'off' }
  */
 import { cpuInfo, type Isa, setIsa, setThreads } from './addon.ts';
-import { bf16DotActive, setBf16Dot } from './gemm.ts';
+import { type Bf16DotPath, bf16DotActive, bf16DotPath, setBf16Dot } from './gemm.ts';
 
 export interface NativeConfig {
   /** Kernel threads, the caller included (default: every core). */
   threads?: number;
   /** The widest instruction set the kernels may use (default: the best this CPU has). */
   isa?: Isa;
-  /** bf16 weights through vdpbf16ps on AVX-512 BF16 (default: off; see setBf16Dot). */
+  /** bf16 weights through bf16 dot products on AVX-512 BF16, AMX where present (default: off; see setBf16Dot). */
   bf16Dot?: boolean;
 }
 
@@ -22,6 +22,8 @@ export interface NativeState {
   threads: number;
   isa: Isa;
   bf16Dot: boolean;
+  /** Which dot path bf16 weights take: 'amx', 'vdpbf16ps' or 'off'. */
+  bf16DotPath: Bf16DotPath;
 }
 
 /** Applies the fields given (the others keep their current values) and returns the resulting state. */
@@ -34,5 +36,5 @@ export function configureNative(config: NativeConfig): NativeState {
 
 export function nativeState(): NativeState {
   const info = cpuInfo();
-  return { threads: info.threads, isa: info.active, bf16Dot: bf16DotActive() };
+  return { threads: info.threads, isa: info.active, bf16Dot: bf16DotActive(), bf16DotPath: bf16DotPath() };
 }

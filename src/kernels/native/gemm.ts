@@ -5,7 +5,8 @@
  *   x [M, K] f32, W [N, K] (f32 | f16 | bf16), bias [N] → y [M, N]
  *   Semantics: y[m, n] (+)= Σ_k x[m, k] · W[n, k] + bias[n]
  *   One f32 FMA chain per element, k ascending, starting from y when accumulating; x stays f32. The one
- *   exception, off by default (see setBf16Dot): bf16 weights through vdpbf16ps, x rounded to bf16.
+ *   exception, off by default (see setBf16Dot): bf16 weights through bf16 dot products (vdpbf16ps, or AMX's
+ *   TDPBF16PS where the CPU has it), x rounded to bf16.
  *   Batch-invariant: row m's result never depends on M, on the other rows or on the thread count.
  *
  * packWeight re-lays W into 32-column panels in native memory owned by the returned object and freed
@@ -47,18 +48,28 @@ export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
 };
 
 /**
- * bf16 weights under AVX-512 BF16: `true` runs vdpbf16ps (x rounded to bf16, k in pairs), `false` widens W
- * to f32 for FMAs (x exact). Off by default, as on the Xeons measured vdpbf16ps reaches half the FLOP rate
- * of FMA; --bf16-dot (LORAPLEX_BF16_DOT=1) turns it on at load, through configureNative. Returns whether the
- * dot path is now in use (it also needs the avx512bf16 ISA active).
+ * bf16 weights under AVX-512 BF16: `true` runs bf16 dot products (x rounded to bf16, products exact, f32
+ * sums), `false` widens W to f32 for FMAs (x exact). Off by default, as on the Xeons measured vdpbf16ps
+ * reaches half the FLOP rate of FMA; --bf16-dot (LORAPLEX_BF16_DOT=1) turns it on at load, through
+ * configureNative. Where the CPU has AMX-BF16 (and Linux grants it) the dot products are TDPBF16PS, 32 k per
+ * instruction, for every M (decode too, so a row's result never depends on M); `amx: false` keeps the
+ * vdpbf16ps tiles instead (tests of both). Returns whether a dot path is now in use (it also needs the
+ * avx512bf16 ISA active); bf16DotPath() says which.
  */
-export function setBf16Dot(enabled: boolean): boolean {
-  return loadAddon().gemmSetBf16Dot(enabled);
+export function setBf16Dot(enabled: boolean, options: { amx?: boolean } = {}): boolean {
+  return loadAddon().gemmSetBf16Dot(enabled, options.amx ?? true);
 }
 
-/** Whether bf16 weights currently run through vdpbf16ps (enabled and the avx512bf16 ISA active). */
+/** Whether bf16 weights currently run through bf16 dot products (enabled and the avx512bf16 ISA active). */
 export function bf16DotActive(): boolean {
   return loadAddon().gemmBf16DotActive();
+}
+
+export type Bf16DotPath = 'amx' | 'vdpbf16ps' | 'off';
+
+/** What bf16 weights run through now: AMX tiles, the vdpbf16ps tiles, or neither (W widened to f32). */
+export function bf16DotPath(): Bf16DotPath {
+  return loadAddon().gemmBf16DotPath();
 }
 
 /** A measured machine peak: GFLOP/s or GB/s (1e9), and the instruction set it was measured with. */

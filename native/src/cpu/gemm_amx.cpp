@@ -1,0 +1,272 @@
+// AMX-BF16 GEMM for bf16 weights. x is rounded to bf16 once per call into A tiles (16 rows × 32 k, 1 KiB
+// each, contiguous per 32 k so a tile load reads one block); B tiles come straight from the packed panels
+// ([k/2][32][2]: the pairs of 16 columns are a B tile at stride 128 bytes, two per panel per 32 k); C tiles
+// are 16 × 16 f32. One step is 2 A × 2 B → 4 C: 32 rows × one panel, C carried in the tile registers over
+// a chunk of k and in an f32 block buffer between chunks (stores and loads of f32 are exact).
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "gemm_amx.h"
+#include "loraplex/cpu_features.h"
+#include "loraplex/thread_pool.h"
+
+namespace loraplex {
+namespace {
+
+constexpr int64_t kTileRows = 16;                         // rows of an A or C tile
+constexpr int64_t kStepK = 32;                            // k per TDPBF16PS (16 pairs)
+constexpr int64_t kATileBytes = kTileRows * kStepK * 2;   // 1 KiB
+constexpr int64_t kPanelStepBytes = kStepK * kGemmPanel * 2;  // a panel's 32 k: two B tiles, 2 KiB
+constexpr int64_t kPairRowBytes = kGemmPanel * 4;         // one k pair of a panel: the B tiles' stride
+constexpr int64_t kChunkSteps = 8;          // 256 k: a panel chunk (16 KiB) stays in L1 across row groups
+constexpr int64_t kBlockTiles = 8;          // A tiles (16 rows) per row block: its A chunks stay in L2
+constexpr int64_t kMaxPanelsPerBlock = 16;  // C block (128 rows × 512 columns, 256 KiB) stays in L2
+constexpr int64_t kTasksPerThread = 2;
+constexpr int64_t kParallelPackElements = 1 << 16;  // below this, x is packed by the caller alone
+constexpr double kSerialMacs = 1 << 18;             // below this, one thread: waking the pool costs more
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Grow-only, 64-byte aligned scratch of the calling thread; Slot tells the A and C buffers apart.
+template <int Slot>
+uint8_t* scratch(size_t bytes) {
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<uint8_t, Free> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes > capacity) {
+    const size_t rounded = (bytes + 4095) / 4096 * 4096;
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
+    buffer.reset(static_cast<uint8_t*>(p));
+    capacity = rounded;
+  }
+  return buffer.get();
+}
+
+// As gemm.cpp: the fewest tasks that still give every thread kTasksPerThread (where there are enough
+// panels) and the shortest schedule, counted in panel passes of the busiest thread.
+int64_t panels_per_block(int64_t panels, int64_t row_blocks, int threads) {
+  const int64_t max_ppb = panels < kMaxPanelsPerBlock ? panels : kMaxPanelsPerBlock;
+  if (threads <= 1) return max_ppb;
+  int64_t best = 1, best_span = INT64_MAX;
+  for (int64_t ppb = max_ppb; ppb >= 1; --ppb) {
+    const int64_t tasks = row_blocks * ceil_div(panels, ppb);
+    if (tasks < threads * kTasksPerThread && ppb > 1) continue;
+    const int64_t span = ceil_div(tasks, threads) * ppb;
+    if (span < best_span) best = ppb, best_span = span;
+  }
+  return best;
+}
+
+}  // namespace
+
+#pragma GCC push_options
+#pragma GCC target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")
+
+namespace {
+
+struct TileConfig {
+  uint8_t palette, start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// The tile registers of this thread, configured for one task and released after it: tile state is per
+// thread, and a released thread saves no 8 KiB of tile data when it is switched out.
+struct TileScope {
+  TileScope() {
+    TileConfig cfg{};
+    cfg.palette = 1;
+    for (int i = 0; i < 8; ++i) cfg.colsb[i] = 64, cfg.rows[i] = kTileRows;
+    _tile_loadconfig(&cfg);
+  }
+  ~TileScope() { _tile_release(); }
+};
+
+// A tile t of x: rows [16t, 16t + 16) at out[s][r][32] bf16 for each 32-k step s; rows ≥ `rows` and
+// k ≥ k_valid are zero. Rounded to nearest even (denormals go to zero, as TDPBF16PS reads them anyway).
+void pack_a_tile(const float* x, int64_t ldx, int64_t rows, int64_t k_valid, int64_t steps, uint8_t* out) {
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t k0 = s * kStepK;
+    const int64_t left = k_valid - k0;
+    const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+    const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+    uint8_t* o = out + s * kATileBytes;
+    for (int64_t r = 0; r < kTileRows; ++r, o += 64) {
+      if (r >= rows) {
+        _mm512_store_si512(o, _mm512_setzero_si512());
+        continue;
+      }
+      const float* src = x + r * ldx + k0;
+      const __m512 a = _mm512_maskz_loadu_ps(lo, src), b = _mm512_maskz_loadu_ps(hi, src + 16);
+      _mm512_store_si512(o, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+  }
+}
+
+// C (+)= A · B for one row group (G = 1 or 2 A tiles) and one panel over k steps [s0, s1). c: the group's
+// C rows at the panel's column, ldc floats apart. a: the group's first A tile at step 0 (the second is
+// `steps` tiles on). b: the panel at step 0; `last`: its final step (a zero-padded copy when K is short).
+template <int G>
+void run_steps(float* c, int64_t ldc, const uint8_t* a, int64_t steps, const uint8_t* b, const uint8_t* last,
+               int64_t s0, int64_t s1) {
+  const int64_t ldc_bytes = ldc * 4;
+  _tile_loadd(0, c, ldc_bytes);
+  _tile_loadd(1, c + 16, ldc_bytes);
+  if constexpr (G == 2) {
+    _tile_loadd(2, c + kTileRows * ldc, ldc_bytes);
+    _tile_loadd(3, c + kTileRows * ldc + 16, ldc_bytes);
+  }
+  for (int64_t s = s0; s < s1; ++s) {
+    const uint8_t* bs = s == steps - 1 ? last : b + s * kPanelStepBytes;
+    _tile_loadd(6, bs, kPairRowBytes);
+    _tile_loadd(7, bs + 64, kPairRowBytes);
+    _tile_loadd(4, a + s * kATileBytes, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if constexpr (G == 2) {
+      _tile_loadd(5, a + (steps + s) * kATileBytes, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, c, ldc_bytes);
+  _tile_stored(1, c + 16, ldc_bytes);
+  if constexpr (G == 2) {
+    _tile_stored(2, c + kTileRows * ldc, ldc_bytes);
+    _tile_stored(3, c + kTileRows * ldc + 16, ldc_bytes);
+  }
+}
+
+struct AmxJob {
+  const PackedWeight* w;
+  const uint8_t* a;  // A tiles: tile t, step s at (t · steps + s) · 1 KiB
+  float* y;
+  const float* bias;
+  bool accumulate;
+  int64_t m, n, steps, tail_pairs;  // tail_pairs: k pairs the panels hold in their last step (1..16)
+  int64_t row_tiles, panels, tiles_per_block, panels_per_block, col_blocks;
+
+  void run_block(int64_t block) const {
+    const int64_t rb = block / col_blocks, cb = block % col_blocks;
+    const int64_t t0 = rb * tiles_per_block, t1 = t0 + tiles_per_block < row_tiles ? t0 + tiles_per_block : row_tiles;
+    const int64_t p0 = cb * panels_per_block, p1 = p0 + panels_per_block < panels ? p0 + panels_per_block : panels;
+    const int64_t r0 = t0 * kTileRows, rows = (m < t1 * kTileRows ? m : t1 * kTileRows) - r0;
+    const int64_t j0 = p0 * kGemmPanel, cols = (n < p1 * kGemmPanel ? n : p1 * kGemmPanel) - j0;
+    const int64_t ldc = (p1 - p0) * kGemmPanel, crows = (t1 - t0) * kTileRows;
+    // The block's C: y's values (accumulate) or zero; padding rows and columns stay zero and are dropped.
+    float* c = reinterpret_cast<float*>(scratch<1>(static_cast<size_t>(crows * ldc) * sizeof(float)));
+    for (int64_t r = 0; r < crows; ++r) {
+      float* cr = c + r * ldc;
+      const bool from_y = accumulate && r < rows;
+      if (from_y) std::memcpy(cr, y + (r0 + r) * n + j0, cols * sizeof(float));
+      std::memset(cr + (from_y ? cols : 0), 0, (ldc - (from_y ? cols : 0)) * sizeof(float));
+    }
+    if (steps > 0) {
+      TileScope tiles;
+      alignas(64) uint8_t tail[kPanelStepBytes];
+      // One row group: each panel runs its whole k with C in the tiles (decode streams panel after panel).
+      // Several: k in chunks, so a panel chunk stays in L1 while every row group uses it.
+      const int64_t chunk = t1 - t0 <= 2 ? steps : kChunkSteps;
+      for (int64_t s0 = 0; s0 < steps; s0 += chunk) {
+        const int64_t s1 = s0 + chunk < steps ? s0 + chunk : steps;
+        for (int64_t p = p0; p < p1; ++p) {
+          const uint8_t* b = static_cast<const uint8_t*>(w->panel(p));
+          const uint8_t* last = b + (steps - 1) * kPanelStepBytes;
+          if (s1 == steps && tail_pairs < 16) {
+            // The panel ends before the step does: zero pairs, never the next panel's (or no) memory.
+            std::memcpy(tail, last, tail_pairs * kPairRowBytes);
+            std::memset(tail + tail_pairs * kPairRowBytes, 0, (16 - tail_pairs) * kPairRowBytes);
+            last = tail;
+          }
+          for (int64_t t = t0; t < t1; t += 2) {
+            float* ct = c + (t - t0) * kTileRows * ldc + (p - p0) * kGemmPanel;
+            const uint8_t* at = a + t * steps * kATileBytes;
+            if (t + 1 < t1) {
+              run_steps<2>(ct, ldc, at, steps, b, last, s0, s1);
+            } else {
+              run_steps<1>(ct, ldc, at, steps, b, last, s0, s1);
+            }
+          }
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* cr = c + r * ldc;
+      float* yr = y + (r0 + r) * n + j0;
+      if (bias) {
+        for (int64_t j = 0; j < cols; ++j) yr[j] = cr[j] + bias[j0 + j];
+      } else {
+        std::memcpy(yr, cr, cols * sizeof(float));
+      }
+    }
+  }
+};
+
+void run_gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const float* bias, bool accumulate) {
+  const int64_t n = w.rows(), k = w.cols();
+  AmxJob job;
+  job.w = &w;
+  job.y = y;
+  job.bias = bias;
+  job.accumulate = accumulate;
+  job.m = m;
+  job.n = n;
+  job.steps = ceil_div(k, kStepK);
+  const int64_t pairs = (k + 1) / 2;  // what the packed panels hold
+  job.tail_pairs = pairs - (job.steps - 1) * (kStepK / 2);
+  job.row_tiles = ceil_div(m, kTileRows);
+  job.panels = w.panels();
+
+  const int64_t tile_bytes = job.steps * kATileBytes;
+  uint8_t* a = scratch<0>(static_cast<size_t>(job.row_tiles * tile_bytes));
+  job.a = a;
+  auto pack = [&](int64_t t, int) {
+    const int64_t left = m - t * kTileRows;
+    pack_a_tile(x + t * kTileRows * k, k, left < kTileRows ? left : kTileRows, k, job.steps, a + t * tile_bytes);
+  };
+  const bool serial = pool_threads() == 1 || static_cast<double>(m) * n * k < kSerialMacs;
+  if (!serial && m * k >= kParallelPackElements) {
+    parallel_for(job.row_tiles, pack);
+  } else {
+    for (int64_t t = 0; t < job.row_tiles; ++t) pack(t, 0);
+  }
+
+  const int64_t row_blocks = ceil_div(job.row_tiles, kBlockTiles);
+  job.tiles_per_block = ceil_div(job.row_tiles, row_blocks);
+  job.panels_per_block = panels_per_block(job.panels, row_blocks, serial ? 1 : pool_threads());
+  job.col_blocks = ceil_div(job.panels, job.panels_per_block);
+  const int64_t blocks = row_blocks * job.col_blocks;
+  if (serial) {
+    for (int64_t b = 0; b < blocks; ++b) job.run_block(b);
+  } else {
+    parallel_for(blocks, [&](int64_t block, int) { job.run_block(block); });
+  }
+}
+
+}  // namespace
+#pragma GCC pop_options
+
+bool amx_bf16_usable() {
+  // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA);
+  // the permission is the process's, so every pool thread has it. A refusal leaves vdpbf16ps in use.
+  static const bool usable = cpu_features().amx_bf16 && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return usable;
+}
+
+void gemm_amx_bf16(const float* x, int64_t m, const PackedWeight& w, float* y, const float* bias, bool accumulate) {
+  if (m <= 0 || w.rows() <= 0) return;
+  run_gemm(x, m, w, y, bias, accumulate);
+}
+
+}  // namespace loraplex
