@@ -21,12 +21,16 @@ export function stackBlockRows(parts: WeightMatrix[]): WeightMatrix {
   return { dtype: parts[0].dtype, rows, cols, data: new Uint8Array(0), parts };
 }
 
+/**
+ * Part outputs before they go to their columns of y: one buffer for every stacked weight (the GEMMs run one at
+ * a time on the calling thread), grown as needed and kept, so a long prefill does not leave one per layer.
+ */
+let scratch = new Float32Array(0);
+
 /** The parts packed by one backend's kernels; `offsets[i]` is part i's first row (its first column of y). */
 export class StackedWeight implements PackedWeight {
   readonly rows: number;
   readonly offsets: number[];
-  /** Part outputs before they go to their columns of y (grown as needed, kept for the next call). */
-  private scratch = new Float32Array(0);
 
   constructor(
     readonly dtype: WeightMatrix['dtype'],
@@ -63,8 +67,8 @@ export class StackedWeight implements PackedWeight {
     this.parts.forEach((part, i) => {
       const o = this.offsets[i];
       const ni = part.rows;
-      if (this.scratch.length < m * ni) this.scratch = new Float32Array(m * ni);
-      const out = this.scratch.subarray(0, m * ni);
+      if (scratch.length < m * ni) scratch = new Float32Array(m * ni);
+      const out = scratch.subarray(0, m * ni);
       if (accumulate) for (let r = 0; r < m; r++) out.set(y.subarray(r * n + o, r * n + o + ni), r * ni);
       gemm(x, part, out, m, bias ? bias.subarray(o, o + ni) : undefined, accumulate);
       for (let r = 0; r < m; r++) y.set(out.subarray(r * ni, (r + 1) * ni), r * n + o);
