@@ -3,8 +3,8 @@
 // integer, and the block scales are applied in f32.
 //
 // Semantics (every f32 operation rounded to f32, no FMA; ints exact):
-//   quantize x row r in blocks of QB values (QB = 32 for Q8_0 weights, 256 for Q4_K / Q6_K) as llama.cpp's x86 AVX2
-//   build does (quantize_row_q8_0 into block_q8_0; quantize_mat_q8_K / quantize_row_q8_K into block_q8_K):
+//   quantize x row r in blocks of QB values (QB = 32 for Q8_0 weights, 256 for Q4_K / Q6_K) as llama.cpp's
+//   x86 AVX2 build does (quantize_row_q8_0 into block_q8_0; quantize_mat_q8_K / quantize_row_q8_K into block_q8_K):
 //     amax = max|x|;  id = amax ? 127 / amax : 0 (∞ taken as 0);  qx[i] = clamp(round_half_even(x[i] · id), ±127)
 //     Q8_0: dx = f16(amax / 127), rounded to nearest even and widened back (block_q8_0 stores its scale as f16)
 //     Q4_K, Q6_K: dx = id ? 1 / id : 0 (ggml's iscale = −127 / the signed max flips the signs of qx and dx
@@ -14,8 +14,8 @@
 //     isum = Σ_j sc_j · Σ_{i<32} q4[32j+i] · qx[32j+i];  msum = Σ_j m_j · bsum_j  (exact ints)
 //     acc = acc + f32(isum) · (d · dx_B);  mins = mins + f32(msum) · (dmin · dx_B)
 //   Q6_K, super-block B with d, int8 sc_j (j < 16 sub-blocks of 16), q6 ∈ 0…63:
-//     isum = Σ_j sc_j · Σ_{i<16} (q6[16j+i] − 32) · qx[16j+i]  (exact int; the kernels sum Σ_j sc_j · Σ q6 · qx
-//            − 32 · Σ_j sc_j · bsum_j, the same integer, as ggml's AVX2 vec_dot_q6_K_q8_K does)
+//     isum = Σ_j sc_j · Σ_{i<16} (q6[16j+i] − 32) · qx[16j+i]  (exact int; the AVX2 / VNNI kernels sum
+//            Σ_j sc_j · Σ q6 · qx − 32 · Σ_j sc_j · bsum_j, the same integer, as ggml's vec_dot_q6_K_q8_K does)
 //     acc = acc + f32(isum) · (d · dx_B)
 //   out = acc [− mins for Q4_K], the blocks taken in ascending order (one f32 chain per output)
 //   y[m, n] = (accumulate ? y[m, n] + : ) (bias ? out + bias[n] : out)
