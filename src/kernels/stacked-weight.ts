@@ -51,7 +51,7 @@ export class StackedWeight implements PackedWeight {
     return new StackedWeight(w.dtype, w.cols, w.parts.map(pack));
   }
 
-  /** The Semantics above: one `gemm` per part into a [m, n_i] buffer, then into y's columns. */
+  /** The Semantics above: one `gemm` per part into a [m, n_i] buffer, then into y's columns (m = 1: in place). */
   gemm(
     gemm: Kernels['gemm'],
     x: Float32Array,
@@ -67,10 +67,13 @@ export class StackedWeight implements PackedWeight {
     this.parts.forEach((part, i) => {
       const o = this.offsets[i];
       const ni = part.rows;
+      const partBias = bias ? bias.subarray(o, o + ni) : undefined;
+      // One row (decode): the part's columns are contiguous in y, so it writes them in place.
+      if (m === 1) return gemm(x, part, y.subarray(o, o + ni), 1, partBias, accumulate);
       if (scratch.length < m * ni) scratch = new Float32Array(m * ni);
       const out = scratch.subarray(0, m * ni);
       if (accumulate) for (let r = 0; r < m; r++) out.set(y.subarray(r * n + o, r * n + o + ni), r * ni);
-      gemm(x, part, out, m, bias ? bias.subarray(o, o + ni) : undefined, accumulate);
+      gemm(x, part, out, m, partBias, accumulate);
       for (let r = 0; r < m; r++) y.set(out.subarray(r * ni, (r + 1) * ni), r * n + o);
     });
   }
