@@ -64,17 +64,20 @@ export class StackedWeight implements PackedWeight {
     if (!(y instanceof Float32Array) || y.length < m * n)
       throw new TypeError(`gemm: y must be a Float32Array of m · N = ${m * n} elements`);
     if (bias && bias.length < n) throw new TypeError(`gemm: bias has ${bias.length} elements, needs N = ${n}`);
-    this.parts.forEach((part, i) => {
+    for (const [i, part] of this.parts.entries()) {
       const o = this.offsets[i];
       const ni = part.rows;
       const partBias = bias ? bias.subarray(o, o + ni) : undefined;
       // One row (decode): the part's columns are contiguous in y, so it writes them in place.
-      if (m === 1) return gemm(x, part, y.subarray(o, o + ni), 1, partBias, accumulate);
+      if (m === 1) {
+        gemm(x, part, y.subarray(o, o + ni), 1, partBias, accumulate);
+        continue;
+      }
       if (scratch.length < m * ni) scratch = new Float32Array(m * ni);
       const out = scratch.subarray(0, m * ni);
       if (accumulate) for (let r = 0; r < m; r++) out.set(y.subarray(r * n + o, r * n + o + ni), r * ni);
       gemm(x, part, out, m, partBias, accumulate);
       for (let r = 0; r < m; r++) y.set(out.subarray(r * ni, (r + 1) * ni), r * n + o);
-    });
+    }
   }
 }
