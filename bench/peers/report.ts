@@ -50,23 +50,25 @@ function table(a: PeersArtifact): string[] {
   return [head, rule, ...rows, ...ttft];
 }
 
+/** loraplex's servers (plain, and with flags such as --bf16-dot) against every peer that ran. */
 function ratios(a: PeersArtifact): string[] {
-  const ours = a.servers.find((s) => s.key === 'loraplex');
-  const peers = a.servers.filter((s) => s.key !== 'loraplex' && s.failure === null);
-  if (!ours || peers.length === 0) return [];
-  const cell = (w: string, p: ServerEntry) => {
-    const x = tput(ours, w);
+  const isOurs = (s: ServerEntry) => s.key === 'loraplex' || s.key.startsWith('loraplex-');
+  const ours = a.servers.filter((s) => isOurs(s) && s.failure === null);
+  const peers = a.servers.filter((s) => !isOurs(s) && s.failure === null);
+  if (ours.length === 0 || peers.length === 0) return [];
+  const cell = (w: string, o: ServerEntry, p: ServerEntry) => {
+    const x = tput(o, w);
     const y = tput(p, w);
     return x !== null && y !== null && y > 0 ? `${(x / y).toFixed(2)}×` : '–';
   };
-  return [
+  return ours.flatMap((o) => [
     '',
-    'loraplex ÷ peer, output tok/s (same run, same client):',
+    `${o.label} ÷ peer, output tok/s (same run, same client):`,
     '',
     `| workload | ${peers.map((p) => p.label).join(' | ')} |`,
     `|---|${peers.map(() => '---').join('|')}|`,
-    ...a.workloads.map((w) => `| ${w.id} | ${peers.map((p) => cell(w.id, p)).join(' | ')} |`),
-  ];
+    ...a.workloads.map((w) => `| ${w.id} | ${peers.map((p) => cell(w.id, o, p)).join(' | ')} |`),
+  ]);
 }
 
 function serverNotes(a: PeersArtifact): string[] {

@@ -43,26 +43,36 @@ export interface PeerServerSpec {
 
 const getJson = async (url: string): Promise<unknown> => (await fetch(url)).json();
 
-const loraplex: PeerServerSpec = {
-  key: 'loraplex',
-  label: 'loraplex',
-  format: 'bf16 safetensors',
-  setup() {},
-  async start(ctx) {
-    const server = await startLoraplex(ctx.root, ctx.port, [
-      '--model',
-      ctx.model,
-      '--lora-dir',
-      ctx.store,
-      '--max-loras',
-      '32',
-      '--max-cpu-loras',
-      '32',
-    ]);
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ctx.root }).toString().trim();
-    return { ...server, baseModel: basename(ctx.model), shapeBody: null, version: `git ${commit}` };
-  },
-};
+/**
+ * loraplex as a user runs it: `extraArgs` adds flags (e.g. --bf16-dot, which rounds activations to bf16 for
+ * the hardware's bf16 dot products, AMX tiles where the CPU has them, as vLLM's CPU build computes).
+ */
+function loraplexServer(key: string, label: string, extraArgs: string[]): PeerServerSpec {
+  return {
+    key,
+    label,
+    format: 'bf16 safetensors',
+    setup() {},
+    async start(ctx) {
+      const server = await startLoraplex(ctx.root, ctx.port, [
+        '--model',
+        ctx.model,
+        '--lora-dir',
+        ctx.store,
+        '--max-loras',
+        '32',
+        '--max-cpu-loras',
+        '32',
+        ...extraArgs,
+      ]);
+      const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ctx.root }).toString().trim();
+      return { ...server, baseModel: basename(ctx.model), shapeBody: null, version: `git ${commit}` };
+    },
+  };
+}
+
+const loraplex = loraplexServer('loraplex', 'loraplex', []);
+const loraplexBf16Dot = loraplexServer('loraplex-bf16dot', 'loraplex --bf16-dot', ['--bf16-dot']);
 
 const runScript = (ctx: StartContext, script: string, env: Record<string, string> = {}) =>
   execFileSync('bash', [join(ctx.root, script)], {
@@ -136,7 +146,14 @@ const vllm: PeerServerSpec = {
   },
 };
 
-export const PEER_SERVERS: PeerServerSpec[] = [loraplex, llamacpp('BF16'), llamacpp('Q8_0'), llamacpp('Q4_1'), vllm];
+export const PEER_SERVERS: PeerServerSpec[] = [
+  loraplex,
+  loraplexBf16Dot,
+  llamacpp('BF16'),
+  llamacpp('Q8_0'),
+  llamacpp('Q4_1'),
+  vllm,
+];
 export const DEFAULT_SERVERS = ['loraplex', 'llamacpp-bf16', 'llamacpp-q4_1', 'vllm'];
 
 export function selectServers(list: string | undefined): PeerServerSpec[] {

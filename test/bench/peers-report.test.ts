@@ -54,6 +54,21 @@ const ARTIFACT: PeersArtifact = {
   note: 'Shared CPU.',
 };
 
+test('loraplex run with a flag gets its own ratios against the peers and is not itself a peer', () => {
+  const md = markdownSection({
+    ...ARTIFACT,
+    servers: [
+      server('loraplex', 'loraplex', [70, 80, 75], [160, 150, 170]),
+      server('loraplex-bf16dot', 'loraplex --bf16-dot', [80, 80, 80], [225, 225, 225]),
+      server('llamacpp-bf16', 'llama.cpp BF16', [90, 80, 85], [40, 50, 45]),
+    ],
+  });
+  assert.match(md, /loraplex ÷ peer, output tok\/s/);
+  assert.match(md, /loraplex --bf16-dot ÷ peer, output tok\/s/);
+  assert.match(md, /\| W3 \| 5\.00× \|/);
+  assert.doesNotMatch(md, /\| workload \| loraplex --bf16-dot \| llama/);
+});
+
 test('figures are medians over repeats; a failed request run does not count', () => {
   const s = server('x', 'x', [10, 30, 20], []);
   assert.equal(
