@@ -14,15 +14,14 @@ export interface GgufBytes {
   /** e.g. {Q4_K: 3.9e9, Q6_K: 0.8e9, F32: 2.6e5} */
   bytesByType: Record<string, number>;
   /**
-   * Bytes loraplex would hold after loading, for a memory check before loading: Q8_0 / Q4_K projections stay
-   * blocks, everything else (the embedding, the head, other types) becomes bf16, as src/model/gguf loads them
-   * today. An estimate: the loader is what decides.
+   * Bytes loraplex would hold after loading, for a memory check before loading: Q8_0 / Q4_K / Q6_K projections
+   * and head (output.weight, or token_embd when tied) stay blocks; an untied token_embd and other types become
+   * bf16, as src/model/weights.ts loads them. An estimate: the loader is what decides.
    */
   loadEstimateBytes: number;
 }
 
-const KEPT = new Set(['Q8_0', 'Q4_K']);
-const DEQUANTIZED = new Set(['token_embd.weight', 'output.weight']);
+const KEPT = new Set(['Q8_0', 'Q4_K', 'Q6_K']);
 
 export async function ggufBytes(path: string): Promise<GgufBytes> {
   const fh = await open(path, 'r');
@@ -37,7 +36,7 @@ export async function ggufBytes(path: string): Promise<GgufBytes> {
       const type = GGMLQuantizationType[t.type] ?? String(t.type);
       bytesByType[type] = (bytesByType[type] ?? 0) + t.byteLength;
       if (t.name !== 'token_embd.weight' || tied) bytesPerToken += t.byteLength;
-      const kept = KEPT.has(type) && !DEQUANTIZED.has(t.name);
+      const kept = KEPT.has(type) && (t.name !== 'token_embd.weight' || tied);
       loadEstimateBytes += kept ? t.byteLength : 2 * t.ne.reduce((a, b) => a * b, 1);
     }
     return { fileBytes: size, bytesPerToken, bytesByType, loadEstimateBytes };

@@ -146,7 +146,7 @@ export class CudaBackend implements Backend {
   }
 
   packWeight(w: WeightMatrix): PackedWeight {
-    // No quantized GEMM on the GPU yet: q8_0 / q4_k blocks run dequantized to bf16.
+    // No quantized GEMM on the GPU yet: q8_0 / q4_k / q6_k blocks (and stacked parts) run dequantized to bf16.
     const f = isBlockDType(w.dtype) ? convertWeight(w, 'bf16') : w;
     const dtype = f.dtype as WeightDType;
     return new CudaWeight(this.addon.weight(WEIGHT_DTYPE[dtype], f.rows, f.cols, f.data), dtype, f.rows, f.cols);

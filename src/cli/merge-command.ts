@@ -101,7 +101,7 @@ export function mergeCommand(): Command {
 export async function runMerge(options: MergeOptions): Promise<MergeResult> {
   await checkOutDir(options);
   // A new dtype: merge in f32 (16-bit weights widen exactly) and round once, when writing.
-  // Merged weights are written as floats: GGUF Q8_0 / Q4_K projections are read dequantized, never re-quantized.
+  // Merged weights are written as floats: GGUF Q8_0 / Q4_K / Q6_K projections are read dequantized, never re-quantized.
   const loaded = await loadModelDir(options.model, { dtype: options.dtype ? 'f32' : undefined, keepBlocks: false });
   const adapter = await loadPeftAdapter(options.adapter, loaded.config, {
     maxLoraRank: Number.MAX_SAFE_INTEGER,

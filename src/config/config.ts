@@ -110,7 +110,7 @@ export interface NativeSettings {
 export interface PrecisionSettings {
   /** Convert the base weights on load (null: as stored). */
   dtype: WeightDType | null;
-  /** Keep the projections quantized in these blocks (--quantize; GGUF Q8_0 / Q4_K stay blocks anyway). */
+  /** Keep the projections quantized in these blocks (--quantize; GGUF Q8_0 / Q4_K / Q6_K stay blocks anyway). */
   quantize: BlockDType | null;
   /** lm_head (and a tied embedding) stays float even where the projections are blocks (--float-lm-head). */
   floatLmHead: boolean;

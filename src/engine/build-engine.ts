@@ -31,7 +31,7 @@ export interface BuildOptions
   backend?: BackendName;
   /** Convert the weights on load (e.g. f32 → bf16). */
   dtype?: WeightDType;
-  /** Keep the projections quantized (q8_0 / q4_k blocks) for the quantized GEMM. */
+  /** Keep the projections quantized (q8_0 / q4_k blocks; GGUF Q6_K stays blocks too) for the quantized GEMM. */
   quantize?: BlockDType;
   /** lm_head (and a tied embedding) stays float where the projections are blocks. */
   floatLmHead?: boolean;
