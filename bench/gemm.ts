@@ -5,10 +5,11 @@
  *
  * Decode is timed two ways: "hot" repeats the call (a small weight then sits in L2/L3, as it would for a
  * tiny model), "cold" first streams a large buffer through the caches, so the weight comes from memory.
- * Where AVX-512 BF16 is active, bf16 weights are also timed through vdpbf16ps ("bf16 dot", off by default).
+ * Where AVX-512 BF16 is active, bf16 weights are also timed through the bf16 dot mode (off by default): the
+ * vdpbf16ps tiles ("bf16 dot") and, where the CPU has AMX-BF16, TDPBF16PS ("bf16 amx").
  */
 import { cpuInfo } from '../src/kernels/native/addon.ts';
-import { bf16DotActive, nativeGemmKernels as kernels, setBf16Dot } from '../src/kernels/native/gemm.ts';
+import { type Bf16DotPath, bf16DotPath, nativeGemmKernels as kernels, setBf16Dot } from '../src/kernels/native/gemm.ts';
 import type { PackedWeight, WeightDType, WeightMatrix } from '../src/kernels/types.ts';
 import type { MachinePeaks } from './machine.ts';
 import { medianSeconds, percent, printTable, randomF32 } from './util.ts';
@@ -40,8 +41,8 @@ export interface GemmBenchOptions {
 export interface GemmBenchRow {
   shape: GemmShape;
   dtype: WeightDType;
-  /** bf16 weights through vdpbf16ps */
-  dot: boolean;
+  /** bf16 weights through a dot path ('off': widened to f32, as every other dtype) */
+  path: Bf16DotPath;
   /** by M */
   prefillGflops: Map<number, number>;
   decodeHotGBs: Map<number, number>;
@@ -80,7 +81,7 @@ function measure(
   w: PackedWeight,
   shape: GemmShape,
   dtype: WeightDType,
-  dot: boolean,
+  path: Bf16DotPath,
   options: Required<GemmBenchOptions>,
   evict: () => void,
 ): GemmBenchRow {
@@ -91,7 +92,7 @@ function measure(
   const row: GemmBenchRow = {
     shape,
     dtype,
-    dot,
+    path,
     prefillGflops: new Map(),
     decodeHotGBs: new Map(),
     decodeColdGBs: new Map(),
@@ -118,22 +119,26 @@ export function runGemmBench(machine: MachinePeaks, options: GemmBenchOptions = 
     decodeM: options.decodeM ?? [1, 16],
     repeats: options.repeats ?? 5,
   };
-  const dotDefault = bf16DotActive();
-  const dotAvailable = setBf16Dot(true);
+  const dotDefault = bf16DotPath();
+  const dotPaths: Bf16DotPath[] = ['off'];
+  for (const amx of [false, true]) {
+    setBf16Dot(true, { amx });
+    if (!dotPaths.includes(bf16DotPath())) dotPaths.push(bf16DotPath());
+  }
   const evict = cacheEvictor(768 << 20);
   const rows: GemmBenchRow[] = [];
   try {
     for (const shape of opts.shapes) {
       for (const dtype of opts.dtypes) {
         const w = kernels.packWeight(randomWeight(dtype, shape.n, shape.k));
-        for (const dot of dtype === 'bf16' && dotAvailable ? [false, true] : [false]) {
-          setBf16Dot(dot);
-          rows.push(measure(w, shape, dtype, dot, opts, evict));
+        for (const path of dtype === 'bf16' ? dotPaths : ['off' as const]) {
+          setBf16Dot(path !== 'off', { amx: path === 'amx' });
+          rows.push(measure(w, shape, dtype, path, opts, evict));
         }
       }
     }
   } finally {
-    setBf16Dot(dotDefault);
+    setBf16Dot(dotDefault !== 'off', { amx: dotDefault !== 'vdpbf16ps' });
   }
   printGemmTable(rows, machine, opts);
   return rows;
@@ -142,17 +147,20 @@ export function runGemmBench(machine: MachinePeaks, options: GemmBenchOptions = 
 function printGemmTable(rows: GemmBenchRow[], machine: MachinePeaks, opts: Required<GemmBenchOptions>) {
   console.log(
     `ISA ${cpuInfo().active}, ${machine.threads} threads. Prefill: GFLOP/s and % of the f32 FMA peak ` +
-      '(bf16 dot: of the vdpbf16ps peak).\n' +
+      `(bf16 dot: of the vdpbf16ps peak; bf16 amx: of the ${(machine.amxBf16Gflops ?? 0).toFixed(0)} GFLOP/s ` +
+      'TDPBF16PS peak, and × the f32 FMA peak).\n' +
       `Decode: GB/s of weight bytes, hot (repeated) and cold (caches evicted first), % of ${machine.readGBs.toFixed(1)} GB/s read.`,
   );
   const header = ['shape', 'K', 'N', 'weights'];
-  for (const m of opts.prefillM) header.push(`M=${m} GFLOP/s`, '%peak');
+  for (const m of opts.prefillM) header.push(`M=${m} GFLOP/s`, '%peak', '×f32');
   for (const m of opts.decodeM) header.push(`M=${m} hot GB/s`, `M=${m} cold GB/s`, '%read');
   const lines = rows.map((r) => {
-    const cells = [r.shape.name, String(r.shape.k), String(r.shape.n), r.dot ? 'bf16 dot' : r.dtype];
+    const label = r.path === 'off' ? r.dtype : r.path === 'amx' ? 'bf16 amx' : 'bf16 dot';
+    const cells = [r.shape.name, String(r.shape.k), String(r.shape.n), label];
+    const peak = { off: machine.f32Gflops, vdpbf16ps: machine.bf16Gflops, amx: machine.amxBf16Gflops ?? 0 }[r.path];
     for (const m of opts.prefillM) {
       const g = r.prefillGflops.get(m)!;
-      cells.push(g.toFixed(0), percent(g, r.dot ? machine.bf16Gflops : machine.f32Gflops));
+      cells.push(g.toFixed(0), percent(g, peak), (g / machine.f32Gflops).toFixed(2));
     }
     for (const m of opts.decodeM) {
       const cold = r.decodeColdGBs.get(m)!;

@@ -116,7 +116,7 @@ Napi::Value figure(const Napi::Env& env, PeakFigure f) {
   return o;
 }
 
-// measureFmaPeak(seconds) / measureBf16DotPeak(seconds) → { value: GFLOP/s, isa }
+// measureFmaPeak(seconds) / measureBf16DotPeak(seconds) / measureAmxBf16Peak(seconds) → { value: GFLOP/s, isa }
 Napi::Value fma_peak(const Napi::CallbackInfo& info) {
   const double s = number(info, 0, "seconds");
   if (info.Env().IsExceptionPending()) return info.Env().Undefined();
@@ -127,6 +127,12 @@ Napi::Value bf16_dot_peak(const Napi::CallbackInfo& info) {
   const double s = number(info, 0, "seconds");
   if (info.Env().IsExceptionPending()) return info.Env().Undefined();
   return figure(info.Env(), measure_bf16_dot_peak(s > 0 ? s : 0.5));
+}
+
+Napi::Value amx_bf16_peak(const Napi::CallbackInfo& info) {
+  const double s = number(info, 0, "seconds");
+  if (info.Env().IsExceptionPending()) return info.Env().Undefined();
+  return figure(info.Env(), measure_amx_bf16_peak(s > 0 ? s : 0.5));
 }
 
 // measureReadBandwidth(bytes, passes) / measureCopyBandwidth(bytes, passes) → { value: GB/s, isa }
@@ -156,6 +162,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmBf16DotPath", Napi::Function::New(env, bf16_dot_path));
   exports.Set("measureFmaPeak", Napi::Function::New(env, fma_peak));
   exports.Set("measureBf16DotPeak", Napi::Function::New(env, bf16_dot_peak));
+  exports.Set("measureAmxBf16Peak", Napi::Function::New(env, amx_bf16_peak));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, bandwidth<measure_read_bandwidth>));
   exports.Set("measureCopyBandwidth", Napi::Function::New(env, bandwidth<measure_copy_bandwidth>));
 }

@@ -16,6 +16,9 @@ PeakFigure measure_fma_peak(double seconds);
 // vdpbf16ps on register-resident accumulators (16 lanes × 2 products: 64 FLOP per instruction);
 // value 0 where the active ISA lacks AVX-512 BF16.
 PeakFigure measure_bf16_dot_peak(double seconds);
+// AMX TDPBF16PS on tile-resident accumulators (16 × 16 × 32 MACs: 16384 FLOP per instruction); value 0
+// where the active ISA lacks AVX-512 BF16 or the CPU (or Linux) gives no AMX-BF16.
+PeakFigure measure_amx_bf16_peak(double seconds);
 // Sum of a `bytes` buffer (first touched, then read `passes` times); best pass, bytes read per second.
 PeakFigure measure_read_bandwidth(size_t bytes, int passes);
 // Copy of a `bytes` buffer into another; best pass, (bytes read + bytes written) per second, as STREAM.

@@ -1,4 +1,4 @@
-// Machine peaks (see peak.h): FMA and vdpbf16ps throughput on register-resident chains, and memory
+// Machine peaks (see peak.h): FMA, vdpbf16ps and AMX TDPBF16PS throughput on register-resident chains, and memory
 // bandwidth over a buffer much larger than the caches, all threads at once.
 #include "loraplex/peak.h"
 
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <new>
 
+#include "gemm_amx.h"
 #include "loraplex/cpu_features.h"
 #include "loraplex/thread_pool.h"
 
@@ -93,6 +94,54 @@ __attribute__((target("avx512f,avx512bf16"))) double dot_bf16(int64_t iters) {
   keep(_mm512_reduce_add_ps(s));
   return static_cast<double>(iters) * kChains * 16 * 4;
 }
+
+}  // namespace
+
+#pragma GCC push_options
+#pragma GCC target("amx-tile,amx-bf16")
+
+namespace {
+
+// TDPBF16PS on six independent C tiles (16 × 16 × 32 MACs: 16384 FLOP each) from one A and one B tile.
+double dot_amx(int64_t iters) {
+  struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+  } cfg{};
+  cfg.palette = 1;
+  for (int i = 0; i < 8; ++i) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+  _tile_loadconfig(&cfg);
+  alignas(64) uint16_t a[16 * 32], b[16 * 32];
+  alignas(64) float c[16 * 16];
+  for (int i = 0; i < 16 * 32; ++i) a[i] = 0x3f80, b[i] = 0x3380;  // 1.0 and 2^-24, as dot_bf16
+  _tile_loadd(6, a, 64);
+  _tile_loadd(7, b, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_zero(4);
+  _tile_zero(5);
+  for (int64_t it = 0; it < iters; ++it) {
+    _tile_dpbf16ps(0, 6, 7);
+    _tile_dpbf16ps(1, 6, 7);
+    _tile_dpbf16ps(2, 6, 7);
+    _tile_dpbf16ps(3, 6, 7);
+    _tile_dpbf16ps(4, 6, 7);
+    _tile_dpbf16ps(5, 6, 7);
+  }
+  _tile_stored(5, c, 64);
+  _tile_release();
+  keep(c[0]);
+  return static_cast<double>(iters) * 6 * 16 * 16 * 32 * 2;
+}
+
+}  // namespace
+#pragma GCC pop_options
+
+namespace {
 
 // Runs `kernel` on every thread for about `seconds`: calibrates on one thread, then times all at once.
 PeakFigure compute_peak(double (*kernel)(int64_t), double seconds, const char* isa) {
@@ -187,6 +236,11 @@ PeakFigure measure_fma_peak(double seconds) {
 PeakFigure measure_bf16_dot_peak(double seconds) {
   if (active_isa() != Isa::Avx512Bf16) return {0, "none"};
   return compute_peak(dot_bf16, seconds, "avx512bf16");
+}
+
+PeakFigure measure_amx_bf16_peak(double seconds) {
+  if (active_isa() != Isa::Avx512Bf16 || !amx_bf16_usable()) return {0, "none"};
+  return compute_peak(dot_amx, seconds, "amx-bf16");
 }
 
 PeakFigure measure_read_bandwidth(size_t bytes, int passes) {

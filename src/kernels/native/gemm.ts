@@ -88,6 +88,11 @@ export function measureBf16DotPeak(seconds = 0.5): PeakFigure {
   return loadAddon().measureBf16DotPeak(seconds);
 }
 
+/** AMX TDPBF16PS throughput (16384 FLOP per instruction), all threads; value 0 without AMX-BF16. */
+export function measureAmxBf16Peak(seconds = 0.5): PeakFigure {
+  return loadAddon().measureAmxBf16Peak(seconds);
+}
+
 /** Read bandwidth: all threads sum a `bytes` buffer; the best of `passes`. */
 export function measureReadBandwidth(bytes = 1 << 30, passes = 5): PeakFigure {
   return loadAddon().measureReadBandwidth(bytes, passes);
