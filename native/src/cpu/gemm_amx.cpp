@@ -16,6 +16,7 @@
 #include <new>
 
 #include "gemm_amx.h"
+#include "gemm_tiles.h"
 #include "loraplex/cpu_features.h"
 #include "loraplex/thread_pool.h"
 
@@ -119,10 +120,11 @@ void pack_a_tile(const float* x, int64_t ldx, int64_t rows, int64_t k_valid, int
 // C (+)= A · B for one row group (G = 1 or 2 A tiles) and one panel over k steps [s0, s1). c: the group's
 // first C tile (a panel's two C tiles follow each other; the next row tile's are `c_down` floats on).
 // a: the group's first A tile at step 0 (the second is `steps` tiles on). b: the panel at step 0; `last`:
-// its final step (a zero-padded copy when K is short).
+// its final step (a zero-padded copy when K is short). pf: a weight stream to prefetch into L2 (2 KiB a
+// step), or null.
 template <int G>
 void run_steps(float* c, int64_t c_down, const uint8_t* a, int64_t steps, const uint8_t* b, const uint8_t* last,
-               int64_t s0, int64_t s1) {
+               int64_t s0, int64_t s1, const char* pf) {
   constexpr int64_t kCTile = kTileRows * 16;  // floats
   _tile_loadd(0, c, 64);
   _tile_loadd(1, c + kCTile, 64);
@@ -132,6 +134,10 @@ void run_steps(float* c, int64_t c_down, const uint8_t* a, int64_t steps, const 
   }
   for (int64_t s = s0; s < s1; ++s) {
     const uint8_t* bs = s == steps - 1 ? last : b + s * kPanelStepBytes;
+    if (pf) {
+      for (int l = 0; l < kPanelStepBytes; l += 64) _mm_prefetch(pf + l, _MM_HINT_T1);
+      pf += kPanelStepBytes;
+    }
     _tile_loadd(6, bs, kPairRowBytes);
     _tile_loadd(7, bs + 64, kPairRowBytes);
     _tile_loadd(4, a + s * kATileBytes, 64);
@@ -198,13 +204,23 @@ struct AmxJob {
             std::memset(tail + tail_pairs * kPairRowBytes, 0, (16 - tail_pairs) * kPairRowBytes);
             last = tail;
           }
+          // The first row group prefetches as it goes: alone (decode), a little ahead in its panel, which
+          // streams straight through; with others, the chunk that comes next (the next panel's, or the next
+          // k), so memory stays busy while the other groups compute on this one. Measured: decode from
+          // memory 14 -> 22 GB/s (as vdpbf16ps), prefill M = 128 / 512 +10-30 %.
+          const char* pf = reinterpret_cast<const char*>(b) + kGemmPrefetchBytes;  // s0 = 0 here
+          if (chunk < steps) {
+            const int64_t pn = p + 1 < p1 ? p + 1 : p0, sn = p + 1 < p1 ? s0 : s1;
+            pf = sn < steps ? static_cast<const char*>(w->panel(pn)) + sn * kPanelStepBytes : nullptr;
+          }
           for (int64_t t = t0; t < t1; t += 2) {
             float* ct = c + (t - t0) * c_down + (p - p0) * 2 * kTileRows * 16;
             const uint8_t* at = a + t * steps * kATileBytes;
+            const char* tpf = t == t0 ? pf : nullptr;
             if (t + 1 < t1) {
-              run_steps<2>(ct, c_down, at, steps, b, last, s0, s1);
+              run_steps<2>(ct, c_down, at, steps, b, last, s0, s1, tpf);
             } else {
-              run_steps<1>(ct, c_down, at, steps, b, last, s0, s1);
+              run_steps<1>(ct, c_down, at, steps, b, last, s0, s1, tpf);
             }
           }
         }
