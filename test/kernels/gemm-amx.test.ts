@@ -1,7 +1,7 @@
 /**
  * The AMX-BF16 GEMM (native/src/cpu/gemm_amx.cpp): bf16 weights with the bf16 dot mode on, where the CPU has
  * AMX. Shapes around its tiles (16 rows, 32 k, two 16-column B tiles per 32-column panel, 8-step k chunks,
- * 8-tile row blocks), against the reference fed x rounded to bf16: |amx − reference| ≤ 1e-6 · (K + 1),
+ * 16-tile row blocks), against the reference fed x rounded to bf16: |amx − reference| ≤ 1e-6 · (K + 1),
  * inputs in [-1, 1] (the tolerance of the vdpbf16ps variant in gemm.test.ts). Batch invariance is bitwise:
  * AMX's sum order inside one instruction is not vdpbf16ps's, so every M, decode included, runs through AMX.
  */
@@ -115,7 +115,7 @@ describe('gemm on AMX: batch invariance (bitwise)', { skip }, () => {
       nativeKernels.gemm(row, packed, alone, 1, bias, true);
       for (const threads of [1, 2, 3]) {
         withThreads(threads, () => {
-          for (const m of [1, 15, 16, 17, 33, 100, 200]) {
+          for (const m of [1, 15, 16, 17, 33, 100, 200, 300]) {
             for (const pos of new Set([0, 15 % m, m >> 1, m - 1])) {
               const x = r.f32(m * k, 3);
               x.set(row, pos * k);
