@@ -103,8 +103,13 @@ describe('gemm on AMX vs the reference (x rounded to bf16)', { skip }, () => {
 describe('gemm on AMX: batch invariance (bitwise)', { skip }, () => {
   before(activate);
   after(restoreDefaults);
-  for (const k of [67, 577]) {
-    test(`K=${k}: a row alone (decode) equals that row in every M, at every position, at 1, 2 and 3 threads`, () => {
+  for (const [k, accumulate] of [
+    [67, true],
+    [577, true],
+    [577, false],
+  ] as const) {
+    const what = accumulate ? 'accumulating into y' : 'into fresh y';
+    test(`K=${k}, ${what}: a row alone (decode) equals that row in every M, at every position, at 1, 2 and 3 threads`, () => {
       const n = 600;
       const packed = nativeKernels.packWeight(bf16Weight(n, k, k));
       const r = rng(k + 1);
@@ -112,7 +117,7 @@ describe('gemm on AMX: batch invariance (bitwise)', { skip }, () => {
       const bias = r.f32(n);
       const yRow = r.f32(n);
       const alone = yRow.slice();
-      nativeKernels.gemm(row, packed, alone, 1, bias, true);
+      nativeKernels.gemm(row, packed, alone, 1, bias, accumulate);
       for (const threads of [1, 2, 3]) {
         withThreads(threads, () => {
           for (const m of [1, 15, 16, 17, 33, 100, 200, 300]) {
@@ -121,7 +126,7 @@ describe('gemm on AMX: batch invariance (bitwise)', { skip }, () => {
               x.set(row, pos * k);
               const y = r.f32(m * n);
               y.set(yRow, pos * n);
-              nativeKernels.gemm(x, packed, y, m, bias, true);
+              nativeKernels.gemm(x, packed, y, m, bias, accumulate);
               assertBitwise(y.subarray(pos * n, (pos + 1) * n), alone, `${threads} threads, M=${m} row ${pos}`);
             }
           }

@@ -3,8 +3,8 @@
 // ([k/2][32][2]: the pairs of 16 columns are a B tile at stride 128 bytes, two per panel per 32 k); C tiles
 // are 16 × 16 f32. One step is 2 A × 2 B → 4 C: 32 rows × one panel, C carried in the tile registers over
 // a chunk of k and in an f32 block buffer between chunks (stores and loads of f32 are exact).
-// Measured on this Xeon (one thread, N = K = 4096): ~30-35 % of the TDPBF16PS peak. A micro-benchmark of
-// the same 2 × 2 step reaches ~95 % with A and B in L1, ~55 % with one of them from L2, ~30 % with both.
+// Measured on the 2-core Xeon here (14336 × 4096, M = 128 / 512): 1.1-1.7 TFLOP/s, 3-5× the f32 FMA peak
+// and 37-64 % of the TDPBF16PS peak of the same run (that peak itself reads 1.9-4.5 TFLOP/s run to run).
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -124,13 +124,22 @@ void pack_a_tile(const float* x, int64_t ldx, int64_t rows, int64_t k_valid, int
 // step), or null.
 template <int G>
 void run_steps(float* c, int64_t c_down, const uint8_t* a, int64_t steps, const uint8_t* b, const uint8_t* last,
-               int64_t s0, int64_t s1, const char* pf) {
+               int64_t s0, int64_t s1, const char* pf, bool from_zero) {
   constexpr int64_t kCTile = kTileRows * 16;  // floats
-  _tile_loadd(0, c, 64);
-  _tile_loadd(1, c + kCTile, 64);
-  if constexpr (G == 2) {
-    _tile_loadd(2, c + c_down, 64);
-    _tile_loadd(3, c + c_down + kCTile, 64);
+  if (from_zero) {
+    _tile_zero(0);
+    _tile_zero(1);
+    if constexpr (G == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+  } else {
+    _tile_loadd(0, c, 64);
+    _tile_loadd(1, c + kCTile, 64);
+    if constexpr (G == 2) {
+      _tile_loadd(2, c + c_down, 64);
+      _tile_loadd(3, c + c_down + kCTile, 64);
+    }
   }
   for (int64_t s = s0; s < s1; ++s) {
     const uint8_t* bs = s == steps - 1 ? last : b + s * kPanelStepBytes;
@@ -179,7 +188,9 @@ struct AmxJob {
     auto segment = [&](int64_t r, int64_t j) {  // row r, columns [j, j + 16) of the block
       return c + (r / kTileRows) * c_down + (j / 16) * kTileRows * 16 + (r % kTileRows) * 16;
     };
-    for (int64_t r = 0; r < crows; ++r) {
+    // Without accumulate, the first chunk starts its C tiles from zero and stores every one of them.
+    const bool from_zero = !accumulate && steps > 0;
+    for (int64_t r = 0; r < (from_zero ? 0 : crows); ++r) {
       for (int64_t j = 0; j < np * kGemmPanel; j += 16) {
         float* cs = segment(r, j);
         const int64_t valid = accumulate && r < rows && j < cols ? (cols - j < 16 ? cols - j : 16) : 0;
@@ -218,9 +229,9 @@ struct AmxJob {
             const uint8_t* at = a + t * steps * kATileBytes;
             const char* tpf = t == t0 ? pf : nullptr;
             if (t + 1 < t1) {
-              run_steps<2>(ct, c_down, at, steps, b, last, s0, s1, tpf);
+              run_steps<2>(ct, c_down, at, steps, b, last, s0, s1, tpf, from_zero && s0 == 0);
             } else {
-              run_steps<1>(ct, c_down, at, steps, b, last, s0, s1, tpf);
+              run_steps<1>(ct, c_down, at, steps, b, last, s0, s1, tpf, from_zero && s0 == 0);
             }
           }
         }
