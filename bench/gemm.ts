@@ -8,6 +8,7 @@
  * Where AVX-512 BF16 is active, bf16 weights are also timed through the bf16 dot mode (off by default): the
  * vdpbf16ps tiles ("bf16 dot") and, where the CPU has AMX-BF16, TDPBF16PS ("bf16 amx").
  */
+import { writeFileSync } from 'node:fs';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { type Bf16DotPath, bf16DotPath, nativeGemmKernels as kernels, setBf16Dot } from '../src/kernels/native/gemm.ts';
 import type { PackedWeight, WeightDType, WeightMatrix } from '../src/kernels/types.ts';
@@ -36,6 +37,8 @@ export interface GemmBenchOptions {
   prefillM?: number[];
   decodeM?: number[];
   repeats?: number;
+  /** Writes `${out}.json` and `${out}.md` (the table, with the machine's peaks) for docs/. */
+  out?: string;
 }
 
 export interface GemmBenchRow {
@@ -82,7 +85,7 @@ function measure(
   shape: GemmShape,
   dtype: WeightDType,
   path: Bf16DotPath,
-  options: Required<GemmBenchOptions>,
+  options: Required<Omit<GemmBenchOptions, 'out'>>,
   evict: () => void,
 ): GemmBenchRow {
   const { k, n } = shape;
@@ -112,7 +115,7 @@ function measure(
 }
 
 export function runGemmBench(machine: MachinePeaks, options: GemmBenchOptions = {}): GemmBenchRow[] {
-  const opts: Required<GemmBenchOptions> = {
+  const opts: Required<Omit<GemmBenchOptions, 'out'>> = {
     shapes: options.shapes ?? [...SMOLLM2_SHAPES, ...LLAMA8B_SHAPES],
     dtypes: options.dtypes ?? ['f32', 'bf16', 'f16'],
     prefillM: options.prefillM ?? [128, 512],
@@ -140,17 +143,58 @@ export function runGemmBench(machine: MachinePeaks, options: GemmBenchOptions = 
   } finally {
     setBf16Dot(dotDefault !== 'off', { amx: dotDefault !== 'vdpbf16ps' });
   }
-  printGemmTable(rows, machine, opts);
+  const table = gemmTable(rows, machine, opts);
+  console.log(table.caption);
+  printTable(table.header, table.lines);
+  if (options.out) writeGemmArtifact(options.out, rows, machine, opts, table);
   return rows;
 }
 
-function printGemmTable(rows: GemmBenchRow[], machine: MachinePeaks, opts: Required<GemmBenchOptions>) {
-  console.log(
-    `ISA ${cpuInfo().active}, ${machine.threads} threads. Prefill: GFLOP/s and % of the f32 FMA peak ` +
-      `(bf16 dot: of the vdpbf16ps peak; bf16 amx: of the ${(machine.amxBf16Gflops ?? 0).toFixed(0)} GFLOP/s ` +
-      'TDPBF16PS peak, and × the f32 FMA peak).\n' +
-      `Decode: GB/s of weight bytes, hot (repeated) and cold (caches evicted first), % of ${machine.readGBs.toFixed(1)} GB/s read.`,
-  );
+interface GemmTable {
+  caption: string;
+  header: string[];
+  lines: string[][];
+}
+
+function writeGemmArtifact(
+  out: string,
+  rows: GemmBenchRow[],
+  machine: MachinePeaks,
+  opts: Required<Omit<GemmBenchOptions, 'out'>>,
+  table: GemmTable,
+) {
+  const plain = rows.map((r) => ({
+    shape: r.shape,
+    dtype: r.dtype,
+    path: r.path,
+    prefillGflops: Object.fromEntries(r.prefillGflops),
+    decodeHotGBs: Object.fromEntries(r.decodeHotGBs),
+    decodeColdGBs: Object.fromEntries(r.decodeColdGBs),
+  }));
+  const meta = { isa: cpuInfo().active, generated: new Date().toISOString(), repeats: opts.repeats, machine };
+  writeFileSync(`${out}.json`, `${JSON.stringify({ ...meta, rows: plain }, null, 2)}\n`);
+  const md = [
+    `${meta.generated.slice(0, 16).replace('T', ' ')} UTC, medians of ${opts.repeats} repeats (bench/gemm.ts). ${table.caption}`,
+    '',
+    `| ${table.header.join(' | ')} |`,
+    `| ${table.header.map(() => '---').join(' | ')} |`,
+    ...table.lines.map((l) => `| ${l.join(' | ')} |`),
+    '',
+  ].join('\n');
+  writeFileSync(`${out}.md`, md);
+}
+
+function gemmTable(
+  rows: GemmBenchRow[],
+  machine: MachinePeaks,
+  opts: Required<Omit<GemmBenchOptions, 'out'>>,
+): GemmTable {
+  const caption =
+    `ISA ${cpuInfo().active}, ${machine.threads} threads; peaks measured in the same run: f32 FMA ` +
+    `${machine.f32Gflops.toFixed(0)} GFLOP/s, vdpbf16ps ${machine.bf16Gflops.toFixed(0)}, TDPBF16PS ` +
+    `${(machine.amxBf16Gflops ?? 0).toFixed(0)}, read ${machine.readGBs.toFixed(1)} GB/s. Prefill: GFLOP/s and % of ` +
+    'the f32 FMA peak (bf16 dot: of the vdpbf16ps peak; bf16 amx: of the TDPBF16PS peak), and × the f32 FMA peak. ' +
+    `Decode: GB/s of weight bytes, hot (repeated) and cold (caches evicted first), % of ${machine.readGBs.toFixed(1)} GB/s read.`;
   const header = ['shape', 'K', 'N', 'weights'];
   for (const m of opts.prefillM) header.push(`M=${m} GFLOP/s`, '%peak', '×f32');
   for (const m of opts.decodeM) header.push(`M=${m} hot GB/s`, `M=${m} cold GB/s`, '%read');
@@ -168,5 +212,5 @@ function printGemmTable(rows: GemmBenchRow[], machine: MachinePeaks, opts: Requi
     }
     return cells;
   });
-  printTable(header, lines);
+  return { caption, header, lines };
 }

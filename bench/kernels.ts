@@ -4,7 +4,7 @@
  * its own `run…Bench(machine, options)` to SECTIONS below (reporting helpers: bench/util.ts).
  *
  *   npm run bench:kernels -- [--quick] [--dtypes f32,bf16,f16] [--repeats 5] [--no-llama] [--only qgemm]
- *     [--qgemm-out docs/figures/qgemm]
+ *     [--qgemm-out docs/figures/qgemm] [--gemm-out docs/figures/gemm]
  */
 import './native-env.ts';
 import { parseArgs } from 'node:util';
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     /** Run only the sections whose title starts with one of these words (gemm, qgemm, lora, attention). */
     only: { type: 'string' },
     'qgemm-out': { type: 'string' },
+    'gemm-out': { type: 'string' },
   },
 });
 
@@ -37,6 +38,7 @@ function printMachine(m: MachinePeaks) {
     [
       ['f32 FMA', `${m.f32Gflops.toFixed(0)} GFLOP/s`],
       ['bf16 dot (vdpbf16ps)', m.bf16Gflops > 0 ? `${m.bf16Gflops.toFixed(0)} GFLOP/s` : 'n/a'],
+      ['AMX bf16 (TDPBF16PS)', m.amxBf16Gflops ? `${m.amxBf16Gflops.toFixed(0)} GFLOP/s` : 'n/a'],
       ['memory read', `${m.readGBs.toFixed(1)} GB/s`],
       ['memory copy (read + write)', `${m.copyGBs.toFixed(1)} GB/s`],
     ],
@@ -51,6 +53,7 @@ const SECTIONS: { title: string; run: (machine: MachinePeaks) => void }[] = [
         shapes: args['no-llama'] || args.quick ? SMOLLM2_SHAPES : [...SMOLLM2_SHAPES, ...LLAMA8B_SHAPES],
         dtypes,
         repeats,
+        ...(args['gemm-out'] ? { out: args['gemm-out'] } : {}),
       }),
   },
   {

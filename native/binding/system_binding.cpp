@@ -12,6 +12,8 @@ static Napi::Value cpu_info(const Napi::CallbackInfo& info) {
   o.Set("avx2Fma", f.avx2_fma);
   o.Set("avx512", f.avx512f);
   o.Set("avx512Bf16", f.avx512bf16);
+  o.Set("avx512Vnni", f.avx512vnni);
+  o.Set("amxBf16", f.amx_bf16);
   o.Set("best", isa_name(f.best));
   o.Set("active", isa_name(active_isa()));
   o.Set("threads", pool_threads());

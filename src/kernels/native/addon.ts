@@ -32,6 +32,10 @@ export interface CpuInfo {
   avx2Fma: boolean;
   avx512: boolean;
   avx512Bf16: boolean;
+  /** vpdpbusd: the quantized GEMM's int8 dots on the AVX-512 ISAs */
+  avx512Vnni: boolean;
+  /** AMX-BF16 in the CPU (whether Linux grants it shows in bf16DotPath once --bf16-dot is on) */
+  amxBf16: boolean;
   best: Isa;
   active: Isa;
   threads: number;
