@@ -2,10 +2,15 @@
 import { barChart } from '../../src/bench/charts/bar-chart.ts';
 import type { ChartFile } from '../../src/bench/charts/bench-charts.ts';
 import { DEFAULT_FRAME } from '../../src/bench/charts/svg.ts';
-import { type PrecisionArtifact, settingLabel, summarize } from './summary.ts';
+import { DOT_PATH_NAME, dotPathOf, type PrecisionArtifact, settingLabel, summarize } from './summary.ts';
 
-/** Room for eight setting labels side by side. */
-const WIDE = { ...DEFAULT_FRAME, width: 1040 };
+/** Room for ten setting labels side by side (eight, and model-bf16 with each --bf16-dot path). */
+const WIDE = { ...DEFAULT_FRAME, width: 1300 };
+
+function category(r: PrecisionArtifact['accuracy'][number]): string {
+  const dot = dotPathOf(r);
+  return `${r.model}·${r.loraDtype}·${r.kvCacheDtype}${dot === 'off' ? '' : `·${DOT_PATH_NAME[dot]}`}`;
+}
 
 export function precisionCharts(a: PrecisionArtifact): ChartFile[] {
   const runs = a.accuracy;
@@ -14,10 +19,11 @@ export function precisionCharts(a: PrecisionArtifact): ChartFile[] {
       name: 'precision-logits.svg',
       svg: barChart(
         {
-          title: 'SmolLM2-135M: worst |Δ| of last-position logits (16 oracle cases)',
-          xLabel: 'model · slots · KV (f32 model vs PEFT; bf16 model vs its f32-slot, f32-KV run)',
+          title: `SmolLM2-135M: worst |Δ| of last-position logits (${runs[0]?.cases.length ?? 0} oracle cases)`,
+          xLabel:
+            'model · slots · KV [· bf16 dot] (f32 model vs PEFT; bf16 model vs its f32-slot, f32-KV, dot-off run)',
           yLabel: 'max |Δlogit|',
-          categories: runs.map((r) => `${r.model}·${r.loraDtype}·${r.kvCacheDtype}`),
+          categories: runs.map(category),
           series: [{ name: 'worst over cases', values: runs.map((r) => summarize(r.cases).worst) }],
         },
         WIDE,

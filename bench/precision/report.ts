@@ -1,11 +1,16 @@
 /** docs/precision.md, written from the artifact alone: every figure on the page is one the run measured. */
 import type { KvDtype } from '../../src/backends/types.ts';
 import type { LoraDtype } from '../../src/kernels/types.ts';
+import { median } from '../util.ts';
 import type { CaseResult } from './accuracy.ts';
+import type { DotPath } from './dot-path.ts';
 import {
   type AccuracyRun,
   type AgreementSummary,
   accuracyOf,
+  DOT_PATH_NAME,
+  dotPathOf,
+  dotThroughputOf,
   type PrecisionArtifact,
   settingLabel,
   summarize,
@@ -104,19 +109,45 @@ function costLines(a: PrecisionArtifact): string[] {
           `${agreement(s, 'that run’s')}.`,
       );
     }
+    lines.push(...dotCostLines(a, bf16Ref));
   }
   return lines;
+}
+
+function speed(a: PrecisionArtifact, path: DotPath): string {
+  const t = dotThroughputOf(a, path);
+  return t
+    ? `prefill ×${t.prefillRatio.toFixed(2)}, decode ×${t.decodeRatio.toFixed(2)} (tokens/s against the dot path off)`
+    : 'speed not measured';
+}
+
+/** One line per dot path measured: against the plain model-bf16 run, against PEFT, and what it buys. */
+function dotCostLines(a: PrecisionArtifact, plain: AccuracyRun): string[] {
+  const plainOracle = summarize(plain.vsOracle ?? []);
+  return (['amx', 'vdpbf16ps'] as const).flatMap((path) => {
+    const run = accuracyOf(a, 'bf16', 'f32', 'f32', path);
+    if (!run?.vsOracle) return [];
+    const s = summarize(run.cases);
+    const o = summarize(run.vsOracle);
+    return [
+      `- **\`--bf16-dot\` (${DOT_PATH_NAME[path]}) on model-bf16** (f32 slots, f32 KV; activations rounded to bf16): ` +
+        `logits within ${logit(s.worst)} of the plain bf16 run, within ${logit(o.worst)} of PEFT (f32) (the plain ` +
+        `bf16 run: ${logit(plainOracle.worst)}), ${agreement(s, 'the plain run’s')}; against PEFT ${o.identical}/` +
+        `${o.total} greedy identical (the plain bf16 run: ${plainOracle.identical}/${plainOracle.total}); ${speed(a, path)}.`,
+    ];
+  });
 }
 
 function accuracyTable(a: PrecisionArtifact): string[] {
   const rows = a.accuracy.map((r) => {
     const s = summarize(r.cases);
-    const against = r.reference === 'oracle' ? 'PEFT (f32)' : 'model-bf16, slots f32 · KV f32';
-    return `| ${r.model} | ${r.loraDtype} | ${r.kvCacheDtype} | ${against} | ${r.kvBytesPerToken} | ${logit(s.worst)} | ${logit(s.median)} | ${s.worstMarginDrift === null ? '—' : logit(s.worstMarginDrift)} | ${s.identical}/${s.total} | ${divergences(s)} |`;
+    const against = r.reference === 'oracle' ? 'PEFT (f32)' : 'model-bf16, slots f32 · KV f32, dot off';
+    const dot = dotPathOf(r);
+    return `| ${r.model} | ${r.loraDtype} | ${r.kvCacheDtype} | ${dot === 'off' ? '—' : DOT_PATH_NAME[dot]} | ${against} | ${r.kvBytesPerToken} | ${logit(s.worst)} | ${logit(s.median)} | ${s.worstMarginDrift === null ? '—' : logit(s.worstMarginDrift)} | ${s.identical}/${s.total} | ${divergences(s)} |`;
   });
   return [
-    '| model | slots | KV | against | KV bytes/token | worst \\|Δlogit\\| | median \\|Δlogit\\| | worst \\|Δ top-2 margin\\| | greedy identical | divergences: case @step (reference margin) |',
-    '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| model | slots | KV | bf16 dot | against | KV bytes/token | worst \\|Δlogit\\| | median \\|Δlogit\\| | worst \\|Δ top-2 margin\\| | greedy identical | divergences: case @step (reference margin) |',
+    '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows,
   ];
 }
@@ -155,18 +186,52 @@ function throughputTable(a: PrecisionArtifact): string[] {
   ];
 }
 
+function ratioRange(values: number[], base: number[]): string {
+  const paired = values.map((v, i) => v / base[i]);
+  return `${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}`;
+}
+
+/** The --bf16-dot section: absent when the run did not measure it (--quick, older artifacts). */
+function dotSection(a: PrecisionArtifact): string[] {
+  const d = a.dotThroughput;
+  if (!d || d.results.length < 2) return [];
+  const w = d.workload;
+  const off = d.results[0];
+  const rows = d.results.map(
+    (r) =>
+      `| ${DOT_PATH_NAME[r.path]} | ${median(r.prefillTokensPerSecond).toFixed(0)} | ×${r.prefillRatio.toFixed(2)} | ` +
+      `${ratioRange(r.prefillTokensPerSecond, off.prefillTokensPerSecond)} | ${median(r.decodeTokensPerSecond).toFixed(1)} | ` +
+      `×${r.decodeRatio.toFixed(2)} | ${ratioRange(r.decodeTokensPerSecond, off.decodeTokensPerSecond)} |`,
+  );
+  return [
+    '## What `--bf16-dot` buys',
+    '',
+    'The decode comparison above runs the f32 model, where `--bf16-dot` does nothing (it changes only bf16 weights). ' +
+      `On model-bf16 (f32 slots, f32 KV), one engine: each round every dot path in turn prefills ${w.sequences} fresh ` +
+      `prompts of ${w.promptTokens} tokens in one step (${w.sequences * w.promptTokens} rows through every projection), ` +
+      `over ${w.adapters} synthetic rank-${w.rank} adapters, then decodes ${w.decodeSteps} steps and drops the batch; ` +
+      `${w.rounds} rounds after a warm-up, the starting path rotating. Ratios are medians of each round’s figure over ` +
+      'the dot path off in the same round.',
+    '',
+    '| bf16 dot | prefill tok/s (median) | vs off | paired ratios, min–max | decode tok/s (median) | vs off | paired ratios, min–max |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+  ];
+}
+
 export function precisionMarkdown(a: PrecisionArtifact): string {
   const w = a.throughput.workload;
   const n = a.accuracy[0]?.cases.length ?? 0;
   return [
-    '# Precision: what `--kv-cache-dtype` and `--lora-dtype` cost',
+    '# Precision: what `--kv-cache-dtype`, `--lora-dtype` and `--bf16-dot` cost',
     '',
     `Measured on ${a.model} by \`${a.command}\` (${a.generated.slice(0, 16).replace('T', ' ')} UTC, ${a.machine.isa}, ` +
       `${a.machine.threads} threads, ${a.seconds.toFixed(0)} s). This page is written by the script from ` +
       '[figures/precision/precision.json](figures/precision/precision.json); nothing on it is typed by hand.',
     '',
     `The oracle (\`bash oracle/run.sh smollm2\`, \`oracle/smollm2.py\`) is transformers + PEFT in f32 on the f32 model: ${n} ` +
-      'cases (4 prompts × base and 3 adapters on all seven projections), logits at the last prompt position, 64 greedy ' +
+      'cases (prompts with the base and with each of the set’s adapters), logits at the last prompt position, 64 greedy ' +
       'tokens (EOS ignored) and the top-2 margin at each greedy step. A divergent greedy sequence is reported with its ' +
       'first differing step and the reference’s margin there: a flip at a margin smaller than the logit error is a ' +
       'near-tie going the other way, not a wrong model.',
@@ -214,6 +279,7 @@ export function precisionMarkdown(a: PrecisionArtifact): string {
     '',
     '![decode tokens/s relative to f32 slots, f32 KV](figures/precision/precision-decode.svg)',
     '',
+    ...dotSection(a),
     '## Reproduce',
     '',
     '```',

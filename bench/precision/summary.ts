@@ -3,6 +3,8 @@ import type { KvDtype } from '../../src/backends/types.ts';
 import type { LoraDtype } from '../../src/kernels/types.ts';
 import { median } from '../util.ts';
 import type { CaseResult } from './accuracy.ts';
+import type { DotPath } from './dot-path.ts';
+import type { DotThroughput } from './dot-throughput.ts';
 import type { ThroughputResult, ThroughputWorkload } from './throughput.ts';
 
 export const PRECISION_ARTIFACT = 'precision.json';
@@ -13,6 +15,10 @@ export interface AccuracyRun {
   model: 'f32' | 'bf16';
   loraDtype: LoraDtype;
   kvCacheDtype: KvDtype;
+  /** --bf16-dot on for this run (model-bf16 only); missing in artifacts older than the flag's rows: off. */
+  bf16Dot?: boolean;
+  /** The dot path the run actually took (bf16DotPath()): 'amx' or 'vdpbf16ps'; set when bf16Dot is. */
+  bf16DotPath?: DotPath;
   /** 'oracle': transformers + PEFT (f32); 'engine': this model's f32-slot, f32-KV run. */
   reference: 'oracle' | 'engine';
   kvBytesPerToken: number;
@@ -30,6 +36,8 @@ export interface PrecisionArtifact {
   quick: boolean;
   accuracy: AccuracyRun[];
   throughput: { workload: ThroughputWorkload; results: ThroughputResult[] };
+  /** Prefill and decode tokens/s on model-bf16 per dot path (absent: not measured, as in --quick or older runs). */
+  dotThroughput?: DotThroughput | null;
   seconds: number;
   /**
    * PEFT itself with keys and values rounded to bf16 (bench/precision/peft_bf16_kv.py): each case's max
@@ -70,8 +78,22 @@ export function summarize(cases: CaseResult[]): AgreementSummary {
   };
 }
 
-export function settingLabel(s: { loraDtype: LoraDtype; kvCacheDtype: KvDtype }): string {
-  return `slots ${s.loraDtype} · KV ${s.kvCacheDtype}`;
+/** The dot path a run took: 'off' unless --bf16-dot was on (older artifacts have no field: off). */
+export function dotPathOf(r: Pick<AccuracyRun, 'bf16Dot' | 'bf16DotPath'>): DotPath {
+  return r.bf16Dot ? (r.bf16DotPath ?? 'off') : 'off';
+}
+
+/** How the page names a dot path. */
+export const DOT_PATH_NAME: Record<DotPath, string> = { off: 'off', amx: 'AMX', vdpbf16ps: 'vdpbf16ps' };
+
+export function settingLabel(s: {
+  loraDtype: LoraDtype;
+  kvCacheDtype: KvDtype;
+  bf16Dot?: boolean;
+  bf16DotPath?: DotPath;
+}): string {
+  const dot = dotPathOf(s);
+  return `slots ${s.loraDtype} · KV ${s.kvCacheDtype}${dot === 'off' ? '' : ` · dot ${DOT_PATH_NAME[dot]}`}`;
 }
 
 /** The throughput result for a setting, if it was measured. */
@@ -84,6 +106,14 @@ export function accuracyOf(
   model: 'f32' | 'bf16',
   lora: LoraDtype,
   kv: KvDtype,
+  dot: DotPath = 'off',
 ): AccuracyRun | undefined {
-  return a.accuracy.find((r) => r.model === model && r.loraDtype === lora && r.kvCacheDtype === kv);
+  return a.accuracy.find(
+    (r) => r.model === model && r.loraDtype === lora && r.kvCacheDtype === kv && dotPathOf(r) === dot,
+  );
+}
+
+/** The dot-path throughput figures for a path, if measured. */
+export function dotThroughputOf(a: PrecisionArtifact, path: DotPath) {
+  return a.dotThroughput?.results.find((r) => r.path === path);
 }

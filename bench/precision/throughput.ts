@@ -50,7 +50,8 @@ interface Running {
   times: number[];
 }
 
-function prompt(index: number, length: number, vocab: number): number[] {
+/** A deterministic prompt of `length` token ids, different for each `index`. */
+export function syntheticPrompt(index: number, length: number, vocab: number): number[] {
   return Array.from({ length }, (_, j) => 1 + ((index * 7919 + j * 104_729) % (vocab - 1)));
 }
 
@@ -78,7 +79,7 @@ export function measureThroughput(
     for (const [i, p] of packed.entries()) engine.addAdapter(`a${i}`, p);
     const seqs = Array.from({ length: w.sequences }, (_, i) =>
       engine.addRequest({
-        promptIds: prompt(i, w.promptTokens, config.vocabSize),
+        promptIds: syntheticPrompt(i, w.promptTokens, config.vocabSize),
         adapter: `a${i % w.adapters}`,
         // Chunked prefill gives the first sequences a few decode steps before the last one has its first token.
         params: { maxTokens: decodeSteps + PREFILL_SLACK, temperature: 0, ignoreEos: true },
