@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
@@ -288,6 +288,41 @@ for (const isa of availableIsas()) {
         }
       }
     });
+
+    for (const dtype of ['bf16', 'f16'] as const)
+      test(`${dtype} bank on runs of many rows (weights widened once per tile) is bitwise the f32 bank of the rounded weights, at the widening limits (K 4096 / 4097, rank 64 / 65)`, () => {
+        const r = rng(dtype === 'bf16' ? 26 : 27);
+        const round = dtype === 'bf16' ? bf16Round : (v: number) => f16ToF32(f32ToF16(v));
+        const shapes = [
+          { k: 4096, n: 130 },
+          { k: 4097, n: 67 },
+        ];
+        const adapters = [
+          makeAdapter(r, shapes, [64, 65]),
+          makeAdapter(r, shapes, [65, 64]),
+          makeAdapter(r, shapes, [5, 3]),
+        ];
+        const narrow = bankOf(native, adapters, 3, shapes.length, dtype);
+        const f32 = bankOf(
+          native,
+          adapters.map((a) => ({ ...a, weights: a.weights.map(round) })),
+          3,
+          shapes.length,
+        );
+        for (const [module, shape] of shapes.entries()) {
+          for (const rows of [5, 21]) {
+            const x = r.f32(rows * shape.k);
+            const y0 = r.f32(rows * shape.n);
+            // Two runs of one slot each, as a prefill of two sequences.
+            const slots = Int32Array.from({ length: rows }, (_, t) => (t < rows / 3 ? r.int(0, 2) : 2 - (module % 2)));
+            assertBitwise(
+              appliedOne(native, narrow, module, slots, x, shape, y0),
+              appliedOne(native, f32, module, slots, x, shape, y0),
+              `module ${module}, ${rows} rows`,
+            );
+          }
+        }
+      });
 
     test('a bf16 bank rounds to nearest even, keeps subnormals, and overflows to infinity like f32ToBf16', () => {
       // K = 1, A = 1, x = 1, scale = 1, y = 0: y[n] = Bt[0, n] exactly as the bank stores it.

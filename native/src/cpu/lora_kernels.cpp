@@ -2,7 +2,8 @@
 // runs the per-row kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How
 // rows are grouped, blocked or spread over threads, and which modules share the call, never changes a row's
 // arithmetic, which is what makes the kernel batch invariant.
-// bf16 and f16 banks run their row kernels, which widen weights as they load them. (Widening a shared adapter
+// bf16 and f16 banks run their row kernels, which widen weights as they load them, or (AVX-512, blocks of
+// more than 4 rows) once per weight tile into a buffer of the calling thread. (Widening a shared adapter
 // once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
 #include <algorithm>
 #include <cstdint>

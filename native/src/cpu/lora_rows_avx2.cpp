@@ -52,6 +52,22 @@ inline float reduce_add(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// reduce_add on 8 vectors at once: each step's adds are reduce_add's adds (halves, pairs, then the last
+// two) on the same operands, two to four accumulators per instruction. Element e of 128-bit lane l of the
+// result is reduce_add(v[2·e + l]).
+inline __m256 reduce_add_8(const __m256 (&v)[8]) {
+  __m256 halves[4];  // [v[2p]'s 4 sums | v[2p + 1]'s 4 sums], each lo + hi of its vector
+  for (int p = 0; p < 4; ++p)
+    halves[p] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x20),
+                              _mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x31));
+  __m256 pairs[2];  // per 128-bit lane: two sums of halves[2t], then two of halves[2t + 1]
+  for (int t = 0; t < 2; ++t)
+    pairs[t] = _mm256_add_ps(_mm256_shuffle_ps(halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm256_add_ps(_mm256_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm256_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 // The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
 struct ColumnFactor {
   __m256 broadcast;
@@ -86,8 +102,17 @@ inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, fl
       for (int j = 0; j < J; ++j) acc[r][j] = _mm256_fmadd_ps(xv, av[j], acc[r][j]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+  if constexpr (R == 2 && J == 4) {
+    __m256 v[8];  // v[2j + r]: row r's sums land in 128-bit lane r, j ascending
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < J; ++j) v[2 * j + r] = acc[r][j];
+    const __m256 sums = reduce_add_8(v);
+    _mm_storeu_ps(h[0] + j0, _mm256_castps256_ps128(sums));
+    _mm_storeu_ps(h[1] + j0, _mm256_extractf128_ps(sums, 1));
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+  }
 }
 
 template <int R, typename W>

@@ -1,12 +1,13 @@
 // AVX-512 LoRA row kernels. Register-blocked over rows × j (shrink) and rows × columns (expand); every
 // accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
 // Templated on the weights' element W (float; uint16_t bf16 bits widened by a shift on load; Half f16 bits
-// widened by vcvtph2ps, exact).
+// widened by vcvtph2ps, exact; with more than one row group, widened once per weight tile into a buffer).
 // Headers come before the target pragma so no library inline is compiled for AVX-512 (it could be picked
 // by the linker for the portable code too).
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "lora_rows.h"
 
@@ -43,6 +44,27 @@ inline float reduce_add(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
+// reduce_add on 16 vectors at once: each step's adds are reduce_add's adds (halves, quarters, pairs, then
+// the last two) on the same operands, two to eight accumulators per instruction. Element e of 128-bit lane l
+// of the result is reduce_add(v[4·e + l]).
+inline __m512 reduce_add_16(const __m512 (&v)[16]) {
+  constexpr __mmask16 all = 0xffff;  // the maskz forms, as in widen: GCC 12 warns on the plain ones
+  __m512 halves[8];  // [v[2p] 8 lanes | v[2p + 1] 8 lanes], each the sum of its vector's two 256-bit halves
+  for (int p = 0; p < 8; ++p)
+    halves[p] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_maskz_shuffle_f32x4(all, v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  __m512 quarters[4];  // 128-bit lane l: v[4t + l]'s four sums
+  for (int t = 0; t < 4; ++t)
+    quarters[t] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_maskz_shuffle_f32x4(all, halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  __m512 pairs[2];  // per 128-bit lane: two sums of quarters[2u], then two of quarters[2u + 1]
+  for (int u = 0; u < 2; ++u)
+    pairs[u] = _mm512_add_ps(_mm512_shuffle_ps(quarters[2 * u], quarters[2 * u + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(quarters[2 * u], quarters[2 * u + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 // The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
 struct ColumnFactor {
   __m512 broadcast;
@@ -54,12 +76,13 @@ struct ColumnFactor {
 
 // Semantics: h[r][j0 + j] = Σ_k x[r][k] · a[j0 + j, k] for r < R, j < J.
 // Each (r, j) has one accumulator: lanes over k in steps of 16 (a masked last step), then a fixed reduce_add.
+// a holds the weights' rows from a_first on (0: the whole matrix; a widened tile: its first j).
 template <int R, int J, typename W>
-inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, float* const* h) {
+inline void shrink_tile(const float* const* x, const W* a, int a_first, int64_t k, int j0, float* const* h) {
   __m512 acc[R][J];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < J; ++j) acc[r][j] = _mm512_setzero_ps();
-  const W* aj = a + j0 * k;
+  const W* aj = a + (j0 - a_first) * k;
   int64_t i = 0;
   for (; i + kLanes <= k; i += kLanes) {
     __m512 av[J];
@@ -78,23 +101,75 @@ inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, fl
       for (int j = 0; j < J; ++j) acc[r][j] = _mm512_fmadd_ps(xv, av[j], acc[r][j]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+  if constexpr (R == 4 && J == 4) {
+    __m512 v[16];  // v[4j + r]: row r's sums land in 128-bit lane r, j ascending
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < J; ++j) v[4 * j + r] = acc[r][j];
+    const __m512 sums = reduce_add_16(v);
+    _mm_storeu_ps(h[0] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 0));
+    _mm_storeu_ps(h[1] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 1));
+    _mm_storeu_ps(h[2] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 2));
+    _mm_storeu_ps(h[3] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 3));
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+  }
 }
 
 template <int R, int JB, typename W>
 inline void shrink_row_group(const float* const* x, const W* a, int rank, int64_t k, float* const* h) {
   int j = 0;
-  for (; j + JB <= rank; j += JB) shrink_tile<R, JB>(x, a, k, j, h);
+  for (; j + JB <= rank; j += JB) shrink_tile<R, JB>(x, a, 0, k, j, h);
   switch (rank - j) {
-    case 7: shrink_tile<R, 7>(x, a, k, j, h); break;
-    case 6: shrink_tile<R, 6>(x, a, k, j, h); break;
-    case 5: shrink_tile<R, 5>(x, a, k, j, h); break;
-    case 4: shrink_tile<R, 4>(x, a, k, j, h); break;
-    case 3: shrink_tile<R, 3>(x, a, k, j, h); break;
-    case 2: shrink_tile<R, 2>(x, a, k, j, h); break;
-    case 1: shrink_tile<R, 1>(x, a, k, j, h); break;
+    case 7: shrink_tile<R, 7>(x, a, 0, k, j, h); break;
+    case 6: shrink_tile<R, 6>(x, a, 0, k, j, h); break;
+    case 5: shrink_tile<R, 5>(x, a, 0, k, j, h); break;
+    case 4: shrink_tile<R, 4>(x, a, 0, k, j, h); break;
+    case 3: shrink_tile<R, 3>(x, a, 0, k, j, h); break;
+    case 2: shrink_tile<R, 2>(x, a, 0, k, j, h); break;
+    case 1: shrink_tile<R, 1>(x, a, 0, k, j, h); break;
     default: break;
+  }
+}
+
+// Widened weights: n values of bf16 / f16 bits as f32 (exact, as every load widens them).
+template <typename W>
+inline void widen_into(float* out, const W* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) _mm512_storeu_ps(out + i, load(in + i));
+  if (i < n) _mm512_mask_storeu_ps(out + i, tail_mask(n - i), load(tail_mask(n - i), in + i));
+}
+
+// bf16 / f16 weights on several row groups: 4 rows of a widened to f32 once, then the f32 tiles on every row
+// group (widening at each load would redo it per group, on the ports the FMAs use). Each (r, j) still has
+// its one accumulator over the same values, so results are those of the widening loads.
+constexpr int64_t kWidenMaxK = 4096;
+
+template <int J>
+inline void shrink_widened_tile(const float* const* x, int rows, const float* aj, int64_t k, int j0,
+                                float* const* h) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) shrink_tile<4, J>(x + r, aj, j0, k, j0, h + r);
+  switch (rows - r) {
+    case 3: shrink_tile<3, J>(x + r, aj, j0, k, j0, h + r); break;
+    case 2: shrink_tile<2, J>(x + r, aj, j0, k, j0, h + r); break;
+    case 1: shrink_tile<1, J>(x + r, aj, j0, k, j0, h + r); break;
+    default: break;
+  }
+}
+
+template <typename W>
+void shrink_widened(const float* const* x, int rows, const W* a, int rank, int64_t k, float* const* h) {
+  alignas(64) float wide[4 * kWidenMaxK];  // a[j0 .. j0 + 4, :]
+  for (int j0 = 0; j0 < rank; j0 += 4) {
+    const int tile = rank - j0 < 4 ? rank - j0 : 4;
+    for (int j = 0; j < tile; ++j) widen_into(wide + j * k, a + (j0 + j) * k, k);
+    switch (tile) {
+      case 4: shrink_widened_tile<4>(x, rows, wide, k, j0, h); break;
+      case 3: shrink_widened_tile<3>(x, rows, wide, k, j0, h); break;
+      case 2: shrink_widened_tile<2>(x, rows, wide, k, j0, h); break;
+      default: shrink_widened_tile<1>(x, rows, wide, k, j0, h); break;
+    }
   }
 }
 
@@ -102,6 +177,12 @@ template <typename W>
 void shrink_avx512(const float* const* x, int rows, const StoredAs<W>* a_stored, int rank, int64_t k,
                    float* const* h) {
   const W* a = as_weights<W>(a_stored);
+  if constexpr (!std::is_same_v<W, float>) {
+    if (rows > 4 && k <= kWidenMaxK) {
+      shrink_widened(x, rows, a, rank, k, h);
+      return;
+    }
+  }
   int r = 0;
   for (; r + 4 <= rows; r += 4) shrink_row_group<4, 4>(x + r, a, rank, k, h + r);
   switch (rows - r) {
@@ -114,14 +195,15 @@ void shrink_avx512(const float* const* x, int rows, const StoredAs<W>* a_stored,
 
 // Semantics: y[r][n0 + n] += c_n · Σ_j h[r][j] · bt[j, n0 + n] for r < R, n < 16·C (the last vector
 // masked to `last` when Masked). Per element: acc = fma chain over j ascending, then y = fma(acc, c_n, y).
+// bt holds the weights' columns from bt_first on (0: the whole matrix; a widened tile: its first column).
 template <int R, int C, bool Masked, typename W>
-inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
+inline void expand_tile(const float* const* h, const W* bt, int64_t bt_first, int rank, int64_t ldb, int64_t n0,
                         __mmask16 last, const ColumnFactor& scale, float* const* y) {
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int j = 0; j < rank; ++j) {
-    const W* bj = bt + j * ldb + n0;
+    const W* bj = bt + j * ldb + (n0 - bt_first);
     __m512 b[C];
     for (int c = 0; c < C; ++c) b[c] = Masked && c == C - 1 ? load(last, bj + c * kLanes) : load(bj + c * kLanes);
     for (int r = 0; r < R; ++r) {
@@ -145,26 +227,26 @@ inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ld
 }
 
 template <int R, int C, typename W>
-inline void expand_row_group(const float* const* h, const W* bt, int rank, int64_t ldb, int64_t n0,
+inline void expand_row_group(const float* const* h, const W* bt, int64_t bt_first, int rank, int64_t ldb, int64_t n0,
                              int64_t n_end, const ColumnFactor& scale, float* const* y) {
   if (n_end - n0 == C * kLanes) {
-    expand_tile<R, C, false>(h, bt, rank, ldb, n0, 0, scale, y);
+    expand_tile<R, C, false>(h, bt, bt_first, rank, ldb, n0, 0, scale, y);
     return;
   }
   // A partial column tile: whole vectors, then one masked vector.
-  for (; n0 + kLanes <= n_end; n0 += kLanes) expand_tile<R, 1, false>(h, bt, rank, ldb, n0, 0, scale, y);
-  if (n0 < n_end) expand_tile<R, 1, true>(h, bt, rank, ldb, n0, tail_mask(n_end - n0), scale, y);
+  for (; n0 + kLanes <= n_end; n0 += kLanes) expand_tile<R, 1, false>(h, bt, bt_first, rank, ldb, n0, 0, scale, y);
+  if (n0 < n_end) expand_tile<R, 1, true>(h, bt, bt_first, rank, ldb, n0, tail_mask(n_end - n0), scale, y);
 }
 
 template <int C, typename W>
-inline void expand_rows(const float* const* h, int rows, const W* bt, int rank, int64_t ldb, int64_t n0,
+inline void expand_rows(const float* const* h, int rows, const W* bt, int64_t bt_first, int rank, int64_t ldb, int64_t n0,
                         int64_t n_end, const ColumnFactor& scale, float* const* y) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) expand_row_group<4, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r);
+  for (; r + 4 <= rows; r += 4) expand_row_group<4, C>(h + r, bt, bt_first, rank, ldb, n0, n_end, scale, y + r);
   switch (rows - r) {
-    case 3: expand_row_group<3, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r); break;
-    case 2: expand_row_group<2, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r); break;
-    case 1: expand_row_group<1, C>(h + r, bt, rank, ldb, n0, n_end, scale, y + r); break;
+    case 3: expand_row_group<3, C>(h + r, bt, bt_first, rank, ldb, n0, n_end, scale, y + r); break;
+    case 2: expand_row_group<2, C>(h + r, bt, bt_first, rank, ldb, n0, n_end, scale, y + r); break;
+    case 1: expand_row_group<1, C>(h + r, bt, bt_first, rank, ldb, n0, n_end, scale, y + r); break;
     default: break;
   }
 }
@@ -213,9 +295,20 @@ void expand_avx512(const float* const* h, int rows, const StoredAs<W>* bt_stored
     return;
   }
   constexpr int64_t kTile = 4 * kLanes;
+  // bf16 / f16 on several row groups: each tile of Bt widened once into f32 (as shrink_widened does).
+  constexpr int kWidenMaxRank = 64;
+  if (!std::is_same_v<W, float> && rows > 4 && rank <= kWidenMaxRank) {
+    alignas(64) float wide[kWidenMaxRank * kTile];  // bt[:, n0 .. n0 + kTile) at stride kTile
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
+      const int64_t end = n0 + kTile < n_end ? n0 + kTile : n_end;
+      for (int j = 0; j < rank; ++j) widen_into(wide + j * kTile, bt + j * ldb + n0, end - n0);
+      expand_rows<4>(h, rows, wide, n0, rank, kTile, n0, end, sv, y);
+    }
+    return;
+  }
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
     const int64_t end = n0 + kTile < n_end ? n0 + kTile : n_end;
-    expand_rows<4>(h, rows, bt, rank, ldb, n0, end, sv, y);
+    expand_rows<4>(h, rows, bt, 0, rank, ldb, n0, end, sv, y);
   }
 }
 
