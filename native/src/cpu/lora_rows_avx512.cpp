@@ -140,9 +140,11 @@ inline void widen_into(float* out, const W* in, int64_t n) {
   if (i < n) _mm512_mask_storeu_ps(out + i, tail_mask(n - i), load(tail_mask(n - i), in + i));
 }
 
-// bf16 / f16 weights on several row groups: 4 rows of a widened to f32 once, then the f32 tiles on every row
-// group (widening at each load would redo it per group, on the ports the FMAs use). Each (r, j) still has
-// its one accumulator over the same values, so results are those of the widening loads.
+// bf16 / f16 weights on three or more row groups: 4 rows of a widened to f32 once, then the f32 tiles on
+// every row group (widening at each load would redo it per group, on the ports the FMAs use; with two groups
+// the buffer's stores and loads cost more than that measured). Each (r, j) still has its one accumulator
+// over the same values, so results are those of the widening loads.
+constexpr int kWidenMinRows = 9;
 constexpr int64_t kWidenMaxK = 4096;
 
 template <int J>
@@ -178,7 +180,7 @@ void shrink_avx512(const float* const* x, int rows, const StoredAs<W>* a_stored,
                    float* const* h) {
   const W* a = as_weights<W>(a_stored);
   if constexpr (!std::is_same_v<W, float>) {
-    if (rows > 4 && k <= kWidenMaxK) {
+    if (rows >= kWidenMinRows && k <= kWidenMaxK) {
       shrink_widened(x, rows, a, rank, k, h);
       return;
     }
@@ -295,9 +297,9 @@ void expand_avx512(const float* const* h, int rows, const StoredAs<W>* bt_stored
     return;
   }
   constexpr int64_t kTile = 4 * kLanes;
-  // bf16 / f16 on several row groups: each tile of Bt widened once into f32 (as shrink_widened does).
+  // bf16 / f16 on three or more row groups: each tile of Bt widened once into f32 (as shrink_widened does).
   constexpr int kWidenMaxRank = 64;
-  if (!std::is_same_v<W, float> && rows > 4 && rank <= kWidenMaxRank) {
+  if (!std::is_same_v<W, float> && rows >= kWidenMinRows && rank <= kWidenMaxRank) {
     alignas(64) float wide[kWidenMaxRank * kTile];  // bt[:, n0 .. n0 + kTile) at stride kTile
     for (int64_t n0 = n_begin; n0 < n_end; n0 += kTile) {
       const int64_t end = n0 + kTile < n_end ? n0 + kTile : n_end;
