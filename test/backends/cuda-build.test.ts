@@ -29,7 +29,7 @@ test('cudaAvailability: ready with a device, else a reason and no crash', () => 
 
 test('the check program exits 2 (nothing to check) without a device', { skip: !nvcc && 'no nvcc' }, () => {
   if (cudaAvailability().ok) return;
-  const r = spawnSync(root + 'build/cuda/loraplex-cuda-check', [], { encoding: 'utf8' });
+  const r = spawnSync(`${root}build/cuda/loraplex-cuda-check`, [], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /no CUDA device/);
 });
