@@ -230,10 +230,15 @@ async function sweep() {
 type Workload = { name: string; url: string; load: Load };
 
 /** Every workload once per repeat, in turn, so drift spreads over all of them; the points by workload. */
+/**
+ * Every workload once per repeat, the order rotated by one each repeat so that drift within a repeat (the machine
+ * slowing as it runs) does not always land on the same workload.
+ */
 async function interleaved(workloads: Workload[], repeats: number): Promise<Map<string, PointResult[]>> {
   const results = new Map<string, PointResult[]>(workloads.map((w) => [w.name, []]));
   for (let r = 0; r < repeats; r++) {
-    for (const w of workloads) {
+    const start = r % workloads.length;
+    for (const w of [...workloads.slice(start), ...workloads.slice(0, start)]) {
       const point = await measure(w.url, w.load);
       results.get(w.name)!.push(point);
       console.error(
