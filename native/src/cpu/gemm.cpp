@@ -9,6 +9,7 @@
 #include <memory>
 #include <new>
 
+#include "cpu_scratch.h"
 #include "gemm_amx.h"
 #include "gemm_tiles.h"
 #include "loraplex/cpu_features.h"
@@ -49,37 +50,6 @@ const GemmTiles* select_tiles(WeightDType dtype) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Grow-only, 64-byte aligned scratch of the calling thread, for packed x.
-uint8_t* x_scratch(size_t bytes) {
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<uint8_t, Free> buffer;
-  thread_local size_t capacity = 0;
-  if (bytes > capacity) {
-    const size_t rounded = (bytes + 4095) / 4096 * 4096;
-    void* p = nullptr;
-    if (posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
-    buffer.reset(static_cast<uint8_t*>(p));
-    capacity = rounded;
-  }
-  return buffer.get();
-}
-
-// Panels per block: the fewest tasks that still give every thread kTasksPerThread of them (where there are
-// enough panels) and the shortest schedule, counted in panel passes of the busiest thread.
-int64_t panels_per_block(int64_t panels, int64_t row_blocks, int threads) {
-  const int64_t max_ppb = panels < kMaxPanelsPerBlock ? panels : kMaxPanelsPerBlock;
-  if (threads <= 1) return max_ppb;
-  int64_t best = 1, best_span = INT64_MAX;
-  for (int64_t ppb = max_ppb; ppb >= 1; --ppb) {
-    const int64_t tasks = row_blocks * ceil_div(panels, ppb);
-    if (tasks < threads * kTasksPerThread && ppb > 1) continue;
-    const int64_t span = ceil_div(tasks, threads) * ppb;
-    if (span < best_span) best = ppb, best_span = span;
-  }
-  return best;
-}
 
 struct Job {
   const GemmTiles* tiles;
@@ -217,7 +187,7 @@ void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const floa
   job.panels = w.panels();
 
   // Pack x, tile by tile.
-  uint8_t* xp = x_scratch(static_cast<size_t>(job.row_tiles * job.tile_bytes));
+  uint8_t* xp = thread_scratch<struct PackedX>(static_cast<size_t>(job.row_tiles * job.tile_bytes));
   job.xp = xp;
   auto pack = [&](int64_t t, int) {
     job.tiles->pack_x(x + t * mr * k, k, job.rows_of(t), k, job.kx, xp + t * job.tile_bytes);
@@ -233,7 +203,8 @@ void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const floa
   const int64_t row_blocks_min = ceil_div(job.row_tiles * mr, kBlockRowsTarget);
   job.tiles_per_block = ceil_div(job.row_tiles, row_blocks_min);
   const int64_t row_blocks = ceil_div(job.row_tiles, job.tiles_per_block);
-  job.panels_per_block = panels_per_block(job.panels, row_blocks, serial ? 1 : pool_threads());
+  job.panels_per_block = panels_per_block(job.panels, row_blocks, serial ? 1 : pool_threads(), kMaxPanelsPerBlock,
+                                          kTasksPerThread);
   job.col_blocks = ceil_div(job.panels, job.panels_per_block);
   job.panel_outer = job.tiles_per_block * mr * job.kx * job.tiles->x_bytes_per_k <= kPanelOuterXBytes;
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <new>
 
+#include "cpu_scratch.h"
 #include "gemm_amx.h"
 #include "gemm_tiles.h"
 #include "loraplex/cpu_features.h"
@@ -37,38 +38,6 @@ constexpr double kSerialMacs = 1 << 18;             // below this, one thread: w
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Grow-only, 64-byte aligned scratch of the calling thread; Slot tells the A and C buffers apart.
-template <int Slot>
-uint8_t* scratch(size_t bytes) {
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<uint8_t, Free> buffer;
-  thread_local size_t capacity = 0;
-  if (bytes > capacity) {
-    const size_t rounded = (bytes + 4095) / 4096 * 4096;
-    void* p = nullptr;
-    if (posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
-    buffer.reset(static_cast<uint8_t*>(p));
-    capacity = rounded;
-  }
-  return buffer.get();
-}
-
-// As gemm.cpp: the fewest tasks that still give every thread kTasksPerThread (where there are enough
-// panels) and the shortest schedule, counted in panel passes of the busiest thread.
-int64_t panels_per_block(int64_t panels, int64_t row_blocks, int threads) {
-  const int64_t max_ppb = panels < kMaxPanelsPerBlock ? panels : kMaxPanelsPerBlock;
-  if (threads <= 1) return max_ppb;
-  int64_t best = 1, best_span = INT64_MAX;
-  for (int64_t ppb = max_ppb; ppb >= 1; --ppb) {
-    const int64_t tasks = row_blocks * ceil_div(panels, ppb);
-    if (tasks < threads * kTasksPerThread && ppb > 1) continue;
-    const int64_t span = ceil_div(tasks, threads) * ppb;
-    if (span < best_span) best = ppb, best_span = span;
-  }
-  return best;
-}
 
 }  // namespace
 
@@ -184,7 +153,8 @@ struct AmxJob {
     // The block's C tile by tile, so a tile load reads 1 KiB in a row (row tile rt, panel q, half h at
     // ((rt · np + q) · 2 + h) · 256 floats): y's values (accumulate) or zero; padding stays zero, dropped.
     const int64_t np = p1 - p0, crows = (t1 - t0) * kTileRows, c_down = np * 2 * kTileRows * 16;
-    float* c = reinterpret_cast<float*>(scratch<1>(static_cast<size_t>(crows * np * kGemmPanel) * sizeof(float)));
+    const size_t c_bytes = static_cast<size_t>(crows * np * kGemmPanel) * sizeof(float);
+    float* c = reinterpret_cast<float*>(thread_scratch<struct AmxCBlock>(c_bytes));
     auto segment = [&](int64_t r, int64_t j) {  // row r, columns [j, j + 16) of the block
       return c + (r / kTileRows) * c_down + (j / 16) * kTileRows * 16 + (r % kTileRows) * 16;
     };
@@ -268,7 +238,7 @@ void run_gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const 
   job.panels = w.panels();
 
   const int64_t tile_bytes = job.steps * kATileBytes;
-  uint8_t* a = scratch<0>(static_cast<size_t>(job.row_tiles * tile_bytes));
+  uint8_t* a = thread_scratch<struct AmxATiles>(static_cast<size_t>(job.row_tiles * tile_bytes));
   job.a = a;
   auto pack = [&](int64_t t, int) {
     const int64_t left = m - t * kTileRows;
@@ -283,7 +253,8 @@ void run_gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const 
 
   const int64_t row_blocks = ceil_div(job.row_tiles, kBlockTiles);
   job.tiles_per_block = ceil_div(job.row_tiles, row_blocks);
-  job.panels_per_block = panels_per_block(job.panels, row_blocks, serial ? 1 : pool_threads());
+  job.panels_per_block = panels_per_block(job.panels, row_blocks, serial ? 1 : pool_threads(), kMaxPanelsPerBlock,
+                                          kTasksPerThread);
   job.col_blocks = ceil_div(job.panels, job.panels_per_block);
   const int64_t blocks = row_blocks * job.col_blocks;
   if (serial) {

@@ -11,6 +11,7 @@
 #include "loraplex/cpu_features.h"
 #include "loraplex/qgemm.h"
 #include "loraplex/thread_pool.h"
+#include "cpu_scratch.h"
 #include "qgemm_kernels.h"
 
 namespace loraplex {
@@ -33,23 +34,6 @@ const QgemmKernels& select_kernels() {
   return qgemm_kernels_scalar();
 }
 
-// Grow-only, 64-byte aligned scratch of the calling thread, for quantized x.
-uint8_t* scratch(size_t bytes) {
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<uint8_t, Free> buffer;
-  thread_local size_t capacity = 0;
-  if (bytes > capacity) {
-    const size_t rounded = (bytes + 4095) / 4096 * 4096;
-    void* p = nullptr;
-    if (posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
-    buffer.reset(static_cast<uint8_t*>(p));
-    capacity = rounded;
-  }
-  return buffer.get();
-}
-
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 }  // namespace
@@ -66,7 +50,7 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
   const size_t qs_bytes = align64(static_cast<size_t>(m * k));
   const size_t d_bytes = align64(static_cast<size_t>(m * (k / block)) * 4);
   const size_t bsum_bytes = q4k || q6k ? align64(static_cast<size_t>(m * (k / bsum_block)) * 2) : 0;
-  uint8_t* buf = scratch(qs_bytes + d_bytes + bsum_bytes);
+  uint8_t* buf = thread_scratch<struct QuantizedXRows>(qs_bytes + d_bytes + bsum_bytes);
   QuantizedX qx;
   qx.qs = reinterpret_cast<int8_t*>(buf);
   qx.d = reinterpret_cast<float*>(buf + qs_bytes);
