@@ -11,6 +11,13 @@ export interface Server {
 }
 
 export async function startServer(dir: string, port: number, flags: string[]): Promise<Server> {
+  // A server left on the port (say by an aborted run) would answer the readiness poll below for the child,
+  // which then fails to bind: every figure would be that other server's.
+  const taken = await fetch(`http://127.0.0.1:${port}/v1/health/ready`).then(
+    () => true,
+    () => false,
+  );
+  if (taken) throw new Error(`port ${port} already has a server: stop it or choose another port`);
   const child = spawn(process.execPath, [join(dir, 'bin', 'loraplex.js'), 'serve', '--port', String(port), ...flags], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -25,7 +32,7 @@ export async function startServer(dir: string, port: number, flags: string[]): P
       (r) => r.status === 200,
       () => false,
     );
-    if (ok) break;
+    if (ok && child.exitCode === null) break;
     if (i > 600) {
       child.kill('SIGTERM');
       throw new Error(`server not ready after 60 s:\n${log}`);
