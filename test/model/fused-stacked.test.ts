@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createBackend } from '../../src/backends/index.ts';
-import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
 import { StackedWeight } from '../../src/kernels/stacked-weight.ts';
 import type { WeightMatrix } from '../../src/kernels/types.ts';
 import { convertWeight } from '../../src/kernels/weight-format.ts';
@@ -18,6 +17,7 @@ import { fuseWeights } from '../../src/model/fused-weights.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import type { LoadedModel } from '../../src/model/weights.ts';
 import { maxAbsDiff } from '../kernels/implementations.ts';
+import { promptLogits } from './prompt-logits.ts';
 
 const FILE = join(import.meta.dirname, '..', 'fixtures', 'gguf-model', 'random-kquants.gguf');
 const PROMPT = [1, 5, 9, 17, 33, 40, 2, 7, 11];
@@ -49,18 +49,6 @@ function decoded(model: LoadedModel): LoadedModel {
   };
 }
 
-function promptLogits(model: LoadedModel, backend: 'native' | 'reference'): Float32Array {
-  const engine = new LLMEngine(model, {
-    ...DEFAULT_ENGINE_OPTIONS,
-    kvCacheTokens: 256,
-    backend: createBackend(backend),
-  });
-  const [seq] = engine.generate([
-    { promptIds: PROMPT, adapter: null, params: { maxTokens: 1, temperature: 0, ignoreEos: true, promptLogits: true } },
-  ]);
-  return seq.promptLogits!;
-}
-
 describe('fused groups of mixed block formats', () => {
   test('q|k|v (Q4_K, Q4_K, Q6_K) and gate|up (Q4_K, Q6_K) stay blocks, stacked', async () => {
     const model = await q4kmShaped();
@@ -81,9 +69,9 @@ describe('fused groups of mixed block formats', () => {
 
   test('served logits within 0.3 of the exact f32 model, native and reference', async () => {
     const model = await q4kmShaped();
-    const exact = promptLogits(decoded(model), 'native');
-    const native = promptLogits(model, 'native');
-    const reference = promptLogits(model, 'reference');
+    const exact = promptLogits(decoded(model), 'native', PROMPT);
+    const native = promptLogits(model, 'native', PROMPT);
+    const reference = promptLogits(model, 'reference', PROMPT);
     const diff = maxAbsDiff(native, exact);
     assert.ok(diff > 0 && diff <= 0.3, `native: max |Δlogit| ${diff}`);
     assert.ok(maxAbsDiff(reference, native) <= 1e-4, `reference vs native ${maxAbsDiff(reference, native)}`);

@@ -8,12 +8,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { createBackend } from '../../src/backends/index.ts';
-import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
 import { convertWeight } from '../../src/kernels/weight-format.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import type { LoadedModel } from '../../src/model/weights.ts';
 import { maxAbsDiff } from '../kernels/implementations.ts';
+import { promptLogits } from './prompt-logits.ts';
 
 const FILE = join(import.meta.dirname, '..', 'fixtures', 'gguf-model', 'random-kquants.gguf');
 const PROMPT = [1, 5, 9, 17, 33, 40, 2, 7, 11, 95, 0];
@@ -32,27 +31,15 @@ async function tied(head: 'q6_k' | 'f32'): Promise<LoadedModel> {
   };
 }
 
-function promptLogits(model: LoadedModel, backend: 'native' | 'reference'): Float32Array {
-  const engine = new LLMEngine(model, {
-    ...DEFAULT_ENGINE_OPTIONS,
-    kvCacheTokens: 256,
-    backend: createBackend(backend),
-  });
-  const [seq] = engine.generate([
-    { promptIds: PROMPT, adapter: null, params: { maxTokens: 1, temperature: 0, ignoreEos: true, promptLogits: true } },
-  ]);
-  return seq.promptLogits!;
-}
-
 describe('a tied Q6_K embedding and head', () => {
   test('one q6_k block matrix serves both; native equals the reference; bounded against f32', async () => {
     const blocks = await tied('q6_k');
     assert.equal(blocks.weights.lmHead.dtype, 'q6_k');
     assert.equal(blocks.weights.embedding, blocks.weights.lmHead);
-    const native = promptLogits(blocks, 'native');
-    const reference = promptLogits(blocks, 'reference');
+    const native = promptLogits(blocks, 'native', PROMPT);
+    const reference = promptLogits(blocks, 'reference', PROMPT);
     assert.ok(maxAbsDiff(native, reference) <= 1e-4, `native vs reference ${maxAbsDiff(native, reference)}`);
-    const diff = maxAbsDiff(native, promptLogits(await tied('f32'), 'native'));
+    const diff = maxAbsDiff(native, promptLogits(await tied('f32'), 'native', PROMPT));
     assert.ok(diff > 0 && diff <= 0.08, `q6_k head vs f32: max |Δlogit| ${diff}`);
   });
 });
