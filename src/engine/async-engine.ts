@@ -299,6 +299,8 @@ export class AsyncEngine {
 
   private onMessage(m: FromWorker) {
     if (m.type === 'step') {
+      if (m.stats) this.stats = m.stats;
+      if (m.adapters) this.adapters = m.adapters;
       for (const r of m.rejected) this.reject(r.id, deserializeError(r.error));
       for (const t of m.tokens) {
         const logprobs = t.logprobs ? [t.logprobs] : undefined;

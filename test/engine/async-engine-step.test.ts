@@ -2,7 +2,9 @@
  * The engine thread posts one `step` message per engine step, carrying every sequence's new token (and the
  * step's failures); the AsyncEngine fans it out to each request's stream in order. Pinned by counting
  * messages, never by timing: offline (one step → one message with every running sequence) and through the
- * AsyncEngine's message seam (only step messages carry tokens, one entry per sequence per message).
+ * AsyncEngine's message seam (only step messages carry tokens, one entry per sequence per message). The
+ * state after a step (stats, adapter tiers) comes in the step's own message, so a finished stream never sees
+ * the state of before its last step.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -108,6 +110,25 @@ describe('one message per step', () => {
         received.sort(),
         'every token the streams got came in a step message',
       );
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('the tiers after a step come with its tokens: a finished stream reads its adapter in a slot', async () => {
+    const seen: FromWorker[] = [];
+    const engine = await AsyncEngine.start(
+      { modelDir: join(fixture, 'model'), adapters, maxLoras: 1 },
+      { onWorkerMessage: (m) => seen.push(m) },
+    );
+    try {
+      assert.notEqual(engine.adapters.find((a) => a.name === 'qv-r8')?.tier, 'slot');
+      for await (const _ of engine.generate(prompts[0], 'qv-r8', { maxTokens: 1, ignoreEos: true }));
+      // Read synchronously as the stream ends: no later message may be what makes this hold.
+      assert.equal(engine.adapters.find((a) => a.name === 'qv-r8')?.tier, 'slot');
+      const carrying = seen.find((m): m is StepMessage => m.type === 'step' && m.tokens.length > 0);
+      assert.equal(carrying?.adapters?.find((a) => a.name === 'qv-r8')?.tier, 'slot');
+      assert.ok(carrying?.stats, 'the stats after the step ride along too');
     } finally {
       await engine.close();
     }

@@ -5,11 +5,12 @@
  * store and runs the admin API's adapter operations.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { AdapterInfo } from '../../adapters/cache/adapter-manager.ts';
 import { nativeState } from '../../kernels/native/config.ts';
 import { createError, serializeError } from '../../observability/errors.ts';
 import { buildEngine } from '../build-engine.ts';
 import { hangForever } from '../faults.ts';
-import type { LLMEngine } from '../llm-engine.ts';
+import type { EngineStats, LLMEngine } from '../llm-engine.ts';
 import type { Sequence } from '../sequence.ts';
 import type { AdminOp, AdminResult, FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 import { endedIds, stepMessage } from './step-message.ts';
@@ -105,14 +106,23 @@ if (built) {
     native: (build.backend ?? 'native') === 'native' ? nativeState() : null,
   });
 
-  function postStats() {
+  /** The stats and adapter tiers that changed since last posted (marked as posted). */
+  function changedState(): { stats?: EngineStats; adapters?: AdapterInfo[] } {
+    const state: { stats?: EngineStats; adapters?: AdapterInfo[] } = {};
     const stats = engine.stats();
     const key = JSON.stringify(stats);
-    if (key !== lastStats) post({ type: 'stats', stats });
+    if (key !== lastStats) state.stats = stats;
     lastStats = key;
     const revision = engine.adapters.revision;
-    if (revision !== lastAdapters) post({ type: 'adapters', adapters: engine.adapters.list() });
+    if (revision !== lastAdapters) state.adapters = engine.adapters.list();
     lastAdapters = revision;
+    return state;
+  }
+
+  function postStats() {
+    const { stats, adapters } = changedState();
+    if (stats) post({ type: 'stats', stats });
+    if (adapters) post({ type: 'adapters', adapters });
   }
 
   while (running) {
@@ -136,13 +146,15 @@ if (built) {
     }
     if (stepsLeft !== null) stepsLeft--;
     const message = stepMessage(outputs, (seq) => idOf.get(seq));
-    if (message.tokens.length > 0 || message.rejected.length > 0) post(message);
+    // The state after the step travels with its tokens: a client that got its response never reads the
+    // stats or adapter tiers of before the step (a second message could arrive after its next request).
+    if (message.tokens.length > 0 || message.rejected.length > 0) post({ ...message, ...changedState() });
+    else postStats();
     for (const id of endedIds(message)) {
       const seq = seqs.get(id);
       seqs.delete(id);
       if (seq) idOf.delete(seq);
     }
-    postStats(); // right behind the step's tokens: the server never sees tokens with the stats of before the step
     // Let queued messages (new requests, aborts) in between steps.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

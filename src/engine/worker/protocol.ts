@@ -72,8 +72,11 @@ export type FromWorker =
   /** The engine cannot go on (a step threw what no adapter can be blamed for); the thread stops stepping. */
   | { type: 'fatal'; message: string }
   | { type: 'progress'; stage: 'weights' | 'adapters'; done: number; total: number }
-  /** Every sequence's share of one engine step, in one message (the server fans it out in this order). */
-  | { type: 'step'; tokens: StepToken[]; rejected: StepRejection[] }
+  /**
+   * Every sequence's share of one engine step, in one message (the server fans it out in this order), with
+   * the stats and adapter tiers after the step when they changed: a client that has its response reads them.
+   */
+  | { type: 'step'; tokens: StepToken[]; rejected: StepRejection[]; stats?: EngineStats; adapters?: AdapterInfo[] }
   /** A request refused when added (overloaded, invalid, unknown adapter). */
   | { type: 'rejected'; id: number; error: SerializedError }
   | { type: 'stats'; stats: EngineStats }
