@@ -8,6 +8,7 @@
 #   TARGET=paced bash peers/aiperf/run.sh      # paced server (fixed TTFT/ITL per adapter), MODE=sequential
 #   TARGET=demo MODE=sequential ROUNDS=2 bash peers/aiperf/run.sh
 #   TARGET=paced CHECK=1 bash peers/aiperf/run.sh   # exit 1 if any figure differs by more than TOLERANCE % (CI)
+#                                                   # (p99 rows: TAIL_TOLERANCE %, default TOLERANCE)
 #
 # TARGET=demo  `loraplex serve` with the built-in demo (base loraplex-demo + demo-pirate/poet/chef/robot).
 #              It computes on this machine's cores, so its speed drifts with whatever else runs.
@@ -37,6 +38,10 @@ ISL=${ISL:-128}
 OSL=${OSL:-64}
 SEED=${SEED:-0}
 TOLERANCE=${TOLERANCE:-5}
+# A p99 of REQUESTS=60 requests is the slowest request or two: one scheduling hiccup in either client (AIPerf runs
+# a dozen Python processes on one core) moves it, whatever the tools' definitions (CI saw TTFT p99 84.7 vs 80.5 ms
+# with every other row within 0.9 %). Definitions show in avg, p50 and p90, which keep TOLERANCE.
+TAIL_TOLERANCE=${TAIL_TOLERANCE:-$TOLERANCE}
 # The paced check uses three adapters: the paced server gives each its own TTFT/ITL, so the latencies form one
 # cluster per adapter, and with four equal clusters the median falls exactly between two of them, where one
 # request more or less in a cluster moves p50 by the whole gap (CI saw TTFT p50 78 vs 72 ms). With three
@@ -146,5 +151,5 @@ for round in $(seq 1 "$ROUNDS"); do
   CHECK_FLAG=()
   [ "${CHECK:-0}" = 1 ] && CHECK_FLAG=(--fail-over-tolerance)
   "${LORAPLEX[@]}" bench compare "$DIR/loraplex/bench.json" "$DIR/aiperf/profile_export_aiperf.json" \
-    --tolerance "$TOLERANCE" "${CHECK_FLAG[@]}" | tee "$DIR/comparison.txt"
+    --tolerance "$TOLERANCE" --tail-tolerance "$TAIL_TOLERANCE" "${CHECK_FLAG[@]}" | tee "$DIR/comparison.txt"
 done

@@ -24,14 +24,27 @@ export interface CompareRow {
   ratio: number | null;
   /** (b − a) / a × 100 */
   diffPercent: number | null;
+  /** A tail percentile (p99): one or two requests of a short run decide it, so it gets its own tolerance. */
+  tail: boolean;
 }
 
-type Pick = { name: string; get: (m: MetricsSummary) => number | null };
+type Pick = { name: string; get: (m: MetricsSummary) => number | null; tail?: boolean };
 
 const stat = (metric: RecordMetric, key: StatKey, name: string): Pick => ({
   name: `${name} ${key}`,
   get: (m) => m.stats[metric]?.[key] ?? null,
+  tail: key === 'p99',
 });
+
+/** How far B may be from A, in percent: every row, and the tail rows (p99) when they get more room. */
+export interface Tolerance {
+  percent: number;
+  tailPercent?: number;
+}
+
+const allowed = (row: CompareRow, t: Tolerance) => (row.tail ? (t.tailPercent ?? t.percent) : t.percent);
+const within = (row: CompareRow, t: Tolerance) =>
+  row.diffPercent === null || Math.abs(row.diffPercent) <= allowed(row, t);
 
 export const COMPARED: Pick[] = [
   ...(['avg', 'p50', 'p90', 'p99'] as StatKey[]).map((k) => stat('time_to_first_token', k, 'TTFT (ms)')),
@@ -57,6 +70,7 @@ export function compareSummaries(a: MetricsSummary, b: MetricsSummary, picks: Pi
       b: vb,
       ratio: both && va !== 0 ? (vb as number) / (va as number) : null,
       diffPercent: both && va !== 0 ? (((vb as number) - (va as number)) / (va as number)) * 100 : null,
+      tail: p.tail ?? false,
     };
   });
 }
@@ -98,12 +112,14 @@ export function pairPoints(a: ComparableRun, b: ComparableRun): [number, number]
 }
 
 /** The compared rows whose relative difference exceeds the tolerance, as "point: metric +x%" lines. */
-export function rowsBeyondTolerance(a: ComparableRun, b: ComparableRun, tolerancePercent: number): string[] {
+export function rowsBeyondTolerance(a: ComparableRun, b: ComparableRun, tolerance: Tolerance): string[] {
   const out: string[] = [];
   for (const [i, j] of pairPoints(a, b)) {
     for (const r of compareSummaries(a.points[i].overall, b.points[j].overall)) {
-      if (r.diffPercent !== null && Math.abs(r.diffPercent) > tolerancePercent) {
-        out.push(`${a.points[i].label}: ${r.metric} ${signed(r.diffPercent)}`);
+      if (!within(r, tolerance)) {
+        out.push(
+          `${a.points[i].label}: ${r.metric} ${signed(r.diffPercent as number)} (limit ${allowed(r, tolerance)}%)`,
+        );
       }
     }
   }
@@ -112,23 +128,21 @@ export function rowsBeyondTolerance(a: ComparableRun, b: ComparableRun, toleranc
 
 const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`;
 
-export function renderComparison(a: ComparableRun, b: ComparableRun, tolerancePercent: number | null = null): string {
+export function renderComparison(a: ComparableRun, b: ComparableRun, tolerance: Tolerance | null = null): string {
   const blocks: string[] = [`A: ${a.source} (${a.tool})\nB: ${b.source} (${b.tool})`];
   for (const [i, j] of pairPoints(a, b)) {
     const rows = compareSummaries(a.points[i].overall, b.points[j].overall);
     const label =
       a.points[i].label === b.points[j].label ? a.points[i].label : `${a.points[i].label} vs ${b.points[j].label}`;
     const table = renderTable(
-      ['Metric', 'A', 'B', 'B/A', 'B vs A', ...(tolerancePercent === null ? [] : ['within'])],
+      ['Metric', 'A', 'B', 'B/A', 'B vs A', ...(tolerance === null ? [] : ['within'])],
       rows.map((r) => [
         r.metric,
         formatNumber(r.a),
         formatNumber(r.b),
         r.ratio === null ? 'n/a' : r.ratio.toFixed(3),
         r.diffPercent === null ? 'n/a' : signed(r.diffPercent),
-        ...(tolerancePercent === null
-          ? []
-          : [r.diffPercent === null ? '' : Math.abs(r.diffPercent) <= tolerancePercent ? 'yes' : 'NO']),
+        ...(tolerance === null ? [] : [r.diffPercent === null ? '' : within(r, tolerance) ? 'yes' : 'NO']),
       ]),
     );
     blocks.push(`${label}\n${table}`);

@@ -121,7 +121,7 @@ describe('compare', () => {
     const theirs = comparableFrom(aiperf, 'aiperf.json');
     assert.equal(theirs.tool, 'aiperf 0.13.0');
     assert.equal(theirs.points[0].label, 'concurrency=1');
-    const text = renderComparison(ours, theirs, 5);
+    const text = renderComparison(ours, theirs, { percent: 5 });
     assert.match(text, /^A: ours\.json \(loraplex bench\)/);
     assert.match(text, /concurrency=1\n/);
     assert.match(text, /TTFT \(ms\) p50\s+20\s+21\s+1\.050\s+\+5\.0%\s+yes/);
@@ -132,13 +132,33 @@ describe('compare', () => {
     const run = (points: PointResult[]) => ({ source: 'x', tool: 't', points });
     const a = run([point(1, 1)]);
     const b = run([point(1, 1.1)]);
-    const beyond = rowsBeyondTolerance(a, b, 5);
+    const beyond = rowsBeyondTolerance(a, b, { percent: 5 });
     assert.ok(
-      beyond.some((line) => /TTFT \(ms\) p50 \+10\.0%/.test(line)),
+      beyond.some((line) => /TTFT \(ms\) p50 \+10\.0% \(limit 5%\)/.test(line)),
       beyond.join('\n'),
     );
-    assert.deepEqual(rowsBeyondTolerance(a, b, 50), []);
-    assert.deepEqual(rowsBeyondTolerance(a, a, 0), []);
+    assert.deepEqual(rowsBeyondTolerance(a, b, { percent: 50 }), []);
+    assert.deepEqual(rowsBeyondTolerance(a, a, { percent: 0 }), []);
+  });
+
+  test('p99 rows take the tail tolerance; every other row keeps the tolerance', () => {
+    const run = (points: PointResult[]) => ({ source: 'x', tool: 't', points });
+    const a = run([point(1, 1)]);
+    const b = run([point(1, 1.1)]);
+    const beyond = rowsBeyondTolerance(a, b, { percent: 5, tailPercent: 15 });
+    assert.ok(beyond.length > 0, 'the +10% p50 rows still fail');
+    assert.ok(
+      beyond.every((line) => !/ p99 /.test(line)),
+      beyond.join('\n'),
+    );
+    const strictTail = rowsBeyondTolerance(a, b, { percent: 50, tailPercent: 5 });
+    assert.ok(
+      strictTail.length > 0 && strictTail.every((line) => / p99 \+10\.0% \(limit 5%\)/.test(line)),
+      strictTail.join('\n'),
+    );
+    const text = renderComparison(a, b, { percent: 5, tailPercent: 15 });
+    assert.match(text, /TTFT \(ms\) p99 .* yes\n/);
+    assert.match(text, /TTFT \(ms\) p50 .* NO\n/);
   });
 });
 

@@ -344,6 +344,7 @@ const run = (label: string, requests: number): ComparableRun => ({
 });
 const COMPARE_CASES: Record<string, Case<ReturnType<typeof compareOutcome>>> = {
   '--tolerance': { args: ['--tolerance', '50'], consumer: (o) => o.report },
+  '--tail-tolerance': { args: ['--tail-tolerance', '15'], consumer: (o) => o.tolerance },
   '--fail-over-tolerance': { args: ['--fail-over-tolerance'], consumer: (o) => o.failures },
 };
 const compareView = async (argv: string[]) => {
