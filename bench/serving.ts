@@ -71,6 +71,8 @@ interface Load {
   concurrency: number;
   requests: number;
   warmup: number;
+  /** Output tokens per request (default --output-tokens). */
+  outputTokens?: number;
 }
 
 async function measure(url: string, load: Load): Promise<PointResult> {
@@ -85,7 +87,7 @@ async function measure(url: string, load: Load): Promise<PointResult> {
     requestCount: load.requests,
     warmupRequestCount: load.warmup,
     inputTokens: { mean: INPUT, stddev: 0 },
-    outputTokens: { mean: OUTPUT, stddev: 0 },
+    outputTokens: { mean: load.outputTokens ?? OUTPUT, stddev: 0 },
     useServerTokenCount: true,
     progress: 'off',
     seed: 1,
@@ -102,7 +104,8 @@ async function measure(url: string, load: Load): Promise<PointResult> {
  * first, so that a host tier smaller than the store keeps the popular head (Zipf ranks follow the names' order).
  */
 async function touchAll(url: string, names: string[]) {
-  await measure(url, { models: [...names].reverse(), concurrency: 8, requests: names.length, warmup: 0 });
+  const load = { models: [...names].reverse(), concurrency: 8, requests: names.length, warmup: 0, outputTokens: 1 };
+  await measure(url, load);
 }
 
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
