@@ -87,13 +87,16 @@ void q8_0_rows(const QTileArgs& a) {
   }
 }
 
-// Q4_K: the nibbles are the unsigned operand as they are. A sub-block's sums stay in the paired lanes, are
-// multiplied by its scale there (sm's doubled bytes widen straight to the paired order) and summed per row
-// once per super-block; the mins as the AVX2 kernel does them.
+// Q4_K: the nibbles are the unsigned operand as they are: the low ones masked, the high ones masked in place
+// (16 × the nibble, still a u8), so no shift per load; the high sums are exact multiples of 16, shifted down once
+// per sub-block. A sub-block's sums stay in the paired lanes, are multiplied by its scale there (sm's doubled
+// bytes widen straight to the paired order; both factors fit int16, so one madd does it) and summed per row once
+// per super-block; the mins as the AVX2 kernel does them.
 template <int R>
 void q4_k_rows(const QTileArgs& a) {
   const int64_t supers = a.w->cols() / kQ4KBlock;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i high4 = _mm512_set1_epi8(static_cast<char>(0xf0));
   const int8_t* qx[R];
   const float* dx[R];
   const int16_t* bs[R];
@@ -121,7 +124,7 @@ void q4_k_rows(const QTileArgs& a) {
         for (int i = 0; i < 4; ++i) {
           const __m512i wb = pair_rows(_mm512_loadu_si512(q4 + B * 1024 + pair * 256 + i * 64));
           const __m512i wl = _mm512_and_si512(wb, low4);
-          const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(wb, 4), low4);
+          const __m512i wh = _mm512_and_si512(wb, high4);  // 16 × the high nibble: |4 loads' lane| ≤ 16 · 240 · 127
 #pragma GCC unroll 4
           for (int r = 0; r < R; ++r) {
             const int8_t* xp = qx[r] + B * 256 + pair * 64 + 8 * i;
@@ -129,12 +132,15 @@ void q4_k_rows(const QTileArgs& a) {
             hi[r] = _mm512_dpbusd_epi32(hi[r], wh, broadcast8(xp + 32));
           }
         }
-        // |lane| ≤ 16 · 15 · 127 = 30480, times a scale ≤ 63, over 8 sub-blocks: far inside int32.
+        // |lane| ≤ 16 · 15 · 127 = 30480 (hi once shifted down, exactly): it is its own low int16 with the sign in
+        // the high one, and the scale (≤ 63) has a zero high int16, so madd_epi16 gives lane × scale exactly; over
+        // 8 sub-blocks far inside int32.
         const __m512i sl = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * pair * 16)));
         const __m512i sh =
             _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + (2 * pair + 1) * 16)));
         for (int r = 0; r < R; ++r)
-          isum[r] = _mm512_add_epi32(isum[r], _mm512_add_epi32(_mm512_mullo_epi32(lo[r], sl), _mm512_mullo_epi32(hi[r], sh)));
+          isum[r] = _mm512_add_epi32(
+              isum[r], _mm512_add_epi32(_mm512_madd_epi16(lo[r], sl), _mm512_madd_epi16(_mm512_srai_epi32(hi[r], 4), sh)));
       }
       const __m256 vd = _mm256_loadu_ps(dm + B * 16), vmin = _mm256_loadu_ps(dm + B * 16 + 8);
 #pragma GCC unroll 4
