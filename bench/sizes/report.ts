@@ -60,7 +60,10 @@ function servingTable(a: SizesArtifact): string[] {
 
 export function markdownSection(a: SizesArtifact): string {
   const m = a.machine[0];
-  const lb = a.entries.find((e) => e.llamacpp)?.llamacpp;
+  // llama-bench's lengths: the 1B rows', then the 8B rows' shorter ones.
+  const benched = a.entries.filter((e) => e.llamacpp);
+  const big = benched.find((e) => e.label.startsWith('8B'))?.llamacpp;
+  const lb = (benched.find((e) => !e.label.startsWith('8B')) ?? benched[0])?.llamacpp;
   return [
     BEGIN,
     `Measured ${a.generatedAt.slice(0, 16).replace('T', ' ')} UTC, ${m.threads} threads, ${m.isa}; memory read ` +
@@ -74,7 +77,7 @@ export function markdownSection(a: SizesArtifact): string {
       'warm-up. ' +
       (lb
         ? `llama.cpp: \`llama-bench\` build ${lb.build}, tg${lb.genTokens} / pp${lb.promptTokens}, ${lb.threads} ` +
-          `threads (the 8B rows use tg and pp of their own length, see sizes.json). `
+          `threads${big && big !== lb ? ` (the 8B rows tg${big.genTokens} / pp${big.promptTokens})` : ''}. `
         : 'llama.cpp: not built when this ran. ') +
       'GB read per token counts every projection and the output head as held in memory (loraplex) or in the file ' +
       '(GGUF), not the embedding lookup.',
