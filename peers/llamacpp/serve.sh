@@ -7,6 +7,7 @@
 # skipped, so it costs nothing).
 #
 #   PORT=18800 FORMAT=BF16 ADAPTERS=~/.cache/loraplex/llamacpp/adapters/32x-r16 bash peers/llamacpp/serve.sh
+#   MODEL_FILE=…/llama3-1b-BF16.gguf ALIAS=llama3-1b …   another model file (bench:peers --size 1b)
 #
 # PARALLEL slots (default 32) share a context of PARALLEL × SLOT_CTX tokens; continuous batching is on by default.
 # llama.cpp batches requests that use different adapters in different batches (one adapter set per batch).
@@ -18,13 +19,13 @@ FORMAT=${FORMAT:-BF16}
 PARALLEL=${PARALLEL:-32}
 SLOT_CTX=${SLOT_CTX:-512}
 THREADS=${THREADS:-$(nproc)}
-MODEL=$DIR/models/SmolLM2-135M-Instruct.$FORMAT.gguf
-[ -f "$MODEL" ] || { echo "missing $MODEL: run bash peers/llamacpp/setup.sh"; exit 1; }
+MODEL=${MODEL_FILE:-$DIR/models/SmolLM2-135M-Instruct.$FORMAT.gguf}
+[ -f "$MODEL" ] || { echo "missing $MODEL: run bash peers/llamacpp/setup.sh (or npm run bench:models)"; exit 1; }
 
 LORA=()
 if [ -n "${ADAPTERS:-}" ]; then
   for f in "$ADAPTERS"/*.gguf; do LORA+=(--lora "$f"); done
   LORA+=(--lora-init-without-apply)
 fi
-exec "$DIR/build/bin/llama-server" --host 127.0.0.1 --port "${PORT:-18800}" -m "$MODEL" --alias SmolLM2 \
+exec "$DIR/build/bin/llama-server" --host 127.0.0.1 --port "${PORT:-18800}" -m "$MODEL" --alias "${ALIAS:-SmolLM2}" \
   -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" -c $((PARALLEL * SLOT_CTX)) --no-webui "${LORA[@]}"

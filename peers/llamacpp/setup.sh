@@ -9,6 +9,7 @@
 #       (bf16; it writes the gguf package's LoRA layout, llama's q/k permutation included).
 #
 #   STORE=~/.cache/loraplex/bench-stores/smollm2/32x-r16 bash peers/llamacpp/setup.sh
+#   HF_MODEL=<the store's base model> ADAPTERS_OUT=<dir> STORE=…   another model's adapters (bench:peers --size 1b)
 #
 # The converter runs in the oracle's venv (torch, safetensors) with the vendored gguf-py first on the path.
 set -euo pipefail
@@ -41,7 +42,7 @@ quantize "$MODELS/$NAME.Q4_1.gguf" BF16 requantize
 quantize "$MODELS/$NAME.BF16.gguf" Q8_0
 
 if [ -n "${STORE:-}" ]; then
-  OUT=$DIR/adapters/$(basename "$STORE")
+  OUT=${ADAPTERS_OUT:-$DIR/adapters/$(basename "$STORE")}
   mkdir -p "$OUT"
   todo=()
   for a in "$STORE"/*/; do

@@ -33,5 +33,5 @@ export LD_PRELOAD="$(IFS=:; echo "${PRELOAD[*]}")${LD_PRELOAD:+:$LD_PRELOAD}"
 export VLLM_CPU_OMP_THREADS_BIND=${VLLM_CPU_OMP_THREADS_BIND:-0-$(($(nproc) - 1))} VLLM_CPU_NUM_OF_RESERVED_CPU=0
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-2} HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1
 exec "$VENV/bin/python" -m vllm.entrypoints.openai.api_server --host 127.0.0.1 --port "${PORT:-18900}" \
-  --model "$MODEL" --served-model-name SmolLM2 --dtype bfloat16 --max-model-len "${MAX_MODEL_LEN:-512}" \
+  --model "$MODEL" --served-model-name "${SERVED_NAME:-SmolLM2}" --dtype bfloat16 --max-model-len "${MAX_MODEL_LEN:-512}" \
   --max-num-seqs "${MAX_NUM_SEQS:-32}" "${LORA[@]}"

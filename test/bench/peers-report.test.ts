@@ -115,3 +115,21 @@ test('writeDocs appends the section once, then replaces only what lies between t
   assert.match(second, /\| 99\.0 \|/);
   assert.doesNotMatch(second, /llama\.cpp BF16/);
 });
+
+test('a 1B artifact has its own section and chart: writing it leaves the SmolLM2 section as it was', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'peers-report-'));
+  const doc = join(dir, 'benchmarks.md');
+  await writeFile(doc, '# Benchmarks\n');
+  await writeDocs(ARTIFACT, doc, join(dir, 'peers.svg'));
+  const smol = await readFile(doc, 'utf8');
+  const oneB: PeersArtifact = { ...ARTIFACT, size: '1b', servers: [server('loraplex', 'loraplex', [77], [1])] };
+  await writeDocs(oneB, doc, join(dir, 'peers-1b.svg'));
+  await writeDocs(oneB, doc, join(dir, 'peers-1b.svg'));
+  const both = await readFile(doc, 'utf8');
+  assert.ok(both.startsWith(smol.trimEnd()), 'the SmolLM2 section is untouched');
+  assert.equal(both.split('<!-- bench:peers-1b begin').length, 2, 'one 1B section, replaced in place');
+  assert.match(both, /## Peers at the 1B size\n/);
+  assert.match(both, /!\[output tok\/s per workload and server\]\(figures\/peers-1b\.svg\)/);
+  assert.match(both.slice(both.indexOf('bench:peers-1b begin')), /\| 77\.0 \|/);
+  assert.equal(both.split(BEGIN).length, 2);
+});

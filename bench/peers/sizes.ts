@@ -1,0 +1,65 @@
+/**
+ * The model sizes bench:peers runs its workloads at: SmolLM2-135M-Instruct (the default) and the
+ * Llama-3.2-1B-shaped bench model (`npm run bench:models`). A size names everything that differs between
+ * them: the bf16 safetensors and the PEFT store every server gets, the GGUF files llama.cpp serves, the name
+ * a base request gives, and where the artifact, chart and docs section go.
+ */
+import { basename, join } from 'node:path';
+import { cacheRoot } from '../../src/demo/demo-model.ts';
+
+export type LlamacppFormat = 'BF16' | 'Q8_0' | 'Q4_1' | 'Q4_K';
+
+export interface PeerSize {
+  key: 'smollm2' | '1b';
+  /** The artifact's description of the model. */
+  label: string;
+  /** The bf16 safetensors model folder. */
+  model: string;
+  /** Where the 32 synthetic PEFT adapters live (bench/peft-store.ts makes them there). */
+  storeRoot: string;
+  /** The name llama.cpp and vLLM serve the base under (loraplex serves the model folder's name). */
+  servedName: string;
+  /** llama.cpp's model file in a weight format (null: this size has none in that format). */
+  gguf(format: LlamacppFormat): string | null;
+  /** Where peers/llamacpp/setup.sh writes the store's adapters as GGUF LoRA. */
+  ggufAdapters(store: string): string;
+  artifact: string;
+  svg: string;
+  /** The docs section's marker name (`<!-- bench:NAME begin … -->`). */
+  marker: string;
+}
+
+export function peerSize(key: string | undefined, docsDir: string): PeerSize {
+  const cache = cacheRoot();
+  if (key === undefined || key === 'smollm2') {
+    return {
+      key: 'smollm2',
+      label: 'SmolLM2-135M-Instruct',
+      model: join(cache, 'smollm2', 'model-bf16'),
+      storeRoot: join(cache, 'bench-stores', 'smollm2'),
+      servedName: 'SmolLM2',
+      gguf: (format) =>
+        format === 'Q4_K' ? null : join(cache, 'llamacpp', 'models', `SmolLM2-135M-Instruct.${format}.gguf`),
+      ggufAdapters: (store) => join(cache, 'llamacpp', 'adapters', basename(store)),
+      artifact: join(docsDir, 'figures', 'peers.json'),
+      svg: join(docsDir, 'figures', 'peers.svg'),
+      marker: 'bench:peers',
+    };
+  }
+  if (key === '1b') {
+    const root = join(cache, 'bench-models', 'llama3-1b');
+    return {
+      key: '1b',
+      label: 'Llama-3.2-1B-shaped bench model (random weights, real config and tokenizer)',
+      model: join(root, 'model'),
+      storeRoot: join(root, 'adapters'),
+      servedName: 'llama3-1b',
+      gguf: (format) => (format === 'Q4_1' ? null : join(root, 'gguf', `llama3-1b-${format}.gguf`)),
+      ggufAdapters: (store) => join(cache, 'llamacpp', 'adapters', `llama3-1b-${basename(store)}`),
+      artifact: join(docsDir, 'figures', 'peers-1b.json'),
+      svg: join(docsDir, 'figures', 'peers-1b.svg'),
+      marker: 'bench:peers-1b',
+    };
+  }
+  throw new Error(`--size: unknown '${key}' (known: smollm2, 1b)`);
+}
