@@ -7,16 +7,18 @@
  * a step: a sequence whose adapter is not resident simply waits in the queue. Concurrent requests for one
  * cold adapter share one load. Everything is keyed by `name@version`: replacing an adapter makes a new
  * version, sequences keep the version they were admitted with, and an old version's weights are dropped
- * once no sequence uses them.
+ * once no sequence uses them. Weighted combinations (virtual adapters) are kept in compositions.ts and served
+ * through these tiers like any adapter.
  */
 import type { LoraDtype, PackedAdapter } from '../../kernels/types.ts';
 import { createError, type LoraplexError } from '../../observability/errors.ts';
 import type { ServeLog } from '../../observability/log.ts';
 import { defaultAdapterLog } from '../../observability/thread-log.ts';
-import { type AdapterPart, checkParts, composePacked, compositionKey, type ResolvedPart } from '../compose.ts';
+import type { AdapterPart } from '../compose.ts';
 import type { AdapterLoader } from '../loader/adapter-loader.ts';
 import type { AdapterSummary } from '../loader/load-packed.ts';
 import { ADAPTER_NAME } from '../store/local-dir-store.ts';
+import { Compositions } from './compositions.ts';
 import { HostCache } from './host-cache.ts';
 import { type SlotBackend, type SlotContents, SlotTable } from './slot-table.ts';
 
@@ -121,8 +123,8 @@ export class AdapterManager {
   private readonly unloaded = new Map<string, string | null>();
   /** Names whose current version stays in the host tier (pin()). */
   private readonly pinned = new Set<string>();
-  /** Virtual adapters (compose.ts): key → its components, kept while the key may be in use or resident. */
-  private readonly compositions = new Map<string, ResolvedPart[]>();
+  /** Virtual adapters (compose.ts), built on these tiers. */
+  private readonly compositions: Compositions;
   events: AdapterEvents = { ready() {}, failed() {}, loadTimed() {} };
   private changes = 0;
 
@@ -143,6 +145,24 @@ export class AdapterManager {
       opts.slotContents,
     );
     this.host = new HostCache(opts.maxCpuLoras, opts.maxCpuLoraBytes);
+    this.compositions = new Compositions({
+      slots: this.slots,
+      host: this.host,
+      retained: this.retained,
+      failures: this.failures,
+      maxLoraRank: opts.maxLoraRank ?? 64,
+      currentKey: (name) => {
+        const entry = this.catalog.get(name);
+        return entry && adapterKey(name, entry.version);
+      },
+      packed: (key) => this.resident.get(key) ?? this.host.get(key),
+      inMemory: (key) => this.inMemory(key),
+      isHostPinned: (key) => this.isHostPinned(key),
+      ensureResident: (key, needMemory) => this.ensureResident(key, needMemory),
+      retire: (key) => this.retire(key),
+      changed: () => void this.changes++,
+      failed: (key, error) => this.events.failed(key, error),
+    });
   }
 
   // ── catalogue ────────────────────────────────────────────────────────────────────────────────────
@@ -276,30 +296,7 @@ export class AdapterManager {
    * naming `lora[i].name` for an unknown or broken component, and the combination's own error once it failed.
    */
   resolveComposition(parts: readonly AdapterPart[]): string {
-    checkParts(parts);
-    const resolved = parts.map((p, i): ResolvedPart => {
-      const param = `lora[${i}].name`;
-      const entry = this.catalog.get(p.name);
-      if (!entry)
-        throw createError('REQUEST_INVALID', { message: `'${param}': no adapter '${p.name}' is served` }, { param });
-      const key = adapterKey(p.name, entry.version);
-      const failure = this.failures.get(key);
-      if (failure)
-        throw createError('REQUEST_INVALID', { message: `adapter '${p.name}': ${failure.message}` }, { param });
-      return { key, weight: p.weight };
-    });
-    if (resolved.length === 1 && resolved[0].weight === 1) return resolved[0].key;
-    const key = compositionKey(resolved);
-    const failure = this.failures.get(key);
-    if (failure) throw failure;
-    if (!this.compositions.has(key)) {
-      this.pruneCompositions();
-      this.compositions.set(key, resolved);
-    }
-    this.ensureComposition(key); // resident components: a DoRA or rank refusal is thrown now, as a 400
-    const now = this.failures.get(key);
-    if (now) throw now;
-    return key;
+    return this.compositions.resolve(parts);
   }
 
   /**
@@ -334,7 +331,7 @@ export class AdapterManager {
   /** A live sequence needs `key`: keep it in the host tier (loading it if needed) until release(). */
   retain(key: string) {
     this.retained.set(key, (this.retained.get(key) ?? 0) + 1);
-    for (const part of this.compositions.get(key) ?? []) this.retain(part.key);
+    for (const part of this.compositions.partsOf(key) ?? []) this.retain(part.key);
     this.ensureResident(key);
   }
 
@@ -343,7 +340,7 @@ export class AdapterManager {
     if (n < 0) throw new Error(`adapter '${key}' released more often than retained`);
     if (n === 0) this.retained.delete(key);
     else this.retained.set(key, n);
-    for (const part of this.compositions.get(key) ?? []) this.release(part.key);
+    for (const part of this.compositions.partsOf(key) ?? []) this.release(part.key);
     if (n === 0 && !this.isCurrent(key)) this.retire(key);
     this.pumpDeferred();
   }
@@ -417,7 +414,7 @@ export class AdapterManager {
   }
 
   private isCurrent(key: string): boolean {
-    const parts = this.compositions.get(key);
+    const parts = this.compositions.partsOf(key);
     if (parts) return parts.every((p) => this.isCurrent(p.key));
     const entry = this.catalog.get(nameOf(key));
     return entry !== undefined && adapterKey(entry.name, entry.version) === key;
@@ -439,10 +436,7 @@ export class AdapterManager {
     this.failures.delete(key);
     this.summaries.delete(key);
     this.deferred.delete(key);
-    this.compositions.delete(key);
-    for (const [k, parts] of this.compositions) {
-      if (!this.retained.has(k) && parts.some((p) => p.key === key)) this.retire(k);
-    }
+    this.compositions.forget(key);
   }
 
   private inMemory(key: string): boolean {
@@ -454,7 +448,7 @@ export class AdapterManager {
    * loaded, also one replaced while a sequence waited for it.
    */
   private ensureResident(key: string, needMemory = false) {
-    if (this.compositions.has(key)) return this.ensureComposition(key);
+    if (this.compositions.has(key)) return this.compositions.ensure(key);
     if ((this.slots.has(key) && !needMemory) || this.inMemory(key) || this.loading.has(key) || this.failures.has(key))
       return;
     const source = this.sources.get(key);
@@ -493,49 +487,6 @@ export class AdapterManager {
       },
     );
     this.loading.set(key, done);
-  }
-
-  /**
-   * Builds a virtual adapter into the host tier once every component is in memory (loading those that are
-   * not: a slot copy cannot be read back); a refusal (DoRA, rank) or a failed component fails it.
-   */
-  private ensureComposition(key: string) {
-    if (this.slots.has(key) || this.inMemory(key) || this.failures.has(key)) return;
-    const parts = this.compositions.get(key)!;
-    const broken = parts.findIndex((p) => this.failures.has(p.key));
-    if (broken >= 0) {
-      const message = `adapter '${nameOf(parts[broken].key)}' failed to load: ${this.failures.get(parts[broken].key)!.message}`;
-      return this.failComposition(key, createError('REQUEST_INVALID', { message }, { param: 'lora' }));
-    }
-    const packed = parts.map((p) => this.resident.get(p.key) ?? this.host.get(p.key));
-    if (packed.some((p) => p === null || p === undefined)) {
-      for (const p of parts) this.ensureResident(p.key, true);
-      return;
-    }
-    try {
-      const components = parts.map((p, i) => ({ packed: packed[i]!, weight: p.weight, name: nameOf(p.key) }));
-      const built = composePacked(components, this.opts.maxLoraRank ?? 64);
-      this.changes++;
-      const keep = (k: string) => this.isHostPinned(k) || parts.some((p) => p.key === k);
-      this.host.makeRoom(1, keep);
-      this.host.put(key, built, keep);
-    } catch (e) {
-      this.failComposition(key, e as LoraplexError);
-    }
-  }
-
-  private failComposition(key: string, error: LoraplexError) {
-    this.changes++;
-    this.failures.set(key, error);
-    this.events.failed(key, error);
-  }
-
-  /** Forgets combinations nothing uses or holds, so their records do not grow without bound. */
-  private pruneCompositions() {
-    if (this.compositions.size < 4 * this.host.capacity) return;
-    for (const key of [...this.compositions.keys()]) {
-      if (!this.retained.has(key) && !this.slots.has(key) && !this.inMemory(key)) this.retire(key);
-    }
   }
 
   /** Keeps a version's summary; its warnings are logged the first time only (a reload after eviction is quiet). */
