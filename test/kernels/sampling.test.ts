@@ -199,6 +199,28 @@ describe('sample: native picks the reference token', () => {
     nativeSamplingKernels.sample(logits, vocab, rows, got);
     assert.deepEqual([...got], [...expected]);
   });
+
+  test('a long prefix of few distinct probabilities: equal ones are walked lowest token first', () => {
+    // Past a few thousand candidates the native walk order comes from a radix sort on p's bits: ties must
+    // keep token order, and every uniform must land where the reference's sorted walk lands.
+    const r = rng(11);
+    const vocab = 30011;
+    const numRows = 12;
+    const logits = new Float32Array(numRows * vocab);
+    const rows: SamplingRow[] = [];
+    for (let i = 0; i < numRows; i++) {
+      for (let v = 0; v < vocab; v++) logits[i * vocab + v] = ((v * 7919 + i) % 5) * 0.25;
+      rows.push({ temperature: 1, topK: 0, topP: i < 8 ? 1 : 0.6, uniform: i === 0 ? 0 : r.next() });
+    }
+    const expected = new Int32Array(numRows);
+    referenceSamplingKernels.sample(logits, vocab, rows, expected);
+    for (const isa of isas) {
+      setIsa(isa);
+      const got = new Int32Array(numRows).fill(-1);
+      nativeSamplingKernels.sample(logits, vocab, rows, got);
+      assert.deepEqual([...got], [...expected], isa);
+    }
+  });
 });
 
 describe('logSoftmax', () => {
