@@ -1,7 +1,7 @@
 /**
  * The AMX-BF16 GEMM (native/src/cpu/gemm_amx.cpp): bf16 weights with the bf16 dot mode on, where the CPU has
- * AMX. Shapes around its tiles (16 rows, 32 k, two 16-column B tiles per 32-column panel, 8-step k chunks,
- * 16-tile row blocks), against the reference fed x rounded to bf16: |amx − reference| ≤ 1e-6 · (K + 1),
+ * AMX. Shapes around its tiles (16 rows, 32 k, two 16-column B tiles per 32-column panel, 16-tile row blocks;
+ * C in the tiles over all of k, or 8-step k chunks where a block's A tiles pass 1 MiB), against the reference fed x rounded to bf16: |amx − reference| ≤ 1e-6 · (K + 1),
  * inputs in [-1, 1] (the tolerance of the vdpbf16ps variant in gemm.test.ts). Batch invariance is bitwise:
  * AMX's sum order inside one instruction is not vdpbf16ps's, so every M, decode included, runs through AMX.
  */
@@ -72,6 +72,28 @@ describe('gemm on AMX vs the reference (x rounded to bf16)', { skip }, () => {
     });
   });
 
+  test('a block whose A tiles pass 1 MiB runs k in chunks (M=256, K=2081): same tolerance, with bias and accumulate', () => {
+    const [m, k] = [256, 2081]; // 16 row tiles × 66 k steps × 1 KiB
+    for (const [n, withBias, accumulate] of [
+      [67, true, true],
+      [33, false, false],
+      [64, false, true],
+    ] as const) {
+      const w = bf16Weight(n, k, n);
+      const r = rng(n + 1);
+      const x = r.f32(m * k);
+      const y0 = r.f32(m * n);
+      const bias = withBias ? r.f32(n) : undefined;
+      const run = (kernels: typeof nativeKernels, xs: Float32Array) => {
+        const y = y0.slice();
+        kernels.gemm(xs, kernels.packWeight(w), y, m, bias, accumulate);
+        return y;
+      };
+      const err = maxAbsDiff(run(nativeKernels, x), run(referenceKernels, roundToBf16(x)));
+      assert.ok(err <= 1e-6 * (k + 1), `N=${n}: max |diff| ${err}`);
+    }
+  });
+
   test('K = 0 writes bias (or keeps y) and nothing else', () => {
     const w = nativeKernels.packWeight({ dtype: 'bf16', rows: 5, cols: 0, data: new Uint16Array(0) });
     const y = rng(1).f32(10);
@@ -107,6 +129,7 @@ describe('gemm on AMX: batch invariance (bitwise)', { skip }, () => {
     [67, true],
     [577, true],
     [577, false],
+    [2081, true], // M = 256 runs k in chunks (its A tiles pass 1 MiB), the rest whole k
   ] as const) {
     const what = accumulate ? 'accumulating into y' : 'into fresh y';
     test(`K=${k}, ${what}: a row alone (decode) equals that row in every M, at every position, at 1, 2 and 3 threads`, () => {
@@ -120,7 +143,7 @@ describe('gemm on AMX: batch invariance (bitwise)', { skip }, () => {
       nativeKernels.gemm(row, packed, alone, 1, bias, accumulate);
       for (const threads of [1, 2, 3]) {
         withThreads(threads, () => {
-          for (const m of [1, 15, 16, 17, 33, 100, 200, 300]) {
+          for (const m of [1, 15, 16, 17, 33, 100, 200, 256, 300]) {
             for (const pos of new Set([0, 15 % m, m >> 1, m - 1])) {
               const x = r.f32(m * k, 3);
               x.set(row, pos * k);

@@ -30,6 +30,10 @@ constexpr int64_t kATileBytes = kTileRows * kStepK * 2;   // 1 KiB
 constexpr int64_t kPanelStepBytes = kStepK * kGemmPanel * 2;  // a panel's 32 k: two B tiles, 2 KiB
 constexpr int64_t kPairRowBytes = kGemmPanel * 4;         // one k pair of a panel: the B tiles' stride
 constexpr int64_t kChunkSteps = 8;          // 256 k: a panel chunk (16 KiB) stays in L1 across row groups
+// A block whose A tiles take at most this runs all of k with C in the tiles (no chunk reloads C); the A tiles
+// and the panel then share L2. Measured (32-row groups, 2 threads, A/B alternating 11-41 rounds): K = 2048
+// +11-17 % over 256-k chunks; K = 4096 and 8192 at 256 rows (2 and 4 MiB of A) 5-14 % slower, so they chunk.
+constexpr int64_t kWholeKABytes = 1 << 20;
 constexpr int64_t kBlockTiles = 16;  // A tiles (16 rows) per row block: weights are read once per 256 rows
 constexpr int64_t kMaxPanelsPerBlock = 16;  // C block (256 rows × 512 columns, 512 KiB) stays in L2
 constexpr int64_t kTasksPerThread = 2;
@@ -86,15 +90,20 @@ void pack_a_tile(const float* x, int64_t ldx, int64_t rows, int64_t k_valid, int
   }
 }
 
-// C (+)= A · B for one row group (G = 1 or 2 A tiles) and one panel over k steps [s0, s1). c: the group's
-// first C tile (a panel's two C tiles follow each other; the next row tile's are `c_down` floats on).
-// a: the group's first A tile at step 0 (the second is `steps` tiles on). b: the panel at step 0; `last`:
-// its final step (a zero-padded copy when K is short). pf: a weight stream to prefetch into L2 (2 KiB a
-// step), or null.
+// Where a row group's C tiles live: tile (row tile i, half h) at c + i · down + h · right floats, rows
+// `stride` bytes apart (the block buffer, a pair buffer, or y itself).
+struct CTiles {
+  float* c;
+  int64_t right, down, stride;
+};
+
+// C (+)= A · B for one row group (G = 1 or 2 A tiles) and one panel over k steps [s0, s1). a: the group's
+// first A tile at step 0 (the second is `steps` tiles on). b: the panel at step 0; `last`: its final step
+// (a zero-padded copy when K is short). pf: a weight stream to prefetch into L2 (2 KiB a step), or null.
 template <int G>
-void run_steps(float* c, int64_t c_down, const uint8_t* a, int64_t steps, const uint8_t* b, const uint8_t* last,
-               int64_t s0, int64_t s1, const char* pf, bool from_zero) {
-  constexpr int64_t kCTile = kTileRows * 16;  // floats
+void run_steps(const CTiles& ct, const uint8_t* a, int64_t steps, const uint8_t* b, const uint8_t* last, int64_t s0,
+               int64_t s1, const char* pf, bool from_zero) {
+  float* const c = ct.c;
   if (from_zero) {
     _tile_zero(0);
     _tile_zero(1);
@@ -103,11 +112,11 @@ void run_steps(float* c, int64_t c_down, const uint8_t* a, int64_t steps, const 
       _tile_zero(3);
     }
   } else {
-    _tile_loadd(0, c, 64);
-    _tile_loadd(1, c + kCTile, 64);
+    _tile_loadd(0, c, ct.stride);
+    _tile_loadd(1, c + ct.right, ct.stride);
     if constexpr (G == 2) {
-      _tile_loadd(2, c + c_down, 64);
-      _tile_loadd(3, c + c_down + kCTile, 64);
+      _tile_loadd(2, c + ct.down, ct.stride);
+      _tile_loadd(3, c + ct.down + ct.right, ct.stride);
     }
   }
   for (int64_t s = s0; s < s1; ++s) {
@@ -127,11 +136,11 @@ void run_steps(float* c, int64_t c_down, const uint8_t* a, int64_t steps, const 
       _tile_dpbf16ps(3, 5, 7);
     }
   }
-  _tile_stored(0, c, 64);
-  _tile_stored(1, c + kCTile, 64);
+  _tile_stored(0, c, ct.stride);
+  _tile_stored(1, c + ct.right, ct.stride);
   if constexpr (G == 2) {
-    _tile_stored(2, c + c_down, 64);
-    _tile_stored(3, c + c_down + kCTile, 64);
+    _tile_stored(2, c + ct.down, ct.stride);
+    _tile_stored(3, c + ct.down + ct.right, ct.stride);
   }
 }
 
@@ -144,10 +153,82 @@ struct AmxJob {
   int64_t m, n, steps, tail_pairs;  // tail_pairs: k pairs the panels hold in their last step (1..16)
   int64_t row_tiles, panels, tiles_per_block, panels_per_block, col_blocks;
 
+  // The panel's final k step as TDPBF16PS reads it: where the panel ends before the step does, a copy in
+  // `tail` with zero pairs after its own (never the next panel's, or no, memory).
+  const uint8_t* last_step(const uint8_t* b, uint8_t* tail) const {
+    const uint8_t* last = b + (steps - 1) * kPanelStepBytes;
+    if (tail_pairs == 16) return last;
+    std::memcpy(tail, last, tail_pairs * kPairRowBytes);
+    std::memset(tail + tail_pairs * kPairRowBytes, 0, (16 - tail_pairs) * kPairRowBytes);
+    return tail;
+  }
+
   void run_block(int64_t block) const {
     const int64_t rb = block / col_blocks, cb = block % col_blocks;
     const int64_t t0 = rb * tiles_per_block, t1 = t0 + tiles_per_block < row_tiles ? t0 + tiles_per_block : row_tiles;
     const int64_t p0 = cb * panels_per_block, p1 = p0 + panels_per_block < panels ? p0 + panels_per_block : panels;
+    // One row group, or a block whose A tiles fit in L2 beside a panel: each panel runs its whole k with C
+    // in the tiles (decode streams panel after panel). Larger blocks: k in chunks, so a panel chunk stays in
+    // L1 while every row group uses it.
+    const bool whole_k = steps > 0 && (t1 - t0 <= 2 || (t1 - t0) * steps * kATileBytes <= kWholeKABytes);
+    if (whole_k) {
+      run_whole_k(t0, t1, p0, p1);
+    } else {
+      run_chunked(t0, t1, p0, p1);
+    }
+  }
+
+  // Each row group × panel runs all of k with C in the tiles. Its C tiles load from and store to y itself
+  // where they lie inside y and no bias follows (no copy of C at all); else they go through a 32 × 32 buffer.
+  // Measured against the block buffer at K = 2048 (M = 128-2048): +7 % more.
+  void run_whole_k(int64_t t0, int64_t t1, int64_t p0, int64_t p1) const {
+    TileScope tiles;
+    alignas(64) uint8_t tail[kPanelStepBytes];
+    alignas(64) float pair[2 * kTileRows * kGemmPanel];
+    const CTiles buffered{pair, 16, kTileRows * kGemmPanel, kGemmPanel * sizeof(float)};
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* b = static_cast<const uint8_t*>(w->panel(p));
+      const uint8_t* last = last_step(b, tail);
+      const int64_t j0 = p * kGemmPanel, cols = n - j0 < kGemmPanel ? n - j0 : kGemmPanel;
+      for (int64_t t = t0; t < t1; t += 2) {
+        const int64_t group_rows = (t + 1 < t1 ? 2 : 1) * kTileRows;
+        const int64_t r0 = t * kTileRows, rows = m - r0 < group_rows ? m - r0 : group_rows;
+        const bool direct = !bias && cols == kGemmPanel && rows == group_rows;
+        float* yt = y + r0 * n + j0;
+        if (!direct && accumulate) {
+          for (int64_t r = 0; r < group_rows; ++r) {
+            float* pr = pair + r * kGemmPanel;
+            const int64_t valid = r < rows ? cols : 0;
+            if (valid) std::memcpy(pr, yt + r * n, valid * sizeof(float));
+            std::memset(pr + valid, 0, (kGemmPanel - valid) * sizeof(float));
+          }
+        }
+        const CTiles ct = direct ? CTiles{yt, 16, kTileRows * n, n * static_cast<int64_t>(sizeof(float))} : buffered;
+        // The first row group streams the panel from memory, prefetching a little ahead; the others find it
+        // in L2. Measured: decode from memory 14 -> 22 GB/s (as vdpbf16ps).
+        const char* pf = t == t0 ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes : nullptr;
+        const uint8_t* at = a + t * steps * kATileBytes;
+        if (group_rows == 2 * kTileRows) {
+          run_steps<2>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
+        } else {
+          run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
+        }
+        if (direct) continue;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* pr = pair + r * kGemmPanel;
+          float* yr = yt + r * n;
+          if (bias) {
+            for (int64_t i = 0; i < cols; ++i) yr[i] = pr[i] + bias[j0 + i];
+          } else {
+            std::memcpy(yr, pr, cols * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+
+  // k in chunks of kChunkSteps, C between chunks in an f32 block buffer (in L2); also K = 0 (bias or y only).
+  void run_chunked(int64_t t0, int64_t t1, int64_t p0, int64_t p1) const {
     const int64_t r0 = t0 * kTileRows, rows = (m < t1 * kTileRows ? m : t1 * kTileRows) - r0;
     const int64_t j0 = p0 * kGemmPanel, cols = (n < p1 * kGemmPanel ? n : p1 * kGemmPanel) - j0;
     // The block's C tile by tile, so a tile load reads 1 KiB in a row (row tile rt, panel q, half h at
@@ -171,37 +252,23 @@ struct AmxJob {
     if (steps > 0) {
       TileScope tiles;
       alignas(64) uint8_t tail[kPanelStepBytes];
-      // One row group: each panel runs its whole k with C in the tiles (decode streams panel after panel).
-      // Several: k in chunks, so a panel chunk stays in L1 while every row group uses it.
-      const int64_t chunk = t1 - t0 <= 2 ? steps : kChunkSteps;
-      for (int64_t s0 = 0; s0 < steps; s0 += chunk) {
-        const int64_t s1 = s0 + chunk < steps ? s0 + chunk : steps;
+      for (int64_t s0 = 0; s0 < steps; s0 += kChunkSteps) {
+        const int64_t s1 = s0 + kChunkSteps < steps ? s0 + kChunkSteps : steps;
         for (int64_t p = p0; p < p1; ++p) {
           const uint8_t* b = static_cast<const uint8_t*>(w->panel(p));
-          const uint8_t* last = b + (steps - 1) * kPanelStepBytes;
-          if (s1 == steps && tail_pairs < 16) {
-            // The panel ends before the step does: zero pairs, never the next panel's (or no) memory.
-            std::memcpy(tail, last, tail_pairs * kPairRowBytes);
-            std::memset(tail + tail_pairs * kPairRowBytes, 0, (16 - tail_pairs) * kPairRowBytes);
-            last = tail;
-          }
-          // The first row group prefetches as it goes: alone (decode), a little ahead in its panel, which
-          // streams straight through; with others, the chunk that comes next (the next panel's, or the next
-          // k), so memory stays busy while the other groups compute on this one. Measured: decode from
-          // memory 14 -> 22 GB/s (as vdpbf16ps), prefill M = 128 / 512 +10-30 %.
-          const char* pf = reinterpret_cast<const char*>(b) + kGemmPrefetchBytes;  // s0 = 0 here
-          if (chunk < steps) {
-            const int64_t pn = p + 1 < p1 ? p + 1 : p0, sn = p + 1 < p1 ? s0 : s1;
-            pf = sn < steps ? static_cast<const char*>(w->panel(pn)) + sn * kPanelStepBytes : nullptr;
-          }
+          const uint8_t* last = s1 == steps ? last_step(b, tail) : nullptr;  // read only in the last chunk
+          // The first row group prefetches the chunk that comes next (the next panel's, or the next k), so
+          // memory stays busy while the other groups compute on this one (prefill M = 128 / 512 +10-30 %).
+          const int64_t pn = p + 1 < p1 ? p + 1 : p0, sn = p + 1 < p1 ? s0 : s1;
+          const char* pf = sn < steps ? static_cast<const char*>(w->panel(pn)) + sn * kPanelStepBytes : nullptr;
           for (int64_t t = t0; t < t1; t += 2) {
-            float* ct = c + (t - t0) * c_down + (p - p0) * 2 * kTileRows * 16;
+            const CTiles ct{c + (t - t0) * c_down + (p - p0) * 2 * kTileRows * 16, kTileRows * 16, c_down, 64};
             const uint8_t* at = a + t * steps * kATileBytes;
             const char* tpf = t == t0 ? pf : nullptr;
             if (t + 1 < t1) {
-              run_steps<2>(ct, c_down, at, steps, b, last, s0, s1, tpf, from_zero && s0 == 0);
+              run_steps<2>(ct, at, steps, b, last, s0, s1, tpf, from_zero && s0 == 0);
             } else {
-              run_steps<1>(ct, c_down, at, steps, b, last, s0, s1, tpf, from_zero && s0 == 0);
+              run_steps<1>(ct, at, steps, b, last, s0, s1, tpf, from_zero && s0 == 0);
             }
           }
         }
