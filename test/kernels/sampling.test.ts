@@ -205,6 +205,23 @@ describe('sample: native picks the reference token', () => {
     assert.deepEqual([...got], [...expected]);
   });
 
+  test("a flat 128K row (a random-weight model's logits): the long walk order comes from the logits, ±0 tie", () => {
+    // Past a few thousand candidates the native walk order comes from a radix sort on the logits (p rises
+    // with them); +0 and −0 are different keys with the same p, so that run must still go lowest token first.
+    const r = rng(13);
+    const vocab = 128256;
+    const uniforms = [0, 1e-4, 0.37, 0.5, 0.9, 1 - 1e-9];
+    const logits = new Float32Array(uniforms.length * vocab);
+    const rows: SamplingRow[] = uniforms.map((uniform, i) => {
+      for (let v = 0; v < vocab; v++) {
+        const signedZero = i % 2 === 1 && v % 3 === 0;
+        logits[i * vocab + v] = signedZero ? (v % 2 ? -0 : 0) : r.normal() * 0.9;
+      }
+      return { temperature: i === 4 ? 0.5 : 1, topK: 0, topP: i === 3 ? 0.8 : 1, uniform };
+    });
+    assertNativePicksReference(logits, vocab, rows);
+  });
+
   test('a long prefix of few distinct probabilities: equal ones are walked lowest token first', () => {
     // Past a few thousand candidates the native walk order comes from a radix sort on p's bits: ties must
     // keep token order, and every uniform must land where the reference's sorted walk lands.

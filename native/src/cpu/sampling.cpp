@@ -90,6 +90,59 @@ void sort_walk_order(std::vector<Candidate>& c) {
   if (from != &c) c.swap(*from);
 }
 
+// Tokens given in ascending order (a long prefix: a flat distribution keeps most of the vocabulary), as
+// candidates in walk order, found from their logits: p = exp(x − m) with x = logit / T is non-decreasing in the
+// logit, so logits descending give p non-increasing. A stable LSD radix sort on 32-bit keys (three 11-bit digits,
+// 8-byte items) instead of one on p's 64 bits (16-byte items). Then equal p from different logits (exp rounds
+// them together) are put back in token order, and a p that rises along the result (an exp that is not monotone
+// there) returns false. So `out` is exactly walk_order whenever this returns true.
+bool walk_order_by_logit(const float* logits, const double* p, const std::vector<int32_t>& tokens,
+                         std::vector<Candidate>& out) {
+  constexpr int kDigitBits = 11;
+  constexpr uint32_t kDigits = 1u << kDigitBits;
+  thread_local std::vector<uint64_t> items, scratch;
+  const size_t n = tokens.size();
+  items.resize(n);
+  scratch.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    const float key = key_of(logits[tokens[i]]);
+    std::memcpy(&bits, &key, sizeof bits);
+    const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    items[i] = (uint64_t(~ascending) << 32) | uint32_t(tokens[i]);  // tokens ascending: the sort is stable
+  }
+  uint64_t* from = items.data();
+  uint64_t* to = scratch.data();
+  uint32_t count[kDigits];
+  for (int shift = 32; shift < 64; shift += kDigitBits) {
+    std::memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; ++i) ++count[(from[i] >> shift) & (kDigits - 1)];
+    if (count[(from[0] >> shift) & (kDigits - 1)] == n) continue;  // one digit: nothing moves
+    uint32_t sum = 0;
+    for (uint32_t& k : count) {
+      const uint32_t here = k;
+      k = sum;
+      sum += here;
+    }
+    for (size_t i = 0; i < n; ++i) to[count[(from[i] >> shift) & (kDigits - 1)]++] = from[i];
+    std::swap(from, to);
+  }
+  out.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t token = int32_t(uint32_t(from[i]));
+    out[i] = {p[token], token};
+  }
+  for (size_t i = 1, run = 0; i <= n; ++i) {
+    if (i < n && out[i].p > out[i - 1].p) return false;
+    if (i < n && out[i].p == out[i - 1].p) continue;
+    if (i - run > 1) {  // equal p: lowest token first
+      std::sort(out.begin() + run, out.begin() + i, [](const Candidate& x, const Candidate& y) { return x.token < y.token; });
+    }
+    run = i;
+  }
+  return true;
+}
+
 constexpr int32_t kNeedMore = -1;
 
 // Walks `prefix` (a prefix of the full walk order L, `complete` when it is all of L).
@@ -167,11 +220,17 @@ int32_t sample_full(const SamplingRowKernels& k, const float* logits, int64_t vo
   // Tokens with p ≥ t form a prefix of the walk order; lower t until the walk ends inside it.
   static constexpr double kThresholds[] = {0x1p-10, 0x1p-24, 0x1p-50, 0.0};
   thread_local std::vector<Candidate> prefix;
+  thread_local std::vector<int32_t> tokens;
   for (double t : kThresholds) {
-    prefix.clear();
-    for (int64_t v = 0; (v = k.next_at_least(p.data(), v, vocab, t)) < vocab; ++v)
-      prefix.push_back({p[v], int32_t(v)});
-    sort_walk_order(prefix);
+    tokens.clear();
+    for (int64_t v = 0; (v = k.next_at_least(p.data(), v, vocab, t)) < vocab;) {
+      for (; v < vocab && p[v] >= t; ++v) tokens.push_back(int32_t(v));  // a run: no call per token
+    }
+    if (tokens.size() < kRadixMin || !walk_order_by_logit(logits, p.data(), tokens, prefix)) {
+      prefix.clear();
+      for (int32_t v : tokens) prefix.push_back({p[v], v});
+      sort_walk_order(prefix);
+    }
     const int32_t token = walk(prefix, t == 0.0, z, sp);
     if (token != kNeedMore) return token;
   }
