@@ -1,0 +1,232 @@
+/**
+ * `npm run bench:native-ab -- --base REV`: two builds of the native addon in one process — REV (built in a
+ * temporary git worktree) and this checkout (rebuilt first) — called in turn on the same inputs, the order
+ * swapped every round, so the machine's drift (minutes of it, on a shared VM) falls on both alike. Reports per
+ * case the median time of each and the median over rounds of base time ÷ head time (with its quartiles).
+ *
+ * Sections: `gemm` (bf16 weights through the bf16 dot mode — AMX tiles where the CPU has them — at the
+ * Llama-3.2-1B projections, M from decode to a 2048-token prefill chunk; weights from memory at M ≤ 32) and
+ * `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both builds
+ * must pick the same tokens).
+ *
+ *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample] [--rounds 21] [--out docs/figures/native-ab]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { median } from './util.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    sections: { type: 'string', default: 'gemm,sample' },
+    rounds: { type: 'string', default: '21' },
+    out: { type: 'string', default: 'artifacts/native-ab' },
+  },
+});
+if (!args.base) throw new Error('--base REV is required (the build to compare this checkout with)');
+
+/** The addon calls this script makes (see native/binding). */
+interface Addon {
+  gemmSetBf16Dot(enabled: boolean, allowAmx: boolean): boolean;
+  gemmBf16DotPath(): string;
+  gemmPackWeight(dtype: 'bf16', rows: number, cols: number, data: Uint16Array): unknown;
+  gemm(x: Float32Array, w: unknown, y: Float32Array, m: number, bias: null, accumulate: boolean): void;
+  sample(logits: Float32Array, vocab: number, params: Float64Array, rows: number, out: Int32Array): void;
+}
+
+interface Case {
+  section: string;
+  name: string;
+  /** Work per call, for the rate columns: FLOPs (gemm) or rows (sample). */
+  work: number;
+  baseMs: number;
+  headMs: number;
+  /** Median over rounds of base ms ÷ head ms, and its quartiles. */
+  speedup: number;
+  q1: number;
+  q3: number;
+}
+
+const ROOT = join(import.meta.dirname, '..');
+const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
+const log = (line: string) => console.error(line);
+const rounds = Number(args.rounds);
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)];
+
+interface Hooks {
+  /** Before each timed call (e.g. flush the caches). */
+  beforeCall?: () => void;
+  /** Before each round: both builds then run on the same inputs. */
+  beforeRound?: () => void;
+  /** After each round (e.g. check both builds gave the same answer). */
+  afterRound?: () => void;
+}
+
+/** Times `run(addon)` on both builds `rounds` times, alternating which goes first. */
+function pairTimes(base: Addon, head: Addon, run: (addon: Addon) => void, hooks: Hooks = {}) {
+  run(base);
+  run(head);
+  const times = { base: [] as number[], head: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    hooks.beforeRound?.();
+    const order: Array<'base' | 'head'> = r % 2 === 0 ? ['base', 'head'] : ['head', 'base'];
+    for (const side of order) {
+      hooks.beforeCall?.();
+      const t0 = performance.now();
+      run(side === 'base' ? base : head);
+      times[side].push(performance.now() - t0);
+    }
+    hooks.afterRound?.();
+  }
+  const ratios = times.base.map((b, i) => b / times.head[i]);
+  return {
+    baseMs: median(times.base),
+    headMs: median(times.head),
+    speedup: median(ratios),
+    q1: quantile(ratios, 0.25),
+    q3: quantile(ratios, 0.75),
+  };
+}
+
+// Llama-3.2-1B's projections (hidden 2048): fused q|k|v, gate|up, down.
+const GEMM_SHAPES = [
+  { name: 'q|k|v', n: 3072, k: 2048 },
+  { name: 'gate|up', n: 16384, k: 2048 },
+  { name: 'down', n: 2048, k: 8192 },
+];
+const GEMM_M = [1, 32, 128, 512, 2048];
+
+function gemmCases(base: Addon, head: Addon): Case[] {
+  for (const addon of [base, head]) {
+    if (!addon.gemmSetBf16Dot(true, true)) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
+  }
+  log(`gemm: bf16 dot path ${head.gemmBf16DotPath()}`);
+  const evict = new Float32Array(64 << 20); // 256 MiB: the weights come from memory where M ≤ 32
+  const flush = () => {
+    let sum = 0;
+    for (let i = 0; i < evict.length; i += 16) sum += evict[i];
+    return sum;
+  };
+  const cases: Case[] = [];
+  for (const shape of GEMM_SHAPES) {
+    const w = new Uint16Array(shape.n * shape.k);
+    for (let i = 0; i < w.length; i++) w[i] = 0x3c00 + ((i * 7919) % 4096); // bf16 in [2^-7, 2^-6)
+    const packed = {
+      base: base.gemmPackWeight('bf16', shape.n, shape.k, w),
+      head: head.gemmPackWeight('bf16', shape.n, shape.k, w),
+    };
+    for (const m of GEMM_M) {
+      const x = Float32Array.from({ length: m * shape.k }, (_, i) => Math.sin(i));
+      const y = new Float32Array(m * shape.n);
+      const timed = pairTimes(
+        base,
+        head,
+        (addon) => addon.gemm(x, addon === base ? packed.base : packed.head, y, m, null, false),
+        { beforeCall: m <= 32 ? flush : undefined },
+      );
+      cases.push({
+        section: 'gemm',
+        name: `${shape.name} ${shape.n}×${shape.k}, M=${m}`,
+        work: 2 * m * shape.n * shape.k,
+        ...timed,
+      });
+      log(`gemm ${shape.name} M=${m}: ×${timed.speedup.toFixed(3)}`);
+    }
+  }
+  return cases;
+}
+
+function sampleCases(base: Addon, head: Addon): Case[] {
+  const vocab = 128256;
+  let seed = 12345;
+  const uniform = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const cases: Case[] = [];
+  for (const rows of [1, 32]) {
+    const logits = new Float32Array(rows * vocab);
+    for (let v = 0; v < logits.length; v++) {
+      logits[v] = 0.9 * Math.sqrt(-2 * Math.log(uniform() || 1e-9)) * Math.cos(2 * Math.PI * uniform());
+    }
+    const params = new Float64Array(rows * 4);
+    for (let r = 0; r < rows; r++) params.set([1, 0, 1, 0.5], 4 * r);
+    const tokens = { base: new Int32Array(rows), head: new Int32Array(rows) };
+    const timed = pairTimes(
+      base,
+      head,
+      (addon) => addon.sample(logits, vocab, params, rows, addon === base ? tokens.base : tokens.head),
+      {
+        beforeRound: () => {
+          for (let r = 0; r < rows; r++) params.set([1, 0, 1, uniform()], 4 * r);
+        },
+        afterRound: () => {
+          if (tokens.base.join() !== tokens.head.join()) throw new Error('the two builds sampled different tokens');
+        },
+      },
+    );
+    cases.push({
+      section: 'sample',
+      name: `${rows} row${rows > 1 ? 's' : ''} × ${vocab}, flat, T=1`,
+      work: rows,
+      ...timed,
+    });
+    log(`sample ${rows} rows: ×${timed.speedup.toFixed(3)}`);
+  }
+  return cases;
+}
+
+const baseRev = git('rev-parse', '--short', args.base);
+const headRev = git('rev-parse', '--short', 'HEAD');
+const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+const scratch = mkdtempSync(join(tmpdir(), 'loraplex-native-ab-'));
+const baseDir = join(scratch, 'base');
+const sections = args.sections!.split(',');
+let cases: Case[] = [];
+try {
+  log(`worktree for ${baseRev} in ${baseDir}; building both`);
+  git('worktree', 'add', '--detach', baseDir, baseRev);
+  symlinkSync(join(ROOT, 'node_modules'), join(baseDir, 'node_modules'));
+  for (const cwd of [baseDir, ROOT]) {
+    execFileSync('npx', ['cmake-js', 'compile', '--release', '--out', 'build'], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
+  const load = (dir: string) =>
+    createRequire(import.meta.url)(join(dir, 'build/Release/loraplex_native.node')) as Addon;
+  const [base, head] = [load(baseDir), load(ROOT)];
+  if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
+  if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
+} finally {
+  try {
+    git('worktree', 'remove', '--force', baseDir);
+  } catch {}
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+const rate = (c: Case, ms: number) =>
+  c.section === 'gemm' ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s` : `${(ms / c.work).toFixed(2)} ms/row`;
+const lines = [
+  `Native addon, ${baseRev} (base) against ${headRev}${dirty ? ' with uncommitted changes' : ''} (head), both loaded in ` +
+    `one process and called in turn on the same inputs, the order swapped every round; ${rounds} rounds, medians ` +
+    '(`npm run bench:native-ab`). Speed-up: the median over rounds of base time ÷ head time [quartiles].',
+  '',
+  '| section | case | base | head | speed-up |',
+  '|---|---|---|---|---|',
+  ...cases.map(
+    (c) =>
+      `| ${c.section} | ${c.name} | ${rate(c, c.baseMs)} | ${rate(c, c.headMs)} | ×${c.speedup.toFixed(3)} [${c.q1.toFixed(3)}–${c.q3.toFixed(3)}] |`,
+  ),
+];
+const md = `${lines.join('\n')}\n`;
+writeFileSync(`${args.out}.md`, md);
+writeFileSync(
+  `${args.out}.json`,
+  `${JSON.stringify({ base: baseRev, head: headRev, dirty, rounds, generated: new Date().toISOString(), cases }, null, 1)}\n`,
+);
+console.log(md);
