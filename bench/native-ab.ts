@@ -5,7 +5,8 @@
  * case the median time of each and the median over rounds of base time ÷ head time (with its quartiles).
  *
  * Sections: `gemm` (bf16 weights through the bf16 dot mode — AMX tiles where the CPU has them — at the
- * Llama-3.2-1B projections, M from decode to a 2048-token prefill chunk; weights from memory at M ≤ 32) and
+ * Llama-3.2-1B and SmolLM2-135M projections, M from decode to a 2048-token prefill chunk; weights from memory
+ * at M ≤ 32) and
  * `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both builds
  * must pick the same tokens).
  *
@@ -92,11 +93,14 @@ function pairTimes(base: Addon, head: Addon, run: (addon: Addon) => void, hooks:
   };
 }
 
-// Llama-3.2-1B's projections (hidden 2048): fused q|k|v, gate|up, down.
+// The fused projections (q|k|v, gate|up, down) of Llama-3.2-1B (hidden 2048) and SmolLM2-135M (hidden 576).
 const GEMM_SHAPES = [
-  { name: 'q|k|v', n: 3072, k: 2048 },
-  { name: 'gate|up', n: 16384, k: 2048 },
-  { name: 'down', n: 2048, k: 8192 },
+  { name: '1B q|k|v', n: 3072, k: 2048 },
+  { name: '1B gate|up', n: 16384, k: 2048 },
+  { name: '1B down', n: 2048, k: 8192 },
+  { name: 'SmolLM2 q|k|v', n: 960, k: 576 },
+  { name: 'SmolLM2 gate|up', n: 3072, k: 576 },
+  { name: 'SmolLM2 down', n: 576, k: 1536 },
 ];
 const GEMM_M = [1, 32, 128, 512, 2048];
 

@@ -222,6 +222,19 @@ describe('sample: native picks the reference token', () => {
     assertNativePicksReference(logits, vocab, rows);
   });
 
+  test('equal p from logits +0 and −0: a prefix cut between their keys is not taken as the walk order', () => {
+    // The native walk may sort only the keys (logits) the draw can reach; +0 and −0 have the same p but different
+    // keys, so a cut after the +0s must not stand for the walk order (which interleaves them by token).
+    const vocab = 10007;
+    const uniforms = [0.1, 0.25, 0.6, 0.999];
+    const logits = new Float32Array(uniforms.length * vocab);
+    for (let i = 0; i < uniforms.length; i++) {
+      for (let v = 0; v < vocab; v++) logits[i * vocab + v] = v % 2 ? -0 : 0;
+    }
+    const rows = uniforms.map((uniform) => ({ temperature: 1, topK: 0, topP: 1, uniform }));
+    assertNativePicksReference(logits, vocab, rows);
+  });
+
   test('a long prefix of few distinct probabilities: equal ones are walked lowest token first', () => {
     // Past a few thousand candidates the native walk order comes from a radix sort on p's bits: ties must
     // keep token order, and every uniform must land where the reference's sorted walk lands.

@@ -90,57 +90,86 @@ void sort_walk_order(std::vector<Candidate>& c) {
   if (from != &c) c.swap(*from);
 }
 
-// Tokens given in ascending order (a long prefix: a flat distribution keeps most of the vocabulary), as
-// candidates in walk order, found from their logits: p = exp(x − m) with x = logit / T is non-decreasing in the
-// logit, so logits descending give p non-increasing. A stable LSD radix sort on 32-bit keys (three 11-bit digits,
-// 8-byte items) instead of one on p's 64 bits (16-byte items). Then equal p from different logits (exp rounds
-// them together) are put back in token order, and a p that rises along the result (an exp that is not monotone
-// there) returns false. So `out` is exactly walk_order whenever this returns true.
-bool walk_order_by_logit(const float* logits, const double* p, const std::vector<int32_t>& tokens,
-                         std::vector<Candidate>& out) {
+// Tokens given in ascending order (a long prefix: a flat distribution keeps most of the vocabulary) → `out`,
+// the first of them in walk order, enough to hold `need` of the mass (all of them if need is infinite);
+// `complete` when that is all of them. Found from the logits: p = exp(x − m) with x = logit / T is
+// non-decreasing in the logit, so logits descending give p non-increasing.
+//   1. A 32-bit key per token (descending logit) and a histogram of its top 11 bits, with each bucket's mass and
+//      largest p. The buckets in order until their mass passes `need` (a margin far above the rounding of these
+//      sums) are the ones the walk can reach: on average half the tokens, for a uniform draw.
+//   2. Those tokens, by a stable LSD radix sort on the key (three 11-bit digits, 8-byte items).
+//   3. Equal p from different logits (exp rounds them together) go back to token order. A p that rises along
+//      the result, or a later bucket holding a p as large as the last one taken, returns false (the caller
+//      then sorts on p itself). So whenever this returns true, `out` is exactly a prefix of walk_order.
+bool walk_prefix_by_logit(const float* logits, const double* p, const std::vector<int32_t>& tokens, double need,
+                          std::vector<Candidate>& out, bool& complete) {
   constexpr int kDigitBits = 11;
   constexpr uint32_t kDigits = 1u << kDigitBits;
+  constexpr int kTopShift = 64 - kDigitBits;
   thread_local std::vector<uint64_t> items, scratch;
   const size_t n = tokens.size();
   items.resize(n);
   scratch.resize(n);
+  uint32_t count[kDigits] = {};
+  double mass[kDigits] = {}, top_p[kDigits] = {};
   for (size_t i = 0; i < n; ++i) {
+    const int32_t token = tokens[i];
     uint32_t bits;
-    const float key = key_of(logits[tokens[i]]);
+    const float key = key_of(logits[token]);
     std::memcpy(&bits, &key, sizeof bits);
     const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-    items[i] = (uint64_t(~ascending) << 32) | uint32_t(tokens[i]);  // tokens ascending: the sort is stable
+    const uint64_t item = (uint64_t(~ascending) << 32) | uint32_t(token);  // tokens ascending: the sort is stable
+    items[i] = item;
+    const uint32_t d = uint32_t(item >> kTopShift);
+    ++count[d];
+    mass[d] += p[token];
+    top_p[d] = std::max(top_p[d], p[token]);
   }
+  uint32_t last = kDigits - 1;
+  double cum = 0;
+  for (uint32_t d = 0; d < kDigits; ++d) {
+    cum += mass[d];
+    if (count[d] && cum > need * (1 + 0x1p-20)) {
+      last = d;
+      break;
+    }
+  }
+  double later_top = -1;  // the largest p past the taken buckets
+  for (uint32_t d = last + 1; d < kDigits; ++d) later_top = std::max(later_top, top_p[d]);
+  size_t taken = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (uint32_t(items[i] >> kTopShift) <= last) items[taken++] = items[i];
+  }
+  complete = taken == n;
   uint64_t* from = items.data();
   uint64_t* to = scratch.data();
-  uint32_t count[kDigits];
   for (int shift = 32; shift < 64; shift += kDigitBits) {
     std::memset(count, 0, sizeof count);
-    for (size_t i = 0; i < n; ++i) ++count[(from[i] >> shift) & (kDigits - 1)];
-    if (count[(from[0] >> shift) & (kDigits - 1)] == n) continue;  // one digit: nothing moves
+    for (size_t i = 0; i < taken; ++i) ++count[(from[i] >> shift) & (kDigits - 1)];
+    if (count[(from[0] >> shift) & (kDigits - 1)] == taken) continue;  // one digit: nothing moves
     uint32_t sum = 0;
-    for (uint32_t& k : count) {
-      const uint32_t here = k;
-      k = sum;
+    for (uint32_t& c : count) {
+      const uint32_t here = c;
+      c = sum;
       sum += here;
     }
-    for (size_t i = 0; i < n; ++i) to[count[(from[i] >> shift) & (kDigits - 1)]++] = from[i];
+    for (size_t i = 0; i < taken; ++i) to[count[(from[i] >> shift) & (kDigits - 1)]++] = from[i];
     std::swap(from, to);
   }
-  out.resize(n);
-  for (size_t i = 0; i < n; ++i) {
+  out.resize(taken);
+  for (size_t i = 0; i < taken; ++i) {
     const int32_t token = int32_t(uint32_t(from[i]));
     out[i] = {p[token], token};
   }
-  for (size_t i = 1, run = 0; i <= n; ++i) {
-    if (i < n && out[i].p > out[i - 1].p) return false;
-    if (i < n && out[i].p == out[i - 1].p) continue;
+  for (size_t i = 1, run = 0; i <= taken; ++i) {
+    if (i < taken && out[i].p > out[i - 1].p) return false;
+    if (i < taken && out[i].p == out[i - 1].p) continue;
     if (i - run > 1) {  // equal p: lowest token first
       std::sort(out.begin() + run, out.begin() + i, [](const Candidate& x, const Candidate& y) { return x.token < y.token; });
     }
     run = i;
   }
-  return true;
+  return complete || later_top < out.back().p;
 }
 
 constexpr int32_t kNeedMore = -1;
@@ -226,11 +255,25 @@ int32_t sample_full(const SamplingRowKernels& k, const float* logits, int64_t vo
     for (int64_t v = 0; (v = k.next_at_least(p.data(), v, vocab, t)) < vocab;) {
       for (; v < vocab && p[v] >= t; ++v) tokens.push_back(int32_t(v));  // a run: no call per token
     }
-    if (tokens.size() < kRadixMin || !walk_order_by_logit(logits, p.data(), tokens, prefix)) {
-      prefix.clear();
-      for (int32_t v : tokens) prefix.push_back({p[v], v});
-      sort_walk_order(prefix);
+    if (tokens.size() >= kRadixMin) {
+      // The mass the walk must reach: the top-p cut, else the draw's target.
+      const double need = sp.top_p < 1 ? sp.top_p * z : sp.uniform * z;
+      bool complete = false;
+      bool exact = walk_prefix_by_logit(logits, p.data(), tokens, need, prefix, complete);
+      if (exact && !complete) {
+        const int32_t token = walk(prefix, false, z, sp);
+        if (token != kNeedMore) return token;
+        exact = walk_prefix_by_logit(logits, p.data(), tokens, INFINITY, prefix, complete);  // a rounding fell short
+      }
+      if (exact) {
+        const int32_t token = walk(prefix, t == 0.0, z, sp);
+        if (token != kNeedMore) return token;
+        continue;  // the walk goes past this threshold's tokens
+      }
     }
+    prefix.clear();
+    for (int32_t v : tokens) prefix.push_back({p[v], v});
+    sort_walk_order(prefix);
     const int32_t token = walk(prefix, t == 0.0, z, sp);
     if (token != kNeedMore) return token;
   }
