@@ -76,6 +76,13 @@ function loraplexServer(key: string, label: string, extraArgs: string[]): PeerSe
 
 const loraplex = loraplexServer('loraplex', 'loraplex', []);
 const loraplexBf16Dot = loraplexServer('loraplex-bf16dot', 'loraplex --bf16-dot', ['--bf16-dot']);
+// vLLM's own numerics on a bf16 checkpoint: bf16 activations into the GEMMs and a bf16 KV cache (costs against
+// PEFT in docs/precision.md).
+const loraplexBf16DotKv = loraplexServer('loraplex-bf16kv', 'loraplex --bf16-dot --kv-cache-dtype bf16', [
+  '--bf16-dot',
+  '--kv-cache-dtype',
+  'bf16',
+]);
 
 const runScript = (ctx: StartContext, script: string, env: Record<string, string> = {}) =>
   execFileSync('bash', [join(ctx.root, script)], {
@@ -168,6 +175,7 @@ const vllm: PeerServerSpec = {
 export const PEER_SERVERS: PeerServerSpec[] = [
   loraplex,
   loraplexBf16Dot,
+  loraplexBf16DotKv,
   llamacpp('BF16'),
   llamacpp('Q8_0'),
   llamacpp('Q4_1'),
