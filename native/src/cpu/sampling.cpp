@@ -165,7 +165,8 @@ bool walk_prefix_by_logit(const float* logits, const double* p, const std::vecto
     if (i < taken && out[i].p > out[i - 1].p) return false;
     if (i < taken && out[i].p == out[i - 1].p) continue;
     if (i - run > 1) {  // equal p: lowest token first
-      std::sort(out.begin() + run, out.begin() + i, [](const Candidate& x, const Candidate& y) { return x.token < y.token; });
+      std::sort(out.begin() + run, out.begin() + i,
+                [](const Candidate& x, const Candidate& y) { return x.token < y.token; });
     }
     run = i;
   }
