@@ -2,7 +2,8 @@
 // each, contiguous per 32 k so a tile load reads one block); B tiles come straight from the packed panels
 // ([k/2][32][2]: the pairs of 16 columns are a B tile at stride 128 bytes, two per panel per 32 k); C tiles
 // are 16 × 16 f32. One step is 2 A × 2 B → 4 C: 32 rows × one panel, C carried in the tile registers over
-// a chunk of k and in an f32 block buffer between chunks (stores and loads of f32 are exact).
+// all of k (a block whose A tiles fit in 1 MiB) or over a chunk of k and in an f32 block buffer between chunks
+// (stores and loads of f32 are exact, so both give the same bits).
 // Measured on the 2-core Xeon here (14336 × 4096, M = 128 / 512): 1.1-1.7 TFLOP/s, 3-5× the f32 FMA peak
 // and 37-64 % of the TDPBF16PS peak of the same run (that peak itself reads 1.9-4.5 TFLOP/s run to run).
 #include <immintrin.h>
@@ -31,8 +32,8 @@ constexpr int64_t kPanelStepBytes = kStepK * kGemmPanel * 2;  // a panel's 32 k:
 constexpr int64_t kPairRowBytes = kGemmPanel * 4;         // one k pair of a panel: the B tiles' stride
 constexpr int64_t kChunkSteps = 8;          // 256 k: a panel chunk (16 KiB) stays in L1 across row groups
 // A block whose A tiles take at most this runs all of k with C in the tiles (no chunk reloads C); the A tiles
-// and the panel then share L2. Measured (32-row groups, 2 threads, A/B alternating 11-41 rounds): K = 2048
-// +11-17 % over 256-k chunks; K = 4096 and 8192 at 256 rows (2 and 4 MiB of A) 5-14 % slower, so they chunk.
+// and the panel then share L2. Measured against 256-k chunks (docs/figures/native-ab.md, both builds in one
+// process): M = 32-512 +4-36 %; longer k at 256 rows (2 and 4 MiB of A) was 5-14 % slower whole, so it chunks.
 constexpr int64_t kWholeKABytes = 1 << 20;
 constexpr int64_t kBlockTiles = 16;  // A tiles (16 rows) per row block: weights are read once per 256 rows
 constexpr int64_t kMaxPanelsPerBlock = 16;  // C block (256 rows × 512 columns, 512 KiB) stays in L2
@@ -180,7 +181,6 @@ struct AmxJob {
 
   // Each row group × panel runs all of k with C in the tiles. Its C tiles load from and store to y itself
   // where they lie inside y and no bias follows (no copy of C at all); else they go through a 32 × 32 buffer.
-  // Measured against the block buffer at K = 2048 (M = 128-2048): +7 % more.
   void run_whole_k(int64_t t0, int64_t t1, int64_t p0, int64_t p1) const {
     TileScope tiles;
     alignas(64) uint8_t tail[kPanelStepBytes];
