@@ -1,23 +1,23 @@
 /**
- * `npm run bench:native-ab -- --base REV`: two builds of the native addon in one process — REV (built in a
- * temporary git worktree) and this checkout (rebuilt first) — called in turn on the same inputs, the order
- * swapped every round, so the machine's drift (minutes of it, on a shared VM) falls on both alike. Reports per
- * case the median time of each and the median over rounds of base time ÷ head time (with its quartiles).
+ * `npm run bench:native-ab -- --base REV`: two builds of the native addon in one process — REV (its worktree under
+ * the cache, made and built once: bench/revisions/worktree.ts) and this checkout (rebuilt first) — called in turn
+ * on the same inputs, the order swapped every round, so the machine's drift (minutes of it, on a shared VM) falls
+ * on both alike. Reports per case the median time of each and the median over rounds of base time ÷ head time
+ * (with its quartiles).
  *
  * Sections: `gemm` (bf16 weights through the bf16 dot mode — AMX tiles where the CPU has them — at the
- * Llama-3.2-1B and SmolLM2-135M projections, M from decode to a 2048-token prefill chunk; weights from memory
- * at M ≤ 32) and
- * `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both builds
- * must pick the same tokens).
+ * Llama-3.2-1B and SmolLM2-135M projections, M from decode to a 2048-token prefill chunk; weights from memory at
+ * M ≤ 32) and `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both
+ * builds must pick the same tokens).
  *
  *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample] [--rounds 21] [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ensureWorktree, workingTree } from './revisions/worktree.ts';
 import { median } from './util.ts';
 
 const { values: args } = parseArgs({
@@ -53,7 +53,6 @@ interface Case {
 }
 
 const ROOT = join(import.meta.dirname, '..');
-const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
 const log = (line: string) => console.error(line);
 const rounds = Number(args.rounds);
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)];
@@ -184,34 +183,22 @@ function sampleCases(base: Addon, head: Addon): Case[] {
   return cases;
 }
 
-const baseRev = git('rev-parse', '--short', args.base);
-const headRev = git('rev-parse', '--short', 'HEAD');
-const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
-const scratch = mkdtempSync(join(tmpdir(), 'loraplex-native-ab-'));
-const baseDir = join(scratch, 'base');
+const baseCheckout = ensureWorktree(ROOT, args.base!); // cached per commit, as bench:revisions keeps them
+const headCheckout = workingTree(ROOT);
+const baseRev = baseCheckout.sha.slice(0, 7);
+const headRev = headCheckout.sha.slice(0, 7);
+const dirty = headCheckout.dirty;
+log('building this checkout');
+execFileSync('npx', ['cmake-js', 'compile', '--release', '--out', 'build'], {
+  cwd: ROOT,
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+const load = (dir: string) => createRequire(import.meta.url)(join(dir, 'build/Release/loraplex_native.node')) as Addon;
+const [base, head] = [load(baseCheckout.dir), load(ROOT)];
 const sections = args.sections!.split(',');
 let cases: Case[] = [];
-try {
-  log(`worktree for ${baseRev} in ${baseDir}; building both`);
-  git('worktree', 'add', '--detach', baseDir, baseRev);
-  symlinkSync(join(ROOT, 'node_modules'), join(baseDir, 'node_modules'));
-  for (const cwd of [baseDir, ROOT]) {
-    execFileSync('npx', ['cmake-js', 'compile', '--release', '--out', 'build'], {
-      cwd,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-  }
-  const load = (dir: string) =>
-    createRequire(import.meta.url)(join(dir, 'build/Release/loraplex_native.node')) as Addon;
-  const [base, head] = [load(baseDir), load(ROOT)];
-  if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
-  if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
-} finally {
-  try {
-    git('worktree', 'remove', '--force', baseDir);
-  } catch {}
-  rmSync(scratch, { recursive: true, force: true });
-}
+if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
+if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 
 const rate = (c: Case, ms: number) =>
   c.section === 'gemm' ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s` : `${(ms / c.work).toFixed(2)} ms/row`;
