@@ -56,38 +56,43 @@ inline bool walk_order(const Candidate& a, const Candidate& b) {
 // keeps equal p in ascending token order: exactly walk_order, in O(n).
 constexpr size_t kRadixMin = 4096;
 
+// A stable LSD radix sort of items[0, n) (n ≥ 1) by key(item)'s bits [lo, 64), kDigitBits a pass; a pass whose
+// items all share one digit moves nothing and is skipped. The result lies in `items` or `scratch`: the one returned.
+template <int kDigitBits, typename T, typename Key>
+T* radix_sort(T* items, T* scratch, size_t n, int lo, Key key) {
+  constexpr uint64_t kMask = (uint64_t(1) << kDigitBits) - 1;
+  thread_local std::vector<uint32_t> count(size_t(1) << kDigitBits);
+  T* from = items;
+  T* to = scratch;
+  for (int shift = lo; shift < 64; shift += kDigitBits) {
+    std::fill(count.begin(), count.end(), 0u);
+    for (size_t i = 0; i < n; ++i) ++count[(key(from[i]) >> shift) & kMask];
+    if (count[(key(from[0]) >> shift) & kMask] == n) continue;
+    uint32_t sum = 0;
+    for (uint32_t& c : count) {
+      const uint32_t here = c;
+      c = sum;
+      sum += here;
+    }
+    for (size_t i = 0; i < n; ++i) to[count[(key(from[i]) >> shift) & kMask]++] = from[i];
+    std::swap(from, to);
+  }
+  return from;
+}
+
 void sort_walk_order(std::vector<Candidate>& c) {
   if (c.size() < kRadixMin) {
     std::sort(c.begin(), c.end(), walk_order);
     return;
   }
-  constexpr int kDigitBits = 16;
-  constexpr size_t kDigits = size_t(1) << kDigitBits;
   thread_local std::vector<Candidate> scratch;
-  thread_local std::vector<uint32_t> count;
   scratch.resize(c.size());
-  count.resize(kDigits);
-  auto key = [](const Candidate& x) {
+  const Candidate* sorted = radix_sort<16>(c.data(), scratch.data(), c.size(), 0, [](const Candidate& x) {
     uint64_t bits;
     std::memcpy(&bits, &x.p, sizeof bits);
     return ~bits;
-  };
-  std::vector<Candidate>* from = &c;
-  std::vector<Candidate>* to = &scratch;
-  for (int shift = 0; shift < 64; shift += kDigitBits) {
-    std::fill(count.begin(), count.end(), 0u);
-    for (const Candidate& x : *from) ++count[(key(x) >> shift) & (kDigits - 1)];
-    if (count[(key((*from)[0]) >> shift) & (kDigits - 1)] == from->size()) continue;  // one digit: nothing moves
-    uint32_t sum = 0;
-    for (uint32_t& n : count) {
-      const uint32_t here = n;
-      n = sum;
-      sum += here;
-    }
-    for (const Candidate& x : *from) (*to)[count[(key(x) >> shift) & (kDigits - 1)]++] = x;
-    std::swap(from, to);
-  }
-  if (from != &c) c.swap(*from);
+  });
+  if (sorted != c.data()) c.swap(scratch);
 }
 
 // Tokens given in ascending order (a long prefix: a flat distribution keeps most of the vocabulary) → `out`,
@@ -141,24 +146,11 @@ bool walk_prefix_by_logit(const float* logits, const double* p, const std::vecto
     if (uint32_t(items[i] >> kTopShift) <= last) items[taken++] = items[i];
   }
   complete = taken == n;
-  uint64_t* from = items.data();
-  uint64_t* to = scratch.data();
-  for (int shift = 32; shift < 64; shift += kDigitBits) {
-    std::memset(count, 0, sizeof count);
-    for (size_t i = 0; i < taken; ++i) ++count[(from[i] >> shift) & (kDigits - 1)];
-    if (count[(from[0] >> shift) & (kDigits - 1)] == taken) continue;  // one digit: nothing moves
-    uint32_t sum = 0;
-    for (uint32_t& c : count) {
-      const uint32_t here = c;
-      c = sum;
-      sum += here;
-    }
-    for (size_t i = 0; i < taken; ++i) to[count[(from[i] >> shift) & (kDigits - 1)]++] = from[i];
-    std::swap(from, to);
-  }
+  const uint64_t* sorted =
+      radix_sort<kDigitBits>(items.data(), scratch.data(), taken, 32, [](uint64_t x) { return x; });
   out.resize(taken);
   for (size_t i = 0; i < taken; ++i) {
-    const int32_t token = int32_t(uint32_t(from[i]));
+    const int32_t token = int32_t(uint32_t(sorted[i]));
     out[i] = {p[token], token};
   }
   for (size_t i = 1, run = 0; i <= taken; ++i) {
