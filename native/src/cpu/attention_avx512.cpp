@@ -19,25 +19,31 @@ struct Blocks {
   __mmask16 mask(int b) const { return b == count - 1 ? last : __mmask16(0xffff); }
 };
 
-// s[h][j] = Σ_d q_h[d]·k_j[d]: one accumulator per (head, key) over the blocks in order, then reduce_add.
-// KB keys at a time give HB·KB independent chains.
-template <int HB, int KB>
-LORAPLEX_TARGET_AVX512 inline void scores(const float* q, int head_dim, const float* const* k_rows, int j,
-                                          Blocks blocks, float (*s)[kAttentionKeyChunk]) {
-  __m512 a[HB][KB];
+// Scores of one pass, keys in lanes: one head × 16 keys (HB = 1) or two heads × 8 keys (HB = 2) from key0 on,
+// s = Σ_d q_h[d]·k_j[d] as one accumulator per (head, key) over the blocks in order, the 16 reduced together
+// (reduce_add_16_avx512: each sum the bits of a lone reduce_add_avx512). Lane 8·h + u (HB = 2) or u (HB = 1)
+// holds (head h, key key0 + u); keys ≥ n read key 0's row, and their lanes are masked off by the caller.
+template <int HB>
+LORAPLEX_TARGET_AVX512 inline __m512 score_pass(const float* q, int head_dim, const float* const* k_rows, int key0,
+                                                int n, Blocks blocks) {
+  constexpr int KB = 16 / HB;
+  const float* k[KB];
+  for (int u = 0; u < KB; ++u) k[u] = k_rows[key0 + u < n ? key0 + u : 0];
+  __m512 acc[HB][KB];
   for (int h = 0; h < HB; ++h)
-    for (int u = 0; u < KB; ++u) a[h][u] = _mm512_setzero_ps();
+    for (int u = 0; u < KB; ++u) acc[h][u] = _mm512_setzero_ps();
   for (int b = 0; b < blocks.count; ++b) {
     const __mmask16 m = blocks.mask(b);
-    __m512 k[KB];
-    for (int u = 0; u < KB; ++u) k[u] = _mm512_maskz_loadu_ps(m, k_rows[j + u] + 16 * b);
-    for (int h = 0; h < HB; ++h) {
-      const __m512 qv = _mm512_maskz_loadu_ps(m, q + h * head_dim + 16 * b);
-      for (int u = 0; u < KB; ++u) a[h][u] = _mm512_fmadd_ps(qv, k[u], a[h][u]);
+    __m512 qv[HB];
+    for (int h = 0; h < HB; ++h) qv[h] = _mm512_maskz_loadu_ps(m, q + h * head_dim + 16 * b);
+    for (int u = 0; u < KB; ++u) {
+      const __m512 kv = _mm512_maskz_loadu_ps(m, k[u] + 16 * b);
+      for (int h = 0; h < HB; ++h) acc[h][u] = _mm512_fmadd_ps(qv[h], kv, acc[h][u]);
     }
   }
-  for (int h = 0; h < HB; ++h)
-    for (int u = 0; u < KB; ++u) s[h][j + u] = _mm512_reduce_add_ps(a[h][u]);
+  __m512 v[16];  // result position 4·l + e comes from v[4·e + l]
+  for (int p = 0; p < 16; ++p) v[4 * (p % 4) + p / 4] = acc[p / KB][p % KB];
+  return simd::reduce_add_16_avx512(v);
 }
 
 // acc_h[blocks b0 .. b0+BB) = acc_h·c_h (if rescale_h), then += p_h[j]·v_j for j < n in key order.
@@ -67,25 +73,31 @@ template <int HB>
 LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, const float* const* k_rows,
                                        const float* const* v_rows, int n, int head_dim, float scale, float softcap,
                                        Blocks blocks) {
-  constexpr int KB = 8 / HB > 0 ? 8 / HB : 1;  // keys per pass of the score loop
   constexpr int BB = 8 / HB > 0 ? 8 / HB : 1;  // blocks per pass of the accumulation loop
-  alignas(64) float s[HB][kAttentionKeyChunk];
-  int j = 0;
-  for (; j + KB <= n; j += KB) scores<HB, KB>(q, head_dim, k_rows, j, blocks, s);
-  for (; j < n; ++j) scores<HB, 1>(q, head_dim, k_rows, j, blocks, s);
+  constexpr __mmask16 all = 0xffff;             // the maskz form: GCC 12 warns spuriously on the plain shuffle
+  __m512 scores[HB];  // keys in lanes
+  int h = 0;
+  for (; h + 2 <= HB; h += 2) {
+    const __m512 first = score_pass<2>(q + h * head_dim, head_dim, k_rows, 0, n, blocks);
+    const __m512 second = n > 8 ? score_pass<2>(q + h * head_dim, head_dim, k_rows, 8, n, blocks) : first;
+    scores[h] = _mm512_maskz_shuffle_f32x4(all, first, second, _MM_SHUFFLE(1, 0, 1, 0));
+    scores[h + 1] = _mm512_maskz_shuffle_f32x4(all, first, second, _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  if (h < HB) scores[h] = score_pass<1>(q + h * head_dim, head_dim, k_rows, 0, n, blocks);
 
+  alignas(64) float s[HB][kAttentionKeyChunk];  // the weights p, for the accumulation's broadcasts
   const __mmask16 live = simd::tail_mask16(n);  // n ≤ 16
   float correction[HB];
   for (int h = 0; h < HB; ++h) {
     AttentionState& st = states[h];
-    __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, s[h]), _mm512_set1_ps(scale));
+    __m512 sv = _mm512_mul_ps(scores[h], _mm512_set1_ps(scale));
     if (softcap > 0.0f) sv = simd::softcap_avx512(sv, _mm512_set1_ps(softcap));
     sv = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), live, sv);
     const float new_max = std::fmax(st.max, _mm512_reduce_max_ps(sv));
     correction[h] = st.max == -INFINITY ? 0.0f : std::exp(st.max - new_max);
     const __m512 pv = _mm512_maskz_mov_ps(live, simd::exp_avx512(_mm512_sub_ps(sv, _mm512_set1_ps(new_max))));
-    _mm512_store_ps(s[h], pv);  // s now holds the weights p
-    st.sum = st.sum * correction[h] + _mm512_reduce_add_ps(pv);
+    _mm512_store_ps(s[h], pv);
+    st.sum = st.sum * correction[h] + simd::reduce_add_avx512(pv);
     st.max = new_max;
   }
   int b = 0;

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "lora_rows.h"
+#include "ops_simd_math.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
@@ -35,35 +36,9 @@ inline __m512 widen_half(__m256i f16) { return _mm512_maskz_cvtph_ps(0xffff, f16
 inline __m512 load(const Half* p) { return widen_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline __m512 load(__mmask16 m, const Half* p) { return widen_half(_mm256_maskz_loadu_epi16(m, p)); }
 
-// A fixed lane reduction: halves, quarters, then pairs (GCC 12's _mm512_reduce_add_ps warns spuriously).
-inline float reduce_add(__m512 v) {
-  const __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// reduce_add on 16 vectors at once: each step's adds are reduce_add's adds (halves, quarters, pairs, then
-// the last two) on the same operands, two to eight accumulators per instruction. Element e of 128-bit lane l
-// of the result is reduce_add(v[4·e + l]).
-inline __m512 reduce_add_16(const __m512 (&v)[16]) {
-  constexpr __mmask16 all = 0xffff;  // the maskz forms, as in widen: GCC 12 warns on the plain ones
-  __m512 halves[8];  // [v[2p] 8 lanes | v[2p + 1] 8 lanes], each the sum of its vector's two 256-bit halves
-  for (int p = 0; p < 8; ++p)
-    halves[p] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                              _mm512_maskz_shuffle_f32x4(all, v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  __m512 quarters[4];  // 128-bit lane l: v[4t + l]'s four sums
-  for (int t = 0; t < 4; ++t)
-    quarters[t] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                _mm512_maskz_shuffle_f32x4(all, halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  __m512 pairs[2];  // per 128-bit lane: two sums of quarters[2u], then two of quarters[2u + 1]
-  for (int u = 0; u < 2; ++u)
-    pairs[u] = _mm512_add_ps(_mm512_shuffle_ps(quarters[2 * u], quarters[2 * u + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(quarters[2 * u], quarters[2 * u + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  return _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                       _mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
+// The fixed lane reductions shared with attention (ops_simd_math.h).
+inline float reduce_add(__m512 v) { return simd::reduce_add_avx512(v); }
+inline __m512 reduce_add_16(const __m512 (&v)[16]) { return simd::reduce_add_16_avx512(v); }
 
 // The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
 struct ColumnFactor {

@@ -70,6 +70,38 @@ LORAPLEX_TARGET_AVX512 inline __m512 exp_avx512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// A fixed lane reduction of 16 floats: the 256-bit halves, the 128-bit quarters, lanes (0 + 2, 1 + 3), then
+// those two (the tree of GCC's _mm512_reduce_add_ps, written out so that reduce_add_16 can match it).
+LORAPLEX_TARGET_AVX512 inline float reduce_add_avx512(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// reduce_add_avx512 on 16 vectors at once: each step's adds are its adds (halves, quarters, pairs, then the
+// last two) on the same operands, two to eight vectors per instruction, so every sum has the same bits.
+// Element e of 128-bit lane l of the result (position 4·l + e) is reduce_add_avx512(v[4·e + l]).
+LORAPLEX_TARGET_AVX512 inline __m512 reduce_add_16_avx512(const __m512 (&v)[16]) {
+  constexpr __mmask16 all = 0xffff;  // the maskz forms: GCC 12 warns spuriously on the plain shuffles
+  __m512 halves[8];  // [v[2p] 8 lanes | v[2p + 1] 8 lanes], each the sum of its vector's two 256-bit halves
+  for (int p = 0; p < 8; ++p)
+    halves[p] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_maskz_shuffle_f32x4(all, v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  __m512 quarters[4];  // 128-bit lane l: v[4t + l]'s four sums
+  for (int t = 0; t < 4; ++t)
+    quarters[t] =
+        _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                      _mm512_maskz_shuffle_f32x4(all, halves[2 * t], halves[2 * t + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  __m512 pairs[2];  // per 128-bit lane: two sums of quarters[2u], then two of quarters[2u + 1]
+  for (int u = 0; u < 2; ++u)
+    pairs[u] = _mm512_add_ps(_mm512_shuffle_ps(quarters[2 * u], quarters[2 * u + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(quarters[2 * u], quarters[2 * u + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 // Vector tanh (Cephes tanhf, about 2 ulp): |x| < 0.625 by the odd polynomial x + x³·P(x²), else
 // 1 - 2/(exp(2|x|) + 1) with the sign of x. Used by attention soft-capping, softcapInPlace and GeLU (tanh).
 constexpr float kTanhSmall = 0.625f;
