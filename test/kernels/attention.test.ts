@@ -374,6 +374,45 @@ describe('ropeAndCacheWrite', () => {
     }
   });
 
+  test('the cos/sin kept between calls: other frequencies, rotary dims and positions in between never change a call', () => {
+    const shape: AttentionShape = { numHeads: 2, numKvHeads: 1, headDim: 64, blockSize: 4 };
+    const freqs = (base: number, half: number) =>
+      Float32Array.from({ length: half }, (_, i) => Math.fround(1 / base ** (i / half)));
+    const near = Int32Array.from([0, 1, 2, 3, 500, 17]);
+    const cases = [
+      { shape, invFreq: freqs(10000, 32), positions: near },
+      { shape, invFreq: freqs(500000, 32), positions: near }, // same length, other frequencies
+      { shape: { ...shape, rotaryDim: 32 }, invFreq: freqs(10000, 16), positions: near }, // other length
+      // Far positions: the table grows past 40000; 2·10⁹ lies past its size limit and is computed in the call.
+      { shape, invFreq: freqs(10000, 32), positions: Int32Array.from([40000, 3, 2_000_000_000, 70000, 9, 1]) },
+    ];
+    const r = rng(91);
+    const inputs = cases.map((c) => {
+      const t = c.positions.length;
+      return {
+        qkv: r.f32(t * 4 * 64, 3),
+        positions: c.positions,
+        invFreq: c.invFreq,
+        slotMapping: Int32Array.from({ length: t }, (_, i) => i),
+        cacheLength: 8 * 64,
+      };
+    });
+    for (const isa of isas) {
+      setIsa(isa);
+      const first = cases.map((c, i) => runRope(nativeAttentionKernels, c.shape, inputs[i], c.positions.length));
+      cases.forEach((c, i) => {
+        const expected = runRope(referenceAttentionKernels, c.shape, inputs[i], c.positions.length);
+        assert.ok(maxAbsDiff(first[i].qOut, expected.qOut) <= 1e-6, `${isa}: case ${i} q`);
+        assert.ok(maxAbsDiff(first[i].kCache, expected.kCache) <= 1e-6, `${isa}: case ${i} k`);
+      });
+      for (let i = cases.length - 1; i >= 0; i--) {
+        const again = runRope(nativeAttentionKernels, cases[i].shape, inputs[i], cases[i].positions.length);
+        assertBitwise(again.qOut, first[i].qOut, `${isa}: case ${i} again, q`);
+        assertBitwise(again.kCache, first[i].kCache, `${isa}: case ${i} again, k`);
+      }
+    }
+  });
+
   test('a prefill written in chunks attends exactly like one written at once (native, every ISA)', () => {
     const shape = { numHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16 };
     const r = rng(77);

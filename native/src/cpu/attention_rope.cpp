@@ -43,6 +43,51 @@ std::string check_rope_and_cache_write(int64_t qkv_length, int64_t num_tokens, c
 
 namespace {
 
+// cos and sin of f32(pos · inv_freq[i]) for positions [0, positions()), each computed as a call would (f64 cos/sin
+// rounded to f32), built once per frequency set: every layer of a step, and every later step, rotates the same
+// positions by the same frequencies, and the f64 trig was most of RoPE's time (2 · R/2 calls per token and layer).
+// One per calling thread (the pool only reads it during a call); positions past kMaxBytes are computed per call.
+class RopeTable {
+ public:
+  static constexpr int64_t kMaxBytes = int64_t(64) << 20;
+
+  // The table for these frequencies, holding every position of the call that fits under kMaxBytes (rebuilt if
+  // the frequencies changed; grown at least twofold, so a prefill's rising positions extend it rarely).
+  void prepare(const float* inv_freq, int half, const int32_t* positions, int64_t num_tokens) {
+    if (half != half_ || std::memcmp(inv_freq, inv_freq_.data(), sizeof(float) * size_t(half)) != 0) {
+      inv_freq_.assign(inv_freq, inv_freq + half);
+      half_ = half;
+      values_.clear();
+    }
+    const int64_t cap = kMaxBytes / (int64_t(sizeof(float)) * 2 * std::max(half, 1));
+    int64_t last = -1;
+    for (int64_t t = 0; t < num_tokens; ++t)
+      if (positions[t] < cap) last = std::max<int64_t>(last, positions[t]);
+    const int64_t have = this->positions();
+    if (last < have) return;
+    const int64_t want = std::min(cap, std::max(last + 1, 2 * have));
+    values_.resize(size_t(want) * 2 * size_t(half));
+    for (int64_t pos = have; pos < want; ++pos) fill(pos, values_.data() + pos * 2 * half);
+  }
+  int64_t positions() const { return half_ > 0 ? int64_t(values_.size()) / (2 * half_) : 0; }
+  // cos at [0, half), sin at [half, 2·half) of position `pos` (< positions()).
+  const float* row(int64_t pos) const { return values_.data() + pos * 2 * half_; }
+  // The same values for any position, computed.
+  void fill(int64_t pos, float* out) const {
+    const float p = float(pos);  // as torch's position_ids.float()
+    for (int i = 0; i < half_; ++i) {
+      const float angle = p * inv_freq_[size_t(i)];
+      out[i] = float(std::cos(double(angle)));
+      out[half_ + i] = float(std::sin(double(angle)));
+    }
+  }
+
+ private:
+  int half_ = 0;
+  std::vector<float> inv_freq_;
+  std::vector<float> values_;
+};
+
 // x'[i] = x[i]·c[i] - x[i+h]·s[i] ; x'[i+h] = x[i+h]·c[i] + x[i]·s[i]   (h = R/2); x'[i] = x[i] for R ≤ i < D
 __attribute__((optimize("fp-contract=off"))) void rotate(const float* x, const float* cos_t, const float* sin_t,
                                                          int half, int head_dim, float* y) {
@@ -65,20 +110,23 @@ void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionS
   const int64_t row_width = int64_t(hq + 2 * hkv) * D;
   const int64_t kv_width = int64_t(hkv) * D;
   constexpr int64_t kTokensPerTask = 8;
+  thread_local RopeTable calling_thread_table;
+  RopeTable& table = calling_thread_table;  // the workers read the caller's (a thread_local is per thread)
+  table.prepare(inv_freq, half, positions, num_tokens);
   parallel_for((num_tokens + kTokensPerTask - 1) / kTokensPerTask, [&](int64_t task, int) {
-    thread_local std::vector<float> trig;
-    trig.resize(size_t(D) + size_t(kv_width));
-    float* cos_t = trig.data();
-    float* sin_t = trig.data() + half;
-    float* k_row = trig.data() + D;  // a bf16 cache's keys, rotated in f32 before rounding
+    thread_local std::vector<float> scratch;
+    scratch.resize(size_t(D) + size_t(kv_width));
+    float* k_row = scratch.data() + D;  // a bf16 cache's keys, rotated in f32 before rounding
     const int64_t end = std::min(num_tokens, (task + 1) * kTokensPerTask);
     for (int64_t t = task * kTokensPerTask; t < end; ++t) {
-      const float pos = float(positions[t]);  // as torch's position_ids.float()
-      for (int i = 0; i < half; ++i) {
-        const float angle = pos * inv_freq[i];
-        cos_t[i] = float(std::cos(double(angle)));
-        sin_t[i] = float(std::sin(double(angle)));
-      }
+      const int64_t pos = positions[t];
+      const float* trig = scratch.data();
+      if (pos >= 0 && pos < table.positions())
+        trig = table.row(pos);
+      else
+        table.fill(pos, scratch.data());
+      const float* cos_t = trig;
+      const float* sin_t = trig + half;
       const float* row = qkv + t * row_width;
       for (int h = 0; h < hq; ++h) rotate(row + int64_t(h) * D, cos_t, sin_t, half, D, q_out + (t * hq + h) * D);
       const int64_t slot = slot_mapping[t];
