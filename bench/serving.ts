@@ -12,11 +12,15 @@
  *   --mode kinds   adapter kinds side by side on one server (SmolLM2-135M, concurrency 32): one LoRA adapter, one
  *                  DoRA and one VeRA adapter of the same rank, 32 LoRA adapters, 32 adapters of mixed kinds (LoRA,
  *                  DoRA, VeRA round-robin); the DoRA cost ratio (aim ≤ 1.10) and mixed kinds / plain LoRA (aim ≥ 0.9).
- *   --mode latency latency-aware chunked prefill: 32 adapters at concurrency 32 with --step-time-target-ms off
- *                  and at several targets, one server each, interleaved: TTFT and ITL against throughput.
+ *   --mode latency latency-aware chunked prefill: 32 adapters at concurrency 32, one server per point,
+ *                  interleaved: TTFT and ITL against throughput. The points: each --budgets value
+ *                  (--max-batch-tokens) with no step-time target, then the first budget with each --targets
+ *                  value (--step-time-target-ms; an empty list: none). --server-args adds flags to every
+ *                  server (--server-args=--bf16-dot: with "=", as the value starts with a dash).
  *
  *   npm run bench:serving -- [--mode ratios|sweep|kinds|latency|charts] [--model DIR] [--repeats 3] [--requests 128]
  *                             [--adapters 100[,1000]] [--host-loras N] [--targets 25,50,100]
+ *                             [--budgets 2048[,512,…]] [--server-args=--bf16-dot]
  *
  * --mode charts redraws the SVG charts (artifacts/serving/*.svg) from the saved results of the other two modes.
  * Synthetic adapters (rank 16 on all seven projections) are written once under the cache. Results go to
@@ -51,6 +55,8 @@ const { values: args } = parseArgs({
     rank: { type: 'string', default: '16' },
     port: { type: 'string', default: '18600' },
     targets: { type: 'string', default: '25,50,100' },
+    budgets: { type: 'string', default: '2048' },
+    'server-args': { type: 'string', default: '' },
   },
 });
 
@@ -353,11 +359,22 @@ async function latency() {
   const count = 32;
   const store = await ensureSyntheticStore(join(cacheRoot(), 'bench-stores', 'smollm2'), config, 100, RANK);
   const names = Array.from({ length: count }, (_, i) => adapterName(i));
-  const targets = [0, ...args.targets.split(',').map(Number)];
+  const list = (value: string) =>
+    value
+      .split(',')
+      .filter((v) => v.trim() !== '')
+      .map(Number);
+  const budgets = list(args.budgets);
+  const targets = list(args.targets);
+  const points = [
+    ...budgets.map((budget) => ({ budget, target: 0 })),
+    ...targets.map((target) => ({ budget: budgets[0], target })),
+  ];
+  const serverArgs = args['server-args'].split(' ').filter((a) => a !== '');
   const servers: Server[] = [];
   const workloads: Workload[] = [];
   try {
-    for (const target of targets) {
+    for (const { budget, target } of points) {
       const server = await startServer([
         '--model',
         smollm2,
@@ -365,12 +382,15 @@ async function latency() {
         store,
         '--max-loras',
         String(count),
+        '--max-batch-tokens',
+        String(budget),
         '--step-time-target-ms',
         String(target),
+        ...serverArgs,
       ]);
       servers.push(server);
       workloads.push({
-        name: target === 0 ? 'off' : `${target} ms`,
+        name: `${budget} tokens${target === 0 ? '' : `, ${target} ms`}`,
         url: server.url,
         load: { models: names, concurrency, requests, warmup: Math.max(8, concurrency) },
       });
@@ -381,8 +401,8 @@ async function latency() {
     const off = rows[0][1];
     const lines = [
       `SmolLM2-135M (${config.dtype}), ${count} adapters round-robin at concurrency ${concurrency}, ${INPUT} in / ` +
-        `${OUTPUT} out, ${requests} requests per run, median of ${repeats}; --step-time-target-ms per row ` +
-        `(off: --max-batch-tokens 2048 alone)`,
+        `${OUTPUT} out, ${requests} requests per run, median of ${repeats}; each row a server with ` +
+        `--max-batch-tokens (tokens) and --step-time-target-ms (ms) where given${serverArgs.length ? `, all with ${serverArgs.join(' ')}` : ''}`,
       '',
       ...latencyTable(rows),
       '',
@@ -391,11 +411,11 @@ async function latency() {
         .map(
           ([name, s]) =>
             `- ${name}: throughput ×${(s.tokPerS / off.tokPerS).toFixed(3)}, TTFT p50 ×${(s.ttftP50 / off.ttftP50).toFixed(2)}, ` +
-            `ITL p99 ×${(s.itlP99 / off.itlP99).toFixed(2)}, ITL p99/p50 ${(s.itlP99 / s.itlP50).toFixed(2)} (off: ` +
+            `ITL p99 ×${(s.itlP99 / off.itlP99).toFixed(2)}, ITL p99/p50 ${(s.itlP99 / s.itlP50).toFixed(2)} (${rows[0][0]}: ` +
             `${(off.itlP99 / off.itlP50).toFixed(2)})`,
         ),
     ];
-    await save('latency', { config, targets, results: Object.fromEntries(results) }, lines);
+    await save('latency', { config, points, serverArgs, results: Object.fromEntries(results) }, lines);
   } finally {
     for (const s of servers) await s.stop();
   }
@@ -501,8 +521,8 @@ async function charts() {
     files.push([
       'serving-latency-target.svg',
       barChart({
-        title: 'SmolLM2-135M, 32 adapters at concurrency 32: latency by --step-time-target-ms',
-        xLabel: 'step-time target',
+        title: 'SmolLM2-135M, 32 adapters at concurrency 32: latency by token budget and step-time target',
+        xLabel: '--max-batch-tokens, --step-time-target-ms',
         yLabel: 'ms',
         categories: names,
         series: [
@@ -515,8 +535,8 @@ async function charts() {
     files.push([
       'serving-latency-throughput.svg',
       barChart({
-        title: 'SmolLM2-135M, 32 adapters at concurrency 32: output tokens/s by --step-time-target-ms',
-        xLabel: 'step-time target',
+        title: 'SmolLM2-135M, 32 adapters at concurrency 32: output tokens/s by token budget and step-time target',
+        xLabel: '--max-batch-tokens, --step-time-target-ms',
         yLabel: 'output tokens/s',
         categories: names,
         series: [{ name: 'output tok/s', values: rows.map((r) => r.tokPerS) }],

@@ -2,10 +2,12 @@
  * `npm run bench:step-profile`: where an engine step's time goes, kernel by kernel. Runs one wave of W3/W4-like
  * requests (32 prompts of 128 tokens, 16 output tokens each; with --adapters N, round-robin over N synthetic
  * rank-16 adapters on all seven projections) through LLMEngine on the native kernels, each kernel call timed
- * (GEMMs by weight shape, with their GFLOP/s), split into the prefill steps (the first two: 4096 prompt tokens at
- * 2048 a step) and the decode steps after them. Writes OUT.json and prints the table.
+ * (GEMMs by weight shape, with their GFLOP/s), split into the prefill steps (until every prompt has its first
+ * token: 4096 prompt tokens at --max-batch-tokens a step, 2048 unless given) and the decode steps after them.
+ * Writes OUT.json and prints the table.
  *
- *   npm run bench:step-profile -- [--model DIR] [--adapters 0] [--temperature 1] [--bf16-dot] [--out FILE]
+ *   npm run bench:step-profile -- [--model DIR] [--adapters 0] [--temperature 1] [--bf16-dot]
+ *                                 [--max-batch-tokens 2048] [--out FILE]
  *
  * The default model is the Llama-3.2-1B-shaped bench model (`npm run bench:models`). Temperature 1 samples as
  * the peers' workloads do (no top-k / top-p); temperature 0 is greedy.
@@ -33,6 +35,7 @@ const { values: args } = parseArgs({
     adapters: { type: 'string', default: '0' },
     temperature: { type: 'string', default: '1' },
     'bf16-dot': { type: 'boolean', default: false },
+    'max-batch-tokens': { type: 'string', default: '2048' },
     out: { type: 'string', default: 'artifacts/step-profile.json' },
   },
 });
@@ -40,7 +43,7 @@ const { values: args } = parseArgs({
 const PROMPTS = 32;
 const PROMPT_TOKENS = 128;
 const OUTPUT_TOKENS = 16;
-const PREFILL_STEPS = 2; // 4096 prompt tokens at the default 2048 per step
+const MAX_BATCH_TOKENS = Number(args['max-batch-tokens']);
 
 type Phase = 'load' | 'prefill' | 'decode';
 interface Entry {
@@ -94,6 +97,7 @@ const engine = new LLMEngine(loaded, {
   backend: new HostBackend(timedKernels(nativeKernels)),
   maxLoras: Math.max(1, numAdapters),
   maxRunningSeqs: PROMPTS,
+  maxBatchTokens: MAX_BATCH_TOKENS,
   kvCacheTokens: PROMPTS * (PROMPT_TOKENS + OUTPUT_TOKENS) + 1024,
 });
 for (let i = 0; i < numAdapters; i++) {
@@ -109,16 +113,20 @@ for (let i = 0; i < PROMPTS; i++) {
   });
 }
 const stepMs: number[] = [];
+const started = new Set<unknown>(); // sequences with their first token
+let prefillSteps = 0;
 phase = 'prefill';
 while (engine.hasUnfinished()) {
-  if (stepMs.length === PREFILL_STEPS) phase = 'decode';
   const t0 = performance.now();
-  engine.step();
+  const outputs = engine.step();
   stepMs.push(performance.now() - t0);
+  if (phase === 'prefill') prefillSteps++;
+  for (const o of outputs) if (o.newToken !== null) started.add(o.seq);
+  if (started.size === PROMPTS) phase = 'decode';
 }
 
-const decodeSteps = stepMs.length - PREFILL_STEPS;
-const perStep = (e: Entry) => e.ms / (e.phase === 'prefill' ? PREFILL_STEPS : decodeSteps);
+const decodeSteps = stepMs.length - prefillSteps;
+const perStep = (e: Entry) => e.ms / (e.phase === 'prefill' ? prefillSteps : decodeSteps);
 const rows = [...entries.values()].filter((e) => e.phase !== 'load').sort((a, b) => b.ms - a.ms);
 const info = cpuInfo();
 const git = (...a: string[]) => execFileSync('git', a, { cwd: import.meta.dirname, encoding: 'utf8' }).trim();
@@ -131,7 +139,13 @@ const report = {
   bf16Dot: args['bf16-dot'],
   adapters: numAdapters,
   temperature,
-  workload: { prompts: PROMPTS, promptTokens: PROMPT_TOKENS, outputTokens: OUTPUT_TOKENS, prefillSteps: PREFILL_STEPS },
+  workload: {
+    prompts: PROMPTS,
+    promptTokens: PROMPT_TOKENS,
+    outputTokens: OUTPUT_TOKENS,
+    maxBatchTokens: MAX_BATCH_TOKENS,
+    prefillSteps,
+  },
   stepMs,
   ops: rows.map((e) => ({ ...e, msPerStep: perStep(e), gflops: e.flops ? e.flops / e.ms / 1e6 : undefined })),
 };

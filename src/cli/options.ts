@@ -113,9 +113,11 @@ export function engineOptions(): Option[] {
     )
       .argParser(floatArg(0))
       .default(DEFAULTS.limits.stepTimeTargetMs),
-    envOption('--max-running-seqs <n>', 'sequences decoded together', 'MAX_RUNNING_SEQS')
-      .argParser(intArg(1))
-      .default(DEFAULTS.limits.maxRunningSeqs),
+    envOption(
+      '--max-running-seqs <n>',
+      `sequences decoded together (default: ${DEFAULTS.limits.maxRunningSeqs}, or --max-batch-tokens where that is smaller)`,
+      'MAX_RUNNING_SEQS',
+    ).argParser(intArg(1)),
     envOption('--kv-cache-tokens <n>', 'KV cache size in tokens', 'KV_CACHE_TOKENS')
       .argParser(intArg(16))
       .default(DEFAULTS.limits.kvCacheTokens),

@@ -74,6 +74,17 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
     throw new Error(`--max-cpu-loras ${maxCpuLoras} is below --max-loras ${maxLoras}: give at least ${maxLoras}`);
   }
 
+  const maxBatchTokens = flags.maxBatchTokens ?? DEFAULTS.limits.maxBatchTokens;
+  // Each running sequence's decode takes a token of the step's budget: past it, some would never be scheduled.
+  // Without the flag the default shrinks to fit a smaller budget; given both, a mismatch is refused.
+  const maxRunningSeqs = flags.maxRunningSeqs ?? Math.min(DEFAULTS.limits.maxRunningSeqs, maxBatchTokens);
+  if (maxRunningSeqs > maxBatchTokens) {
+    throw new Error(
+      `--max-running-seqs ${maxRunningSeqs} is above --max-batch-tokens ${maxBatchTokens}: every running ` +
+        `sequence decodes one token a step, so give --max-batch-tokens at least ${maxRunningSeqs}`,
+    );
+  }
+
   const config: Config = {
     model: {
       dir,
@@ -85,8 +96,8 @@ export async function buildConfig(flags: ConfigFlags, env: Env, deps: BuildConfi
       cacheDir,
     },
     limits: {
-      maxBatchTokens: flags.maxBatchTokens ?? DEFAULTS.limits.maxBatchTokens,
-      maxRunningSeqs: flags.maxRunningSeqs ?? DEFAULTS.limits.maxRunningSeqs,
+      maxBatchTokens,
+      maxRunningSeqs,
       stepTimeTargetMs: flags.stepTimeTargetMs ?? DEFAULTS.limits.stepTimeTargetMs,
       kvCacheTokens,
       maxWaitingRequests: flags.maxWaitingRequests ?? null,

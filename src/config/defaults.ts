@@ -4,7 +4,9 @@
  */
 export const DEFAULTS = {
   limits: {
-    maxBatchTokens: 2048,
+    // 512: the step's activations stay in cache, and a prompt wave is served in short steps (docs/benchmarks.md,
+    // "Latency-aware chunked prefill": against 2048, TTFT p50 ×0.34 and throughput ×1.2 at concurrency 32).
+    maxBatchTokens: 512,
     maxRunningSeqs: 128,
     stepTimeTargetMs: 0,
     kvCacheTokens: 32768,

@@ -80,7 +80,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'backend'> = {
   maxLoras: 32,
   blockSize: 16,
   kvCacheTokens: 32768,
-  maxBatchTokens: 2048,
+  maxBatchTokens: 512,
   maxRunningSeqs: 128,
   maxModelLen: 4096,
 };

@@ -36,19 +36,29 @@ test('defaults: the model decides the context length; no bound on waiting reques
   assert.equal(config.model.maxModelLen, 128);
   assert.equal(config.model.modelMaxLen, 128);
   assert.equal(config.limits.kvCacheTokens, 32768);
+  assert.equal(config.limits.maxBatchTokens, 512);
   assert.equal(config.limits.maxWaitingRequests, null);
   assert.equal(config.precision.loraDtype, 'auto');
   assert.equal(config.precision.kvCacheDtype, 'auto');
   assert.deepEqual(warnings, []);
 });
 
-test('refusals name the flags: runtime updates with nowhere to load from, --max-cpu-loras below --max-loras', async () => {
+test('refusals name the flags: runtime updates with nowhere to load from, --max-cpu-loras below --max-loras, more running sequences than a step has tokens', async () => {
   await assert.rejects(build({ model: MODEL, enableLoraRuntimeUpdates: true }), /--allowed-lora-root/);
   await assert.rejects(
     build({ model: MODEL, maxLoras: 8, maxCpuLoras: 4 }),
     /--max-cpu-loras 4 is below --max-loras 8/,
   );
   await assert.rejects(build({ model: MODEL, maxModelLen: 4096 }), /above the model's limit of 128/);
+  await assert.rejects(
+    build({ model: MODEL, maxRunningSeqs: 1024 }),
+    /--max-running-seqs 1024 is above --max-batch-tokens 512: .* at least 1024/,
+  );
+  const wide = await build({ model: MODEL, maxRunningSeqs: 1024, maxBatchTokens: 1024 });
+  assert.equal(wide.config.limits.maxRunningSeqs, 1024);
+  // Without --max-running-seqs, its default shrinks to a smaller budget.
+  const narrow = await build({ model: MODEL, maxBatchTokens: 64 });
+  assert.equal(narrow.config.limits.maxRunningSeqs, 64);
 });
 
 test('warnings: runtime updates open to anyone, a stall timeout not above the load timeout, a clamped context', async () => {
