@@ -56,9 +56,9 @@ const RANK = 16;
 const ADAPTERS = 32;
 const WARMUP_TOKENS = 2;
 const log = (line: string) => console.error(line);
+// Said of every run (whatever else was running is the caller's to tell, with --note).
 const DEFAULT_NOTE =
-  'The CPU was shared with other work during this run (other builds and tests), so absolute figures are low and ' +
-  'noisy; compare servers by the ratios, which interleaved repeats keep fair.';
+  "This VM's speed moves between runs; compare servers by the ratios, which interleaved repeats keep fair.";
 const fmt = (x: number | null, d = 1) => (x === null ? '–' : x.toFixed(d));
 
 function modelsFor(w: PeerWorkload, server: PeerServer): string[] {
