@@ -221,7 +221,7 @@ async function main() {
     const artifact: SizesArtifact = {
       generatedAt: new Date().toISOString(),
       note:
-        'The CPU was shared with other work while this ran: figures are lower bounds, the ratios side by side in one run are what holds.' +
+        "Figures move with this VM's speed between runs; the ratios side by side in one run are what holds." +
         (final ? '' : ` Partial: ${entries.length} of ${found.length} model files measured.`),
       machine,
       readGBs: readGBs(),
