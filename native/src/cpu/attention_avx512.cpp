@@ -1,6 +1,7 @@
 // Paged attention chunk step, AVX-512 path (see attention_kernels.h for the semantics).
-// The heads of one kv group are folded together so each key and value vector is loaded once for all of them;
-// every (query, head) still sees exactly the arithmetic of a lone head, in the same order.
+// Up to 4 heads of one kv group are folded together: scores two heads at a time with the keys in lanes, so each
+// key row is loaded once per pair, and each value vector once for all of them; every (query, head) still sees
+// exactly the arithmetic of a lone head, in the same order.
 #include <algorithm>
 #include <cmath>
 
