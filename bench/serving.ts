@@ -79,6 +79,11 @@ interface Load {
   warmup: number;
   /** Output tokens per request (default --output-tokens). */
   outputTokens?: number;
+  /**
+   * Answers with no text count as served (touchAll: one sampled token may be a special token, which the answer's
+   * text leaves out, and the adapter was loaded all the same).
+   */
+  emptyIsServed?: boolean;
 }
 
 async function measure(url: string, load: Load): Promise<PointResult> {
@@ -99,8 +104,10 @@ async function measure(url: string, load: Load): Promise<PointResult> {
     seed: 1,
   });
   const point = result.points[0];
-  if (point.overall.error_request_count > 0) {
-    throw new Error(`${point.overall.error_request_count} requests failed: ${JSON.stringify(point.overall.errors)}`);
+  const failures = point.overall.errors.filter((e) => !(load.emptyIsServed && e.kind === 'empty'));
+  if (failures.length > 0) {
+    const count = failures.reduce((sum, e) => sum + e.count, 0);
+    throw new Error(`${count} requests failed: ${JSON.stringify(failures)}`);
   }
   return point;
 }
@@ -110,7 +117,14 @@ async function measure(url: string, load: Load): Promise<PointResult> {
  * first, so that a host tier smaller than the store keeps the popular head (Zipf ranks follow the names' order).
  */
 async function touchAll(url: string, names: string[]) {
-  const load = { models: [...names].reverse(), concurrency: 8, requests: names.length, warmup: 0, outputTokens: 1 };
+  const load = {
+    models: [...names].reverse(),
+    concurrency: 8,
+    requests: names.length,
+    warmup: 0,
+    outputTokens: 1,
+    emptyIsServed: true,
+  };
   await measure(url, load);
 }
 
