@@ -36,10 +36,6 @@ inline __m512 widen_half(__m256i f16) { return _mm512_maskz_cvtph_ps(0xffff, f16
 inline __m512 load(const Half* p) { return widen_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline __m512 load(__mmask16 m, const Half* p) { return widen_half(_mm256_maskz_loadu_epi16(m, p)); }
 
-// The fixed lane reductions shared with attention (ops_simd_math.h).
-inline float reduce_add(__m512 v) { return simd::reduce_add_avx512(v); }
-inline __m512 reduce_add_16(const __m512 (&v)[16]) { return simd::reduce_add_16_avx512(v); }
-
 // The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
 struct ColumnFactor {
   __m512 broadcast;
@@ -80,14 +76,14 @@ inline void shrink_tile(const float* const* x, const W* a, int a_first, int64_t 
     __m512 v[16];  // v[4j + r]: row r's sums land in 128-bit lane r, j ascending
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < J; ++j) v[4 * j + r] = acc[r][j];
-    const __m512 sums = reduce_add_16(v);
+    const __m512 sums = simd::reduce_add_16_avx512(v);  // the same bits as reduce_add_avx512 on each
     _mm_storeu_ps(h[0] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 0));
     _mm_storeu_ps(h[1] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 1));
     _mm_storeu_ps(h[2] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 2));
     _mm_storeu_ps(h[3] + j0, _mm512_maskz_extractf32x4_ps(0xf, sums, 3));
   } else {
     for (int r = 0; r < R; ++r)
-      for (int j = 0; j < J; ++j) h[r][j0 + j] = reduce_add(acc[r][j]);
+      for (int j = 0; j < J; ++j) h[r][j0 + j] = simd::reduce_add_avx512(acc[r][j]);
   }
 }
 
