@@ -46,19 +46,24 @@ namespace {
 // cos and sin of f32(pos · inv_freq[i]) for positions [0, positions()), each computed as a call would (f64 cos/sin
 // rounded to f32), built once per frequency set: every layer of a step, and every later step, rotates the same
 // positions by the same frequencies, and the f64 trig was most of RoPE's time (2 · R/2 calls per token and layer).
-// One per calling thread (the pool only reads it during a call); positions past kMaxBytes are computed per call.
+// Positions past kMaxBytes are computed in the call.
 class RopeTable {
  public:
-  static constexpr int64_t kMaxBytes = int64_t(64) << 20;
+  static constexpr int64_t kMaxBytes = int64_t(32) << 20;
 
-  // The table for these frequencies, holding every position of the call that fits under kMaxBytes (rebuilt if
-  // the frequencies changed; grown at least twofold, so a prefill's rising positions extend it rarely).
-  void prepare(const float* inv_freq, int half, const int32_t* positions, int64_t num_tokens) {
-    if (half != half_ || std::memcmp(inv_freq, inv_freq_.data(), sizeof(float) * size_t(half)) != 0) {
-      inv_freq_.assign(inv_freq, inv_freq + half);
-      half_ = half;
-      values_.clear();
-    }
+  bool holds(const float* inv_freq, int half) const {
+    return half == half_ && std::memcmp(inv_freq, inv_freq_.data(), sizeof(float) * size_t(half)) == 0;
+  }
+  // Empties the table and makes it the one for these frequencies.
+  void reset(const float* inv_freq, int half) {
+    inv_freq_.assign(inv_freq, inv_freq + half);
+    half_ = half;
+    values_.clear();
+  }
+  // Holds every position of the call that fits under kMaxBytes (grown at least twofold, so a prefill's rising
+  // positions extend it rarely).
+  void prepare(const int32_t* positions, int64_t num_tokens) {
+    const int half = half_;
     const int64_t cap = kMaxBytes / (int64_t(sizeof(float)) * 2 * std::max(half, 1));
     int64_t last = -1;
     for (int64_t t = 0; t < num_tokens; ++t)
@@ -88,6 +93,26 @@ class RopeTable {
   std::vector<float> values_;
 };
 
+// The tables of the calling thread (the pool only reads them during a call), one per frequency set: a model
+// whose layer types rotate by different frequencies (Gemma 3's local and global layers) keeps one for each
+// instead of rebuilding one at every other layer. Past kMaxTables sets, the least recently used is rebuilt.
+RopeTable& rope_table_for(const float* inv_freq, int half) {
+  constexpr size_t kMaxTables = 4;
+  thread_local std::vector<RopeTable> tables;  // most recently used last
+  for (size_t i = 0; i < tables.size(); ++i) {
+    if (!tables[i].holds(inv_freq, half)) continue;
+    std::rotate(tables.begin() + i, tables.begin() + i + 1, tables.end());
+    return tables.back();
+  }
+  if (tables.size() < kMaxTables) {
+    tables.emplace_back();
+  } else {
+    std::rotate(tables.begin(), tables.begin() + 1, tables.end());
+  }
+  tables.back().reset(inv_freq, half);
+  return tables.back();
+}
+
 // x'[i] = x[i]·c[i] - x[i+h]·s[i] ; x'[i+h] = x[i+h]·c[i] + x[i]·s[i]   (h = R/2); x'[i] = x[i] for R ≤ i < D
 __attribute__((optimize("fp-contract=off"))) void rotate(const float* x, const float* cos_t, const float* sin_t,
                                                          int half, int head_dim, float* y) {
@@ -110,9 +135,8 @@ void rope_and_cache_write(const float* qkv, int64_t num_tokens, const AttentionS
   const int64_t row_width = int64_t(hq + 2 * hkv) * D;
   const int64_t kv_width = int64_t(hkv) * D;
   constexpr int64_t kTokensPerTask = 8;
-  thread_local RopeTable calling_thread_table;
-  RopeTable& table = calling_thread_table;  // the workers read the caller's (a thread_local is per thread)
-  table.prepare(inv_freq, half, positions, num_tokens);
+  RopeTable& table = rope_table_for(inv_freq, half);  // the caller's: the workers read it through this reference
+  table.prepare(positions, num_tokens);
   parallel_for((num_tokens + kTokensPerTask - 1) / kTokensPerTask, [&](int64_t task, int) {
     thread_local std::vector<float> scratch;
     scratch.resize(size_t(D) + size_t(kv_width));
