@@ -1,15 +1,29 @@
 // PackedWeight: W [N, K] re-laid out once into 32-column panels (layout in gemm.h), in 64-byte aligned
-// memory (on transparent huge pages when large: decode streams it end to end; streamed_memory.h).
+// memory (2 MiB aligned, on transparent huge pages, when large: decode streams it end to end).
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "loraplex/gemm.h"
 #include "loraplex/thread_pool.h"
-#include "streamed_memory.h"
 
 namespace loraplex {
 namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+void* allocate(size_t bytes) {
+  const size_t align = bytes >= 2 * kHugePage ? kHugePage : 64;
+  const size_t rounded = (bytes + align - 1) / align * align;
+  void* p = nullptr;
+  if (posix_memalign(&p, align, rounded == 0 ? align : rounded) != 0) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  return p;
+}
 
 // Panel p, f32/f16: dst[k·32 + j] = W[p·32 + j, k]   (T = float or uint16_t, a plain copy of the bits)
 template <typename T>
@@ -54,7 +68,7 @@ PackedWeight::PackedWeight(WeightDType dtype, int64_t rows, int64_t cols, const 
     : dtype_(dtype), rows_(rows), cols_(cols) {
   const size_t elem = dtype == WeightDType::F32 ? 4 : 2;
   bytes_ = static_cast<size_t>(panels() * panel_elements()) * elem;
-  data_ = allocate_streamed(bytes_);
+  data_ = allocate(bytes_);
   const int64_t per_panel = panel_elements();
   parallel_for(panels(), [&](int64_t p, int) {
     switch (dtype) {

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "loraplex/lora.h"
-#include "streamed_memory.h"
 
 namespace loraplex {
 
@@ -84,8 +83,9 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
   next.modules.resize(modules);
   next.bytes = bytes;
   if (bytes > 0) {
-    // Decode streams a slot's weights every step: huge pages where large (streamed_memory.h).
-    next.storage.reset(allocate_streamed(bytes));
+    void* storage = std::aligned_alloc(kAlignBytes, bytes);
+    if (!storage) throw std::bad_alloc();
+    next.storage.reset(storage);
   }
   auto* block = static_cast<unsigned char*>(next.storage.get());
   for (const auto& [region, at] : regions) store(dtype_, adapter.weights + region.first, region.second, block + at);

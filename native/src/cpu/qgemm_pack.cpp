@@ -8,15 +8,16 @@
 #include "loraplex/qgemm.h"
 #include "loraplex/thread_pool.h"
 #include "qgemm_kernels.h"
-#include "streamed_memory.h"
 
 namespace loraplex {
 namespace {
 
-// Every array is streamed whole at decode: huge pages where large (streamed_memory.h).
 template <typename T>
 T* allocate(size_t count) {
-  return static_cast<T*>(allocate_streamed((count * sizeof(T) + 63) / 64 * 64));
+  void* p = nullptr;
+  const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
+  if (posix_memalign(&p, 64, bytes == 0 ? 64 : bytes) != 0) throw std::bad_alloc();
+  return static_cast<T*>(p);
 }
 
 }  // namespace
