@@ -3,7 +3,7 @@
  * measured against the transformers + PEFT oracle (`bash oracle/run.sh smollm2`):
  *   - accuracy: per oracle case, max |Δ| of the last-prompt-position logits and whether the 64 greedy tokens
  *     are identical (else the first divergent step and the reference's top-2 margin there), for KV f32 vs
- *     bf16 and slots f32 vs bf16 vs f16 on the f32 model; on model-bf16, which has no oracle of its own, the
+ *     bf16 and slots f32 vs bf16 vs f16 vs int8 on the f32 model; on model-bf16, which has no oracle of its own, the
  *     same against the engine's f32-slot, f32-KV, dot-off run of that model (and against the oracle, for
  *     scale), with --bf16-dot on each dot path this CPU has (AMX, and vdpbf16ps forced beside it);
  *   - memory: KV bytes per token, slot bytes per adapter;
@@ -73,12 +73,14 @@ const ACCURACY: Setting[] = [
   { model: 'f32', loraDtype: 'f32', kvCacheDtype: 'bf16' },
   { model: 'f32', loraDtype: 'bf16', kvCacheDtype: 'f32' },
   { model: 'f32', loraDtype: 'f16', kvCacheDtype: 'f32' },
+  { model: 'f32', loraDtype: 'int8', kvCacheDtype: 'f32' },
   ...(quick
     ? []
     : ([
         { model: 'bf16', loraDtype: 'f32', kvCacheDtype: 'f32' },
         { model: 'bf16', loraDtype: 'bf16', kvCacheDtype: 'f32' },
         { model: 'bf16', loraDtype: 'f16', kvCacheDtype: 'f32' },
+        { model: 'bf16', loraDtype: 'int8', kvCacheDtype: 'f32' },
         { model: 'bf16', loraDtype: 'f32', kvCacheDtype: 'bf16' },
         ...DOT_PATHS.map((dot) => ({ model: 'bf16', loraDtype: 'f32', kvCacheDtype: 'f32', dot })),
       ] as Setting[])),
@@ -88,6 +90,7 @@ const THROUGHPUT: ThroughputSetting[] = [
   { loraDtype: 'f32', kvCacheDtype: 'f32' },
   { loraDtype: 'bf16', kvCacheDtype: 'f32' },
   { loraDtype: 'f16', kvCacheDtype: 'f32' },
+  { loraDtype: 'int8', kvCacheDtype: 'f32' },
   { loraDtype: 'f32', kvCacheDtype: 'bf16' },
 ];
 

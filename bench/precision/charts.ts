@@ -4,8 +4,8 @@ import type { ChartFile } from '../../src/bench/charts/bench-charts.ts';
 import { DEFAULT_FRAME } from '../../src/bench/charts/svg.ts';
 import { DOT_PATH_NAME, dotPathOf, type PrecisionArtifact, settingLabel, summarize } from './summary.ts';
 
-/** Room for ten setting labels side by side (eight, and model-bf16 with each --bf16-dot path). */
-const WIDE = { ...DEFAULT_FRAME, width: 1300 };
+/** Room for twelve setting labels side by side (ten, and model-bf16 with each --bf16-dot path). */
+const WIDE = { ...DEFAULT_FRAME, width: 1500 };
 
 function category(r: PrecisionArtifact['accuracy'][number]): string {
   const dot = dotPathOf(r);

@@ -74,7 +74,7 @@ function costLines(a: PrecisionArtifact): string[] {
         peftKvNote(a),
     );
   }
-  for (const lora of ['bf16', 'f16'] as const) {
+  for (const lora of ['bf16', 'f16', 'int8'] as const) {
     const run = accuracyOf(a, 'f32', lora, 'f32');
     const t = throughputOf(a, lora, 'f32');
     if (!run) continue;
@@ -99,6 +99,7 @@ function costLines(a: PrecisionArtifact): string[] {
     for (const [lora, kvDtype, name] of [
       ['bf16', 'f32', '`--lora-dtype auto` (= bf16 on this checkpoint)'],
       ['f16', 'f32', '`--lora-dtype f16`'],
+      ['int8', 'f32', '`--lora-dtype int8`'],
       ['f32', 'bf16', '`--kv-cache-dtype bf16`'],
     ] as const) {
       const run = accuracyOf(a, 'bf16', lora, kvDtype);

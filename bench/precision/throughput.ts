@@ -41,7 +41,7 @@ export interface ThroughputResult extends ThroughputSetting {
 /** Output tokens beyond the timed decode steps: room for the steps a sequence decodes while others prefill. */
 const PREFILL_SLACK = 32;
 
-const LORA_BYTES: Record<LoraDtype, number> = { f32: 4, bf16: 2, f16: 2 };
+const LORA_BYTES: Record<LoraDtype, number> = { f32: 4, bf16: 2, f16: 2, int8: 1 }; // int8: + a scale per row
 
 interface Running {
   setting: ThroughputSetting;

@@ -83,16 +83,18 @@ LoraRowLayout* layout_arg(const Napi::CallbackInfo& info, size_t i, const char* 
   return nullptr;
 }
 
-// The bank's storage: 'f32' (also when absent), 'bf16' or 'f16'.
+// The bank's storage: 'f32' (also when absent), 'bf16', 'f16' or 'int8'.
 bool dtype_arg(const Napi::CallbackInfo& info, size_t i, LoraDtype* out) {
   if (i >= info.Length() || info[i].IsUndefined()) return true;
   if (!info[i].IsString())
-    return fail(info.Env(), "createLoraBank: 'dtype' must be a string ('f32', 'bf16' or 'f16')");
+    return fail(info.Env(), "createLoraBank: 'dtype' must be a string ('f32', 'bf16', 'f16' or 'int8')");
   const std::string name = info[i].As<Napi::String>().Utf8Value();
   if (name == "f32") *out = LoraDtype::F32;
   else if (name == "bf16") *out = LoraDtype::Bf16;
   else if (name == "f16") *out = LoraDtype::F16;
-  else return range_fail(info.Env(), "createLoraBank: 'dtype' must be 'f32', 'bf16' or 'f16', got '" + name + "'");
+  else if (name == "int8") *out = LoraDtype::Int8;
+  else
+    return range_fail(info.Env(), "createLoraBank: 'dtype' must be 'f32', 'bf16', 'f16' or 'int8', got '" + name + "'");
   return true;
 }
 

@@ -76,7 +76,8 @@ class CudaStep implements StepState {
 }
 
 const WEIGHT_DTYPE: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2 };
-const LORA_DTYPE: Record<LoraDtype, number> = { f32: 0, bf16: 1, f16: 2 };
+/** The CUDA bank's storages (int8 slots are a CPU kernel: refused at createLoraBank). */
+const LORA_DTYPE: Partial<Record<LoraDtype, number>> = { f32: 0, bf16: 1, f16: 2 };
 
 function own<T>(value: unknown, cls: new (...args: never[]) => T, what: string): T {
   if (!(value instanceof cls)) throw new TypeError(`${what} of another backend was passed to the CUDA backend`);
@@ -168,7 +169,11 @@ export class CudaBackend implements Backend {
   }
 
   createLoraBank(numSlots: number, numModules: number, dtype: LoraDtype): LoraBank {
-    return new CudaBank(this.addon.bankCreate(numSlots, numModules, LORA_DTYPE[dtype]), numSlots, numModules, dtype);
+    const code = LORA_DTYPE[dtype];
+    if (code === undefined) {
+      throw new RangeError(`the CUDA backend stores adapter slots as f32, bf16 or f16, not ${dtype} (--lora-dtype)`);
+    }
+    return new CudaBank(this.addon.bankCreate(numSlots, numModules, code), numSlots, numModules, dtype);
   }
 
   setLoraSlot(bank: LoraBank, slot: number, adapter: PackedAdapter): void {

@@ -15,7 +15,7 @@ export interface AdapterSource {
 }
 
 /** How adapter slots store LoRA factors; 'auto': bf16 for a 16-bit checkpoint, else f32. */
-export type LoraDtypeOption = 'auto' | 'f32' | 'bf16' | 'f16';
+export type LoraDtypeOption = 'auto' | 'f32' | 'bf16' | 'f16' | 'int8';
 /** How the KV cache stores keys and values; 'auto': the engine's choice. */
 export type KvCacheDtypeOption = 'auto' | 'f32' | 'bf16';
 

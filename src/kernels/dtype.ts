@@ -54,6 +54,37 @@ export function f32ToF16(value: number): number {
   return sign | (e << 10) | (mant >> 13);
 }
 
+const F32_MAX = 3.4028234663852886e38;
+
+/** Nearest integer to t, ties to even (the C library's nearbyint in the default rounding mode). */
+function roundHalfEven(t: number): number {
+  const f = Math.floor(t);
+  const d = t - f;
+  if (d !== 0.5) return d < 0.5 ? f : f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * One row of an int8 LoRA bank (native/include/loraplex/lora.h): src[begin, begin + len) as int8 values written
+ * to q[qBegin, …) (as numbers), returning the row's f32 scale s = f32(amax / 127), q = round-half-even(f32(v / s))
+ * clamped to ±127, or 0 where s is 0; a NaN or infinite value makes s NaN and the row 0.
+ */
+export function quantizeRowInt8(src: Float32Array, begin: number, len: number, q: Float32Array, qBegin: number) {
+  let amax = 0;
+  let finite = true;
+  for (let i = 0; i < len; i++) {
+    const a = Math.abs(src[begin + i]);
+    if (!(a <= F32_MAX)) finite = false;
+    else if (a > amax) amax = a;
+  }
+  const s = finite ? Math.fround(amax / 127) : Number.NaN;
+  for (let i = 0; i < len; i++) {
+    const v = s > 0 ? roundHalfEven(Math.fround(src[begin + i] / s)) : 0;
+    q[qBegin + i] = Math.max(-127, Math.min(127, v)) + 0; // + 0: int8 has no -0
+  }
+  return s;
+}
+
 export function toF32Array(dtype: 'f32' | 'f16' | 'bf16', data: Float32Array | Uint16Array): Float32Array {
   if (dtype === 'f32') return data as Float32Array;
   const out = new Float32Array(data.length);

@@ -39,9 +39,10 @@ export interface PackedWeight {
 
 /**
  * How a LoRA bank stores adapter matrices: f32, or bf16 / f16 (rounded to nearest even when a slot is set,
- * to halve what decode reads; kernels widen to f32 exactly and accumulate in f32 as for an f32 bank).
+ * to halve what decode reads; kernels widen to f32 exactly and accumulate in f32 as for an f32 bank), or int8
+ * (each row quantized with an f32 scale: a quarter of f32's bytes; semantics in reference/lora.ts).
  */
-export type LoraDtype = 'f32' | 'bf16' | 'f16';
+export type LoraDtype = 'f32' | 'bf16' | 'f16' | 'int8';
 
 /** A bank of adapter slots for LoRA kernels: slot s holds one adapter's matrices for every module. */
 export interface LoraBank {

@@ -12,7 +12,7 @@ import type { LoraDtype, LoraModuleOutput } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
 import { applied, bankOf, close, makeAdapter } from './lora-fixtures.ts';
 
-const DTYPES: LoraDtype[] = ['f32', 'bf16'];
+const DTYPES: LoraDtype[] = ['f32', 'bf16', 'int8'];
 const K = 67;
 const NS = [53, 21, 21, 130, 1]; // odd sizes, a 1-column module
 const RANK_SETS = [
@@ -65,7 +65,7 @@ for (const isa of availableIsas()) {
 
     for (const dtype of DTYPES)
       test(`${dtype} bank: interleaved slots and base rows match the reference, and the modules one call each bitwise`, () => {
-        const r = rng(dtype === 'f32' ? 51 : 61);
+        const r = rng(dtype === 'f32' ? 51 : dtype === 'bf16' ? 61 : 71);
         const adapters = RANK_SETS.map((ranks) => makeAdapter(r, K, NS, ranks));
         const nb = bankOf(native, adapters, NS.length, dtype);
         const rb = bankOf(referenceLoraKernels, adapters, NS.length, dtype);
@@ -92,7 +92,7 @@ for (const isa of availableIsas()) {
 
     for (const dtype of DTYPES)
       test(`${dtype} bank: fused q|k|v and gate|up: a row is bitwise the same alone, in any batch, any thread count`, () => {
-        const r = rng(dtype === 'f32' ? 52 : 62);
+        const r = rng(dtype === 'f32' ? 52 : dtype === 'bf16' ? 62 : 72);
         const adapters = [
           makeAdapter(r, SMOL_K, SMOL_NS, [64, 64, 64, 16, 16]),
           makeAdapter(r, SMOL_K, SMOL_NS, [64, 1, 0, 128, 7]),

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/kernels/dtype.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, quantizeRowInt8 } from '../../src/kernels/dtype.ts';
 import { loadAddon, setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
@@ -15,13 +15,30 @@ import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../..
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
 import { applied, bankOf, close, makeAdapter, makeSharedAdapter, withVectors } from './lora-fixtures.ts';
 
-const DTYPES: LoraDtype[] = ['f32', 'bf16', 'f16'];
+const DTYPES: LoraDtype[] = ['f32', 'bf16', 'f16', 'int8'];
 
-/** A weight as a bank of `dtype` stores it. */
-function roundedFor(dtype: LoraDtype): (v: number) => number {
-  if (dtype === 'bf16') return (v) => bf16ToF32(f32ToBf16(v));
-  if (dtype === 'f16') return (v) => f16ToF32(f32ToF16(v));
-  return (v) => v;
+/**
+ * The adapter's weights as a bank of `dtype` holds them, in f64: rounded to bf16 / f16, or each row of every A
+ * and Bt region quantized to int8 and multiplied back by its scale (exact in f64).
+ */
+function storedWeights(adapter: PackedAdapter, dtype: LoraDtype): Float64Array {
+  const w = Float64Array.from(adapter.weights);
+  if (dtype === 'bf16') return w.map((v) => bf16ToF32(f32ToBf16(v)));
+  if (dtype === 'f16') return w.map((v) => f16ToF32(f32ToF16(v)));
+  if (dtype !== 'int8') return w;
+  const q = new Float32Array(adapter.weights.length);
+  adapter.rank.forEach((rank, m) => {
+    for (const [offset, len] of [
+      [adapter.offsetA[m], adapter.inFeatures[m]],
+      [adapter.offsetB[m], adapter.outFeatures[m]],
+    ]) {
+      for (let j = 0; j < rank; j++) {
+        const s = quantizeRowInt8(adapter.weights, offset + j * len, len, q, offset + j * len);
+        for (let i = 0; i < len; i++) w[offset + j * len + i] = q[offset + j * len + i] * s;
+      }
+    }
+  });
+  return w;
 }
 
 /**
@@ -38,11 +55,12 @@ function expectedF64(
   yStride: number,
   modules: LoraModuleOutput[],
 ): Float32Array {
-  const round = roundedFor(dtype);
+  const stored = adapters.map((a) => storedWeights(a, dtype));
   const y = Float64Array.from(y0);
   for (let t = 0; t < rowSlot.length; t++) {
     const a = adapters[rowSlot[t]];
     if (!a) continue;
+    const w = stored[rowSlot[t]];
     for (const { module: m, yOffset, n } of modules) {
       const rank = a.rank[m];
       if (rank === 0) continue;
@@ -52,12 +70,12 @@ function expectedF64(
       const h = new Float64Array(rank);
       for (let j = 0; j < rank; j++) {
         const lambda = rs >= 0 ? a.rankScale![rs + j] : 1;
-        for (let i = 0; i < k; i++) h[j] += x[t * k + i] * (lambda * round(a.weights[a.offsetA[m] + j * k + i]));
+        for (let i = 0; i < k; i++) h[j] += x[t * k + i] * (lambda * w[a.offsetA[m] + j * k + i]);
       }
       for (let c = 0; c < n; c++) {
         const scale = a.scale[m] * (cs >= 0 ? a.columnScale![cs + c] : 1);
         let delta = 0;
-        for (let j = 0; j < rank; j++) delta += h[j] * (scale * round(a.weights[a.offsetB[m] + j * n + c]));
+        for (let j = 0; j < rank; j++) delta += h[j] * (scale * w[a.offsetB[m] + j * n + c]);
         const at = t * yStride + yOffset + c;
         y[at] = (y[at] + delta) * (os >= 0 ? a.outScale![os + c] : 1);
       }
@@ -121,7 +139,7 @@ for (const isa of availableIsas()) {
 
     for (const dtype of DTYPES)
       test(`${dtype} bank: shared and vectored slots next to LoRA, DoRA and base rows: the reference, and f64`, () => {
-        const r = rng(dtype === 'f32' ? 91 : dtype === 'bf16' ? 92 : 93);
+        const r = rng(dtype === 'f32' ? 91 : dtype === 'bf16' ? 92 : dtype === 'f16' ? 93 : 81);
         for (const ranks of [
           [1, 128, 7, 16],
           [r.int(1, 128), r.int(1, 128), r.int(1, 128), r.int(1, 128)],
@@ -149,7 +167,7 @@ for (const isa of availableIsas()) {
 
     for (const dtype of DTYPES)
       test(`${dtype} bank: sharing changes no bits; λd = 1 and λb = 1 are bitwise no vectors`, () => {
-        const r = rng(dtype === 'f32' ? 94 : dtype === 'bf16' ? 95 : 96);
+        const r = rng(dtype === 'f32' ? 94 : dtype === 'bf16' ? 95 : dtype === 'f16' ? 96 : 84);
         const shared = makeSharedAdapter(r, K, NS, 12, [true, true, false, true]);
         const targeted = [true, true, false, true];
         const ones = withVectors(r, shared, { rank: targeted, column: targeted });
@@ -171,7 +189,7 @@ for (const isa of availableIsas()) {
 
     for (const dtype of DTYPES)
       test(`${dtype} bank: a vectored row is bitwise the same alone or batched, any thread count (q|k|v shapes)`, () => {
-        const r = rng(dtype === 'f32' ? 97 : dtype === 'bf16' ? 98 : 99);
+        const r = rng(dtype === 'f32' ? 97 : dtype === 'bf16' ? 98 : dtype === 'f16' ? 99 : 87);
         const k = 576;
         const ns = [576, 192, 192];
         const yStride = 960;
@@ -226,8 +244,10 @@ describe('a shared region is stored once per slot (native bank bytes)', () => {
   for (const dtype of DTYPES)
     test(`${dtype} bank`, () => {
       const r = rng(100);
-      const element = dtype === 'f32' ? 4 : 2;
+      const element = dtype === 'f32' ? 4 : dtype === 'int8' ? 1 : 2;
       const rank = 9;
+      // A region of `count` weights in `rank` rows: int8 rows carry an f32 scale each, after the values.
+      const region = (count: number) => round64(count * element) + (dtype === 'int8' ? round64(rank * 4) : 0);
       const shared = makeSharedAdapter(r, K, NS, rank, ALL);
       const vectored = withVectors(r, shared, {
         rank: ALL,
@@ -238,13 +258,10 @@ describe('a shared region is stored once per slot (native bank bytes)', () => {
       assert.equal(nativeBytes(bank), 0);
       nativeLoraKernels.setLoraSlot(bank, 0, shared);
       // One A [9, 67], one Bt per distinct N (53, 21, 130).
-      const sharedBytes = [rank * K, rank * 53, rank * 21, rank * 130].reduce(
-        (sum, n) => sum + round64(n * element),
-        0,
-      );
+      const sharedBytes = [rank * K, rank * 53, rank * 21, rank * 130].reduce((sum, n) => sum + region(n), 0);
       assert.equal(nativeBytes(bank), sharedBytes);
       nativeLoraKernels.setLoraSlot(bank, 1, unshared(shared));
-      const copiedBytes = NS.reduce((sum, n) => sum + round64(rank * K * element) + round64(rank * n * element), 0);
+      const copiedBytes = NS.reduce((sum, n) => sum + region(rank * K) + region(rank * n), 0);
       assert.equal(nativeBytes(bank), sharedBytes + copiedBytes);
       // Vectors are f32 and per module: λd [9] × 4, λb [53] and [130], outScale [53].
       nativeLoraKernels.setLoraSlot(bank, 1, vectored);

@@ -434,11 +434,12 @@ describe('the LoRA bank and applyAdapters reject bad arguments (reference and na
     };
     const withField = (field: keyof PackedAdapter, value: unknown) => ({ ...adapter, [field]: value }) as PackedAdapter;
 
-    test(`${name}: banks store f32 unless asked for bf16 or f16; other dtypes are refused`, () => {
+    test(`${name}: banks store f32 unless asked for bf16, f16 or int8; other dtypes are refused`, () => {
       assert.equal(kernels.createLoraBank(2, 2).dtype, 'f32');
       assert.equal(kernels.createLoraBank(2, 2, 'bf16').dtype, 'bf16');
       assert.equal(kernels.createLoraBank(2, 2, 'f16').dtype, 'f16');
-      assert.throws(() => kernels.createLoraBank(2, 2, 'fp8' as LoraDtype), /'f32', 'bf16' or 'f16'/);
+      assert.equal(kernels.createLoraBank(2, 2, 'int8').dtype, 'int8');
+      assert.throws(() => kernels.createLoraBank(2, 2, 'fp8' as LoraDtype), /'f32', 'bf16', 'f16' or 'int8'/);
       assert.throws(() => kernels.createLoraBank(2, 2, 'fp8' as LoraDtype), RangeError);
       assert.throws(() => kernels.createLoraBank(2, 2, 16 as unknown as LoraDtype), TypeError);
       // The default bank keeps every f32 bit: y = 1 · A · Bt with A = 1 returns Bt unrounded.

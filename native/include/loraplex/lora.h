@@ -7,7 +7,7 @@
 // halve the bytes decode reads. 16-bit weights are widened to f32 exactly on load (bf16: a shift; f16: F16C
 // where the ISA has it, else bit manipulation); x, h, y, scale and accumulation stay f32, and the order of
 // operations is the f32 path's, so a 16-bit bank computes bitwise what an f32 bank holding the rounded
-// weights would.
+// weights would. An int8 bank (below) quarters them, with per-row scales.
 // Semantics: for each module m of the call, for each row t whose slot a ≥ 0 targets m (rank > 0):
 //   h[j]               = Σ_k x[t, k] · A_a,m[j, k]             (shrink, j < rank)
 //   h[j]               = h[j] · λd_a,m[j]   only where the slot has a rank scale for m (VeRA's λd; f32 product)
@@ -17,7 +17,14 @@
 //                        rounds the product, then the sum)
 //   y[t, offset_m + n] *= s_a,m[n]     only where the slot has an output scale for m (DoRA: the magnitude over
 //                                      the weight norm per column), i.e. y = s · (y + delta); s stays f32
-// λd, λb and s stay f32 in every bank dtype. Shared factors (VeRA, Tied-LoRA): modules of one adapter whose
+// λd, λb and s stay f32 in every bank dtype.
+// An int8 bank (a precision trade for decode's bytes: a quarter of f32's) stores each row of A and of Bt as int8
+// values q with one f32 scale per row (sa[j] for A's row j, sb[j] for Bt's row j), quantized in set_slot:
+//   amax = max_i |M[j, i]|, s = f32(amax / 127), q = s > 0 ? clamp(round_nearest_even(f32(M[j, i] / s)), ±127) : 0;
+//   a row holding a NaN or an infinity gets s = NaN and q = 0 (non-finite weights give non-finite outputs, as in
+//   the other dtypes). The kernels read q widened exactly to f32, and the scales enter through h:
+//   h[j] = f32(Σ_k x[t, k] · qa[j, k]) · sa[j]   (one f32 product), then · λd[j] where given, then · sb[j]
+//   y[t, offset_m + n] = fma(Σ_j h[j] · qb[j, n], c_n, y[t, offset_m + n]) Shared factors (VeRA, Tied-LoRA): modules of one adapter whose
 // A or Bt is the same region of the adapter's weights (same offset and element count) share one copy in the
 // slot, so decode reads it once per step while it stays in cache.
 //
@@ -42,7 +49,7 @@ namespace loraplex {
 constexpr int32_t kMaxLoraRank = 1024;
 
 // How a bank stores adapter matrices.
-enum class LoraDtype { F32, Bf16, F16 };
+enum class LoraDtype { F32, Bf16, F16, Int8 };
 
 // One module of one slot, pointing into the slot's aligned copy of the adapter.
 struct LoraModuleWeights {
@@ -50,8 +57,10 @@ struct LoraModuleWeights {
   int32_t in_features = 0;   // K
   int32_t out_features = 0;  // N
   float scale = 0.0f;
-  const void* a = nullptr;   // [rank, K], float, or bf16 / f16 bits (uint16_t) as the bank's dtype
+  const void* a = nullptr;   // [rank, K], float, bf16 / f16 bits (uint16_t) or int8_t as the bank's dtype
   const void* bt = nullptr;  // [rank, N], likewise
+  const float* a_scale = nullptr;   // [rank] in an int8 bank (A's row scales sa), else nullptr
+  const float* bt_scale = nullptr;  // [rank] in an int8 bank (Bt's row scales sb), else nullptr
   const float* out_scale = nullptr;  // [N] or nullptr: y = out_scale · (y + delta) (DoRA), f32 in every bank
   const float* rank_scale = nullptr;    // [rank] or nullptr: h[j] *= rank_scale[j] after the shrink (VeRA's λd)
   const float* column_scale = nullptr;  // [N] or nullptr: c_n = column_scale[n] = f32(scale · λb[n]) (VeRA)
@@ -121,7 +130,7 @@ class LoraBank {
   size_t bytes() const { return bytes_; }  // adapter weights held, for the GC's external-memory accounting
 
   // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped),
-  // rounding them to bf16 / f16 in a 16-bit bank; a region of the weights several modules point at (same
+  // rounding them to bf16 / f16 in a 16-bit bank, quantizing each row in an int8 bank (its scales beside it); a region of the weights several modules point at (same
   // offset and element count) is copied, and counted in bytes(), once. Vectors stay f32; column scales are
   // stored premultiplied by the module's scale.
   void set_slot(int32_t slot, const LoraAdapterView& adapter);

@@ -2,7 +2,7 @@
 // runs the per-row kernels (lora_rows.h) on blocks of up to 16 rows, every module of the call in turn. How
 // rows are grouped, blocked or spread over threads, and which modules share the call, never changes a row's
 // arithmetic, which is what makes the kernel batch invariant.
-// bf16 and f16 banks run their row kernels, which widen weights as they load them, or (AVX-512, blocks of
+// bf16, f16 and int8 banks run their row kernels, which widen weights as they load them, or (AVX-512, blocks of
 // more than 4 rows) once per weight tile into a buffer of the calling thread. (Widening a shared adapter
 // once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
 #include <algorithm>
@@ -216,11 +216,20 @@ class Executor {
       case LoraDtype::F16:
         kernels_.shrink_f16(r.x, b.rows, static_cast<const uint16_t*>(w->a), w->rank, k_, r.h);
         break;
+      case LoraDtype::Int8:
+        kernels_.shrink_i8(r.x, b.rows, static_cast<const int8_t*>(w->a), w->rank, k_, r.h);
+        break;
     }
-    // VeRA's λd: one f32 product per h element (elementwise, so portable code gives every ISA the same bits).
-    if (const float* rs = w->rank_scale)
-      for (int i = 0; i < b.rows; ++i)
-        for (int j = 0; j < w->rank; ++j) r.h[i][j] *= rs[j];
+    // One f32 product per h element for each factor, in this order (elementwise, so portable code gives every
+    // ISA the same bits): an int8 bank's A row scales, VeRA's λd, an int8 bank's Bt row scales.
+    const auto scale_h = [&](const float* f) {
+      if (f)
+        for (int i = 0; i < b.rows; ++i)
+          for (int j = 0; j < w->rank; ++j) r.h[i][j] *= f[j];
+    };
+    scale_h(w->a_scale);
+    scale_h(w->rank_scale);
+    scale_h(w->bt_scale);
     const float* cs = w->column_scale;
     switch (dtype_) {
       case LoraDtype::F32:
@@ -231,6 +240,9 @@ class Executor {
         break;
       case LoraDtype::F16:
         kernels_.expand_f16(r.h, b.rows, static_cast<const uint16_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, cs, y);
+        break;
+      case LoraDtype::Int8:
+        kernels_.expand_i8(r.h, b.rows, static_cast<const int8_t*>(w->bt), w->rank, m.n, n0, n1, w->scale, cs, y);
         break;
     }
     // DoRA: y = s · (y + delta), one rounding after the expand's (an elementwise product: any vector width

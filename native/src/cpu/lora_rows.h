@@ -2,8 +2,9 @@
 // A call handles a block of up to kLoraRowBlock rows given by pointers, so contiguous rows and rows gathered
 // from anywhere in the step run the same code. Register blocking over rows, j or columns never changes an
 // element's arithmetic: each accumulator sees the same operations in the same order as it would alone.
-// Each kernel comes three times: weights (a, bt) as f32, or as bf16 or f16 bits widened exactly to f32 on
-// load; they share one template per ISA, so their arithmetic differs only in the weights' values.
+// Each kernel comes four times: weights (a, bt) as f32, as bf16 or f16 bits, or as int8 values, widened exactly
+// to f32 on load; they share one template per ISA, so their arithmetic differs only in the weights' values (an
+// int8 bank's per-row scales are applied to h by the caller, lora_kernels.cpp).
 #pragma once
 
 #include <cstdint>
@@ -70,12 +71,16 @@ struct LoraRowKernels {
   void (*shrink_f16)(const float* const* x, int rows, const uint16_t* a, int rank, int64_t k, float* const* h);
   void (*expand_f16)(const float* const* h, int rows, const uint16_t* bt, int rank, int64_t ldb, int64_t n_begin,
                      int64_t n_end, float scale, const float* column_scale, float* const* y);
+  // The same two with a and bt as int8 values. Semantics: as above with a[j, k] = f32(a_q[j, k]).
+  void (*shrink_i8)(const float* const* x, int rows, const int8_t* a, int rank, int64_t k, float* const* h);
+  void (*expand_i8)(const float* const* h, int rows, const int8_t* bt, int rank, int64_t ldb, int64_t n_begin,
+                    int64_t n_end, float scale, const float* column_scale, float* const* y);
 };
 
-// How a kernel receives weights of element W: float, or uint16_t bits (bf16: uint16_t; f16: Half), so the
-// templates instantiated for each fill a table entry directly.
+// How a kernel receives weights of element W: float, int8_t, or uint16_t bits (bf16: uint16_t; f16: Half), so
+// the templates instantiated for each fill a table entry directly.
 template <typename W>
-using StoredAs = std::conditional_t<std::is_same_v<W, float>, float, uint16_t>;
+using StoredAs = std::conditional_t<std::is_same_v<W, float> || std::is_same_v<W, int8_t>, W, uint16_t>;
 
 template <typename W>
 inline const W* as_weights(const StoredAs<W>* p) {

@@ -1,7 +1,8 @@
 // AVX2+FMA LoRA row kernels: the AVX-512 scheme on 8 lanes, blocked for 16 ymm registers.
 // Every accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
 // Templated on the weights' element W (float; uint16_t bf16 bits widened by a shift on load; Half f16 bits
-// widened by F16C's vcvtph2ps, exact; without F16C the table's f16 entries are the scalar kernels).
+// widened by F16C's vcvtph2ps, exact, without F16C the table's f16 entries are the scalar kernels; int8_t
+// sign-extended and converted, exact).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -37,6 +38,15 @@ inline __m256 load(__m256i m, const uint16_t* p) {
   return widen(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)));
 }
 inline __m256 load(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+// int8: sign-extended, then converted (exact).
+inline __m256 widen_i8(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
+inline __m256 load(const int8_t* p) { return widen_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 load(__m256i m, const int8_t* p) {
+  alignas(16) int8_t buffer[16] = {};
+  const int remaining = __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m)));  // a prefix of lanes
+  std::memcpy(buffer, p, static_cast<size_t>(remaining));
+  return widen_i8(_mm_load_si128(reinterpret_cast<const __m128i*>(buffer)));
+}
 inline __m256 load(__m256i m, const Half* p) {
   alignas(16) uint16_t buffer[kLanes] = {};
   const int remaining = __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m)));  // a prefix of lanes
@@ -209,7 +219,9 @@ const LoraRowKernels& lora_rows_avx2() {
                                       shrink_avx2<uint16_t>,
                                       expand_avx2<uint16_t>,
                                       f16c ? shrink_avx2<Half> : lora_rows_scalar().shrink_f16,
-                                      f16c ? expand_avx2<Half> : lora_rows_scalar().expand_f16};
+                                      f16c ? expand_avx2<Half> : lora_rows_scalar().expand_f16,
+                                      shrink_avx2<int8_t>,
+                                      expand_avx2<int8_t>};
   return kernels;
 }
 

@@ -1,7 +1,8 @@
 // AVX-512 LoRA row kernels. Register-blocked over rows × j (shrink) and rows × columns (expand); every
 // accumulator runs the same FMA sequence as it would unblocked, so blocking never changes a result.
 // Templated on the weights' element W (float; uint16_t bf16 bits widened by a shift on load; Half f16 bits
-// widened by vcvtph2ps, exact; with more than one row group, widened once per weight tile into a buffer).
+// widened by vcvtph2ps; int8_t sign-extended and converted; all exact; with more than one row group, widened
+// once per weight tile into a buffer).
 // Headers come before the target pragma so no library inline is compiled for AVX-512 (it could be picked
 // by the linker for the portable code too).
 #include <immintrin.h>
@@ -38,6 +39,9 @@ inline __m512 load(__mmask16 m, const uint16_t* p) { return widen(_mm256_maskz_l
 inline __m512 widen_half(__m256i f16) { return _mm512_maskz_cvtph_ps(0xffff, f16); }
 inline __m512 load(const Half* p) { return widen_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline __m512 load(__mmask16 m, const Half* p) { return widen_half(_mm256_maskz_loadu_epi16(m, p)); }
+inline __m512 widen_i8(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }  // exact
+inline __m512 load(const int8_t* p) { return widen_i8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m512 load(__mmask16 m, const int8_t* p) { return widen_i8(_mm_maskz_loadu_epi8(m, p)); }
 
 // The expand's per-column factor c_n: column[n] where the module has column scales, else the broadcast scale.
 struct ColumnFactor {
@@ -279,8 +283,9 @@ void expand_avx512(const float* const* h, int rows, const StoredAs<W>* bt_stored
 namespace loraplex {
 
 const LoraRowKernels& lora_rows_avx512() {
-  static const LoraRowKernels kernels{shrink_avx512<float>,    expand_avx512<float>, shrink_avx512<uint16_t>,
-                                      expand_avx512<uint16_t>, shrink_avx512<Half>,  expand_avx512<Half>};
+  static const LoraRowKernels kernels{shrink_avx512<float>, expand_avx512<float>,    shrink_avx512<uint16_t>,
+                                      expand_avx512<uint16_t>, shrink_avx512<Half>, expand_avx512<Half>,
+                                      shrink_avx512<int8_t>,  expand_avx512<int8_t>};
   return kernels;
 }
 

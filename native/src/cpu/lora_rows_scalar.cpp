@@ -17,8 +17,9 @@ inline float widen(const uint16_t* p) {
   return v;
 }
 inline float widen(const Half* p) { return f16_to_f32(p); }
+inline float widen(const int8_t* p) { return static_cast<float>(*p); }
 
-// Semantics: h[r][j] = Σ_k x[r][k] · a[j, k], k ascending (W: float, or bf16 / f16 bits widened).
+// Semantics: h[r][j] = Σ_k x[r][k] · a[j, k], k ascending (W: float or int8, or bf16 / f16 bits widened).
 template <typename W>
 void shrink_scalar(const float* const* x, int rows, const StoredAs<W>* a_stored, int rank, int64_t k,
                    float* const* h) {
@@ -63,8 +64,9 @@ void expand_scalar(const float* const* h, int rows, const StoredAs<W>* bt_stored
 }  // namespace
 
 const LoraRowKernels& lora_rows_scalar() {
-  static const LoraRowKernels kernels{shrink_scalar<float>,    expand_scalar<float>, shrink_scalar<uint16_t>,
-                                      expand_scalar<uint16_t>, shrink_scalar<Half>,  expand_scalar<Half>};
+  static const LoraRowKernels kernels{shrink_scalar<float>, expand_scalar<float>,    shrink_scalar<uint16_t>,
+                                      expand_scalar<uint16_t>, shrink_scalar<Half>, expand_scalar<Half>,
+                                      shrink_scalar<int8_t>,  expand_scalar<int8_t>};
   return kernels;
 }
 

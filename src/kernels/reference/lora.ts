@@ -17,9 +17,11 @@
  * The vectors stay f32 in every bank dtype.
  * A slot that was never set or was cleared is an error (RangeError), not the base model: pass -1 for that.
  * A 'bf16' / 'f16' bank rounds A and Bt to bf16 / f16 (nearest even) in setLoraSlot; the math after that is
- * the same.
+ * the same. An 'int8' bank quantizes each row of A and of Bt (quantizeRowInt8: values q, one scale per row, sa for
+ * A, sb for Bt) and applies the scales to h: h[j] = fround(fround(Σ_k x[k] · qa[j, k]) · sa[j]), then λd, then
+ * h[j] = fround(h[j] · sb[j]); the expand sums h[j] · qb[j, n].
  */
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../dtype.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, quantizeRowInt8 } from '../dtype.ts';
 import type { Kernels, LoraBank, LoraDtype, LoraRows, PackedAdapter } from '../types.ts';
 import {
   checkLoraRows,
@@ -37,8 +39,10 @@ interface StoredModule {
   inFeatures: number;
   outFeatures: number;
   scale: number;
-  a: Float32Array; // [rank, K]
-  bt: Float32Array; // [rank, N]
+  a: Float32Array; // [rank, K] (an int8 bank: the int8 values)
+  bt: Float32Array; // [rank, N] (likewise)
+  aScale: Float32Array | null; // [rank]: an int8 bank's row scales of A
+  btScale: Float32Array | null; // [rank]: an int8 bank's row scales of Bt
   outScale: Float32Array | null; // [N]: y = outScale · (y + delta) (DoRA)
   rankScale: Float32Array | null; // [rank]: h[j] *= rankScale[j] (VeRA's λd)
   columnScale: Float32Array | null; // [N]: c_n = fround(scale · λb[n]), in place of scale (VeRA's λb)
@@ -54,12 +58,21 @@ class ReferenceLoraBank implements LoraBank {
     this.slots = new Array(numSlots).fill(null);
   }
 
-  /** A copy of weights[begin, end) as this bank stores it (rounded to bf16 / f16 in a 16-bit bank). */
-  stored(weights: Float32Array, begin: number, end: number): Float32Array {
+  /**
+   * A copy of weights[begin, end) ([rows, …]) as this bank stores it: rounded to bf16 / f16 in a 16-bit bank,
+   * quantized per row in an int8 bank (with the rows' scales; null otherwise).
+   */
+  stored(weights: Float32Array, begin: number, end: number, rows: number) {
     const copy = weights.slice(begin, end);
+    let scales: Float32Array | null = null;
     if (this.dtype === 'bf16') for (let i = 0; i < copy.length; i++) copy[i] = bf16ToF32(f32ToBf16(copy[i]));
     if (this.dtype === 'f16') for (let i = 0; i < copy.length; i++) copy[i] = f16ToF32(f32ToF16(copy[i]));
-    return copy;
+    if (this.dtype === 'int8') {
+      const len = rows > 0 ? copy.length / rows : 0;
+      scales = new Float32Array(rows);
+      for (let r = 0; r < rows; r++) scales[r] = quantizeRowInt8(copy, r * len, len, copy, r * len);
+    }
+    return { values: copy, scales };
   }
 }
 
@@ -93,7 +106,9 @@ function applyRow(m: StoredModule, x: Float32Array, xBase: number, k: number, y:
   for (let j = 0; j < m.rank; j++) {
     let acc = 0;
     for (let i = 0; i < k; i++) acc = Math.fround(acc + Math.fround(x[xBase + i] * m.a[j * k + i]));
-    h[j] = m.rankScale ? Math.fround(acc * m.rankScale[j]) : acc;
+    if (m.aScale) acc = Math.fround(acc * m.aScale[j]);
+    if (m.rankScale) acc = Math.fround(acc * m.rankScale[j]);
+    h[j] = m.btScale ? Math.fround(acc * m.btScale[j]) : acc;
   }
   const n = m.outFeatures;
   for (let c = 0; c < n; c++) {
@@ -135,9 +150,9 @@ export const referenceLoraKernels: Pick<
     integer(numSlots, 'numSlots', 1, 1 << 16);
     integer(numModules, 'numModules', 1, 1 << 20);
     if (typeof dtype !== 'string')
-      throw new TypeError(`createLoraBank: 'dtype' must be a string ('f32', 'bf16' or 'f16')`);
-    if (dtype !== 'f32' && dtype !== 'bf16' && dtype !== 'f16')
-      throw new RangeError(`createLoraBank: 'dtype' must be 'f32', 'bf16' or 'f16', got '${dtype}'`);
+      throw new TypeError(`createLoraBank: 'dtype' must be a string ('f32', 'bf16', 'f16' or 'int8')`);
+    if (dtype !== 'f32' && dtype !== 'bf16' && dtype !== 'f16' && dtype !== 'int8')
+      throw new RangeError(`createLoraBank: 'dtype' must be 'f32', 'bf16', 'f16' or 'int8', got '${dtype}'`);
     return new ReferenceLoraBank(numSlots, numModules, dtype);
   },
 
@@ -150,13 +165,17 @@ export const referenceLoraKernels: Pick<
       const rank = adapter.rank[m];
       const k = rank > 0 ? adapter.inFeatures[m] : 0;
       const n = rank > 0 ? adapter.outFeatures[m] : 0;
+      const a = b.stored(adapter.weights, adapter.offsetA[m], adapter.offsetA[m] + rank * k, rank);
+      const bt = b.stored(adapter.weights, adapter.offsetB[m], adapter.offsetB[m] + rank * n, rank);
       modules.push({
         rank,
         inFeatures: k,
         outFeatures: n,
         scale: adapter.scale[m],
-        a: b.stored(adapter.weights, adapter.offsetA[m], adapter.offsetA[m] + rank * k),
-        bt: b.stored(adapter.weights, adapter.offsetB[m], adapter.offsetB[m] + rank * n),
+        a: a.values,
+        bt: bt.values,
+        aScale: a.scales,
+        btScale: bt.scales,
         outScale: vectorOf(adapter.outScale, adapter.offsetOutScale, m, n),
         rankScale: vectorOf(adapter.rankScale, adapter.offsetRankScale, m, rank),
         columnScale:
