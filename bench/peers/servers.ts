@@ -84,6 +84,14 @@ const loraplexBf16DotKv = loraplexServer('loraplex-bf16kv', 'loraplex --bf16-dot
   'bf16',
 ]);
 
+// Adapter slots as int8 rows (half of bf16's bytes: decode with many adapters reads them every step; costs
+// against PEFT in docs/precision.md).
+const loraplexInt8 = loraplexServer('loraplex-int8', 'loraplex --bf16-dot --lora-dtype int8', [
+  '--bf16-dot',
+  '--lora-dtype',
+  'int8',
+]);
+
 const runScript = (ctx: StartContext, script: string, env: Record<string, string> = {}) =>
   execFileSync('bash', [join(ctx.root, script)], {
     env: { ...process.env, LORAPLEX_CACHE: cacheRoot(), ...env },
@@ -176,6 +184,7 @@ export const PEER_SERVERS: PeerServerSpec[] = [
   loraplex,
   loraplexBf16Dot,
   loraplexBf16DotKv,
+  loraplexInt8,
   llamacpp('BF16'),
   llamacpp('Q8_0'),
   llamacpp('Q4_1'),
