@@ -20,6 +20,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LORA_STEP_MODELS, LORA_STEP_ROWS, type LoraStepAddon, loraDecodeStep } from './lora-step.ts';
 import { ensureWorktree, workingTree } from './revisions/worktree.ts';
 import { median } from './util.ts';
 
@@ -34,38 +35,13 @@ const { values: args } = parseArgs({
 if (!args.base) throw new Error('--base REV is required (the build to compare this checkout with)');
 
 /** The addon calls this script makes (see native/binding). */
-interface Addon {
+interface Addon extends LoraStepAddon {
   gemmSetBf16Dot(enabled: boolean, allowAmx: boolean): boolean;
   gemmBf16DotPath(): string;
   gemmPackWeight(dtype: 'bf16', rows: number, cols: number, data: Uint16Array): unknown;
   gemm(x: Float32Array, w: unknown, y: Float32Array, m: number, bias: null, accumulate: boolean): void;
   sample(logits: Float32Array, vocab: number, params: Float64Array, rows: number, out: Int32Array): void;
-  loraBankCreate(slots: number, modules: number, dtype: 'bf16'): unknown;
-  loraBankSet(
-    bank: unknown,
-    slot: number,
-    weights: Float32Array,
-    rank: Int32Array,
-    offsetA: Int32Array,
-    offsetB: Int32Array,
-    scale: Float32Array,
-    inFeatures: Int32Array,
-    outFeatures: Int32Array,
-    ...noVectors: undefined[]
-  ): void;
   measureReadBandwidth(bytes: number, passes: number): { value: number };
-  loraRowsCreate(): unknown;
-  loraRowsSet(rows: unknown, rowSlot: Int32Array, numRows: number): void;
-  loraApply(
-    bank: unknown,
-    x: Float32Array,
-    k: number,
-    y: Float32Array,
-    yStride: number,
-    modules: Float64Array,
-    count: number,
-    rows: unknown,
-  ): void;
 }
 
 interface Case {
@@ -212,116 +188,26 @@ function sampleCases(base: Addon, head: Addon): Case[] {
   return cases;
 }
 
-// A decoder layer's LoRA modules (in → out features) and the calls a step makes on them: [input width, modules].
-const LORA_MODELS = [
-  { name: 'SmolLM2-135M', layers: 30, hidden: 576, kv: 192, inter: 1536 },
-  { name: 'Llama-3.2-1B', layers: 16, hidden: 2048, kv: 512, inter: 8192 },
-];
-const LORA_RANK = 16;
-const LORA_ROWS = 32;
 /** The memory read bandwidth measured in the lora section's run (GB/s, best of 5 passes over 512 MiB). */
 let readBandwidth: number | undefined;
 
 function loraCases(base: Addon, head: Addon): Case[] {
   const cases: Case[] = [];
-  for (const model of LORA_MODELS) {
-    const { layers, hidden: d, kv, inter } = model;
-    // q, k, v, o, gate, up, down: [in, out]
-    const shapes = [
-      [d, d],
-      [d, kv],
-      [d, kv],
-      [d, d],
-      [d, inter],
-      [d, inter],
-      [inter, d],
-    ];
-    const calls = [
-      {
-        k: d,
-        stride: d + 2 * kv,
-        modules: [
-          [0, 0, d],
-          [1, d, kv],
-          [2, d + kv, kv],
-        ],
-      },
-      { k: d, stride: d, modules: [[3, 0, d]] },
-      {
-        k: d,
-        stride: 2 * inter,
-        modules: [
-          [4, 0, inter],
-          [5, inter, inter],
-        ],
-      },
-      { k: inter, stride: d, modules: [[6, 0, d]] },
-    ];
-    const count = layers * shapes.length;
-    const rank = new Int32Array(count).fill(LORA_RANK);
-    const offsetA = new Int32Array(count);
-    const offsetB = new Int32Array(count);
-    const inFeatures = new Int32Array(count);
-    const outFeatures = new Int32Array(count);
-    let total = 0;
-    for (let m = 0; m < count; m++) {
-      const [input, output] = shapes[m % shapes.length];
-      inFeatures[m] = input;
-      outFeatures[m] = output;
-      offsetA[m] = total;
-      total += LORA_RANK * input;
-      offsetB[m] = total;
-      total += LORA_RANK * output;
-    }
-    const banks = new Map([base, head].map((addon) => [addon, addon.loraBankCreate(LORA_ROWS, count, 'bf16')]));
-    const weights = new Float32Array(total);
-    for (let slot = 0; slot < LORA_ROWS; slot++) {
-      for (let i = 0; i < total; i++) weights[i] = Math.sin(i * 0.37 + slot) * 0.05;
-      for (const [addon, bank] of banks) {
-        addon.loraBankSet(
-          bank,
-          slot,
-          weights,
-          rank,
-          offsetA,
-          offsetB,
-          new Float32Array(count).fill(2),
-          inFeatures,
-          outFeatures,
-        );
-      }
-    }
-    const rowSlot = Int32Array.from({ length: LORA_ROWS }, (_, t) => t);
-    const layouts = new Map([base, head].map((addon) => [addon, addon.loraRowsCreate()]));
-    for (const [addon, rows] of layouts) addon.loraRowsSet(rows, rowSlot, LORA_ROWS);
-    const x = Float32Array.from({ length: LORA_ROWS * inter }, (_, i) => Math.cos(i));
-    const ys = new Map([base, head].map((addon) => [addon, new Float32Array(LORA_ROWS * 2 * inter)]));
-    const packed = Array.from({ length: layers }, (_, layer) =>
-      calls.map((c) => ({
-        ...c,
-        packed: Float64Array.from(c.modules.flatMap(([m, offset, n]) => [layer * shapes.length + m, offset, n])),
-      })),
-    );
-    const step = (addon: Addon) => {
-      const bank = banks.get(addon);
-      const rows = layouts.get(addon);
-      const y = ys.get(addon)!;
-      for (const layer of packed)
-        for (const c of layer) addon.loraApply(bank, x, c.k, y, c.stride, c.packed, c.modules.length, rows);
-    };
-    const timed = pairTimes(base, head, step, {
+  for (const model of LORA_STEP_MODELS) {
+    const steps = new Map([base, head].map((addon) => [addon, loraDecodeStep(addon, model, 'bf16')]));
+    const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
       beforeRound: () => {
-        for (const y of ys.values()) y.fill(0);
+        for (const step of steps.values()) step.y.fill(0);
       },
       afterRound: () => {
-        const [a, b] = [...ys.values()].map((y) => new Uint32Array(y.buffer));
+        const [a, b] = [...steps.values()].map((step) => new Uint32Array(step.y.buffer));
         if (a.some((v, i) => v !== b[i])) throw new Error(`lora ${model.name}: the two builds gave different bits`);
       },
     });
     cases.push({
       section: 'lora',
-      name: `${model.name} decode step, ${LORA_ROWS} rows over ${LORA_ROWS} adapters (bf16 bank)`,
-      work: LORA_ROWS * total * 2,
+      name: `${model.name} decode step, ${LORA_STEP_ROWS} rows over ${LORA_STEP_ROWS} adapters (bf16 bank)`,
+      work: steps.get(head)!.values * 2,
       ...timed,
     });
     log(`lora ${model.name}: ×${timed.speedup.toFixed(3)}`);
