@@ -13,7 +13,8 @@
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
- *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample] [--rounds 21] [--out docs/figures/native-ab]
+ *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora] [--rounds 21] [--isa avx2]
+ *                               [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -30,6 +31,8 @@ const { values: args } = parseArgs({
     sections: { type: 'string', default: 'gemm,sample,lora' },
     rounds: { type: 'string', default: '21' },
     out: { type: 'string', default: 'artifacts/native-ab' },
+    /** Cap both builds' ISA (scalar, avx2, avx512, avx512bf16), as LORAPLEX_ISA does; default: the best. */
+    isa: { type: 'string' },
   },
 });
 if (!args.base) throw new Error('--base REV is required (the build to compare this checkout with)');
@@ -42,6 +45,7 @@ interface Addon extends LoraStepAddon {
   gemm(x: Float32Array, w: unknown, y: Float32Array, m: number, bias: null, accumulate: boolean): void;
   sample(logits: Float32Array, vocab: number, params: Float64Array, rows: number, out: Int32Array): void;
   measureReadBandwidth(bytes: number, passes: number): { value: number };
+  setIsa(isa: string): string;
 }
 
 interface Case {
@@ -228,6 +232,7 @@ execFileSync('npx', ['cmake-js', 'compile', '--release', '--out', 'build'], {
 });
 const load = (dir: string) => createRequire(import.meta.url)(join(dir, 'build/Release/loraplex_native.node')) as Addon;
 const [base, head] = [load(baseCheckout.dir), load(ROOT)];
+const isa = args.isa ? [base, head].map((addon) => addon.setIsa(args.isa!))[1] : undefined;
 const sections = args.sections!.split(',');
 let cases: Case[] = [];
 if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
@@ -244,7 +249,8 @@ const lines = [
   `Native addon, ${baseRev} (base) against ${headRev}${dirty ? ' with uncommitted changes' : ''} (head), both loaded in ` +
     `one process and called in turn on the same inputs, the order swapped every round; ${rounds} rounds, medians ` +
     '(`npm run bench:native-ab`). Speed-up: the median over rounds of base time ÷ head time [quartiles].' +
-    (readBandwidth ? ` Memory read bandwidth in the same run: ${readBandwidth.toFixed(1)} GB/s.` : ''),
+    (readBandwidth ? ` Memory read bandwidth in the same run: ${readBandwidth.toFixed(1)} GB/s.` : '') +
+    (isa ? ` Both builds capped to the ${isa} kernels (--isa).` : ''),
   '',
   '| section | case | base | head | speed-up |',
   '|---|---|---|---|---|',
@@ -257,6 +263,6 @@ const md = `${lines.join('\n')}\n`;
 writeFileSync(`${args.out}.md`, md);
 writeFileSync(
   `${args.out}.json`,
-  `${JSON.stringify({ base: baseRev, head: headRev, dirty, rounds, generated: new Date().toISOString(), readBandwidth, cases }, null, 1)}\n`,
+  `${JSON.stringify({ base: baseRev, head: headRev, dirty, rounds, isa, generated: new Date().toISOString(), readBandwidth, cases }, null, 1)}\n`,
 );
 console.log(md);

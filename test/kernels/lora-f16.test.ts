@@ -11,29 +11,9 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraModuleOutput } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, maxAbsDiff, restoreDefaults, rng } from './implementations.ts';
-import { bankOf, close, type LoraKernels, makeAdapter } from './lora-fixtures.ts';
+import { bankOf, close, type LoraKernels, makeAdapter, throughOneRow } from './lora-fixtures.ts';
 
 const f16Round = (v: number) => f16ToF32(f32ToF16(v));
-
-/** One module, K = 1, A = 1, scale 1: y = 0 + Bt[0, n], i.e. Bt exactly as the bank stores it. */
-function storedValues(kernels: LoraKernels, values: Float32Array): Float32Array {
-  const n = values.length;
-  const bank = kernels.createLoraBank(1, 1, 'f16');
-  kernels.setLoraSlot(bank, 0, {
-    weights: Float32Array.of(1, ...values),
-    rank: Int32Array.of(1),
-    offsetA: Int32Array.of(0),
-    offsetB: Int32Array.of(1),
-    scale: Float32Array.of(1),
-    inFeatures: Int32Array.of(1),
-    outFeatures: Int32Array.of(n),
-  });
-  const y = new Float32Array(n);
-  const rows = kernels.createLoraRows();
-  kernels.setLoraRows(rows, Int32Array.of(0), 1);
-  kernels.applyAdapters(bank, rows, Float32Array.of(1), 1, { y, yStride: n, modules: [{ module: 0, yOffset: 0, n }] });
-  return y;
-}
 
 const NS = [53, 130, 1536];
 const K = 67;
@@ -76,7 +56,7 @@ for (const isa of availableIsas()) {
       const values = Float32Array.from([...special, ...new Float32Array(bits.buffer)]);
       const expected = values.map((v) => f16Round(v) + 0); // + 0: y starts at +0, so -0 comes back +0
       for (const kernels of [native, referenceLoraKernels])
-        assertBitwise(storedValues(kernels, values), expected, kernels === native ? 'native' : 'reference');
+        assertBitwise(throughOneRow(kernels, 'f16', values), expected, kernels === native ? 'native' : 'reference');
       assert.equal(expected[5], Number.POSITIVE_INFINITY);
       assert.equal(expected[7], 2 ** -24);
       assert.equal(expected[8], 0);

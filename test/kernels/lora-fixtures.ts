@@ -93,6 +93,27 @@ export function applied(
 }
 
 /**
+ * One module, K = 1, rank 1, A = [1], x = 1, scale 1, y from 0, through a bank of `dtype`: y[n] = Bt[0, n] as the
+ * bank stores it (16-bit banks: exactly; int8: through the row scales, one product each, the same on every ISA).
+ */
+export function throughOneRow(kernels: LoraKernels, dtype: LoraDtype, values: Float32Array): Float32Array {
+  const n = values.length;
+  const bank = kernels.createLoraBank(1, 1, dtype);
+  kernels.setLoraSlot(bank, 0, {
+    weights: Float32Array.of(1, ...values),
+    rank: Int32Array.of(1),
+    offsetA: Int32Array.of(0),
+    offsetB: Int32Array.of(1),
+    scale: Float32Array.of(1),
+    inFeatures: Int32Array.of(1),
+    outFeatures: Int32Array.of(n),
+  });
+  return applied(kernels, bank, Int32Array.of(0), Float32Array.of(1), 1, new Float32Array(n), n, [
+    { module: 0, yOffset: 0, n },
+  ]);
+}
+
+/**
  * A VeRA / Tied-LoRA style adapter over modules of output sizes `ns` (all with input size k): one A [rank, k]
  * shared by every targeted module and one Bt [rank, N] per distinct N, shared by the modules of that N.
  * targeted[m] false leaves m untargeted (rank 0).

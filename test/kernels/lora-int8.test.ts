@@ -12,30 +12,7 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraModuleOutput } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, maxAbsDiff, restoreDefaults, rng } from './implementations.ts';
-import { bankOf, close, type LoraKernels, makeAdapter } from './lora-fixtures.ts';
-
-/**
- * One module, K = 1, rank 1, A = [1], x = 1, y from 0: y[n] = c · (h · qb[n]) with h = ((1 · qa) · sa) · sb, one
- * product each, so every ISA and the reference share one order: the values Bt was stored as, through the scales.
- */
-function throughOneRow(kernels: LoraKernels, values: Float32Array): Float32Array {
-  const n = values.length;
-  const bank = kernels.createLoraBank(1, 1, 'int8');
-  kernels.setLoraSlot(bank, 0, {
-    weights: Float32Array.of(1, ...values),
-    rank: Int32Array.of(1),
-    offsetA: Int32Array.of(0),
-    offsetB: Int32Array.of(1),
-    scale: Float32Array.of(1),
-    inFeatures: Int32Array.of(1),
-    outFeatures: Int32Array.of(n),
-  });
-  const y = new Float32Array(n);
-  const rows = kernels.createLoraRows();
-  kernels.setLoraRows(rows, Int32Array.of(0), 1);
-  kernels.applyAdapters(bank, rows, Float32Array.of(1), 1, { y, yStride: n, modules: [{ module: 0, yOffset: 0, n }] });
-  return y;
-}
+import { applied, bankOf, close, type LoraKernels, makeAdapter, throughOneRow } from './lora-fixtures.ts';
 
 describe('quantizeRowInt8 (the reference of every int8 bank)', () => {
   const quantize = (values: number[]) => {
@@ -82,11 +59,15 @@ for (const isa of availableIsas()) {
         Float32Array.from([1e-45, -1e-45, 0]), // amax / 127 underflows to 0: the row is zeros
       ];
       for (const values of rows) {
-        assertBitwise(throughOneRow(native, values), throughOneRow(referenceLoraKernels, values), `${values.length}`);
+        assertBitwise(
+          throughOneRow(native, 'int8', values),
+          throughOneRow(referenceLoraKernels, 'int8', values),
+          `${values.length}`,
+        );
       }
-      const zeros = throughOneRow(native, Float32Array.from([1e-45, -1e-45, 0]));
+      const zeros = throughOneRow(native, 'int8', Float32Array.from([1e-45, -1e-45, 0]));
       assert.deepEqual([...zeros], [0, 0, 0]);
-      const nan = throughOneRow(native, Float32Array.from([1, Number.POSITIVE_INFINITY, 2]));
+      const nan = throughOneRow(native, 'int8', Float32Array.from([1, Number.POSITIVE_INFINITY, 2]));
       assert.ok(nan.every(Number.isNaN), 'a non-finite weight gives non-finite outputs');
     });
 
@@ -111,13 +92,7 @@ for (const isa of availableIsas()) {
         const x = r.f32(rows * K);
         const y0 = new Float32Array(rows * yStride);
         const slots = Int32Array.from({ length: rows }, () => r.int(-1, 2));
-        const run = (kernels: LoraKernels, bank: LoraBank) => {
-          const layout = kernels.createLoraRows();
-          kernels.setLoraRows(layout, slots, rows);
-          const y = y0.slice();
-          kernels.applyAdapters(bank, layout, x, K, { y, yStride, modules });
-          return y;
-        };
+        const run = (kernels: LoraKernels, bank: LoraBank) => applied(kernels, bank, slots, x, K, y0, yStride, modules);
         const yq = run(native, nb);
         close(yq, run(referenceLoraKernels, rb), `${rows} rows`);
         // Each weight moves by at most half a step (amax / 254) of its row: relative to the delta itself,

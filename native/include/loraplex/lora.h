@@ -20,13 +20,15 @@
 // λd, λb and s stay f32 in every bank dtype.
 // An int8 bank (a precision trade for decode's bytes: a quarter of f32's) stores each row of A and of Bt as int8
 // values q with one f32 scale per row (sa[j] for A's row j, sb[j] for Bt's row j), quantized in set_slot:
-//   amax = max_i |M[j, i]|, s = f32(amax / 127), q = s > 0 ? clamp(round_nearest_even(f32(M[j, i] / s)), ±127) : 0;
+//   amax = max_i |M[j, i]|, s = f32(amax / 127),
+//   q = s > 0 ? clamp(round_nearest_even(f32(M[j, i] / s)), ±127) : 0;
 //   a row holding a NaN or an infinity gets s = NaN and q = 0 (non-finite weights give non-finite outputs, as in
 //   the other dtypes). The kernels read q widened exactly to f32, and the scales enter through h:
 //   h[j] = f32(Σ_k x[t, k] · qa[j, k]) · sa[j]   (one f32 product), then · λd[j] where given, then · sb[j]
-//   y[t, offset_m + n] = fma(Σ_j h[j] · qb[j, n], c_n, y[t, offset_m + n]) Shared factors (VeRA, Tied-LoRA): modules of one adapter whose
-// A or Bt is the same region of the adapter's weights (same offset and element count) share one copy in the
-// slot, so decode reads it once per step while it stays in cache.
+//   y[t, offset_m + n] = fma(Σ_j h[j] · qb[j, n], c_n, y[t, offset_m + n])
+// Shared factors (VeRA, Tied-LoRA): modules of one adapter whose A or Bt is the same region of the adapter's
+// weights (same offset, element count and rank) share one copy in the slot, so decode reads it once per step while
+// it stays in cache.
 //
 // Batch invariance: a row's result is bitwise the same alone or batched with other rows (of its slot or
 // others), adapters or modules, with any thread count: every element is reduced in a fixed order (k
@@ -130,8 +132,9 @@ class LoraBank {
   size_t bytes() const { return bytes_; }  // adapter weights held, for the GC's external-memory accounting
 
   // Copies every targeted module's A and Bt into one 64-byte-aligned block (the view can be dropped),
-  // rounding them to bf16 / f16 in a 16-bit bank, quantizing each row in an int8 bank (its scales beside it); a region of the weights several modules point at (same
-  // offset and element count) is copied, and counted in bytes(), once. Vectors stay f32; column scales are
+  // rounding them to bf16 / f16 in a 16-bit bank, quantizing each row in an int8 bank (its scales beside it); a
+  // region of the weights several modules point at (same offset, element count and rank) is copied, and counted
+  // in bytes(), once. Vectors stay f32; column scales are
   // stored premultiplied by the module's scale.
   void set_slot(int32_t slot, const LoraAdapterView& adapter);
   void clear_slot(int32_t slot);

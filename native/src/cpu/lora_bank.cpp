@@ -1,5 +1,6 @@
 // The bank of adapter slots: each slot owns a 64-byte-aligned copy of its adapter's matrices (f32, rounded to
-// bf16 or f16, or quantized to int8 rows with their scales), so the kernels read adapter weights in place and never copy them per token.
+// bf16 or f16, or quantized to int8 rows with their scales), so the kernels read adapter weights in place and
+// never copy them per token.
 // A matrix several modules share (VeRA's, Tied-LoRA's) is copied once: one copy stays in cache for a step.
 #include <cmath>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <new>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -88,7 +90,8 @@ LoraBank::LoraBank(int32_t num_slots, int32_t num_modules, LoraDtype dtype)
 void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
   const size_t modules = static_cast<size_t>(num_modules_);
   // Byte offsets in the block, planned before allocating. A region of the weights that several modules point
-  // at (a shared factor: VeRA, Tied-LoRA) is stored once, keyed by (offset, element count).
+  // at (a shared factor: VeRA, Tied-LoRA) is stored once, keyed by (offset, element count, rows): int8 rows are
+  // quantized as rows, so the same values cut into other rows are another region.
   struct Placement {
     size_t a = 0, bt = 0, out_scale = 0, rank_scale = 0, column_scale = 0;
   };
@@ -97,7 +100,7 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
     size_t at;    // byte offset in the block
     size_t rows;  // the matrix's rank (int8 rows carry a scale each)
   };
-  std::map<std::pair<int64_t, size_t>, Region> regions;
+  std::map<std::tuple<int64_t, size_t, size_t>, Region> regions;
   size_t bytes = 0;
   const auto place = [&](size_t size) {
     const size_t at = bytes;
@@ -105,7 +108,7 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
     return at;
   };
   const auto place_region = [&](int64_t offset, size_t count, size_t rows) {
-    const auto [it, fresh] = regions.try_emplace({offset, count}, Region{bytes, rows});
+    const auto [it, fresh] = regions.try_emplace({offset, count, rows}, Region{bytes, rows});
     if (fresh) bytes += region_bytes(dtype_, count, rows);
     return it->second.at;
   };
@@ -132,7 +135,7 @@ void LoraBank::set_slot(int32_t slot, const LoraAdapterView& adapter) {
   }
   auto* block = static_cast<unsigned char*>(next.storage.get());
   for (const auto& [region, place] : regions)
-    store(dtype_, adapter.weights + region.first, region.second, place.rows, block + place.at);
+    store(dtype_, adapter.weights + std::get<0>(region), std::get<1>(region), place.rows, block + place.at);
   for (size_t m = 0; m < modules; ++m) {
     LoraModuleWeights& w = next.modules[m];
     w.rank = adapter.rank[m];

@@ -17,6 +17,10 @@ namespace loraplex {
 namespace {
 
 constexpr int kLanes = 8;
+// One row streams A and Bt from memory: each of their rows is fetched this far ahead (the AVX-512 kernel's
+// distances; the hardware's streams ramp up too late on these short rows).
+constexpr int kShrinkAheadBytes = 4096;
+constexpr int kExpandAheadBytes = 512;
 
 // Lanes below `remaining` (1..7) set; maskload/maskstore never touch the others.
 inline __m256i tail_mask(int64_t remaining) {
@@ -97,6 +101,9 @@ inline void shrink_tile(const float* const* x, const W* a, int64_t k, int j0, fl
   int64_t i = 0;
   for (; i + kLanes <= k; i += kLanes) {
     __m256 av[J];
+    if constexpr (R == 1)  // one row streams A from memory (as the AVX-512 kernel)
+      for (int j = 0; j < J; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(aj + j * k + i) + kShrinkAheadBytes, _MM_HINT_T0);
     for (int j = 0; j < J; ++j) av[j] = load(aj + j * k + i);
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_loadu_ps(x[r] + i);
@@ -156,6 +163,11 @@ inline void expand_tile(const float* const* h, const W* bt, int rank, int64_t ld
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int j = 0; j < rank; ++j) {
     const W* bj = bt + j * ldb + n0;
+    if constexpr (R == 1 && !Masked) {  // one row streams Bt: each row's columns 512 bytes ahead
+      constexpr int kTileBytes = C * kLanes * static_cast<int>(sizeof(W));
+      for (int line = 0; line < kTileBytes; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(bj) + kExpandAheadBytes + line, _MM_HINT_T0);
+    }
     __m256 b[C];
     for (int c = 0; c < C; ++c) b[c] = Masked && c == C - 1 ? load(last, bj + c * kLanes) : load(bj + c * kLanes);
     for (int r = 0; r < R; ++r) {
