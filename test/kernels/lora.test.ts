@@ -26,6 +26,7 @@ import {
   type LoraKernels,
   makeAdapter as makeUniformAdapter,
   randomSegments,
+  throughOneRow,
   tokenSlotsOf,
 } from './lora-fixtures.ts';
 
@@ -324,25 +325,11 @@ for (const isa of availableIsas()) {
       });
 
     test('a bf16 bank rounds to nearest even, keeps subnormals, and overflows to infinity like f32ToBf16', () => {
-      // K = 1, A = 1, x = 1, scale = 1, y = 0: y[n] = Bt[0, n] exactly as the bank stores it.
       const bits = [0x3f808000, 0x3f818000, 0x3f808001, 0xbf7fffff, 0x00012345, 0x80012345, 0x7f7fffff, 0x42c80000];
       const bt = new Float32Array(new Uint32Array(bits).buffer);
-      const n = bt.length;
-      const adapter: PackedAdapter = {
-        weights: Float32Array.of(1, ...bt),
-        rank: Int32Array.of(1),
-        offsetA: Int32Array.of(0),
-        offsetB: Int32Array.of(1),
-        scale: Float32Array.of(1),
-        inFeatures: Int32Array.of(1),
-        outFeatures: Int32Array.of(n),
-      };
       const expected = bt.map(bf16Round);
-      for (const kernels of [native, referenceLoraKernels]) {
-        const bank = bankOf(kernels, [adapter], 1, 1, 'bf16');
-        const y = appliedOne(kernels, bank, 0, Int32Array.of(0), Float32Array.of(1), { k: 1, n }, new Float32Array(n));
-        assertBitwise(y, expected, kernels === native ? 'native' : 'reference');
-      }
+      for (const kernels of [native, referenceLoraKernels])
+        assertBitwise(throughOneRow(kernels, 'bf16', bt), expected, kernels === native ? 'native' : 'reference');
       assert.equal(expected[6], Number.POSITIVE_INFINITY);
       assert.notEqual(expected[4], 0);
     });
