@@ -7,7 +7,7 @@
  * Writes OUT.json and prints the table.
  *
  *   npm run bench:step-profile -- [--model DIR] [--adapters 0] [--temperature 1] [--bf16-dot]
- *                                 [--max-batch-tokens 2048] [--out FILE]
+ *                                 [--max-batch-tokens 2048] [--lora-dtype auto] [--out FILE]
  *
  * The default model is the Llama-3.2-1B-shaped bench model (`npm run bench:models`). Temperature 1 samples as
  * the peers' workloads do (no top-k / top-p); temperature 0 is greedy.
@@ -25,7 +25,7 @@ import { SeededRandom } from '../src/engine/rng.ts';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
 import { configureNative } from '../src/kernels/native/config.ts';
 import { nativeKernels } from '../src/kernels/native.ts';
-import type { Kernels } from '../src/kernels/types.ts';
+import type { Kernels, LoraDtype } from '../src/kernels/types.ts';
 import { loadModelDir } from '../src/model/model-dir.ts';
 import { syntheticAdapter } from './synthetic-adapter.ts';
 
@@ -36,6 +36,8 @@ const { values: args } = parseArgs({
     temperature: { type: 'string', default: '1' },
     'bf16-dot': { type: 'boolean', default: false },
     'max-batch-tokens': { type: 'string', default: '2048' },
+    /** Adapter slots' storage (--lora-dtype); auto: bf16 on a bf16 checkpoint. */
+    'lora-dtype': { type: 'string', default: 'auto' },
     out: { type: 'string', default: 'artifacts/step-profile.json' },
   },
 });
@@ -99,6 +101,7 @@ const engine = new LLMEngine(loaded, {
   maxRunningSeqs: PROMPTS,
   maxBatchTokens: MAX_BATCH_TOKENS,
   kvCacheTokens: PROMPTS * (PROMPT_TOKENS + OUTPUT_TOKENS) + 1024,
+  loraDtype: args['lora-dtype'] as LoraDtype | 'auto',
 });
 for (let i = 0; i < numAdapters; i++) {
   engine.addAdapter(`a${i}`, packAdapter(syntheticAdapter(loaded.config, 16, 1000 + i, `a${i}`), loaded.config));
@@ -137,6 +140,7 @@ const report = {
   isa: info.active,
   threads: info.threads,
   bf16Dot: args['bf16-dot'],
+  loraDtype: args['lora-dtype'],
   adapters: numAdapters,
   temperature,
   workload: {
