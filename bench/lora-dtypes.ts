@@ -12,7 +12,14 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cpuInfo, loadAddon } from '../src/kernels/native/addon.ts';
 import type { LoraDtype } from '../src/kernels/types.ts';
-import { LORA_STEP_MODELS, LORA_STEP_RANK, LORA_STEP_ROWS, type LoraStepAddon, loraDecodeStep } from './lora-step.ts';
+import {
+  LORA_STEP_MODELS,
+  LORA_STEP_RANK,
+  LORA_STEP_ROWS,
+  LORA_VALUE_BYTES,
+  type LoraStepAddon,
+  loraDecodeStep,
+} from './lora-step.ts';
 import { median } from './util.ts';
 
 const { values: args } = parseArgs({
@@ -23,8 +30,6 @@ const { values: args } = parseArgs({
 });
 const rounds = Number(args.rounds);
 const DTYPES: LoraDtype[] = ['f32', 'bf16', 'f16', 'int8'];
-/** Bytes a stored value takes (int8 rows also carry one f32 scale each: under 1 % at these widths). */
-const BYTES: Record<LoraDtype, number> = { f32: 4, bf16: 2, f16: 2, int8: 1 };
 
 interface Row {
   model: string;
@@ -55,7 +60,7 @@ for (const model of LORA_STEP_MODELS) {
   for (const dtype of DTYPES) {
     const ts = times.get(dtype)!;
     const ms = median(ts);
-    const bytes = steps.get(dtype)!.values * BYTES[dtype];
+    const bytes = steps.get(dtype)!.values * LORA_VALUE_BYTES[dtype];
     rows.push({
       model: model.name,
       dtype,

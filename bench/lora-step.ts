@@ -4,6 +4,7 @@
  * Bt from memory (SmolLM2-135M: 313 MB in bf16, Llama-3.2-1B: 720 MB). Built on the addon's raw calls, so two
  * builds (bench:native-ab) or two bank dtypes (bench:lora-dtypes) run the same step.
  */
+import type { LoraDtype } from '../src/kernels/types.ts';
 
 /** The addon calls a step makes (native/binding/lora_binding.cpp). */
 export interface LoraStepAddon {
@@ -47,6 +48,8 @@ export const LORA_STEP_MODELS: LoraStepModel[] = [
   { name: 'Llama-3.2-1B', layers: 16, hidden: 2048, kv: 512, inter: 8192 },
 ];
 export const LORA_STEP_RANK = 16;
+/** Bytes a bank stores per adapter weight (int8 rows also carry one f32 scale each: under 1 % at these widths). */
+export const LORA_VALUE_BYTES: Record<LoraDtype, number> = { f32: 4, bf16: 2, f16: 2, int8: 1 };
 export const LORA_STEP_ROWS = 32;
 
 export interface LoraStep {

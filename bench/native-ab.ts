@@ -232,7 +232,8 @@ execFileSync('npx', ['cmake-js', 'compile', '--release', '--out', 'build'], {
 });
 const load = (dir: string) => createRequire(import.meta.url)(join(dir, 'build/Release/loraplex_native.node')) as Addon;
 const [base, head] = [load(baseCheckout.dir), load(ROOT)];
-const isa = args.isa ? [base, head].map((addon) => addon.setIsa(args.isa!))[1] : undefined;
+if (args.isa) base.setIsa(args.isa);
+const isa = args.isa ? head.setIsa(args.isa) : undefined;
 const sections = args.sections!.split(',');
 let cases: Case[] = [];
 if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));

@@ -10,6 +10,7 @@ import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.t
 import type { Sequence } from '../../src/engine/sequence.ts';
 import type { LoraDtype } from '../../src/kernels/types.ts';
 import type { LoadedModel } from '../../src/model/weights.ts';
+import { LORA_VALUE_BYTES } from '../lora-step.ts';
 import { syntheticAdapter } from '../synthetic-adapter.ts';
 import { median } from '../util.ts';
 
@@ -40,8 +41,6 @@ export interface ThroughputResult extends ThroughputSetting {
 
 /** Output tokens beyond the timed decode steps: room for the steps a sequence decodes while others prefill. */
 const PREFILL_SLACK = 32;
-
-const LORA_BYTES: Record<LoraDtype, number> = { f32: 4, bf16: 2, f16: 2, int8: 1 }; // int8: + a scale per row
 
 interface Running {
   setting: ThroughputSetting;
@@ -107,7 +106,7 @@ export function measureThroughput(
   const base = running[0].times.map((t) => tokensPerSecond(t, w));
   return running.map((r) => {
     const tps = r.times.map((t) => tokensPerSecond(t, w));
-    const slotBytesPerAdapter = packed[0].weights.length * LORA_BYTES[r.setting.loraDtype];
+    const slotBytesPerAdapter = packed[0].weights.length * LORA_VALUE_BYTES[r.setting.loraDtype];
     return {
       ...r.setting,
       roundTokensPerSecond: tps,

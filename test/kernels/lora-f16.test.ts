@@ -11,12 +11,11 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraModuleOutput } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, maxAbsDiff, restoreDefaults, rng } from './implementations.ts';
-import { bankOf, close, type LoraKernels, makeAdapter, throughOneRow } from './lora-fixtures.ts';
+import { bankOf, close, type LoraKernels, makeAdapter, ODD_LAYOUT, throughOneRow } from './lora-fixtures.ts';
 
 const f16Round = (v: number) => f16ToF32(f32ToF16(v));
 
 const NS = [53, 130, 1536];
-const K = 67;
 
 for (const isa of availableIsas()) {
   describe(`f16 LoRA banks, native-${isa}`, () => {
@@ -98,21 +97,11 @@ for (const isa of availableIsas()) {
 
     test('an f16 bank matches the reference on random layouts; f16 and f32 banks differ only by rounding', () => {
       const r = rng(73);
-      const ns = [53, 21, 130];
-      const adapters = [
-        [1, 128, 5],
-        [16, 0, 7],
-        [33, 8, 1],
-      ].map((ranks) => makeAdapter(r, K, ns, ranks));
+      const { k: K, ns, modules, yStride } = ODD_LAYOUT;
+      const adapters = ODD_LAYOUT.ranks.map((ranks) => makeAdapter(r, K, ns, ranks));
       const nb = bankOf(native, adapters, ns.length, 'f16');
       const rb = bankOf(referenceLoraKernels, adapters, ns.length, 'f16');
       const nf = bankOf(native, adapters, ns.length, 'f32');
-      const modules: LoraModuleOutput[] = [
-        { module: 2, yOffset: 0, n: 130 },
-        { module: 0, yOffset: 131, n: 53 },
-        { module: 1, yOffset: 184, n: 21 },
-      ];
-      const yStride = 205;
       for (const rows of [1, 9, 33]) {
         const x = r.f32(rows * K);
         const y0 = r.f32(rows * yStride);

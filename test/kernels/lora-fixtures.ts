@@ -93,6 +93,26 @@ export function applied(
 }
 
 /**
+ * Three modules of odd widths over K = 67, written out of module order, and three adapters whose ranks cover 1,
+ * 128, an untargeted module and odd ranks: the random-layout case of each bank dtype's tests.
+ */
+export const ODD_LAYOUT = {
+  k: 67,
+  ns: [53, 21, 130],
+  ranks: [
+    [1, 128, 5],
+    [16, 0, 7],
+    [33, 8, 1],
+  ],
+  modules: [
+    { module: 2, yOffset: 0, n: 130 },
+    { module: 0, yOffset: 131, n: 53 },
+    { module: 1, yOffset: 184, n: 21 },
+  ] as LoraModuleOutput[],
+  yStride: 205,
+};
+
+/**
  * One module, K = 1, rank 1, A = [1], x = 1, scale 1, y from 0, through a bank of `dtype`: y[n] = Bt[0, n] as the
  * bank stores it (16-bit banks: exactly; int8: through the row scales, one product each, the same on every ISA).
  */

@@ -10,9 +10,9 @@ import { quantizeRowInt8 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
-import type { LoraBank, LoraModuleOutput } from '../../src/kernels/types.ts';
+import type { LoraBank } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, maxAbsDiff, restoreDefaults, rng } from './implementations.ts';
-import { applied, bankOf, close, type LoraKernels, makeAdapter, throughOneRow } from './lora-fixtures.ts';
+import { applied, bankOf, close, type LoraKernels, makeAdapter, ODD_LAYOUT, throughOneRow } from './lora-fixtures.ts';
 
 describe('quantizeRowInt8 (the reference of every int8 bank)', () => {
   const quantize = (values: number[]) => {
@@ -40,8 +40,6 @@ describe('quantizeRowInt8 (the reference of every int8 bank)', () => {
     }
   });
 });
-
-const K = 67;
 
 for (const isa of availableIsas()) {
   describe(`int8 LoRA banks, native-${isa}`, () => {
@@ -73,21 +71,11 @@ for (const isa of availableIsas()) {
 
     test('an int8 bank matches the reference on random layouts, and an f32 bank within the quantization error', () => {
       const r = rng(75);
-      const ns = [53, 21, 130];
-      const adapters = [
-        [1, 128, 5],
-        [16, 0, 7],
-        [33, 8, 1],
-      ].map((ranks) => makeAdapter(r, K, ns, ranks));
+      const { k: K, ns, modules, yStride } = ODD_LAYOUT;
+      const adapters = ODD_LAYOUT.ranks.map((ranks) => makeAdapter(r, K, ns, ranks));
       const nb = bankOf(native, adapters, ns.length, 'int8');
       const rb = bankOf(referenceLoraKernels, adapters, ns.length, 'int8');
       const nf = bankOf(native, adapters, ns.length, 'f32');
-      const modules: LoraModuleOutput[] = [
-        { module: 2, yOffset: 0, n: 130 },
-        { module: 0, yOffset: 131, n: 53 },
-        { module: 1, yOffset: 184, n: 21 },
-      ];
-      const yStride = 205;
       for (const rows of [1, 9, 33]) {
         const x = r.f32(rows * K);
         const y0 = new Float32Array(rows * yStride);
