@@ -182,7 +182,7 @@ describe('sample: native picks the reference token', () => {
           temperature: [0, 0.05, 0.7, 1, 1.8][r.int(0, 4)],
           topK: [0, 0, 1, 3, 40, vocab - 1, vocab + 1][r.int(0, 6)],
           topP: [1, 1, 0.5, 0.9, 0.95, 0.999][r.int(0, 5)],
-          uniform: [0, 0.999999999, r.next(), r.next(), r.next()][r.int(0, 4)],
+          uniform: [0, 0.999999999, 1 - 2 ** -53, r.next(), r.next(), r.next()][r.int(0, 5)],
         });
       }
       assertNativePicksReference(logits, vocab, rows);
@@ -205,26 +205,40 @@ describe('sample: native picks the reference token', () => {
     assert.deepEqual([...got], [...expected]);
   });
 
-  test("a flat 128K row (a random-weight model's logits): the long walk order comes from the logits, ±0 tie", () => {
-    // Past a few thousand candidates the native walk order comes from a radix sort on the logits (p rises
-    // with them); +0 and −0 are different keys with the same p, so that run must still go lowest token first.
+  test("flat 128K rows (a random-weight model's logits): the walk stops in the right bucket, ±0 tie", () => {
+    // Without top-k the native walk sums whole buckets of p (64 an octave) and sorts only the bucket where it
+    // stops; +0 and −0 are different keys with the same p, so that run must still go lowest token first.
+    // Extreme temperatures put most of the row in one bucket (p ≈ 1) or leave one token with weight.
     const r = rng(13);
     const vocab = 128256;
-    const uniforms = [0, 1e-4, 0.37, 0.5, 0.9, 1 - 1e-9];
+    const uniforms = [0, 1e-4, 0.37, 0.5, 0.9, 1 - 1e-9, 1 - 2 ** -53, r.next(), r.next(), r.next()];
+    const temperatures = [1, 1, 1, 1, 0.5, 1, 1, 1e6, 1e-3, 2];
+    const topPs = [1, 1, 1, 0.8, 1, 1, 0.999, 0.5, 0.3, 0.95];
     const logits = new Float32Array(uniforms.length * vocab);
     const rows: SamplingRow[] = uniforms.map((uniform, i) => {
       for (let v = 0; v < vocab; v++) {
         const signedZero = i % 2 === 1 && v % 3 === 0;
         logits[i * vocab + v] = signedZero ? (v % 2 ? -0 : 0) : r.normal() * 0.9;
       }
-      return { temperature: i === 4 ? 0.5 : 1, topK: 0, topP: i === 3 ? 0.8 : 1, uniform };
+      return { temperature: temperatures[i], topK: 0, topP: topPs[i], uniform };
     });
     assertNativePicksReference(logits, vocab, rows);
   });
 
-  test('equal p from logits +0 and −0: a prefix cut between their keys is not taken as the walk order', () => {
-    // The native walk may sort only the keys (logits) the draw can reach; +0 and −0 have the same p but different
-    // keys, so a cut after the +0s must not stand for the walk order (which interleaves them by token).
+  test('a token whose weight rounds to zero is never drawn', () => {
+    // Weights are p in units of 2^-S (S = 61 for three candidates): p = e^-50 ≈ 2^-72 weighs nothing, so even a
+    // draw at the top of [0, 1) stops at the last token with weight.
+    const logits = [0, -50, 0];
+    for (const [name, k] of implementations) {
+      for (const uniform of [0.6, 1 - 2 ** -53]) {
+        assert.equal(sampleOne(k, logits, { uniform }), 2, `${name}, uniform ${uniform}`);
+        assert.equal(sampleOne(k, logits, { uniform, topK: 2 }), 2, `${name}, top-k, uniform ${uniform}`);
+      }
+    }
+  });
+
+  test('equal p from logits +0 and −0: walked by token, not by key', () => {
+    // +0 and −0 have the same p but different keys: the walk order interleaves them by token.
     const vocab = 10007;
     const uniforms = [0.1, 0.25, 0.6, 0.999];
     const logits = new Float32Array(uniforms.length * vocab);
@@ -236,8 +250,8 @@ describe('sample: native picks the reference token', () => {
   });
 
   test('a long prefix of few distinct probabilities: equal ones are walked lowest token first', () => {
-    // Past a few thousand candidates the native walk order comes from a radix sort on p's bits: ties must
-    // keep token order, and every uniform must land where the reference's sorted walk lands.
+    // Few distinct p put thousands of tokens in one native bucket: ties must keep token order, and every
+    // uniform must land where the reference's sorted walk lands.
     const r = rng(11);
     const vocab = 30011;
     const numRows = 12;

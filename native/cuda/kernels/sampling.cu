@@ -10,8 +10,8 @@
 // crossing has ≤ kCap members; those are gathered into shared memory, sorted and scanned. A bucket of one
 // repeated p larger than that is resolved in token order. p is recomputed from the logits each pass (the row
 // stays in L2); a conservative key interval skips the exp for tokens that cannot be in the bucket.
-// Sums are reassociated against the CPU's sequential ones, so a draw within ~1e-15 relative of a boundary
-// may pick the neighbouring token; everything else matches.
+// The device sums p in f64 in its own order where the CPU sums p in exact integer units of 2^-S (sampling.h),
+// so a draw within ~1e-14 relative of a boundary may pick the neighbouring token; everything else matches.
 #include <cuda_runtime.h>
 
 #include <climits>

@@ -21,13 +21,15 @@ std::string check_sampling_params(const SamplingParams& p, int64_t row);
 //   temperature 0: argmax key, lowest index on ties.
 //   C = the top_k largest keys (ties: lower index) if 0 < top_k < vocab, else every token
 //   x[v] = key[v] / temperature (f64); m = max_C x; p[v] = x[v] == m ? 1 : exp(x[v] - m)
-//   Z = Σ_C p in ascending token order, in 8 interleaved lanes (sampling_rows.h: lane_sum);
-//   L = C ordered by p descending, then token ascending
-//   top_p < 1: keep the shortest prefix of L with running sum ≥ top_p·Z (all of L if never), M = that sum;
-//   else keep L, M = Z.   target = uniform·M; pick the first kept token whose running sum > target
-//   (if rounding leaves none, the last kept token with p > 0).
-// Top-k selects with a heap (no sort of the vocabulary); without top-k only the prefix of L the walk
-// reaches is sorted (tokens above a falling probability threshold).
+//   w[v] = floor(p[v] · 2^S), S = 63 − (bit length of |C|): integer weights whose sums are exact and below 2^63
+//   (a token with p < 2^-S weighs nothing and is never drawn: at most |C| · 2^-S ≤ 2^-45 of the mass);
+//   Z = Σ_C w; L = C ordered by p descending, then token ascending; R_i = w summed over L[0..i]
+//   top_p < 1: keep L up to the first i with double(R_i) ≥ top_p · double(Z) (all of L if none), M = R there;
+//   else keep L, M = Z.   target = uniform · double(M); pick the first kept token with double(R_i) > target
+//   (one always is: uniform < 1 rounds the product below double(M)).
+//   double(R) is the integer rounded to nearest, as JavaScript's Number(bigint) does.
+// Top-k selects with a heap (no sort of the vocabulary); without top-k the tokens go into buckets by p and
+// only the bucket where the walk stops is sorted (exact sums need no order).
 void sample(const float* logits, int64_t vocab, const SamplingParams* params, int64_t rows, int32_t* out);
 
 // logits [vocab] → out [vocab]. Semantics: out[v] = logits[v] - logsumexp(logits)

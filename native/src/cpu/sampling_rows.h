@@ -14,15 +14,9 @@ struct SamplingRowKernels {
   int64_t (*next_equal)(const float* x, int64_t from, int64_t n, float value);
   // First v in [from, n) with x[v] > threshold, NaN never (n if none).
   int64_t (*next_above)(const float* x, int64_t from, int64_t n, float threshold);
-  // First v in [from, n) with p[v] ≥ threshold (n if none).
-  int64_t (*next_at_least)(const double* p, int64_t from, int64_t n, double threshold);
-  // p[v] = x == m ? 1 : exp(x - m) with x = key(logits[v]) / temperature (f64); returns lane_sum(p, n).
-  double (*softmax_weights)(const float* logits, int64_t n, double temperature, double m, double* p);
+  // p[v] = x == m ? 1 : exp(x - m) with x = key(logits[v]) / temperature (f64).
+  void (*softmax_weights)(const float* logits, int64_t n, double temperature, double m, double* p);
 };
-
-// Σ p in eight interleaved f64 lanes, lane v % 8, combined ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)):
-// fast to vectorize and reproduced exactly by the reference.
-double lane_sum(const double* p, int64_t n);
 
 extern const SamplingRowKernels kSamplingScalar;
 extern const SamplingRowKernels kSamplingAvx2;

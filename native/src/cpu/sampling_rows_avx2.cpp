@@ -40,18 +40,6 @@ LORAPLEX_TARGET_AVX2 int64_t next_above(const float* x, int64_t from, int64_t n,
   return n;
 }
 
-LORAPLEX_TARGET_AVX2 int64_t next_at_least(const double* p, int64_t from, int64_t n, double threshold) {
-  const __m256d t = _mm256_set1_pd(threshold);
-  int64_t v = from;
-  for (; v + 4 <= n; v += 4) {
-    const int mask = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(p + v), t, _CMP_GE_OQ));
-    if (mask) return v + __builtin_ctz(mask);
-  }
-  for (; v < n; ++v)
-    if (p[v] >= threshold) return v;
-  return n;
-}
-
 // Four keys → their weights (NaN keys count as -inf).
 LORAPLEX_TARGET_AVX2 inline __m256d weights4(__m128 keys, __m256d temperature, __m256d m) {
   const __m128 k = _mm_blendv_ps(keys, _mm_set1_ps(-INFINITY), _mm_cmpunord_ps(keys, keys));
@@ -60,11 +48,10 @@ LORAPLEX_TARGET_AVX2 inline __m256d weights4(__m128 keys, __m256d temperature, _
   return _mm256_blendv_pd(w, _mm256_set1_pd(1.0), _mm256_cmp_pd(x, m, _CMP_EQ_OQ));
 }
 
-LORAPLEX_TARGET_AVX2 double softmax_weights(const float* logits, int64_t n, double temperature, double m,
-                                            double* p) {
+LORAPLEX_TARGET_AVX2 void softmax_weights(const float* logits, int64_t n, double temperature, double m,
+                                          double* p) {
   const __m256d t = _mm256_set1_pd(temperature);
   const __m256d mv = _mm256_set1_pd(m);
-  __m256d lanes_lo = _mm256_setzero_pd(), lanes_hi = _mm256_setzero_pd();  // lanes v % 8 = 0..3, 4..7
   int64_t v = 0;
   for (; v + 8 <= n; v += 8) {
     const __m256 keys = _mm256_loadu_ps(logits + v);
@@ -72,25 +59,18 @@ LORAPLEX_TARGET_AVX2 double softmax_weights(const float* logits, int64_t n, doub
     const __m256d hi = weights4(_mm256_extractf128_ps(keys, 1), t, mv);
     _mm256_storeu_pd(p + v, lo);
     _mm256_storeu_pd(p + v + 4, hi);
-    lanes_lo = _mm256_add_pd(lanes_lo, lo);
-    lanes_hi = _mm256_add_pd(lanes_hi, hi);
   }
-  alignas(32) double lanes[8];
-  _mm256_store_pd(lanes, lanes_lo);
-  _mm256_store_pd(lanes + 4, lanes_hi);
-  for (int lane = 0; v < n; ++v, ++lane) {
+  for (; v < n; ++v) {
     const float key = std::isnan(logits[v]) ? -INFINITY : logits[v];
     const double x = double(key) / temperature;
     alignas(32) double w[4];
     _mm256_store_pd(w, simd::exp_pd_avx2(_mm256_set1_pd(x - m)));
     p[v] = x == m ? 1.0 : w[0];
-    lanes[lane] += p[v];
   }
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
 }  // namespace
 
-const SamplingRowKernels kSamplingAvx2 = {max_key, next_equal, next_above, next_at_least, softmax_weights};
+const SamplingRowKernels kSamplingAvx2 = {max_key, next_equal, next_above, softmax_weights};
 
 }  // namespace loraplex

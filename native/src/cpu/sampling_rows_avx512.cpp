@@ -38,21 +38,10 @@ LORAPLEX_TARGET_AVX512 int64_t next_above(const float* x, int64_t from, int64_t 
   return n;
 }
 
-LORAPLEX_TARGET_AVX512 int64_t next_at_least(const double* p, int64_t from, int64_t n, double threshold) {
-  const __m512d t = _mm512_set1_pd(threshold);
-  for (int64_t v = from; v < n; v += 8) {
-    const __mmask8 live = n - v >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - v)) - 1);
-    const __mmask8 hit = _mm512_mask_cmp_pd_mask(live, _mm512_maskz_loadu_pd(live, p + v), t, _CMP_GE_OQ);
-    if (hit) return v + __builtin_ctz(hit);
-  }
-  return n;
-}
-
-LORAPLEX_TARGET_AVX512 double softmax_weights(const float* logits, int64_t n, double temperature, double m,
-                                              double* p) {
+LORAPLEX_TARGET_AVX512 void softmax_weights(const float* logits, int64_t n, double temperature, double m,
+                                            double* p) {
   const __m512d t = _mm512_set1_pd(temperature);
   const __m512d mv = _mm512_set1_pd(m);
-  __m512d lanes = _mm512_setzero_pd();  // lane v % 8
   for (int64_t v = 0; v < n; v += 8) {
     const __mmask8 live = n - v >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - v)) - 1);
     __m256 keys = _mm256_maskz_loadu_ps(live, logits + v);
@@ -62,15 +51,11 @@ LORAPLEX_TARGET_AVX512 double softmax_weights(const float* logits, int64_t n, do
     w = _mm512_mask_mov_pd(w, _mm512_cmp_pd_mask(x, mv, _CMP_EQ_OQ), _mm512_set1_pd(1.0));
     w = _mm512_maskz_mov_pd(live, w);
     _mm512_mask_storeu_pd(p + v, live, w);
-    lanes = _mm512_add_pd(lanes, w);
   }
-  alignas(64) double l[8];
-  _mm512_store_pd(l, lanes);
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
 }  // namespace
 
-const SamplingRowKernels kSamplingAvx512 = {max_key, next_equal, next_above, next_at_least, softmax_weights};
+const SamplingRowKernels kSamplingAvx512 = {max_key, next_equal, next_above, softmax_weights};
 
 }  // namespace loraplex

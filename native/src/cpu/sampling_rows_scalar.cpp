@@ -5,12 +5,6 @@
 
 namespace loraplex {
 
-double lane_sum(const double* p, int64_t n) {
-  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t v = 0; v < n; ++v) lanes[v % 8] += p[v];
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-}
-
 namespace {
 
 inline float key_of(float x) { return std::isnan(x) ? -INFINITY : x; }
@@ -33,22 +27,15 @@ int64_t next_above(const float* x, int64_t from, int64_t n, float threshold) {
   return n;
 }
 
-int64_t next_at_least(const double* p, int64_t from, int64_t n, double threshold) {
-  for (int64_t v = from; v < n; ++v)
-    if (p[v] >= threshold) return v;
-  return n;
-}
-
-double softmax_weights(const float* logits, int64_t n, double temperature, double m, double* p) {
+void softmax_weights(const float* logits, int64_t n, double temperature, double m, double* p) {
   for (int64_t v = 0; v < n; ++v) {
     const double x = double(key_of(logits[v])) / temperature;
     p[v] = x == m ? 1.0 : std::exp(x - m);
   }
-  return lane_sum(p, n);
 }
 
 }  // namespace
 
-const SamplingRowKernels kSamplingScalar = {max_key, next_equal, next_above, next_at_least, softmax_weights};
+const SamplingRowKernels kSamplingScalar = {max_key, next_equal, next_above, softmax_weights};
 
 }  // namespace loraplex

@@ -1,6 +1,6 @@
 /**
- * Reference sampling and log-softmax. The native sampler runs the same f64 arithmetic in the same order
- * (see native/include/loraplex/sampling.h), so both pick the same token; this one simply sorts everything.
+ * Reference sampling and log-softmax. The native sampler runs the same arithmetic (see
+ * native/include/loraplex/sampling.h), so both pick the same token; this one simply sorts everything.
  */
 import type { Kernels, SamplingRow } from '../types.ts';
 
@@ -22,23 +22,21 @@ function keyOf(logit: number): number {
 }
 
 /**
- * Σ p over ascending tokens in eight interleaved f64 lanes (lane i % 8), combined pairwise: the native
- * sampler's vectorized sum, reproduced exactly.
+ * The integer weight unit of |C| candidates: 2^S with S = 63 − the bit length of |C|, so that the weights
+ * floor(p · 2^S) of a whole candidate set sum below 2^63 and every running sum is exact.
  */
-export function laneSum(p: ArrayLike<number>): number {
-  const lanes = [0, 0, 0, 0, 0, 0, 0, 0];
-  for (let i = 0; i < p.length; i++) lanes[i % 8] += p[i];
-  const low = lanes[0] + lanes[1] + (lanes[2] + lanes[3]); // (l0 + l1) + (l2 + l3)
-  const high = lanes[4] + lanes[5] + (lanes[6] + lanes[7]);
-  return low + high;
+export function weightScale(candidates: number): number {
+  return 2 ** (63 - (32 - Math.clz32(candidates)));
 }
 
 /**
  * One row (offset into logits) → token.
  * Semantics: temperature 0 → argmax (lowest index on ties). Otherwise C = top-k keys (ties: lower index) or all;
- *   x = key / T; m = max x; p = x == m ? 1 : exp(x - m); Z = laneSum_C p (token order); L = C by (p desc, token asc);
- *   topP < 1 → shortest prefix of L with running sum ≥ topP·Z (M = that sum) else L (M = Z);
- *   first kept token with running sum > uniform·M (rounding fallback: last kept token with p > 0).
+ *   x = key / T; m = max x; p = x == m ? 1 : exp(x - m); w = floor(p · weightScale(|C|)) (exact integers);
+ *   Z = Σ_C w; L = C by (p desc, token asc); R_i = Σ w over L[0..i];
+ *   topP < 1 → L up to the first R_i with Number(R_i) ≥ topP·Number(Z) (M = that R_i) else L (M = Z);
+ *   the first kept token with Number(R_i) > uniform·Number(M) (one always is: uniform < 1 keeps the product
+ *   below Number(M)).
  */
 export function sampleRow(logits: Float32Array, offset: number, vocab: number, row: SamplingRow): number {
   if (row.temperature === 0 || vocab === 1) {
@@ -53,31 +51,30 @@ export function sampleRow(logits: Float32Array, offset: number, vocab: number, r
   }
   const x = candidates.map((v) => keyOf(logits[offset + v]) / row.temperature);
   const m = x.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
-  const p = x.map((xv) => (xv === m ? 1 : Math.exp(xv - m)));
-  const z = laneSum(p);
-  const order = candidates.map((token, i) => ({ token, p: p[i] }));
+  const scale = weightScale(candidates.length);
+  const order = candidates.map((token, i) => {
+    const p = x[i] === m ? 1 : Math.exp(x[i] - m);
+    return { token, p, w: BigInt(Math.floor(p * scale)) };
+  });
+  const z = order.reduce((sum, c) => sum + c.w, 0n);
   order.sort((a, b) => (a.p > b.p ? -1 : a.p < b.p ? 1 : a.token - b.token));
 
-  let kept = order.length;
+  /** The first entry of `order` whose running weight satisfies `reached` (monotone), with that sum. */
+  const findFirst = (reached: (sum: bigint) => boolean): { index: number; sum: bigint } | null => {
+    let sum = 0n;
+    for (let i = 0; i < order.length; i++) {
+      sum += order[i].w;
+      if (reached(sum)) return { index: i, sum };
+    }
+    return null;
+  };
   let mass = z;
   if (row.topP < 1) {
-    const cut = row.topP * z;
-    let cum = 0;
-    for (let i = 0; i < order.length; i++) {
-      cum += order[i].p;
-      kept = i + 1;
-      if (cum >= cut) break;
-    }
-    mass = cum;
+    const cut = row.topP * Number(z);
+    mass = findFirst((sum) => Number(sum) >= cut)?.sum ?? z;
   }
-  const target = row.uniform * mass;
-  let acc = 0;
-  for (let i = 0; i < kept; i++) {
-    acc += order[i].p;
-    if (acc > target) return order[i].token;
-  }
-  for (let i = kept - 1; i >= 0; i--) if (order[i].p > 0) return order[i].token;
-  return order[0].token;
+  const target = row.uniform * Number(mass);
+  return order[findFirst((sum) => Number(sum) > target)?.index ?? 0].token;
 }
 
 export const referenceSamplingKernels: Pick<Kernels, 'sample' | 'logSoftmax'> = {
