@@ -45,7 +45,7 @@ export interface PeersArtifact {
   machine: MachinePeaks | null;
   model: string;
   /** The model size (bench/peers/sizes.ts) when not SmolLM2-135M: its own artifact, chart and docs section. */
-  size?: '1b';
+  size?: '1b' | '8b';
   adapters: { count: number; rank: number; targets: string; store: string };
   client: string;
   quick: boolean;

@@ -46,20 +46,33 @@ export interface PeerServerSpec {
 
 const getJson = async (url: string): Promise<unknown> => (await fetch(url)).json();
 
+/** The size's GGUF file in `format`, or why there is none. */
+function ggufFile(ctx: StartContext, format: LlamacppFormat): string {
+  const file = ctx.size.gguf(format);
+  if (file === null) throw new Error(`no ${format} GGUF at the ${ctx.size.key} size`);
+  return file;
+}
+
 /**
  * loraplex as a user runs it: `extraArgs` adds flags (e.g. --bf16-dot, which rounds activations to bf16 for
- * the hardware's bf16 dot products, AMX tiles where the CPU has them, as vLLM's CPU build computes).
+ * the hardware's bf16 dot products, AMX tiles where the CPU has them, as vLLM's CPU build computes). With
+ * `gguf` it serves the size's GGUF file of that format (the one llama.cpp serves) instead of the safetensors.
  */
-function loraplexServer(key: string, label: string, extraArgs: string[]): PeerServerSpec {
+function loraplexServer(key: string, label: string, extraArgs: string[], gguf?: LlamacppFormat): PeerServerSpec {
   return {
     key,
     label,
-    format: 'bf16 safetensors',
-    setup() {},
+    format: gguf ? `GGUF ${gguf}` : 'bf16 safetensors',
+    setup(ctx) {
+      if (gguf) ggufFile(ctx, gguf);
+    },
     async start(ctx) {
+      const model = gguf ? ggufFile(ctx, gguf) : ctx.model;
+      const served = gguf ? ['--served-model-name', ctx.size.servedName] : [];
       const server = await startLoraplex(ctx.root, ctx.port, [
         '--model',
-        ctx.model,
+        model,
+        ...served,
         '--lora-dir',
         ctx.store,
         '--max-loras',
@@ -69,7 +82,8 @@ function loraplexServer(key: string, label: string, extraArgs: string[]): PeerSe
         ...extraArgs,
       ]);
       const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ctx.root }).toString().trim();
-      return { ...server, baseModel: basename(ctx.model), shapeBody: null, version: `git ${commit}` };
+      const baseModel = gguf ? ctx.size.servedName : basename(ctx.model);
+      return { ...server, baseModel, shapeBody: null, version: `git ${commit}` };
     },
   };
 }
@@ -92,6 +106,9 @@ const loraplexInt8 = loraplexServer('loraplex-int8', 'loraplex --bf16-dot --lora
   'int8',
 ]);
 
+// The Q4_K GGUF file llama.cpp serves (the 8B size's only model file), quantized weights on the int8 VNNI kernels.
+const loraplexQ4K = loraplexServer('loraplex-q4_k', 'loraplex Q4_K', [], 'Q4_K');
+
 const runScript = (ctx: StartContext, script: string, env: Record<string, string> = {}) =>
   execFileSync('bash', [join(ctx.root, script)], {
     env: { ...process.env, LORAPLEX_CACHE: cacheRoot(), ...env },
@@ -99,11 +116,7 @@ const runScript = (ctx: StartContext, script: string, env: Record<string, string
   });
 
 function llamacpp(format: LlamacppFormat): PeerServerSpec {
-  const modelFile = (ctx: StartContext) => {
-    const file = ctx.size.gguf(format);
-    if (file === null) throw new Error(`no ${format} GGUF at the ${ctx.size.key} size`);
-    return file;
-  };
+  const modelFile = (ctx: StartContext) => ggufFile(ctx, format);
   return {
     key: `llamacpp-${format.toLowerCase()}`,
     label: `llama.cpp ${format}`,
@@ -185,6 +198,7 @@ export const PEER_SERVERS: PeerServerSpec[] = [
   loraplexBf16Dot,
   loraplexBf16DotKv,
   loraplexInt8,
+  loraplexQ4K,
   llamacpp('BF16'),
   llamacpp('Q8_0'),
   llamacpp('Q4_1'),

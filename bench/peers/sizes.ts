@@ -1,6 +1,7 @@
 /**
  * The model sizes bench:peers runs its workloads at: SmolLM2-135M-Instruct (the default) and the
- * Llama-3.2-1B-shaped bench model (`npm run bench:models`). A size names everything that differs between
+ * Llama-3.2-1B- and Llama-3.1-8B-shaped bench models (`npm run bench:models`; the 8B as Q4_K GGUF only, what CPU
+ * users hold at that size: loraplex-q4_k and llamacpp-q4_k serve it). A size names everything that differs between
  * them: the bf16 safetensors and the PEFT store every server gets, the GGUF files llama.cpp serves, the name
  * a base request gives, and where the artifact, chart and docs section go.
  */
@@ -10,7 +11,7 @@ import { cacheRoot } from '../../src/demo/demo-model.ts';
 export type LlamacppFormat = 'BF16' | 'Q8_0' | 'Q4_1' | 'Q4_K';
 
 export interface PeerSize {
-  key: 'smollm2' | '1b';
+  key: 'smollm2' | '1b' | '8b';
   /** The artifact's description of the model. */
   label: string;
   /** The bf16 safetensors model folder. */
@@ -61,5 +62,20 @@ export function peerSize(key: string | undefined, docsDir: string): PeerSize {
       marker: 'bench:peers-1b',
     };
   }
-  throw new Error(`--size: unknown '${key}' (known: smollm2, 1b)`);
+  if (key === '8b') {
+    const root = join(cache, 'bench-models', 'llama3-8b');
+    return {
+      key: '8b',
+      label: 'Llama-3.1-8B-shaped bench model (random weights, real config and tokenizer)',
+      model: join(root, 'model'),
+      storeRoot: join(root, 'adapters'),
+      servedName: 'llama3-8b',
+      gguf: (format) => (format === 'Q4_K' ? join(root, 'gguf', 'llama3-8b-Q4_K.gguf') : null),
+      ggufAdapters: (store) => join(cache, 'llamacpp', 'adapters', `llama3-8b-${basename(store)}`),
+      artifact: join(docsDir, 'figures', 'peers-8b.json'),
+      svg: join(docsDir, 'figures', 'peers-8b.svg'),
+      marker: 'bench:peers-8b',
+    };
+  }
+  throw new Error(`--size: unknown '${key}' (known: smollm2, 1b, 8b)`);
 }
