@@ -11,6 +11,8 @@
  *   npm run bench:peers -- --size 1b --servers loraplex,llamacpp-bf16,llamacpp-q4_k,vllm --quick
  *                          the Llama-3.2-1B-shaped bench model (npm run bench:models) instead of SmolLM2-135M:
  *                          docs/figures/peers-1b.{json,svg} and its own section of docs/benchmarks.md
+ *   npm run bench:peers -- --size 8b --servers loraplex-q4_k,llamacpp-q4_k --quick --repeats 1
+ *                          the Llama-3.1-8B-shaped bench model's Q4_K GGUF in both servers: docs/figures/peers-8b.*
  *   npm run bench:peers -- --servers llamacpp-q4_1 --merge   add servers to the saved artifact (others kept)
  *   npm run bench:peers -- --report-only [--note "…"]   redraw the docs from the artifact (a new note kept in it)
  *

@@ -47,35 +47,31 @@ export function peerSize(key: string | undefined, docsDir: string): PeerSize {
       marker: 'bench:peers',
     };
   }
-  if (key === '1b') {
-    const root = join(cache, 'bench-models', 'llama3-1b');
-    return {
-      key: '1b',
-      label: 'Llama-3.2-1B-shaped bench model (random weights, real config and tokenizer)',
-      model: join(root, 'model'),
-      storeRoot: join(root, 'adapters'),
-      servedName: 'llama3-1b',
-      gguf: (format) => (format === 'Q4_1' ? null : join(root, 'gguf', `llama3-1b-${format}.gguf`)),
-      ggufAdapters: (store) => join(cache, 'llamacpp', 'adapters', `llama3-1b-${basename(store)}`),
-      artifact: join(docsDir, 'figures', 'peers-1b.json'),
-      svg: join(docsDir, 'figures', 'peers-1b.svg'),
-      marker: 'bench:peers-1b',
-    };
-  }
-  if (key === '8b') {
-    const root = join(cache, 'bench-models', 'llama3-8b');
-    return {
-      key: '8b',
-      label: 'Llama-3.1-8B-shaped bench model (random weights, real config and tokenizer)',
-      model: join(root, 'model'),
-      storeRoot: join(root, 'adapters'),
-      servedName: 'llama3-8b',
-      gguf: (format) => (format === 'Q4_K' ? join(root, 'gguf', 'llama3-8b-Q4_K.gguf') : null),
-      ggufAdapters: (store) => join(cache, 'llamacpp', 'adapters', `llama3-8b-${basename(store)}`),
-      artifact: join(docsDir, 'figures', 'peers-8b.json'),
-      svg: join(docsDir, 'figures', 'peers-8b.svg'),
-      marker: 'bench:peers-8b',
-    };
-  }
+  if (key === '1b') return benchModelSize('1b', 'Llama-3.2-1B', ['BF16', 'Q8_0', 'Q4_K'], cache, docsDir);
+  if (key === '8b') return benchModelSize('8b', 'Llama-3.1-8B', ['Q4_K'], cache, docsDir);
   throw new Error(`--size: unknown '${key}' (known: smollm2, 1b, 8b)`);
+}
+
+/** A bench model (`npm run bench:models`): <cache>/bench-models/llama3-<key>/{model,adapters,gguf}. */
+function benchModelSize(
+  key: '1b' | '8b',
+  shape: string,
+  formats: LlamacppFormat[],
+  cache: string,
+  docsDir: string,
+): PeerSize {
+  const name = `llama3-${key}`;
+  const root = join(cache, 'bench-models', name);
+  return {
+    key,
+    label: `${shape}-shaped bench model (random weights, real config and tokenizer)`,
+    model: join(root, 'model'),
+    storeRoot: join(root, 'adapters'),
+    servedName: name,
+    gguf: (format) => (formats.includes(format) ? join(root, 'gguf', `${name}-${format}.gguf`) : null),
+    ggufAdapters: (store) => join(cache, 'llamacpp', 'adapters', `${name}-${basename(store)}`),
+    artifact: join(docsDir, 'figures', `peers-${key}.json`),
+    svg: join(docsDir, 'figures', `peers-${key}.svg`),
+    marker: `bench:peers-${key}`,
+  };
 }
