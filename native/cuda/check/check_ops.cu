@@ -285,9 +285,10 @@ SamplingParams random_params(Rng& rng, int64_t vocab) {
   return p;
 }
 
-// Whether `token` is the pick for some draw within 1e-6 relative of this one, on the CPU's own list: the walk
-// order L (sampling.h) with its running sums, a top-p cut and mass M anywhere in top_p·Z·(1 ± 1e-6), and a target
-// anywhere in uniform·M·(1 ± 1e-6) ± 1e-6·M. The device sums in another order, so only such draws may differ.
+// Whether `token` is the pick for some draw within 1e-6 relative of this one, on the CPU's list: the walk order L
+// (sampling.h) with f64 running sums (the CPU's exact integer sums agree to ~1e-14), a top-p cut and mass M anywhere
+// in top_p·Z·(1 ± 1e-6), and a target anywhere in uniform·M·(1 ± 1e-6) ± 1e-6·M. The device sums in another order,
+// so only such draws may differ.
 bool near_boundary(const float* row, int64_t vocab, const SamplingParams& p, int32_t token) {
   constexpr double eps = 1e-6;
   std::vector<std::pair<float, int32_t>> c;  // (key, token), best first
