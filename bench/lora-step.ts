@@ -57,12 +57,25 @@ export interface LoraStep {
   run(): void;
   /** The step's output rows (zero them to compare two steps bitwise). */
   y: Float32Array;
-  /** Weight values read per step (32 adapters × every module's A and Bt): × bytes per value for the traffic. */
+  /** Weight values read per step (its adapters × every module's A and Bt): × bytes per value for the traffic. */
   values: number;
+  /** Multiply-adds per step: each row times its adapter's every A and Bt value. */
+  macs: number;
 }
 
-/** A bank of `dtype` on `addon` holding 32 adapters over the model's modules, and the step over it. */
-export function loraDecodeStep(addon: LoraStepAddon, model: LoraStepModel, dtype: string): LoraStep {
+/** A prefill step's rows: 512 prompt tokens, 4 prompts of 128 over 4 adapters (SGMV's runs of rows). */
+export const LORA_PREFILL = { rows: 512, adapters: 4 };
+
+/**
+ * A bank of `dtype` on `addon` holding 32 adapters over the model's modules, and the step over it: by default a
+ * decode step (32 rows, one per adapter); `rows` over the first `adapters` in equal runs for a prefill step.
+ */
+export function loraDecodeStep(
+  addon: LoraStepAddon,
+  model: LoraStepModel,
+  dtype: string,
+  shape: { rows: number; adapters: number } = { rows: LORA_STEP_ROWS, adapters: LORA_STEP_ROWS },
+): LoraStep {
   const { layers, hidden: d, kv, inter } = model;
   // q, k, v, o, gate, up, down: [in, out]
   const shapes = [
@@ -122,11 +135,11 @@ export function loraDecodeStep(addon: LoraStepAddon, model: LoraStepModel, dtype
   const rows = addon.loraRowsCreate();
   addon.loraRowsSet(
     rows,
-    Int32Array.from({ length: LORA_STEP_ROWS }, (_, t) => t),
-    LORA_STEP_ROWS,
+    Int32Array.from({ length: shape.rows }, (_, t) => Math.floor((t * shape.adapters) / shape.rows)),
+    shape.rows,
   );
-  const x = Float32Array.from({ length: LORA_STEP_ROWS * inter }, (_, i) => Math.cos(i));
-  const y = new Float32Array(LORA_STEP_ROWS * 2 * inter);
+  const x = Float32Array.from({ length: shape.rows * inter }, (_, i) => Math.cos(i));
+  const y = new Float32Array(shape.rows * 2 * inter);
   const perLayer = Array.from({ length: layers }, (_, layer) =>
     calls.map((c) => ({
       ...c,
@@ -139,6 +152,7 @@ export function loraDecodeStep(addon: LoraStepAddon, model: LoraStepModel, dtype
         for (const c of layer) addon.loraApply(bank, x, c.k, y, c.stride, c.packed, c.modules.length, rows);
     },
     y,
-    values: LORA_STEP_ROWS * total,
+    values: shape.adapters * total,
+    macs: shape.rows * total,
   };
 }

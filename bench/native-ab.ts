@@ -13,7 +13,7 @@
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
- *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora] [--rounds 21] [--isa avx2]
+ *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-bf16dot] [--rounds 21] [--isa avx2]
  *                               [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LORA_STEP_MODELS, LORA_STEP_ROWS, type LoraStepAddon, loraDecodeStep } from './lora-step.ts';
+import { LORA_PREFILL, LORA_STEP_MODELS, LORA_STEP_ROWS, type LoraStepAddon, loraDecodeStep } from './lora-step.ts';
 import { ensureWorktree, workingTree } from './revisions/worktree.ts';
 import { median } from './util.ts';
 
@@ -149,6 +149,7 @@ function gemmCases(base: Addon, head: Addon): Case[] {
       log(`gemm ${shape.name} M=${m}: ×${timed.speedup.toFixed(3)}`);
     }
   }
+  for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true); // the sections after run the default
   return cases;
 }
 
@@ -220,6 +221,52 @@ function loraCases(base: Addon, head: Addon): Case[] {
   return cases;
 }
 
+/**
+ * The same LoRA calls with the bf16 dot mode on in both builds (the AMX path where there is one), at a decode
+ * step and a prefill step (512 rows over 4 adapters). Builds that compute differently there are compared by
+ * time only; each build's result must be the same every round.
+ */
+function loraBf16DotCases(base: Addon, head: Addon): Case[] {
+  for (const addon of [base, head])
+    if (!addon.gemmSetBf16Dot(true, true)) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
+  log(`lora-bf16dot: bf16 dot path ${head.gemmBf16DotPath()}`);
+  const cases: Case[] = [];
+  const shapes = [
+    { label: 'decode', rows: LORA_STEP_ROWS, adapters: LORA_STEP_ROWS },
+    { label: 'prefill', ...LORA_PREFILL },
+  ];
+  for (const model of LORA_STEP_MODELS)
+    for (const shape of shapes) {
+      const steps = new Map([base, head].map((addon) => [addon, loraDecodeStep(addon, model, 'bf16', shape)]));
+      const first = new Map<Addon, Uint32Array>();
+      const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
+        beforeRound: () => {
+          for (const step of steps.values()) step.y.fill(0);
+        },
+        afterRound: () => {
+          for (const [addon, step] of steps) {
+            const bits = new Uint32Array(step.y.buffer).slice();
+            const seen = first.get(addon);
+            if (!seen) first.set(addon, bits);
+            else if (seen.some((v, i) => v !== bits[i]))
+              throw new Error(`lora-bf16dot ${model.name}: a build changed its bits`);
+          }
+        },
+      });
+      const step = steps.get(head)!;
+      cases.push({
+        section: 'lora-bf16dot',
+        name: `${model.name} ${shape.label} step, ${shape.rows} rows over ${shape.adapters} adapters (bf16 bank)`,
+        work: 2 * step.macs,
+        ...timed,
+      });
+      log(`lora-bf16dot ${model.name} ${shape.label}: ×${timed.speedup.toFixed(3)}`);
+    }
+  for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true);
+  readBandwidth = head.measureReadBandwidth(512 << 20, 5).value;
+  return cases;
+}
+
 const baseCheckout = ensureWorktree(ROOT, args.base!); // cached per commit, as bench:revisions keeps them
 const headCheckout = workingTree(ROOT);
 const baseRev = baseCheckout.sha.slice(0, 7);
@@ -239,9 +286,10 @@ let cases: Case[] = [];
 if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
+if (sections.includes('lora-bf16dot')) cases = cases.concat(loraBf16DotCases(base, head));
 
 const rate = (c: Case, ms: number) =>
-  c.section === 'gemm'
+  c.section === 'gemm' || c.section === 'lora-bf16dot'
     ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s`
     : c.section === 'lora'
       ? `${(c.work / ms / 1e6).toFixed(1)} GB/s`

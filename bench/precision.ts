@@ -83,6 +83,13 @@ const ACCURACY: Setting[] = [
         { model: 'bf16', loraDtype: 'int8', kvCacheDtype: 'f32' },
         { model: 'bf16', loraDtype: 'f32', kvCacheDtype: 'bf16' },
         ...DOT_PATHS.map((dot) => ({ model: 'bf16', loraDtype: 'f32', kvCacheDtype: 'f32', dot })),
+        // What a bf16 checkpoint serves with --bf16-dot by default (bf16 slots): on AMX the LoRA shrink too.
+        ...DOT_PATHS.filter((dot) => dot === 'amx').map((dot) => ({
+          model: 'bf16',
+          loraDtype: 'bf16',
+          kvCacheDtype: 'f32',
+          dot,
+        })),
       ] as Setting[])),
 ];
 

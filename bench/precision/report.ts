@@ -135,8 +135,24 @@ function dotCostLines(a: PrecisionArtifact, plain: AccuracyRun): string[] {
         `logits within ${logit(s.worst)} of the plain bf16 run, within ${logit(o.worst)} of PEFT (f32) (the plain ` +
         `bf16 run: ${logit(plainOracle.worst)}), ${agreement(s, 'the plain run’s')}; against PEFT ${o.identical}/` +
         `${o.total} greedy identical (the plain bf16 run: ${plainOracle.identical}/${plainOracle.total}); ${speed(a, path)}.`,
+      ...slotLine(a, path, plainOracle),
     ];
   });
+}
+
+/** With bf16 slots (what `--lora-dtype auto` gives a bf16 checkpoint), AMX also runs the LoRA shrink. */
+function slotLine(a: PrecisionArtifact, path: DotPath, plainOracle: ReturnType<typeof summarize>): string[] {
+  const run = accuracyOf(a, 'bf16', 'bf16', 'f32', path);
+  if (!run?.vsOracle) return [];
+  const s = summarize(run.cases);
+  const o = summarize(run.vsOracle);
+  return [
+    `- **\`--bf16-dot\` (${DOT_PATH_NAME[path]}) with \`--lora-dtype auto\` (bf16 slots) on model-bf16**, as a bf16 ` +
+      'checkpoint is served with the flag (f32 KV; activations rounded to bf16, and for the LoRA shrink too, which ' +
+      `then runs on AMX tiles): logits within ${logit(s.worst)} of the plain bf16 run (f32 slots), within ` +
+      `${logit(o.worst)} of PEFT (f32) (the plain bf16 run: ${logit(plainOracle.worst)}), ${agreement(s, 'the plain run’s')}; ` +
+      `against PEFT ${o.identical}/${o.total} greedy identical.`,
+  ];
 }
 
 function accuracyTable(a: PrecisionArtifact): string[] {

@@ -7,7 +7,7 @@ import { createBackend, cudaAvailability } from '../../src/backends/index.ts';
 import type { Backend, StepInputs, StepState, Tensor } from '../../src/backends/types.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { bf16DotActive, bf16DotPath, setBf16Dot } from '../../src/kernels/native/gemm.ts';
-import type { AttentionBatch, WeightDType } from '../../src/kernels/types.ts';
+import type { AttentionBatch, LoraDtype, WeightDType } from '../../src/kernels/types.ts';
 import { bf16DotPaths, nativeImplementations, restoreDefaults } from '../kernels/implementations.ts';
 
 export interface BackendUnderTest {
@@ -21,6 +21,8 @@ export interface BackendUnderTest {
    * dot mode on AVX-512 BF16: vdpbf16ps or AMX; CUDA's tensor cores for bf16 and f16).
    */
   roundsActivations(dtype: WeightDType): boolean;
+  /** The LoRA shrink of a bank of this dtype rounds x to bf16 first (native bf16 slots with the dot mode on AMX). */
+  roundsLoraActivations(dtype: LoraDtype): boolean;
 }
 
 /** The oracle: plain TypeScript kernels on host memory. */
@@ -39,6 +41,7 @@ export function backendsUnderTest(): BackendUnderTest[] {
       activate: none,
       restore: none,
       roundsActivations: () => false,
+      roundsLoraActivations: () => false,
     },
     ...nativeImplementations().map((impl) => ({
       name: impl.name,
@@ -46,6 +49,7 @@ export function backendsUnderTest(): BackendUnderTest[] {
       activate: impl.activate,
       restore: restoreDefaults,
       roundsActivations: (dtype: WeightDType) => dtype === 'bf16' && bf16DotActive(),
+      roundsLoraActivations: (dtype: LoraDtype) => dtype === 'bf16' && bf16DotPath() === 'amx',
     })),
     // bf16 weights through each dot path this CPU has, whatever LORAPLEX_BF16_DOT says.
     ...bf16DotPaths.map((path) => ({
@@ -58,6 +62,7 @@ export function backendsUnderTest(): BackendUnderTest[] {
       },
       restore: restoreDefaults,
       roundsActivations: (dtype: WeightDType) => dtype === 'bf16',
+      roundsLoraActivations: (dtype: LoraDtype) => dtype === 'bf16' && path === 'amx',
     })),
     ...(cuda.ok
       ? [
@@ -67,6 +72,7 @@ export function backendsUnderTest(): BackendUnderTest[] {
             activate: none,
             restore: none,
             roundsActivations: (dtype: WeightDType) => dtype !== 'f32',
+            roundsLoraActivations: () => false,
           },
         ]
       : []),

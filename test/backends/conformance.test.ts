@@ -324,7 +324,9 @@ for (const under of backendsUnderTest()) {
     const applied = (be: Backend, bank: LoraBank, rowSlot: Int32Array, seed: number, modules = MODULES) => {
       const r = rng(seed);
       const rows = rowSlot.length;
-      const x = be.upload(r.f32(rows * K));
+      const values = r.f32(rows * K);
+      // The reference sees x as the backend under test's shrink does (rounded to bf16 on AMX).
+      const x = be.upload(be === ref && under.roundsLoraActivations(bank.dtype) ? roundedTo('bf16', values) : values);
       const y = be.upload(r.f32(Math.max(rows, 1) * Y_STRIDE));
       const step = stepOf(be, plan({ tokens: new Int32Array(rows), rowSlot }));
       be.applyAdapters(bank, step, x, K, { y, yStride: Y_STRIDE, modules });

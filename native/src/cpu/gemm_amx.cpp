@@ -16,6 +16,7 @@
 #include <memory>
 #include <new>
 
+#include "amx_tiles.h"
 #include "cpu_scratch.h"
 #include "gemm_amx.h"
 #include "gemm_tiles.h"
@@ -50,25 +51,6 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 #pragma GCC target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")
 
 namespace {
-
-struct TileConfig {
-  uint8_t palette, start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-// The tile registers of this thread, configured for one task and released after it: tile state is per
-// thread, and a released thread saves no 8 KiB of tile data when it is switched out.
-struct TileScope {
-  TileScope() {
-    TileConfig cfg{};
-    cfg.palette = 1;
-    for (int i = 0; i < 8; ++i) cfg.colsb[i] = 64, cfg.rows[i] = kTileRows;
-    _tile_loadconfig(&cfg);
-  }
-  ~TileScope() { _tile_release(); }
-};
 
 // A tile t of x: rows [16t, 16t + 16) at out[s][r][32] bf16 for each 32-k step s; rows ≥ `rows` and
 // k ≥ k_valid are zero. Rounded to nearest even (denormals go to zero, as TDPBF16PS reads them anyway).
@@ -182,7 +164,7 @@ struct AmxJob {
   // Each row group × panel runs all of k with C in the tiles. Its C tiles load from and store to y itself
   // where they lie inside y and no bias follows (no copy of C at all); else they go through a 32 × 32 buffer.
   void run_whole_k(int64_t t0, int64_t t1, int64_t p0, int64_t p1) const {
-    TileScope tiles;
+    AmxTileScope tiles;
     alignas(64) uint8_t tail[kPanelStepBytes];
     alignas(64) float pair[2 * kTileRows * kGemmPanel];
     const CTiles buffered{pair, 16, kTileRows * kGemmPanel, kGemmPanel * sizeof(float)};
@@ -250,7 +232,7 @@ struct AmxJob {
       }
     }
     if (steps > 0) {
-      TileScope tiles;
+      AmxTileScope tiles;
       alignas(64) uint8_t tail[kPanelStepBytes];
       for (int64_t s0 = 0; s0 < steps; s0 += kChunkSteps) {
         const int64_t s1 = s0 + kChunkSteps < steps ? s0 + kChunkSteps : steps;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lora_amx.h"
 #include "lora_rows.h"
 #include "loraplex/lora.h"
 #include "loraplex/thread_pool.h"
@@ -84,8 +85,8 @@ bool targets_any(const LoraBank& bank, int32_t slot, const LoraOutputs& out) {
 
 class Executor {
  public:
-  Executor(Plan& plan, LoraDtype dtype, const float* x, int64_t k, const LoraOutputs& out)
-      : plan_(plan), dtype_(dtype), x_(x), k_(k), out_(out),
+  Executor(Plan& plan, LoraDtype dtype, bool amx, const float* x, int64_t k, const LoraOutputs& out)
+      : plan_(plan), dtype_(dtype), amx_(amx), x_(x), k_(k), out_(out),
         kernels_(lora_rows_for(active_isa())) {}
 
   // One pool dispatch per call (a dispatch costs as much as a small block's arithmetic): row blocks sized so
@@ -152,10 +153,29 @@ class Executor {
     return r;
   }
 
-  // Every module on the block's rows while they are in cache; h is reused from one module to the next.
+  // Every module on the block's rows while they are in cache; h is reused from one module to the next. On AMX
+  // the modules' shrinks run first, together (independent tile chains), each into its own h rows.
   void run_block(const Block& b) const {
     const Rows r = rows_of(b, plan_.h.data() + b.first * plan_.h_stride);
-    for (int64_t o = 0; o < out_.num_modules; ++o) run_module(b, r, o, 0, out_.modules[o].n);
+    if (!amx_) {
+      for (int64_t o = 0; o < out_.num_modules; ++o) run_module(b, r, o, 0, out_.modules[o].n);
+      return;
+    }
+    thread_local std::vector<float> module_h;  // [module][row][h_stride]
+    const int64_t per_module = kLoraRowBlock * plan_.h_stride;
+    module_h.resize(static_cast<size_t>(out_.num_modules * per_module));
+    thread_local std::vector<LoraAmxShrink> shrinks;
+    shrinks.clear();
+    for (int64_t o = 0; o < out_.num_modules; ++o)
+      if (const LoraModuleWeights* w = plan_.weights[plan_.groups[b.group].weights + o])
+        shrinks.push_back({static_cast<const uint16_t*>(w->a), w->rank, module_h.data() + o * per_module,
+                           plan_.h_stride});
+    lora_amx_shrink(r.x, b.rows, k_, shrinks.data(), static_cast<int>(shrinks.size()));
+    for (int64_t o = 0; o < out_.num_modules; ++o) {
+      Rows shrunk = r;
+      for (int i = 0; i < b.rows; ++i) shrunk.h[i] = module_h.data() + o * per_module + i * plan_.h_stride;
+      run_module(b, shrunk, o, 0, out_.modules[o].n, true);
+    }
   }
 
   // Fewer blocks than threads: one task per (block, module) when that gives every thread a task; else
@@ -194,19 +214,26 @@ class Executor {
     parallel_for(tasks, [&](int64_t i, int) {
       const ColumnTask& task = p.column_tasks[i];
       const Block& b = p.blocks[task.block];
-      run_module(b, rows_of(b, p.task_h.data() + i * per_task), task.output, task.n0, task.n1);
+      const Rows r = rows_of(b, p.task_h.data() + i * per_task);
+      if (amx_) {
+        const LoraModuleWeights* w = p.weights[p.groups[b.group].weights + task.output];
+        const LoraAmxShrink shrink{static_cast<const uint16_t*>(w->a), w->rank, r.h[0], p.h_stride};
+        lora_amx_shrink(r.x, b.rows, k_, &shrink, 1);
+      }
+      run_module(b, r, task.output, task.n0, task.n1, amx_);
     });
   }
 
-  // Output `o`'s shrink on the block's rows (then VeRA's rank scale), then its expand over columns [n0, n1)
-  // (with the column scale, if any); nothing when the block's slot does not target that module.
-  void run_module(const Block& b, const Rows& r, int64_t o, int64_t n0, int64_t n1) const {
+  // Output `o`'s shrink on the block's rows (unless `shrunk`: h already holds it), then VeRA's rank scale, then
+  // its expand over columns [n0, n1) (with the column scale, if any); nothing when the block's slot does not
+  // target that module.
+  void run_module(const Block& b, const Rows& r, int64_t o, int64_t n0, int64_t n1, bool shrunk = false) const {
     const LoraModuleWeights* w = plan_.weights[plan_.groups[b.group].weights + o];
     if (!w) return;
     const LoraModuleOutput& m = out_.modules[o];
     float* y[kLoraRowBlock];
     for (int i = 0; i < b.rows; ++i) y[i] = r.y[i] + m.offset;
-    switch (dtype_) {
+    if (!shrunk) switch (dtype_) {
       case LoraDtype::F32:
         kernels_.shrink(r.x, b.rows, static_cast<const float*>(w->a), w->rank, k_, r.h);
         break;
@@ -254,6 +281,7 @@ class Executor {
 
   Plan& plan_;
   LoraDtype dtype_;  // how the bank stores weights
+  bool amx_;         // bf16 weights shrunk on AMX tiles (lora_amx.h), every module of a block in one call
   const float* x_;
   int64_t k_;
   const LoraOutputs& out_;
@@ -270,7 +298,7 @@ void apply_adapters(const LoraBank& bank, const LoraRowLayout& rows, const float
     if (targets_any(bank, g.slot, out)) plan.add_group_at(bank, g.slot, out, g.first, g.count);
   plan.index = rows.rows().data();
   plan.indexed = static_cast<int64_t>(rows.rows().size());
-  Executor(plan, bank.dtype(), x, k, out).run();
+  Executor(plan, bank.dtype(), lora_amx_applies(bank), x, k, out).run();
 }
 
 }  // namespace loraplex
