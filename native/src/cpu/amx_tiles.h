@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace loraplex {
 
@@ -17,10 +18,15 @@ struct AmxTileConfig {
 };
 
 struct AmxTileScope {
-  __attribute__((target("amx-tile"))) AmxTileScope() {
+  __attribute__((target("amx-tile"))) AmxTileScope() : AmxTileScope(0, 64) {}
+  // Tiles 0-3 and `narrow_tile` `narrow_colsb` bytes wide, the others 64 (a one-row operand's products and
+  // sums need no 16-column tiles).
+  __attribute__((target("amx-tile"))) AmxTileScope(int narrow_tile, int narrow_colsb) {
     AmxTileConfig cfg{};
     cfg.palette = 1;
     for (int i = 0; i < 8; ++i) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    if (narrow_colsb != 64)
+      for (int i : {0, 1, 2, 3, narrow_tile}) cfg.colsb[i] = static_cast<uint16_t>(narrow_colsb);
     _tile_loadconfig(&cfg);
   }
   __attribute__((target("amx-tile"))) ~AmxTileScope() { _tile_release(); }

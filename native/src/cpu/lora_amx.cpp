@@ -69,13 +69,10 @@ void store_transposed(const __m512i (&v)[16], uint8_t* out) {
 }
 
 // x^T of a block as B tiles, one per 32 k: step s at xt + s KiB, [k pair][row][2]; rows ≥ count and k ≥ K zero.
+// One row: step s at xt + 64 s, [k pair][2] (a B tile one column wide).
 void pack_xt(const float* const* x, int count, int64_t k, int64_t steps, uint8_t* xt) {
-  if (count == 1) {  // a decode row: pair p alone in row p's first lane (a quarter of the transpose's work)
-    for (int64_t s = 0; s < steps; ++s) {
-      const __m512i v = bf16_pairs(x[0] + s * kStepK, k - s * kStepK);
-      for (int p = 0; p < 16; ++p)
-        _mm512_store_si512(xt + s * kTileBytes + p * 64, _mm512_maskz_permutexvar_epi32(1, _mm512_set1_epi32(p), v));
-    }
+  if (count == 1) {  // a decode row: a one-column B tile, the row's own pairs at a 4-byte stride (64 bytes a step)
+    for (int64_t s = 0; s < steps; ++s) _mm512_store_si512(xt + s * 64, bf16_pairs(x[0] + s * kStepK, k - s * kStepK));
     return;
   }
   for (int64_t s = 0; s < steps; ++s) {
@@ -114,14 +111,14 @@ struct ShrinkJob {
 // Up to 4 jobs at once, each its own C tile (tiles 0-3) over every k step: the chains are independent, so the
 // tile unit overlaps them; x^T's step (tile 6) is loaded once for all, A tiles rotate through 4, 5 and 7.
 template <int J>
-void shrink_jobs(const ShrinkJob* jobs, const uint8_t* xt, int64_t steps, int64_t k, uint8_t (*pad)[kTileBytes],
-                 float (*c)[kRows * kRows]) {
+void shrink_jobs(const ShrinkJob* jobs, const uint8_t* xt, int64_t xt_step, int64_t xt_stride, int64_t steps, int64_t k,
+                 uint8_t (*pad)[kTileBytes], float (*c)[kRows * kRows]) {
   _tile_zero(0);
   if constexpr (J > 1) _tile_zero(1);
   if constexpr (J > 2) _tile_zero(2);
   if constexpr (J > 3) _tile_zero(3);
   for (int64_t s = 0; s < steps; ++s) {
-    _tile_loadd(6, xt + s * kTileBytes, 64);
+    _tile_loadd(6, xt + s * xt_step, xt_stride);
     int64_t stride;
     const void* t = a_tile(jobs[0].a, jobs[0].rank, k, jobs[0].j0, s, pad[0], &stride);
     _tile_loadd(4, t, stride);
@@ -149,9 +146,12 @@ void shrink_jobs(const ShrinkJob* jobs, const uint8_t* xt, int64_t steps, int64_
 }
 
 void shrink(const float* const* x, int rows, int64_t k, const LoraAmxShrink* modules, int count) {
-  AmxTileScope tiles;
+  // One row: C and x^T's B tile are one column (4 bytes) wide, so x^T is the row itself (not 16 × its size).
+  const bool one = rows == 1;
+  AmxTileScope tiles(6, one ? 4 : 64);
   const int64_t steps = (k + kStepK - 1) / kStepK;
-  uint8_t* xt = thread_scratch<struct LoraAmxXt>(static_cast<size_t>(steps * kTileBytes));
+  const int64_t xt_step = one ? 64 : kTileBytes, xt_stride = one ? 4 : 64;
+  uint8_t* xt = thread_scratch<struct LoraAmxXt>(static_cast<size_t>(steps * xt_step));
   pack_xt(x, rows, k, steps, xt);
   ShrinkJob jobs[4];
   int pending = 0;
@@ -159,10 +159,10 @@ void shrink(const float* const* x, int rows, int64_t k, const LoraAmxShrink* mod
   alignas(64) float c[4][kRows * kRows];
   const auto flush = [&] {
     switch (pending) {
-      case 1: shrink_jobs<1>(jobs, xt, steps, k, pad, c); break;
-      case 2: shrink_jobs<2>(jobs, xt, steps, k, pad, c); break;
-      case 3: shrink_jobs<3>(jobs, xt, steps, k, pad, c); break;
-      case 4: shrink_jobs<4>(jobs, xt, steps, k, pad, c); break;
+      case 1: shrink_jobs<1>(jobs, xt, xt_step, xt_stride, steps, k, pad, c); break;
+      case 2: shrink_jobs<2>(jobs, xt, xt_step, xt_stride, steps, k, pad, c); break;
+      case 3: shrink_jobs<3>(jobs, xt, xt_step, xt_stride, steps, k, pad, c); break;
+      case 4: shrink_jobs<4>(jobs, xt, xt_step, xt_stride, steps, k, pad, c); break;
       default: return;
     }
     for (int i = 0; i < pending; ++i) {
