@@ -4,6 +4,7 @@
 // exactly the arithmetic of a lone head, in the same order.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "attention_kernels.h"
 #include "loraplex/attention.h"
@@ -20,13 +21,21 @@ struct Blocks {
   __mmask16 mask(int b) const { return b == count - 1 ? last : __mmask16(0xffff); }
 };
 
+// A head dimension of 16·Count (64 and 128 in the models served): full blocks known at compile time, so the loops
+// unroll and every mask is all lanes — the same loads and FMAs as Blocks gives, in the same order.
+template <int Count>
+struct FullBlocks {
+  static constexpr int count = Count;
+  static constexpr __mmask16 mask(int) { return 0xffff; }
+};
+
 // Scores of one pass, keys in lanes: one head × 16 keys (HB = 1) or two heads × 8 keys (HB = 2) from key0 on,
 // s = Σ_d q_h[d]·k_j[d] as one accumulator per (head, key) over the blocks in order, the 16 reduced together
 // (reduce_add_16_avx512: each sum the bits of a lone reduce_add_avx512). Lane 8·h + u (HB = 2) or u (HB = 1)
 // holds (head h, key key0 + u); keys ≥ n read key 0's row, and their lanes are masked off by the caller.
-template <int HB>
+template <int HB, typename B>
 LORAPLEX_TARGET_AVX512 inline __m512 score_pass(const float* q, int head_dim, const float* const* k_rows, int key0,
-                                                int n, Blocks blocks) {
+                                                int n, B blocks) {
   constexpr int KB = 16 / HB;
   const float* k[KB];
   for (int u = 0; u < KB; ++u) k[u] = k_rows[key0 + u < n ? key0 + u : 0];
@@ -48,10 +57,10 @@ LORAPLEX_TARGET_AVX512 inline __m512 score_pass(const float* q, int head_dim, co
 }
 
 // acc_h[blocks b0 .. b0+BB) = acc_h·c_h (if rescale_h), then += p_h[j]·v_j for j < n in key order.
-template <int HB, int BB>
+template <int HB, int BB, typename B>
 LORAPLEX_TARGET_AVX512 inline void accumulate(AttentionState* states, const float (*p)[kAttentionKeyChunk],
                                               const float* correction, const float* const* v_rows, int n, int b0,
-                                              Blocks blocks) {
+                                              B blocks) {
   __m512 a[HB][BB];
   for (int h = 0; h < HB; ++h)
     for (int u = 0; u < BB; ++u) {
@@ -70,21 +79,21 @@ LORAPLEX_TARGET_AVX512 inline void accumulate(AttentionState* states, const floa
     for (int u = 0; u < BB; ++u) _mm512_mask_storeu_ps(states[h].acc + 16 * (b0 + u), blocks.mask(b0 + u), a[h][u]);
 }
 
-template <int HB>
+template <int HB, typename B>
 LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, const float* const* k_rows,
                                        const float* const* v_rows, int n, int head_dim, float scale, float softcap,
-                                       Blocks blocks) {
-  constexpr int BB = 8 / HB > 0 ? 8 / HB : 1;  // blocks per pass of the accumulation loop
+                                       B blocks) {
+  constexpr int BB = 8 / HB > 0 ? 8 / HB : 1;  // blocks per pass of the accumulation loop (any: per-element order)
   constexpr __mmask16 all = 0xffff;             // the maskz form: GCC 12 warns spuriously on the plain shuffle
   __m512 scores[HB];  // keys in lanes
   int h = 0;
   for (; h + 2 <= HB; h += 2) {
-    const __m512 first = score_pass<2>(q + h * head_dim, head_dim, k_rows, 0, n, blocks);
-    const __m512 second = n > 8 ? score_pass<2>(q + h * head_dim, head_dim, k_rows, 8, n, blocks) : first;
+    const __m512 first = score_pass<2, B>(q + h * head_dim, head_dim, k_rows, 0, n, blocks);
+    const __m512 second = n > 8 ? score_pass<2, B>(q + h * head_dim, head_dim, k_rows, 8, n, blocks) : first;
     scores[h] = _mm512_maskz_shuffle_f32x4(all, first, second, _MM_SHUFFLE(1, 0, 1, 0));
     scores[h + 1] = _mm512_maskz_shuffle_f32x4(all, first, second, _MM_SHUFFLE(3, 2, 3, 2));
   }
-  if (h < HB) scores[h] = score_pass<1>(q + h * head_dim, head_dim, k_rows, 0, n, blocks);
+  if (h < HB) scores[h] = score_pass<1, B>(q + h * head_dim, head_dim, k_rows, 0, n, blocks);
 
   alignas(64) float s[HB][kAttentionKeyChunk];  // the weights p, for the accumulation's broadcasts
   const __mmask16 live = simd::tail_mask16(n);  // n ≤ 16
@@ -101,17 +110,25 @@ LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, c
     st.sum = st.sum * correction[h] + simd::reduce_add_avx512(pv);
     st.max = new_max;
   }
-  int b = 0;
-  for (; b + BB <= blocks.count; b += BB) accumulate<HB, BB>(states, s, correction, v_rows, n, b, blocks);
-  for (; b < blocks.count; ++b) accumulate<HB, 1>(states, s, correction, v_rows, n, b, blocks);
+  if constexpr (std::is_same_v<B, Blocks>) {
+    int b = 0;
+    for (; b + BB <= blocks.count; b += BB) accumulate<HB, BB, B>(states, s, correction, v_rows, n, b, blocks);
+    for (; b < blocks.count; ++b) accumulate<HB, 1, B>(states, s, correction, v_rows, n, b, blocks);
+  } else {
+    constexpr int step = BB < B::count ? BB : B::count;
+    static_assert(B::count % step == 0);
+    for (int b = 0; b < B::count; b += step) accumulate<HB, step, B>(states, s, correction, v_rows, n, b, blocks);
+  }
 }
 
 }  // namespace
 
-LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, AttentionState* states,
-                                                   const float* const* k_rows, const float* const* v_rows, int n,
-                                                   int head_dim, float scale, float softcap) {
-  const Blocks blocks{(head_dim + 15) / 16, simd::tail_mask16(head_dim % 16 == 0 ? 16 : head_dim % 16)};
+namespace {
+
+template <typename B>
+LORAPLEX_TARGET_AVX512 void fold_all(const float* q, int heads, AttentionState* states, const float* const* k_rows,
+                                     const float* const* v_rows, int n, int head_dim, float scale, float softcap,
+                                     B blocks) {
   for (int h0 = 0; h0 < heads; h0 += kMaxHeadsAtOnce) {
     const float* qh = q + int64_t(h0) * head_dim;
     switch (std::min(kMaxHeadsAtOnce, heads - h0)) {
@@ -119,6 +136,21 @@ LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, At
       case 2: fold_heads<2>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
       case 3: fold_heads<3>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
       default: fold_heads<4>(qh, states + h0, k_rows, v_rows, n, head_dim, scale, softcap, blocks); break;
+    }
+  }
+}
+
+}  // namespace
+
+LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, AttentionState* states,
+                                                   const float* const* k_rows, const float* const* v_rows, int n,
+                                                   int head_dim, float scale, float softcap) {
+  switch (head_dim) {
+    case 64: return fold_all(q, heads, states, k_rows, v_rows, n, head_dim, scale, softcap, FullBlocks<4>{});
+    case 128: return fold_all(q, heads, states, k_rows, v_rows, n, head_dim, scale, softcap, FullBlocks<8>{});
+    default: {
+      const Blocks blocks{(head_dim + 15) / 16, simd::tail_mask16(head_dim % 16 == 0 ? 16 : head_dim % 16)};
+      return fold_all(q, heads, states, k_rows, v_rows, n, head_dim, scale, softcap, blocks);
     }
   }
 }
