@@ -129,7 +129,7 @@ export function engineOptions(): Option[] {
     ).choices(['scalar', 'avx2', 'avx512', 'avx512bf16']),
     envOption(
       '--bf16-dot',
-      'bf16 weights through bf16 dots (x rounded to bf16): AMX where present, else vdpbf16ps',
+      'bf16 weights through bf16 dots (x rounded to bf16): AMX where present (the shrink of bf16 LoRA slots too), else vdpbf16ps',
       'BF16_DOT',
     ),
   ];

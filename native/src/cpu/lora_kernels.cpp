@@ -5,6 +5,7 @@
 // bf16, f16 and int8 banks run their row kernels, which widen weights as they load them, or (AVX-512, blocks of
 // more than 4 rows) once per weight tile into a buffer of the calling thread. (Widening a shared adapter
 // once into an f32 copy for many rows measured slower with 2 threads: the copy has to cross cores.)
+// With the bf16 dot mode on AMX, a bf16 bank's shrinks run on tiles instead (lora_amx.h), a block's modules at once.
 #include <algorithm>
 #include <cstdint>
 #include <vector>

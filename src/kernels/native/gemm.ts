@@ -52,8 +52,9 @@ export const nativeGemmKernels: Pick<Kernels, 'packWeight' | 'gemm'> = {
  * sums), `false` widens W to f32 for FMAs (x exact). Off by default, as on the Xeons measured vdpbf16ps
  * reaches half the FLOP rate of FMA; --bf16-dot (LORAPLEX_BF16_DOT=1) turns it on at load, through
  * configureNative. Where the CPU has AMX-BF16 (and Linux grants it) the dot products are TDPBF16PS, 32 k per
- * instruction, for every M (decode too, so a row's result never depends on M); `amx: false` keeps the
- * vdpbf16ps tiles instead (tests of both). Returns whether a dot path is now in use (it also needs the
+ * instruction, for every M (decode too, so a row's result never depends on M), and bf16 LoRA slots' shrink runs on
+ * AMX tiles too (x rounded the same way; native/src/cpu/lora_amx.h); `amx: false` keeps the vdpbf16ps tiles
+ * instead (tests of both). Returns whether a dot path is now in use (it also needs the
  * avx512bf16 ISA active); bf16DotPath() says which.
  */
 export function setBf16Dot(enabled: boolean, options: { amx?: boolean } = {}): boolean {
