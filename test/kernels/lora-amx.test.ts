@@ -15,7 +15,7 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import { assertBitwise, bf16DotPaths, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
-import { applied, bankOf, close, makeAdapter } from './lora-fixtures.ts';
+import { applied, bankOf, close, eachRowAlone, makeAdapter } from './lora-fixtures.ts';
 
 const skip = bf16DotPaths.includes('amx') ? false : 'this CPU (or its kernel) gives no AMX-BF16';
 const native = nativeLoraKernels;
@@ -202,22 +202,7 @@ describe('applyAdapters, the shrink on AMX (bf16 banks, bf16 dot mode on AMX)', 
         const y0 = r.f32(rows * yStride);
         const batch = withThreads(2, () => applied(native, bank, rowSlot, x, K, y0, yStride, modules));
         assertWithin(batch, reference(adapters, rowSlot, x, K, y0, yStride, modules), `${rows} rows`);
-        const alone = y0.slice();
-        withThreads(1, () => {
-          for (let t = 0; t < rows; t++) {
-            const row = applied(
-              native,
-              bank,
-              rowSlot.subarray(t, t + 1),
-              x.subarray(t * K, (t + 1) * K),
-              K,
-              y0.subarray(t * yStride, (t + 1) * yStride),
-              yStride,
-              modules,
-            );
-            alone.set(row, t * yStride);
-          }
-        });
+        const alone = eachRowAlone(native, bank, rowSlot, x, K, y0, yStride, modules);
         assertBitwise(batch, alone, `${rows} rows: in the batch (2 threads) vs each alone (1 thread)`);
       }
     }

@@ -11,7 +11,7 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
-import { applied, bankOf, close, makeAdapter } from './lora-fixtures.ts';
+import { applied, bankOf, close, eachRowAlone, makeAdapter } from './lora-fixtures.ts';
 
 /** The adapter with output scales (around 1, as DoRA's magnitude / norm) on the modules where `on[m]`. */
 function withOutScale(r: Rng, adapter: PackedAdapter, on: boolean[]): PackedAdapter {
@@ -155,22 +155,7 @@ for (const isa of availableIsas()) {
         const x = r.f32(rows * 576);
         const y0 = r.f32(rows * 960);
         const rowSlot = Int32Array.from({ length: rows }, (_, t) => (t === 0 ? 0 : r.int(-1, 1)));
-        const alone = y0.slice();
-        withThreads(1, () => {
-          for (let t = 0; t < rows; t++) {
-            const row = applied(
-              native,
-              bank,
-              rowSlot.subarray(t, t + 1),
-              x.subarray(t * 576, (t + 1) * 576),
-              576,
-              y0.subarray(t * 960, (t + 1) * 960),
-              960,
-              modules,
-            );
-            alone.set(row, t * 960);
-          }
-        });
+        const alone = eachRowAlone(native, bank, rowSlot, x, 576, y0, 960, modules);
         for (const threads of [1, 2, 3])
           withThreads(threads, () =>
             assertBitwise(

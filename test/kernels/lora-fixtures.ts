@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
-import type { Rng } from './implementations.ts';
+import { type Rng, withThreads } from './implementations.ts';
 
 /** Element-wise |actual − expected| ≤ tol · (1 + |expected|). */
 export function close(actual: Float32Array, expected: Float32Array, what: string, tol = 2e-5) {
@@ -90,6 +90,36 @@ export function applied(
   const y = y0.slice();
   kernels.applyAdapters(bank, rows, x, k, { y, yStride, modules });
   return y;
+}
+
+/** Each row of a step applied alone on one thread (rows of k inputs, yStride outputs): the batch-invariance baseline. */
+export function eachRowAlone(
+  kernels: LoraKernels,
+  bank: LoraBank,
+  rowSlot: Int32Array,
+  x: Float32Array,
+  k: number,
+  y0: Float32Array,
+  yStride: number,
+  modules: LoraModuleOutput[],
+): Float32Array {
+  const alone = y0.slice();
+  withThreads(1, () => {
+    for (let t = 0; t < rowSlot.length; t++) {
+      const row = applied(
+        kernels,
+        bank,
+        rowSlot.subarray(t, t + 1),
+        x.subarray(t * k, (t + 1) * k),
+        k,
+        y0.subarray(t * yStride, (t + 1) * yStride),
+        yStride,
+        modules,
+      );
+      alone.set(row, t * yStride);
+    }
+  });
+  return alone;
 }
 
 /**

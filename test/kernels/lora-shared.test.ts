@@ -13,7 +13,7 @@ import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
 import { referenceLoraKernels } from '../../src/kernels/reference/lora.ts';
 import type { LoraBank, LoraDtype, LoraModuleOutput, PackedAdapter } from '../../src/kernels/types.ts';
 import { assertBitwise, availableIsas, type Rng, restoreDefaults, rng, withThreads } from './implementations.ts';
-import { applied, bankOf, close, makeAdapter, makeSharedAdapter, withVectors } from './lora-fixtures.ts';
+import { applied, bankOf, close, eachRowAlone, makeAdapter, makeSharedAdapter, withVectors } from './lora-fixtures.ts';
 
 const DTYPES: LoraDtype[] = ['f32', 'bf16', 'f16', 'int8'];
 
@@ -210,22 +210,7 @@ for (const isa of availableIsas()) {
           const x = r.f32(rows * k);
           const y0 = r.f32(rows * yStride);
           const rowSlot = Int32Array.from({ length: rows }, (_, t) => (t < 2 ? t : r.int(-1, 2)));
-          const alone = y0.slice();
-          withThreads(1, () => {
-            for (let t = 0; t < rows; t++) {
-              const row = applied(
-                native,
-                bank,
-                rowSlot.subarray(t, t + 1),
-                x.subarray(t * k, (t + 1) * k),
-                k,
-                y0.subarray(t * yStride, (t + 1) * yStride),
-                yStride,
-                modules,
-              );
-              alone.set(row, t * yStride);
-            }
-          });
+          const alone = eachRowAlone(native, bank, rowSlot, x, k, y0, yStride, modules);
           for (const threads of [1, 2, 3])
             withThreads(threads, () =>
               assertBitwise(

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "amx_tiles.h"
 #include "cpu_scratch.h"
@@ -17,7 +16,7 @@
 namespace loraplex {
 namespace {
 
-constexpr int kRows = 16;             // rows of a block (an A or C tile of the expand; C's columns in the shrink)
+constexpr int kRows = 16;             // rows of a block: the columns of x^T (a B tile) and of h^T (a C tile)
 constexpr int64_t kStepK = 32;        // k (or rank) per TDPBF16PS
 constexpr int64_t kTileBytes = 1024;  // one 16 × 64-byte tile
 // How far ahead each of A's rows is fetched while a shrink streams it (a decode's A comes from memory, 16
