@@ -18,7 +18,7 @@ import {
   LORA_STEP_ROWS,
   LORA_VALUE_BYTES,
   type LoraStepAddon,
-  loraDecodeStep,
+  loraStep,
 } from './lora-step.ts';
 import { median } from './util.ts';
 
@@ -45,7 +45,7 @@ const addon = loadAddon() as unknown as LoraStepAddon & {
 };
 const rows: Row[] = [];
 for (const model of LORA_STEP_MODELS) {
-  const steps = new Map(DTYPES.map((dtype) => [dtype, loraDecodeStep(addon, model, dtype)]));
+  const steps = new Map(DTYPES.map((dtype) => [dtype, loraStep(addon, model, dtype)]));
   for (const step of steps.values()) step.run(); // warm: first touches, pool start
   const times = new Map<LoraDtype, number[]>(DTYPES.map((d) => [d, []]));
   for (let r = 0; r < rounds; r++) {

@@ -70,7 +70,7 @@ export const LORA_PREFILL = { rows: 512, adapters: 4 };
  * A bank of `dtype` on `addon` holding 32 adapters over the model's modules, and the step over it: by default a
  * decode step (32 rows, one per adapter); `rows` over the first `adapters` in equal runs for a prefill step.
  */
-export function loraDecodeStep(
+export function loraStep(
   addon: LoraStepAddon,
   model: LoraStepModel,
   dtype: string,

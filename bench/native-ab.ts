@@ -21,7 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LORA_PREFILL, LORA_STEP_MODELS, LORA_STEP_ROWS, type LoraStepAddon, loraDecodeStep } from './lora-step.ts';
+import { LORA_PREFILL, LORA_STEP_MODELS, LORA_STEP_ROWS, type LoraStepAddon, loraStep } from './lora-step.ts';
 import { ensureWorktree, workingTree } from './revisions/worktree.ts';
 import { median } from './util.ts';
 
@@ -199,7 +199,7 @@ let readBandwidth: number | undefined;
 function loraCases(base: Addon, head: Addon): Case[] {
   const cases: Case[] = [];
   for (const model of LORA_STEP_MODELS) {
-    const steps = new Map([base, head].map((addon) => [addon, loraDecodeStep(addon, model, 'bf16')]));
+    const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, 'bf16')]));
     const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
       beforeRound: () => {
         for (const step of steps.values()) step.y.fill(0);
@@ -237,7 +237,7 @@ function loraBf16DotCases(base: Addon, head: Addon): Case[] {
   ];
   for (const model of LORA_STEP_MODELS)
     for (const shape of shapes) {
-      const steps = new Map([base, head].map((addon) => [addon, loraDecodeStep(addon, model, 'bf16', shape)]));
+      const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, 'bf16', shape)]));
       const first = new Map<Addon, Uint32Array>();
       const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
         beforeRound: () => {

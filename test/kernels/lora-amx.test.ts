@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { f32ToBf16 } from '../../src/kernels/dtype.ts';
+import { bf16ToF32, f32ToBf16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { bf16DotPath, setBf16Dot } from '../../src/kernels/native/gemm.ts';
 import { nativeLoraKernels } from '../../src/kernels/native/lora.ts';
@@ -20,10 +20,7 @@ import { applied, bankOf, close, eachRowAlone, makeAdapter } from './lora-fixtur
 const skip = bf16DotPaths.includes('amx') ? false : 'this CPU (or its kernel) gives no AMX-BF16';
 const native = nativeLoraKernels;
 
-const bf16 = (v: number) => {
-  const bits = new Uint32Array([f32ToBf16(v) << 16]);
-  return new Float32Array(bits.buffer)[0];
-};
+const bf16 = (v: number) => bf16ToF32(f32ToBf16(v));
 
 /** Adds DoRA out scales, VeRA rank and column scales to some targeted modules of `a`. */
 function withScales(r: Rng, a: PackedAdapter): PackedAdapter {

@@ -53,23 +53,13 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 namespace {
 
 // A tile t of x: rows [16t, 16t + 16) at out[s][r][32] bf16 for each 32-k step s; rows ≥ `rows` and
-// k ≥ k_valid are zero. Rounded to nearest even (denormals go to zero, as TDPBF16PS reads them anyway).
+// k ≥ k_valid are zero (amx_bf16_pairs' rounding).
 void pack_a_tile(const float* x, int64_t ldx, int64_t rows, int64_t k_valid, int64_t steps, uint8_t* out) {
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t k0 = s * kStepK;
-    const int64_t left = k_valid - k0;
-    const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
-    const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
     uint8_t* o = out + s * kATileBytes;
-    for (int64_t r = 0; r < kTileRows; ++r, o += 64) {
-      if (r >= rows) {
-        _mm512_store_si512(o, _mm512_setzero_si512());
-        continue;
-      }
-      const float* src = x + r * ldx + k0;
-      const __m512 a = _mm512_maskz_loadu_ps(lo, src), b = _mm512_maskz_loadu_ps(hi, src + 16);
-      _mm512_store_si512(o, (__m512i)_mm512_cvtne2ps_pbh(b, a));
-    }
+    for (int64_t r = 0; r < kTileRows; ++r, o += 64)
+      _mm512_store_si512(o, r < rows ? amx_bf16_pairs(x + r * ldx + k0, k_valid - k0) : _mm512_setzero_si512());
   }
 }
 

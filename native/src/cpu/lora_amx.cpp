@@ -30,16 +30,6 @@ constexpr int64_t kAheadBytes = 512;
 
 namespace {
 
-__mmask16 lanes(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << left) - 1);
-}
-
-// 32 floats from p, those from `left` on read as 0, as 16 bf16 pairs (nearest even, denormals to zero).
-__m512i bf16_pairs(const float* p, int64_t left) {
-  const __m512 lo = _mm512_maskz_loadu_ps(lanes(left), p), hi = _mm512_maskz_loadu_ps(lanes(left - 16), p + 16);
-  return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
-
 // out row p (64 bytes) = element p of every v[r], r ascending: a 16 × 16 transpose of 32-bit elements.
 void store_transposed(const __m512i (&v)[16], uint8_t* out) {
   constexpr __mmask16 all = 0xffff;  // the maskz forms: GCC 12 warns spuriously on the plain shuffles
@@ -71,13 +61,13 @@ void store_transposed(const __m512i (&v)[16], uint8_t* out) {
 // One row: step s at xt + 64 s, [k pair][2] (a B tile one column wide).
 void pack_xt(const float* const* x, int count, int64_t k, int64_t steps, uint8_t* xt) {
   if (count == 1) {  // a decode row: a one-column B tile, the row's own pairs at a 4-byte stride (64 bytes a step)
-    for (int64_t s = 0; s < steps; ++s) _mm512_store_si512(xt + s * 64, bf16_pairs(x[0] + s * kStepK, k - s * kStepK));
+    for (int64_t s = 0; s < steps; ++s) _mm512_store_si512(xt + s * 64, amx_bf16_pairs(x[0] + s * kStepK, k - s * kStepK));
     return;
   }
   for (int64_t s = 0; s < steps; ++s) {
     __m512i v[16];
     for (int r = 0; r < kRows; ++r)
-      v[r] = r < count ? bf16_pairs(x[r] + s * kStepK, k - s * kStepK) : _mm512_setzero_si512();
+      v[r] = r < count ? amx_bf16_pairs(x[r] + s * kStepK, k - s * kStepK) : _mm512_setzero_si512();
     store_transposed(v, xt + s * kTileBytes);
   }
 }
