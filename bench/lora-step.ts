@@ -2,7 +2,8 @@
  * The LoRA calls of one decode step as the engine makes them (q|k|v, o, gate|up and down of every layer) at 32
  * rows over 32 distinct rank-16 adapters, each on a model's real shapes: every step reads all 32 adapters' A and
  * Bt from memory (SmolLM2-135M: 313 MB in bf16, Llama-3.2-1B: 720 MB). Built on the addon's raw calls, so two
- * builds (bench:native-ab) or two bank dtypes (bench:lora-dtypes) run the same step.
+ * builds (bench:native-ab) or two bank dtypes (bench:lora-dtypes) run the same step. With `withGemm`, each call
+ * is a whole projection as the engine runs it: the base GEMM (random bf16 weights), then its adapters.
  */
 import type { LoraDtype } from '../src/kernels/types.ts';
 
@@ -32,6 +33,15 @@ export interface LoraStepAddon {
     count: number,
     rows: unknown,
   ): void;
+  gemmPackWeight(dtype: 'bf16', rows: number, cols: number, data: Uint16Array): unknown;
+  gemm(x: Float32Array, w: unknown, y: Float32Array, m: number, bias: null, accumulate: boolean): void;
+}
+
+/** A deterministic bf16 weight [n, k] in [2^-7, 2^-6), different per layer. */
+function baseWeight(n: number, k: number, layer: number): Uint16Array {
+  const w = new Uint16Array(n * k);
+  for (let i = 0; i < w.length; i++) w[i] = 0x3c00 + ((i * 7919 + layer * 104729) % 4096);
+  return w;
 }
 
 export interface LoraStepModel {
@@ -75,6 +85,7 @@ export function loraStep(
   model: LoraStepModel,
   dtype: string,
   shape: { rows: number; adapters: number } = { rows: LORA_STEP_ROWS, adapters: LORA_STEP_ROWS },
+  options: { withGemm?: boolean } = {},
 ): LoraStep {
   const { layers, hidden: d, kv, inter } = model;
   // q, k, v, o, gate, up, down: [in, out]
@@ -144,15 +155,21 @@ export function loraStep(
     calls.map((c) => ({
       ...c,
       packed: Float64Array.from(c.modules.flatMap(([m, offset, n]) => [layer * shapes.length + m, offset, n])),
+      weight: options.withGemm ? addon.gemmPackWeight('bf16', c.stride, c.k, baseWeight(c.stride, c.k, layer)) : null,
     })),
   );
+  const m = shape.rows;
+  const gemmMacs = options.withGemm ? layers * calls.reduce((sum, c) => sum + m * c.k * c.stride, 0) : 0;
   return {
     run() {
       for (const layer of perLayer)
-        for (const c of layer) addon.loraApply(bank, x, c.k, y, c.stride, c.packed, c.modules.length, rows);
+        for (const c of layer) {
+          if (c.weight) addon.gemm(x, c.weight, y, m, null, false);
+          addon.loraApply(bank, x, c.k, y, c.stride, c.packed, c.modules.length, rows);
+        }
     },
     y,
     values: shape.adapters * total,
-    macs: shape.rows * total,
+    macs: shape.rows * total + gemmMacs,
   };
 }

@@ -13,7 +13,8 @@
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
- *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-bf16dot] [--rounds 21] [--isa avx2]
+ *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-bf16dot,projections-bf16dot]
+ *                               [--rounds 21] [--isa avx2]
  *                               [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
@@ -41,8 +42,6 @@ if (!args.base) throw new Error('--base REV is required (the build to compare th
 interface Addon extends LoraStepAddon {
   gemmSetBf16Dot(enabled: boolean, allowAmx: boolean): boolean;
   gemmBf16DotPath(): string;
-  gemmPackWeight(dtype: 'bf16', rows: number, cols: number, data: Uint16Array): unknown;
-  gemm(x: Float32Array, w: unknown, y: Float32Array, m: number, bias: null, accumulate: boolean): void;
   sample(logits: Float32Array, vocab: number, params: Float64Array, rows: number, out: Int32Array): void;
   measureReadBandwidth(bytes: number, passes: number): { value: number };
   setIsa(isa: string): string;
@@ -224,12 +223,14 @@ function loraCases(base: Addon, head: Addon): Case[] {
 /**
  * The same LoRA calls with the bf16 dot mode on in both builds (the AMX path where there is one), at a decode
  * step and a prefill step (512 rows over 4 adapters). Builds that compute differently there are compared by
- * time only; each build's result must be the same every round.
+ * time only; each build's result must be the same every round. Section `projections-bf16dot`: each call a whole
+ * projection, its base GEMM (bf16 weights) then its adapters, as the engine's step makes them.
  */
-function loraBf16DotCases(base: Addon, head: Addon): Case[] {
+function loraBf16DotCases(base: Addon, head: Addon, section: string): Case[] {
+  const withGemm = section === 'projections-bf16dot';
   for (const addon of [base, head])
     if (!addon.gemmSetBf16Dot(true, true)) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
-  log(`lora-bf16dot: bf16 dot path ${head.gemmBf16DotPath()}`);
+  log(`${section}: bf16 dot path ${head.gemmBf16DotPath()}`);
   const cases: Case[] = [];
   const shapes = [
     { label: 'decode', rows: LORA_STEP_ROWS, adapters: LORA_STEP_ROWS },
@@ -237,7 +238,7 @@ function loraBf16DotCases(base: Addon, head: Addon): Case[] {
   ];
   for (const model of LORA_STEP_MODELS)
     for (const shape of shapes) {
-      const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, 'bf16', shape)]));
+      const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, 'bf16', shape, { withGemm })]));
       const first = new Map<Addon, Uint32Array>();
       const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
         beforeRound: () => {
@@ -249,18 +250,23 @@ function loraBf16DotCases(base: Addon, head: Addon): Case[] {
             const seen = first.get(addon);
             if (!seen) first.set(addon, bits);
             else if (seen.some((v, i) => v !== bits[i]))
-              throw new Error(`lora-bf16dot ${model.name}: a build changed its bits`);
+              throw new Error(`${section} ${model.name}: a build changed its bits`);
           }
         },
       });
       const step = steps.get(head)!;
+      if (withGemm) {
+        const [a, b] = [...steps.values()].map((s) => new Uint32Array(s.y.buffer));
+        if (a.some((v, i) => v !== b[i]))
+          throw new Error(`${section} ${model.name}: the two builds gave different bits`);
+      }
       cases.push({
-        section: 'lora-bf16dot',
-        name: `${model.name} ${shape.label} step, ${shape.rows} rows over ${shape.adapters} adapters (bf16 bank)`,
+        section,
+        name: `${model.name} ${shape.label} step, ${shape.rows} rows over ${shape.adapters} adapters (bf16 bank)${withGemm ? ' with the base GEMMs' : ''}`,
         work: 2 * step.macs,
         ...timed,
       });
-      log(`lora-bf16dot ${model.name} ${shape.label}: ×${timed.speedup.toFixed(3)}`);
+      log(`${section} ${model.name} ${shape.label}: ×${timed.speedup.toFixed(3)}`);
     }
   for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true);
   readBandwidth = head.measureReadBandwidth(512 << 20, 5).value;
@@ -286,10 +292,11 @@ let cases: Case[] = [];
 if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
-if (sections.includes('lora-bf16dot')) cases = cases.concat(loraBf16DotCases(base, head));
+for (const section of ['lora-bf16dot', 'projections-bf16dot'])
+  if (sections.includes(section)) cases = cases.concat(loraBf16DotCases(base, head, section));
 
 const rate = (c: Case, ms: number) =>
-  c.section === 'gemm' || c.section === 'lora-bf16dot'
+  c.section === 'gemm' || c.section.endsWith('-bf16dot')
     ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s`
     : c.section === 'lora'
       ? `${(c.work / ms / 1e6).toFixed(1)} GB/s`
