@@ -13,7 +13,7 @@
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
- *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-bf16dot,projections-bf16dot]
+ *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-rows,lora-bf16dot,projections-bf16dot]
  *                               [--rounds 21] [--isa avx2]
  *                               [--out docs/figures/native-ab]
  */
@@ -221,6 +221,41 @@ function loraCases(base: Addon, head: Addon): Case[] {
 }
 
 /**
+ * Section `lora-rows`: the row kernels (the bf16 dot mode off), at a decode step in bf16 and int8 banks and a
+ * prefill step (512 rows over 4 adapters) in a bf16 bank; both builds must give the same bits.
+ */
+function loraRowCases(base: Addon, head: Addon): Case[] {
+  const cases: Case[] = [];
+  const shapes = [
+    { label: 'decode', dtype: 'bf16', rows: LORA_STEP_ROWS, adapters: LORA_STEP_ROWS },
+    { label: 'decode', dtype: 'int8', rows: LORA_STEP_ROWS, adapters: LORA_STEP_ROWS },
+    { label: 'prefill', dtype: 'bf16', ...LORA_PREFILL },
+  ];
+  for (const model of LORA_STEP_MODELS)
+    for (const { label, dtype, ...shape } of shapes) {
+      const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, dtype, shape)]));
+      const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
+        beforeRound: () => {
+          for (const step of steps.values()) step.y.fill(0);
+        },
+        afterRound: () => {
+          const [a, b] = [...steps.values()].map((step) => new Uint32Array(step.y.buffer));
+          if (a.some((v, i) => v !== b[i]))
+            throw new Error(`lora-rows ${model.name}: the two builds gave different bits`);
+        },
+      });
+      cases.push({
+        section: 'lora-rows',
+        name: `${model.name} ${label} step, ${shape.rows} rows over ${shape.adapters} adapters (${dtype} bank)`,
+        work: 2 * steps.get(head)!.macs,
+        ...timed,
+      });
+      log(`lora-rows ${model.name} ${label} ${dtype}: ×${timed.speedup.toFixed(3)}`);
+    }
+  return cases;
+}
+
+/**
  * The same LoRA calls with the bf16 dot mode on in both builds (the AMX path where there is one), at a decode
  * step and a prefill step (512 rows over 4 adapters). Builds that compute differently there are compared by
  * time only; each build's result must be the same every round. Section `projections-bf16dot`: each call a whole
@@ -292,11 +327,12 @@ let cases: Case[] = [];
 if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
+if (sections.includes('lora-rows')) cases = cases.concat(loraRowCases(base, head));
 for (const section of ['lora-bf16dot', 'projections-bf16dot'])
   if (sections.includes(section)) cases = cases.concat(loraBf16DotCases(base, head, section));
 
 const rate = (c: Case, ms: number) =>
-  c.section === 'gemm' || c.section.endsWith('-bf16dot')
+  c.section === 'gemm' || c.section === 'lora-rows' || c.section.endsWith('-bf16dot')
     ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s`
     : c.section === 'lora'
       ? `${(c.work / ms / 1e6).toFixed(1)} GB/s`

@@ -13,8 +13,10 @@
 #include "lora_rows.h"
 #include "ops_simd_math.h"
 
+// f16c as well: the simd helpers carry LORAPLEX_TARGET_AVX512, which has it, and GCC inlines a function only where
+// the caller's target includes the callee's (without it every reduce_add was a call through the PLT).
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
 namespace loraplex {
 namespace {
