@@ -22,7 +22,14 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LORA_PREFILL, LORA_STEP_MODELS, LORA_STEP_ROWS, type LoraStepAddon, loraStep } from './lora-step.ts';
+import {
+  LORA_PREFILL,
+  LORA_STEP_MODELS,
+  LORA_STEP_ROWS,
+  type LoraStep,
+  type LoraStepAddon,
+  loraStep,
+} from './lora-step.ts';
 import { ensureWorktree, workingTree } from './revisions/worktree.ts';
 import { median } from './util.ts';
 
@@ -195,23 +202,29 @@ function sampleCases(base: Addon, head: Addon): Case[] {
 /** The memory read bandwidth measured in the lora section's run (GB/s, best of 5 passes over 512 MiB). */
 let readBandwidth: number | undefined;
 
+/** A LoRA step built on each build, timed in pairs; both builds must give the same bits every round. */
+function pairedSteps(base: Addon, head: Addon, what: string, build: (addon: Addon) => LoraStep) {
+  const steps = new Map([base, head].map((addon) => [addon, build(addon)]));
+  const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
+    beforeRound: () => {
+      for (const step of steps.values()) step.y.fill(0);
+    },
+    afterRound: () => {
+      const [a, b] = [...steps.values()].map((step) => new Uint32Array(step.y.buffer));
+      if (a.some((v, i) => v !== b[i])) throw new Error(`${what}: the two builds gave different bits`);
+    },
+  });
+  return { step: steps.get(head)!, timed };
+}
+
 function loraCases(base: Addon, head: Addon): Case[] {
   const cases: Case[] = [];
   for (const model of LORA_STEP_MODELS) {
-    const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, 'bf16')]));
-    const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
-      beforeRound: () => {
-        for (const step of steps.values()) step.y.fill(0);
-      },
-      afterRound: () => {
-        const [a, b] = [...steps.values()].map((step) => new Uint32Array(step.y.buffer));
-        if (a.some((v, i) => v !== b[i])) throw new Error(`lora ${model.name}: the two builds gave different bits`);
-      },
-    });
+    const { step, timed } = pairedSteps(base, head, `lora ${model.name}`, (addon) => loraStep(addon, model, 'bf16'));
     cases.push({
       section: 'lora',
       name: `${model.name} decode step, ${LORA_STEP_ROWS} rows over ${LORA_STEP_ROWS} adapters (bf16 bank)`,
-      work: steps.get(head)!.values * 2,
+      work: step.values * 2,
       ...timed,
     });
     log(`lora ${model.name}: ×${timed.speedup.toFixed(3)}`);
@@ -233,24 +246,15 @@ function loraRowCases(base: Addon, head: Addon): Case[] {
   ];
   for (const model of LORA_STEP_MODELS)
     for (const { label, dtype, ...shape } of shapes) {
-      const steps = new Map([base, head].map((addon) => [addon, loraStep(addon, model, dtype, shape)]));
-      const timed = pairTimes(base, head, (addon) => steps.get(addon)!.run(), {
-        beforeRound: () => {
-          for (const step of steps.values()) step.y.fill(0);
-        },
-        afterRound: () => {
-          const [a, b] = [...steps.values()].map((step) => new Uint32Array(step.y.buffer));
-          if (a.some((v, i) => v !== b[i]))
-            throw new Error(`lora-rows ${model.name}: the two builds gave different bits`);
-        },
-      });
+      const what = `lora-rows ${model.name} ${label} ${dtype}`;
+      const { step, timed } = pairedSteps(base, head, what, (addon) => loraStep(addon, model, dtype, shape));
       cases.push({
         section: 'lora-rows',
         name: `${model.name} ${label} step, ${shape.rows} rows over ${shape.adapters} adapters (${dtype} bank)`,
-        work: 2 * steps.get(head)!.macs,
+        work: 2 * step.macs,
         ...timed,
       });
-      log(`lora-rows ${model.name} ${label} ${dtype}: ×${timed.speedup.toFixed(3)}`);
+      log(`${what}: ×${timed.speedup.toFixed(3)}`);
     }
   return cases;
 }
