@@ -14,7 +14,7 @@
 #include "ops_simd_math.h"
 
 // f16c as well: the simd helpers carry LORAPLEX_TARGET_AVX512, which has it, and GCC inlines a function only where
-// the caller's target includes the callee's (without it every reduce_add was a call through the PLT).
+// the caller's target includes the callee's (they are always_inline, so without it this file does not compile).
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 

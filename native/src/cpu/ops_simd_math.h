@@ -12,6 +12,11 @@
 #define LORAPLEX_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LORAPLEX_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 
+// The helpers below are always inlined: a kernel whose target lacks one of theirs (a `#pragma GCC target` without
+// f16c, say) then fails to compile instead of calling every helper out of line, through the PLT.
+#define LORAPLEX_HELPER_AVX2 LORAPLEX_TARGET_AVX2 __attribute__((always_inline)) inline
+#define LORAPLEX_HELPER_AVX512 LORAPLEX_TARGET_AVX512 __attribute__((always_inline)) inline
+
 namespace loraplex::simd {
 
 constexpr float kLog2e = 1.44269504088896341f;
@@ -26,7 +31,7 @@ constexpr float kExpP5 = 5.0000001201e-1f;
 constexpr float kExpOverflow = 88.72283935546875f;  // above: +inf
 constexpr float kExpUnderflow = -87.33654022216797f;  // below: 0 (subnormal results are flushed)
 
-LORAPLEX_TARGET_AVX2 inline __m256 exp_avx2(__m256 x) {
+LORAPLEX_HELPER_AVX2 __m256 exp_avx2(__m256 x) {
   const __m256 too_big = _mm256_cmp_ps(x, _mm256_set1_ps(kExpOverflow), _CMP_GT_OQ);
   const __m256 too_small = _mm256_cmp_ps(x, _mm256_set1_ps(kExpUnderflow), _CMP_LT_OQ);
   __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpUnderflow)), _mm256_set1_ps(kExpOverflow));
@@ -53,7 +58,7 @@ LORAPLEX_TARGET_AVX2 inline __m256 exp_avx2(__m256 x) {
   return y;
 }
 
-LORAPLEX_TARGET_AVX512 inline __m512 exp_avx512(__m512 x) {
+LORAPLEX_HELPER_AVX512 __m512 exp_avx512(__m512 x) {
   // scalef handles overflow to +inf and underflow to 0 itself; the clamp only keeps ±inf out of r.
   const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)),
@@ -72,7 +77,7 @@ LORAPLEX_TARGET_AVX512 inline __m512 exp_avx512(__m512 x) {
 
 // A fixed lane reduction of 16 floats: the 256-bit halves, the 128-bit quarters, lanes (0 + 2, 1 + 3), then
 // those two (the tree of GCC's _mm512_reduce_add_ps, written out so that reduce_add_16 can match it).
-LORAPLEX_TARGET_AVX512 inline float reduce_add_avx512(__m512 v) {
+LORAPLEX_HELPER_AVX512 float reduce_add_avx512(__m512 v) {
   const __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -83,7 +88,7 @@ LORAPLEX_TARGET_AVX512 inline float reduce_add_avx512(__m512 v) {
 // reduce_add_avx512 on 16 vectors at once: each step's adds are its adds (halves, quarters, pairs, then the
 // last two) on the same operands, two to eight vectors per instruction, so every sum has the same bits.
 // Element e of 128-bit lane l of the result (position 4·l + e) is reduce_add_avx512(v[4·e + l]).
-LORAPLEX_TARGET_AVX512 inline __m512 reduce_add_16_avx512(const __m512 (&v)[16]) {
+LORAPLEX_HELPER_AVX512 __m512 reduce_add_16_avx512(const __m512 (&v)[16]) {
   constexpr __mmask16 all = 0xffff;  // the maskz forms: GCC 12 warns spuriously on the plain shuffles
   __m512 halves[8];  // [v[2p] 8 lanes | v[2p + 1] 8 lanes], each the sum of its vector's two 256-bit halves
   for (int p = 0; p < 8; ++p)
@@ -111,7 +116,7 @@ constexpr float kTanhP2 = -5.37397155531e-2f;
 constexpr float kTanhP3 = 1.33314422036e-1f;
 constexpr float kTanhP4 = -3.33332819422e-1f;
 
-LORAPLEX_TARGET_AVX2 inline __m256 tanh_avx2(__m256 x) {
+LORAPLEX_HELPER_AVX2 __m256 tanh_avx2(__m256 x) {
   const __m256 sign_bit = _mm256_set1_ps(-0.0f);
   const __m256 z = _mm256_andnot_ps(sign_bit, x);
   const __m256 one = _mm256_set1_ps(1.0f);
@@ -128,7 +133,7 @@ LORAPLEX_TARGET_AVX2 inline __m256 tanh_avx2(__m256 x) {
   return _mm256_blendv_ps(large, small, _mm256_cmp_ps(z, _mm256_set1_ps(kTanhSmall), _CMP_LT_OQ));
 }
 
-LORAPLEX_TARGET_AVX512 inline __m512 tanh_avx512(__m512 x) {
+LORAPLEX_HELPER_AVX512 __m512 tanh_avx512(__m512 x) {
   const __m512 z = _mm512_abs_ps(x);
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 e = exp_avx512(_mm512_add_ps(z, z));
@@ -146,10 +151,10 @@ LORAPLEX_TARGET_AVX512 inline __m512 tanh_avx512(__m512 x) {
 }
 
 // cap · tanh(x / cap) (Gemma 2's soft-capping), x / cap by a true division as torch does.
-LORAPLEX_TARGET_AVX2 inline __m256 softcap_avx2(__m256 x, __m256 cap) {
+LORAPLEX_HELPER_AVX2 __m256 softcap_avx2(__m256 x, __m256 cap) {
   return _mm256_mul_ps(cap, tanh_avx2(_mm256_div_ps(x, cap)));
 }
-LORAPLEX_TARGET_AVX512 inline __m512 softcap_avx512(__m512 x, __m512 cap) {
+LORAPLEX_HELPER_AVX512 __m512 softcap_avx512(__m512 x, __m512 cap) {
   return _mm512_mul_ps(cap, tanh_avx512(_mm512_div_ps(x, cap)));
 }
 
@@ -177,12 +182,12 @@ constexpr double kExpTaylorD[14] = {1.0,
                                     1.0 / 479001600,
                                     1.0 / 6227020800};
 
-LORAPLEX_TARGET_AVX2 inline __m256d pow2_pd_avx2(__m256d k) {  // 2^k for whole k in [-1022, 1023]
+LORAPLEX_HELPER_AVX2 __m256d pow2_pd_avx2(__m256d k) {  // 2^k for whole k in [-1022, 1023]
   const __m256i e = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023));
   return _mm256_castsi256_pd(_mm256_slli_epi64(e, 52));
 }
 
-LORAPLEX_TARGET_AVX2 inline __m256d exp_pd_avx2(__m256d x) {
+LORAPLEX_HELPER_AVX2 __m256d exp_pd_avx2(__m256d x) {
   const __m256d xc = _mm256_max_pd(x, _mm256_set1_pd(kExpFloorD));  // -inf (and NaN) → the floor
   const __m256d n = _mm256_round_pd(_mm256_mul_pd(xc, _mm256_set1_pd(kLog2eD)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -195,7 +200,7 @@ LORAPLEX_TARGET_AVX2 inline __m256d exp_pd_avx2(__m256d x) {
   return _mm256_mul_pd(_mm256_mul_pd(p, pow2_pd_avx2(n1)), pow2_pd_avx2(_mm256_sub_pd(n, n1)));
 }
 
-LORAPLEX_TARGET_AVX512 inline __m512d exp_pd_avx512(__m512d x) {
+LORAPLEX_HELPER_AVX512 __m512d exp_pd_avx512(__m512d x) {
   const __m512d xc = _mm512_max_pd(x, _mm512_set1_pd(kExpFloorD));  // -inf (and NaN) → the floor
   const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(xc, _mm512_set1_pd(kLog2eD)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -207,20 +212,20 @@ LORAPLEX_TARGET_AVX512 inline __m512d exp_pd_avx512(__m512d x) {
 }
 
 // Lane masks for the first n lanes (0 ≤ n ≤ width).
-LORAPLEX_TARGET_AVX512 inline __mmask16 tail_mask16(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+LORAPLEX_HELPER_AVX512 __mmask16 tail_mask16(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
-LORAPLEX_TARGET_AVX2 inline __m256i tail_mask8(int n) {
+LORAPLEX_HELPER_AVX2 __m256i tail_mask8(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-LORAPLEX_TARGET_AVX2 inline float hsum_avx2(__m256 v) {
+LORAPLEX_HELPER_AVX2 float hsum_avx2(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
 
-LORAPLEX_TARGET_AVX2 inline float hmax_avx2(__m256 v) {
+LORAPLEX_HELPER_AVX2 float hmax_avx2(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
