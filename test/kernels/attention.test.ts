@@ -233,6 +233,56 @@ describe('pagedAttention: batch invariance (bitwise, per ISA)', () => {
   }
 });
 
+// Head dims 64 and 128 take the AVX-512 prefill path with the chunk's keys transposed (attention_kt in
+// native/src/cpu/attention_kernels.h): every query of a prefill must still give the bits of its lone decode,
+// which reads the keys as rows. Groups of 1 to 8 query heads per kv head (5 and 8: more than one pass of 4),
+// soft-capping, sliding windows (the window's start shifts a chunk's lanes), bf16 caches, every ISA.
+describe('pagedAttention: each prefill query gives its decode bits at head dims 64 and 128', () => {
+  const cases = [
+    { headDim: 64, numHeads: 9, numKvHeads: 3 },
+    { headDim: 64, numHeads: 8, numKvHeads: 8 },
+    { headDim: 64, numHeads: 10, numKvHeads: 2, softcap: 30 },
+    { headDim: 128, numHeads: 8, numKvHeads: 1, slidingWindow: 21 },
+    { headDim: 128, numHeads: 8, numKvHeads: 2, slidingWindow: 5, softcap: 5 },
+  ];
+  for (const { headDim, numHeads, numKvHeads, ...rest } of cases) {
+    const name = `D=${headDim} Hq/Hkv=${numHeads}/${numKvHeads}${rest.softcap ? ` softcap ${rest.softcap}` : ''}${rest.slidingWindow ? ` window ${rest.slidingWindow}` : ''}`;
+    test(name, () => {
+      const shape: AttentionShape = { numHeads, numKvHeads, headDim, blockSize: 16, ...rest };
+      const scene = makeScene(rng(headDim + numHeads), shape, [53, 40]);
+      const bf16 = bf16Scene(scene);
+      const forms = [
+        ['f32', (ids: number[], specs: SeqSpec[]) => attend(nativeAttentionKernels, scene, ids, specs)],
+        ['bf16', (ids: number[], specs: SeqSpec[]) => bf16.attendBf16(nativeAttentionKernels, ids, specs)],
+      ] as const;
+      // a whole 53-token prompt beside a 9-token chunk at positions 31..39 of another sequence
+      const specs = [
+        { qLen: 53, kvLen: 53 },
+        { qLen: 9, kvLen: 40 },
+      ];
+      for (const isa of isas) {
+        setIsa(isa);
+        for (const [label, run] of forms) {
+          const prefill = run([0, 1], specs);
+          for (const [seq, first, row0] of [
+            [0, 0, 0],
+            [1, 31, 53],
+          ] as const) {
+            for (let i = 0; i < specs[seq].qLen; i++) {
+              const decode = run([seq], [{ qLen: 1, kvLen: first + i + 1 }]);
+              assertBitwise(
+                rowsOf(prefill, shape, row0 + i, 1),
+                decode,
+                `${isa} ${label}: sequence ${seq}, query ${i}`,
+              );
+            }
+          }
+        }
+      }
+    });
+  }
+});
+
 describe('pagedAttention: semantics of the reference', () => {
   test('grouped-query attention equals multi-head attention over repeated kv heads', () => {
     const r = rng(5);

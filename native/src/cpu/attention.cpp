@@ -1,9 +1,11 @@
 // Paged attention driver: splits the batch into (sequence, kv heads, query chunk) tasks and, for every
-// (query, head) of a task, runs the ISA's chunk step over the keys in position order.
+// (query, head) of a task, runs the ISA's chunk step over the keys in position order (on AVX-512, a chunk that
+// several queries read is transposed once and stepped through attention_chunk_kt_avx512: the same bits).
 #include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -41,6 +43,7 @@ struct Run {
   AttentionShape shape;
   AttentionBatch batch;
   AttentionChunkFn chunk;
+  bool transposed_keys;  // prefill tasks use attention_chunk_kt_avx512 (AVX-512, head dims 64 and 128)
   void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
   float scale;
   int group;  // q heads per kv head
@@ -90,9 +93,11 @@ struct Run {
     auto state_of = [&](int qi, int g) { return &states[(qi - t.q_begin) * heads + (g - t.kv_begin) * group]; };
 
     thread_local std::vector<float> packed;
-    packed.resize(size_t(2) * kAttentionKeyChunk * D);
+    packed.resize(size_t(3) * kAttentionKeyChunk * D + 16);
     float* packed_k = packed.data();
     float* packed_v = packed.data() + kAttentionKeyChunk * D;
+    float* kt = packed.data() + 2 * kAttentionKeyChunk * D;  // transposed keys, 64-byte aligned
+    kt += (16 - (reinterpret_cast<uintptr_t>(kt) / sizeof(float)) % 16) % 16;
     const float* k_rows[kAttentionKeyChunk];
     const float* v_rows[kAttentionKeyChunk];
     const int last_pos = first_pos + t.q_end - 1;
@@ -107,7 +112,12 @@ struct Run {
       // by side first: in the cache one head's keys sit Hkv·D floats apart (4 KiB for 8×128) and would fight
       // over the same L1 sets when reread. A bf16 cache is always widened into the packed rows (exactly).
       const bool bf16 = kv_dtype == KvDtype::Bf16;
-      const bool pack = bf16 || t.q_end - first_live > 1;
+      const bool shared = t.q_end - first_live > 1;
+      const bool pack = bf16 || shared;
+      // Keys transposed once for the chunk's queries (no horizontal sums per query); f32 keys go straight from
+      // the cache rows into kt, so only a bf16 cache's keys are packed (widened) first.
+      const bool transpose = transposed_keys && shared;
+      const bool keys_packed = bf16 || (shared && !transpose);
       for (int g = t.kv_begin; g < t.kv_end; ++g) {
         for (int j = 0; j < chunk_len; ++j) {
           const int64_t offset = row_of(table, c0 + j) * kv_width + int64_t(g) * D;
@@ -115,12 +125,13 @@ struct Run {
             widen_bf16(reinterpret_cast<const uint16_t*>(k_at(offset)), packed_k + j * D, D);
             widen_bf16(reinterpret_cast<const uint16_t*>(v_at(offset)), packed_v + j * D, D);
           } else if (pack) {
-            std::memcpy(packed_k + j * D, k_at(offset), sizeof(float) * D);
+            if (keys_packed) std::memcpy(packed_k + j * D, k_at(offset), sizeof(float) * D);
             std::memcpy(packed_v + j * D, v_at(offset), sizeof(float) * D);
           }
-          k_rows[j] = pack ? packed_k + j * D : reinterpret_cast<const float*>(k_at(offset));
+          k_rows[j] = keys_packed ? packed_k + j * D : reinterpret_cast<const float*>(k_at(offset));
           v_rows[j] = pack ? packed_v + j * D : reinterpret_cast<const float*>(v_at(offset));
         }
+        if (transpose) transpose_keys_avx512(k_rows, chunk_len, D, kt);
         for (int qi = first_live; qi < t.q_end; ++qi) {
           const int n = std::min(chunk_len, first_pos + qi - c0 + 1);
           // Sliding window: keys before p-W+1 are skipped; chunks stay aligned to position 0, so a query's
@@ -129,7 +140,12 @@ struct Run {
           const int j0 = std::max(0, lo - c0);
           if (j0 >= n) continue;
           const float* q_heads = q + ((int64_t(batch.q_start[t.seq]) + qi) * hq + int64_t(g) * group) * D;
-          chunk(q_heads, group, state_of(qi, g), k_rows + j0, v_rows + j0, n - j0, D, scale, shape.softcap);
+          if (transpose) {
+            attention_chunk_kt_avx512(q_heads, group, state_of(qi, g), kt, j0, v_rows + j0, n - j0, D, scale,
+                                      shape.softcap);
+          } else {
+            chunk(q_heads, group, state_of(qi, g), k_rows + j0, v_rows + j0, n - j0, D, scale, shape.softcap);
+          }
         }
       }
     }
@@ -183,8 +199,19 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, K
   // Longest first, so the pool's dynamic scheduling ends with the small tasks.
   std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
   const float scale = shape.scale > 0.0f ? shape.scale : float(1.0 / std::sqrt(double(shape.head_dim)));
-  const Run run{q,     k_cache, v_cache, kv_dtype, out, shape, batch, chunk_fn_for(active_isa()),
-                ops_row_kernels().widen_bf16, scale, group};
+  const Isa isa = active_isa();
+  const Run run{q,
+                k_cache,
+                v_cache,
+                kv_dtype,
+                out,
+                shape,
+                batch,
+                chunk_fn_for(isa),
+                isa >= Isa::Avx512 && attention_kt_supported(shape.head_dim),
+                ops_row_kernels().widen_bf16,
+                scale,
+                group};
   parallel_for(int64_t(tasks.size()), [&](int64_t i, int) { run.task(tasks[i]); });
 }
 

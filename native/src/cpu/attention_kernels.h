@@ -29,4 +29,14 @@ void attention_chunk_avx2(const float* q, int heads, AttentionState* states, con
 void attention_chunk_avx512(const float* q, int heads, AttentionState* states, const float* const* k_rows,
                             const float* const* v_rows, int n, int head_dim, float scale, float softcap);
 
+// Prefill's form of attention_chunk_avx512 (AVX-512 only, head dims 64 and 128: attention_kt_supported): the
+// chunk's keys transposed once for all its queries (transpose_keys_avx512: kt[d·16 + u] = key u's element d,
+// keys ≥ n zero), so a query's scores need no horizontal sums. `shift` keys at the chunk's start are skipped (a
+// sliding window), then it folds keys [shift, shift + n) — v_rows and n as attention_chunk_avx512 gets them.
+// Each (query, head) gets attention_chunk_avx512's bits: the same products, sums and order.
+bool attention_kt_supported(int head_dim);
+void transpose_keys_avx512(const float* const* k_rows, int n, int head_dim, float* kt);
+void attention_chunk_kt_avx512(const float* q, int heads, AttentionState* states, const float* kt, int shift,
+                               const float* const* v_rows, int n, int head_dim, float scale, float softcap);
+
 }  // namespace loraplex
