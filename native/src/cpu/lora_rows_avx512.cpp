@@ -184,6 +184,11 @@ void shrink_avx512(const float* const* x, int rows, const StoredAs<W>* a_stored,
 template <int R, int C, bool Masked, typename W>
 inline void expand_tile(const float* const* h, const W* bt, int64_t bt_first, int rank, int64_t ldb, int64_t n0,
                         __mmask16 last, const ColumnFactor& scale, float* const* y) {
+  if constexpr (R > 1) {
+    // The tile's y, requested before the rank loop: the updates at its end otherwise wait on them.
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) _mm_prefetch(reinterpret_cast<const char*>(y[r] + n0 + c * kLanes), _MM_HINT_T0);
+  }
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
