@@ -13,7 +13,7 @@
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
- *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-rows,lora-bf16dot,projections-bf16dot]
+ *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot]
  *                               [--rounds 21] [--isa avx2]
  *                               [--out docs/figures/native-ab]
  */
@@ -52,6 +52,24 @@ interface Addon extends LoraStepAddon {
   sample(logits: Float32Array, vocab: number, params: Float64Array, rows: number, out: Int32Array): void;
   measureReadBandwidth(bytes: number, passes: number): { value: number };
   setIsa(isa: string): string;
+  pagedAttention(
+    q: Float32Array,
+    kCache: Float32Array | Uint16Array,
+    vCache: Float32Array | Uint16Array,
+    out: Float32Array,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    blockSize: number,
+    qStart: Int32Array,
+    kvLen: Int32Array,
+    blockTables: Int32Array,
+    blockTableStart: Int32Array,
+    numSeqs: number,
+    slidingWindow: number,
+    scale: number | undefined,
+    softcap: number,
+  ): void;
 }
 
 interface Case {
@@ -312,6 +330,81 @@ function loraBf16DotCases(base: Addon, head: Addon, section: string): Case[] {
   return cases;
 }
 
+// Attention at the shapes a W3 wave gives: prefill steps of 4 prompts × 128 tokens (each from position 0) and a
+// decode step of 32 sequences at 192 cached tokens, SmolLM2-135M's heads (9 / 3, D = 64), Llama-3.2-1B's (32 / 8,
+// D = 64) and Llama-3.1-8B's (32 / 8, D = 128).
+const ATTENTION_SHAPES = [
+  { name: 'SmolLM2', heads: 9, kvHeads: 3, headDim: 64 },
+  { name: '1B', heads: 32, kvHeads: 8, headDim: 64 },
+  { name: '8B', heads: 32, kvHeads: 8, headDim: 128 },
+];
+const ATTENTION_STEPS = [
+  { label: 'prefill 4 × 128', seqs: 4, queries: 128, context: 128, kv: 'f32' },
+  { label: 'prefill 4 × 128', seqs: 4, queries: 128, context: 128, kv: 'bf16' },
+  { label: 'decode 32 × 192', seqs: 32, queries: 1, context: 192, kv: 'f32' },
+] as const;
+
+/** Section `attention`: paged attention per step; both builds must give the same bits. */
+function attentionCases(base: Addon, head: Addon): Case[] {
+  const cases: Case[] = [];
+  const blockSize = 16;
+  for (const shape of ATTENTION_SHAPES)
+    for (const step of ATTENTION_STEPS) {
+      const perSeq = Math.ceil(step.context / blockSize);
+      const blocks = step.seqs * perSeq;
+      const rowWidth = shape.kvHeads * shape.headDim;
+      const random = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
+      const k = random(blocks * blockSize * rowWidth, 1);
+      const v = random(blocks * blockSize * rowWidth, 2);
+      const toBf16 = (x: Float32Array) => Uint16Array.from(new Uint32Array(x.buffer), (u) => u >>> 16);
+      const [kCache, vCache] = step.kv === 'f32' ? [k, v] : [toBf16(k), toBf16(v)];
+      const q = random(step.seqs * step.queries * shape.heads * shape.headDim, 3);
+      const outs = new Map([base, head].map((addon) => [addon, new Float32Array(q.length)]));
+      const args = [
+        Int32Array.from({ length: step.seqs + 1 }, (_, s) => s * step.queries),
+        new Int32Array(step.seqs).fill(step.context),
+        Int32Array.from({ length: blocks }, (_, i) => (i * 7919) % blocks), // scattered blocks, as a busy cache
+        Int32Array.from({ length: step.seqs }, (_, s) => s * perSeq),
+      ] as const;
+      const timed = pairTimes(
+        base,
+        head,
+        (addon) =>
+          addon.pagedAttention(
+            q,
+            kCache,
+            vCache,
+            outs.get(addon)!,
+            shape.heads,
+            shape.kvHeads,
+            shape.headDim,
+            blockSize,
+            ...args,
+            step.seqs,
+            0,
+            undefined,
+            0,
+          ),
+        {
+          afterRound: () => {
+            const [a, b] = [...outs.values()].map((out) => new Uint32Array(out.buffer));
+            if (a.some((x, i) => x !== b[i]))
+              throw new Error(`attention ${shape.name}: the builds gave different bits`);
+          },
+        },
+      );
+      const keys = step.queries === 1 ? step.context : (step.queries * (step.queries + 1)) / 2;
+      cases.push({
+        section: 'attention',
+        name: `${shape.name} (${shape.heads} / ${shape.kvHeads} heads, D = ${shape.headDim}) ${step.label}, ${step.kv} KV`,
+        work: 4 * shape.headDim * shape.heads * step.seqs * keys,
+        ...timed,
+      });
+      log(`attention ${shape.name} ${step.label} ${step.kv}: ×${timed.speedup.toFixed(3)}`);
+    }
+  return cases;
+}
+
 const baseCheckout = ensureWorktree(ROOT, args.base!); // cached per commit, as bench:revisions keeps them
 const headCheckout = workingTree(ROOT);
 const baseRev = baseCheckout.sha.slice(0, 7);
@@ -332,11 +425,12 @@ if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
 if (sections.includes('lora-rows')) cases = cases.concat(loraRowCases(base, head));
+if (sections.includes('attention')) cases = cases.concat(attentionCases(base, head));
 for (const section of ['lora-bf16dot', 'projections-bf16dot'])
   if (sections.includes(section)) cases = cases.concat(loraBf16DotCases(base, head, section));
 
 const rate = (c: Case, ms: number) =>
-  c.section === 'gemm' || c.section === 'lora-rows' || c.section.endsWith('-bf16dot')
+  c.section === 'gemm' || c.section === 'lora-rows' || c.section === 'attention' || c.section.endsWith('-bf16dot')
     ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s`
     : c.section === 'lora'
       ? `${(c.work / ms / 1e6).toFixed(1)} GB/s`

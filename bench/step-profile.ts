@@ -7,7 +7,7 @@
  * Writes OUT.json and prints the table.
  *
  *   npm run bench:step-profile -- [--model DIR] [--adapters 0] [--temperature 1] [--bf16-dot]
- *                                 [--max-batch-tokens 2048] [--lora-dtype auto] [--out FILE]
+ *                                 [--max-batch-tokens 2048] [--lora-dtype auto] [--waves 1] [--out FILE]
  *
  * The default model is the Llama-3.2-1B-shaped bench model (`npm run bench:models`). Temperature 1 samples as
  * the peers' workloads do (no top-k / top-p); temperature 0 is greedy.
@@ -38,6 +38,8 @@ const { values: args } = parseArgs({
     'max-batch-tokens': { type: 'string', default: '2048' },
     /** Adapter slots' storage (--lora-dtype); auto: bf16 on a bf16 checkpoint. */
     'lora-dtype': { type: 'string', default: 'auto' },
+    /** Waves of the workload; only the last is profiled (the ones before warm the slots and the KV cache). */
+    waves: { type: 'string', default: '1' },
     out: { type: 'string', default: 'artifacts/step-profile.json' },
   },
 });
@@ -108,24 +110,32 @@ for (let i = 0; i < numAdapters; i++) {
 }
 const rng = new SeededRandom(7);
 const temperature = Number(args.temperature);
-for (let i = 0; i < PROMPTS; i++) {
-  engine.addRequest({
-    promptIds: Array.from({ length: PROMPT_TOKENS }, () => 1 + Math.floor(rng.uniform() * 1000)),
-    adapter: numAdapters > 0 ? `a${i % numAdapters}` : null,
-    params: { maxTokens: OUTPUT_TOKENS, minTokens: OUTPUT_TOKENS, temperature, ignoreEos: true },
-  });
-}
-const stepMs: number[] = [];
-const started = new Set<unknown>(); // sequences with their first token
+const waves = Number(args.waves);
+let stepMs: number[] = [];
 let prefillSteps = 0;
-phase = 'prefill';
-while (engine.hasUnfinished()) {
-  const t0 = performance.now();
-  const outputs = engine.step();
-  stepMs.push(performance.now() - t0);
-  if (phase === 'prefill') prefillSteps++;
-  for (const o of outputs) if (o.newToken !== null) started.add(o.seq);
-  if (started.size === PROMPTS) phase = 'decode';
+// Waves before the last are not profiled (phase `load`): they leave the adapters in their slots and the KV
+// cache's pages touched, as a server's warmup requests do before the measured ones.
+for (let wave = 1; wave <= waves; wave++) {
+  for (let i = 0; i < PROMPTS; i++) {
+    engine.addRequest({
+      promptIds: Array.from({ length: PROMPT_TOKENS }, () => 1 + Math.floor(rng.uniform() * 1000)),
+      adapter: numAdapters > 0 ? `a${i % numAdapters}` : null,
+      params: { maxTokens: OUTPUT_TOKENS, minTokens: OUTPUT_TOKENS, temperature, ignoreEos: true },
+    });
+  }
+  const profiled = wave === waves;
+  stepMs = [];
+  prefillSteps = 0;
+  const started = new Set<unknown>(); // sequences with their first token
+  phase = profiled ? 'prefill' : 'load';
+  while (engine.hasUnfinished()) {
+    const t0 = performance.now();
+    const outputs = engine.step();
+    stepMs.push(performance.now() - t0);
+    if (phase !== 'decode') prefillSteps++;
+    for (const o of outputs) if (o.newToken !== null) started.add(o.seq);
+    if (started.size === PROMPTS && profiled) phase = 'decode';
+  }
 }
 
 const decodeSteps = stepMs.length - prefillSteps;
@@ -149,6 +159,7 @@ const report = {
     outputTokens: OUTPUT_TOKENS,
     maxBatchTokens: MAX_BATCH_TOKENS,
     prefillSteps,
+    waves,
   },
   stepMs,
   ops: rows.map((e) => ({ ...e, msPerStep: perStep(e), gflops: e.flops ? e.flops / e.ms / 1e6 : undefined })),
