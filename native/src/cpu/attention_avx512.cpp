@@ -3,7 +3,8 @@
 // key row is loaded once per pair, and each value vector once for all of them; every (query, head) still sees
 // exactly the arithmetic of a lone head, in the same order. Prefill's chunks, read by many queries, are transposed
 // once (keys in lanes from the start), which gives the same sums without the per-query horizontal reductions:
-// measured ×1.08-1.23 on a 4 × 128-token prefill step (docs/figures/native-ab-attention-kt.md).
+// measured ×1.08-1.23 on a 4 × 128-token prefill step at D = 64, about even at D = 128
+// (docs/figures/native-ab-attention-kt.md).
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
