@@ -55,7 +55,7 @@ export interface GemmBenchRow {
 const BYTES: Record<WeightDType, number> = { f32: 4, f16: 2, bf16: 2 };
 
 /** Random weights of a moderate range; 16-bit patterns are built directly (sign, exponent, mantissa). */
-function randomWeight(dtype: WeightDType, n: number, k: number): WeightMatrix {
+export function randomWeight(dtype: WeightDType, n: number, k: number): WeightMatrix {
   if (dtype === 'f32') return { dtype, rows: n, cols: k, data: randomF32(n * k, 7, 1 / Math.sqrt(k)) };
   const data = new Uint16Array(n * k);
   let s = 12345;

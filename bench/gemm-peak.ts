@@ -1,0 +1,114 @@
+/**
+ * `npm run bench:gemm-peak`: the f32 path's GEMM (f32 weights, and bf16 weights widened to f32, the default) as a
+ * share of the f32 FMA peak measured around it, round by round. bench:kernels measures the peak once and the GEMMs
+ * minutes later; on a VM whose speed moves within minutes (and a core whose clock drops after AMX work) that ratio
+ * moved from 39 to 95 %. Here each round measures the peak, runs every case, then measures the peak again, and
+ * a case's share is its rate over the mean of the two peaks; the report gives its median over rounds and quartiles.
+ * Nothing in a round runs on AMX, so no AMX work lowers the clock between a peak and its GEMMs.
+ *
+ *   npm run bench:gemm-peak -- [--rounds 11] [--out docs/figures/gemm-f32-peak]
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { cpuInfo } from '../src/kernels/native/addon.ts';
+import { bf16DotPath, nativeGemmKernels as kernels, measureFmaPeak, setBf16Dot } from '../src/kernels/native/gemm.ts';
+import type { WeightDType } from '../src/kernels/types.ts';
+import { type GemmShape, LLAMA8B_SHAPES, randomWeight, SMOLLM2_SHAPES } from './gemm.ts';
+import { median, medianSeconds, randomF32 } from './util.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '11' },
+    out: { type: 'string', default: 'artifacts/gemm-f32-peak' },
+  },
+});
+const rounds = Number(args.rounds);
+const PEAK_SECONDS = 0.25;
+const M = [128, 512];
+const shapes: GemmShape[] = [
+  ...SMOLLM2_SHAPES.filter((s) => s.name === 'smollm2 gate/up' || s.name === 'smollm2 down'),
+  ...LLAMA8B_SHAPES,
+];
+const dtypes: WeightDType[] = ['f32', 'bf16'];
+
+interface Case {
+  name: string;
+  flops: number;
+  run: () => void;
+  gflops: number[];
+  share: number[];
+}
+
+const dotDefault = bf16DotPath();
+setBf16Dot(false); // bf16 weights widened to f32: the default path
+const cases: Case[] = [];
+for (const shape of shapes)
+  for (const dtype of dtypes) {
+    const w = kernels.packWeight(randomWeight(dtype, shape.n, shape.k));
+    for (const m of M) {
+      const x = randomF32(m * shape.k, 3);
+      const y = new Float32Array(m * shape.n);
+      cases.push({
+        name: `${shape.name} ${shape.n}×${shape.k}, ${dtype === 'f32' ? 'f32' : 'bf16 widened'}, M=${m}`,
+        flops: 2 * m * shape.n * shape.k,
+        run: () => kernels.gemm(x, w, y, m),
+        gflops: [],
+        share: [],
+      });
+    }
+  }
+
+const peaks: number[] = [];
+try {
+  for (let r = 0; r < rounds; r++) {
+    const before = measureFmaPeak(PEAK_SECONDS).value;
+    const rates = cases.map((c) => c.flops / medianSeconds(c.run, { repeats: 3 }) / 1e9);
+    const after = measureFmaPeak(PEAK_SECONDS).value;
+    peaks.push(before, after);
+    cases.forEach((c, i) => {
+      c.gflops.push(rates[i]);
+      c.share.push(rates[i] / ((before + after) / 2));
+    });
+    console.error(`round ${r + 1}/${rounds}: peak ${before.toFixed(0)} → ${after.toFixed(0)} GFLOP/s`);
+  }
+} finally {
+  setBf16Dot(dotDefault !== 'off', { amx: dotDefault !== 'vdpbf16ps' });
+}
+
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)];
+const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
+const generated = new Date().toISOString();
+const info = cpuInfo();
+const git = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+  cwd: import.meta.dirname,
+  encoding: 'utf8',
+}).trim();
+const lines = [
+  `${generated.slice(0, 16).replace('T', ' ')} UTC at ${git}, ${info.active}, ${info.threads} threads, ${rounds} rounds ` +
+    '(`npm run bench:gemm-peak`): each round the f32 FMA peak, every case (median of 3 calls), the peak again; share: ' +
+    `the case's rate over the mean of its round's two peaks (median [quartiles]). Peak over the run: median ` +
+    `${median(peaks).toFixed(0)} GFLOP/s, ${Math.min(...peaks).toFixed(0)}–${Math.max(...peaks).toFixed(0)}.`,
+  '',
+  '| case | GFLOP/s (median) | share of the FMA peak |',
+  '|---|---|---|',
+  ...cases.map(
+    (c) =>
+      `| ${c.name} | ${median(c.gflops).toFixed(0)} | ${pct(median(c.share))} [${pct(quantile(c.share, 0.25))}–${pct(quantile(c.share, 0.75))}] |`,
+  ),
+  '',
+];
+console.log(lines.join('\n'));
+const report = {
+  generated,
+  git,
+  isa: info.active,
+  threads: info.threads,
+  rounds,
+  peakSeconds: PEAK_SECONDS,
+  peaks,
+  cases: cases.map(({ name, flops, gflops, share }) => ({ name, flops, gflops, share, medianShare: median(share) })),
+};
+writeFileSync(`${args.out}.json`, `${JSON.stringify(report, null, 1)}\n`);
+writeFileSync(`${args.out}.md`, lines.join('\n'));
+console.error(`wrote ${args.out}.json and .md`);
