@@ -89,8 +89,9 @@ LORAPLEX_TARGET_AVX512 inline void fold_scores(AttentionState* states, const __m
                                                const float* const* v_rows, int n, float scale, float softcap,
                                                B blocks) {
   // Blocks per pass of the accumulation loop (any gives the same bits: the order is per element): HB × BB
-  // accumulators, each weight broadcast once per pass.
-  constexpr int BB = 16 / HB;
+  // accumulators, each weight broadcast once per pass; 16 of them at head dims 64 and 128, 8 where the head
+  // dimension is only known at run time (up to 256 and more: fewer registers).
+  constexpr int BB = std::is_same_v<B, Blocks> ? (8 / HB > 0 ? 8 / HB : 1) : 16 / HB;
   alignas(64) float s[HB][kAttentionKeyChunk];  // the weights p, for the accumulation's broadcasts
   const __mmask16 live = simd::tail_mask16(n);  // n ≤ 16
   float correction[HB];
