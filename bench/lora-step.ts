@@ -38,7 +38,7 @@ export interface LoraStepAddon {
 }
 
 /** A deterministic bf16 weight [n, k] in [2^-7, 2^-6), different per layer. */
-function baseWeight(n: number, k: number, layer: number): Uint16Array {
+export function baseWeight(n: number, k: number, layer: number): Uint16Array {
   const w = new Uint16Array(n * k);
   for (let i = 0; i < w.length; i++) w[i] = 0x3c00 + ((i * 7919 + layer * 104729) % 4096);
   return w;

@@ -22,7 +22,9 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { f32ToBf16 } from '../src/kernels/dtype.ts';
 import {
+  baseWeight,
   LORA_PREFILL,
   LORA_STEP_MODELS,
   LORA_STEP_ROWS,
@@ -149,8 +151,7 @@ function gemmCases(base: Addon, head: Addon): Case[] {
   };
   const cases: Case[] = [];
   for (const shape of GEMM_SHAPES) {
-    const w = new Uint16Array(shape.n * shape.k);
-    for (let i = 0; i < w.length; i++) w[i] = 0x3c00 + ((i * 7919) % 4096); // bf16 in [2^-7, 2^-6)
+    const w = baseWeight(shape.n, shape.k, 0);
     const packed = {
       base: base.gemmPackWeight('bf16', shape.n, shape.k, w),
       head: head.gemmPackWeight('bf16', shape.n, shape.k, w),
@@ -344,6 +345,9 @@ const ATTENTION_STEPS = [
   { label: 'decode 32 × 192', seqs: 32, queries: 1, context: 192, kv: 'f32' },
 ] as const;
 
+const waveValues = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
+const toBf16 = (x: Float32Array) => Uint16Array.from(x, f32ToBf16);
+
 /** Section `attention`: paged attention per step; both builds must give the same bits. */
 function attentionCases(base: Addon, head: Addon): Case[] {
   const cases: Case[] = [];
@@ -353,12 +357,10 @@ function attentionCases(base: Addon, head: Addon): Case[] {
       const perSeq = Math.ceil(step.context / blockSize);
       const blocks = step.seqs * perSeq;
       const rowWidth = shape.kvHeads * shape.headDim;
-      const random = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
-      const k = random(blocks * blockSize * rowWidth, 1);
-      const v = random(blocks * blockSize * rowWidth, 2);
-      const toBf16 = (x: Float32Array) => Uint16Array.from(new Uint32Array(x.buffer), (u) => u >>> 16);
+      const k = waveValues(blocks * blockSize * rowWidth, 1);
+      const v = waveValues(blocks * blockSize * rowWidth, 2);
       const [kCache, vCache] = step.kv === 'f32' ? [k, v] : [toBf16(k), toBf16(v)];
-      const q = random(step.seqs * step.queries * shape.heads * shape.headDim, 3);
+      const q = waveValues(step.seqs * step.queries * shape.heads * shape.headDim, 3);
       const outs = new Map([base, head].map((addon) => [addon, new Float32Array(q.length)]));
       const args = [
         Int32Array.from({ length: step.seqs + 1 }, (_, s) => s * step.queries),

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -93,11 +92,10 @@ struct Run {
     auto state_of = [&](int qi, int g) { return &states[(qi - t.q_begin) * heads + (g - t.kv_begin) * group]; };
 
     thread_local std::vector<float> packed;
-    packed.resize(size_t(3) * kAttentionKeyChunk * D + 16);
+    packed.resize(size_t(2) * kAttentionKeyChunk * D);
     float* packed_k = packed.data();
     float* packed_v = packed.data() + kAttentionKeyChunk * D;
-    float* kt = packed.data() + 2 * kAttentionKeyChunk * D;  // transposed keys, 64-byte aligned
-    kt += (16 - (reinterpret_cast<uintptr_t>(kt) / sizeof(float)) % 16) % 16;
+    alignas(64) float kt[kAttentionKeyChunk * kAttentionKtMaxHeadDim];  // transposed keys (transposed_keys only)
     const float* k_rows[kAttentionKeyChunk];
     const float* v_rows[kAttentionKeyChunk];
     const int last_pos = first_pos + t.q_end - 1;

@@ -258,7 +258,7 @@ LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, At
   }
 }
 
-bool attention_kt_supported(int head_dim) { return head_dim == 64 || head_dim == 128; }
+bool attention_kt_supported(int head_dim) { return head_dim == 64 || head_dim == kAttentionKtMaxHeadDim; }
 
 LORAPLEX_TARGET_AVX512 void transpose_keys_avx512(const float* const* k_rows, int n, int head_dim, float* kt) {
   for (int b = 0; b < head_dim / 16; ++b) {

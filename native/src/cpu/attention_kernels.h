@@ -34,6 +34,7 @@ void attention_chunk_avx512(const float* q, int heads, AttentionState* states, c
 // keys ≥ n zero), so a query's scores need no horizontal sums. `shift` keys at the chunk's start are skipped (a
 // sliding window), then it folds keys [shift, shift + n) — v_rows and n as attention_chunk_avx512 gets them.
 // Each (query, head) gets attention_chunk_avx512's bits: the same products, sums and order.
+constexpr int kAttentionKtMaxHeadDim = 128;
 bool attention_kt_supported(int head_dim);
 void transpose_keys_avx512(const float* const* k_rows, int n, int head_dim, float* kt);
 void attention_chunk_kt_avx512(const float* q, int heads, AttentionState* states, const float* kt, int shift,
