@@ -233,15 +233,17 @@ describe('pagedAttention: batch invariance (bitwise, per ISA)', () => {
   }
 });
 
-// Head dims 64 and 128 take the AVX-512 prefill path with the chunk's keys transposed (attention_kt in
-// native/src/cpu/attention_kernels.h): every query of a prefill must still give the bits of its lone decode,
-// which reads the keys as rows. Groups of 1 to 8 query heads per kv head (5 and 8: more than one pass of 4),
-// soft-capping, sliding windows (the window's start shifts a chunk's lanes), bf16 caches, every ISA.
-describe('pagedAttention: each prefill query gives its decode bits at head dims 64 and 128', () => {
+// Head dims that are multiples of 16 take the AVX-512 prefill path with 16 (query, head) pairs in lanes
+// (attention_lanes in native/src/cpu/attention_kernels.h; 64 and 128 with their block counts at compile time):
+// every query of a prefill must still give the bits of its lone decode, which folds one query's heads with the
+// keys in lanes. Groups of 1 to 8 query heads per kv head (lane groups that split a query's heads), soft-capping,
+// sliding windows (a window's start inside a chunk), bf16 caches, every ISA.
+describe('pagedAttention: each prefill query gives its decode bits at head dims 64, 80 and 128', () => {
   const cases = [
     { headDim: 64, numHeads: 9, numKvHeads: 3 },
     { headDim: 64, numHeads: 8, numKvHeads: 8 },
     { headDim: 64, numHeads: 10, numKvHeads: 2, softcap: 30 },
+    { headDim: 80, numHeads: 6, numKvHeads: 2, slidingWindow: 19 },
     { headDim: 128, numHeads: 8, numKvHeads: 1, slidingWindow: 21 },
     { headDim: 128, numHeads: 8, numKvHeads: 2, slidingWindow: 5, softcap: 5 },
   ];

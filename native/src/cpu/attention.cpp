@@ -1,6 +1,6 @@
 // Paged attention driver: splits the batch into (sequence, kv heads, query chunk) tasks and, for every
-// (query, head) of a task, runs the ISA's chunk step over the keys in position order (on AVX-512, a chunk that
-// several queries read is transposed once and stepped through attention_chunk_kt_avx512: the same bits).
+// (query, head) of a task, runs the ISA's chunk step over the keys in position order (on AVX-512, a prefill task's
+// pairs step through each chunk 16 at a time, one per lane, in attention_lanes_avx512.cpp: the same bits).
 #include <xmmintrin.h>
 
 #include <algorithm>
@@ -42,7 +42,7 @@ struct Run {
   AttentionShape shape;
   AttentionBatch batch;
   AttentionChunkFn chunk;
-  bool transposed_keys;  // prefill tasks use attention_chunk_kt_avx512 (AVX-512, head dims 64 and 128)
+  bool lanes;  // prefill tasks use attention_lanes_avx512 (AVX-512, head dims that are multiples of 16)
   void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
   float scale;
   int group;  // q heads per kv head
@@ -95,7 +95,6 @@ struct Run {
     packed.resize(size_t(2) * kAttentionKeyChunk * D);
     float* packed_k = packed.data();
     float* packed_v = packed.data() + kAttentionKeyChunk * D;
-    alignas(64) float kt[kAttentionKeyChunk * kAttentionKtMaxHeadDim];  // transposed keys (transposed_keys only)
     const float* k_rows[kAttentionKeyChunk];
     const float* v_rows[kAttentionKeyChunk];
     const int last_pos = first_pos + t.q_end - 1;
@@ -110,12 +109,7 @@ struct Run {
       // by side first: in the cache one head's keys sit Hkv·D floats apart (4 KiB for 8×128) and would fight
       // over the same L1 sets when reread. A bf16 cache is always widened into the packed rows (exactly).
       const bool bf16 = kv_dtype == KvDtype::Bf16;
-      const bool shared = t.q_end - first_live > 1;
-      const bool pack = bf16 || shared;
-      // Keys transposed once for the chunk's queries (no horizontal sums per query); f32 keys go straight from
-      // the cache rows into kt, so only a bf16 cache's keys are packed (widened) first.
-      const bool transpose = transposed_keys && shared;
-      const bool keys_packed = bf16 || (shared && !transpose);
+      const bool pack = bf16 || t.q_end - first_live > 1;
       for (int g = t.kv_begin; g < t.kv_end; ++g) {
         for (int j = 0; j < chunk_len; ++j) {
           const int64_t offset = row_of(table, c0 + j) * kv_width + int64_t(g) * D;
@@ -123,13 +117,12 @@ struct Run {
             widen_bf16(reinterpret_cast<const uint16_t*>(k_at(offset)), packed_k + j * D, D);
             widen_bf16(reinterpret_cast<const uint16_t*>(v_at(offset)), packed_v + j * D, D);
           } else if (pack) {
-            if (keys_packed) std::memcpy(packed_k + j * D, k_at(offset), sizeof(float) * D);
+            std::memcpy(packed_k + j * D, k_at(offset), sizeof(float) * D);
             std::memcpy(packed_v + j * D, v_at(offset), sizeof(float) * D);
           }
-          k_rows[j] = keys_packed ? packed_k + j * D : reinterpret_cast<const float*>(k_at(offset));
+          k_rows[j] = pack ? packed_k + j * D : reinterpret_cast<const float*>(k_at(offset));
           v_rows[j] = pack ? packed_v + j * D : reinterpret_cast<const float*>(v_at(offset));
         }
-        if (transpose) transpose_keys_avx512(k_rows, chunk_len, D, kt);
         for (int qi = first_live; qi < t.q_end; ++qi) {
           const int n = std::min(chunk_len, first_pos + qi - c0 + 1);
           // Sliding window: keys before p-W+1 are skipped; chunks stay aligned to position 0, so a query's
@@ -138,12 +131,7 @@ struct Run {
           const int j0 = std::max(0, lo - c0);
           if (j0 >= n) continue;
           const float* q_heads = q + ((int64_t(batch.q_start[t.seq]) + qi) * hq + int64_t(g) * group) * D;
-          if (transpose) {
-            attention_chunk_kt_avx512(q_heads, group, state_of(qi, g), kt, j0, v_rows + j0, n - j0, D, scale,
-                                      shape.softcap);
-          } else {
-            chunk(q_heads, group, state_of(qi, g), k_rows + j0, v_rows + j0, n - j0, D, scale, shape.softcap);
-          }
+          chunk(q_heads, group, state_of(qi, g), k_rows + j0, v_rows + j0, n - j0, D, scale, shape.softcap);
         }
       }
     }
@@ -154,6 +142,84 @@ struct Run {
         for (int h = 0; h < group; ++h)
           for (int d = 0; d < D; ++d) o[h * D + d] = st[h].acc[d] / st[h].sum;
       }
+    }
+  }
+
+  // A prefill task (one kv head) on AVX-512: its (query, head) pairs, query by query, 16 to a lane group; each
+  // chunk's key and value rows are read in place (a bf16 cache's widened once) by every group.
+  void task_lanes(const Task& t) const {
+    const int D = shape.head_dim, hq = shape.num_heads, g = t.kv_begin;
+    const int64_t kv_width = int64_t(shape.num_kv_heads) * D;
+    const int q_len = batch.q_start[t.seq + 1] - batch.q_start[t.seq];
+    const int first_pos = batch.kv_len[t.seq] - q_len;  // position of query 0
+    const int32_t* table = batch.block_tables + batch.block_table_start[t.seq];
+    const int window = shape.sliding_window;
+    const int pairs = (t.q_end - t.q_begin) * group;
+    const int lane_groups = (pairs + kAttentionLanes - 1) / kAttentionLanes;
+
+    thread_local std::vector<float> storage;  // per lane group: qt, then acc
+    thread_local std::vector<AttentionLanes> groups;
+    storage.resize(size_t(lane_groups) * 2 * D * kAttentionLanes);
+    groups.resize(lane_groups);
+    auto row_of_pair = [&](int p) {  // q / out row offset of pair p: query t.q_begin + p / group, head p % group
+      return ((int64_t(batch.q_start[t.seq]) + t.q_begin + p / group) * hq + int64_t(g) * group + p % group) * D;
+    };
+    for (int lg = 0; lg < lane_groups; ++lg) {
+      AttentionLanes& lanes = groups[lg];
+      lanes.qt = storage.data() + size_t(lg) * 2 * D * kAttentionLanes;
+      lanes.acc = lanes.qt + size_t(D) * kAttentionLanes;
+      const float* q_rows[kAttentionLanes];
+      for (int i = 0; i < kAttentionLanes; ++i) {
+        const int p = lg * kAttentionLanes + i;
+        const int pos = first_pos + t.q_begin + p / group;
+        q_rows[i] = p < pairs ? q + row_of_pair(p) : nullptr;
+        lanes.first_key[i] = p >= pairs ? INT32_MAX : window > 0 ? std::max(0, pos - window + 1) : 0;
+        lanes.last_key[i] = p < pairs ? pos : -1;
+      }
+      attention_lanes_begin_avx512(lanes, q_rows, D);
+    }
+
+    // The task's key and value rows, in place (a bf16 cache's widened once, into `widened`), then each lane group
+    // steps through the chunks it sees, its queries and states staying in L1 while the rows come from L2.
+    const int last_pos = first_pos + t.q_end - 1;
+    const int lowest_key = window > 0 ? std::max(0, first_pos + t.q_begin - window + 1) : 0;
+    const int key_begin = lowest_key / kAttentionKeyChunk * kAttentionKeyChunk;
+    const int span = last_pos + 1 - key_begin;
+    thread_local std::vector<const float*> rows;  // [span] key rows, then [span] value rows
+    thread_local std::vector<float> widened;
+    rows.resize(size_t(2) * span);
+    const bool bf16 = kv_dtype == KvDtype::Bf16;
+    if (bf16) widened.resize(size_t(2) * span * D);
+    for (int j = 0; j < span; ++j) {
+      const int64_t offset = row_of(table, key_begin + j) * kv_width + int64_t(g) * D;
+      if (bf16) {
+        float* k = widened.data() + size_t(j) * D;
+        float* v = widened.data() + size_t(span + j) * D;
+        widen_bf16(reinterpret_cast<const uint16_t*>(k_at(offset)), k, D);
+        widen_bf16(reinterpret_cast<const uint16_t*>(v_at(offset)), v, D);
+        rows[j] = k;
+        rows[span + j] = v;
+      } else {
+        rows[j] = reinterpret_cast<const float*>(k_at(offset));
+        rows[span + j] = reinterpret_cast<const float*>(v_at(offset));
+      }
+    }
+    for (int lg = 0; lg < lane_groups; ++lg) {
+      const int group_last = std::min(last_pos, first_pos + t.q_begin + ((lg + 1) * kAttentionLanes - 1) / group);
+      for (int c0 = key_begin; c0 <= group_last; c0 += kAttentionKeyChunk) {
+        const int chunk_len = std::min(kAttentionKeyChunk, group_last + 1 - c0);
+        const int j = c0 - key_begin;
+        attention_lanes_chunk_avx512(groups[lg], c0, rows.data() + j, rows.data() + span + j, chunk_len, D, scale,
+                                     shape.softcap);
+      }
+    }
+    for (int lg = 0; lg < lane_groups; ++lg) {
+      float* out_rows[kAttentionLanes];
+      for (int i = 0; i < kAttentionLanes; ++i) {
+        const int p = lg * kAttentionLanes + i;
+        out_rows[i] = p < pairs ? out + row_of_pair(p) : nullptr;
+      }
+      attention_lanes_finish_avx512(groups[lg], out_rows, D);
     }
   }
 };
@@ -206,11 +272,19 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, K
                 shape,
                 batch,
                 chunk_fn_for(isa),
-                isa >= Isa::Avx512 && attention_kt_supported(shape.head_dim),
+                isa >= Isa::Avx512 && attention_lanes_supported(shape.head_dim),
                 ops_row_kernels().widen_bf16,
                 scale,
                 group};
-  parallel_for(int64_t(tasks.size()), [&](int64_t i, int) { run.task(tasks[i]); });
+  parallel_for(int64_t(tasks.size()), [&](int64_t i, int) {
+    const Task& t = tasks[i];
+    const bool prefill = batch.q_start[t.seq + 1] - batch.q_start[t.seq] > 1;
+    if (prefill && run.lanes) {
+      run.task_lanes(t);
+    } else {
+      run.task(t);
+    }
+  });
 }
 
 }  // namespace loraplex

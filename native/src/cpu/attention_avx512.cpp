@@ -1,10 +1,8 @@
 // Paged attention chunk step, AVX-512 path (see attention_kernels.h for the semantics).
 // Up to 4 heads of one kv group are folded together: scores two heads at a time with the keys in lanes, so each
 // key row is loaded once per pair, and each value vector once for all of them; every (query, head) still sees
-// exactly the arithmetic of a lone head, in the same order. Prefill's chunks, read by many queries, are transposed
-// once (keys in lanes from the start), which gives the same sums without the per-query horizontal reductions:
-// measured ×1.08-1.23 on a 4 × 128-token prefill step at D = 64, about even at D = 128
-// (docs/figures/native-ab-attention-kt.md).
+// exactly the arithmetic of a lone head, in the same order. Prefill takes attention_lanes_avx512.cpp, which
+// repeats this arithmetic with one (query, head) per lane.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -104,7 +102,7 @@ LORAPLEX_TARGET_AVX512 inline void fold_scores(AttentionState* states, const __m
     correction[h] = st.max == -INFINITY ? 0.0f : std::exp(st.max - new_max);
     const __m512 pv = _mm512_maskz_mov_ps(live, simd::exp_avx512(_mm512_sub_ps(sv, _mm512_set1_ps(new_max))));
     _mm512_store_ps(s[h], pv);
-    st.sum = st.sum * correction[h] + simd::reduce_add_avx512(pv);
+    st.sum = std::fma(st.sum, correction[h], simd::reduce_add_avx512(pv));  // as the lanes kernel's FMA
     st.max = new_max;
   }
   if constexpr (std::is_same_v<B, Blocks>) {
@@ -138,96 +136,6 @@ LORAPLEX_TARGET_AVX512 void fold_heads(const float* q, AttentionState* states, c
   fold_scores<HB, B>(states, scores, v_rows, n, scale, softcap, blocks);
 }
 
-// Scores from transposed keys (kt[d·16 + u] = key u's element d): the same sums as score_pass, with the keys in
-// lanes from the start. score_pass's accumulator lane l is a chain of FMAs over the blocks b, fma(q[16b + l],
-// k[16b + l], ·) from zero, and reduce_add_avx512 then adds lane l + 8 to l, l + 4, l + 2, l + 1 in turn; here
-// lane l's chain is a whole vector (one per key lane) and the reduction's tree is the same adds between those
-// vectors: node<L, S> is the sum of the chains L, L + S, L + 2S, … in that tree. The bits are score_pass's.
-template <int HB, int Count, int L>
-LORAPLEX_TARGET_AVX512 inline void score_chain(const float* q, int head_dim, const float* kt, __m512 (&x)[HB]) {
-  for (int h = 0; h < HB; ++h) x[h] = _mm512_setzero_ps();
-  for (int b = 0; b < Count; ++b) {
-    const __m512 kv = _mm512_load_ps(kt + (16 * b + L) * kAttentionKeyChunk);
-    for (int h = 0; h < HB; ++h) x[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + 16 * b + L]), kv, x[h]);
-  }
-}
-
-template <int HB, int Count, int L, int S>
-LORAPLEX_TARGET_AVX512 inline void score_node(const float* q, int head_dim, const float* kt, __m512 (&x)[HB]) {
-  if constexpr (S == 16) {
-    score_chain<HB, Count, L>(q, head_dim, kt, x);
-  } else {
-    __m512 other[HB];
-    score_node<HB, Count, L, 2 * S>(q, head_dim, kt, x);
-    score_node<HB, Count, L + S, 2 * S>(q, head_dim, kt, other);
-    for (int h = 0; h < HB; ++h) x[h] = _mm512_add_ps(x[h], other[h]);
-  }
-}
-
-// fold_heads on transposed keys; `shift` drops the chunk's first keys (a sliding window's start) from the lanes.
-template <int HB, int Count>
-LORAPLEX_TARGET_AVX512 void fold_heads_kt(const float* q, AttentionState* states, const float* kt, int shift,
-                                          const float* const* v_rows, int n, int head_dim, float scale,
-                                          float softcap) {
-  __m512 scores[HB];
-  score_node<HB, Count, 0, 1>(q, head_dim, kt, scores);
-  if (shift > 0) {
-    const __m512i from = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(shift));
-    for (int h = 0; h < HB; ++h) scores[h] = _mm512_permutexvar_ps(from, scores[h]);  // lanes ≥ n: ignored
-  }
-  fold_scores<HB, FullBlocks<Count>>(states, scores, v_rows, n, scale, softcap, FullBlocks<Count>{});
-}
-
-template <int Count>
-LORAPLEX_TARGET_AVX512 void fold_all_kt(const float* q, int heads, AttentionState* states, const float* kt, int shift,
-                                        const float* const* v_rows, int n, int head_dim, float scale,
-                                        float softcap) {
-  for (int h0 = 0; h0 < heads; h0 += kMaxHeadsAtOnce) {
-    const float* qh = q + int64_t(h0) * head_dim;
-    AttentionState* st = states + h0;
-    switch (std::min(kMaxHeadsAtOnce, heads - h0)) {
-      case 1: fold_heads_kt<1, Count>(qh, st, kt, shift, v_rows, n, head_dim, scale, softcap); break;
-      case 2: fold_heads_kt<2, Count>(qh, st, kt, shift, v_rows, n, head_dim, scale, softcap); break;
-      case 3: fold_heads_kt<3, Count>(qh, st, kt, shift, v_rows, n, head_dim, scale, softcap); break;
-      default: fold_heads_kt<4, Count>(qh, st, kt, shift, v_rows, n, head_dim, scale, softcap); break;
-    }
-  }
-}
-
-// Columns of a 16 × 16 block: out[i·16 + u] = rows[u][i] (unpack pairs of rows, then pairs of pairs, then the
-// 128-bit lanes as a 4 × 4 transpose).
-LORAPLEX_TARGET_AVX512 inline void transpose_16x16(const __m512 (&r)[16], float* out) {
-  constexpr __mmask16 all = 0xffff;
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // u[4i + c], 128-bit lane l: column 4l + c of rows 4i .. 4i + 3
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
-    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 p0 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 p1 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    const __m512 p2 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 p3 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    _mm512_store_ps(out + (0 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p0, p2, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm512_store_ps(out + (4 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p0, p2, _MM_SHUFFLE(3, 1, 3, 1)));
-    _mm512_store_ps(out + (8 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p1, p3, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm512_store_ps(out + (12 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p1, p3, _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-}
-
-}  // namespace
-
-namespace {
-
 template <typename B>
 LORAPLEX_TARGET_AVX512 void fold_all(const float* q, int heads, AttentionState* states, const float* const* k_rows,
                                      const float* const* v_rows, int n, int head_dim, float scale, float softcap,
@@ -256,23 +164,6 @@ LORAPLEX_TARGET_AVX512 void attention_chunk_avx512(const float* q, int heads, At
       return fold_all(q, heads, states, k_rows, v_rows, n, head_dim, scale, softcap, blocks);
     }
   }
-}
-
-bool attention_kt_supported(int head_dim) { return head_dim == 64 || head_dim == kAttentionKtMaxHeadDim; }
-
-LORAPLEX_TARGET_AVX512 void transpose_keys_avx512(const float* const* k_rows, int n, int head_dim, float* kt) {
-  for (int b = 0; b < head_dim / 16; ++b) {
-    __m512 r[16];
-    for (int u = 0; u < 16; ++u) r[u] = u < n ? _mm512_loadu_ps(k_rows[u] + 16 * b) : _mm512_setzero_ps();
-    transpose_16x16(r, kt + 16 * b * kAttentionKeyChunk);
-  }
-}
-
-LORAPLEX_TARGET_AVX512 void attention_chunk_kt_avx512(const float* q, int heads, AttentionState* states,
-                                                      const float* kt, int shift, const float* const* v_rows, int n,
-                                                      int head_dim, float scale, float softcap) {
-  if (head_dim == 64) return fold_all_kt<4>(q, heads, states, kt, shift, v_rows, n, head_dim, scale, softcap);
-  return fold_all_kt<8>(q, heads, states, kt, shift, v_rows, n, head_dim, scale, softcap);
 }
 
 }  // namespace loraplex

@@ -2,6 +2,8 @@
 // Shared by attention.cpp (the driver) and attention_{scalar,avx2,avx512}.cpp (the ISA variants).
 #pragma once
 
+#include <cstdint>
+
 namespace loraplex {
 
 // State of one (query, head): running max, running sum of exp, acc [D] = Σ exp(s_j - max) · v_j.
@@ -29,15 +31,28 @@ void attention_chunk_avx2(const float* q, int heads, AttentionState* states, con
 void attention_chunk_avx512(const float* q, int heads, AttentionState* states, const float* const* k_rows,
                             const float* const* v_rows, int n, int head_dim, float scale, float softcap);
 
-// Prefill's form of attention_chunk_avx512 (AVX-512 only, head dims 64 and 128: attention_kt_supported): the
-// chunk's keys transposed once for all its queries (transpose_keys_avx512: kt[d·16 + u] = key u's element d,
-// keys ≥ n zero), so a query's scores need no horizontal sums. `shift` keys at the chunk's start are skipped (a
-// sliding window), then it folds keys [shift, shift + n) — v_rows and n as attention_chunk_avx512 gets them.
-// Each (query, head) gets attention_chunk_avx512's bits: the same products, sums and order.
-constexpr int kAttentionKtMaxHeadDim = 128;
-bool attention_kt_supported(int head_dim);
-void transpose_keys_avx512(const float* const* k_rows, int n, int head_dim, float* kt);
-void attention_chunk_kt_avx512(const float* q, int heads, AttentionState* states, const float* kt, int shift,
-                               const float* const* v_rows, int n, int head_dim, float scale, float softcap);
+// Prefill on AVX-512 (attention_lanes_avx512.cpp; head dims that are multiples of 16: attention_lanes_supported):
+// 16 (query, head) pairs of one kv head, one per lane, step through each chunk of keys together. Every pair gets
+// attention_chunk_avx512's bits, as its lone decode does.
+constexpr int kAttentionLanes = 16;
+struct AttentionLanes {
+  float* qt;   // [head_dim][16]: lane i's query element d at qt[d·16 + i]
+  float* acc;  // [head_dim][16], likewise: Σ exp(s_j - max)·v_j[d]
+  alignas(64) float max[kAttentionLanes];
+  alignas(64) float sum[kAttentionLanes];
+  // A lane sees keys first_key ≤ j ≤ last_key (its query's position; a window's start): an unused lane has
+  // first_key > last_key.
+  alignas(64) int32_t first_key[kAttentionLanes];
+  alignas(64) int32_t last_key[kAttentionLanes];
+};
+bool attention_lanes_supported(int head_dim);
+// Loads the queries (q_rows[i]: lane i's D floats, null for an unused lane) and clears the states.
+void attention_lanes_begin_avx512(AttentionLanes& lanes, const float* const* q_rows, int head_dim);
+// Folds keys key0 .. key0 + n - 1 (n ≤ kAttentionKeyChunk, key0 a multiple of it) into each lane's state, only
+// those the lane sees; k_rows / v_rows [n] as attention_chunk_avx512 gets them.
+void attention_lanes_chunk_avx512(AttentionLanes& lanes, int key0, const float* const* k_rows,
+                                  const float* const* v_rows, int n, int head_dim, float scale, float softcap);
+// out_rows[i] (D floats, null for an unused lane) = lane i's acc / sum.
+void attention_lanes_finish_avx512(const AttentionLanes& lanes, float* const* out_rows, int head_dim);
 
 }  // namespace loraplex
