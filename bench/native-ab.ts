@@ -7,15 +7,16 @@
  *
  * Sections: `gemm` (bf16 weights through the bf16 dot mode — AMX tiles where the CPU has them — at the
  * Llama-3.2-1B and SmolLM2-135M projections, M from decode to a 2048-token prefill chunk; weights from memory at
- * M ≤ 32), `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both
+ * M ≤ 32), `gemm-layers` (each of those projections at M = 512 over every layer's own weights, as a prefill step
+ * streams them from memory: SmolLM2's 30 layers, two of 1B's), `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both
  * builds must pick the same tokens) and `lora` (every applyAdapters call of one decode step — q|k|v, o, gate|up and
  * down of each layer — at 32 rows over 32 distinct rank-16 adapters in a bf16 bank, SmolLM2-135M's and
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
- *   npm run bench:native-ab -- --base 27d6157 [--sections gemm,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot]
- *                               [--rounds 21] [--isa avx2]
- *                               [--out docs/figures/native-ab]
+ *   npm run bench:native-ab -- --base 27d6157
+ *     [--sections gemm,gemm-layers,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot]
+ *     [--rounds 21] [--isa avx2] [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -175,6 +176,74 @@ function gemmCases(base: Addon, head: Addon): Case[] {
     }
   }
   for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true); // the sections after run the default
+  return cases;
+}
+
+// A prefill step's projections as the engine streams them: every layer its own bf16 weights (SmolLM2-135M's 30
+// layers, 106 MB; two of Llama-3.2-1B's, 240 MB), so each call's weights come from memory, not from a cache.
+const GEMM_LAYER_MODELS = [
+  {
+    name: 'SmolLM2',
+    layers: 30,
+    shapes: [
+      { name: 'q|k|v', n: 960, k: 576 },
+      { name: 'o', n: 576, k: 576 },
+      { name: 'gate|up', n: 3072, k: 576 },
+      { name: 'down', n: 576, k: 1536 },
+    ],
+  },
+  {
+    name: '1B',
+    layers: 2,
+    shapes: [
+      { name: 'q|k|v', n: 3072, k: 2048 },
+      { name: 'o', n: 2048, k: 2048 },
+      { name: 'gate|up', n: 16384, k: 2048 },
+      { name: 'down', n: 2048, k: 8192 },
+    ],
+  },
+];
+const GEMM_LAYER_M = 512;
+
+/** Section `gemm-layers`: each projection over all layers' weights at M = 512; both builds must give the same bits. */
+function gemmLayerCases(base: Addon, head: Addon): Case[] {
+  for (const addon of [base, head]) {
+    if (!addon.gemmSetBf16Dot(true, true)) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
+  }
+  log(`gemm-layers: bf16 dot path ${head.gemmBf16DotPath()}`);
+  const m = GEMM_LAYER_M;
+  const cases: Case[] = [];
+  for (const model of GEMM_LAYER_MODELS)
+    for (const shape of model.shapes) {
+      const weights = Array.from({ length: model.layers }, (_, layer) => baseWeight(shape.n, shape.k, layer));
+      const packed = new Map(
+        [base, head].map((addon) => [addon, weights.map((w) => addon.gemmPackWeight('bf16', shape.n, shape.k, w))]),
+      );
+      const x = Float32Array.from({ length: m * shape.k }, (_, i) => Math.sin(i));
+      const ys = new Map([base, head].map((addon) => [addon, new Float32Array(m * shape.n)]));
+      const timed = pairTimes(
+        base,
+        head,
+        (addon) => {
+          for (const w of packed.get(addon)!) addon.gemm(x, w, ys.get(addon)!, m, null, false);
+        },
+        {
+          afterRound: () => {
+            const [a, b] = [...ys.values()].map((y) => new Uint32Array(y.buffer));
+            if (a.some((v, i) => v !== b[i]))
+              throw new Error(`gemm-layers ${shape.name}: the builds gave different bits`);
+          },
+        },
+      );
+      cases.push({
+        section: 'gemm-layers',
+        name: `${model.name} ${shape.name} ${shape.n}×${shape.k}, M=${m}, ${model.layers} layers' weights`,
+        work: 2 * m * shape.n * shape.k * model.layers,
+        ...timed,
+      });
+      log(`gemm-layers ${model.name} ${shape.name}: ×${timed.speedup.toFixed(3)}`);
+    }
+  for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true);
   return cases;
 }
 
@@ -424,6 +493,7 @@ const isa = args.isa ? head.setIsa(args.isa) : undefined;
 const sections = args.sections!.split(',');
 let cases: Case[] = [];
 if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
+if (sections.includes('gemm-layers')) cases = cases.concat(gemmLayerCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
 if (sections.includes('lora-rows')) cases = cases.concat(loraRowCases(base, head));
@@ -432,7 +502,10 @@ for (const section of ['lora-bf16dot', 'projections-bf16dot'])
   if (sections.includes(section)) cases = cases.concat(loraBf16DotCases(base, head, section));
 
 const rate = (c: Case, ms: number) =>
-  c.section === 'gemm' || c.section === 'lora-rows' || c.section === 'attention' || c.section.endsWith('-bf16dot')
+  c.section.startsWith('gemm') ||
+  c.section === 'lora-rows' ||
+  c.section === 'attention' ||
+  c.section.endsWith('-bf16dot')
     ? `${(c.work / ms / 1e6).toFixed(0)} GFLOP/s`
     : c.section === 'lora'
       ? `${(c.work / ms / 1e6).toFixed(1)} GB/s`
