@@ -177,12 +177,8 @@ struct AmxJob {
         }
         const CTiles ct = direct ? CTiles{yt, 16, kTileRows * n, n * static_cast<int64_t>(sizeof(float))} : buffered;
         // The first row group streams the panel from memory, prefetching a little ahead; the others find it
-        // in L2. Measured: decode from memory 14 -> 22 GB/s (as vdpbf16ps). With more row groups, the second
-        // one requests the whole next panel into L2 (2 KiB a step over its k), so a prefill's next panel is
-        // on its way while the rest of the groups compute on this one.
-        const char* pf = t == t0            ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes
-                         : t == t0 + 2 && p + 1 < p1 ? static_cast<const char*>(w->panel(p + 1))
-                                                     : nullptr;
+        // in L2. Measured: decode from memory 14 -> 22 GB/s (as vdpbf16ps).
+        const char* pf = t == t0 ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes : nullptr;
         const uint8_t* at = a + t * steps * kATileBytes;
         if (group_rows == 2 * kTileRows) {
           run_steps<2>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
@@ -294,10 +290,7 @@ void run_gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const 
     for (int64_t t = 0; t < job.row_tiles; ++t) pack(t, 0);
   }
 
-  // Row blocks of kBlockTiles, or one when every A tile fits beside a panel in L2 (whole k): each column block's
-  // weights then stream from memory once for all rows, not once per 256.
-  const int64_t row_blocks =
-      job.row_tiles * tile_bytes <= kWholeKABytes ? 1 : ceil_div(job.row_tiles, kBlockTiles);
+  const int64_t row_blocks = ceil_div(job.row_tiles, kBlockTiles);
   job.tiles_per_block = ceil_div(job.row_tiles, row_blocks);
   job.panels_per_block = panels_per_block(job.panels, row_blocks, serial ? 1 : pool_threads(), kMaxPanelsPerBlock,
                                           kTasksPerThread);
