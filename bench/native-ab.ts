@@ -181,27 +181,16 @@ function gemmCases(base: Addon, head: Addon): Case[] {
 
 // A prefill step's projections as the engine streams them: every layer its own bf16 weights (SmolLM2-135M's 30
 // layers, 106 MB; two of Llama-3.2-1B's, 240 MB), so each call's weights come from memory, not from a cache.
+/** A decoder layer's projections, fused as the engine runs them (q|k|v, o, gate|up, down). */
+const layerProjections = (hidden: number, intermediate: number, kvWidth: number) => [
+  { name: 'q|k|v', n: hidden + 2 * kvWidth, k: hidden },
+  { name: 'o', n: hidden, k: hidden },
+  { name: 'gate|up', n: 2 * intermediate, k: hidden },
+  { name: 'down', n: hidden, k: intermediate },
+];
 const GEMM_LAYER_MODELS = [
-  {
-    name: 'SmolLM2',
-    layers: 30,
-    shapes: [
-      { name: 'q|k|v', n: 960, k: 576 },
-      { name: 'o', n: 576, k: 576 },
-      { name: 'gate|up', n: 3072, k: 576 },
-      { name: 'down', n: 576, k: 1536 },
-    ],
-  },
-  {
-    name: '1B',
-    layers: 2,
-    shapes: [
-      { name: 'q|k|v', n: 3072, k: 2048 },
-      { name: 'o', n: 2048, k: 2048 },
-      { name: 'gate|up', n: 16384, k: 2048 },
-      { name: 'down', n: 2048, k: 8192 },
-    ],
-  },
+  { name: 'SmolLM2', layers: 30, shapes: layerProjections(576, 1536, 192) },
+  { name: '1B', layers: 2, shapes: layerProjections(2048, 8192, 512) },
 ];
 const GEMM_LAYER_M = 512;
 
