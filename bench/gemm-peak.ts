@@ -4,7 +4,9 @@
  * minutes later; on a VM whose speed moves within minutes (and a core whose clock drops after AMX work) that ratio
  * moved from 39 to 95 %. Here each round measures the peak, runs every case, then measures the peak again, and
  * a case's share is its rate over the mean of the two peaks; the report gives its median over rounds and quartiles.
- * Nothing in a round runs on AMX, so no AMX work lowers the clock between a peak and its GEMMs.
+ * Nothing in a round runs on AMX, so no AMX work lowers the clock between a peak and its GEMMs. Each round also
+ * measures the GEMM's own register tile on operands that stay in L1 (its ceiling: no packing, no memory), as a
+ * share of the same peaks.
  *
  *   npm run bench:gemm-peak -- [--rounds 11] [--out docs/figures/gemm-f32-peak]
  */
@@ -12,7 +14,13 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cpuInfo } from '../src/kernels/native/addon.ts';
-import { bf16DotPath, nativeGemmKernels as kernels, measureFmaPeak, setBf16Dot } from '../src/kernels/native/gemm.ts';
+import {
+  bf16DotPath,
+  nativeGemmKernels as kernels,
+  measureF32TileInL1,
+  measureFmaPeak,
+  setBf16Dot,
+} from '../src/kernels/native/gemm.ts';
 import type { WeightDType } from '../src/kernels/types.ts';
 import { type GemmShape, LLAMA8B_SHAPES, randomWeight, SMOLLM2_SHAPES } from './gemm.ts';
 import { median, medianSeconds, randomF32 } from './util.ts';
@@ -60,16 +68,26 @@ for (const shape of shapes)
   }
 
 const peaks: number[] = [];
+const tile: Case = {
+  name: 'the tile alone, operands in L1 (its ceiling)',
+  flops: 0,
+  run: () => {},
+  gflops: [],
+  share: [],
+};
 try {
   for (let r = 0; r < rounds; r++) {
     const before = measureFmaPeak(PEAK_SECONDS).value;
     const rates = cases.map((c) => c.flops / medianSeconds(c.run, { repeats: 3 }) / 1e9);
+    const tileRate = measureF32TileInL1(PEAK_SECONDS).value;
     const after = measureFmaPeak(PEAK_SECONDS).value;
     peaks.push(before, after);
     cases.forEach((c, i) => {
       c.gflops.push(rates[i]);
       c.share.push(rates[i] / ((before + after) / 2));
     });
+    tile.gflops.push(tileRate);
+    tile.share.push(tileRate / ((before + after) / 2));
     console.error(`round ${r + 1}/${rounds}: peak ${before.toFixed(0)} → ${after.toFixed(0)} GFLOP/s`);
   }
 } finally {
@@ -86,13 +104,14 @@ const git = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
 }).trim();
 const lines = [
   `${generated.slice(0, 16).replace('T', ' ')} UTC at ${git}, ${info.active}, ${info.threads} threads, ${rounds} rounds ` +
-    '(`npm run bench:gemm-peak`): each round the f32 FMA peak, every case (median of 3 calls), the peak again; share: ' +
+    "(`npm run bench:gemm-peak`): each round the f32 FMA peak, every case (median of 3 calls), the GEMM's register " +
+    'tile alone on operands that stay in L1, the peak again; share: ' +
     `the case's rate over the mean of its round's two peaks (median [quartiles]). Peak over the run: median ` +
     `${median(peaks).toFixed(0)} GFLOP/s, ${Math.min(...peaks).toFixed(0)}–${Math.max(...peaks).toFixed(0)}.`,
   '',
   '| case | GFLOP/s (median) | share of the FMA peak |',
   '|---|---|---|',
-  ...cases.map(
+  ...[...cases, tile].map(
     (c) =>
       `| ${c.name} | ${median(c.gflops).toFixed(0)} | ${pct(median(c.share))} [${pct(quantile(c.share, 0.25))}–${pct(quantile(c.share, 0.75))}] |`,
   ),
@@ -108,6 +127,7 @@ const report = {
   peakSeconds: PEAK_SECONDS,
   peaks,
   cases: cases.map(({ name, flops, gflops, share }) => ({ name, flops, gflops, share, medianShare: median(share) })),
+  tileInL1: { gflops: tile.gflops, share: tile.share, medianShare: median(tile.share) },
 };
 writeFileSync(`${args.out}.json`, `${JSON.stringify(report, null, 1)}\n`);
 writeFileSync(`${args.out}.md`, lines.join('\n'));

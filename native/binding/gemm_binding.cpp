@@ -123,6 +123,13 @@ Napi::Value fma_peak(const Napi::CallbackInfo& info) {
   return figure(info.Env(), measure_fma_peak(s > 0 ? s : 0.5));
 }
 
+// measureF32TileInL1(seconds) → { value: GFLOP/s, isa }: the f32 GEMM's tile on L1-resident operands.
+Napi::Value f32_tile_in_l1(const Napi::CallbackInfo& info) {
+  const double s = number(info, 0, "seconds");
+  if (info.Env().IsExceptionPending()) return info.Env().Undefined();
+  return figure(info.Env(), measure_f32_tile_in_l1(s > 0 ? s : 0.5));
+}
+
 Napi::Value bf16_dot_peak(const Napi::CallbackInfo& info) {
   const double s = number(info, 0, "seconds");
   if (info.Env().IsExceptionPending()) return info.Env().Undefined();
@@ -161,6 +168,7 @@ void register_gemm(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmBf16DotActive", Napi::Function::New(env, bf16_dot_active));
   exports.Set("gemmBf16DotPath", Napi::Function::New(env, bf16_dot_path));
   exports.Set("measureFmaPeak", Napi::Function::New(env, fma_peak));
+  exports.Set("measureF32TileInL1", Napi::Function::New(env, f32_tile_in_l1));
   exports.Set("measureBf16DotPeak", Napi::Function::New(env, bf16_dot_peak));
   exports.Set("measureAmxBf16Peak", Napi::Function::New(env, amx_bf16_peak));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, bandwidth<measure_read_bandwidth>));

@@ -13,6 +13,9 @@ struct PeakFigure {
 
 // f32 FMAs on register-resident accumulators with the widest active ISA (an FMA counts 2 FLOP).
 PeakFigure measure_fma_peak(double seconds);
+// The f32 GEMM's register tile (gemm_tiles: the widest active ISA's, its most rows × 32 columns, k = 256) on
+// operands that stay in L1: the most the f32 path's GEMM can reach, in the FLOP it counts.
+PeakFigure measure_f32_tile_in_l1(double seconds);
 // vdpbf16ps on register-resident accumulators (16 lanes × 2 products: 64 FLOP per instruction);
 // value 0 where the active ISA lacks AVX-512 BF16.
 PeakFigure measure_bf16_dot_peak(double seconds);

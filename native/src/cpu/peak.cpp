@@ -1,5 +1,6 @@
-// Machine peaks (see peak.h): FMA, vdpbf16ps and AMX TDPBF16PS throughput on register-resident chains, and memory
-// bandwidth over a buffer much larger than the caches, all threads at once.
+// Machine peaks (see peak.h): FMA, vdpbf16ps and AMX TDPBF16PS throughput on register-resident chains, the f32
+// GEMM's register tile on L1-resident operands, and memory bandwidth over a buffer much larger than the caches, all
+// threads at once.
 #include "loraplex/peak.h"
 
 #include <immintrin.h>
@@ -13,6 +14,7 @@
 #include <new>
 
 #include "gemm_amx.h"
+#include "gemm_tiles.h"
 #include "loraplex/cpu_features.h"
 #include "loraplex/thread_pool.h"
 
@@ -225,6 +227,46 @@ float sum_scalar(const uint8_t* p, size_t bytes) {
 }
 
 }  // namespace
+
+namespace {
+
+// The active ISA's f32 GEMM tile (its most rows × one 32-column panel) over k = 256, on this thread's own x, panel
+// and y: 12 + 32 KiB of operands and the tile's y, which stay in L1 from one call to the next.
+constexpr int64_t kTileK = 256;
+
+const GemmTiles* f32_tiles() {
+  const Isa isa = active_isa();
+  if (isa >= Isa::Avx512) return gemm_tiles_avx512(WeightDType::F32);
+  if (isa == Isa::Avx2) return gemm_tiles_avx2(WeightDType::F32);
+  return gemm_tiles_scalar(WeightDType::F32);
+}
+
+double f32_tile_in_l1(int64_t iters) {
+  const GemmTiles* tiles = f32_tiles();
+  const int rows = tiles->max_rows;
+  alignas(64) static thread_local float x[kTileK * kGemmMaxRows];
+  alignas(64) static thread_local float w[kTileK * kGemmPanel];
+  alignas(64) static thread_local float y[kGemmMaxRows * kGemmPanel];
+  for (int64_t i = 0; i < kTileK * rows; ++i) x[i] = 1e-3f * static_cast<float>(i % 7);
+  for (int64_t i = 0; i < kTileK * kGemmPanel; ++i) w[i] = 1e-3f * static_cast<float>(i % 5);
+  TileArgs a{};
+  a.x = x;
+  a.w = w;
+  a.k = kTileK;
+  a.y = y;
+  a.ldy = kGemmPanel;
+  a.load_y = false;
+  for (int64_t it = 0; it < iters; ++it) tiles->tile[rows](a);
+  keep(y[0]);
+  return static_cast<double>(iters) * 2 * rows * kGemmPanel * kTileK;
+}
+
+}  // namespace
+
+PeakFigure measure_f32_tile_in_l1(double seconds) {
+  const Isa isa = active_isa();
+  return compute_peak(f32_tile_in_l1, seconds, isa >= Isa::Avx512 ? "avx512" : isa == Isa::Avx2 ? "avx2" : "scalar");
+}
 
 PeakFigure measure_fma_peak(double seconds) {
   const Isa isa = active_isa();

@@ -84,6 +84,14 @@ export function measureFmaPeak(seconds = 0.5): PeakFigure {
   return loadAddon().measureFmaPeak(seconds);
 }
 
+/**
+ * The f32 GEMM's register tile (the widest active ISA's, its most rows × 32 columns, k = 256) on operands that
+ * stay in L1, all threads: the most the f32 path's GEMM can reach.
+ */
+export function measureF32TileInL1(seconds = 0.5): PeakFigure {
+  return loadAddon().measureF32TileInL1(seconds);
+}
+
 /** vdpbf16ps throughput (64 FLOP per instruction), all threads; value 0 without AVX-512 BF16. */
 export function measureBf16DotPeak(seconds = 0.5): PeakFigure {
   return loadAddon().measureBf16DotPeak(seconds);
