@@ -21,35 +21,6 @@ static_assert(kLanes == 16 && kChunk == 16, "one zmm of f32 lanes, one lane per 
 // Keys per score pass: the tree keeps up to four pending sums per key besides the leaf's own, 5 × 4 registers.
 constexpr int kKeysAtOnce = 4;
 
-// Columns of a 16 × 16 block: out[i·16 + u] = rows[u][i] (unpack pairs of rows, then pairs of pairs, then the
-// 128-bit lanes as a 4 × 4 transpose).
-LORAPLEX_TARGET_AVX512 inline void transpose_16x16(const __m512 (&r)[16], float* out) {
-  constexpr __mmask16 all = 0xffff;  // the maskz forms: GCC 12 warns spuriously on the plain shuffles
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // u[4i + c], 128-bit lane l: column 4l + c of rows 4i .. 4i + 3
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
-    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 p0 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 p1 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    const __m512 p2 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 p3 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    _mm512_storeu_ps(out + (0 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p0, p2, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm512_storeu_ps(out + (4 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p0, p2, _MM_SHUFFLE(3, 1, 3, 1)));
-    _mm512_storeu_ps(out + (8 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p1, p3, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm512_storeu_ps(out + (12 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p1, p3, _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-}
-
 // Chain L of a score for kKeysAtOnce keys: x[k] = Σ_b q[16b + L]·key_k[16b + L] as FMAs from zero over the blocks
 // in order (attention_chunk_avx512's accumulator lane L for that key). Blocks: D / 16, at compile time for head
 // dims 64 and 128 (Count; 0: `blocks` at run time).
@@ -98,7 +69,7 @@ LORAPLEX_TARGET_AVX512 void attention_lanes_begin_avx512(AttentionLanes& lanes, 
   for (int b = 0; b < head_dim / 16; ++b) {
     __m512 r[kLanes];
     for (int i = 0; i < kLanes; ++i) r[i] = q_rows[i] ? _mm512_loadu_ps(q_rows[i] + 16 * b) : _mm512_setzero_ps();
-    transpose_16x16(r, lanes.qt + 16 * b * kLanes);
+    simd::transpose_16x16_avx512(r, lanes.qt + 16 * b * kLanes);
   }
   std::fill(lanes.acc, lanes.acc + int64_t(head_dim) * kLanes, 0.0f);
   std::fill(lanes.max, lanes.max + kLanes, -INFINITY);
@@ -199,7 +170,7 @@ LORAPLEX_TARGET_AVX512 void attention_lanes_finish_avx512(const AttentionLanes& 
   for (int d0 = 0; d0 < head_dim; d0 += 16) {
     __m512 r[16];
     for (int e = 0; e < 16; ++e) r[e] = _mm512_div_ps(_mm512_loadu_ps(lanes.acc + (d0 + e) * kLanes), sum);
-    transpose_16x16(r, by_lane);
+    simd::transpose_16x16_avx512(r, by_lane);
     for (int i = 0; i < kLanes; ++i)
       if (out_rows[i]) _mm512_storeu_ps(out_rows[i] + d0, _mm512_load_ps(by_lane + i * 16));
   }

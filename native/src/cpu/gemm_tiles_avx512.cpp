@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "gemm_tiles.h"
+#include "ops_simd_math.h"
 
 // Only the kernels get the target: the exported getter stays callable on any CPU.
 #pragma GCC push_options
@@ -119,12 +120,36 @@ void widen_bf16_pairs(const void* w_, int64_t k, float* out) {
   }
 }
 
+// pack_x_f32 16 k at a time: the rows' runs of 16 floats transposed as a 16 × 16 block (rows past `rows` zero),
+// then each k's `rows` values stored in one masked vector — the values pack_x_f32 writes, where it writes them
+// (scalar, it was 5 % of a 128-row GEMM's time).
+void pack_x_f32_avx512(const float* x, int64_t ldx, int rows, int64_t k_valid, int64_t k_padded, void* out_) {
+  float* out = static_cast<float*>(out_);
+  if (rows == 1) {  // a decode's row is its own packing
+    std::memcpy(out, x, sizeof(float) * k_valid);
+    std::memset(out + k_valid, 0, sizeof(float) * (k_padded - k_valid));
+    return;
+  }
+  const __mmask16 row_lanes = static_cast<__mmask16>((1u << rows) - 1u);
+  int64_t k0 = 0;
+  for (; k0 + 16 <= k_valid; k0 += 16) {
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(x + i * ldx + k0) : _mm512_setzero_ps();
+    alignas(64) float columns[16 * 16];  // columns[kk·16 + i] = x[i, k0 + kk]
+    simd::transpose_16x16_avx512(r, columns);
+    for (int kk = 0; kk < 16; ++kk)
+      _mm512_mask_storeu_ps(out + (k0 + kk) * rows, row_lanes, _mm512_load_ps(columns + kk * 16));
+  }
+  for (int64_t k = k0; k < k_padded; ++k)
+    for (int r = 0; r < rows; ++r) out[k * rows + r] = k < k_valid ? x[r * ldx + k] : 0.0f;
+}
+
 template <WeightDType D, int... R>
 GemmTiles make_tiles(std::integer_sequence<int, R...>) {
   GemmTiles t{};
   t.max_rows = kRows;
   t.x_bytes_per_k = 4;
-  t.pack_x = pack_x_f32;
+  t.pack_x = pack_x_f32_avx512;
   ((t.tile[R + 1] = tile<D, R + 1, false>), ...);
   ((t.tile_prefetch[R + 1] = tile<D, R + 1, true>), ...);
   return t;

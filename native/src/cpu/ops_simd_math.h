@@ -1,4 +1,5 @@
-// Vector exp and tanh for the AVX2 and AVX-512 kernels (attention softmax and soft-capping, SiLU, GeLU, log-softmax).
+// Vector exp and tanh for the AVX2 and AVX-512 kernels (attention softmax and soft-capping, SiLU, GeLU, log-softmax),
+// and the small SIMD helpers they share (fixed-order reductions, tail masks, a 16 × 16 transpose).
 // Cephes-style: 2^n · P(r) with n = round(x·log2 e) and r = x - n·ln 2 (ln 2 split in two for accuracy);
 // about 1-2 ulp. Deterministic for a given input, which is all batch invariance needs.
 #pragma once
@@ -212,6 +213,35 @@ LORAPLEX_HELPER_AVX512 __m512d exp_pd_avx512(__m512d x) {
 }
 
 // Lane masks for the first n lanes (0 ≤ n ≤ width).
+// Columns of a 16 × 16 block: out[i·16 + u] = rows[u][i] (unpack pairs of rows, then pairs of pairs, then the
+// 128-bit lanes as a 4 × 4 transpose).
+LORAPLEX_HELPER_AVX512 void transpose_16x16_avx512(const __m512 (&r)[16], float* out) {
+  constexpr __mmask16 all = 0xffff;  // the maskz forms: GCC 12 warns spuriously on the plain shuffles
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[4i + c], 128-bit lane l: column 4l + c of rows 4i .. 4i + 3
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 p0 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 p1 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 p2 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 p3 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    _mm512_storeu_ps(out + (0 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p0, p2, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_ps(out + (4 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p0, p2, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_storeu_ps(out + (8 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p1, p3, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_ps(out + (12 + c) * 16, _mm512_maskz_shuffle_f32x4(all, p1, p3, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+}
+
 LORAPLEX_HELPER_AVX512 __mmask16 tail_mask16(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
 LORAPLEX_HELPER_AVX2 __m256i tail_mask8(int n) {
