@@ -212,7 +212,6 @@ LORAPLEX_HELPER_AVX512 __m512d exp_pd_avx512(__m512d x) {
   return _mm512_scalef_pd(p, n);
 }
 
-// Lane masks for the first n lanes (0 ≤ n ≤ width).
 // Columns of a 16 × 16 block: out[i·16 + u] = rows[u][i] (unpack pairs of rows, then pairs of pairs, then the
 // 128-bit lanes as a 4 × 4 transpose).
 LORAPLEX_HELPER_AVX512 void transpose_16x16_avx512(const __m512 (&r)[16], float* out) {
@@ -242,6 +241,7 @@ LORAPLEX_HELPER_AVX512 void transpose_16x16_avx512(const __m512 (&r)[16], float*
   }
 }
 
+// Lane masks for the first n lanes (0 ≤ n ≤ width).
 LORAPLEX_HELPER_AVX512 __mmask16 tail_mask16(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
 LORAPLEX_HELPER_AVX2 __m256i tail_mask8(int n) {
