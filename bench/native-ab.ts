@@ -7,15 +7,17 @@
  *
  * Sections: `gemm` (bf16 weights through the bf16 dot mode — AMX tiles where the CPU has them — at the
  * Llama-3.2-1B and SmolLM2-135M projections, M from decode to a 2048-token prefill chunk; weights from memory at
- * M ≤ 32), `gemm-layers` (each of those projections at M = 512 over every layer's own weights, as a prefill step
- * streams them from memory: SmolLM2's 30 layers, two of 1B's), `sample` (flat 128 256-token rows as random-weight models give, temperature 1: one row and 32; both
+ * M ≤ 32), `gemm-f32` (the same with the dot mode off: the weights widened to f32, the default path; both builds
+ * must give the same bits), `gemm-layers` (each of those projections at M = 512 over every layer's own weights, as
+ * a prefill step streams them from memory: SmolLM2's 30 layers, two of 1B's), `sample` (flat 128 256-token rows as
+ * random-weight models give, temperature 1: one row and 32; both
  * builds must pick the same tokens) and `lora` (every applyAdapters call of one decode step — q|k|v, o, gate|up and
  * down of each layer — at 32 rows over 32 distinct rank-16 adapters in a bf16 bank, SmolLM2-135M's and
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
  * bits).
  *
  *   npm run bench:native-ab -- --base 27d6157
- *     [--sections gemm,gemm-layers,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot]
+ *     [--sections gemm,gemm-f32,gemm-layers,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot]
  *     [--rounds 21] [--isa avx2] [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
@@ -139,11 +141,16 @@ const GEMM_SHAPES = [
 ];
 const GEMM_M = [1, 32, 128, 512, 2048];
 
-function gemmCases(base: Addon, head: Addon): Case[] {
+/**
+ * Section `gemm`: bf16 weights through the bf16 dot mode (AMX where there is one). Section `gemm-f32`: the same
+ * weights widened to f32, the default path (the f32 tiles), where both builds must give the same bits.
+ */
+function gemmCases(base: Addon, head: Addon, section: 'gemm' | 'gemm-f32'): Case[] {
+  const dot = section === 'gemm';
   for (const addon of [base, head]) {
-    if (!addon.gemmSetBf16Dot(true, true)) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
+    if (addon.gemmSetBf16Dot(dot, true) !== dot) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
   }
-  log(`gemm: bf16 dot path ${head.gemmBf16DotPath()}`);
+  log(`${section}: bf16 dot path ${head.gemmBf16DotPath()}`);
   const evict = new Float32Array(64 << 20); // 256 MiB: the weights come from memory where M ≤ 32
   const flush = () => {
     let sum = 0;
@@ -159,20 +166,32 @@ function gemmCases(base: Addon, head: Addon): Case[] {
     };
     for (const m of GEMM_M) {
       const x = Float32Array.from({ length: m * shape.k }, (_, i) => Math.sin(i));
-      const y = new Float32Array(m * shape.n);
+      const ys = { base: new Float32Array(m * shape.n), head: new Float32Array(m * shape.n) };
       const timed = pairTimes(
         base,
         head,
-        (addon) => addon.gemm(x, addon === base ? packed.base : packed.head, y, m, null, false),
-        { beforeCall: m <= 32 ? flush : undefined },
+        (addon) => {
+          const side = addon === base ? 'base' : 'head';
+          addon.gemm(x, packed[side], ys[side], m, null, false);
+        },
+        {
+          beforeCall: m <= 32 ? flush : undefined,
+          afterRound: dot
+            ? undefined
+            : () => {
+                const [a, b] = [ys.base, ys.head].map((y) => new Uint32Array(y.buffer));
+                if (a.some((v, i) => v !== b[i]))
+                  throw new Error(`${section} ${shape.name}: the builds gave different bits`);
+              },
+        },
       );
       cases.push({
-        section: 'gemm',
+        section,
         name: `${shape.name} ${shape.n}×${shape.k}, M=${m}`,
         work: 2 * m * shape.n * shape.k,
         ...timed,
       });
-      log(`gemm ${shape.name} M=${m}: ×${timed.speedup.toFixed(3)}`);
+      log(`${section} ${shape.name} M=${m}: ×${timed.speedup.toFixed(3)}`);
     }
   }
   for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true); // the sections after run the default
@@ -481,7 +500,8 @@ if (args.isa) base.setIsa(args.isa);
 const isa = args.isa ? head.setIsa(args.isa) : undefined;
 const sections = args.sections!.split(',');
 let cases: Case[] = [];
-if (sections.includes('gemm')) cases = cases.concat(gemmCases(base, head));
+for (const section of ['gemm', 'gemm-f32'] as const)
+  if (sections.includes(section)) cases = cases.concat(gemmCases(base, head, section));
 if (sections.includes('gemm-layers')) cases = cases.concat(gemmLayerCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
