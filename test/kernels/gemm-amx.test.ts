@@ -94,6 +94,29 @@ describe('gemm on AMX vs the reference (x rounded to bf16)', { skip }, () => {
     }
   });
 
+  test('blocks of many panels at K ≤ 640 run row group by row group (M=100, K=577, N=600, one thread): same tolerance', () => {
+    const [m, k, n] = [100, 577, 600]; // one block: 7 row tiles × 19 panels, a group's A is 38 KiB
+    const w = bf16Weight(n, k, 7);
+    const r = rng(8);
+    const x = r.f32(m * k);
+    const y0 = r.f32(m * n);
+    const bias = r.f32(n);
+    for (const [withBias, accumulate] of [
+      [true, true],
+      [false, false],
+      [false, true],
+    ] as const) {
+      const run = (kernels: typeof nativeKernels, xs: Float32Array) => {
+        const y = y0.slice();
+        kernels.gemm(xs, kernels.packWeight(w), y, m, withBias ? bias : undefined, accumulate);
+        return y;
+      };
+      const got = withThreads(1, () => run(nativeKernels, x));
+      const err = maxAbsDiff(got, run(referenceKernels, roundToBf16(x)));
+      assert.ok(err <= 1e-6 * (k + 1), `bias ${withBias}, accumulate ${accumulate}: max |diff| ${err}`);
+    }
+  });
+
   test('K = 0 writes bias (or keeps y) and nothing else', () => {
     const w = nativeKernels.packWeight({ dtype: 'bf16', rows: 5, cols: 0, data: new Uint16Array(0) });
     const y = rng(1).f32(10);

@@ -36,6 +36,14 @@ constexpr int64_t kChunkSteps = 8;          // 256 k: a panel chunk (16 KiB) sta
 // and the panel then share L2. Measured against 256-k chunks (docs/figures/native-ab.md, both builds in one
 // process): M = 32-512 +4-36 %; longer k at 256 rows (2 and 4 MiB of A) was 5-14 % slower whole, so it chunks.
 constexpr int64_t kWholeKABytes = 1 << 20;
+// Where a row group's A for all of k fits in L1 beside the tiles in flight (2 tiles × steps ≤ 40 KiB: K ≤ 640) and
+// a block's many panels fit in L2, each group runs over every panel in turn: A from L1, B from L2, rather than
+// panel by panel with A from L2 each time. Measured (both builds in one process): SmolLM2's q|k|v and gate|up
+// (15-16 panels a block) ×1.10-1.12 at M = 512 over 30 layers' weights, ×1.6 at M = 2048; its o (9 panels) ×0.95;
+// at 1B's K = 2048 the panels pass L2 and every group re-reads them from L3 (×0.7-0.8). Those keep panels outer.
+constexpr int64_t kGroupAInL1Bytes = 40 << 10;
+constexpr int64_t kBlockPanelsInL2Bytes = 1 << 20;
+constexpr int64_t kMinPanelsGroupsOuter = 12;
 constexpr int64_t kBlockTiles = 16;  // A tiles (16 rows) per row block: weights are read once per 256 rows
 constexpr int64_t kMaxPanelsPerBlock = 16;  // C block (256 rows × 512 columns, 512 KiB) stays in L2
 constexpr int64_t kTasksPerThread = 2;
@@ -153,49 +161,58 @@ struct AmxJob {
 
   // Each row group × panel runs all of k with C in the tiles. Its C tiles load from and store to y itself
   // where they lie inside y and no bias follows (no copy of C at all); else they go through a 32 × 32 buffer.
+  // Panels outer (a panel's B stays in L2 while every group uses it), or groups outer where a group's A fits in L1.
   void run_whole_k(int64_t t0, int64_t t1, int64_t p0, int64_t p1) const {
     AmxTileScope tiles;
     alignas(64) uint8_t tail[kPanelStepBytes];
     alignas(64) float pair[2 * kTileRows * kGemmPanel];
     const CTiles buffered{pair, 16, kTileRows * kGemmPanel, kGemmPanel * sizeof(float)};
-    for (int64_t p = p0; p < p1; ++p) {
+    // Row group t (rows 16t … 16t + 31) × panel p. The first group streams each panel from memory, prefetching a
+    // little ahead; the others find it in L2. Measured: decode from memory 14 -> 22 GB/s (as vdpbf16ps).
+    auto group_panel = [&](int64_t t, int64_t p) {
       const uint8_t* b = static_cast<const uint8_t*>(w->panel(p));
       const uint8_t* last = last_step(b, tail);
       const int64_t j0 = p * kGemmPanel, cols = n - j0 < kGemmPanel ? n - j0 : kGemmPanel;
-      for (int64_t t = t0; t < t1; t += 2) {
-        const int64_t group_rows = (t + 1 < t1 ? 2 : 1) * kTileRows;
-        const int64_t r0 = t * kTileRows, rows = m - r0 < group_rows ? m - r0 : group_rows;
-        const bool direct = !bias && cols == kGemmPanel && rows == group_rows;
-        float* yt = y + r0 * n + j0;
-        if (!direct && accumulate) {
-          for (int64_t r = 0; r < group_rows; ++r) {
-            float* pr = pair + r * kGemmPanel;
-            const int64_t valid = r < rows ? cols : 0;
-            if (valid) std::memcpy(pr, yt + r * n, valid * sizeof(float));
-            std::memset(pr + valid, 0, (kGemmPanel - valid) * sizeof(float));
-          }
-        }
-        const CTiles ct = direct ? CTiles{yt, 16, kTileRows * n, n * static_cast<int64_t>(sizeof(float))} : buffered;
-        // The first row group streams the panel from memory, prefetching a little ahead; the others find it
-        // in L2. Measured: decode from memory 14 -> 22 GB/s (as vdpbf16ps).
-        const char* pf = t == t0 ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes : nullptr;
-        const uint8_t* at = a + t * steps * kATileBytes;
-        if (group_rows == 2 * kTileRows) {
-          run_steps<2>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
-        } else {
-          run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
-        }
-        if (direct) continue;
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* pr = pair + r * kGemmPanel;
-          float* yr = yt + r * n;
-          if (bias) {
-            for (int64_t i = 0; i < cols; ++i) yr[i] = pr[i] + bias[j0 + i];
-          } else {
-            std::memcpy(yr, pr, cols * sizeof(float));
-          }
+      const int64_t group_rows = (t + 1 < t1 ? 2 : 1) * kTileRows;
+      const int64_t r0 = t * kTileRows, rows = m - r0 < group_rows ? m - r0 : group_rows;
+      const bool direct = !bias && cols == kGemmPanel && rows == group_rows;
+      float* yt = y + r0 * n + j0;
+      if (!direct && accumulate) {
+        for (int64_t r = 0; r < group_rows; ++r) {
+          float* pr = pair + r * kGemmPanel;
+          const int64_t valid = r < rows ? cols : 0;
+          if (valid) std::memcpy(pr, yt + r * n, valid * sizeof(float));
+          std::memset(pr + valid, 0, (kGemmPanel - valid) * sizeof(float));
         }
       }
+      const CTiles ct = direct ? CTiles{yt, 16, kTileRows * n, n * static_cast<int64_t>(sizeof(float))} : buffered;
+      const char* pf = t == t0 ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes : nullptr;
+      const uint8_t* at = a + t * steps * kATileBytes;
+      if (group_rows == 2 * kTileRows) {
+        run_steps<2>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
+      } else {
+        run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
+      }
+      if (direct) return;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* pr = pair + r * kGemmPanel;
+        float* yr = yt + r * n;
+        if (bias) {
+          for (int64_t i = 0; i < cols; ++i) yr[i] = pr[i] + bias[j0 + i];
+        } else {
+          std::memcpy(yr, pr, cols * sizeof(float));
+        }
+      }
+    };
+    const bool groups_outer = t1 - t0 > 2 && 2 * steps * kATileBytes <= kGroupAInL1Bytes &&
+                              p1 - p0 >= kMinPanelsGroupsOuter &&
+                              (p1 - p0) * steps * kPanelStepBytes <= kBlockPanelsInL2Bytes;
+    if (groups_outer) {
+      for (int64_t t = t0; t < t1; t += 2)
+        for (int64_t p = p0; p < p1; ++p) group_panel(t, p);
+    } else {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t t = t0; t < t1; t += 2) group_panel(t, p);
     }
   }
 
