@@ -38,9 +38,10 @@ constexpr int64_t kChunkSteps = 8;          // 256 k: a panel chunk (16 KiB) sta
 constexpr int64_t kWholeKABytes = 1 << 20;
 // Where a row group's A for all of k fits in L1 beside the tiles in flight (2 tiles × steps ≤ 40 KiB: K ≤ 640) and
 // a block's many panels fit in L2, each group runs over every panel in turn: A from L1, B from L2, rather than
-// panel by panel with A from L2 each time. Measured (both builds in one process): SmolLM2's q|k|v and gate|up
-// (15-16 panels a block) ×1.10-1.12 at M = 512 over 30 layers' weights, ×1.6 at M = 2048; its o (9 panels) ×0.95;
-// at 1B's K = 2048 the panels pass L2 and every group re-reads them from L3 (×0.7-0.8). Those keep panels outer.
+// panel by panel with A from L2 each time. Measured (both builds in one process, docs/figures/native-ab-amx-groups-
+// outer.md): SmolLM2's q|k|v and gate|up (15-16 panels a block) ×1.51 and ×1.10 at M = 512 over 30 layers' weights
+// (×1.12 / ×1.10 in an earlier run), ×1.3-2.0 at M = 2048; its o (9 panels) ×0.95; at 1B's K = 2048 the panels
+// pass L2 and every group re-reads them from L3 (×0.7-0.8). Those keep panels outer.
 constexpr int64_t kGroupAInL1Bytes = 40 << 10;
 constexpr int64_t kBlockPanelsInL2Bytes = 1 << 20;
 constexpr int64_t kMinPanelsGroupsOuter = 12;
