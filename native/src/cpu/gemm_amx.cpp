@@ -189,8 +189,16 @@ struct AmxJob {
       const CTiles ct = direct ? CTiles{yt, 16, kTileRows * n, n * static_cast<int64_t>(sizeof(float))} : buffered;
       const char* pf = t == t0 ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes : nullptr;
       const uint8_t* at = a + t * steps * kATileBytes;
-      if (group_rows == 2 * kTileRows) {
+      if (group_rows == 2 * kTileRows && t1 - t0 > 2) {
         run_steps<2>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
+      } else if (group_rows == 2 * kTileRows) {
+        // A block of one row group (decode, M = 17-32): its two A tiles one after the other, the second on the
+        // panel the first just brought in. Measured on a decode step's GEMMs from memory: ×1.14-1.20 against
+        // both tiles in each step (whose four products a step hold up the stream). The same products into the
+        // same C tiles in the same order.
+        run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
+        const CTiles second{ct.c + ct.down, ct.right, ct.down, ct.stride};
+        run_steps<1>(second, at + steps * kATileBytes, steps, b, last, 0, steps, nullptr, !accumulate);
       } else {
         run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
       }
