@@ -168,13 +168,13 @@ struct AmxJob {
     alignas(64) uint8_t tail[kPanelStepBytes];
     alignas(64) float pair[2 * kTileRows * kGemmPanel];
     const CTiles buffered{pair, 16, kTileRows * kGemmPanel, kGemmPanel * sizeof(float)};
-    // Row group t (rows 16t … 16t + 31) × panel p. The first group streams each panel from memory, prefetching a
+    // Row group of g A tiles from tile t × panel p. The first group streams each panel from memory, prefetching a
     // little ahead; the others find it in L2. Measured: decode from memory 14 -> 22 GB/s (as vdpbf16ps).
-    auto group_panel = [&](int64_t t, int64_t p) {
+    auto group_panel = [&](int64_t t, int64_t g, int64_t p) {
       const uint8_t* b = static_cast<const uint8_t*>(w->panel(p));
       const uint8_t* last = last_step(b, tail);
       const int64_t j0 = p * kGemmPanel, cols = n - j0 < kGemmPanel ? n - j0 : kGemmPanel;
-      const int64_t group_rows = (t + 1 < t1 ? 2 : 1) * kTileRows;
+      const int64_t group_rows = g * kTileRows;
       const int64_t r0 = t * kTileRows, rows = m - r0 < group_rows ? m - r0 : group_rows;
       const bool direct = !bias && cols == kGemmPanel && rows == group_rows;
       float* yt = y + r0 * n + j0;
@@ -189,16 +189,8 @@ struct AmxJob {
       const CTiles ct = direct ? CTiles{yt, 16, kTileRows * n, n * static_cast<int64_t>(sizeof(float))} : buffered;
       const char* pf = t == t0 ? reinterpret_cast<const char*>(b) + kGemmPrefetchBytes : nullptr;
       const uint8_t* at = a + t * steps * kATileBytes;
-      if (group_rows == 2 * kTileRows && t1 - t0 > 2) {
+      if (g == 2) {
         run_steps<2>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
-      } else if (group_rows == 2 * kTileRows) {
-        // A block of one row group (decode, M = 17-32): its two A tiles one after the other, the second on the
-        // panel the first just brought in. Measured on a decode step's GEMMs from memory: ×1.14-1.20 against
-        // both tiles in each step (whose four products a step hold up the stream). The same products into the
-        // same C tiles in the same order.
-        run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
-        const CTiles second{ct.c + ct.down, ct.right, ct.down, ct.stride};
-        run_steps<1>(second, at + steps * kATileBytes, steps, b, last, 0, steps, nullptr, !accumulate);
       } else {
         run_steps<1>(ct, at, steps, b, last, 0, steps, pf, !accumulate);
       }
@@ -216,12 +208,18 @@ struct AmxJob {
     const bool groups_outer = t1 - t0 > 2 && 2 * steps * kATileBytes <= kGroupAInL1Bytes &&
                               p1 - p0 >= kMinPanelsGroupsOuter &&
                               (p1 - p0) * steps * kPanelStepBytes <= kBlockPanelsInL2Bytes;
+    // Groups of two A tiles (the last may have one), except a block of two tiles (decode, M = 17-32): one group
+    // each, the second on the panel the first just brought in. Measured on a decode step's GEMMs from memory:
+    // ×1.14-1.20 against one group of two, whose four products a step hold up the stream. Either way every C tile
+    // gets the same products in the same order.
+    const int64_t per_group = t1 - t0 == 2 ? 1 : 2;
+    auto tiles_of = [&](int64_t t) { return t + per_group <= t1 ? per_group : t1 - t; };
     if (groups_outer) {
-      for (int64_t t = t0; t < t1; t += 2)
-        for (int64_t p = p0; p < p1; ++p) group_panel(t, p);
+      for (int64_t t = t0; t < t1; t += per_group)
+        for (int64_t p = p0; p < p1; ++p) group_panel(t, tiles_of(t), p);
     } else {
       for (int64_t p = p0; p < p1; ++p)
-        for (int64_t t = t0; t < t1; t += 2) group_panel(t, p);
+        for (int64_t t = t0; t < t1; t += per_group) group_panel(t, tiles_of(t), p);
     }
   }
 
