@@ -226,7 +226,6 @@ float sum_scalar(const uint8_t* p, size_t bytes) {
   return static_cast<float>(s[0] + s[1] + s[2] + s[3]);
 }
 
-
 // The active ISA's f32 GEMM tile (its most rows × one 32-column panel) over k = 256, on this thread's own x, panel
 // and y: 12 + 32 KiB of operands and the tile's y, which stay in L1 from one call to the next.
 constexpr int64_t kTileK = 256;
