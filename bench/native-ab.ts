@@ -14,10 +14,11 @@
  * builds must pick the same tokens) and `lora` (every applyAdapters call of one decode step — q|k|v, o, gate|up and
  * down of each layer — at 32 rows over 32 distinct rank-16 adapters in a bf16 bank, SmolLM2-135M's and
  * Llama-3.2-1B's shapes: 313 and 720 MB of adapter weights a step, read from memory; both builds must give the same
- * bits).
+ * bits), `qgemm` (Q4_K blocks at the Llama-3.2-1B and Llama-3.1-8B projections, M from decode to a 512-token
+ * prefill chunk, weights from memory at M = 1; both builds must give the same bits).
  *
  *   npm run bench:native-ab -- --base 27d6157
- *     [--sections gemm,gemm-f32,gemm-layers,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot]
+ *     [--sections gemm,gemm-f32,gemm-layers,sample,lora,lora-rows,attention,lora-bf16dot,projections-bf16dot,qgemm]
  *     [--rounds 21] [--isa avx2] [--out docs/figures/native-ab]
  */
 import { execFileSync } from 'node:child_process';
@@ -35,6 +36,7 @@ import {
   type LoraStepAddon,
   loraStep,
 } from './lora-step.ts';
+import { randomWeight } from './qgemm.ts';
 import { ensureWorktree, workingTree } from './revisions/worktree.ts';
 import { median } from './util.ts';
 
@@ -52,6 +54,8 @@ if (!args.base) throw new Error('--base REV is required (the build to compare th
 
 /** The addon calls this script makes (see native/binding). */
 interface Addon extends LoraStepAddon {
+  qgemmPackWeight(type: string, rows: number, cols: number, data: Uint8Array): unknown;
+  qgemm(x: Float32Array, w: unknown, y: Float32Array, m: number, bias: Float32Array | null, accumulate: boolean): void;
   gemmSetBf16Dot(enabled: boolean, allowAmx: boolean): boolean;
   gemmBf16DotPath(): string;
   sample(logits: Float32Array, vocab: number, params: Float64Array, rows: number, out: Int32Array): void;
@@ -252,6 +256,59 @@ function gemmLayerCases(base: Addon, head: Addon): Case[] {
       log(`gemm-layers ${model.name} ${shape.name}: ×${timed.speedup.toFixed(3)}`);
     }
   for (const addon of [base, head]) addon.gemmSetBf16Dot(false, true);
+  return cases;
+}
+
+// The fused projections of Llama-3.2-1B and Llama-3.1-8B in Q4_K blocks (random bytes, small finite scales).
+const QGEMM_SHAPES = [
+  { name: '1B q|k|v', n: 3072, k: 2048 },
+  { name: '1B gate|up', n: 16384, k: 2048 },
+  { name: '1B down', n: 2048, k: 8192 },
+  { name: '8B q|k|v', n: 6144, k: 4096 },
+  { name: '8B gate|up', n: 28672, k: 4096 },
+  { name: '8B down', n: 4096, k: 14336 },
+];
+const QGEMM_M = [1, 32, 128, 512];
+
+/** Section `qgemm`: Q4_K weights, decode to prefill; both builds must give the same bits. */
+function qgemmCases(base: Addon, head: Addon): Case[] {
+  const evict = new Float32Array(64 << 20); // 256 MiB: the weights come from memory at M = 1
+  const flush = () => {
+    let sum = 0;
+    for (let i = 0; i < evict.length; i += 16) sum += evict[i];
+    return sum;
+  };
+  const cases: Case[] = [];
+  for (const shape of QGEMM_SHAPES) {
+    const w = randomWeight('q4_k', shape.n, shape.k);
+    const packed = new Map(
+      [base, head].map((addon) => [addon, addon.qgemmPackWeight('q4_k', shape.n, shape.k, w.data as Uint8Array)]),
+    );
+    for (const m of QGEMM_M) {
+      const x = Float32Array.from({ length: m * shape.k }, (_, i) => Math.sin(i));
+      const ys = new Map([base, head].map((addon) => [addon, new Float32Array(m * shape.n)]));
+      const timed = pairTimes(
+        base,
+        head,
+        (addon) => addon.qgemm(x, packed.get(addon), ys.get(addon)!, m, null, false),
+        {
+          beforeCall: m === 1 ? flush : undefined,
+          afterRound: () => {
+            const [a, b] = [...ys.values()].map((y) => new Uint32Array(y.buffer));
+            if (a.some((v, i) => v !== b[i]))
+              throw new Error(`qgemm ${shape.name} M=${m}: the builds gave different bits`);
+          },
+        },
+      );
+      cases.push({
+        section: 'qgemm',
+        name: `Q4_K ${shape.name} ${shape.n}×${shape.k}, M=${m}`,
+        work: 2 * m * shape.n * shape.k,
+        ...timed,
+      });
+      log(`qgemm ${shape.name} M=${m}: ×${timed.speedup.toFixed(3)}`);
+    }
+  }
   return cases;
 }
 
@@ -503,6 +560,7 @@ let cases: Case[] = [];
 for (const section of ['gemm', 'gemm-f32'] as const)
   if (sections.includes(section)) cases = cases.concat(gemmCases(base, head, section));
 if (sections.includes('gemm-layers')) cases = cases.concat(gemmLayerCases(base, head));
+if (sections.includes('qgemm')) cases = cases.concat(qgemmCases(base, head));
 if (sections.includes('sample')) cases = cases.concat(sampleCases(base, head));
 if (sections.includes('lora')) cases = cases.concat(loraCases(base, head));
 if (sections.includes('lora-rows')) cases = cases.concat(loraRowCases(base, head));
@@ -512,6 +570,7 @@ for (const section of ['lora-bf16dot', 'projections-bf16dot'])
 
 const rate = (c: Case, ms: number) =>
   c.section.startsWith('gemm') ||
+  c.section === 'qgemm' ||
   c.section === 'lora-rows' ||
   c.section === 'attention' ||
   c.section.endsWith('-bf16dot')

@@ -45,7 +45,7 @@ export interface QgemmRow {
 }
 
 /** Weights with a realistic spread: bf16 patterns of random f32; blocks of random bytes with small finite scales. */
-function randomWeight(dtype: MatrixDType, n: number, k: number): WeightMatrix {
+export function randomWeight(dtype: MatrixDType, n: number, k: number): WeightMatrix {
   if (!isBlockDType(dtype)) return weightFormat('bf16').encode(randomF32(n * k, 7, 1 / Math.sqrt(k)), n, k);
   const format = weightFormat(dtype);
   const data = new Uint8Array(format.bytes(n, k));

@@ -127,12 +127,28 @@ Napi::Value run_embedding(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// qgemmSetAmx(allowed: boolean) → whether Q4_K batches of ≥ kQAmxMinRows rows now run on AMX-INT8 tiles
+Napi::Value set_amx(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) {
+    fail(env, "qgemmSetAmx(allowed): allowed must be a boolean");
+    return env.Undefined();
+  }
+  set_qgemm_amx(info[0].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(env, qgemm_amx_active());
+}
+
+// qgemmAmxActive() → whether Q4_K batches of ≥ kQAmxMinRows rows run on AMX-INT8 tiles now
+Napi::Value amx_active(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), qgemm_amx_active()); }
+
 }  // namespace
 
 void register_qgemm(Napi::Env env, Napi::Object exports) {
   exports.Set("qgemmEmbedding", Napi::Function::New(env, run_embedding));
   exports.Set("qgemmPackWeight", Napi::Function::New(env, pack_weight));
   exports.Set("qgemm", Napi::Function::New(env, run_qgemm));
+  exports.Set("qgemmSetAmx", Napi::Function::New(env, set_amx));
+  exports.Set("qgemmAmxActive", Napi::Function::New(env, amx_active));
 }
 
 }  // namespace loraplex::binding

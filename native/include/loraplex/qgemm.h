@@ -21,7 +21,8 @@
 //   y[m, n] = (accumulate ? y[m, n] + : ) (bias ? out + bias[n] : out)
 // The scalar, AVX2 and AVX-512 VNNI paths compute exactly this, so they agree bit for bit (and with the
 // TypeScript reference, src/kernels/reference/qgemm.ts); the VNNI kernels serve the AVX-512 ISAs where the CPU
-// has vpdpbusd (AVX2's kernels otherwise).
+// has vpdpbusd (AVX2's kernels otherwise), and under them Q4_K batches of kQAmxMinRows or more rows run on AMX-INT8
+// tiles where the CPU has those: the same integers (summed in another order, exactly) and the same f32 steps.
 // llama.cpp's x86 build quantizes x to the same qx and dx; its dot products sum in another f32 order (FMA into
 // per-lane partials), so outputs still differ by f32 rounding.
 //
@@ -96,6 +97,13 @@ class QuantWeight {
 // x: [m, w.cols()] contiguous; y: [m, w.rows()]; bias: [w.rows()] or null. Uses the thread pool and the
 // active ISA (AVX-512 VNNI, AVX2 or scalar). x and y must not overlap.
 void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const float* bias, bool accumulate);
+
+// Q4_K batches of at least kQAmxMinRows x rows run on AMX-INT8 tiles where the CPU has them and the VNNI kernels
+// are active (qgemm_amx.cpp), with the same results bit for bit; allowed by default. `false` keeps the VNNI
+// kernels for every M (tests and benchmarks of both paths). qgemm_amx_active: whether such batches use AMX now.
+constexpr int64_t kQAmxMinRows = 32;
+void set_qgemm_amx(bool allowed);
+bool qgemm_amx_active();
 
 // Embedding rows read from a table kept in ggml's blocks (the tied lm_head's blocks):
 //   table [vocab, dim] as blocks (dim a multiple of 32 / 256), ids [T] (checked by the caller), out [T, dim]

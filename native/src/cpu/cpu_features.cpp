@@ -1,5 +1,8 @@
 #include "loraplex/cpu_features.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace loraplex {
 
 static CpuFeatures detect() {
@@ -12,6 +15,7 @@ static CpuFeatures detect() {
   f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
   f.avx512vnni = f.avx512f && __builtin_cpu_supports("avx512vnni");
   f.amx_bf16 = f.avx512bf16 && __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16");
+  f.amx_int8 = f.avx512vnni && __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-int8");
 #endif
   f.best = f.avx512bf16 ? Isa::Avx512Bf16 : f.avx512f ? Isa::Avx512 : f.avx2_fma ? Isa::Avx2 : Isa::Scalar;
   return f;
@@ -31,6 +35,16 @@ Isa active_isa() {
 }
 
 void set_isa_cap(Isa cap) { g_cap = cap; }
+
+bool amx_tile_data_granted() {
+#if defined(__x86_64__)
+  static const bool granted = (cpu_features().amx_bf16 || cpu_features().amx_int8) &&
+                              syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+  return granted;
+#else
+  return false;
+#endif
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {

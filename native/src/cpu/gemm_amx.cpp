@@ -7,8 +7,6 @@
 // Measured on the 2-core Xeon here (14336 × 4096, M = 128 / 512): 1.1-1.7 TFLOP/s, 3-5× the f32 FMA peak
 // and 37-64 % of the TDPBF16PS peak of the same run (that peak itself reads 1.9-4.5 TFLOP/s run to run).
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -331,9 +329,8 @@ void run_gemm(const float* x, int64_t m, const PackedWeight& w, float* y, const 
 #pragma GCC pop_options
 
 bool amx_bf16_usable() {
-  // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA);
-  // the permission is the process's, so every pool thread has it. A refusal leaves vdpbf16ps in use.
-  static const bool usable = cpu_features().amx_bf16 && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  // A refusal of the tile state leaves vdpbf16ps in use.
+  static const bool usable = cpu_features().amx_bf16 && amx_tile_data_granted();
   return usable;
 }
 

@@ -3,6 +3,7 @@
 // rows, so a weight load serves the whole tile and the task's weights stay in cache across tiles. Threads
 // never split K.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "loraplex/qgemm.h"
 #include "loraplex/thread_pool.h"
 #include "cpu_scratch.h"
+#include "qgemm_amx.h"
 #include "qgemm_kernels.h"
 
 namespace loraplex {
@@ -23,6 +25,8 @@ constexpr int64_t kParallelQuantizeValues = 1 << 16;
 // One x tile streams W once from memory: the kernels prefetch its blocks this far ahead into L2, which the
 // hardware prefetchers alone do not keep busy enough (8B-shaped Q4_K GEMV cold: ~14 -> ~19 GB/s, 2 threads).
 constexpr int kStreamPrefetchBytes = 4096;
+
+std::atomic<bool> g_allow_amx{true};
 
 const QgemmKernels& select_kernels() {
   if (active_isa() >= Isa::Avx512) {
@@ -37,6 +41,13 @@ const QgemmKernels& select_kernels() {
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 }  // namespace
+
+void set_qgemm_amx(bool allowed) { g_allow_amx.store(allowed, std::memory_order_relaxed); }
+
+bool qgemm_amx_active() {
+  return g_allow_amx.load(std::memory_order_relaxed) && &select_kernels() == qgemm_kernels_avx512vnni() &&
+         amx_int8_usable();
+}
 
 void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const float* bias, bool accumulate) {
   const int64_t n = w.rows(), k = w.cols();
@@ -69,6 +80,8 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
   } else {
     for (int64_t r = 0; r < m; ++r) quantize(r, 0);
   }
+
+  if (q4k && m >= kQAmxMinRows && qgemm_amx_active()) return qgemm_amx_q4k(qx, m, w, y, bias, accumulate);
 
   const int64_t groups = w.groups();
   // One x tile (decode): W is read once, from memory; two long contiguous runs of groups per thread keep the
