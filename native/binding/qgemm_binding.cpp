@@ -127,6 +127,23 @@ Napi::Value run_embedding(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// qgemmEncodeQ4K(values: Float32Array [blocks · 256], out: Uint8Array [blocks · 144]): encodeQ4_K's bytes
+Napi::Value encode_q4k(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto values = f32(info, 0, "values");
+  if (env.IsExceptionPending()) return env.Undefined();
+  auto out = typed_array<uint8_t>(info, 1, napi_uint8_array, "out (Uint8Array)");
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (values.length % kQ4KBlock != 0) {
+    fail(env, "qgemmEncodeQ4K: values (" + std::to_string(values.length) + ") must be whole blocks of 256");
+    return env.Undefined();
+  }
+  const int64_t blocks = static_cast<int64_t>(values.length) / kQ4KBlock;
+  if (!check_length(env, "out", out.length, blocks * 144, "blocks · 144")) return env.Undefined();
+  encode_q4_k(values.data, blocks, out.data);
+  return env.Undefined();
+}
+
 // qgemmSetAmx(allowed: boolean) → whether Q4_K batches of ≥ kQAmxMinRows rows now run on AMX-INT8 tiles
 Napi::Value set_amx(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -148,6 +165,7 @@ void register_qgemm(Napi::Env env, Napi::Object exports) {
   exports.Set("qgemmPackWeight", Napi::Function::New(env, pack_weight));
   exports.Set("qgemm", Napi::Function::New(env, run_qgemm));
   exports.Set("qgemmSetAmx", Napi::Function::New(env, set_amx));
+  exports.Set("qgemmEncodeQ4K", Napi::Function::New(env, encode_q4k));
   exports.Set("qgemmAmxActive", Napi::Function::New(env, amx_active));
 }
 

@@ -6,6 +6,8 @@
  *   Q4_K: per 32 values a scale and a min from a small grid search of the 16-level fit (ggml's make_qkx2
  *         idea, unweighted); per 256 values d, dmin (f16) so that the 6-bit scales and mins cover them;
  *         q = round((x + dmin·m) / (d·sc)) clamped to 0…15. Error bounds: test/kernels/qgemm-format.test.ts.
+ *         The native addon's encoder (native/src/cpu/qgemm_encode.cpp) gives the same bytes ~100× faster;
+ *         weight-format.ts uses it where the addon is built.
  *   Q6_K: per 16 values a scale that puts the largest |x| on −32 (ggml's make_qx_quants without its search);
  *         the 16 scales as int8 of d = max|scale| / 128 (stored f16, the largest on −128), q = round(x / (d·sc))
  *         clamped to −32…31, stored + 32 in ql / qh as block-formats.ts reads them (tests only; no --quantize).
@@ -79,7 +81,10 @@ function fitSubBlock(x: Float32Array, at: number): { scale: number; min: number 
       scale = sqq > 0 ? sqx / sqq : 0;
     }
     let err = 0;
-    for (let i = 0; i < 32; i++) err += (scale * qs[i] + offset - x[at + i]) ** 2;
+    for (let i = 0; i < 32; i++) {
+      const e = scale * qs[i] + offset - x[at + i];
+      err += e * e;
+    }
     if (err < best.err && scale > 0) best = { scale, min: -offset, err };
   }
   return { scale: best.scale, min: best.min };

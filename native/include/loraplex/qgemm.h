@@ -105,6 +105,10 @@ constexpr int64_t kQAmxMinRows = 32;
 void set_qgemm_amx(bool allowed);
 bool qgemm_amx_active();
 
+// f32 values (blocks · 256) → Q4_K blocks (144 bytes each), byte for byte src/kernels/block-encode.ts's encodeQ4_K
+// (the weights --quantize q4_k makes at load). Uses the thread pool.
+void encode_q4_k(const float* values, int64_t blocks, uint8_t* out);
+
 // Embedding rows read from a table kept in ggml's blocks (the tied lm_head's blocks):
 //   table [vocab, dim] as blocks (dim a multiple of 32 / 256), ids [T] (checked by the caller), out [T, dim]
 //   Semantics: out[t, :] = dequantize(table[ids[t], :]), ggml's dequantize_row exactly:
