@@ -1,5 +1,5 @@
 /**
- * The AMX-INT8 Q4_K GEMM (native/src/cpu/qgemm_amx.cpp: batches of 32 or more x rows where the CPU has AMX-INT8):
+ * The AMX-INT8 Q4_K GEMM (native/src/cpu/qgemm_amx.cpp: batches of 24 or more x rows where the CPU has AMX-INT8):
  * bit for bit the reference and the VNNI kernels (qgemm.h's Semantics) — on odd N (a last panel of one group, rows
  * past N), M across its 32-row tile pairs and 128-row blocks, several super-blocks, bias and accumulate, raw blocks
  * (every bit pattern of values, scales and mins) and the integer extremes (q = 15, sc = m = 63, x at ±127); the

@@ -101,7 +101,7 @@ void qgemm(const float* x, int64_t m, const QuantWeight& w, float* y, const floa
 // Q4_K batches of at least kQAmxMinRows x rows run on AMX-INT8 tiles where the CPU has them and the VNNI kernels
 // are active (qgemm_amx.cpp), with the same results bit for bit; allowed by default. `false` keeps the VNNI
 // kernels for every M (tests and benchmarks of both paths). qgemm_amx_active: whether such batches use AMX now.
-constexpr int64_t kQAmxMinRows = 32;
+constexpr int64_t kQAmxMinRows = 24;
 void set_qgemm_amx(bool allowed);
 bool qgemm_amx_active();
 

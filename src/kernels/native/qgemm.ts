@@ -7,7 +7,7 @@
  *   per output: acc += f32(isum) · (dx · dw) (Q4_K: minus Σ f32(Σ m_j · bsum_j) · (dmin · dx); Q6_K: isum = Σ_j sc_j · Σ_16 (q − 32) · qx);
  *   y (+)= out + bias.
  *   AVX-512 VNNI (vpdpbusd), AVX2 (maddubs / madd) on 8 weight rows interleaved, tiles of up to 4 x rows sharing
- *   each weight load, or scalar; Q4_K batches of 32 or more rows on AMX-INT8 tiles where the CPU has them (see
+ *   each weight load, or scalar; Q4_K batches of 24 or more rows on AMX-INT8 tiles where the CPU has them (see
  *   setQgemmAmx). All give the same results.
  *   Batch-invariant: row m's result never depends on M, on its tile, on the other rows or on the thread count.
  *
@@ -46,7 +46,7 @@ export function qgemm(
 }
 
 /**
- * Q4_K batches of 32 or more x rows on AMX-INT8 tiles (TDPBSUD; native/src/cpu/qgemm_amx.cpp) where the CPU has
+ * Q4_K batches of 24 or more x rows on AMX-INT8 tiles (TDPBSUD; native/src/cpu/qgemm_amx.cpp) where the CPU has
  * them, Linux grants the tile state and the VNNI kernels are active: the same integers and f32 steps, so the same
  * bits. Allowed by default; `false` keeps the VNNI kernels for every M (tests and benchmarks of both). Returns
  * whether such batches now run on AMX.
@@ -55,7 +55,7 @@ export function setQgemmAmx(allowed: boolean): boolean {
   return loadAddon().qgemmSetAmx(allowed);
 }
 
-/** Whether Q4_K batches of 32 or more rows run on AMX-INT8 tiles now. */
+/** Whether Q4_K batches of 24 or more rows run on AMX-INT8 tiles now. */
 export function qgemmAmxActive(): boolean {
   return loadAddon().qgemmAmxActive();
 }
