@@ -1,7 +1,8 @@
 /**
  * A stacked block matrix (src/kernels/stacked-weight.ts: a fused q|k|v whose parts are Q4_K, Q4_K and Q6_K)
  * runs part by part: on the reference and every native ISA its output columns equal each part's own GEMM bit
- * for bit (odd part sizes, M = 1…9 and 17, bias, accumulate), native equals the reference, and decoding it
+ * for bit (odd part sizes, M = 1…9, 17 and 40 (the Q4_K parts on AMX-INT8 tiles where the CPU has them, Q6_K on
+ * VNNI), bias, accumulate), native equals the reference, and decoding it
  * (the CUDA backend's bf16 path, merges, checks) gives the parts' values in order.
  */
 import assert from 'node:assert/strict';
@@ -58,7 +59,7 @@ describe('stacked block matrices (q4_k | q4_k | q6_k)', () => {
 
   test('outputs equal each part run alone, bit for bit, on the reference and every ISA', () => {
     const impls = [{ name: 'reference', kernels: referenceKernels, activate() {} }, ...nativeImplementations()];
-    for (const m of [1, 2, 3, 4, 5, 6, 7, 8, 9, 17]) {
+    for (const m of [1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 40]) {
       const r = rng(100 + m);
       const x = r.f32(m * K, 2);
       const y0 = r.f32(m * 31);
