@@ -134,6 +134,16 @@ function pairTimes(base: Addon, head: Addon, run: (addon: Addon) => void, hooks:
   };
 }
 
+/** Reads 256 MiB, a line at a time, so the next call's weights come from memory, not from a cache. */
+function cacheFlusher(): () => number {
+  const evict = new Float32Array(64 << 20);
+  return () => {
+    let sum = 0;
+    for (let i = 0; i < evict.length; i += 16) sum += evict[i];
+    return sum;
+  };
+}
+
 // The fused projections (q|k|v, gate|up, down) of Llama-3.2-1B (hidden 2048) and SmolLM2-135M (hidden 576).
 const GEMM_SHAPES = [
   { name: '1B q|k|v', n: 3072, k: 2048 },
@@ -155,12 +165,7 @@ function gemmCases(base: Addon, head: Addon, section: 'gemm' | 'gemm-f32'): Case
     if (addon.gemmSetBf16Dot(dot, true) !== dot) throw new Error('this CPU has no bf16 dot products (AVX-512 BF16)');
   }
   log(`${section}: bf16 dot path ${head.gemmBf16DotPath()}`);
-  const evict = new Float32Array(64 << 20); // 256 MiB: the weights come from memory where M ≤ 32
-  const flush = () => {
-    let sum = 0;
-    for (let i = 0; i < evict.length; i += 16) sum += evict[i];
-    return sum;
-  };
+  const flush = cacheFlusher(); // the weights come from memory where M ≤ 32
   const cases: Case[] = [];
   for (const shape of GEMM_SHAPES) {
     const w = baseWeight(shape.n, shape.k, 0);
@@ -272,12 +277,7 @@ const QGEMM_M = [1, 32, 128, 512];
 
 /** Section `qgemm`: Q4_K weights, decode to prefill; both builds must give the same bits. */
 function qgemmCases(base: Addon, head: Addon): Case[] {
-  const evict = new Float32Array(64 << 20); // 256 MiB: the weights come from memory at M = 1
-  const flush = () => {
-    let sum = 0;
-    for (let i = 0; i < evict.length; i += 16) sum += evict[i];
-    return sum;
-  };
+  const flush = cacheFlusher(); // the weights come from memory at M = 1
   const cases: Case[] = [];
   for (const shape of QGEMM_SHAPES) {
     const w = randomWeight('q4_k', shape.n, shape.k);

@@ -11,9 +11,10 @@ import { f32ToF16 } from '../../src/kernels/dtype.ts';
 import { setIsa } from '../../src/kernels/native/addon.ts';
 import { qgemmAmxActive, setQgemmAmx } from '../../src/kernels/native/qgemm.ts';
 import { nativeKernels } from '../../src/kernels/native.ts';
-import type { Kernels, WeightMatrix } from '../../src/kernels/types.ts';
+import type { WeightMatrix } from '../../src/kernels/types.ts';
 import { weightFormat } from '../../src/kernels/weight-format.ts';
 import { assertBitwise, referenceKernels, restoreDefaults, rng, withThreads } from './implementations.ts';
+import { rawWeight, runGemm } from './qgemm-fixtures.ts';
 
 const amxHere = (() => {
   setIsa('avx512');
@@ -28,35 +29,6 @@ function restore() {
   restoreDefaults();
 }
 
-/** Random raw Q4_K blocks with finite f16 d and dmin. */
-function rawQ4k(rows: number, cols: number, seed: number): WeightMatrix {
-  const r = rng(seed);
-  const data = new Uint8Array(weightFormat('q4_k').bytes(rows, cols));
-  for (let i = 0; i < data.length; i++) data[i] = r.int(0, 255);
-  for (let at = 0; at < data.length; at += 144) {
-    for (const off of [0, 2]) {
-      const bits = f32ToF16((r.next() * 2 - 1) * 0.01);
-      data[at + off] = bits & 0xff;
-      data[at + off + 1] = bits >> 8;
-    }
-  }
-  return { dtype: 'q4_k', rows, cols, data };
-}
-
-function run(
-  kernels: Kernels,
-  w: WeightMatrix,
-  x: Float32Array,
-  m: number,
-  y0: Float32Array,
-  bias?: Float32Array,
-  accumulate = false,
-) {
-  const y = y0.slice();
-  kernels.gemm(x, kernels.packWeight(w), y, m, bias, accumulate);
-  return y;
-}
-
 /** The native result with AMX allowed (asserting it is in use) and with the VNNI kernels only. */
 function bothPaths(
   w: WeightMatrix,
@@ -67,9 +39,9 @@ function bothPaths(
   accumulate = false,
 ) {
   assert.ok(setQgemmAmx(true));
-  const amx = run(nativeKernels, w, x, m, y0, bias, accumulate);
+  const amx = runGemm(nativeKernels, w, x, m, y0, bias, accumulate);
   assert.equal(setQgemmAmx(false), false);
-  const vnni = run(nativeKernels, w, x, m, y0, bias, accumulate);
+  const vnni = runGemm(nativeKernels, w, x, m, y0, bias, accumulate);
   setQgemmAmx(true);
   return { amx, vnni };
 }
@@ -90,13 +62,13 @@ describe('qgemm on AMX-INT8: the reference and the VNNI kernels, bit for bit', {
       setIsa('avx512bf16');
       for (const [label, w] of [
         ['quantized', weightFormat('q4_k').encode(rng(500 + ci).f32(c.n * k, 0.5), c.n, k)],
-        ['raw blocks', rawQ4k(c.n, k, 600 + ci)],
+        ['raw blocks', rawWeight('q4_k', c.n, k, 600 + ci)],
       ] as const) {
         const r = rng(700 + ci);
         const x = r.f32(c.m * k, 2);
         const y0 = r.f32(c.m * c.n);
         const bias = c.bias ? r.f32(c.n) : undefined;
-        const want = run(referenceKernels, w, x, c.m, y0, bias, c.accumulate);
+        const want = runGemm(referenceKernels, w, x, c.m, y0, bias, c.accumulate);
         const { amx, vnni } = bothPaths(w, x, c.m, y0, bias, c.accumulate);
         assertBitwise(amx, want, `amx ${label}`);
         assertBitwise(vnni, want, `vnni ${label}`);
@@ -120,7 +92,7 @@ describe('qgemm on AMX-INT8: the reference and the VNNI kernels, bit for bit', {
     const x = new Float32Array(m * k);
     for (let row = 0; row < m; row++)
       for (let i = 0; i < k; i++) x[row * k + i] = row % 3 === 0 ? 1 : row % 3 === 1 ? -1 : i % 2 ? 1 : -1;
-    const want = run(referenceKernels, w, x, m, new Float32Array(m * n));
+    const want = runGemm(referenceKernels, w, x, m, new Float32Array(m * n));
     assert.ok(want.every(Number.isFinite));
     const { amx, vnni } = bothPaths(w, x, m, new Float32Array(m * n));
     assertBitwise(amx, want, 'amx');
@@ -131,7 +103,7 @@ describe('qgemm on AMX-INT8: the reference and the VNNI kernels, bit for bit', {
     setIsa('avx512bf16');
     const k = 768;
     const n = 37;
-    const packed = nativeKernels.packWeight(rawQ4k(n, k, 31));
+    const packed = nativeKernels.packWeight(rawWeight('q4_k', n, k, 31));
     const r = rng(32);
     const row = r.f32(k, 2);
     const bias = r.f32(n);

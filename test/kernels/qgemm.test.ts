@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { f32ToF16 } from '../../src/kernels/dtype.ts';
 import { QGEMM_BLOCK, quantizeRow } from '../../src/kernels/reference/qgemm.ts';
-import type { BlockDType, Kernels, WeightMatrix } from '../../src/kernels/types.ts';
+import type { BlockDType, WeightMatrix } from '../../src/kernels/types.ts';
 import { weightFormat } from '../../src/kernels/weight-format.ts';
 import {
   assertBitwise,
@@ -22,32 +22,9 @@ import {
   rng,
   withThreads,
 } from './implementations.ts';
+import { quantizedWeight, rawWeight, runGemm } from './qgemm-fixtures.ts';
 
 const TYPES: BlockDType[] = ['q8_0', 'q4_k', 'q6_k'];
-/** Where each block keeps its f16 scales (Q6_K's int8 sub-block scales stay random bytes). */
-const HALVES: Record<BlockDType, number[]> = { q8_0: [0], q4_k: [0, 2], q6_k: [208] };
-
-/** Weights quantized from f32 values (as --quantize makes them). */
-function quantizedWeight(type: BlockDType, rows: number, cols: number, seed: number): WeightMatrix {
-  return weightFormat(type).encode(rng(seed).f32(rows * cols, 0.5), rows, cols);
-}
-
-/** Random raw blocks: random bytes, with finite f16 scales (d, dmin) so the values stay finite. */
-function rawWeight(type: BlockDType, rows: number, cols: number, seed: number): WeightMatrix {
-  const r = rng(seed);
-  const format = weightFormat(type);
-  const data = new Uint8Array(format.bytes(rows, cols));
-  for (let i = 0; i < data.length; i++) data[i] = r.int(0, 255);
-  for (let at = 0; at < data.length; at += format.blockBytes) {
-    for (const off of HALVES[type]) {
-      const bits = f32ToF16((r.next() * 2 - 1) * 0.01);
-      data[at + off] = bits & 0xff;
-      data[at + off + 1] = bits >> 8;
-    }
-  }
-  return { dtype: type, rows, cols, data };
-}
-
 interface Case {
   m: number;
   blocks: number; // K = blocks · the type's block
@@ -66,20 +43,6 @@ const CASES: Case[] = [
   { m: 33, blocks: 1, n: 67, bias: true, accumulate: true },
 ];
 
-function run(
-  kernels: Kernels,
-  w: WeightMatrix,
-  x: Float32Array,
-  m: number,
-  y0: Float32Array,
-  bias?: Float32Array,
-  accumulate = false,
-) {
-  const y = y0.slice();
-  kernels.gemm(x, kernels.packWeight(w), y, m, bias, accumulate);
-  return y;
-}
-
 describe('qgemm: native vs reference, bit for bit', () => {
   after(restoreDefaults);
   for (const type of TYPES) {
@@ -94,10 +57,10 @@ describe('qgemm: native vs reference, bit for bit', () => {
           const x = r.f32(c.m * k, 2);
           const y0 = r.f32(c.m * c.n);
           const bias = c.bias ? r.f32(c.n) : undefined;
-          const want = run(referenceKernels, w, x, c.m, y0, bias, c.accumulate);
+          const want = runGemm(referenceKernels, w, x, c.m, y0, bias, c.accumulate);
           for (const impl of nativeImplementations()) {
             impl.activate();
-            assertBitwise(run(impl.kernels, w, x, c.m, y0, bias, c.accumulate), want, `${impl.name} ${label}`);
+            assertBitwise(runGemm(impl.kernels, w, x, c.m, y0, bias, c.accumulate), want, `${impl.name} ${label}`);
           }
         }
       });
@@ -112,10 +75,10 @@ describe('qgemm: native vs reference, bit for bit', () => {
       const x = new Float32Array(3 * k);
       for (let i = 0; i < k; i++) x[k + i] = ((i % 5) - 2) * 0.5;
       for (let i = 0; i < k; i++) x[2 * k + i] = i % 32 === 0 ? 1000 : 0.001 * i;
-      const want = run(referenceKernels, w, x, 3, new Float32Array(27));
+      const want = runGemm(referenceKernels, w, x, 3, new Float32Array(27));
       for (const impl of nativeImplementations()) {
         impl.activate();
-        assertBitwise(run(impl.kernels, w, x, 3, new Float32Array(27)), want, `${impl.name} ${type}`);
+        assertBitwise(runGemm(impl.kernels, w, x, 3, new Float32Array(27)), want, `${impl.name} ${type}`);
       }
     }
     restoreDefaults();
@@ -148,7 +111,7 @@ describe('qgemm: q6_k at the edges of its integer ranges', () => {
       x[2 * k + i] = i % 2 === 0 ? 1 : -1;
       x[3 * k + i] = i < 256 ? 1 : -1e-3; // one block at +127, the other small
     }
-    const want = run(referenceKernels, w, x, 4, new Float32Array(4 * n));
+    const want = runGemm(referenceKernels, w, x, 4, new Float32Array(4 * n));
     assert.ok(want.every(Number.isFinite));
     assert.ok(
       want.some((v) => Math.abs(v) > 1e9),
@@ -156,7 +119,7 @@ describe('qgemm: q6_k at the edges of its integer ranges', () => {
     );
     for (const impl of nativeImplementations()) {
       impl.activate();
-      assertBitwise(run(impl.kernels, w, x, 4, new Float32Array(4 * n)), want, impl.name);
+      assertBitwise(runGemm(impl.kernels, w, x, 4, new Float32Array(4 * n)), want, impl.name);
     }
   });
 });
@@ -171,10 +134,10 @@ describe('qgemm: q6_k for every tile height', () => {
       const r = rng(80 + m);
       const x = r.f32(m * k, 2);
       const bias = r.f32(n);
-      const want = run(referenceKernels, w, x, m, new Float32Array(m * n), bias);
+      const want = runGemm(referenceKernels, w, x, m, new Float32Array(m * n), bias);
       for (const impl of nativeImplementations()) {
         impl.activate();
-        assertBitwise(run(impl.kernels, w, x, m, new Float32Array(m * n), bias), want, `${impl.name} M=${m}`);
+        assertBitwise(runGemm(impl.kernels, w, x, m, new Float32Array(m * n), bias), want, `${impl.name} M=${m}`);
       }
     }
   });
@@ -192,7 +155,7 @@ describe('qgemm: error against the exact f32 GEMM on the dequantized weights', (
       const x = r.f32(m * k, 3);
       const bias = r.f32(n);
       const y0 = r.f32(m * n);
-      const exact = run(referenceKernels, { dtype: 'f32', rows: n, cols: k, data: values }, x, m, y0, bias, true);
+      const exact = runGemm(referenceKernels, { dtype: 'f32', rows: n, cols: k, data: values }, x, m, y0, bias, true);
       const block = QGEMM_BLOCK[type];
       let worstRatio = 0;
       for (const impl of [
@@ -200,7 +163,7 @@ describe('qgemm: error against the exact f32 GEMM on the dequantized weights', (
         ...nativeImplementations(),
       ]) {
         impl.activate();
-        const got = run(impl.kernels, w, x, m, y0, bias, true);
+        const got = runGemm(impl.kernels, w, x, m, y0, bias, true);
         for (let row = 0; row < m; row++) {
           const { d } = quantizeRow(x.subarray(row * k, (row + 1) * k), type);
           // dx / 2 per value, plus (Q8_0) the f16 rounding of the scale: |q| ≤ 127 steps of ≤ 2^-11 · dx.
