@@ -162,8 +162,10 @@ inline void super_block_steps(const QuantizedX& qx, int64_t r0, int row_begin, i
     const __m512 dx = _mm512_set1_ps(d[r * d_stride]);
     float* ar = acc + r * 16;
     float* mr = mins + r * 16;
-    _mm512_store_ps(ar, _mm512_add_ps(_mm512_load_ps(ar), _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(vd, dx))));
-    _mm512_store_ps(mr, _mm512_add_ps(_mm512_load_ps(mr), _mm512_mul_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(vmin, dx))));
+    const __m512 isum_f = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(vd, dx));
+    const __m512 msum_f = _mm512_mul_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(vmin, dx));
+    _mm512_store_ps(ar, _mm512_add_ps(_mm512_load_ps(ar), isum_f));
+    _mm512_store_ps(mr, _mm512_add_ps(_mm512_load_ps(mr), msum_f));
   }
 }
 
@@ -229,8 +231,8 @@ void qgemm_amx_q4k(const QuantizedX& qx, int64_t m, const QuantWeight& w, float*
     unpack_panel(w, panel * 2, unpacked);
     AmxTileScope tiles;
     for (int64_t r0 = 0; r0 < m; r0 += kBlockRows)
-      run_block(qx, a_tiles, r0, m - r0 < kBlockRows ? m - r0 : kBlockRows, unpacked, supers, panel * 2 * kQGroup, n, y, bias,
-                accumulate, cbuf, acc);
+      run_block(qx, a_tiles, r0, m - r0 < kBlockRows ? m - r0 : kBlockRows, unpacked, supers, panel * 2 * kQGroup, n,
+                y, bias, accumulate, cbuf, acc);
   };
   if (pool_threads() == 1) {
     for (int64_t p = 0; p < panels; ++p) task(p, 0);

@@ -117,7 +117,8 @@ inline __m512d negate(__m512d a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0))
 
 // fit_sub_block for the 8 sub-blocks of a block of finite values at once, sub-block j in lane j.
 void fit_sub_blocks_avx512(const float* x, Fit* fits) {
-  const __m512d zero = _mm512_setzero_pd(), half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1), fifteen = _mm512_set1_pd(15);
+  const __m512d zero = _mm512_setzero_pd(), half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1);
+  const __m512d fifteen = _mm512_set1_pd(15);
   const __m256i lanes = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
   __m512d xs[32];
   for (int i = 0; i < 32; ++i) xs[i] = _mm512_cvtps_pd(_mm256_i32gather_ps(x + i, lanes, 4));
