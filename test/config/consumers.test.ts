@@ -90,6 +90,7 @@ test('--threads and --isa reach the native kernels (nativeState)', async () => {
     const state = configureNative(nativeConfigOf(config));
     assert.equal(state.threads, 1);
     assert.equal(state.isa, 'scalar');
+    assert.equal(state.q4kAmx, false, 'Q4_K batches leave AMX-INT8 with the VNNI kernels');
   } finally {
     configureNative({ threads: before.threads, isa: before.isa });
   }

@@ -3,10 +3,12 @@
  * from flags and environment in src/cli/ and handed over once, at backend load, in the engine's thread; the
  * addon reads no environment of its own.
  *
- *   configureNative({ threads: 4, isa: 'avx2' }); // → { threads: 4, isa: 'avx2', bf16Dot: false, bf16DotPath: 'off' }
+ *   configureNative({ threads: 4, isa: 'avx2' });
+ *   // → { threads: 4, isa: 'avx2', bf16Dot: false, bf16DotPath: 'off', q4kAmx: false }
  */
 import { cpuInfo, type Isa, setIsa, setThreads } from './addon.ts';
 import { type Bf16DotPath, bf16DotActive, bf16DotPath, setBf16Dot } from './gemm.ts';
+import { qgemmAmxActive } from './qgemm.ts';
 
 export interface NativeConfig {
   /** Kernel threads, the caller included (default: every core). */
@@ -24,6 +26,8 @@ export interface NativeState {
   bf16Dot: boolean;
   /** Which dot path bf16 weights take: 'amx', 'vdpbf16ps' or 'off'. */
   bf16DotPath: Bf16DotPath;
+  /** Whether Q4_K batches of 24 or more rows run on AMX-INT8 tiles (the same results as VNNI; see setQgemmAmx). */
+  q4kAmx: boolean;
 }
 
 /** Applies the fields given (the others keep their current values) and returns the resulting state. */
@@ -36,5 +40,11 @@ export function configureNative(config: NativeConfig): NativeState {
 
 export function nativeState(): NativeState {
   const info = cpuInfo();
-  return { threads: info.threads, isa: info.active, bf16Dot: bf16DotActive(), bf16DotPath: bf16DotPath() };
+  return {
+    threads: info.threads,
+    isa: info.active,
+    bf16Dot: bf16DotActive(),
+    bf16DotPath: bf16DotPath(),
+    q4kAmx: qgemmAmxActive(),
+  };
 }
