@@ -266,9 +266,7 @@ function gemmLayerCases(base: Addon, head: Addon): Case[] {
 
 // The fused projections of Llama-3.2-1B and Llama-3.1-8B in Q4_K blocks (random bytes, small finite scales).
 const QGEMM_SHAPES = [
-  { name: '1B q|k|v', n: 3072, k: 2048 },
-  { name: '1B gate|up', n: 16384, k: 2048 },
-  { name: '1B down', n: 2048, k: 8192 },
+  ...GEMM_SHAPES.filter((s) => s.name.startsWith('1B')),
   { name: '8B q|k|v', n: 6144, k: 4096 },
   { name: '8B gate|up', n: 28672, k: 4096 },
   { name: '8B down', n: 4096, k: 14336 },

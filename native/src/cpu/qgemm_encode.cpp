@@ -14,7 +14,7 @@
 #include "loraplex/lora.h"  // f32_to_f16
 #include "loraplex/qgemm.h"
 #include "loraplex/thread_pool.h"
-#include "qgemm_kernels.h"  // half_at
+#include "qgemm_kernels.h"  // f16_to_f32 (lora_rows.h)
 
 namespace loraplex {
 namespace {
@@ -46,11 +46,6 @@ uint16_t half_bits(double v) {
   uint32_t bits;
   std::memcpy(&bits, &f, 4);
   return f32_to_f16(bits);
-}
-
-double half_value(uint16_t bits) {
-  const uint8_t b[2] = {static_cast<uint8_t>(bits & 0xff), static_cast<uint8_t>(bits >> 8)};
-  return half_at(b);
 }
 
 struct Fit {
@@ -194,7 +189,7 @@ void encode_block(const float* x, uint8_t* out, bool avx512) {
     max_min = js_max(max_min, fits[j].min);
   }
   const uint16_t d_bits = half_bits(max_scale / 63), dmin_bits = half_bits(max_min / 63);
-  const double d = half_value(d_bits), dmin = half_value(dmin_bits);
+  const double d = f16_to_f32(d_bits), dmin = f16_to_f32(dmin_bits);
   int32_t sc[8], m[8];
   for (int j = 0; j < 8; ++j) {
     sc[j] = d > 0 ? js_int(js_min(63, js_round(fits[j].scale / d))) : 0;

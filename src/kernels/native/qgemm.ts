@@ -60,17 +60,22 @@ export function qgemmAmxActive(): boolean {
   return loadAddon().qgemmAmxActive();
 }
 
+let encoderAddon: ReturnType<typeof loadAddon> | null | undefined;
+
 /**
- * Q4_K blocks of `values` (a multiple of 256) through the addon: encodeQ4_K's bytes (block-encode.ts), ~100× as
+ * Q4_K blocks of `values` (a multiple of 256) through the addon: encodeQ4_K's bytes (block-encode.ts), ~25× as
  * fast; null where the addon is not built (the caller falls back to the TypeScript encoder).
  */
 export function nativeEncodeQ4K(values: Float32Array): Uint8Array | null {
-  let addon: ReturnType<typeof loadAddon>;
-  try {
-    addon = loadAddon();
-  } catch {
-    return null;
+  if (encoderAddon === undefined) {
+    try {
+      encoderAddon = loadAddon(); // asked once: a missing build is not looked for again per matrix
+    } catch {
+      encoderAddon = null;
+    }
   }
+  const addon = encoderAddon;
+  if (!addon) return null;
   const out = new Uint8Array((values.length / 256) * 144);
   addon.qgemmEncodeQ4K(values, out);
   return out;
