@@ -6,7 +6,7 @@
  *   Q4_K: per 32 values a scale and a min from a small grid search of the 16-level fit (ggml's make_qkx2
  *         idea, unweighted); per 256 values d, dmin (f16) so that the 6-bit scales and mins cover them;
  *         q = round((x + dmin·m) / (d·sc)) clamped to 0…15. Error bounds: test/kernels/qgemm-format.test.ts.
- *         The native addon's encoder (native/src/cpu/qgemm_encode.cpp) gives the same bytes ~25× faster;
+ *         The native addon's encoder (native/src/cpu/qgemm_encode.cpp) gives the same bytes ~19× faster;
  *         weight-format.ts uses it where the addon is built.
  *   Q6_K: per 16 values a scale that puts the largest |x| on −32 (ggml's make_qx_quants without its search);
  *         the 16 scales as int8 of d = max|scale| / 128 (stored f16, the largest on −128), q = round(x / (d·sc))

@@ -63,7 +63,7 @@ export function qgemmAmxActive(): boolean {
 let encoderAddon: ReturnType<typeof loadAddon> | null | undefined;
 
 /**
- * Q4_K blocks of `values` (a multiple of 256) through the addon: encodeQ4_K's bytes (block-encode.ts), ~25× as
+ * Q4_K blocks of `values` (a multiple of 256) through the addon: encodeQ4_K's bytes (block-encode.ts), ~19× as
  * fast; null where the addon is not built (the caller falls back to the TypeScript encoder).
  */
 export function nativeEncodeQ4K(values: Float32Array): Uint8Array | null {
