@@ -155,6 +155,17 @@ Napi::Value set_amx(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, qgemm_amx_active());
 }
 
+// qgemmWeightBytes(w: handle) → the bytes its re-laid blocks hold (what batch-1 decode streams), padding included
+Napi::Value weight_bytes(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsExternal() ||
+      !info[0].As<Napi::External<QuantWeight>>().CheckTypeTag(&kQuantWeightTag)) {
+    fail(env, "qgemmWeightBytes: argument 'w' must be a weight made by qgemmPackWeight");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(info[0].As<Napi::External<QuantWeight>>().Data()->bytes()));
+}
+
 // qgemmAmxActive() → whether Q4_K batches of ≥ kQAmxMinRows rows run on AMX-INT8 tiles now
 Napi::Value amx_active(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), qgemm_amx_active()); }
 
@@ -167,6 +178,7 @@ void register_qgemm(Napi::Env env, Napi::Object exports) {
   exports.Set("qgemmSetAmx", Napi::Function::New(env, set_amx));
   exports.Set("qgemmEncodeQ4K", Napi::Function::New(env, encode_q4k));
   exports.Set("qgemmAmxActive", Napi::Function::New(env, amx_active));
+  exports.Set("qgemmWeightBytes", Napi::Function::New(env, weight_bytes));
 }
 
 }  // namespace loraplex::binding

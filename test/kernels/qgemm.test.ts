@@ -246,3 +246,16 @@ describe('qgemm: argument checks', () => {
     });
   }
 });
+
+describe('qgemm: the bytes a packed weight holds', () => {
+  // Per 8-row group: Q8_0 32 q + 4 (f32 d) bytes a 32-value block; Q4_K 128 q + 8 (f32 d, dmin) + 24 (sc doubled,
+  // m) a 256-value block; Q6_K 128 ql + 4 (f32 d) + 80 (qh, sc) — the last group padded to 8 rows.
+  const perRowBlock: Record<BlockDType, number> = { q8_0: 36, q4_k: 160, q6_k: 212 };
+  for (const dtype of TYPES)
+    test(`${dtype}: heldBytes counts the re-laid blocks, padding rows included`, () => {
+      const kernels = nativeImplementations()[0].kernels;
+      const cols = 2 * QGEMM_BLOCK[dtype];
+      const w = kernels.packWeight(quantizedWeight(dtype, 13, cols, 5)) as { heldBytes?: number };
+      assert.equal(w.heldBytes, 16 * 2 * perRowBlock[dtype]);
+    });
+});

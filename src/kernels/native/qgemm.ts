@@ -24,14 +24,18 @@ export class NativeQuantWeight implements PackedWeight {
     readonly cols: number,
     /** The addon's handle to the re-laid blocks. */
     readonly handle: unknown,
+    /** Bytes the re-laid blocks hold: what batch-1 decode streams (Q4_K's f32 scales and unpacked 6-bit fields
+     *  make it 160 bytes a 256-value block, against the file's 144). */
+    readonly heldBytes: number,
   ) {}
 }
 
 export function packQuantWeight(w: WeightMatrix & { dtype: BlockDType }): NativeQuantWeight {
   if (!(w.data instanceof Uint8Array))
     throw new TypeError(`packWeight: ${w.dtype} data must be a Uint8Array of blocks`);
-  const handle = loadAddon().qgemmPackWeight(w.dtype, w.rows, w.cols, w.data);
-  return new NativeQuantWeight(w.dtype, w.rows, w.cols, handle);
+  const addon = loadAddon();
+  const handle = addon.qgemmPackWeight(w.dtype, w.rows, w.cols, w.data);
+  return new NativeQuantWeight(w.dtype, w.rows, w.cols, handle, addon.qgemmWeightBytes(handle));
 }
 
 export function qgemm(
