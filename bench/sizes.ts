@@ -158,6 +158,8 @@ async function measureEntry(
       prefillTokPerS: p.prefillTokens / p.prefillSeconds,
       readGBs: gbs,
       bandwidthFraction: gbs / readGBs(),
+      heldBandwidthFraction:
+        p.heldBytesPerToken === undefined ? undefined : (p.heldBytesPerToken * decodeTokPerS) / 1e9 / readGBs(),
     };
     log(
       `  ${decodeTokPerS.toFixed(2)} tok/s decode (${gbs.toFixed(1)} GB/s), ${entry.loraplex.prefillTokPerS.toFixed(1)} tok/s prefill`,

@@ -12,6 +12,8 @@ export interface LoraplexFigures extends EngineProbe {
   readGBs: number;
   /** readGBs ÷ the read bandwidth measured in the same run */
   bandwidthFraction: number;
+  /** heldBytesPerToken × decode tok/s ÷ the read bandwidth: the share the kernels' own bytes reach */
+  heldBandwidthFraction?: number;
 }
 
 export interface SizeEntry {

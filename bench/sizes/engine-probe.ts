@@ -10,6 +10,9 @@ import { parseArgs } from 'node:util';
 import { createBackend } from '../../src/backends/index.ts';
 import { DEFAULT_ENGINE_OPTIONS, LLMEngine } from '../../src/engine/llm-engine.ts';
 import { SeededRandom } from '../../src/engine/rng.ts';
+import { packQuantWeight } from '../../src/kernels/native/qgemm.ts';
+import type { MatrixDType } from '../../src/kernels/types.ts';
+import { isBlockDType, weightFormat } from '../../src/kernels/weight-format.ts';
 import { loadModelDir } from '../../src/model/model-dir.ts';
 import type { LoadedModel } from '../../src/model/weights.ts';
 import { median } from '../util.ts';
@@ -19,8 +22,11 @@ export interface EngineProbe {
   /** The matrices' dtypes as loaded (one, or several for mixed GGUF files such as Q4_K_M). */
   dtypes: string[];
   loadSeconds: number;
-  /** Bytes of the projections and the lm_head as held in memory: what one decode step reads. */
+  /** Bytes of the projections and the lm_head in the model's format (a GGUF's blocks as in the file). */
   weightBytesPerToken: number;
+  /** The same matrices as the native kernels hold them (re-laid blocks: Q4_K 1.111× the file's): what one
+   *  decode step streams. Absent in artifacts written before it was measured. */
+  heldBytesPerToken?: number;
   decodeSecondsPerToken: number;
   decodeSteps: number;
   prefillTokens: number;
@@ -29,13 +35,23 @@ export interface EngineProbe {
   sampleTokens: number[];
 }
 
+/** Held ÷ file bytes of the native kernels' layout for a block type (1 for plain dtypes), from a packed sample. */
+function heldRatio(dtype: MatrixDType): number {
+  if (!isBlockDType(dtype)) return 1;
+  const data = new Uint8Array(weightFormat(dtype).bytes(64, 256)); // zero blocks: valid (zero scales)
+  return packQuantWeight({ dtype, rows: 64, cols: 256, data }).heldBytes / data.byteLength;
+}
+
 /** Every projection of every layer and the lm_head: the embedding lookup reads one row, negligible. */
-function weightBytesPerToken(loaded: LoadedModel): { bytes: number; dtypes: string[] } {
+function weightBytesPerToken(loaded: LoadedModel): { bytes: number; held: number; dtypes: string[] } {
   const { layers, lmHead } = loaded.weights;
-  const matrices = [...layers.flatMap((l) => Object.values(l.linear)), lmHead];
+  const matrices = [...layers.flatMap((l) => Object.values(l.linear)), lmHead].filter((w) => w !== undefined);
+  const ratios = new Map<MatrixDType, number>();
+  const ratio = (dtype: MatrixDType) => ratios.get(dtype) ?? ratios.set(dtype, heldRatio(dtype)).get(dtype)!;
   return {
-    bytes: matrices.reduce((n, w) => n + (w?.data.byteLength ?? 0), 0),
-    dtypes: [...new Set(matrices.map((w) => w?.dtype ?? '?'))].sort(),
+    bytes: matrices.reduce((n, w) => n + w.data.byteLength, 0),
+    held: matrices.reduce((n, w) => n + w.data.byteLength * ratio(w.dtype), 0),
+    dtypes: [...new Set(matrices.map((w) => w.dtype))].sort(),
   };
 }
 
@@ -93,7 +109,7 @@ async function main() {
   const t0 = performance.now();
   const loaded = await loadModelDir(args.model);
   const loadSeconds = (performance.now() - t0) / 1000;
-  const { bytes, dtypes } = weightBytesPerToken(loaded);
+  const { bytes, held, dtypes } = weightBytesPerToken(loaded);
   const prefillTokens = Number(args['prefill-tokens']);
   const engine = engineFor(loaded, prefillTokens);
   const decode = batch1Decode(engine, Number(args.steps));
@@ -102,6 +118,7 @@ async function main() {
     dtypes,
     loadSeconds,
     weightBytesPerToken: bytes,
+    heldBytesPerToken: held,
     decodeSecondsPerToken: decode.seconds,
     decodeSteps: Number(args.steps),
     prefillTokens,

@@ -21,14 +21,15 @@ function ratio(e: SizeEntry): string {
 
 function mainTable(a: SizesArtifact): string[] {
   return [
-    '| model file | loraplex holds | GB read / token (loraplex · GGUF) | loraplex decode tok/s | loraplex GB/s (% of read bw) | llama.cpp tg tok/s | llama.cpp GB/s (%) | decode loraplex / llama.cpp | loraplex prefill tok/s | llama.cpp pp tok/s |',
+    '| model file | loraplex holds | GB / token: file · loraplex streams | loraplex decode tok/s | loraplex GB/s of the file (% of read bw; by its own bytes) | llama.cpp tg tok/s | llama.cpp GB/s (%) | decode loraplex / llama.cpp | loraplex prefill tok/s | llama.cpp pp tok/s |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...a.entries.map((e) => {
       const l = e.loraplex;
       const held = l ? l.dtypes.join('+') : (e.loraplexSkipped ?? 'not run');
       return (
-        `| ${e.label} | ${held} | ${gb(l?.weightBytesPerToken)} · ${gb(e.gguf?.bytesPerToken)} | ${f(l?.decodeTokPerS, 2)} | ` +
-        `${f(l?.readGBs)} (${pct(l?.bandwidthFraction)}) | ${f(e.llamacpp?.decodeTokPerS, 2)} | ` +
+        `| ${e.label} | ${held} | ${gb(e.gguf?.bytesPerToken ?? l?.weightBytesPerToken)} · ` +
+        `${gb(l?.heldBytesPerToken)} | ${f(l?.decodeTokPerS, 2)} | ` +
+        `${f(l?.readGBs)} (${pct(l?.bandwidthFraction)}${l?.heldBandwidthFraction ? `; ${pct(l.heldBandwidthFraction)}` : ''}) | ${f(e.llamacpp?.decodeTokPerS, 2)} | ` +
         `${f(e.llamacppReadGBs)} (${pct(e.llamacppBandwidthFraction)}) | ${ratio(e)} | ${f(l?.prefillTokPerS)} | ` +
         `${f(e.llamacpp?.prefillTokPerS)} |`
       );
@@ -79,8 +80,10 @@ export function markdownSection(a: SizesArtifact): string {
         ? `llama.cpp: \`llama-bench\` build ${lb.build}, tg${lb.genTokens} / pp${lb.promptTokens}, ${lb.threads} ` +
           `threads${big && big !== lb ? ` (the 8B rows tg${big.genTokens} / pp${big.promptTokens})` : ''}. `
         : 'llama.cpp: not built when this ran. ') +
-      'GB read per token counts every projection and the output head as held in memory (loraplex) or in the file ' +
-      '(GGUF), not the embedding lookup.',
+      'GB per token counts every projection and the output head, not the embedding lookup: in the file (the GGUF, or ' +
+      "the safetensors' dtype), and as loraplex's native kernels hold them (re-laid blocks: Q4_K's f32 scales and " +
+      "unpacked 6-bit fields make 1.111× the file's bytes, Q8_0's f32 scales 1.059×, Q6_K 1.010×); the bandwidth " +
+      "shares divide the file's bytes, then loraplex's own, by the read bandwidth.",
     ...servingTable(a),
     '',
     '![batch-1 decode by model file](figures/sizes.svg)',
