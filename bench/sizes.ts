@@ -218,6 +218,8 @@ async function main() {
     // fractions over the median of the bandwidth measurements so far
     for (const e of entries) {
       if (e.loraplex) e.loraplex.bandwidthFraction = e.loraplex.readGBs / readGBs();
+      if (e.loraplex?.heldBytesPerToken !== undefined)
+        e.loraplex.heldBandwidthFraction = (e.loraplex.heldBytesPerToken * e.loraplex.decodeTokPerS) / 1e9 / readGBs();
       if (e.llamacppReadGBs !== null) e.llamacppBandwidthFraction = e.llamacppReadGBs / readGBs();
     }
     const artifact: SizesArtifact = {
