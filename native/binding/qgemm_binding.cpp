@@ -65,15 +65,22 @@ Napi::Value pack_weight(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+// Argument `index` as a weight made by qgemmPackWeight, or null with a TypeError pending.
+const QuantWeight* quant_weight_arg(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+  if (info.Length() <= index || !info[index].IsExternal() ||
+      !info[index].As<Napi::External<QuantWeight>>().CheckTypeTag(&kQuantWeightTag)) {
+    fail(info.Env(), std::string(fn) + ": argument 'w' must be a weight made by qgemmPackWeight");
+    return nullptr;
+  }
+  return info[index].As<Napi::External<QuantWeight>>().Data();
+}
+
 // qgemm(x: Float32Array [M·K], w: handle, y: Float32Array [M·N], m, bias?: Float32Array [N] | null, accumulate?)
 Napi::Value run_qgemm(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  if (info.Length() < 2 || !info[1].IsExternal() ||
-      !info[1].As<Napi::External<QuantWeight>>().CheckTypeTag(&kQuantWeightTag)) {
-    fail(env, "qgemm: argument 'w' must be a weight made by qgemmPackWeight");
-    return env.Undefined();
-  }
-  const QuantWeight& w = *info[1].As<Napi::External<QuantWeight>>().Data();
+  const QuantWeight* weight = quant_weight_arg(info, 1, "qgemm");
+  if (!weight) return env.Undefined();
+  const QuantWeight& w = *weight;
   GemmOperands o;
   if (!read_gemm_operands(info, "qgemm", w.rows(), w.cols(), o)) return env.Undefined();
   try {
@@ -157,13 +164,9 @@ Napi::Value set_amx(const Napi::CallbackInfo& info) {
 
 // qgemmWeightBytes(w: handle) → the bytes its re-laid blocks hold (what batch-1 decode streams), padding included
 Napi::Value weight_bytes(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal() ||
-      !info[0].As<Napi::External<QuantWeight>>().CheckTypeTag(&kQuantWeightTag)) {
-    fail(env, "qgemmWeightBytes: argument 'w' must be a weight made by qgemmPackWeight");
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, static_cast<double>(info[0].As<Napi::External<QuantWeight>>().Data()->bytes()));
+  const QuantWeight* w = quant_weight_arg(info, 0, "qgemmWeightBytes");
+  if (!w) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), static_cast<double>(w->bytes()));
 }
 
 // qgemmAmxActive() → whether Q4_K batches of ≥ kQAmxMinRows rows run on AMX-INT8 tiles now
