@@ -25,6 +25,7 @@ function entry(label: string, decodeTokPerS: number | null, llamaTokPerS: number
             dtypes: ['q8_0'],
             loadSeconds: 3,
             weightBytesPerToken: 1.3e9,
+            heldBytesPerToken: 1.376e9, // Q8_0's re-laid blocks: f32 scales, 1.059× the file's bytes
             decodeSecondsPerToken: 1 / decodeTokPerS,
             decodeSteps: 32,
             prefillTokens: 256,
@@ -34,6 +35,7 @@ function entry(label: string, decodeTokPerS: number | null, llamaTokPerS: number
             prefillTokPerS: 64,
             readGBs: 1.3 * decodeTokPerS,
             bandwidthFraction: (1.3 * decodeTokPerS) / 20,
+            heldBandwidthFraction: (1.376 * decodeTokPerS) / 20,
           },
     ...(decodeTokPerS === null ? { loraplexSkipped: 'not loaded (would hold 20.0 GB)' } : {}),
     llamacpp:
@@ -73,14 +75,14 @@ const ARTIFACT: SizesArtifact = {
   seconds: 100,
 };
 
-test('the section states the ratio, the bandwidth share and why a row has no loraplex figures', () => {
+test('the section states the ratio, the bandwidth shares (file and held bytes) and why a row has no loraplex figures', () => {
   const md = markdownSection(ARTIFACT);
   assert.ok(md.startsWith(BEGIN) && md.endsWith(END));
   assert.match(
     md,
-    /\| 1B Q8_0 \| q8_0 \| 1\.30 · 1\.30 \| 12\.00 \| 15\.6 \(78%\) \| 10\.00 \| 13\.0 \(65%\) \| 1\.20× \|/,
+    /\| 1B Q8_0 \| q8_0 \| 1\.30 · 1\.38 \| 12\.00 \| 15\.6 \(78%; 83%\) \| 10\.00 \| 13\.0 \(65%\) \| 1\.20× \|/,
   );
-  assert.match(md, /\| 8B Q4_K_M \| not loaded \(would hold 20\.0 GB\) \|/);
+  assert.match(md, /\| 8B Q4_K_M \| not loaded \(would hold 20\.0 GB\) \| 1\.30 · – \|/);
   assert.doesNotMatch(md, /NaN|undefined/);
   assert.match(decodeChart(ARTIFACT), /^<svg/);
 });
